@@ -1,0 +1,184 @@
+//! A small closed-loop HTTP/1.1 load generator: N keep-alive connections, each sending the next
+//! request when the previous answer arrived; throughput and latency percentiles per route.
+//! Routes are measured in alternating rounds so that machine noise spreads over all of them.
+
+use std::time::{Duration, Instant};
+
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+
+pub struct Args {
+    pub seconds: u64,
+    pub rounds: usize,
+    pub connections: usize,
+}
+
+impl Args {
+    pub fn parse() -> Self {
+        let mut args = Args { seconds: 3, rounds: 3, connections: 64 };
+        let argv: Vec<String> = std::env::args().collect();
+        let mut i = 1;
+        while i < argv.len() {
+            let value = argv.get(i + 1).and_then(|v| v.parse::<u64>().ok());
+            match (argv[i].as_str(), value) {
+                ("--seconds", Some(v)) => args.seconds = v,
+                ("--rounds", Some(v)) => args.rounds = v as usize,
+                ("--connections", Some(v)) => args.connections = v as usize,
+                _ => {
+                    i += 1;
+                    continue;
+                }
+            }
+            i += 2;
+        }
+        args
+    }
+}
+
+pub struct RouteResult {
+    pub name: &'static str,
+    pub rps: f64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub errors: u64,
+}
+
+struct Sample {
+    requests: u64,
+    errors: u64,
+    latencies: Vec<u32>,
+    elapsed: Duration,
+}
+
+async fn connection(port: u16, path: &str, until: Instant) -> (u64, u64, Vec<u32>) {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").into_bytes();
+    let mut latencies = Vec::with_capacity(64 * 1024);
+    let (mut ok, mut errors) = (0u64, 0u64);
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)).await else { return (0, 1, latencies) };
+    let _ = stream.set_nodelay(true);
+    let mut buf = vec![0u8; 8192];
+    while Instant::now() < until {
+        let start = Instant::now();
+        if stream.write_all(&request).await.is_err() {
+            errors += 1;
+            break;
+        }
+        let mut filled = 0;
+        let complete = loop {
+            let Ok(n) = stream.read(&mut buf[filled..]).await else { break false };
+            if n == 0 {
+                break false;
+            }
+            filled += n;
+            if let Some(end) = find(&buf[..filled], b"\r\n\r\n") {
+                let head = std::str::from_utf8(&buf[..end]).unwrap_or("");
+                let length = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                    })
+                    .unwrap_or(0);
+                if filled >= end + 4 + length {
+                    break head.starts_with("HTTP/1.1 200");
+                }
+            }
+        };
+        if complete {
+            ok += 1;
+            latencies.push(start.elapsed().as_micros().min(u32::MAX as u128) as u32);
+        } else {
+            errors += 1;
+            break;
+        }
+    }
+    (ok, errors, latencies)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn measure(port: u16, path: &'static str, args: &Args, seconds: u64) -> Sample {
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("client runtime");
+    runtime.block_on(async {
+        let start = Instant::now();
+        let until = start + Duration::from_secs(seconds);
+        let tasks: Vec<_> = (0..args.connections).map(|_| tokio::spawn(connection(port, path, until))).collect();
+        let mut sample = Sample { requests: 0, errors: 0, latencies: Vec::new(), elapsed: Duration::ZERO };
+        for t in tasks {
+            if let Ok((ok, errors, lat)) = t.await {
+                sample.requests += ok;
+                sample.errors += errors;
+                sample.latencies.extend(lat);
+            }
+        }
+        sample.elapsed = start.elapsed();
+        sample
+    })
+}
+
+fn percentile(sorted: &[u32], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx] as u64
+}
+
+/// Warm every route up, then measure each for `rounds` alternating rounds; per route the
+/// rounds are pooled (total requests over total time; latencies merged).
+pub fn run_rounds(port: u16, routes: &[(&'static str, &'static str)], args: &Args) -> Vec<RouteResult> {
+    for (_, path) in routes {
+        measure(port, path, args, 1);
+    }
+    let mut pooled: Vec<Sample> = routes
+        .iter()
+        .map(|_| Sample { requests: 0, errors: 0, latencies: Vec::new(), elapsed: Duration::ZERO })
+        .collect();
+    for round in 0..args.rounds {
+        for (i, (name, path)) in routes.iter().enumerate() {
+            let s = measure(port, path, args, args.seconds);
+            eprintln!("round {} {:<26} {:>9.0} req/s", round + 1, name, s.requests as f64 / s.elapsed.as_secs_f64());
+            let p = &mut pooled[i];
+            p.requests += s.requests;
+            p.errors += s.errors;
+            p.elapsed += s.elapsed;
+            p.latencies.extend(s.latencies);
+        }
+    }
+    routes
+        .iter()
+        .zip(pooled)
+        .map(|((name, _), mut s)| {
+            s.latencies.sort_unstable();
+            RouteResult {
+                name,
+                rps: s.requests as f64 / s.elapsed.as_secs_f64(),
+                p50_us: percentile(&s.latencies, 0.50),
+                p99_us: percentile(&s.latencies, 0.99),
+                errors: s.errors,
+            }
+        })
+        .collect()
+}
+
+pub fn print_table(results: &[RouteResult], baseline: &str) {
+    let base = results.iter().find(|r| r.name == baseline).map(|r| r.rps).unwrap_or(1.0);
+    println!("{:<26} {:>11} {:>9} {:>9} {:>7} {:>8}", "route", "req/s", "p50 us", "p99 us", "errors", "vs base");
+    for r in results {
+        println!(
+            "{:<26} {:>11.0} {:>9} {:>9} {:>7} {:>8.2}",
+            r.name,
+            r.rps,
+            r.p50_us,
+            r.p99_us,
+            r.errors,
+            r.rps / base
+        );
+    }
+}

@@ -1,0 +1,14 @@
+//! The actor runtime and the actors that hold the service's state. HTTP and GraphQL handlers
+//! reach them only through [`runtime::ActorRef`] messages.
+
+pub mod pools;
+pub mod runtime;
+
+use runtime::ActorRef;
+
+/// Handles of every long-lived actor, started once by `startup` and shared by all HTTP workers.
+#[derive(Clone)]
+pub struct Actors {
+    /// Owns the PostgreSQL and Redis pools.
+    pub pools: ActorRef<pools::AdapterPool>,
+}

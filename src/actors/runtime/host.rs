@@ -1,0 +1,455 @@
+//! `Host<A>`: the actix actor that wraps every managed actor. It times and counts each message,
+//! turns a panicking or fatally failing handler into a supervised restart with backoff, rejects
+//! messages while the actor is restarting or failed, and keeps the supervision record current.
+
+use std::{
+    any::TypeId,
+    future::Future,
+    panic::{catch_unwind, AssertUnwindSafe},
+    pin::Pin,
+    sync::Arc,
+    task::Poll,
+    time::{Duration, Instant},
+};
+
+use actix::{
+    dev::{MessageResponse, OneshotSender},
+    fut::{wrap_future, ActorFuture, ActorFutureExt},
+    Actor, ActorContext, AsyncContext, Context, Handler, Message, Supervised,
+};
+use futures::{future::LocalBoxFuture, FutureExt};
+use metrics::{Counter, Histogram};
+use tracing::Instrument;
+
+use super::registry::{ActorEntry, ActorState, FailureReason};
+use crate::telemetry::{self, Metrics, RequestId};
+
+/// The actix context of a managed actor.
+pub type Ctx<A> = Context<Host<A>>;
+
+/// A long-lived actor run under supervision. Its state is rebuilt by its factory on every restart.
+pub trait Managed: Sized + Unpin + 'static {
+    /// Runs each time the actor (re)starts with fresh state; schedule timers here.
+    fn started(&mut self, _ctx: &mut Ctx<Self>) {}
+
+    /// Runs once at shutdown, after every message queued before it was handled.
+    fn drained(&mut self, _ctx: &mut Ctx<Self>) {}
+}
+
+/// Results of managed messages say whether they succeeded, for the outcome label.
+pub trait Outcome {
+    /// Whether the message succeeded.
+    fn is_ok(&self) -> bool;
+}
+
+impl<T, E> Outcome for Result<T, E> {
+    fn is_ok(&self) -> bool {
+        Result::is_ok(self)
+    }
+}
+
+/// A managed actor's handler for message `M`.
+pub trait Handle<M>: Managed
+where
+    M: Message,
+    M::Result: Outcome,
+{
+    /// Handle one message.
+    fn handle(&mut self, msg: M, ctx: &mut Ctx<Self>) -> Reply<Self, M::Result>;
+}
+
+/// How a handler answers.
+pub enum Reply<A: Managed, R> {
+    /// The answer is ready.
+    Now(R),
+    /// The answer comes from a future that does not touch the actor's state after an await
+    /// (actix `ResponseFuture`); the actor keeps handling other messages meanwhile.
+    Later(LocalBoxFuture<'static, R>),
+    /// The answer comes from a future that updates the actor's state; no other message is handled
+    /// until it completes (actix `AtomicResponse`).
+    Atomic(Pin<Box<dyn ActorFuture<Host<A>, Output = R>>>),
+    /// The actor's state can no longer be trusted: stop, answer nothing, restart with backoff.
+    Fatal(String),
+}
+
+impl<A: Managed, R: 'static> Reply<A, R> {
+    /// A `Later` answer.
+    pub fn later(fut: impl Future<Output = R> + 'static) -> Self {
+        Self::Later(Box::pin(fut))
+    }
+
+    /// An `Atomic` answer: await `fut`, then `then` updates the actor and produces the answer.
+    pub fn atomic<T: 'static>(
+        fut: impl Future<Output = T> + 'static,
+        then: impl FnOnce(T, &mut A, &mut Ctx<A>) -> R + 'static,
+    ) -> Self {
+        Self::Atomic(Box::pin(wrap_future::<_, Host<A>>(fut).map(move |t, host, ctx| then(t, &mut host.actor, ctx))))
+    }
+}
+
+/// A message on its way to a managed actor, with what the runtime needs to account for it.
+pub struct Envelope<M> {
+    msg: M,
+    sent_at: Instant,
+    depth: DepthGuard,
+    request_id: Option<RequestId>,
+    parent: tracing::Span,
+}
+
+impl<M: Message> Message for Envelope<M> {
+    type Result = M::Result;
+}
+
+impl<M> Envelope<M> {
+    pub(crate) fn new(msg: M, entry: &Arc<ActorEntry>) -> Self {
+        entry.enqueued();
+        Self {
+            msg,
+            sent_at: Instant::now(),
+            depth: DepthGuard(entry.clone()),
+            request_id: telemetry::current_request_id(),
+            parent: tracing::Span::current(),
+        }
+    }
+}
+
+/// Deliver `make()` to the actor through the runtime (instrumented like any message) now and
+/// then every `period`; call from [`Managed::started`], timers end when the actor restarts.
+pub fn every<A, M>(ctx: &mut Ctx<A>, period: Duration, make: impl Fn() -> M + 'static)
+where
+    A: Handle<M>,
+    M: Message + 'static,
+    M::Result: Outcome + 'static,
+{
+    let make = std::rc::Rc::new(make);
+    let first = make.clone();
+    ctx.run_later(Duration::ZERO, move |host, ctx| ctx.notify(Envelope::new(first(), &host.entry)));
+    ctx.run_interval(period, move |host, ctx| ctx.notify(Envelope::new(make(), &host.entry)));
+}
+
+/// Decrements the mailbox depth when the message leaves the mailbox, however it leaves.
+struct DepthGuard(Arc<ActorEntry>);
+
+impl Drop for DepthGuard {
+    fn drop(&mut self) {
+        self.0.dequeued();
+    }
+}
+
+/// Metric handles of one message type, looked up once per actor instance.
+#[derive(Clone)]
+pub struct MessageMetrics {
+    name: &'static str,
+    ok: Counter,
+    error: Counter,
+    panic: Counter,
+    fatal: Counter,
+    rejected: Counter,
+    processing: Histogram,
+    mailbox: Histogram,
+}
+
+impl MessageMetrics {
+    fn new(metrics: &Metrics, actor: &str, name: &'static str) -> Self {
+        let outcome = |o: &'static str| metrics::counter!(telemetry::ACTOR_MESSAGES_TOTAL, "actor" => actor.to_string(), "message" => name, "outcome" => o);
+        metrics.with(|| Self {
+            name,
+            ok: outcome("ok"),
+            error: outcome("error"),
+            panic: outcome("panic"),
+            fatal: outcome("fatal"),
+            rejected: outcome("rejected"),
+            processing: metrics::histogram!(telemetry::ACTOR_PROCESSING_SECONDS, "actor" => actor.to_string(), "message" => name),
+            mailbox: metrics::histogram!(telemetry::ACTOR_MAILBOX_SECONDS, "actor" => actor.to_string(), "message" => name),
+        })
+    }
+
+    fn finished(&self, started: Instant, ok: bool) {
+        self.processing.record(started.elapsed().as_secs_f64());
+        if ok { &self.ok } else { &self.error }.increment(1);
+    }
+}
+
+/// The last path segment of a type name: `crate::a::b::GetWallet` becomes `GetWallet`.
+pub fn short_type_name<T: ?Sized>() -> &'static str {
+    let full = std::any::type_name::<T>();
+    let base = full.split('<').next().unwrap_or(full);
+    base.rsplit("::").next().unwrap_or(base)
+}
+
+type Factory<A> = Arc<dyn Fn() -> A + Send + Sync>;
+
+/// The actix actor behind every managed actor.
+pub struct Host<A: Managed> {
+    actor: A,
+    factory: Factory<A>,
+    entry: Arc<ActorEntry>,
+    metrics: Metrics,
+    per_message: Vec<(TypeId, MessageMetrics)>,
+    /// Delay before the next boot; set by a failure, consumed by `started`.
+    pending_delay: Option<Duration>,
+    accepting: bool,
+}
+
+impl<A: Managed> Host<A> {
+    pub(crate) fn new(factory: Factory<A>, entry: Arc<ActorEntry>, metrics: Metrics, delay: Option<Duration>) -> Self {
+        Self {
+            actor: factory(),
+            factory,
+            entry,
+            metrics,
+            per_message: Vec::new(),
+            pending_delay: delay,
+            accepting: false,
+        }
+    }
+
+    /// The managed actor.
+    pub fn actor(&mut self) -> &mut A {
+        &mut self.actor
+    }
+
+    /// The supervision record.
+    pub fn entry(&self) -> &Arc<ActorEntry> {
+        &self.entry
+    }
+
+    fn message_metrics<M: 'static>(&mut self) -> MessageMetrics {
+        let id = TypeId::of::<M>();
+        if let Some((_, m)) = self.per_message.iter().find(|(t, _)| *t == id) {
+            return m.clone();
+        }
+        let m = MessageMetrics::new(&self.metrics, &self.entry.name, short_type_name::<M>());
+        self.per_message.push((id, m.clone()));
+        m
+    }
+
+    fn boot(&mut self, ctx: &mut Ctx<A>) {
+        if self.entry.state() == ActorState::Stopped {
+            return;
+        }
+        self.accepting = true;
+        self.entry.mark_running();
+        tracing::info!(actor = %self.entry.name, restarts = self.entry.restarts(), "actor running");
+        let actor = &mut self.actor;
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| actor.started(ctx))) {
+            self.fail(FailureReason::Panic, panic_message(panic.as_ref()), ctx);
+        }
+    }
+
+    /// Record the failure, stop accepting, and stop the context: the actix supervisor restarts
+    /// this host, `restarting` rebuilds the state and `started` waits out the backoff.
+    fn fail(&mut self, reason: FailureReason, detail: String, ctx: &mut Ctx<A>) {
+        self.accepting = false;
+        self.metrics.with(|| {
+            metrics::counter!(telemetry::ACTOR_FAILURES_TOTAL, "actor" => self.entry.name.to_string(), "reason" => reason.as_str())
+                .increment(1)
+        });
+        let decision = self.entry.record_failure(reason, detail);
+        self.pending_delay = Some(decision.delay);
+        ctx.stop();
+    }
+}
+
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into())
+}
+
+impl<A: Managed> Actor for Host<A> {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        match self.pending_delay.take() {
+            Some(delay) => {
+                ctx.run_later(delay, |host, ctx| host.boot(ctx));
+            }
+            None => self.boot(ctx),
+        }
+    }
+}
+
+impl<A: Managed> Supervised for Host<A> {
+    fn restarting(&mut self, _ctx: &mut Self::Context) {
+        self.actor = (self.factory)();
+    }
+}
+
+impl<A, M> Handler<Envelope<M>> for Host<A>
+where
+    A: Handle<M>,
+    M: Message + 'static,
+    M::Result: Outcome + 'static,
+{
+    type Result = HostReply<A, M::Result>;
+
+    fn handle(&mut self, envelope: Envelope<M>, ctx: &mut Self::Context) -> Self::Result {
+        let Envelope { msg, sent_at, depth, request_id, parent } = envelope;
+        drop(depth);
+        let started = Instant::now();
+        let metrics = self.message_metrics::<M>();
+        metrics.mailbox.record(started.saturating_duration_since(sent_at).as_secs_f64());
+        if !self.accepting {
+            metrics.rejected.increment(1);
+            return HostReply::Rejected;
+        }
+        self.entry.count_handled();
+        let span = tracing::info_span!(
+            parent: &parent,
+            "actor.handle",
+            actor = %self.entry.name,
+            message = metrics.name,
+            request_id = request_id.as_ref().map(|r| r.as_str()).unwrap_or(""),
+        );
+        let actor = &mut self.actor;
+        let reply = span.in_scope(|| {
+            catch_unwind(AssertUnwindSafe(|| match &request_id {
+                Some(id) => telemetry::REQUEST_ID.sync_scope(id.clone(), || actor.handle(msg, ctx)),
+                None => actor.handle(msg, ctx),
+            }))
+        });
+        match reply {
+            Ok(Reply::Now(result)) => {
+                metrics.finished(started, result.is_ok());
+                HostReply::Now(result)
+            }
+            Ok(Reply::Later(fut)) => HostReply::Later { fut, started, metrics, span, request_id },
+            Ok(Reply::Atomic(fut)) => HostReply::Atomic { fut, started, metrics },
+            Ok(Reply::Fatal(detail)) => {
+                metrics.fatal.increment(1);
+                self.fail(FailureReason::Fatal, detail, ctx);
+                HostReply::Rejected
+            }
+            Err(panic) => {
+                metrics.panic.increment(1);
+                self.fail(FailureReason::Panic, panic_message(panic.as_ref()), ctx);
+                HostReply::Rejected
+            }
+        }
+    }
+}
+
+/// A handler's answer on its way back, with the accounting still to do.
+pub enum HostReply<A: Managed, R> {
+    /// Ready answer.
+    Now(R),
+    /// Refused or failed: the sender sees a closed mailbox.
+    Rejected,
+    /// Answer from a detached future.
+    Later {
+        /// The future.
+        fut: LocalBoxFuture<'static, R>,
+        /// When handling started.
+        started: Instant,
+        /// Where to record the outcome.
+        metrics: MessageMetrics,
+        /// The handling span.
+        span: tracing::Span,
+        /// Correlation id to keep in scope.
+        request_id: Option<RequestId>,
+    },
+    /// Answer from a future that holds the actor.
+    Atomic {
+        /// The future.
+        fut: Pin<Box<dyn ActorFuture<Host<A>, Output = R>>>,
+        /// When handling started.
+        started: Instant,
+        /// Where to record the outcome.
+        metrics: MessageMetrics,
+    },
+}
+
+fn answer<R>(tx: Option<OneshotSender<R>>, result: R) {
+    if let Some(tx) = tx {
+        // The asker may have timed out and gone; nothing to do then.
+        let _ = tx.send(result);
+    }
+}
+
+impl<A, M> MessageResponse<Host<A>, Envelope<M>> for HostReply<A, M::Result>
+where
+    A: Managed,
+    M: Message + 'static,
+    M::Result: Outcome + 'static,
+{
+    fn handle(self, ctx: &mut Ctx<A>, tx: Option<OneshotSender<M::Result>>) {
+        match self {
+            HostReply::Now(result) => answer(tx, result),
+            HostReply::Rejected => drop(tx),
+            HostReply::Later { fut, started, metrics, span, request_id } => {
+                let fut = AssertUnwindSafe(fut).catch_unwind();
+                let fut: LocalBoxFuture<'static, _> = match request_id {
+                    Some(id) => Box::pin(telemetry::REQUEST_ID.scope(id, fut).instrument(span)),
+                    None => Box::pin(fut.instrument(span)),
+                };
+                ctx.spawn(wrap_future::<_, Host<A>>(fut).map(move |outcome, host, ctx| match outcome {
+                    Ok(result) => {
+                        metrics.finished(started, result.is_ok());
+                        answer(tx, result);
+                    }
+                    Err(panic) => {
+                        metrics.panic.increment(1);
+                        host.fail(FailureReason::Panic, panic_message(panic.as_ref()), ctx);
+                    }
+                }));
+            }
+            HostReply::Atomic { fut, started, metrics } => {
+                ctx.wait(CatchUnwind(fut).map(move |outcome, host, ctx| match outcome {
+                    Ok(result) => {
+                        metrics.finished(started, result.is_ok());
+                        answer(tx, result);
+                    }
+                    Err(detail) => {
+                        metrics.panic.increment(1);
+                        host.fail(FailureReason::Panic, detail, ctx);
+                    }
+                }));
+            }
+        }
+    }
+}
+
+/// Polls an actor future, turning a panic into an error.
+struct CatchUnwind<A: Managed, R>(Pin<Box<dyn ActorFuture<Host<A>, Output = R>>>);
+
+impl<A: Managed, R> ActorFuture<Host<A>> for CatchUnwind<A, R> {
+    type Output = Result<R, String>;
+
+    fn poll(
+        mut self: Pin<&mut Self>,
+        host: &mut Host<A>,
+        ctx: &mut Ctx<A>,
+        task: &mut std::task::Context<'_>,
+    ) -> Poll<Self::Output> {
+        let inner = &mut self.0;
+        match catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll(host, ctx, task))) {
+            Ok(Poll::Ready(r)) => Poll::Ready(Ok(r)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(panic) => Poll::Ready(Err(panic_message(panic.as_ref()))),
+        }
+    }
+}
+
+/// Host-level message: answered once every message queued before it has been handled; the actor
+/// then stops accepting and runs its `drained` hook.
+pub(crate) struct Drain;
+
+impl Message for Drain {
+    type Result = ();
+}
+
+impl<A: Managed> Handler<Drain> for Host<A> {
+    type Result = ();
+
+    fn handle(&mut self, _: Drain, ctx: &mut Self::Context) {
+        self.accepting = false;
+        self.entry.set_state(ActorState::Stopped);
+        let actor = &mut self.actor;
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| actor.drained(ctx))) {
+            tracing::error!(actor = %self.entry.name, panic = %panic_message(panic.as_ref()), "drain hook panicked");
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! Connections to infrastructure: pool builders, probes and typed errors. Actors own the pools;
+//! nothing here knows about actors.
+
+pub mod postgres;
+pub mod redis;

@@ -1,0 +1,72 @@
+//! PostgreSQL through bb8-postgres.
+
+use std::time::{Duration, Instant};
+
+use bb8_postgres::PostgresConnectionManager;
+use tokio_postgres::NoTls;
+
+use crate::config::DatabaseSettings;
+
+/// A pool of PostgreSQL connections.
+pub type PgPool = bb8::Pool<PostgresConnectionManager<NoTls>>;
+
+/// What can go wrong talking to PostgreSQL.
+#[derive(Debug, thiserror::Error)]
+pub enum PostgresError {
+    /// The URL does not parse.
+    #[error("invalid PostgreSQL URL")]
+    InvalidUrl(#[source] tokio_postgres::Error),
+    /// No connection could be had from the pool.
+    #[error("no PostgreSQL connection available")]
+    Pool(#[from] bb8::RunError<tokio_postgres::Error>),
+    /// A statement failed.
+    #[error("PostgreSQL statement failed")]
+    Query(#[from] tokio_postgres::Error),
+    /// The server did not answer in time.
+    #[error("PostgreSQL did not answer in time")]
+    Timeout,
+}
+
+impl PostgresError {
+    /// A short, secret-free description for health reports.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::InvalidUrl(_) => "invalid url",
+            Self::Pool(bb8::RunError::TimedOut) => "connect timeout",
+            Self::Pool(bb8::RunError::User(_)) => "connection failed",
+            Self::Query(_) => "query failed",
+            Self::Timeout => "timeout",
+        }
+    }
+}
+
+/// Build a pool for `settings`; `None` in embedded mode. Connections are opened on demand, so
+/// building succeeds while the server is down.
+pub fn build_pool(settings: &DatabaseSettings) -> Result<Option<PgPool>, PostgresError> {
+    let Some(url) = &settings.url else { return Ok(None) };
+    let mut config: tokio_postgres::Config = url.expose().parse().map_err(PostgresError::InvalidUrl)?;
+    if let Some(password) = &settings.password {
+        config.password(password.expose());
+    }
+    config.application_name("beryl-core-api");
+    config.connect_timeout(Duration::from_secs(settings.connect_timeout_secs));
+    let manager = PostgresConnectionManager::new(config, NoTls);
+    Ok(Some(
+        bb8::Pool::builder()
+            .max_size(settings.max_connections)
+            .connection_timeout(Duration::from_secs(settings.connect_timeout_secs))
+            .build_unchecked(manager),
+    ))
+}
+
+/// Run `SELECT 1` within `timeout`; returns how long it took.
+pub async fn ping(pool: &PgPool, timeout: Duration) -> Result<Duration, PostgresError> {
+    let started = Instant::now();
+    let probe = async {
+        let conn = pool.get().await?;
+        conn.simple_query("SELECT 1").await?;
+        Ok::<_, PostgresError>(())
+    };
+    tokio::time::timeout(timeout, probe).await.map_err(|_| PostgresError::Timeout)??;
+    Ok(started.elapsed())
+}

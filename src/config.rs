@@ -1,0 +1,957 @@
+//! Settings: built-in defaults, then `config/<environment>.yaml`, then `BERYL__SECTION__KEY`
+//! variables, then the flat variable names the infrastructure document uses (`LOG_LEVEL`, ...).
+//!
+//! [`Settings::load`] never stops at the first problem: every malformed value and every rule that
+//! [`Settings::validate`] finds broken is collected, each with the variable that sets it and a hint.
+
+use std::{fmt, net::IpAddr, path::PathBuf, time::Duration};
+
+use config::{Config, ConfigError, Environment as EnvSource, File, FileFormat, Value};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Flat variable names documented by the infrastructure document (and a few more), with the
+/// settings key each one sets. They win over `BERYL__*` and the configuration file.
+pub const FLAT_VARIABLES: &[(&str, &str)] = &[
+    ("ENVIRONMENT", "environment"),
+    ("LOG_LEVEL", "log.level"),
+    ("LOG_FORMAT", "log.format"),
+    ("METRICS_ENABLED", "metrics.enabled"),
+    ("TRACING_ENABLED", "tracing.enabled"),
+    ("JAEGER_HOST", "tracing.jaeger_host"),
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "tracing.otlp_endpoint"),
+    ("AUDIT_ENABLED", "audit.enabled"),
+    ("AUDIT_LOG_FILE", "audit.log_file"),
+    ("EVENT_BUS", "event_bus.kind"),
+    ("KAFKA_BOOTSTRAP_SERVERS", "event_bus.kafka_bootstrap_servers"),
+    ("JWT_SECRET_KEY", "auth.jwt_secret_key"),
+    ("DATABASE_URL", "database.url"),
+    ("DATABASE_PASSWORD", "database.password"),
+    ("REDIS_URL", "redis.url"),
+    ("HOST", "server.host"),
+    ("PORT", "server.port"),
+    ("SERVICE_ROLE", "server.role"),
+    ("SHUTDOWN_GRACE_PERIOD", "server.shutdown_grace_period_secs"),
+    ("FAULT_INJECTION_ENABLED", "fault_injection.enabled"),
+];
+
+/// Prefix of the nested form: `BERYL__SUPERVISION__MAX_RESTARTS=5`.
+pub const NESTED_PREFIX: &str = "BERYL";
+
+/// The whole configuration of one process.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Deployment environment (ENVIRONMENT): development, test, staging or production.
+    pub environment: Environment,
+    /// HTTP listener and process lifecycle.
+    pub server: ServerSettings,
+    /// Log output.
+    pub log: LogSettings,
+    /// Prometheus exposition.
+    pub metrics: MetricsSettings,
+    /// OpenTelemetry span export.
+    pub tracing: TracingSettings,
+    /// Audit trail.
+    pub audit: AuditSettings,
+    /// Event bus (Kafka or in-process).
+    pub event_bus: EventBusSettings,
+    /// Token verification.
+    pub auth: AuthSettings,
+    /// PostgreSQL; absent URL means the embedded in-memory mode.
+    pub database: DatabaseSettings,
+    /// Redis; absent URL means the embedded in-memory mode.
+    pub redis: RedisSettings,
+    /// Restart policy and timeouts of the actor runtime.
+    pub supervision: SupervisionSettings,
+    /// Health probing of dependencies.
+    pub health: HealthSettings,
+    /// Fault-injection switch used by resilience tests; refused in production.
+    pub fault_injection: FaultInjectionSettings,
+}
+
+/// Where the process runs; changes defaults (log format) and what validation allows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    /// A developer's machine (readable logs, GraphiQL, embedded mode allowed).
+    #[default]
+    #[serde(alias = "dev", alias = "DEVELOPMENT", alias = "Development")]
+    Development,
+    /// Automated tests.
+    #[serde(alias = "TEST", alias = "Test")]
+    Test,
+    /// Pre-production cluster.
+    #[serde(alias = "STAGING", alias = "Staging")]
+    Staging,
+    /// Production cluster: secrets and real infrastructure required.
+    #[serde(alias = "prod", alias = "PRODUCTION", alias = "Production")]
+    Production,
+}
+
+impl Environment {
+    /// Lower-case name, also the name of the configuration file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Development => "development",
+            Self::Test => "test",
+            Self::Staging => "staging",
+            Self::Production => "production",
+        }
+    }
+}
+
+/// Which parts of the service this process runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// REST, GraphQL and event-bus workers.
+    #[default]
+    All,
+    /// REST and GraphQL.
+    Api,
+    /// GraphQL only (the graphql-gateway deployment).
+    Graphql,
+    /// Event-bus worker: consumers and outbox relay; health and metrics only over HTTP.
+    Worker,
+}
+
+impl Role {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::Api => "api",
+            Self::Graphql => "graphql",
+            Self::Worker => "worker",
+        }
+    }
+    /// Whether the REST API is mounted.
+    pub fn serves_rest(self) -> bool {
+        matches!(self, Self::All | Self::Api)
+    }
+    /// Whether `/graphql` is mounted.
+    pub fn serves_graphql(self) -> bool {
+        matches!(self, Self::All | Self::Api | Self::Graphql)
+    }
+}
+
+/// HTTP listener and lifecycle.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address to bind (HOST).
+    pub host: String,
+    /// Port to bind (PORT); 0 picks a free port.
+    pub port: u16,
+    /// Parts of the service this process runs (SERVICE_ROLE).
+    pub role: Role,
+    /// HTTP worker threads; 0 means one per core.
+    pub workers: usize,
+    /// Seconds allowed for in-flight requests and actor mailboxes to drain after SIGTERM
+    /// (SHUTDOWN_GRACE_PERIOD). Keep it below Kubernetes' terminationGracePeriodSeconds.
+    pub shutdown_grace_period_secs: u64,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            host: "0.0.0.0".into(),
+            port: 8000,
+            role: Role::All,
+            workers: 0,
+            shutdown_grace_period_secs: 25,
+            max_body_bytes: 256 * 1024,
+        }
+    }
+}
+
+impl ServerSettings {
+    /// Grace period as a duration.
+    pub fn shutdown_grace_period(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_period_secs)
+    }
+}
+
+/// Log output.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// Level or filter directives (LOG_LEVEL), e.g. `INFO` or `info,actix_server=warn`.
+    pub level: String,
+    /// `json` or `pretty` (LOG_FORMAT); unset means json in staging/production, pretty elsewhere.
+    pub format: Option<LogFormat>,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self { level: "info".into(), format: None }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line.
+    #[serde(alias = "JSON")]
+    Json,
+    /// Human-readable lines.
+    #[serde(alias = "PRETTY", alias = "text")]
+    Pretty,
+}
+
+/// Prometheus exposition.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Serve `/metrics` (METRICS_ENABLED).
+    pub enabled: bool,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
+}
+
+/// OpenTelemetry span export over OTLP/HTTP.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TracingSettings {
+    /// Export spans (TRACING_ENABLED).
+    pub enabled: bool,
+    /// Collector host (JAEGER_HOST); spans go to `http://<host>:4318/v1/traces`.
+    pub jaeger_host: Option<String>,
+    /// Full OTLP/HTTP traces endpoint (OTEL_EXPORTER_OTLP_ENDPOINT); wins over `jaeger_host`.
+    pub otlp_endpoint: Option<String>,
+    /// Fraction of traces sampled, 0.0 to 1.0.
+    pub sample_ratio: f64,
+}
+
+impl Default for TracingSettings {
+    fn default() -> Self {
+        Self { enabled: false, jaeger_host: None, otlp_endpoint: None, sample_ratio: 1.0 }
+    }
+}
+
+impl TracingSettings {
+    /// The OTLP/HTTP traces endpoint, if one is configured.
+    pub fn endpoint(&self) -> Option<String> {
+        self.otlp_endpoint
+            .clone()
+            .or_else(|| self.jaeger_host.as_ref().map(|host| format!("http://{host}:4318/v1/traces")))
+    }
+}
+
+/// Audit trail.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditSettings {
+    /// Write audit records (AUDIT_ENABLED).
+    pub enabled: bool,
+    /// File receiving JSON lines (AUDIT_LOG_FILE).
+    pub log_file: PathBuf,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self { enabled: false, log_file: PathBuf::from("/var/log/beryl/audit.log") }
+    }
+}
+
+/// Event bus.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventBusSettings {
+    /// `kafka` or `memory` (EVENT_BUS); unset means kafka when bootstrap servers are given.
+    pub kind: Option<EventBusKind>,
+    /// Comma-separated brokers (KAFKA_BOOTSTRAP_SERVERS).
+    pub kafka_bootstrap_servers: Option<String>,
+}
+
+impl EventBusSettings {
+    /// The bus in effect once defaults are applied.
+    pub fn effective_kind(&self) -> EventBusKind {
+        self.kind.unwrap_or(if self.kafka_bootstrap_servers.is_some() {
+            EventBusKind::Kafka
+        } else {
+            EventBusKind::Memory
+        })
+    }
+}
+
+/// Event bus implementation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventBusKind {
+    /// Apache Kafka (or a compatible broker).
+    #[serde(alias = "KAFKA")]
+    Kafka,
+    /// In-process bus; nothing survives a restart.
+    #[serde(alias = "MEMORY")]
+    Memory,
+}
+
+/// Token verification.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// HS256 signing key (JWT_SECRET_KEY); at least 32 bytes, required in production.
+    pub jwt_secret_key: Option<Secret>,
+}
+
+/// PostgreSQL.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// Connection URL (DATABASE_URL), `postgres://user@host:port/db`; unset means embedded mode.
+    pub url: Option<SecretUrl>,
+    /// Password (DATABASE_PASSWORD); replaces any password in the URL.
+    pub password: Option<Secret>,
+    /// Largest number of pooled connections.
+    pub max_connections: u32,
+    /// Seconds to wait for a connection before giving up.
+    pub connect_timeout_secs: u64,
+    /// Whether PostgreSQL must be up for the process to be ready.
+    pub required: bool,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self { url: None, password: None, max_connections: 16, connect_timeout_secs: 5, required: true }
+    }
+}
+
+/// Redis.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisSettings {
+    /// Connection URL (REDIS_URL), `redis://host:port/db`; unset means embedded mode.
+    pub url: Option<SecretUrl>,
+    /// Largest number of pooled connections.
+    pub max_connections: u32,
+    /// Whether Redis must be up for the process to be ready (rate limits fail open, so no).
+    pub required: bool,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self { url: None, max_connections: 16, required: false }
+    }
+}
+
+/// Restart policy and timeouts of the actor runtime.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SupervisionSettings {
+    /// First restart delay, milliseconds.
+    pub min_backoff_ms: u64,
+    /// Longest restart delay, milliseconds.
+    pub max_backoff_ms: u64,
+    /// Random spread of each delay, as a fraction (0.2 = plus or minus 20 %).
+    pub jitter: f64,
+    /// Seconds of running without failure after which the delay starts again from the minimum.
+    pub reset_after_secs: u64,
+    /// Restarts allowed within `restart_window_secs` before the actor is marked failed.
+    pub max_restarts: u32,
+    /// Window over which restarts are counted, seconds; a failed actor is retried after it.
+    pub restart_window_secs: u64,
+    /// How long an HTTP handler waits for an actor's answer, milliseconds.
+    pub ask_timeout_ms: u64,
+    /// Mailbox capacity of each actor.
+    pub mailbox_capacity: usize,
+    /// How often the watchdog looks for actors whose mailbox closed, milliseconds.
+    pub watchdog_interval_ms: u64,
+}
+
+impl Default for SupervisionSettings {
+    fn default() -> Self {
+        Self {
+            min_backoff_ms: 100,
+            max_backoff_ms: 30_000,
+            jitter: 0.2,
+            reset_after_secs: 60,
+            max_restarts: 5,
+            restart_window_secs: 60,
+            ask_timeout_ms: 5_000,
+            mailbox_capacity: 1024,
+            watchdog_interval_ms: 200,
+        }
+    }
+}
+
+/// Dependency probing.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthSettings {
+    /// How often owners probe their dependencies, milliseconds.
+    pub probe_interval_ms: u64,
+    /// How long one probe may take before the dependency counts as down, milliseconds.
+    pub probe_timeout_ms: u64,
+    /// Seconds without a watchdog tick after which `/health/live` fails.
+    pub live_stall_secs: u64,
+}
+
+impl Default for HealthSettings {
+    fn default() -> Self {
+        Self { probe_interval_ms: 500, probe_timeout_ms: 400, live_stall_secs: 10 }
+    }
+}
+
+/// Fault injection for resilience tests.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FaultInjectionSettings {
+    /// Mount `POST /internal/faults/{actor}` (FAULT_INJECTION_ENABLED); refused in production.
+    pub enabled: bool,
+}
+
+/// A secret value: never printed, never logged, redacted when settings are shown.
+#[derive(Clone)]
+pub struct Secret(SecretString);
+
+impl Secret {
+    /// The value itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Self(SecretString::from(value))
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("[redacted]")
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(|s| Self(SecretString::from(s)))
+    }
+}
+
+/// A connection URL whose password is redacted whenever it is shown.
+#[derive(Clone)]
+pub struct SecretUrl(SecretString);
+
+impl SecretUrl {
+    /// The URL itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+
+    /// The URL with any password replaced by `[redacted]`.
+    pub fn redacted(&self) -> String {
+        redact_url(self.expose())
+    }
+}
+
+impl From<&str> for SecretUrl {
+    fn from(value: &str) -> Self {
+        Self(SecretString::from(value))
+    }
+}
+
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "[redacted]".into();
+    };
+    let (authority, tail) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            let redacted =
+                if userinfo.contains(':') || user.is_empty() { format!("{user}:[redacted]") } else { user.to_string() };
+            format!("{scheme}://{redacted}@{host}{tail}")
+        }
+        None => url.to_string(),
+    }
+}
+
+impl fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl Serialize for SecretUrl {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.redacted())
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretUrl {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(|s| Self(SecretString::from(s)))
+    }
+}
+
+/// One thing wrong with the settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Settings key, e.g. `server.port`.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it.
+    pub hint: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({}): {}; hint: {}", self.key, variables_for(&self.key), self.message, self.hint)
+    }
+}
+
+/// Every problem found while loading or validating settings.
+#[derive(Debug, Clone)]
+pub struct Problems(pub Vec<Problem>);
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invalid configuration ({} problem(s)):", self.0.len())?;
+        for problem in &self.0 {
+            writeln!(f, "  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Problems {}
+
+/// The variables that set `key`: its flat name if it has one, and its nested form.
+pub fn variables_for(key: &str) -> String {
+    let nested = format!("{NESTED_PREFIX}__{}", key.replace('.', "__").to_uppercase());
+    match FLAT_VARIABLES.iter().find(|(_, k)| *k == key) {
+        Some((flat, _)) => format!("{flat} or {nested}"),
+        None => nested,
+    }
+}
+
+/// Where settings come from; tests pass their own variables instead of the process environment.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// Directory holding `<environment>.yaml`.
+    pub config_dir: Option<PathBuf>,
+    /// Variables to read; `None` reads the process environment.
+    pub vars: Option<Vec<(String, String)>>,
+}
+
+impl Sources {
+    fn vars(&self) -> Vec<(String, String)> {
+        match &self.vars {
+            Some(vars) => vars.clone(),
+            None => std::env::vars().collect(),
+        }
+    }
+}
+
+impl Settings {
+    /// Load from every source and validate; `Err` lists every problem found.
+    pub fn load(sources: &Sources) -> Result<Self, Problems> {
+        let vars = sources.vars();
+        let lookup = |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+
+        // The environment decides which file is read, so it is resolved first.
+        let env_name = lookup("ENVIRONMENT")
+            .or_else(|| lookup(&format!("{NESTED_PREFIX}__ENVIRONMENT")))
+            .unwrap_or_else(|| Environment::default().as_str().into())
+            .to_lowercase();
+        let config_dir = sources
+            .config_dir
+            .clone()
+            .or_else(|| lookup("CONFIG_DIR").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("config"));
+
+        let mut problems = Vec::new();
+        let file = config_dir.join(format!("{env_name}.yaml"));
+        let mut builder =
+            Config::builder().add_source(File::from(file.as_path()).format(FileFormat::Yaml).required(false));
+        let nested: std::collections::HashMap<String, String> =
+            vars.iter().filter(|(k, _)| k.starts_with(&format!("{NESTED_PREFIX}__"))).cloned().collect();
+        builder = builder.add_source(
+            EnvSource::with_prefix(NESTED_PREFIX).prefix_separator("__").separator("__").source(Some(nested)),
+        );
+        for (var, key) in FLAT_VARIABLES {
+            if let Some(value) = lookup(var) {
+                // An empty variable means "not set", as Kubernetes renders optional values.
+                if value.is_empty() {
+                    continue;
+                }
+                builder = match builder.set_override(*key, value) {
+                    Ok(b) => b,
+                    Err(e) => return Err(Problems(vec![problem_from(key, &e)])),
+                };
+            }
+        }
+
+        // Deserialize; on a malformed value record it, put the default back and try again, so
+        // that every malformed value is reported at once.
+        let defaults = Config::try_from(&Settings::default()).map_err(|e| Problems(vec![problem_from("", &e)]))?;
+        let settings = loop {
+            let config = match builder.build_cloned() {
+                Ok(c) => c,
+                Err(e) => {
+                    problems.push(problem_from(&file.display().to_string(), &e));
+                    return Err(Problems(problems));
+                }
+            };
+            match config.try_deserialize::<Settings>() {
+                Ok(settings) => break settings,
+                Err(e) => {
+                    let key = error_key(&e);
+                    problems.push(problem_from(key.as_deref().unwrap_or("settings"), &e));
+                    let replacement =
+                        key.as_deref().and_then(|k| defaults.get::<Value>(k).ok().map(|v| (k.to_string(), v)));
+                    match replacement {
+                        Some((k, v)) if problems.len() < 32 => {
+                            builder = builder.set_override(k, v).map_err(|e| Problems(vec![problem_from("", &e)]))?;
+                        }
+                        _ => return Err(Problems(problems)),
+                    }
+                }
+            }
+        };
+        problems.extend(settings.validate());
+        if problems.is_empty() {
+            Ok(settings)
+        } else {
+            Err(Problems(problems))
+        }
+    }
+
+    /// Every rule the loaded settings break, each with a hint.
+    pub fn validate(&self) -> Vec<Problem> {
+        let mut p = Vec::new();
+        let mut add = |key: &str, message: String, hint: &str| {
+            p.push(Problem { key: key.into(), message, hint: hint.into() });
+        };
+        let production = self.environment == Environment::Production;
+
+        if self.server.host.parse::<IpAddr>().is_err() && !is_hostname(&self.server.host) {
+            add(
+                "server.host",
+                format!("`{}` is not an IP address or host name", self.server.host),
+                "use 0.0.0.0 to listen everywhere or 127.0.0.1 for loopback",
+            );
+        }
+        if self.server.shutdown_grace_period_secs == 0 || self.server.shutdown_grace_period_secs > 600 {
+            add(
+                "server.shutdown_grace_period_secs",
+                format!("{} is out of range", self.server.shutdown_grace_period_secs),
+                "give a number of seconds between 1 and 600, below terminationGracePeriodSeconds",
+            );
+        }
+        if self.server.max_body_bytes < 1024 {
+            add(
+                "server.max_body_bytes",
+                format!("{} bytes is too small", self.server.max_body_bytes),
+                "allow at least 1024 bytes",
+            );
+        }
+        if !is_log_filter(&self.log.level) {
+            add(
+                "log.level",
+                format!("`{}` is not a log level", self.log.level),
+                "use TRACE, DEBUG, INFO, WARN or ERROR, or filter directives such as info,actix_server=warn",
+            );
+        }
+        if self.tracing.enabled && self.tracing.endpoint().is_none() {
+            add(
+                "tracing.enabled",
+                "tracing is enabled but no collector is named".into(),
+                "set JAEGER_HOST (OTLP/HTTP on port 4318) or OTEL_EXPORTER_OTLP_ENDPOINT, or TRACING_ENABLED=false",
+            );
+        }
+        if !(0.0..=1.0).contains(&self.tracing.sample_ratio) {
+            add(
+                "tracing.sample_ratio",
+                format!("{} is not a fraction", self.tracing.sample_ratio),
+                "give a number between 0.0 and 1.0",
+            );
+        }
+        if self.audit.enabled && self.audit.log_file.as_os_str().is_empty() {
+            add(
+                "audit.log_file",
+                "audit is enabled but no file is named".into(),
+                "set AUDIT_LOG_FILE to a path on a persistent volume",
+            );
+        }
+        if self.event_bus.kind == Some(EventBusKind::Kafka)
+            && self.event_bus.kafka_bootstrap_servers.as_deref().is_none_or(|s| s.trim().is_empty())
+        {
+            add(
+                "event_bus.kafka_bootstrap_servers",
+                "EVENT_BUS=kafka needs brokers".into(),
+                "set KAFKA_BOOTSTRAP_SERVERS=host:9092[,host:9092]",
+            );
+        }
+        match &self.auth.jwt_secret_key {
+            Some(key) if key.expose().len() < 32 => add(
+                "auth.jwt_secret_key",
+                "the key is shorter than 32 bytes".into(),
+                "generate one with `openssl rand -hex 32`",
+            ),
+            None if production => add(
+                "auth.jwt_secret_key",
+                "production needs a signing key".into(),
+                "mount the beryl-secrets secret's jwt-secret-key as JWT_SECRET_KEY",
+            ),
+            _ => {}
+        }
+        if let Some(url) = &self.database.url {
+            if !(url.expose().starts_with("postgres://") || url.expose().starts_with("postgresql://")) {
+                add(
+                    "database.url",
+                    format!("`{}` is not a PostgreSQL URL", url.redacted()),
+                    "use postgres://user@host:5432/database",
+                );
+            } else if url.expose().parse::<tokio_postgres::Config>().is_err() {
+                add(
+                    "database.url",
+                    format!("`{}` cannot be parsed", url.redacted()),
+                    "use postgres://user@host:5432/database",
+                );
+            }
+        } else if production {
+            add(
+                "database.url",
+                "production cannot run on the embedded in-memory store".into(),
+                "set DATABASE_URL (and DATABASE_PASSWORD from the secret)",
+            );
+        }
+        if let Some(url) = &self.redis.url {
+            if redis::Client::open(url.expose()).is_err() {
+                add("redis.url", format!("`{}` is not a Redis URL", url.redacted()), "use redis://host:6379/0");
+            }
+        } else if production {
+            add("redis.url", "production cannot run on the embedded in-memory store".into(), "set REDIS_URL");
+        }
+        if self.database.max_connections == 0 {
+            add(
+                "database.max_connections",
+                "a pool needs at least one connection".into(),
+                "use a number from 1 to a few dozen",
+            );
+        }
+        if self.redis.max_connections == 0 {
+            add(
+                "redis.max_connections",
+                "a pool needs at least one connection".into(),
+                "use a number from 1 to a few dozen",
+            );
+        }
+        let s = &self.supervision;
+        if s.min_backoff_ms == 0 || s.min_backoff_ms > s.max_backoff_ms {
+            add(
+                "supervision.min_backoff_ms",
+                format!("{} ms must be above 0 and at most max_backoff_ms ({} ms)", s.min_backoff_ms, s.max_backoff_ms),
+                "for example 100 and 30000",
+            );
+        }
+        if !(0.0..=1.0).contains(&s.jitter) {
+            add(
+                "supervision.jitter",
+                format!("{} is not a fraction", s.jitter),
+                "give a number between 0.0 and 1.0, e.g. 0.2",
+            );
+        }
+        if s.max_restarts == 0 {
+            add(
+                "supervision.max_restarts",
+                "0 would fail an actor at its first restart".into(),
+                "allow at least 1 restart per window",
+            );
+        }
+        if s.restart_window_secs == 0 {
+            add("supervision.restart_window_secs", "the window must not be empty".into(), "for example 60");
+        }
+        if s.ask_timeout_ms == 0 {
+            add("supervision.ask_timeout_ms", "asks would time out at once".into(), "for example 5000");
+        }
+        if s.mailbox_capacity == 0 {
+            add("supervision.mailbox_capacity", "a mailbox needs room for one message".into(), "for example 1024");
+        }
+        if s.watchdog_interval_ms == 0 || s.watchdog_interval_ms > 1000 {
+            add(
+                "supervision.watchdog_interval_ms",
+                format!("{} ms is out of range", s.watchdog_interval_ms),
+                "between 1 and 1000 so readiness follows within a second",
+            );
+        }
+        let h = &self.health;
+        if h.probe_interval_ms == 0 || h.probe_timeout_ms == 0 {
+            add(
+                "health.probe_interval_ms",
+                "probe interval and timeout must be above 0".into(),
+                "for example 500 and 400",
+            );
+        }
+        if h.live_stall_secs == 0 {
+            add("health.live_stall_secs", "must be above 0".into(), "for example 10");
+        }
+        if self.fault_injection.enabled && production {
+            add(
+                "fault_injection.enabled",
+                "fault injection is refused in production".into(),
+                "unset FAULT_INJECTION_ENABLED",
+            );
+        }
+        p
+    }
+
+    /// Log format in effect once the environment default is applied.
+    pub fn log_format(&self) -> LogFormat {
+        self.log.format.unwrap_or(match self.environment {
+            Environment::Staging | Environment::Production => LogFormat::Json,
+            Environment::Development | Environment::Test => LogFormat::Pretty,
+        })
+    }
+
+    /// Whether nothing external is configured, so every store is in-process.
+    pub fn is_embedded(&self) -> bool {
+        self.database.url.is_none()
+            && self.redis.url.is_none()
+            && self.event_bus.effective_kind() == EventBusKind::Memory
+    }
+
+    /// The effective configuration with secrets redacted, as YAML-like JSON for `config check`.
+    pub fn redacted_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// A level (`INFO`) or directives whose every part names a level (`info,actix_server=warn`).
+fn is_log_filter(filter: &str) -> bool {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    let filter = filter.to_lowercase();
+    let level_ok = |l: &str| LEVELS.contains(&l.trim());
+    !filter.trim().is_empty()
+        && filter.split(',').all(|part| match part.rsplit_once('=') {
+            Some((_, level)) => level_ok(level),
+            None => level_ok(part),
+        })
+        && tracing_subscriber::EnvFilter::try_new(&filter).is_ok()
+}
+
+fn is_hostname(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty() && label.len() <= 63 && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
+fn error_key(error: &ConfigError) -> Option<String> {
+    match error {
+        ConfigError::Type { key: Some(key), .. } => Some(key.clone()),
+        ConfigError::At { key: Some(key), .. } => Some(key.clone()),
+        _ => None,
+    }
+}
+
+fn problem_from(key: &str, error: &ConfigError) -> Problem {
+    let message = match error {
+        ConfigError::Type { unexpected, expected, .. } => format!("found {unexpected}, expected {expected}"),
+        other => other.to_string(),
+    };
+    Problem {
+        key: key.to_string(),
+        message,
+        hint: "see the configuration table in README.md for the accepted values".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Settings, Problems> {
+        Settings::load(&Sources {
+            config_dir: Some(PathBuf::from("/nonexistent")),
+            vars: Some(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+        })
+    }
+
+    #[test]
+    fn defaults_are_valid_and_embedded() {
+        let settings = load(&[]).unwrap();
+        assert!(settings.is_embedded());
+        assert_eq!(settings.server.port, 8000);
+        assert_eq!(settings.log_format(), LogFormat::Pretty);
+    }
+
+    #[test]
+    fn seed_variables_are_honoured() {
+        let settings = load(&[
+            ("ENVIRONMENT", "staging"),
+            ("LOG_LEVEL", "INFO"),
+            ("METRICS_ENABLED", "false"),
+            ("EVENT_BUS", "kafka"),
+            ("KAFKA_BOOTSTRAP_SERVERS", "kafka:9092"),
+            ("AUDIT_ENABLED", "true"),
+            ("AUDIT_LOG_FILE", "/tmp/a.log"),
+            ("PORT", "9001"),
+            ("BERYL__SUPERVISION__MAX_RESTARTS", "7"),
+        ])
+        .unwrap();
+        assert_eq!(settings.environment, Environment::Staging);
+        assert!(!settings.metrics.enabled);
+        assert_eq!(settings.event_bus.effective_kind(), EventBusKind::Kafka);
+        assert_eq!(settings.server.port, 9001);
+        assert_eq!(settings.supervision.max_restarts, 7);
+        assert_eq!(settings.log_format(), LogFormat::Json);
+        assert!(settings.audit.enabled);
+    }
+
+    #[test]
+    fn every_malformed_value_is_reported() {
+        let problems = load(&[("PORT", "eighty"), ("METRICS_ENABLED", "maybe"), ("LOG_LEVEL", "loud")]).unwrap_err();
+        let keys: Vec<_> = problems.0.iter().map(|p| p.key.as_str()).collect();
+        assert!(keys.contains(&"server.port"), "{problems}");
+        assert!(keys.contains(&"metrics.enabled"), "{problems}");
+        assert!(keys.contains(&"log.level"), "{problems}");
+        assert!(problems.to_string().contains("PORT or BERYL__SERVER__PORT"));
+    }
+
+    #[test]
+    fn production_refuses_embedded_mode_and_fault_injection() {
+        let problems = load(&[("ENVIRONMENT", "production"), ("FAULT_INJECTION_ENABLED", "true")]).unwrap_err();
+        let keys: Vec<_> = problems.0.iter().map(|p| p.key.as_str()).collect();
+        for key in ["database.url", "redis.url", "auth.jwt_secret_key", "fault_injection.enabled"] {
+            assert!(keys.contains(&key), "{key} missing from {problems}");
+        }
+    }
+
+    #[test]
+    fn unknown_nested_keys_are_refused() {
+        assert!(load(&[("BERYL__SERVER__PROT", "1")]).is_err());
+    }
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(redact_url("postgres://app:hunter2@db:5432/beryl"), "postgres://app:[redacted]@db:5432/beryl");
+        assert_eq!(redact_url("redis://:pw@cache:6379/0"), "redis://:[redacted]@cache:6379/0");
+        assert_eq!(redact_url("postgres://app@db/beryl"), "postgres://app@db/beryl");
+        let json =
+            serde_json::to_string(&load(&[("JWT_SECRET_KEY", "0123456789abcdef0123456789abcdef")]).unwrap()).unwrap();
+        assert!(!json.contains("0123456789abcdef"));
+    }
+}

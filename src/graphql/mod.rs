@@ -1,0 +1,45 @@
+//! GraphQL at `/graphql` (async-graphql): one file per domain, merged here. GraphiQL is served
+//! on GET outside production.
+
+pub mod system;
+
+use actix_web::{web, HttpResponse};
+use async_graphql::{http::GraphiQLSource, EmptyMutation, EmptySubscription, MergedObject, Schema};
+use async_graphql_actix_web::{GraphQLRequest, GraphQLResponse};
+
+use crate::http::AppState;
+
+/// Every query root.
+#[derive(MergedObject, Default)]
+pub struct Query(system::SystemQuery);
+
+/// The schema.
+pub type BerylSchema = Schema<Query, EmptyMutation, EmptySubscription>;
+
+/// Build the schema; resolvers reach the application through `web::Data<AppState>` in its data.
+pub fn schema(state: web::Data<AppState>) -> BerylSchema {
+    Schema::build(Query::default(), EmptyMutation, EmptySubscription)
+        .data(state)
+        .limit_depth(16)
+        .limit_complexity(512)
+        .finish()
+}
+
+async fn execute(schema: web::Data<BerylSchema>, request: GraphQLRequest) -> GraphQLResponse {
+    schema.execute(request.into_inner()).await.into()
+}
+
+async fn graphiql() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(GraphiQLSource::build().endpoint("/graphql").finish())
+}
+
+/// Mount `/graphql`.
+pub fn configure(cfg: &mut web::ServiceConfig, schema: BerylSchema, graphiql_enabled: bool) {
+    let mut resource = web::resource("/graphql").app_data(web::Data::new(schema)).route(web::post().to(execute));
+    if graphiql_enabled {
+        resource = resource.route(web::get().to(graphiql));
+    }
+    cfg.service(resource);
+}

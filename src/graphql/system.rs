@@ -1,0 +1,105 @@
+//! Supervision state over GraphQL, for operators and dashboards that prefer it to `/health`.
+
+use actix_web::web;
+use async_graphql::{Context, ErrorExtensions, Object, Result, SimpleObject};
+
+use crate::{
+    actors::{pools::ProbeDependencies, runtime},
+    http::{ask::ask, AppState},
+};
+
+/// One actor's supervision state.
+#[derive(SimpleObject)]
+pub struct Actor {
+    /// Registered name.
+    pub name: String,
+    /// domain, adapter, consumer, audit or system.
+    pub kind: String,
+    /// Whether readiness depends on it.
+    pub critical: bool,
+    /// starting, running, restarting, failed or stopped.
+    pub state: String,
+    /// Restarts since the process started.
+    pub restarts: u64,
+    /// Messages waiting in its mailbox.
+    pub mailbox_depth: i64,
+    /// Messages handled.
+    pub messages_handled: u64,
+    /// Reason of the last failure, if any.
+    pub last_failure: Option<String>,
+}
+
+/// A dependency as its owning actor reports it.
+#[derive(SimpleObject)]
+pub struct Dependency {
+    /// postgres, redis, ...
+    pub name: String,
+    /// up or down.
+    pub status: String,
+    /// Whether readiness requires it.
+    pub required: bool,
+    /// Owning actor.
+    pub owner: String,
+    /// Probe latency in milliseconds.
+    pub latency_ms: Option<f64>,
+}
+
+impl From<runtime::Dependency> for Dependency {
+    fn from(d: runtime::Dependency) -> Self {
+        Self {
+            name: d.name,
+            status: format!("{:?}", d.status).to_lowercase(),
+            required: d.required,
+            owner: d.owner,
+            latency_ms: d.latency_ms,
+        }
+    }
+}
+
+/// System queries.
+#[derive(Default)]
+pub struct SystemQuery;
+
+#[Object]
+impl SystemQuery {
+    /// Service version.
+    async fn version(&self) -> &'static str {
+        env!("CARGO_PKG_VERSION")
+    }
+
+    /// Every supervised actor.
+    async fn actors(&self, ctx: &Context<'_>) -> Result<Vec<Actor>> {
+        let state = ctx.data::<web::Data<AppState>>()?;
+        Ok(state
+            .registry
+            .report(state.live_stall)
+            .actors
+            .into_iter()
+            .map(|a| Actor {
+                name: a.name,
+                kind: a.kind.as_str().into(),
+                critical: a.critical,
+                state: a.state.as_str().into(),
+                restarts: a.restarts,
+                mailbox_depth: a.mailbox_depth,
+                messages_handled: a.messages_handled,
+                last_failure: a.last_failure.map(|f| f.reason.as_str().to_string()),
+            })
+            .collect())
+    }
+
+    /// Every dependency; `refresh` asks the adapter pool to probe them now.
+    async fn dependencies(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = false)] refresh: bool,
+    ) -> Result<Vec<Dependency>> {
+        let state = ctx.data::<web::Data<AppState>>()?;
+        let found = if refresh {
+            ask(&state.actors.pools, ProbeDependencies).await.map_err(|e| e.extend())?
+        } else {
+            state.registry.dependencies()
+        };
+        Ok(found.into_iter().map(Dependency::from).collect())
+    }
+}

@@ -1,0 +1,54 @@
+//! Turns every error response that is not already a problem (actix's own 404, 405, 413, 415 and
+//! extractor failures) into `application/problem+json` with a code from the table.
+
+use actix_web::{
+    body::{EitherBody, MessageBody},
+    dev::ServiceResponse,
+    http::{header, StatusCode},
+    middleware::{ErrorHandlerResponse, ErrorHandlers},
+    HttpRequest,
+};
+
+use crate::error::{AppError, ErrorCode};
+
+/// The middleware.
+pub fn fallback<B: MessageBody + 'static>() -> ErrorHandlers<B> {
+    ErrorHandlers::new().default_handler(render)
+}
+
+fn is_structured(res: &ServiceResponse<impl MessageBody>) -> bool {
+    res.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| ct.contains("json"))
+}
+
+fn render<B: MessageBody + 'static>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    if is_structured(&res) {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let status = res.status();
+    let (req, _) = res.into_parts();
+    let problem = problem_for(status, &req);
+    let response = problem.problem(Some(req.path())).response(None).map_into_right_body::<B>();
+    let response: actix_web::HttpResponse<EitherBody<B>> = response;
+    Ok(ErrorHandlerResponse::Response(ServiceResponse::new(req, response)))
+}
+
+fn problem_for(status: StatusCode, req: &HttpRequest) -> AppError {
+    let (code, detail) = match status {
+        StatusCode::NOT_FOUND => (ErrorCode::NotFound, format!("no resource at {}", req.path())),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            (ErrorCode::MethodNotAllowed, format!("{} is not allowed on {}", req.method(), req.path()))
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            (ErrorCode::PayloadTooLarge, "the request body is larger than the configured limit".into())
+        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            (ErrorCode::UnsupportedMediaType, "this media type is not accepted here".into())
+        }
+        StatusCode::SERVICE_UNAVAILABLE => {
+            (ErrorCode::ServiceUnavailable, "the service cannot take this request now".into())
+        }
+        s if s.is_server_error() => return AppError::Unexpected(anyhow::anyhow!("unstructured {s} response")),
+        _ => (ErrorCode::BadRequest, "the request could not be understood".into()),
+    };
+    AppError::client(code, detail)
+}

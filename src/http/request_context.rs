@@ -1,0 +1,89 @@
+//! Per-request context: the request id (taken or generated, echoed, in scope for every log line
+//! and actor message), the request span, and the HTTP RED metrics labelled by route template.
+
+use std::time::Instant;
+
+use actix_web::{
+    body::{BoxBody, MessageBody},
+    dev::{ServiceRequest, ServiceResponse},
+    http::{header::HeaderValue, Method},
+    middleware::Next,
+    Error,
+};
+use tracing::Instrument;
+
+use crate::telemetry::{self, Metrics, RequestId, REQUEST_ID};
+
+/// Header carrying the request id, in and out.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// Accepted alternative incoming header.
+pub const CORRELATION_ID_HEADER: &str = "x-correlation-id";
+
+fn incoming_id(req: &ServiceRequest) -> RequestId {
+    [REQUEST_ID_HEADER, CORRELATION_ID_HEADER]
+        .iter()
+        .find_map(|name| req.headers().get(*name).and_then(|v| v.to_str().ok()).and_then(RequestId::parse))
+        .unwrap_or_else(RequestId::generate)
+}
+
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+/// The middleware function; wrap it outermost so every response, errors included, passes here.
+/// HTTP metrics go to the [`Metrics`] found in the app data.
+pub async fn request_context(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let id = incoming_id(&req);
+    let metrics = req.app_data::<Metrics>().cloned();
+    let method = method_label(req.method());
+    let span = tracing::info_span!(
+        "http.request",
+        request_id = %id.as_str(),
+        method,
+        path = %req.path(),
+        route = tracing::field::Empty,
+        status = tracing::field::Empty,
+    );
+    let started = Instant::now();
+    if let Some(m) = &metrics {
+        m.with(|| metrics::gauge!(telemetry::HTTP_REQUESTS_IN_FLIGHT).increment(1.0));
+    }
+    let result = REQUEST_ID.scope(id.clone(), next.call(req).instrument(span.clone())).await;
+    let elapsed = started.elapsed();
+    // Handler errors arrive here as responses; an `Err` only comes from a failing middleware and
+    // is rendered by actix after this point, so it is counted without a route.
+    let (route, status) = match &result {
+        Ok(res) => (res.request().match_pattern().unwrap_or_else(|| "unmatched".into()), res.status().as_u16()),
+        Err(err) => ("unmatched".to_string(), err.as_response_error().status_code().as_u16()),
+    };
+    span.record("route", route.as_str());
+    span.record("status", status);
+    if let Some(m) = &metrics {
+        m.with(|| {
+            let labels = [("method", method.to_string()), ("route", route.clone()), ("status", status.to_string())];
+            metrics::counter!(telemetry::HTTP_REQUESTS_TOTAL, &labels).increment(1);
+            metrics::histogram!(telemetry::HTTP_REQUEST_DURATION_SECONDS, &labels).record(elapsed.as_secs_f64());
+            metrics::gauge!(telemetry::HTTP_REQUESTS_IN_FLIGHT).decrement(1.0);
+        });
+    }
+    span.in_scope(|| {
+        tracing::info!(request_id = %id.as_str(), status, duration_ms = elapsed.as_secs_f64() * 1000.0, "request completed")
+    });
+    let mut res = result?.map_into_boxed_body();
+    if let Ok(value) = HeaderValue::from_str(id.as_str()) {
+        res.headers_mut().insert(actix_web::http::header::HeaderName::from_static(REQUEST_ID_HEADER), value);
+    }
+    Ok(res)
+}

@@ -1,0 +1,13 @@
+//! beryl-core-api: an actor-based reactive backend. Supervised actix actors own the state;
+//! REST and GraphQL handlers reach them only by messages; health and metrics are read from the
+//! supervision state.
+
+pub mod actors;
+pub mod adapters;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod startup;
+pub mod telemetry;

@@ -1,0 +1,159 @@
+//! Building and running the application: start every long-lived actor once under supervision,
+//! then the HTTP server whose workers share their handles.
+
+use std::{
+    future::Future,
+    net::TcpListener,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use actix_web::{dev::Server, middleware::from_fn, web, App, HttpServer};
+use anyhow::Context as _;
+
+use crate::{
+    actors::{
+        pools::{self, AdapterPool, PoolConfig},
+        runtime::{ActorKind, ActorSpec, Registry, Supervision},
+        Actors,
+    },
+    config::Settings,
+    graphql,
+    http::{self, problem, request_context::request_context, AppState},
+    telemetry::{self, Metrics},
+};
+
+/// A bound, running application.
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    /// Start the actors, bind the listener and start serving. Must run inside an actix system.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let settings = Arc::new(settings);
+        let metrics = Metrics::new()?;
+        metrics.with(|| {
+            metrics::gauge!(
+                telemetry::BUILD_INFO,
+                "version" => env!("CARGO_PKG_VERSION"),
+                "environment" => settings.environment.as_str(),
+                "role" => settings.server.role.as_str()
+            )
+            .set(1.0)
+        });
+        let registry = Arc::new(Registry::default());
+        let supervision = Arc::new(Supervision::new(registry.clone(), settings.supervision.clone(), metrics.clone()));
+
+        let pool_config = Arc::new(PoolConfig::from(settings.as_ref()));
+        let pool_registry = registry.clone();
+        let pools = supervision.spawn(ActorSpec::new(pools::NAME, ActorKind::Adapter, true), move || {
+            AdapterPool::new(pool_config.clone(), pool_registry.clone())
+        })?;
+        supervision.start_watchdog();
+
+        let state = web::Data::new(AppState {
+            settings: settings.clone(),
+            registry,
+            supervision,
+            metrics,
+            actors: Actors { pools },
+            live_stall: Duration::from_secs(settings.health.live_stall_secs),
+        });
+        let schema = graphql::schema(state.clone());
+
+        let address = (settings.server.host.as_str(), settings.server.port);
+        let listener = TcpListener::bind(address).with_context(|| format!("bind {}:{}", address.0, address.1))?;
+        let local = listener.local_addr()?;
+        let max_body = settings.server.max_body_bytes;
+        let grace = settings.server.shutdown_grace_period();
+        let app_state = state.clone();
+        let app_metrics = state.metrics.clone();
+        let app_settings = settings.clone();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .app_data(app_metrics.clone())
+                .app_data(web::PayloadConfig::new(max_body))
+                .wrap(problem::fallback())
+                .wrap(from_fn(request_context))
+                .configure(http::routes(&app_settings, schema.clone()))
+                .default_service(web::to(http::not_found))
+        })
+        .disable_signals()
+        // In-flight requests get most of the grace period; actor mailboxes drain in the rest.
+        .shutdown_timeout((grace.as_secs() * 4 / 5).max(1))
+        .listen(listener)?;
+        if settings.server.workers > 0 {
+            server = server.workers(settings.server.workers);
+        }
+        let server = server.run();
+        tracing::info!(
+            address = %local,
+            role = settings.server.role.as_str(),
+            environment = settings.environment.as_str(),
+            version = env!("CARGO_PKG_VERSION"),
+            "listening"
+        );
+        Ok(Self { port: local.port(), server, state })
+    }
+
+    /// The bound port (useful when the configured port was 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The shared state (registry, actors, metrics).
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// Serve until `shutdown` resolves, then stop accepting, let in-flight requests finish, let
+    /// every actor drain its mailbox and return, all within the configured grace period.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + 'static) -> anyhow::Result<()> {
+        let Self { server, state, .. } = self;
+        let handle = server.handle();
+        let registry = state.registry.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        actix_rt::spawn(async move {
+            shutdown.await;
+            let at = Instant::now();
+            registry.begin_shutdown();
+            tracing::info!("shutdown requested: no new connections, finishing in-flight requests");
+            let _ = tx.send(at);
+            handle.stop(true).await;
+        });
+        server.await.context("HTTP server")?;
+        let asked_at = rx.await.unwrap_or_else(|_| Instant::now());
+        let grace = state.settings.server.shutdown_grace_period();
+        let remaining = grace.saturating_sub(asked_at.elapsed()).max(Duration::from_millis(500));
+        let undrained = state.supervision.shutdown(remaining).await;
+        if undrained.is_empty() {
+            tracing::info!(elapsed_ms = asked_at.elapsed().as_millis() as u64, "shutdown complete");
+        } else {
+            tracing::warn!(actors = ?undrained, "shutdown complete; some mailboxes did not drain in time");
+        }
+        Ok(())
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = term => tracing::info!(signal = "SIGTERM", "signal received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!(signal = "SIGINT", "signal received"),
+    }
+}

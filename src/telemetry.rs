@@ -1,0 +1,228 @@
+//! Logs, spans and metrics: subscriber set-up, the OTLP exporter, and every metric name the
+//! service exports, each described once.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig as _;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt, EnvFilter, Layer};
+
+use crate::config::{LogFormat, Settings};
+
+/// Messages handled by an actor, by message type and outcome (ok, error, panic, fatal, rejected).
+pub const ACTOR_MESSAGES_TOTAL: &str = "beryl_actor_messages_total";
+/// Time an actor spent handling one message, until its answer was ready.
+pub const ACTOR_PROCESSING_SECONDS: &str = "beryl_actor_processing_seconds";
+/// Time a message waited in an actor's mailbox before handling started.
+pub const ACTOR_MAILBOX_SECONDS: &str = "beryl_actor_mailbox_seconds";
+/// Messages waiting in an actor's mailbox.
+pub const ACTOR_MAILBOX_DEPTH: &str = "beryl_actor_mailbox_depth";
+/// Restarts of an actor since the process started.
+pub const ACTOR_RESTARTS_TOTAL: &str = "beryl_actor_restarts_total";
+/// Failures of an actor by reason (panic, fatal, mailbox_closed).
+pub const ACTOR_FAILURES_TOTAL: &str = "beryl_actor_failures_total";
+/// 1 while an actor is running, 0 otherwise.
+pub const ACTOR_UP: &str = "beryl_actor_up";
+/// 1 for the state an actor is in (starting, running, restarting, failed, stopped), 0 for the others.
+pub const ACTOR_STATE: &str = "beryl_actor_state";
+/// Messages sent without waiting for an answer that could not be delivered.
+pub const ACTOR_DROPPED_TOTAL: &str = "beryl_actor_dropped_messages_total";
+/// 1 while the process is ready for traffic.
+pub const HEALTH_READY: &str = "beryl_health_ready";
+/// 1 while the actor system is live.
+pub const HEALTH_LIVE: &str = "beryl_health_live";
+/// 1 while a dependency is reported up by the actor that owns it.
+pub const DEPENDENCY_UP: &str = "beryl_dependency_up";
+/// HTTP requests answered, by method, route template and status.
+pub const HTTP_REQUESTS_TOTAL: &str = "beryl_http_requests_total";
+/// HTTP request duration, by method, route template and status.
+pub const HTTP_REQUEST_DURATION_SECONDS: &str = "beryl_http_request_duration_seconds";
+/// HTTP requests being handled.
+pub const HTTP_REQUESTS_IN_FLIGHT: &str = "beryl_http_requests_in_flight";
+/// Always 1; labels carry the version, environment and role.
+pub const BUILD_INFO: &str = "beryl_build_info";
+/// Prefix of the process collector's metrics (CPU seconds, resident memory, threads, fds).
+pub const PROCESS_PREFIX: &str = "beryl_";
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+    0.5, 1.0, 2.0, 5.0, 10.0,
+];
+
+/// Describe every metric once, with its unit.
+pub fn describe_metrics() {
+    describe_counter!(ACTOR_MESSAGES_TOTAL, Unit::Count, "Messages handled by an actor, by message type and outcome.");
+    describe_histogram!(ACTOR_PROCESSING_SECONDS, Unit::Seconds, "Time an actor spent handling one message.");
+    describe_histogram!(ACTOR_MAILBOX_SECONDS, Unit::Seconds, "Time a message waited in an actor's mailbox.");
+    describe_gauge!(ACTOR_MAILBOX_DEPTH, Unit::Count, "Messages waiting in an actor's mailbox.");
+    describe_counter!(ACTOR_RESTARTS_TOTAL, Unit::Count, "Restarts of an actor since the process started.");
+    describe_counter!(ACTOR_FAILURES_TOTAL, Unit::Count, "Failures of an actor by reason.");
+    describe_gauge!(ACTOR_UP, "1 while the actor is running.");
+    describe_gauge!(ACTOR_STATE, "1 for the supervision state the actor is in.");
+    describe_counter!(ACTOR_DROPPED_TOTAL, Unit::Count, "Fire-and-forget messages that could not be delivered.");
+    describe_gauge!(HEALTH_READY, "1 while the process is ready for traffic.");
+    describe_gauge!(HEALTH_LIVE, "1 while the actor system is live.");
+    describe_gauge!(DEPENDENCY_UP, "1 while the dependency is reported up by its owning actor.");
+    describe_counter!(HTTP_REQUESTS_TOTAL, Unit::Count, "HTTP requests answered.");
+    describe_histogram!(HTTP_REQUEST_DURATION_SECONDS, Unit::Seconds, "HTTP request duration.");
+    describe_gauge!(HTTP_REQUESTS_IN_FLIGHT, Unit::Count, "HTTP requests being handled.");
+    describe_gauge!(BUILD_INFO, "Always 1; labels carry version, environment and role.");
+}
+
+/// The metrics of one `Application`: its own Prometheus recorder, so that several instances in
+/// one process (tests start many) never mix their series.
+#[derive(Clone)]
+pub struct Metrics {
+    recorder: Arc<PrometheusRecorder>,
+    handle: PrometheusHandle,
+    process: Arc<metrics_process::Collector>,
+}
+
+impl Metrics {
+    /// A recorder with histogram buckets for every `_seconds` metric and every metric described.
+    pub fn new() -> anyhow::Result<Self> {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+            .context("histogram buckets")?
+            .build_recorder();
+        let handle = recorder.handle();
+        let process = metrics_process::Collector::new(PROCESS_PREFIX);
+        let metrics = Self { recorder: Arc::new(recorder), handle, process: Arc::new(process) };
+        metrics.with(|| {
+            describe_metrics();
+            metrics.process.describe();
+        });
+        Ok(metrics)
+    }
+
+    /// Run `f` with this instance's recorder behind the `metrics` macros.
+    pub fn with<R>(&self, f: impl FnOnce() -> R) -> R {
+        metrics::with_local_recorder(self.recorder.as_ref(), f)
+    }
+
+    /// Prometheus text exposition, with fresh process figures.
+    pub fn render(&self) -> String {
+        self.with(|| self.process.collect());
+        self.handle.render()
+    }
+}
+
+/// Keeps the span exporter alive; dropping it flushes pending spans.
+pub struct TelemetryGuard {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Some(provider) = self.provider.take() {
+            let _ = provider.shutdown();
+        }
+    }
+}
+
+/// Install the global subscriber: JSON or readable lines on stdout, level from LOG_LEVEL, and an
+/// OpenTelemetry layer exporting over OTLP/HTTP when tracing is enabled.
+pub fn init(settings: &Settings) -> anyhow::Result<TelemetryGuard> {
+    let filter = EnvFilter::try_new(settings.log.level.to_lowercase()).context("log level")?;
+    let fmt_layer = match settings.log_format() {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(true)
+            .boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer().with_target(false).boxed(),
+    };
+    let (otel_layer, provider) = match settings.tracing.endpoint().filter(|_| settings.tracing.enabled) {
+        Some(endpoint) => {
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_endpoint(endpoint)
+                .build()
+                .context("OTLP span exporter")?;
+            let provider = SdkTracerProvider::builder()
+                .with_batch_exporter(exporter)
+                .with_sampler(opentelemetry_sdk::trace::Sampler::ParentBased(Box::new(
+                    opentelemetry_sdk::trace::Sampler::TraceIdRatioBased(settings.tracing.sample_ratio),
+                )))
+                .with_resource(
+                    opentelemetry_sdk::Resource::builder()
+                        .with_service_name("beryl-core-api")
+                        .with_attribute(opentelemetry::KeyValue::new(
+                            "deployment.environment",
+                            settings.environment.as_str(),
+                        ))
+                        .with_attribute(opentelemetry::KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
+                        .build(),
+                )
+                .build();
+            let tracer = provider.tracer("beryl-core-api");
+            (Some(tracing_opentelemetry::layer().with_tracer(tracer)), Some(provider))
+        }
+        None => (None, None),
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt_layer)
+        .with(otel_layer)
+        .try_init()
+        .context("install the tracing subscriber")?;
+    install_panic_hook();
+    Ok(TelemetryGuard { provider })
+}
+
+/// Panics are reported as one structured log line instead of raw stderr text; the supervision
+/// runtime turns them into restarts.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-string panic payload".into());
+        let location = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        let thread = std::thread::current().name().unwrap_or("unnamed").to_string();
+        tracing::error!(panic = %payload, location = %location, thread = %thread, "panic");
+    }));
+}
+
+/// Correlation id of one request: taken from `X-Request-ID` (or `X-Correlation-ID`) or generated,
+/// echoed in the response, present on every log line, actor message, event and audit record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(Arc<str>);
+
+impl RequestId {
+    /// Longest id accepted from a client.
+    pub const MAX_LEN: usize = 128;
+
+    /// A new random id (UUID v7, time-ordered).
+    pub fn generate() -> Self {
+        Self(Arc::from(uuid::Uuid::now_v7().to_string()))
+    }
+
+    /// Accept a client's id if it is short and printable; otherwise `None`.
+    pub fn parse(value: &str) -> Option<Self> {
+        let ok = !value.is_empty() && value.len() <= Self::MAX_LEN && value.bytes().all(|b| b.is_ascii_graphic());
+        ok.then(|| Self(Arc::from(value)))
+    }
+
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+tokio::task_local! {
+    /// The request id of the request (or actor message) being handled on this task.
+    pub static REQUEST_ID: RequestId;
+}
+
+/// The request id in scope, if any.
+pub fn current_request_id() -> Option<RequestId> {
+    REQUEST_ID.try_with(|id| id.clone()).ok()
+}

@@ -1,0 +1,232 @@
+//! `spawn_app()`: the real `Application` on port 0 with its own PostgreSQL database, and a
+//! child-process harness for the tests that need signals, exit codes or log output.
+
+use std::{
+    future::Future,
+    io::{BufRead, BufReader},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use actix_web::web;
+use beryl_core_api::{
+    config::{Settings, Sources},
+    http::AppState,
+    startup::Application,
+};
+use tokio_postgres::NoTls;
+
+/// Server for the tests' own databases.
+pub fn admin_database_url() -> String {
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// Redis for the tests.
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
+}
+
+/// Create an empty database for one test; returns its URL.
+pub async fn create_database() -> String {
+    let admin = admin_database_url();
+    let (client, connection) = tokio_postgres::connect(&admin, NoTls).await.expect("connect to PostgreSQL");
+    actix_rt::spawn(async move {
+        let _ = connection.await;
+    });
+    let name = format!("beryl_test_{}", uuid::Uuid::new_v4().simple());
+    client.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create test database");
+    let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).expect("database URL");
+    format!("{base}/{name}")
+}
+
+/// Settings as the tests run them: test environment, loopback, port 0, fault injection on.
+pub fn test_settings() -> Settings {
+    let mut settings = Settings::load(&Sources {
+        config_dir: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config")),
+        vars: Some(vec![("ENVIRONMENT".into(), "test".into())]),
+    })
+    .expect("test settings");
+    settings.server.host = "127.0.0.1".into();
+    settings.server.port = 0;
+    settings.server.workers = 2;
+    settings.fault_injection.enabled = true;
+    settings
+}
+
+/// A running application.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub state: web::Data<AppState>,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    pub async fn inject(&self, actor: &str, body: serde_json::Value) -> reqwest::Response {
+        self.client.post(self.url(&format!("/internal/faults/{actor}"))).json(&body).send().await.expect("POST fault")
+    }
+
+    pub async fn ready_status(&self) -> u16 {
+        self.get("/health/ready").await.status().as_u16()
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.get("/metrics").await.text().await.expect("metrics body")
+    }
+
+    pub async fn health(&self) -> serde_json::Value {
+        self.get("/health").await.json().await.expect("health JSON")
+    }
+}
+
+/// The application with real PostgreSQL and Redis.
+pub async fn spawn_app() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+/// The application with real PostgreSQL and Redis, after `adjust` changes the settings.
+pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    init_test_logs();
+    let mut settings = test_settings();
+    settings.database.url = Some(create_database().await.as_str().into());
+    settings.redis.url = Some(redis_url().as_str().into());
+    adjust(&mut settings);
+    let app = Application::build(settings).await.expect("build application");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state();
+    actix_rt::spawn(app.run_until_stopped(std::future::pending()));
+    TestApp { address, client: reqwest::Client::new(), state }
+}
+
+/// Logs only when TEST_LOG is set.
+fn init_test_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if std::env::var("TEST_LOG").is_ok() {
+            let _ = tracing_subscriber::fmt().with_env_filter("info").with_test_writer().try_init();
+        }
+    });
+}
+
+/// Poll `check` until it returns `Some`, or panic after `deadline` naming `what`.
+pub async fn eventually<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(start.elapsed() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The value of one series in Prometheus text, if present.
+pub fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| line.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
+}
+
+/// The service binary as a child process with its stdout collected line by line.
+pub struct Process {
+    pub child: Child,
+    pub lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Process {
+    /// Start `beryl-core-api serve` with JSON logs on a free port, plus `vars`.
+    pub fn serve(vars: &[(&str, &str)]) -> Process {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_beryl-core-api"));
+        command
+            .arg("serve")
+            .env_clear()
+            .env("ENVIRONMENT", "test")
+            .env("CONFIG_DIR", PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config"))
+            .env("LOG_FORMAT", "json")
+            .env("LOG_LEVEL", "info")
+            .env("HOST", "127.0.0.1")
+            .env("PORT", "0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in vars {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("start the service binary");
+        let stdout = child.stdout.take().expect("stdout");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                sink.lock().expect("lines").push(line);
+            }
+        });
+        Process { child, lines }
+    }
+
+    /// Every log line so far, parsed.
+    pub fn json_lines(&self) -> Vec<serde_json::Value> {
+        self.lines.lock().expect("lines").iter().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    }
+
+    /// Wait for the "listening" line and return the base URL.
+    pub async fn address(&self) -> String {
+        eventually("the service to listen", Duration::from_secs(20), || async {
+            self.json_lines()
+                .iter()
+                .find(|l| l["message"] == "listening")
+                .and_then(|l| l["address"].as_str().map(|a| format!("http://{a}")))
+        })
+        .await
+    }
+
+    /// Send a signal.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal).expect("send signal");
+    }
+
+    /// Wait for the process to exit and return its status code.
+    pub async fn exit_code(&mut self, deadline: Duration) -> Option<i32> {
+        let child = &mut self.child;
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status.code();
+            }
+            assert!(start.elapsed() < deadline, "the process did not exit in time");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Run the binary to completion with `args` and `vars`; returns (exit code, stdout, stderr).
+pub fn run_cli(args: &[&str], vars: &[(&str, &str)]) -> (i32, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_beryl-core-api"));
+    command.args(args).env_clear().env("CONFIG_DIR", PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config"));
+    for (k, v) in vars {
+        command.env(k, v);
+    }
+    let out = command.output().expect("run the binary");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}

@@ -1,0 +1,9 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation is a failed test
+
+mod errors;
+mod graphql;
+mod health;
+mod helpers;
+mod metrics;
+mod process;
+mod supervision;

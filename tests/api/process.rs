@@ -1,0 +1,129 @@
+//! The binary itself: configuration errors, secrets redaction, logs, signals.
+
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use serde_json::json;
+
+use crate::helpers::{run_cli, Process};
+
+#[test]
+fn invalid_settings_exit_non_zero_and_name_every_problem() {
+    let (code, _, stderr) =
+        run_cli(&["serve"], &[("PORT", "eighty"), ("LOG_LEVEL", "chatty"), ("BERYL__SUPERVISION__JITTER", "2")]);
+    assert_eq!(code, 2, "{stderr}");
+    for needle in
+        ["server.port", "PORT or BERYL__SERVER__PORT", "log.level", "LOG_LEVEL", "supervision.jitter", "hint:"]
+    {
+        assert!(stderr.contains(needle), "missing {needle} in {stderr}");
+    }
+}
+
+#[test]
+fn production_without_infrastructure_is_refused_before_binding() {
+    let (code, _, stderr) = run_cli(&["serve"], &[("ENVIRONMENT", "production"), ("PORT", "1")]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("DATABASE_URL") && stderr.contains("JWT_SECRET_KEY"), "{stderr}");
+}
+
+#[test]
+fn config_check_prints_the_effective_configuration_with_secrets_redacted() {
+    let vars = [
+        ("JWT_SECRET_KEY", "s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t"),
+        ("DATABASE_URL", "postgres://app:hunter2@db.internal:5432/beryl"),
+        ("DATABASE_PASSWORD", "correct-horse"),
+        ("REDIS_URL", "redis://:redispw@cache:6379/0"),
+        ("METRICS_ENABLED", "false"),
+    ];
+    let (code, stdout, stderr) = run_cli(&["config", "check"], &vars);
+    assert_eq!(code, 0, "{stderr}");
+    for secret in ["s3cr3t", "hunter2", "correct-horse", "redispw"] {
+        assert!(!stdout.contains(secret), "{secret} leaked: {stdout}");
+    }
+    let config: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(config["database"]["url"], "postgres://app:[redacted]@db.internal:5432/beryl");
+    assert_eq!(config["auth"]["jwt_secret_key"], "[redacted]");
+    assert_eq!(config["metrics"]["enabled"], false);
+}
+
+#[test]
+fn version_is_printed() {
+    let (code, stdout, _) = run_cli(&["--version"], &[]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains(env!("CARGO_PKG_VERSION")));
+}
+
+#[actix_web::test]
+async fn the_request_id_is_on_every_log_line_of_its_request_even_inside_actors() {
+    let process = Process::serve(&[("FAULT_INJECTION_ENABLED", "true")]);
+    let address = process.address().await;
+    let client = reqwest::Client::new();
+    let res = client
+        .post(format!("{address}/internal/faults/adapter-pool"))
+        .header("X-Request-ID", "trace-me-7f3a")
+        .json(&json!({"kind": "panic"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["x-request-id"], "trace-me-7f3a");
+    let lines = crate::helpers::eventually("the access log line", Duration::from_secs(10), || async {
+        let lines: Vec<_> =
+            process.json_lines().into_iter().filter(|l| l.to_string().contains("trace-me-7f3a")).collect();
+        lines.iter().any(|l| l["message"] == "request completed").then_some(lines)
+    })
+    .await;
+    let messages: Vec<_> = lines.iter().map(|l| l["message"].as_str().unwrap_or_default().to_string()).collect();
+    // The panic happened on the actor's thread, inside the actor's span, still carrying the id.
+    let panic =
+        lines.iter().find(|l| l["message"] == "panic").unwrap_or_else(|| panic!("no panic line in {messages:?}"));
+    let spans = panic["spans"].as_array().unwrap();
+    assert!(spans.iter().any(|s| s["name"] == "actor.handle" && s["request_id"] == "trace-me-7f3a"), "{panic}");
+    assert!(messages.contains(&"injecting fault".to_string()), "{messages:?}");
+    // Lines logged while handling the request all carry it.
+    for line in process
+        .json_lines()
+        .iter()
+        .filter(|l| l["spans"].as_array().is_some_and(|s| s.iter().any(|s| s["name"] == "http.request")))
+    {
+        let spans = line["spans"].as_array().unwrap();
+        let http = spans.iter().find(|s| s["name"] == "http.request").unwrap();
+        assert!(http["request_id"].as_str().is_some_and(|id| !id.is_empty()), "{line}");
+    }
+}
+
+#[actix_web::test]
+async fn sigterm_lets_in_flight_requests_finish_and_exits_zero() {
+    let mut process = Process::serve(&[("FAULT_INJECTION_ENABLED", "true"), ("SHUTDOWN_GRACE_PERIOD", "20")]);
+    let address = process.address().await;
+    let client = reqwest::Client::new();
+    // Three slow requests queue on one actor: about 2.4 s of work in flight.
+    let in_flight: Vec<_> = (0..3)
+        .map(|_| {
+            let client = client.clone();
+            let url = format!("{address}/internal/faults/adapter-pool");
+            actix_rt::spawn(async move {
+                client
+                    .post(url)
+                    .json(&json!({"kind": "delay", "millis": 800}))
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+            })
+        })
+        .collect();
+    crate::helpers::eventually("requests to be in flight", Duration::from_secs(10), || async {
+        let h: serde_json::Value = client.get(format!("{address}/health")).send().await.ok()?.json().await.ok()?;
+        (h["actors"][0]["mailbox_depth"].as_i64()? >= 1).then_some(())
+    })
+    .await;
+    process.signal(Signal::SIGTERM);
+    for request in in_flight {
+        assert_eq!(request.await.unwrap().expect("in-flight request completed"), 200);
+    }
+    assert_eq!(process.exit_code(Duration::from_secs(20)).await, Some(0));
+    let messages: Vec<_> =
+        process.json_lines().iter().map(|l| l["message"].as_str().unwrap_or_default().to_string()).collect();
+    assert!(messages.contains(&"shutdown complete".to_string()), "{messages:?}");
+    // New connections are refused once shutdown began.
+    assert!(client.get(format!("{address}/health")).send().await.is_err());
+}
