@@ -116,10 +116,10 @@ fn main() {
     let _ = tracing_subscriber::fmt().json().with_max_level(tracing::Level::INFO).with_writer(std::io::sink).try_init();
     let (port, registry) = start_server(1024);
     let routes = [
-        ("bare handler", "/bare"),
-        ("plain actix actor", "/plain"),
-        ("supervised actor", "/supervised"),
-        ("supervised + middleware", "/full/supervised"),
+        load::Target::get("bare handler", "/bare"),
+        load::Target::get("plain actix actor", "/plain"),
+        load::Target::get("supervised actor", "/supervised"),
+        load::Target::get("supervised + middleware", "/full/supervised"),
     ];
     let results = load::run_rounds(port, &routes, &args);
     load::print_table(&results, "bare handler");

@@ -25,6 +25,14 @@ pub const FLAT_VARIABLES: &[(&str, &str)] = &[
     ("EVENT_BUS", "event_bus.kind"),
     ("KAFKA_BOOTSTRAP_SERVERS", "event_bus.kafka_bootstrap_servers"),
     ("JWT_SECRET_KEY", "auth.jwt_secret_key"),
+    ("JWT_KEY_ID", "auth.jwt_key_id"),
+    ("JWT_SECRET_KEY_PREVIOUS", "auth.jwt_secret_key_previous"),
+    ("JWT_KEY_ID_PREVIOUS", "auth.jwt_key_id_previous"),
+    ("JWT_PUBLIC_KEY_FILE", "auth.public_key_file"),
+    ("JWT_JWKS_FILE", "auth.jwks_file"),
+    ("JWT_ISSUER", "auth.issuer"),
+    ("JWT_AUDIENCE", "auth.audience"),
+    ("CORS_ALLOWED_ORIGINS", "cors.allowed_origins"),
     ("DATABASE_URL", "database.url"),
     ("DATABASE_PASSWORD", "database.password"),
     ("REDIS_URL", "redis.url"),
@@ -58,6 +66,10 @@ pub struct Settings {
     pub event_bus: EventBusSettings,
     /// Token verification.
     pub auth: AuthSettings,
+    /// Rate limits.
+    pub rate_limit: RateLimitSettings,
+    /// Cross-origin requests.
+    pub cors: CorsSettings,
     /// PostgreSQL; absent URL means the embedded in-memory mode.
     pub database: DatabaseSettings,
     /// Redis; absent URL means the embedded in-memory mode.
@@ -153,6 +165,9 @@ pub struct ServerSettings {
     pub shutdown_grace_period_secs: u64,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
+    /// Longest time a client may take to send the request head, seconds; handlers themselves are
+    /// bounded by `supervision.ask_timeout_ms`.
+    pub request_timeout_secs: u64,
 }
 
 impl Default for ServerSettings {
@@ -164,6 +179,7 @@ impl Default for ServerSettings {
             workers: 0,
             shutdown_grace_period_secs: 25,
             max_body_bytes: 256 * 1024,
+            request_timeout_secs: 30,
         }
     }
 }
@@ -252,14 +268,41 @@ impl TracingSettings {
 pub struct AuditSettings {
     /// Write audit records (AUDIT_ENABLED).
     pub enabled: bool,
-    /// File receiving JSON lines (AUDIT_LOG_FILE).
+    /// File receiving JSON lines (AUDIT_LOG_FILE); rotated files get a numeric suffix.
     pub log_file: PathBuf,
+    /// Size in bytes after which the file is rotated; the hash chain continues in the next file.
+    pub max_file_bytes: u64,
+    /// Longest time a record waits before its batch is written and fsynced, milliseconds.
+    pub flush_interval_ms: u64,
+    /// Most records written and fsynced together.
+    pub batch_max: usize,
+    /// What a state-changing request does when its audit record cannot be taken: `fail_closed`
+    /// refuses it (503), `fail_open` serves it and counts the loss. Unset means fail_closed in
+    /// production, fail_open elsewhere.
+    pub failure_policy: Option<AuditFailurePolicy>,
 }
 
 impl Default for AuditSettings {
     fn default() -> Self {
-        Self { enabled: false, log_file: PathBuf::from("/var/log/beryl/audit.log") }
+        Self {
+            enabled: false,
+            log_file: PathBuf::from("/var/log/beryl/audit.log"),
+            max_file_bytes: 100 * 1024 * 1024,
+            flush_interval_ms: 5,
+            batch_max: 1024,
+            failure_policy: None,
+        }
     }
+}
+
+/// Request outcome when auditing fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditFailurePolicy {
+    /// Refuse state-changing requests that cannot be audited.
+    FailClosed,
+    /// Serve them and count the missing records.
+    FailOpen,
 }
 
 /// Event bus.
@@ -296,11 +339,101 @@ pub enum EventBusKind {
 }
 
 /// Token verification.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSettings {
     /// HS256 signing key (JWT_SECRET_KEY); at least 32 bytes, required in production.
     pub jwt_secret_key: Option<Secret>,
+    /// `kid` of the current key (JWT_KEY_ID); tokens carrying a `kid` are matched on it.
+    pub jwt_key_id: Option<String>,
+    /// The key being rotated out (JWT_SECRET_KEY_PREVIOUS), still accepted until removed.
+    pub jwt_secret_key_previous: Option<Secret>,
+    /// `kid` of the previous key (JWT_KEY_ID_PREVIOUS).
+    pub jwt_key_id_previous: Option<String>,
+    /// PEM public key (RSA for RS256 or P-256 for ES256) accepted besides the HS256 keys
+    /// (JWT_PUBLIC_KEY_FILE).
+    pub public_key_file: Option<PathBuf>,
+    /// JWKS file of RS256/ES256 public keys, matched by `kid` (JWT_JWKS_FILE).
+    pub jwks_file: Option<PathBuf>,
+    /// Required `iss` claim (JWT_ISSUER).
+    pub issuer: String,
+    /// Required `aud` claim (JWT_AUDIENCE).
+    pub audience: String,
+    /// Clock skew tolerated on `exp` and `nbf`, seconds.
+    pub leeway_secs: u64,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            jwt_secret_key: None,
+            jwt_key_id: None,
+            jwt_secret_key_previous: None,
+            jwt_key_id_previous: None,
+            public_key_file: None,
+            jwks_file: None,
+            issuer: "https://api.beryl-ecosystem.com".into(),
+            audience: "beryl-core-api".into(),
+            leeway_secs: 30,
+        }
+    }
+}
+
+/// The key shipped in `config/development.yaml` so that the quick start works; refused in
+/// staging and production.
+pub const DEVELOPMENT_JWT_KEY: &str = "development-only-signing-key-never-use-in-production";
+
+/// Rate limits, per route group, per subject and per client IP.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitSettings {
+    /// Apply rate limits.
+    pub enabled: bool,
+    /// Take the client IP from `X-Forwarded-For` (only behind a trusted proxy such as the ingress).
+    pub trust_forwarded_for: bool,
+    /// Longest wait for Redis before failing open, milliseconds.
+    pub redis_timeout_ms: u64,
+    /// Reads under `/api`.
+    pub api_read: RateLimitGroup,
+    /// Writes under `/api`.
+    pub api_write: RateLimitGroup,
+    /// `POST /graphql`.
+    pub graphql: RateLimitGroup,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            trust_forwarded_for: false,
+            redis_timeout_ms: 50,
+            api_read: RateLimitGroup { per_subject: 1200, per_ip: 2400, period_secs: 60 },
+            api_write: RateLimitGroup { per_subject: 300, per_ip: 600, period_secs: 60 },
+            graphql: RateLimitGroup { per_subject: 600, per_ip: 1200, period_secs: 60 },
+        }
+    }
+}
+
+/// Limits of one route group: requests allowed per period (0 = unlimited), with bursts up to the
+/// limit.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitGroup {
+    /// Requests per period for one authenticated subject.
+    pub per_subject: u32,
+    /// Requests per period from one client IP.
+    pub per_ip: u32,
+    /// Period, seconds.
+    pub period_secs: u64,
+}
+
+/// Cross-origin requests.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CorsSettings {
+    /// Origins allowed to call the API from a browser (CORS_ALLOWED_ORIGINS, comma-separated);
+    /// empty allows none.
+    pub allowed_origins: Vec<String>,
 }
 
 /// PostgreSQL.
@@ -335,11 +468,13 @@ pub struct RedisSettings {
     pub max_connections: u32,
     /// Whether Redis must be up for the process to be ready (rate limits fail open, so no).
     pub required: bool,
+    /// Prefix of every key this service writes, so that several deployments can share a server.
+    pub key_prefix: String,
 }
 
 impl Default for RedisSettings {
     fn default() -> Self {
-        Self { url: None, max_connections: 16, required: false }
+        Self { url: None, max_connections: 16, required: false, key_prefix: "beryl:".into() }
     }
 }
 
@@ -582,8 +717,12 @@ impl Settings {
 
         let mut problems = Vec::new();
         let file = config_dir.join(format!("{env_name}.yaml"));
-        let mut builder =
-            Config::builder().add_source(File::from(file.as_path()).format(FileFormat::Yaml).required(false));
+        // Defaults are the first layer, so that a partial override of a nested section keeps the
+        // defaults of its other keys.
+        let defaults = Config::try_from(&Settings::default()).map_err(|e| Problems(vec![problem_from("", &e)]))?;
+        let mut builder = Config::builder()
+            .add_source(defaults.clone())
+            .add_source(File::from(file.as_path()).format(FileFormat::Yaml).required(false));
         let nested: std::collections::HashMap<String, String> =
             vars.iter().filter(|(k, _)| k.starts_with(&format!("{NESTED_PREFIX}__"))).cloned().collect();
         builder = builder.add_source(
@@ -595,6 +734,17 @@ impl Settings {
                 if value.is_empty() {
                     continue;
                 }
+                let value: Value = if *var == "CORS_ALLOWED_ORIGINS" {
+                    value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|o| !o.is_empty())
+                        .map(String::from)
+                        .collect::<Vec<_>>()
+                        .into()
+                } else {
+                    value.into()
+                };
                 builder = match builder.set_override(*key, value) {
                     Ok(b) => b,
                     Err(e) => return Err(Problems(vec![problem_from(key, &e)])),
@@ -604,7 +754,6 @@ impl Settings {
 
         // Deserialize; on a malformed value record it, put the default back and try again, so
         // that every malformed value is reported at once.
-        let defaults = Config::try_from(&Settings::default()).map_err(|e| Problems(vec![problem_from("", &e)]))?;
         let settings = loop {
             let config = match builder.build_cloned() {
                 Ok(c) => c,
@@ -687,6 +836,20 @@ impl Settings {
                 "give a number between 0.0 and 1.0",
             );
         }
+        if self.audit.max_file_bytes < 4096 {
+            add(
+                "audit.max_file_bytes",
+                format!("{} bytes is too small", self.audit.max_file_bytes),
+                "allow at least 4096 bytes, e.g. 104857600",
+            );
+        }
+        if self.audit.flush_interval_ms == 0 || self.audit.flush_interval_ms > 10_000 || self.audit.batch_max == 0 {
+            add(
+                "audit.flush_interval_ms",
+                "flush interval must be 1..=10000 ms and batch_max at least 1".into(),
+                "for example 5 ms and 1024 records",
+            );
+        }
         if self.audit.enabled && self.audit.log_file.as_os_str().is_empty() {
             add(
                 "audit.log_file",
@@ -709,12 +872,85 @@ impl Settings {
                 "the key is shorter than 32 bytes".into(),
                 "generate one with `openssl rand -hex 32`",
             ),
+            Some(key)
+                if key.expose() == DEVELOPMENT_JWT_KEY
+                    && matches!(self.environment, Environment::Staging | Environment::Production) =>
+            {
+                add(
+                    "auth.jwt_secret_key",
+                    "the development key is public".into(),
+                    "mount the beryl-secrets secret's jwt-secret-key as JWT_SECRET_KEY",
+                )
+            }
             None if production => add(
                 "auth.jwt_secret_key",
                 "production needs a signing key".into(),
                 "mount the beryl-secrets secret's jwt-secret-key as JWT_SECRET_KEY",
             ),
             _ => {}
+        }
+        if self.auth.jwt_secret_key_previous.as_ref().is_some_and(|k| k.expose().len() < 32) {
+            add(
+                "auth.jwt_secret_key_previous",
+                "the key is shorter than 32 bytes".into(),
+                "keep the previous value of JWT_SECRET_KEY here during rotation",
+            );
+        }
+        for (key, path) in
+            [("auth.public_key_file", &self.auth.public_key_file), ("auth.jwks_file", &self.auth.jwks_file)]
+        {
+            if let Some(path) = path {
+                if !path.is_file() {
+                    add(
+                        key,
+                        format!("{} is not a readable file", path.display()),
+                        "mount the key file or unset the variable",
+                    );
+                }
+            }
+        }
+        if self.auth.issuer.is_empty() || self.auth.audience.is_empty() {
+            add(
+                "auth.issuer",
+                "issuer and audience must not be empty".into(),
+                "set JWT_ISSUER and JWT_AUDIENCE to the values your token issuer uses",
+            );
+        }
+        if self.auth.leeway_secs > 300 {
+            add(
+                "auth.leeway_secs",
+                format!("{} s of clock skew is too lenient", self.auth.leeway_secs),
+                "keep it under 300, e.g. 30",
+            );
+        }
+        for (name, group) in [
+            ("api_read", self.rate_limit.api_read),
+            ("api_write", self.rate_limit.api_write),
+            ("graphql", self.rate_limit.graphql),
+        ] {
+            if group.period_secs == 0 {
+                add(
+                    &format!("rate_limit.{name}.period_secs"),
+                    "the period must be at least 1 second".into(),
+                    "for example 60",
+                );
+            }
+        }
+        for origin in &self.cors.allowed_origins {
+            if origin == "*" || !(origin.starts_with("https://") || origin.starts_with("http://")) {
+                add(
+                    "cors.allowed_origins",
+                    format!("`{origin}` is not an exact origin"),
+                    "list exact origins such as https://app.beryl-ecosystem.com; wildcards are refused",
+                );
+            }
+        }
+        if self.server.request_timeout_secs == 0 || self.server.request_timeout_secs > 300 {
+            add(
+                "server.request_timeout_secs",
+                format!("{} is out of range", self.server.request_timeout_secs),
+                "between 1 and 300 seconds",
+            );
         }
         if let Some(url) = &self.database.url {
             if !(url.expose().starts_with("postgres://") || url.expose().starts_with("postgresql://")) {
@@ -815,6 +1051,14 @@ impl Settings {
             );
         }
         p
+    }
+
+    /// Audit failure policy in effect once the environment default is applied.
+    pub fn audit_failure_policy(&self) -> AuditFailurePolicy {
+        self.audit.failure_policy.unwrap_or(match self.environment {
+            Environment::Production => AuditFailurePolicy::FailClosed,
+            _ => AuditFailurePolicy::FailOpen,
+        })
     }
 
     /// Log format in effect once the environment default is applied.

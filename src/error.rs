@@ -50,6 +50,32 @@ error_codes! {
     MalformedJson => ("malformed_json", 400, "Malformed JSON body"),
     /// A path or query parameter is malformed.
     InvalidParameter => ("invalid_parameter", 400, "Invalid parameter"),
+    /// No bearer token was sent.
+    TokenMissing => ("token_missing", 401, "Authentication required"),
+    /// The Authorization header or the token is not a well-formed JWT.
+    TokenMalformed => ("token_malformed", 401, "Malformed token"),
+    /// The token is unsigned (`alg: none`).
+    TokenUnsigned => ("token_unsigned", 401, "Unsigned token"),
+    /// The token's algorithm is not accepted (e.g. HS256 where only RS256 keys are configured).
+    TokenAlgorithmNotAllowed => ("token_algorithm_not_allowed", 401, "Token algorithm not accepted"),
+    /// The token's `kid` names no configured key.
+    TokenUnknownKey => ("token_unknown_key", 401, "Unknown token key"),
+    /// No configured key verifies the token's signature.
+    TokenInvalidSignature => ("token_invalid_signature", 401, "Invalid token signature"),
+    /// The token has expired.
+    TokenExpired => ("token_expired", 401, "Token expired"),
+    /// The token is not valid yet (`nbf`).
+    TokenNotYetValid => ("token_not_yet_valid", 401, "Token not yet valid"),
+    /// The token was issued by someone else.
+    TokenWrongIssuer => ("token_wrong_issuer", 401, "Wrong token issuer"),
+    /// The token is meant for another audience.
+    TokenWrongAudience => ("token_wrong_audience", 401, "Wrong token audience"),
+    /// A required claim is missing or malformed.
+    TokenInvalidClaims => ("token_invalid_claims", 401, "Invalid token claims"),
+    /// The token lacks a scope the operation needs; `missing_scope` names it.
+    ScopeMissing => ("scope_missing", 403, "Missing scope"),
+    /// The resource belongs to another user.
+    NotOwner => ("not_owner", 403, "Forbidden"),
     /// No route matches the path.
     NotFound => ("not_found", 404, "Not found"),
     /// No actor has that name.
@@ -60,12 +86,16 @@ error_codes! {
     PayloadTooLarge => ("payload_too_large", 413, "Payload too large"),
     /// The body's media type is not accepted.
     UnsupportedMediaType => ("unsupported_media_type", 415, "Unsupported media type"),
+    /// Too many requests; `Retry-After` says when to try again.
+    RateLimited => ("rate_limited", 429, "Too many requests"),
     /// An unexpected failure; details are in the logs under the request id.
     Internal => ("internal_error", 500, "Internal server error"),
     /// The actor that owns the resource is restarting or failed.
     ActorUnavailable => ("actor_unavailable", 503, "Service unavailable"),
     /// The service is shutting down or not ready.
     ServiceUnavailable => ("service_unavailable", 503, "Service unavailable"),
+    /// A state-changing request could not be audited and the policy is fail-closed.
+    AuditUnavailable => ("audit_unavailable", 503, "Service unavailable"),
     /// The actor that owns the resource did not answer in time.
     ActorTimeout => ("actor_timeout", 504, "Gateway timeout"),
 }
@@ -82,6 +112,8 @@ pub enum AppError {
         detail: String,
         /// Extra members of the problem body (e.g. the offending field).
         extensions: Map<String, Value>,
+        /// Extra response headers (WWW-Authenticate, Retry-After, RateLimit-*).
+        headers: Vec<(&'static str, String)>,
     },
     /// The owning actor cannot answer now (503 with Retry-After).
     #[error("actor {actor} unavailable")]
@@ -105,7 +137,15 @@ pub enum AppError {
 impl AppError {
     /// A client error with a code and an explanation.
     pub fn client(code: ErrorCode, detail: impl Into<String>) -> Self {
-        Self::Client { code, detail: detail.into(), extensions: Map::new() }
+        Self::Client { code, detail: detail.into(), extensions: Map::new(), headers: Vec::new() }
+    }
+
+    /// Add a response header.
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        if let Self::Client { headers, .. } = &mut self {
+            headers.push((name, value.into()));
+        }
+        self
     }
 
     /// Add a member to the problem body.
@@ -179,6 +219,31 @@ impl From<AskError> for AppError {
     }
 }
 
+impl From<crate::auth::AuthError> for AppError {
+    fn from(e: crate::auth::AuthError) -> Self {
+        use crate::auth::AuthError as A;
+        let code = match e {
+            A::Missing => ErrorCode::TokenMissing,
+            A::Malformed => ErrorCode::TokenMalformed,
+            A::AlgorithmNone => ErrorCode::TokenUnsigned,
+            A::AlgorithmNotAllowed => ErrorCode::TokenAlgorithmNotAllowed,
+            A::UnknownKey => ErrorCode::TokenUnknownKey,
+            A::InvalidSignature => ErrorCode::TokenInvalidSignature,
+            A::Expired => ErrorCode::TokenExpired,
+            A::NotYetValid => ErrorCode::TokenNotYetValid,
+            A::WrongIssuer => ErrorCode::TokenWrongIssuer,
+            A::WrongAudience => ErrorCode::TokenWrongAudience,
+            A::InvalidClaims => ErrorCode::TokenInvalidClaims,
+        };
+        // RFC 6750: no error attribute when no credentials were sent.
+        let challenge = match e {
+            A::Missing => r#"Bearer realm="beryl-core-api""#.to_string(),
+            other => format!(r#"Bearer realm="beryl-core-api", error="invalid_token", error_description="{other}""#),
+        };
+        AppError::client(code, format!("{e}: send a valid bearer token")).with_header("www-authenticate", challenge)
+    }
+}
+
 /// An RFC 9457 problem body.
 #[derive(Debug, Clone, Serialize)]
 pub struct Problem {
@@ -207,11 +272,19 @@ pub struct Problem {
 impl Problem {
     /// The HTTP response carrying this body.
     pub fn response(&self, retry_after: Option<Duration>) -> HttpResponse {
+        self.response_with(retry_after, &[])
+    }
+
+    /// The HTTP response carrying this body, with extra headers.
+    pub fn response_with(&self, retry_after: Option<Duration>, headers: &[(&'static str, String)]) -> HttpResponse {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut builder = HttpResponse::build(status);
         builder.insert_header((header::CONTENT_TYPE, PROBLEM_JSON));
         if let Some(after) = retry_after {
             builder.insert_header((header::RETRY_AFTER, after.as_secs().max(1).to_string()));
+        }
+        for (name, value) in headers {
+            builder.insert_header((*name, value.as_str()));
         }
         builder.body(serde_json::to_vec(self).unwrap_or_default())
     }
@@ -228,7 +301,11 @@ impl ResponseError for AppError {
             Self::Unavailable { retry_after, .. } => Some(*retry_after),
             _ => None,
         };
-        self.problem(None).response(retry_after)
+        let headers = match self {
+            Self::Client { headers, .. } => headers.as_slice(),
+            _ => &[],
+        };
+        self.problem(None).response_with(retry_after, headers)
     }
 }
 

@@ -4,8 +4,10 @@
 
 pub mod actors;
 pub mod adapters;
+pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod domain;
 pub mod error;
 pub mod graphql;
 pub mod http;

@@ -1,8 +1,9 @@
 use std::process::ExitCode;
 
 use beryl_core_api::{
-    cli::{Cli, Command, ConfigCommand},
-    config::{Settings, Sources},
+    auth::KeySet,
+    cli::{self, Cli, Command, ConfigCommand, TokenCommand},
+    config::{Environment, Settings, Sources},
     startup::{shutdown_signal, Application},
     telemetry,
 };
@@ -10,6 +11,11 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let command = match cli.command.unwrap_or(Command::Serve) {
+        // Offline tools: they work without (valid) service settings.
+        Command::Audit { action } => return cli::audit(action),
+        command => command,
+    };
     let settings = match Settings::load(&Sources::default()) {
         Ok(settings) => settings,
         Err(problems) => {
@@ -17,7 +23,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match cli.command.unwrap_or(Command::Serve) {
+    match command {
+        Command::Audit { action } => cli::audit(action),
         Command::Config { action: ConfigCommand::Check } => {
             match serde_json::to_string_pretty(&settings.redacted_json()) {
                 Ok(text) => println!("{text}"),
@@ -29,7 +36,33 @@ fn main() -> ExitCode {
             eprintln!("configuration is valid");
             ExitCode::SUCCESS
         }
+        Command::Token { action: TokenCommand::Mint { subject, scopes, ttl_secs } } => {
+            mint(&settings, &subject, &scopes, ttl_secs)
+        }
         Command::Serve => serve(settings),
+    }
+}
+
+fn mint(settings: &Settings, subject: &str, scopes: &[String], ttl_secs: i64) -> ExitCode {
+    if settings.environment == Environment::Production {
+        eprintln!("token mint is refused in production: tokens come from the identity provider");
+        return ExitCode::from(2);
+    }
+    if ttl_secs <= 0 || ttl_secs > 31 * 24 * 3600 {
+        eprintln!("--ttl-secs must be between 1 and 2678400");
+        return ExitCode::from(2);
+    }
+    let token = KeySet::from_settings(&settings.auth)
+        .and_then(|keys| keys.mint(subject, scopes, chrono::Duration::seconds(ttl_secs)));
+    match token {
+        Ok(token) => {
+            println!("{token}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cannot mint a token: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 

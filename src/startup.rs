@@ -8,7 +8,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use actix_web::{dev::Server, middleware::from_fn, web, App, HttpServer};
+use actix_cors::Cors;
+use actix_web::{dev::Server, http::header, middleware::from_fn, web, App, HttpServer};
 use anyhow::Context as _;
 
 use crate::{
@@ -17,9 +18,10 @@ use crate::{
         runtime::{ActorKind, ActorSpec, Registry, Supervision},
         Actors,
     },
-    config::Settings,
+    auth::{rate_limit::Limiter, KeySet},
+    config::{CorsSettings, Settings},
     graphql,
-    http::{self, problem, request_context::request_context, AppState},
+    http::{self, guard::Guard, problem, request_context::request_context, AppState},
     telemetry::{self, Metrics},
 };
 
@@ -52,15 +54,37 @@ impl Application {
         let pools = supervision.spawn(ActorSpec::new(pools::NAME, ActorKind::Adapter, true), move || {
             AdapterPool::new(pool_config.clone(), pool_registry.clone())
         })?;
+        let audit = crate::actors::audit::spawn(&supervision, &settings, registry.clone(), metrics.clone())?;
         supervision.start_watchdog();
+
+        let keys = Arc::new(KeySet::from_settings(&settings.auth)?);
+        if keys.is_empty() {
+            tracing::warn!("no JWT key configured: every /api and POST /graphql request will be refused with 401");
+        }
+        let limiter = match &settings.redis.url {
+            Some(url) => Limiter::redis(
+                redis::Client::open(url.expose())?,
+                &settings.redis.key_prefix,
+                Duration::from_millis(settings.rate_limit.redis_timeout_ms),
+            ),
+            None => Limiter::memory(),
+        };
+        let guard = Guard {
+            keys,
+            limiter,
+            limits: settings.rate_limit.clone(),
+            audit: audit.clone(),
+            audit_policy: settings.audit_failure_policy(),
+        };
 
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             registry,
             supervision,
             metrics,
-            actors: Actors { pools },
+            actors: Actors { pools, audit },
             live_stall: Duration::from_secs(settings.health.live_stall_secs),
+            guard,
         });
         let schema = graphql::schema(state.clone());
 
@@ -78,11 +102,14 @@ impl Application {
                 .app_data(app_metrics.clone())
                 .app_data(web::PayloadConfig::new(max_body))
                 .wrap(problem::fallback())
+                .wrap(from_fn(http::audit::audit_layer))
+                .wrap(cors(&app_settings.cors))
                 .wrap(from_fn(request_context))
                 .configure(http::routes(&app_settings, schema.clone()))
                 .default_service(web::to(http::not_found))
         })
         .disable_signals()
+        .client_request_timeout(Duration::from_secs(settings.server.request_timeout_secs))
         // In-flight requests get most of the grace period; actor mailboxes drain in the rest.
         .shutdown_timeout((grace.as_secs() * 4 / 5).max(1))
         .listen(listener)?;
@@ -137,6 +164,30 @@ impl Application {
         }
         Ok(())
     }
+}
+
+/// Strict CORS: only the configured origins, only the methods and headers the API uses.
+fn cors(settings: &CorsSettings) -> Cors {
+    let mut cors = Cors::default()
+        .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::HeaderName::from_static("idempotency-key"),
+            header::HeaderName::from_static("x-request-id"),
+        ])
+        .expose_headers([
+            header::HeaderName::from_static("x-request-id"),
+            header::RETRY_AFTER,
+            header::HeaderName::from_static("ratelimit-limit"),
+            header::HeaderName::from_static("ratelimit-remaining"),
+            header::HeaderName::from_static("ratelimit-reset"),
+        ])
+        .max_age(3600);
+    for origin in &settings.allowed_origins {
+        cors = cors.allowed_origin(origin);
+    }
+    cors
 }
 
 /// Resolves on SIGTERM or SIGINT.

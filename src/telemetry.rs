@@ -45,6 +45,26 @@ pub const HTTP_REQUEST_DURATION_SECONDS: &str = "beryl_http_request_duration_sec
 pub const HTTP_REQUESTS_IN_FLIGHT: &str = "beryl_http_requests_in_flight";
 /// Always 1; labels carry the version, environment and role.
 pub const BUILD_INFO: &str = "beryl_build_info";
+/// Requests refused for a missing or invalid token, by error code.
+pub const AUTH_FAILURES_TOTAL: &str = "beryl_auth_failures_total";
+/// Requests refused by a rate limit, by route group and what was limited (subject or ip).
+pub const RATELIMIT_LIMITED_TOTAL: &str = "beryl_ratelimit_limited_total";
+/// Requests let through without a rate-limit decision because the shared store was unavailable.
+pub const RATELIMIT_FAIL_OPEN_TOTAL: &str = "beryl_ratelimit_fail_open_total";
+/// State-changing requests refused because they could not be audited (fail-closed policy).
+pub const AUDIT_REFUSED_TOTAL: &str = "beryl_audit_refused_requests_total";
+/// Audit records written to the audit log and fsynced.
+pub const AUDIT_RECORDS_WRITTEN_TOTAL: &str = "beryl_audit_records_written_total";
+/// Failed audit log operations, by stage (open, recover, write, sync, rotate); each is retried.
+pub const AUDIT_WRITE_FAILURES_TOTAL: &str = "beryl_audit_write_failures_total";
+/// Audit records per write and fsync.
+pub const AUDIT_BATCH_SIZE: &str = "beryl_audit_batch_size";
+/// Time to write and fsync one batch of audit records.
+pub const AUDIT_FLUSH_SECONDS: &str = "beryl_audit_flush_seconds";
+/// Audit records lost before reaching the log, by reason (mailbox, backlog, encoding, shutdown).
+pub const AUDIT_DROPPED_TOTAL: &str = "beryl_audit_dropped_total";
+/// Seq of the last audit record written and fsynced: the chain head, to compare with `audit verify`.
+pub const AUDIT_LAST_SEQ: &str = "beryl_audit_last_seq";
 /// Prefix of the process collector's metrics (CPU seconds, resident memory, threads, fds).
 pub const PROCESS_PREFIX: &str = "beryl_";
 
@@ -71,6 +91,28 @@ pub fn describe_metrics() {
     describe_histogram!(HTTP_REQUEST_DURATION_SECONDS, Unit::Seconds, "HTTP request duration.");
     describe_gauge!(HTTP_REQUESTS_IN_FLIGHT, Unit::Count, "HTTP requests being handled.");
     describe_gauge!(BUILD_INFO, "Always 1; labels carry version, environment and role.");
+    describe_counter!(AUTH_FAILURES_TOTAL, Unit::Count, "Requests refused for a missing or invalid token.");
+    describe_counter!(RATELIMIT_LIMITED_TOTAL, Unit::Count, "Requests refused by a rate limit.");
+    describe_counter!(
+        RATELIMIT_FAIL_OPEN_TOTAL,
+        Unit::Count,
+        "Requests let through because the rate-limit store was unavailable."
+    );
+    describe_counter!(
+        AUDIT_REFUSED_TOTAL,
+        Unit::Count,
+        "State-changing requests refused because they could not be audited."
+    );
+    describe_counter!(AUDIT_RECORDS_WRITTEN_TOTAL, Unit::Count, "Audit records written to the audit log and fsynced.");
+    describe_counter!(
+        AUDIT_WRITE_FAILURES_TOTAL,
+        Unit::Count,
+        "Failed audit log operations, by stage; each is retried."
+    );
+    describe_histogram!(AUDIT_BATCH_SIZE, Unit::Count, "Audit records per write and fsync.");
+    describe_histogram!(AUDIT_FLUSH_SECONDS, Unit::Seconds, "Time to write and fsync one batch of audit records.");
+    describe_counter!(AUDIT_DROPPED_TOTAL, Unit::Count, "Audit records lost before reaching the log, by reason.");
+    describe_gauge!(AUDIT_LAST_SEQ, "Seq of the last audit record written and fsynced.");
 }
 
 /// The metrics of one `Application`: its own Prometheus recorder, so that several instances in

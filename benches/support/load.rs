@@ -1,3 +1,4 @@
+#![allow(dead_code)] // shared by several benchmarks, each using a part
 //! A small closed-loop HTTP/1.1 load generator: N keep-alive connections, each sending the next
 //! request when the previous answer arrived; throughput and latency percentiles per route.
 //! Routes are measured in alternating rounds so that machine noise spreads over all of them.
@@ -52,8 +53,34 @@ struct Sample {
     elapsed: Duration,
 }
 
-async fn connection(port: u16, path: &str, until: Instant) -> (u64, u64, Vec<u32>) {
-    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").into_bytes();
+/// One route to load: a name, and the request line and headers sent for it.
+#[derive(Clone)]
+pub struct Target {
+    pub name: &'static str,
+    pub method: &'static str,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Target {
+    pub fn get(name: &'static str, path: &str) -> Self {
+        Target { name, method: "GET", path: path.into(), headers: Vec::new() }
+    }
+
+    fn request(&self) -> Vec<u8> {
+        let mut head = format!("{} {} HTTP/1.1\r\nHost: 127.0.0.1\r\n", self.method, self.path);
+        for (k, v) in &self.headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if self.method != "GET" {
+            head.push_str("Content-Length: 0\r\n");
+        }
+        head.push_str("\r\n");
+        head.into_bytes()
+    }
+}
+
+async fn connection(port: u16, request: Vec<u8>, until: Instant) -> (u64, u64, Vec<u32>) {
     let mut latencies = Vec::with_capacity(64 * 1024);
     let (mut ok, mut errors) = (0u64, 0u64);
     let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)).await else { return (0, 1, latencies) };
@@ -83,7 +110,7 @@ async fn connection(port: u16, path: &str, until: Instant) -> (u64, u64, Vec<u32
                     })
                     .unwrap_or(0);
                 if filled >= end + 4 + length {
-                    break head.starts_with("HTTP/1.1 200");
+                    break head.starts_with("HTTP/1.1 2");
                 }
             }
         };
@@ -102,13 +129,14 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-fn measure(port: u16, path: &'static str, args: &Args, seconds: u64) -> Sample {
+fn measure(port: u16, target: &Target, args: &Args, seconds: u64) -> Sample {
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("client runtime");
     runtime.block_on(async {
         let start = Instant::now();
         let until = start + Duration::from_secs(seconds);
-        let tasks: Vec<_> = (0..args.connections).map(|_| tokio::spawn(connection(port, path, until))).collect();
+        let tasks: Vec<_> =
+            (0..args.connections).map(|_| tokio::spawn(connection(port, target.request(), until))).collect();
         let mut sample = Sample { requests: 0, errors: 0, latencies: Vec::new(), elapsed: Duration::ZERO };
         for t in tasks {
             if let Ok((ok, errors, lat)) = t.await {
@@ -132,18 +160,23 @@ fn percentile(sorted: &[u32], p: f64) -> u64 {
 
 /// Warm every route up, then measure each for `rounds` alternating rounds; per route the
 /// rounds are pooled (total requests over total time; latencies merged).
-pub fn run_rounds(port: u16, routes: &[(&'static str, &'static str)], args: &Args) -> Vec<RouteResult> {
-    for (_, path) in routes {
-        measure(port, path, args, 1);
+pub fn run_rounds(port: u16, routes: &[Target], args: &Args) -> Vec<RouteResult> {
+    for target in routes {
+        measure(port, target, args, 1);
     }
     let mut pooled: Vec<Sample> = routes
         .iter()
         .map(|_| Sample { requests: 0, errors: 0, latencies: Vec::new(), elapsed: Duration::ZERO })
         .collect();
     for round in 0..args.rounds {
-        for (i, (name, path)) in routes.iter().enumerate() {
-            let s = measure(port, path, args, args.seconds);
-            eprintln!("round {} {:<26} {:>9.0} req/s", round + 1, name, s.requests as f64 / s.elapsed.as_secs_f64());
+        for (i, target) in routes.iter().enumerate() {
+            let s = measure(port, target, args, args.seconds);
+            eprintln!(
+                "round {} {:<26} {:>9.0} req/s",
+                round + 1,
+                target.name,
+                s.requests as f64 / s.elapsed.as_secs_f64()
+            );
             let p = &mut pooled[i];
             p.requests += s.requests;
             p.errors += s.errors;
@@ -154,10 +187,10 @@ pub fn run_rounds(port: u16, routes: &[(&'static str, &'static str)], args: &Arg
     routes
         .iter()
         .zip(pooled)
-        .map(|((name, _), mut s)| {
+        .map(|(target, mut s)| {
             s.latencies.sort_unstable();
             RouteResult {
-                name,
+                name: target.name,
                 rps: s.requests as f64 / s.elapsed.as_secs_f64(),
                 p50_us: percentile(&s.latencies, 0.50),
                 p99_us: percentile(&s.latencies, 0.99),

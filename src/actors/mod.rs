@@ -1,6 +1,7 @@
 //! The actor runtime and the actors that hold the service's state. HTTP and GraphQL handlers
 //! reach them only through [`runtime::ActorRef`] messages.
 
+pub mod audit;
 pub mod pools;
 pub mod runtime;
 
@@ -11,4 +12,6 @@ use runtime::ActorRef;
 pub struct Actors {
     /// Owns the PostgreSQL and Redis pools.
     pub pools: ActorRef<pools::AdapterPool>,
+    /// Appends the audit trail; `None` when auditing is disabled.
+    pub audit: Option<audit::AuditSink>,
 }

@@ -40,9 +40,8 @@ impl PostgresError {
     }
 }
 
-/// Build a pool for `settings`; `None` in embedded mode. Connections are opened on demand, so
-/// building succeeds while the server is down.
-pub fn build_pool(settings: &DatabaseSettings) -> Result<Option<PgPool>, PostgresError> {
+/// Connection settings for `settings`; `None` in embedded mode.
+pub fn connect_config(settings: &DatabaseSettings) -> Result<Option<tokio_postgres::Config>, PostgresError> {
     let Some(url) = &settings.url else { return Ok(None) };
     let mut config: tokio_postgres::Config = url.expose().parse().map_err(PostgresError::InvalidUrl)?;
     if let Some(password) = &settings.password {
@@ -50,6 +49,25 @@ pub fn build_pool(settings: &DatabaseSettings) -> Result<Option<PgPool>, Postgre
     }
     config.application_name("beryl-core-api");
     config.connect_timeout(Duration::from_secs(settings.connect_timeout_secs));
+    Ok(Some(config))
+}
+
+/// Open one connection outside any pool (migrations, the ledger's group-commit writer); its
+/// connection task runs on the current runtime.
+pub async fn connect(config: &tokio_postgres::Config) -> Result<tokio_postgres::Client, PostgresError> {
+    let (client, connection) = config.connect(NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %e, "PostgreSQL connection closed");
+        }
+    });
+    Ok(client)
+}
+
+/// Build a pool for `settings`; `None` in embedded mode. Connections are opened on demand, so
+/// building succeeds while the server is down.
+pub fn build_pool(settings: &DatabaseSettings) -> Result<Option<PgPool>, PostgresError> {
+    let Some(config) = connect_config(settings)? else { return Ok(None) };
     let manager = PostgresConnectionManager::new(config, NoTls);
     Ok(Some(
         bb8::Pool::builder()

@@ -3,11 +3,14 @@
 
 pub mod system;
 
-use actix_web::{web, HttpResponse};
+use actix_web::{middleware::from_fn, web, HttpResponse};
 use async_graphql::{http::GraphiQLSource, EmptyMutation, EmptySubscription, MergedObject, Schema};
 use async_graphql_actix_web::{GraphQLRequest, GraphQLResponse};
 
-use crate::http::AppState;
+use crate::{
+    auth::Principal,
+    http::{guard, AppState},
+};
 
 /// Every query root.
 #[derive(MergedObject, Default)]
@@ -25,8 +28,9 @@ pub fn schema(state: web::Data<AppState>) -> BerylSchema {
         .finish()
 }
 
-async fn execute(schema: web::Data<BerylSchema>, request: GraphQLRequest) -> GraphQLResponse {
-    schema.execute(request.into_inner()).await.into()
+/// Resolvers find the caller in the request data and check scopes per field.
+async fn execute(schema: web::Data<BerylSchema>, principal: Principal, request: GraphQLRequest) -> GraphQLResponse {
+    schema.execute(request.into_inner().data(principal)).await.into()
 }
 
 async fn graphiql() -> HttpResponse {
@@ -35,9 +39,11 @@ async fn graphiql() -> HttpResponse {
         .body(GraphiQLSource::build().endpoint("/graphql").finish())
 }
 
-/// Mount `/graphql`.
+/// Mount `/graphql`: POST behind the guard (token, rate limits), GET serving the open GraphiQL
+/// page outside production.
 pub fn configure(cfg: &mut web::ServiceConfig, schema: BerylSchema, graphiql_enabled: bool) {
-    let mut resource = web::resource("/graphql").app_data(web::Data::new(schema)).route(web::post().to(execute));
+    let post = web::post().to(execute).wrap(from_fn(guard::protect));
+    let mut resource = web::resource("/graphql").app_data(web::Data::new(schema)).route(post);
     if graphiql_enabled {
         resource = resource.route(web::get().to(graphiql));
     }

@@ -5,8 +5,15 @@ use async_graphql::{Context, ErrorExtensions, Object, Result, SimpleObject};
 
 use crate::{
     actors::{pools::ProbeDependencies, runtime},
+    auth::Principal,
     http::{ask::ask, AppState},
 };
+
+/// The application state, once the caller is known to hold `scope`.
+fn authorized<'a>(ctx: &'a Context<'_>, scope: &str) -> Result<&'a web::Data<AppState>> {
+    ctx.data::<Principal>()?.require(scope).map_err(|e| e.extend())?;
+    ctx.data::<web::Data<AppState>>()
+}
 
 /// One actor's supervision state.
 #[derive(SimpleObject)]
@@ -69,7 +76,7 @@ impl SystemQuery {
 
     /// Every supervised actor.
     async fn actors(&self, ctx: &Context<'_>) -> Result<Vec<Actor>> {
-        let state = ctx.data::<web::Data<AppState>>()?;
+        let state = authorized(ctx, "system:read")?;
         Ok(state
             .registry
             .report(state.live_stall)
@@ -94,7 +101,7 @@ impl SystemQuery {
         ctx: &Context<'_>,
         #[graphql(default = false)] refresh: bool,
     ) -> Result<Vec<Dependency>> {
-        let state = ctx.data::<web::Data<AppState>>()?;
+        let state = authorized(ctx, "system:read")?;
         let found = if refresh {
             ask(&state.actors.pools, ProbeDependencies).await.map_err(|e| e.extend())?
         } else {

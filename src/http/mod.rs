@@ -2,16 +2,20 @@
 //! ask actors through [`ask::ask`].
 
 pub mod ask;
+pub mod audit;
 pub mod faults;
+pub mod guard;
 pub mod health;
 pub mod json;
+pub mod me;
 pub mod metrics;
 pub mod problem;
 pub mod request_context;
+pub mod system;
 
 use std::{sync::Arc, time::Duration};
 
-use actix_web::web;
+use actix_web::{middleware::from_fn, web};
 
 use crate::{
     actors::{
@@ -38,6 +42,8 @@ pub struct AppState {
     pub actors: Actors,
     /// Watchdog silence after which the process counts as wedged.
     pub live_stall: Duration,
+    /// Authentication, authorization, rate limits and audit.
+    pub guard: guard::Guard,
 }
 
 /// Mount the routes this process's role serves.
@@ -56,6 +62,15 @@ pub fn routes(settings: &Settings, schema: graphql::BerylSchema) -> impl FnOnce(
         }
         if faults {
             cfg.service(web::resource("/internal/faults/{actor}").route(web::post().to(faults::inject)));
+        }
+        if role.serves_rest() {
+            cfg.service(
+                web::scope("/api/v1")
+                    .wrap(from_fn(guard::protect))
+                    .service(web::resource("/me").route(web::get().to(me::me)))
+                    .service(web::resource("/system/actors").route(web::get().to(system::actors)))
+                    .service(web::resource("/system/actors/{name}/restart").route(web::post().to(system::restart))),
+            );
         }
         if role.serves_graphql() {
             graphql::configure(cfg, schema, graphiql);

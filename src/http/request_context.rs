@@ -6,7 +6,10 @@ use std::time::Instant;
 use actix_web::{
     body::{BoxBody, MessageBody},
     dev::{ServiceRequest, ServiceResponse},
-    http::{header::HeaderValue, Method},
+    http::{
+        header::{self, HeaderName, HeaderValue},
+        Method,
+    },
     middleware::Next,
     Error,
 };
@@ -82,8 +85,15 @@ pub async fn request_context(
         tracing::info!(request_id = %id.as_str(), status, duration_ms = elapsed.as_secs_f64() * 1000.0, "request completed")
     });
     let mut res = result?.map_into_boxed_body();
+    let headers = res.headers_mut();
     if let Ok(value) = HeaderValue::from_str(id.as_str()) {
-        res.headers_mut().insert(actix_web::http::header::HeaderName::from_static(REQUEST_ID_HEADER), value);
+        headers.insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
+    }
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     Ok(res)
 }

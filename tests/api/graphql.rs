@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use crate::helpers::{eventually, spawn_app, spawn_with};
 
 async fn query(app: &crate::helpers::TestApp, q: &str) -> Value {
-    app.client.post(app.url("/graphql")).json(&json!({"query": q})).send().await.unwrap().json().await.unwrap()
+    app.graphql(&app.token("operator", &["system:read"]), q).await
 }
 
 #[actix_web::test]
@@ -46,4 +46,13 @@ async fn graphiql_is_served_outside_production() {
     let res = app.get("/graphql").await;
     assert_eq!(res.status(), 200);
     assert!(res.text().await.unwrap().to_lowercase().contains("graphiql"));
+}
+
+#[actix_web::test]
+async fn graphql_needs_a_token_and_fields_check_their_scope() {
+    let app = spawn_app().await;
+    let res = app.client.post(app.url("/graphql")).json(&json!({"query": "{ version }"})).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    let body = app.graphql(&app.token("someone", &["fintech:read"]), "{ version actors { name } }").await;
+    assert_eq!(body["errors"][0]["extensions"]["code"], "scope_missing", "{body}");
 }

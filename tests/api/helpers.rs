@@ -12,6 +12,7 @@ use std::{
 
 use actix_web::web;
 use beryl_core_api::{
+    auth::KeySet,
     config::{Settings, Sources},
     http::AppState,
     startup::Application,
@@ -52,14 +53,20 @@ pub fn test_settings() -> Settings {
     settings.server.port = 0;
     settings.server.workers = 2;
     settings.fault_injection.enabled = true;
+    settings.auth.jwt_secret_key = Some(TEST_JWT_KEY.into());
+    settings.redis.key_prefix = format!("beryl:test:{}:", uuid::Uuid::new_v4().simple());
     settings
 }
+
+/// The HS256 key test applications verify tokens with.
+pub const TEST_JWT_KEY: &str = "test-signing-key-0123456789abcdef0123456789";
 
 /// A running application.
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub state: web::Data<AppState>,
+    pub keys: Arc<KeySet>,
 }
 
 impl TestApp {
@@ -73,6 +80,31 @@ impl TestApp {
 
     pub async fn inject(&self, actor: &str, body: serde_json::Value) -> reqwest::Response {
         self.client.post(self.url(&format!("/internal/faults/{actor}"))).json(&body).send().await.expect("POST fault")
+    }
+
+    /// A token for `subject` with `scopes`, signed with the app's current key.
+    pub fn token(&self, subject: &str, scopes: &[&str]) -> String {
+        let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+        self.keys.mint(subject, &scopes, chrono::Duration::minutes(10)).expect("mint")
+    }
+
+    /// GET with a bearer token.
+    pub async fn get_as(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).bearer_auth(token).send().await.expect("GET")
+    }
+
+    /// POST a JSON body with a bearer token.
+    pub async fn post_as(&self, path: &str, token: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.client.post(self.url(path)).bearer_auth(token).json(body).send().await.expect("POST")
+    }
+
+    /// Run a GraphQL document with a bearer token.
+    pub async fn graphql(&self, token: &str, query: &str) -> serde_json::Value {
+        self.post_as("/graphql", token, &serde_json::json!({ "query": query }))
+            .await
+            .json()
+            .await
+            .expect("GraphQL JSON")
     }
 
     pub async fn ready_status(&self) -> u16 {
@@ -103,8 +135,9 @@ pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let app = Application::build(settings).await.expect("build application");
     let address = format!("http://127.0.0.1:{}", app.port());
     let state = app.state();
+    let keys = state.guard.keys.clone();
     actix_rt::spawn(app.run_until_stopped(std::future::pending()));
-    TestApp { address, client: reqwest::Client::new(), state }
+    TestApp { address, client: reqwest::Client::new(), state, keys }
 }
 
 /// Logs only when TEST_LOG is set.

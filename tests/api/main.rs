@@ -1,9 +1,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation is a failed test
 
+mod audit;
+mod auth;
 mod errors;
 mod graphql;
 mod health;
 mod helpers;
 mod metrics;
 mod process;
+mod ratelimit;
 mod supervision;

@@ -188,6 +188,10 @@ pub struct Host<A: Managed> {
     per_message: Vec<(TypeId, MessageMetrics)>,
     /// Delay before the next boot; set by a failure, consumed by `started`.
     pending_delay: Option<Duration>,
+    /// Counts boots requested; a backoff timer only boots if no other boot came first (actix's
+    /// future cancellation is not reliable across supervised restarts, so timers are never
+    /// cancelled, only outdated).
+    boot_generation: u64,
     accepting: bool,
 }
 
@@ -200,6 +204,7 @@ impl<A: Managed> Host<A> {
             metrics,
             per_message: Vec::new(),
             pending_delay: delay,
+            boot_generation: 0,
             accepting: false,
         }
     }
@@ -265,7 +270,12 @@ impl<A: Managed> Actor for Host<A> {
     fn started(&mut self, ctx: &mut Self::Context) {
         match self.pending_delay.take() {
             Some(delay) => {
-                ctx.run_later(delay, |host, ctx| host.boot(ctx));
+                let generation = self.boot_generation;
+                ctx.run_later(delay, move |host, ctx| {
+                    if host.boot_generation == generation {
+                        host.boot(ctx)
+                    }
+                });
             }
             None => self.boot(ctx),
         }
@@ -450,6 +460,35 @@ impl<A: Managed> Handler<Drain> for Host<A> {
         let actor = &mut self.actor;
         if let Err(panic) = catch_unwind(AssertUnwindSafe(|| actor.drained(ctx))) {
             tracing::error!(actor = %self.entry.name, panic = %panic_message(panic.as_ref()), "drain hook panicked");
+        }
+    }
+}
+
+/// Host-level message: an operator restart. A running actor is rebuilt from its factory at once;
+/// a restarting or failed one skips the rest of its backoff. Either way the restart history is
+/// cleared.
+pub(crate) struct Restart;
+
+impl Message for Restart {
+    type Result = ();
+}
+
+impl<A: Managed> Handler<Restart> for Host<A> {
+    type Result = ();
+
+    fn handle(&mut self, _: Restart, ctx: &mut Self::Context) {
+        if self.entry.state() == ActorState::Stopped {
+            return;
+        }
+        tracing::warn!(actor = %self.entry.name, "operator restart");
+        self.entry.operator_restart();
+        if self.accepting {
+            self.accepting = false;
+            self.pending_delay = None;
+            ctx.stop();
+        } else {
+            self.boot_generation += 1;
+            self.boot(ctx);
         }
     }
 }

@@ -209,6 +209,13 @@ impl ActorEntry {
         self.last_failure.lock().clone()
     }
 
+    /// An operator asked for a restart: count it and forget past failures.
+    pub(crate) fn operator_restart(&self) {
+        self.restarts.fetch_add(1, Ordering::Relaxed);
+        *self.history.lock() = RestartHistory::default();
+        self.set_state(ActorState::Restarting);
+    }
+
     /// Record a failure and decide how the actor comes back.
     pub(crate) fn record_failure(&self, reason: FailureReason, detail: String) -> RestartDecision {
         tracing::error!(actor = %self.name, reason = reason.as_str(), detail = %detail, "actor failed");
@@ -307,6 +314,11 @@ impl Registry {
             }
         }
         deps.insert(dependency.name.clone(), dependency);
+    }
+
+    /// Whether `name` was last reported down (no allocation: called on every request).
+    pub fn dependency_down(&self, name: &str) -> bool {
+        self.dependencies.read().get(name).is_some_and(|d| d.status == DependencyStatus::Down)
     }
 
     /// Every dependency reported so far.

@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 
 use super::{
     fault::{FaultKind, InjectFault},
-    host::{Drain, Envelope, Handle, Host, Managed, Outcome},
+    host::{Drain, Envelope, Handle, Host, Managed, Outcome, Restart},
     policy::RestartPolicy,
     registry::{ActorEntry, ActorKind, ActorState, FailureReason, Registry},
 };
@@ -78,10 +78,17 @@ impl<A: Managed> Slot<A> {
         delay: Option<Duration>,
     ) -> Addr<Host<A>> {
         let (factory, entry, metrics) = (factory.clone(), entry.clone(), metrics.clone());
-        Supervisor::start_in_arbiter(arbiter, move |ctx| {
+        // actix creates the mailbox with its default capacity and applies ours only once the
+        // actor's thread runs this closure; wait for it so that no sender sees the small default.
+        let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
+        let addr = Supervisor::start_in_arbiter(arbiter, move |ctx| {
             ctx.set_mailbox_capacity(capacity);
+            let _ = ready_tx.send(());
             Host::new(factory, entry, metrics, delay)
-        })
+        });
+        // A dead arbiter never runs it: the watchdog replaces the actor then.
+        let _ = ready_rx.recv_timeout(Duration::from_secs(5));
+        addr
     }
 }
 
@@ -144,6 +151,24 @@ impl<A: Managed> ActorRef<A> {
         }
     }
 
+    /// Queue `msg` without waiting and without exceeding the mailbox capacity; returns false
+    /// (and counts the drop) if the mailbox is full or closed.
+    pub fn try_tell<M>(&self, msg: M) -> bool
+    where
+        A: Handle<M>,
+        M: Message + Send + 'static,
+        M::Result: Outcome + Send + 'static,
+    {
+        let sent = self.slot.addr.load().try_send(Envelope::new(msg, &self.slot.entry)).is_ok();
+        if !sent {
+            self.slot.metrics.with(|| {
+                metrics::counter!(telemetry::ACTOR_DROPPED_TOTAL, "actor" => self.slot.entry.name.to_string())
+                    .increment(1)
+            });
+        }
+        sent
+    }
+
     fn unavailable(&self) -> AskError {
         let retry_after = match self.slot.entry.state() {
             ActorState::Failed => Duration::from_secs(30),
@@ -160,6 +185,7 @@ trait Child: Send + Sync {
     fn check(&self);
     fn drain(&self, timeout: Duration) -> LocalBoxFuture<'static, bool>;
     fn inject(&self, kind: FaultKind) -> LocalBoxFuture<'static, Result<(), AskError>>;
+    fn restart(&self) -> LocalBoxFuture<'static, Result<(), AskError>>;
     fn stop_thread(&self);
 }
 
@@ -202,6 +228,18 @@ impl<A: Managed> Child for ActorRef<A> {
     fn inject(&self, kind: FaultKind) -> LocalBoxFuture<'static, Result<(), AskError>> {
         let this = self.clone();
         Box::pin(async move { this.ask(InjectFault(kind)).await.map(|_| ()) })
+    }
+
+    fn restart(&self) -> LocalBoxFuture<'static, Result<(), AskError>> {
+        let request = self.slot.addr.load().send(Restart);
+        let (timeout, this) = (self.slot.ask_timeout, self.clone());
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, request).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(_)) => Err(this.unavailable()),
+                Err(_) => Err(AskError::Timeout { actor: this.slot.entry.name.clone(), timeout }),
+            }
+        })
     }
 
     fn stop_thread(&self) {
@@ -285,6 +323,12 @@ impl Supervision {
     pub async fn inject_fault(&self, name: &str, kind: FaultKind) -> Option<Result<(), AskError>> {
         let child = self.children.lock().iter().find(|c| &*c.entry().name == name).cloned()?;
         Some(child.inject(kind).await)
+    }
+
+    /// Restart the actor named `name` now (operator action); `None` if there is no such actor.
+    pub async fn restart_actor(&self, name: &str) -> Option<Result<(), AskError>> {
+        let child = self.children.lock().iter().find(|c| &*c.entry().name == name).cloned()?;
+        Some(child.restart().await)
     }
 
     /// Stop the watchdog, let every actor handle what is already in its mailbox (up to

@@ -1,0 +1,90 @@
+//! Which scope each route needs, in one table, and the ownership rule domains apply.
+
+use actix_web::http::Method;
+
+use super::Principal;
+use crate::error::{AppError, ErrorCode};
+
+/// Grants every scope.
+pub const ADMIN: &str = "admin";
+
+/// Domains whose routes live under `/api/v1/<domain>/`.
+pub const DOMAINS: &[&str] = &["fintech", "mobility", "esg", "social", "system"];
+
+/// A required scope, `<domain>:read` or `<domain>:write`, or `admin`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope(pub String);
+
+impl Scope {
+    /// The scope's name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The scope a request needs, from its method and matched route template. `None` means any
+/// authenticated caller may proceed; routes no rule names need `admin` (deny by default).
+pub fn required_scope(method: &Method, route: &str) -> Option<Scope> {
+    if route == "/api/v1/me" || route == "/graphql" {
+        // GraphQL resolvers check scopes per field.
+        return None;
+    }
+    let read = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let domain = route.strip_prefix("/api/v1/").and_then(|rest| rest.split('/').next());
+    match domain {
+        Some(d) if DOMAINS.contains(&d) => Some(Scope(format!("{d}:{}", if read { "read" } else { "write" }))),
+        _ => Some(Scope(ADMIN.into())),
+    }
+}
+
+impl Principal {
+    /// 403 naming the scope unless the principal holds it.
+    pub fn require(&self, scope: &str) -> Result<(), AppError> {
+        if self.has(scope) {
+            Ok(())
+        } else {
+            Err(AppError::client(ErrorCode::ScopeMissing, format!("this operation needs the `{scope}` scope"))
+                .with("missing_scope", scope))
+        }
+    }
+
+    /// 403 unless the principal is `owner` or an administrator: the rule domains call before
+    /// acting on a resource that belongs to someone.
+    pub fn require_owner(&self, owner: &str) -> Result<(), AppError> {
+        if self.subject == owner || self.is_admin() {
+            Ok(())
+        } else {
+            Err(AppError::client(ErrorCode::NotOwner, "this resource belongs to another user"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_follow_domain_and_method() {
+        let s = |m: Method, r: &str| required_scope(&m, r).map(|s| s.0);
+        assert_eq!(s(Method::GET, "/api/v1/fintech/wallets/{id}").as_deref(), Some("fintech:read"));
+        assert_eq!(s(Method::POST, "/api/v1/fintech/transfers").as_deref(), Some("fintech:write"));
+        assert_eq!(s(Method::DELETE, "/api/v1/mobility/rides/{id}").as_deref(), Some("mobility:write"));
+        assert_eq!(s(Method::GET, "/api/v1/unknown/thing").as_deref(), Some("admin"));
+        assert_eq!(s(Method::GET, "/api/v1/me"), None);
+    }
+
+    #[test]
+    fn admin_passes_every_check_and_owners_their_own() {
+        let p = |sub: &str, scopes: &[&str]| Principal {
+            subject: sub.into(),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            token_id: None,
+            expires_at: chrono::Utc::now(),
+        };
+        assert!(p("root", &["admin"]).require("fintech:write").is_ok());
+        assert!(p("a", &["fintech:read"]).require("fintech:write").is_err());
+        assert!(p("a", &[]).require_owner("a").is_ok());
+        assert!(p("a", &[]).require_owner("b").is_err());
+        assert!(p("root", &["admin"]).require_owner("b").is_ok());
+    }
+}

@@ -1,0 +1,4 @@
+//! Domain types and rules, one folder per aggregate: no actix and no I/O (reading audit files for
+//! verification aside, kept in `audit::verify`), so that they are tested without an actor.
+
+pub mod audit;

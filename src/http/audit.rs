@@ -1,0 +1,60 @@
+//! Every state-changing request is audited: before the handler runs, a fail-closed policy
+//! refuses it when the audit writer cannot take its record; after, the record (who, what, on
+//! which resource, with what outcome) goes to the audit writer without waiting. Denials are
+//! recorded by the guard, which knows why. GraphQL mutations are audited by their resolvers.
+
+use actix_web::{
+    body::{BoxBody, MessageBody},
+    dev::{ServiceRequest, ServiceResponse},
+    middleware::Next,
+    web, Error, HttpMessage,
+};
+
+use super::{
+    guard::{is_read, AlreadyAudited, RequestFacts},
+    AppState,
+};
+use crate::{
+    auth::Principal,
+    error::{AppError, ErrorCode},
+    telemetry,
+};
+
+/// The middleware function.
+pub async fn audit_layer(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let state = req.app_data::<web::Data<AppState>>().filter(|s| s.guard.audit.is_some()).cloned();
+    let route = match &state {
+        Some(_) if !is_read(req.method()) && req.path() != "/graphql" => req.match_pattern(),
+        _ => None,
+    };
+    let (Some(state), Some(route)) = (state, route) else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+    let facts = RequestFacts::with_route(&req, route, state.guard.limits.trust_forwarded_for);
+    if !state.guard.audit_ready(&state) {
+        state.metrics.with(|| metrics::counter!(telemetry::AUDIT_REFUSED_TOTAL).increment(1));
+        let err = AppError::client(
+            ErrorCode::AuditUnavailable,
+            "the audit trail cannot record this change now; retry shortly",
+        )
+        .with_header("retry-after", "5");
+        return Ok(req.into_response(actix_web::ResponseError::error_response(&err)));
+    }
+    let res = next.call(req).await?.map_into_boxed_body();
+    let extensions = res.request().extensions();
+    if extensions.get::<AlreadyAudited>().is_none() {
+        let status = res.status().as_u16();
+        let outcome = match status {
+            200..=399 => "success",
+            401 | 403 => "denied",
+            _ => "failure",
+        };
+        let subject = extensions.get::<Principal>().map(|p| p.subject.clone());
+        state.guard.audit(facts.event(subject.as_deref(), status, outcome));
+    }
+    drop(extensions);
+    Ok(res)
+}

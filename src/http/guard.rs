@@ -1,0 +1,312 @@
+//! The protection every route under `/api` and `POST /graphql` passes through, in this order:
+//! rate limit per client IP, authentication (JWT), rate limit per subject, authorization (the
+//! scope table in `auth::policy`), the audit precondition for writes, the handler, and the audit
+//! record. Denials are audited too.
+
+use std::{net::IpAddr, sync::Arc, time::Duration};
+
+use actix_web::{
+    body::{BoxBody, MessageBody},
+    dev::{ServiceRequest, ServiceResponse},
+    http::{header, Method},
+    middleware::Next,
+    web, Error, HttpMessage,
+};
+use chrono::Utc;
+
+use super::AppState;
+use crate::{
+    actors::{
+        audit::{self, AuditSink},
+        runtime::ActorState,
+    },
+    auth::{
+        rate_limit::{Decision, Limiter, Quota},
+        required_scope, AuthError, KeySet, Principal,
+    },
+    config::{AuditFailurePolicy, RateLimitGroup, RateLimitSettings},
+    domain::audit::AuditEvent,
+    error::{AppError, ErrorCode},
+    telemetry::{self, Metrics},
+};
+
+/// What the guard needs, built once at start-up.
+pub struct Guard {
+    /// Token verification keys.
+    pub keys: Arc<KeySet>,
+    /// Rate limit state.
+    pub limiter: Limiter,
+    /// Rate limit settings.
+    pub limits: RateLimitSettings,
+    /// The audit writer, when auditing is enabled.
+    pub audit: Option<AuditSink>,
+    /// What a write does when it cannot be audited.
+    pub audit_policy: AuditFailurePolicy,
+}
+
+/// Route groups that carry their own limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Group {
+    ApiRead,
+    ApiWrite,
+    Graphql,
+}
+
+impl Group {
+    fn of(method: &Method, path: &str) -> Self {
+        if path.starts_with("/graphql") {
+            Self::Graphql
+        } else if is_read(method) {
+            Self::ApiRead
+        } else {
+            Self::ApiWrite
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::ApiRead => "api_read",
+            Self::ApiWrite => "api_write",
+            Self::Graphql => "graphql",
+        }
+    }
+
+    fn limits(self, settings: &RateLimitSettings) -> RateLimitGroup {
+        match self {
+            Self::ApiRead => settings.api_read,
+            Self::ApiWrite => settings.api_write,
+            Self::Graphql => settings.graphql,
+        }
+    }
+}
+
+/// Whether a method leaves state unchanged.
+pub fn is_read(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// The client address: the peer, or the first `X-Forwarded-For` hop behind a trusted proxy.
+pub fn client_ip(req: &ServiceRequest, trust_forwarded_for: bool) -> Option<IpAddr> {
+    if trust_forwarded_for {
+        let forwarded = req
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .and_then(|ip| ip.trim().parse().ok());
+        if forwarded.is_some() {
+            return forwarded;
+        }
+    }
+    req.peer_addr().map(|a| a.ip())
+}
+
+fn bearer(req: &ServiceRequest) -> Result<&str, AuthError> {
+    let value = req.headers().get(header::AUTHORIZATION).ok_or(AuthError::Missing)?;
+    let value = value.to_str().map_err(|_| AuthError::Malformed)?;
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => Ok(token.trim()),
+        _ => Err(AuthError::Malformed),
+    }
+}
+
+fn rate_headers(decision: &Decision, period: u64) -> Vec<(&'static str, String)> {
+    vec![
+        ("ratelimit-limit", decision.limit.to_string()),
+        ("ratelimit-remaining", decision.remaining.to_string()),
+        ("ratelimit-reset", decision.reset.as_secs().to_string()),
+        ("ratelimit-policy", format!("{};w={period}", decision.limit)),
+    ]
+}
+
+fn too_many(decision: &Decision, period: u64, by: &str) -> AppError {
+    let retry = decision.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+    let mut err = AppError::client(ErrorCode::RateLimited, format!("rate limit per {by} exceeded; retry in {retry} s"))
+        .with_header("retry-after", retry.to_string());
+    for (name, value) in rate_headers(decision, period) {
+        err = err.with_header(name, value);
+    }
+    err
+}
+
+impl Guard {
+    /// Count one request against a quota; `None` when unlimited or failing open.
+    async fn limit(&self, state: &AppState, checks: Vec<(String, Quota)>) -> Option<Vec<Decision>> {
+        if !self.limits.enabled || checks.is_empty() {
+            return None;
+        }
+        let store_down = matches!(self.limiter, Limiter::Redis(_)) && state.registry.dependency_down("redis");
+        let reason = if store_down {
+            "store_down"
+        } else {
+            match self.limiter.check(&checks).await {
+                Ok(decisions) => return Some(decisions),
+                Err(_) => "store_error",
+            }
+        };
+        state.metrics.with(|| metrics::counter!(telemetry::RATELIMIT_FAIL_OPEN_TOTAL, "reason" => reason).increment(1));
+        None
+    }
+
+    /// Whether a write may proceed under the audit policy: the writer must be running, healthy
+    /// and have room in its mailbox.
+    pub fn audit_ready(&self, state: &AppState) -> bool {
+        let Some(sink) = &self.audit else { return true };
+        if self.audit_policy == AuditFailurePolicy::FailOpen {
+            return true;
+        }
+        sink.writer.entry().state() == ActorState::Running
+            && !state.registry.dependency_down(audit::DEPENDENCY)
+            && sink.has_room()
+    }
+
+    /// Hand an audit record to the writer without waiting; count it if it cannot be taken.
+    pub fn audit(&self, event: AuditEvent) {
+        if let Some(sink) = &self.audit {
+            if !sink.record(event) {
+                tracing::error!("audit record dropped: the audit writer cannot take it");
+            }
+        }
+    }
+}
+
+fn count_limited(metrics: &Metrics, group: Group, by: &'static str) {
+    metrics.with(|| {
+        metrics::counter!(telemetry::RATELIMIT_LIMITED_TOTAL, "group" => group.name(), "by" => by).increment(1)
+    });
+}
+
+/// What an audit record says about a request.
+pub struct RequestFacts {
+    /// Method.
+    pub method: Method,
+    /// Route template.
+    pub route: String,
+    /// Path as requested.
+    pub path: String,
+    /// Client address.
+    pub ip: Option<IpAddr>,
+    /// Correlation id.
+    pub request_id: Option<String>,
+}
+
+impl RequestFacts {
+    /// The facts of `req`.
+    pub fn of(req: &ServiceRequest, trust_forwarded_for: bool) -> Self {
+        Self::with_route(req, req.match_pattern().unwrap_or_else(|| "unmatched".into()), trust_forwarded_for)
+    }
+
+    /// The facts of `req`, whose route template is already known.
+    pub fn with_route(req: &ServiceRequest, route: String, trust_forwarded_for: bool) -> Self {
+        RequestFacts {
+            method: req.method().clone(),
+            route,
+            path: req.path().to_string(),
+            ip: client_ip(req, trust_forwarded_for),
+            request_id: telemetry::current_request_id().map(|r| r.as_str().to_string()),
+        }
+    }
+
+    /// The audit record for this request.
+    pub fn event(&self, subject: Option<&str>, status: u16, outcome: &str) -> AuditEvent {
+        AuditEvent {
+            time: Utc::now(),
+            subject: subject.map(str::to_string),
+            action: format!("{} {}", self.method, self.route),
+            resource: self.path.clone(),
+            outcome: outcome.into(),
+            status,
+            request_id: self.request_id.clone(),
+            client_ip: self.ip.map(|ip| ip.to_string()),
+        }
+    }
+}
+
+/// Marks a request whose audit record the guard already wrote (a denial).
+pub struct AlreadyAudited;
+
+fn refuse(req: ServiceRequest, err: AppError) -> ServiceResponse<BoxBody> {
+    req.extensions_mut().insert(AlreadyAudited);
+    let response = actix_web::ResponseError::error_response(&err);
+    req.into_response(response)
+}
+
+/// The middleware function.
+pub async fn protect(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return Err(AppError::Unexpected(anyhow::anyhow!("application state missing")).into());
+    };
+    let guard = &state.guard;
+    let facts = RequestFacts::of(&req, guard.limits.trust_forwarded_for);
+    let group = Group::of(&facts.method, &facts.path);
+    let limits = group.limits(&guard.limits);
+
+    let verified = bearer(&req).and_then(|token| guard.keys.verify(token));
+
+    // Both limits in one decision (one round trip to Redis): the client IP always, before the
+    // token counts for anything, and the subject once the token is known to be good.
+    let period = Duration::from_secs(limits.period_secs);
+    let mut checks = Vec::with_capacity(2);
+    let ip_limited = match facts.ip {
+        Some(ip) if limits.per_ip > 0 => {
+            checks.push((format!("{}:ip:{ip}", group.name()), Quota { limit: limits.per_ip, period }));
+            true
+        }
+        _ => false,
+    };
+    if let Ok(p) = &verified {
+        if limits.per_subject > 0 {
+            checks.push((format!("{}:sub:{}", group.name(), p.subject), Quota { limit: limits.per_subject, period }));
+        }
+    }
+    let decisions = guard.limit(&state, checks).await.unwrap_or_default();
+    if let Some((i, d)) = decisions.iter().enumerate().find(|(_, d)| !d.allowed) {
+        let by = if i == 0 && ip_limited { "ip" } else { "subject" };
+        count_limited(&state.metrics, group, by);
+        let who = if by == "ip" { "client IP" } else { "subject" };
+        return Ok(refuse(req, too_many(d, limits.period_secs, who)));
+    }
+    // The tightest remaining budget goes in the RateLimit headers.
+    let decision = decisions.into_iter().min_by_key(|d| d.remaining);
+
+    let principal: Principal = match verified {
+        Ok(p) => p,
+        Err(e) => {
+            let err = AppError::from(e);
+            let code = err.code().as_str();
+            state.metrics.with(|| metrics::counter!(telemetry::AUTH_FAILURES_TOTAL, "code" => code).increment(1));
+            guard.audit(facts.event(None, 401, "denied"));
+            return Ok(refuse(req, err));
+        }
+    };
+
+    if let Some(scope) = required_scope(&facts.method, &facts.route) {
+        if let Err(err) = principal.require(scope.as_str()) {
+            guard.audit(facts.event(Some(&principal.subject), 403, "denied"));
+            return Ok(refuse(req, err));
+        }
+    }
+
+    req.extensions_mut().insert(principal);
+    let mut res = next.call(req).await?.map_into_boxed_body();
+    if let Some(d) = decision {
+        for (name, value) in rate_headers(&d, limits.period_secs) {
+            if let Ok(value) = header::HeaderValue::from_str(&value) {
+                res.headers_mut().insert(header::HeaderName::from_static(name), value);
+            }
+        }
+    }
+    Ok(res)
+}
+
+impl actix_web::FromRequest for Principal {
+    type Error = AppError;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &actix_web::HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        std::future::ready(req.extensions().get::<Principal>().cloned().ok_or_else(|| AuthError::Missing.into()))
+    }
+}

@@ -1,0 +1,133 @@
+//! Rate limits on real Redis: shared by instances, per subject and per IP, failing open.
+
+use std::{
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use serde_json::Value;
+
+use crate::helpers::{eventually, redis_url, sample, spawn_with};
+
+#[actix_web::test]
+async fn the_limit_is_shared_by_two_instances_and_answers_429_with_retry_after() {
+    let prefix = format!("beryl:test:{}:", uuid::Uuid::new_v4().simple());
+    let limited = |s: &mut beryl_core_api::config::Settings| {
+        s.redis.key_prefix = prefix.clone();
+        s.rate_limit.api_read.per_subject = 5;
+        s.rate_limit.api_read.period_secs = 60;
+    };
+    let one = spawn_with(limited).await;
+    let two = spawn_with(limited).await;
+    let token = one.token("dave", &[]);
+    for app in [&one, &one, &two, &one, &two] {
+        let res = app.get_as("/api/v1/me", &token).await;
+        assert_eq!(res.status(), 200);
+        assert!(res.headers().get("ratelimit-remaining").is_some());
+    }
+    let res = two.get_as("/api/v1/me", &token).await;
+    assert_eq!(res.status(), 429);
+    let retry: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=12).contains(&retry), "one request every 12 s: {retry}");
+    assert_eq!(res.headers()["ratelimit-remaining"], "0");
+    assert_eq!(res.headers()["ratelimit-policy"], "5;w=60");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["code"], "rate_limited");
+    // Another subject has its own budget.
+    assert_eq!(one.get_as("/api/v1/me", &one.token("erin", &[])).await.status(), 200);
+    let metrics = one.metrics().await + &two.metrics().await;
+    assert!(metrics.contains("beryl_ratelimit_limited_total{group=\"api_read\",by=\"subject\"} 1"));
+}
+
+#[actix_web::test]
+async fn the_client_ip_is_limited_before_authentication() {
+    let app = spawn_with(|s| s.rate_limit.api_read.per_ip = 3).await;
+    for _ in 0..3 {
+        assert_eq!(app.get("/api/v1/me").await.status(), 401);
+    }
+    let res = app.get("/api/v1/me").await;
+    assert_eq!(res.status(), 429);
+    assert!(res.text().await.unwrap().contains("client IP"));
+}
+
+#[actix_web::test]
+async fn embedded_mode_limits_in_process() {
+    let app = spawn_with(|s| {
+        s.redis.url = None;
+        s.database.url = None;
+        s.rate_limit.api_write.per_subject = 2;
+    })
+    .await;
+    let token = app.token("frank", &["system:write"]);
+    let empty = serde_json::json!({});
+    let restart = || app.post_as("/api/v1/system/actors/adapter-pool/restart", &token, &empty);
+    assert_eq!(restart().await.status(), 202);
+    assert_eq!(restart().await.status(), 202);
+    assert_eq!(restart().await.status(), 429);
+}
+
+/// A Redis server of this test's own, so that stopping it disturbs no other test.
+struct OwnRedis {
+    child: Child,
+    url: String,
+}
+
+impl OwnRedis {
+    fn start() -> OwnRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH");
+        OwnRedis { child, url: format!("redis://127.0.0.1:{port}/0") }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[actix_web::test]
+async fn with_redis_stopped_requests_still_succeed_and_health_says_degraded() {
+    let _ = redis_url();
+    let mut redis = OwnRedis::start();
+    let url = redis.url.clone();
+    let app = spawn_with(move |s| {
+        s.redis.url = Some(url.as_str().into());
+        s.rate_limit.api_read.per_subject = 1000;
+    })
+    .await;
+    eventually("redis up", Duration::from_secs(10), || async {
+        let h = app.health().await;
+        h["dependencies"].as_array()?.iter().any(|d| d["name"] == "redis" && d["status"] == "up").then_some(())
+    })
+    .await;
+    let token = app.token("grace", &[]);
+    let res = app.get_as("/api/v1/me", &token).await;
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().get("ratelimit-remaining").is_some(), "decided by Redis");
+
+    redis.child.kill().unwrap();
+    redis.child.wait().unwrap();
+    for _ in 0..5 {
+        assert_eq!(app.get_as("/api/v1/me", &token).await.status(), 200);
+    }
+    let health = eventually("redis reported down", Duration::from_secs(10), || async {
+        let h = app.health().await;
+        h["dependencies"].as_array()?.iter().any(|d| d["name"] == "redis" && d["status"] == "down").then_some(h)
+    })
+    .await;
+    assert_eq!(health["status"], "degraded");
+    assert_eq!(app.ready_status().await, 200);
+    assert_eq!(app.get_as("/api/v1/me", &token).await.status(), 200);
+    let metrics = app.metrics().await;
+    let failed_open: f64 = ["store_error", "store_down"]
+        .iter()
+        .filter_map(|r| sample(&metrics, &format!("beryl_ratelimit_fail_open_total{{reason=\"{r}\"}}")))
+        .sum();
+    assert!(failed_open >= 1.0, "{metrics}");
+}
