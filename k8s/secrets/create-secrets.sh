@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Writes the values of the beryl-secrets Secret, or rotates the JWT signing key.
+#
+#   DATABASE_PASSWORD=... k8s/secrets/create-secrets.sh            create (or fill the empty Secret)
+#   k8s/secrets/create-secrets.sh --rotate-jwt [--restart]         new jwt-secret-key, the old one
+#                                                                  kept as jwt-secret-key-previous
+#
+# Environment: NAMESPACE (default beryl), DATABASE_PASSWORD (required to create), JWT_SECRET_KEY
+# (default: 32 random bytes, hex), REDIS_URL_SECRET (optional redis-url key, a URL with password).
+# Values never appear on a command line: they go through files in a private temporary directory.
+set -Eeuo pipefail
+
+NAMESPACE="${NAMESPACE:-beryl}"
+SECRET=beryl-secrets
+KUBECTL="${KUBECTL:-kubectl}"
+DEPLOYMENTS=(beryl-core-api graphql-gateway event-bus)
+
+usage() {
+	sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+}
+
+die() {
+	printf 'create-secrets: error: %s\n' "$*" >&2
+	exit 1
+}
+
+# Number of keys the Secret holds, or -1 when it does not exist.
+secret_key_count() {
+	if ! "${KUBECTL}" get secret "${SECRET}" -n "${NAMESPACE}" >/dev/null 2>&1; then
+		echo -1
+		return
+	fi
+	"${KUBECTL}" get secret "${SECRET}" -n "${NAMESPACE}" -o go-template='{{len .data}}' 2>/dev/null || echo 0
+}
+
+create() {
+	[[ -n "${DATABASE_PASSWORD:-}" ]] || die "set DATABASE_PASSWORD"
+	local count
+	count=$(secret_key_count)
+	if [[ ${count} -gt 0 ]]; then
+		die "secret ${NAMESPACE}/${SECRET} already holds ${count} keys; rotate with --rotate-jwt or edit it deliberately"
+	fi
+	local dir
+	dir=$(mktemp -d)
+	trap 'rm -rf "${dir}"' EXIT
+	chmod 700 "${dir}"
+	# One file per key: --from-file on a directory makes a key of every file in it.
+	mkdir "${dir}/values"
+	printf '%s' "${JWT_SECRET_KEY:-$(openssl rand -hex 32)}" >"${dir}/values/jwt-secret-key"
+	printf '%s' "${DATABASE_PASSWORD}" >"${dir}/values/database-password"
+	if [[ -n "${REDIS_URL_SECRET:-}" ]]; then
+		printf '%s' "${REDIS_URL_SECRET}" >"${dir}/values/redis-url"
+	fi
+	[[ $(wc -c <"${dir}/values/jwt-secret-key") -ge 32 ]] || die "JWT_SECRET_KEY must be at least 32 bytes"
+	"${KUBECTL}" create secret generic "${SECRET}" -n "${NAMESPACE}" --from-file="${dir}/values" \
+		--dry-run=client -o yaml >"${dir}/secret.yaml"
+	"${KUBECTL}" label --local -f "${dir}/secret.yaml" -o yaml \
+		app.kubernetes.io/part-of=beryl-ecosystem >"${dir}/labelled.yaml"
+	if [[ ${count} -eq -1 ]]; then
+		"${KUBECTL}" create -f "${dir}/labelled.yaml"
+	else
+		# The empty Secret from `kubectl apply -f k8s/secrets/`: replace writes the values without
+		# recording them in the last-applied annotation, so later applies keep them.
+		"${KUBECTL}" replace -f "${dir}/labelled.yaml"
+	fi
+	echo "secret ${NAMESPACE}/${SECRET} written; restart the workloads to load it:"
+	echo "  ${KUBECTL} rollout restart deployment ${DEPLOYMENTS[*]} -n ${NAMESPACE}"
+}
+
+rotate_jwt() {
+	local restart=$1 current new patch
+	current=$("${KUBECTL}" get secret "${SECRET}" -n "${NAMESPACE}" -o go-template='{{index .data "jwt-secret-key"}}') ||
+		die "cannot read ${NAMESPACE}/${SECRET}"
+	[[ -n "${current}" ]] || die "${NAMESPACE}/${SECRET} has no jwt-secret-key to rotate"
+	# base64 of the key without a trailing newline (`openssl rand -hex 32 | base64` would add one).
+	new=$(printf '%s' "$(openssl rand -hex 32)" | base64 -w0)
+	# The current key stays valid as JWT_SECRET_KEY_PREVIOUS until the next rotation, so tokens
+	# signed before the rotation keep working while they expire.
+	patch=$(printf '[{"op":"add","path":"/data/jwt-secret-key-previous","value":"%s"},{"op":"replace","path":"/data/jwt-secret-key","value":"%s"}]' "${current}" "${new}")
+	"${KUBECTL}" patch secret "${SECRET}" -n "${NAMESPACE}" --type=json -p "${patch}" >/dev/null
+	echo "jwt-secret-key rotated in ${NAMESPACE}/${SECRET} (previous key kept as jwt-secret-key-previous)"
+	if [[ ${restart} == true ]]; then
+		local deployment
+		for deployment in "${DEPLOYMENTS[@]}"; do
+			"${KUBECTL}" rollout restart "deployment/${deployment}" -n "${NAMESPACE}"
+			"${KUBECTL}" rollout status "deployment/${deployment}" -n "${NAMESPACE}" --timeout=300s
+		done
+	else
+		echo "restart the workloads to load it: ${KUBECTL} rollout restart deployment ${DEPLOYMENTS[*]} -n ${NAMESPACE}"
+	fi
+}
+
+main() {
+	local mode=create restart=false
+	while [[ $# -gt 0 ]]; do
+		case $1 in
+		--rotate-jwt) mode=rotate ;;
+		--restart) restart=true ;;
+		-h | --help)
+			usage
+			exit 0
+			;;
+		*) die "unknown argument: $1 (see --help)" ;;
+		esac
+		shift
+	done
+	command -v "${KUBECTL}" >/dev/null 2>&1 || die "kubectl not found"
+	command -v openssl >/dev/null 2>&1 || die "openssl not found"
+	if [[ ${mode} == rotate ]]; then
+		rotate_jwt "${restart}"
+	else
+		create
+	fi
+}
+
+main "$@"
