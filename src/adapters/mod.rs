@@ -1,5 +1,7 @@
 //! Connections to infrastructure: pool builders, probes and typed errors. Actors own the pools;
 //! nothing here knows about actors.
 
+pub mod ledger;
+pub mod migrate;
 pub mod postgres;
 pub mod redis;

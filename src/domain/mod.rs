@@ -2,3 +2,4 @@
 //! verification aside, kept in `audit::verify`), so that they are tested without an actor.
 
 pub mod audit;
+pub mod fintech;

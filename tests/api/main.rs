@@ -6,6 +6,7 @@ mod errors;
 mod graphql;
 mod health;
 mod helpers;
+mod ledger_store;
 mod metrics;
 mod process;
 mod ratelimit;

@@ -1,0 +1,58 @@
+//! Fintech: wallets holding integer minor units of one ISO 4217 currency, and the movements
+//! between them. Every movement is double entry: a debit and a credit of the same amount, where
+//! money entering or leaving the ledger is posted against the `external` account of its currency.
+
+mod currency;
+mod wallet;
+
+pub use currency::Currency;
+pub use wallet::{
+    check_reference, status_entry_kind, Amount, Movement, MovementKind, Wallet, WalletId, WalletStatus, MAX_AMOUNT,
+};
+
+/// Every way a fintech command can be refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FintechError {
+    /// Not an ISO 4217 code.
+    #[error("`{0}` is not an ISO 4217 currency code")]
+    UnknownCurrency(String),
+    /// Zero or negative amount.
+    #[error("amounts are positive integers of minor units")]
+    InvalidAmount,
+    /// Above the largest accepted amount, or a balance would overflow.
+    #[error("the amount is above the largest accepted ({MAX_AMOUNT} minor units)")]
+    AmountTooLarge,
+    /// Source and destination are the same wallet.
+    #[error("source and destination are the same wallet")]
+    SameWallet,
+    /// The id is not a UUID.
+    #[error("`{0}` is not a wallet id")]
+    InvalidWalletId(String),
+    /// No such wallet.
+    #[error("wallet {0} does not exist")]
+    WalletNotFound(WalletId),
+    /// The debit would make the balance negative.
+    #[error("wallet {0} has insufficient funds")]
+    InsufficientFunds(WalletId),
+    /// The wallet is frozen.
+    #[error("wallet {0} is frozen")]
+    WalletFrozen(WalletId),
+    /// The wallet is closed.
+    #[error("wallet {0} is closed")]
+    WalletClosed(WalletId),
+    /// The wallets hold different currencies.
+    #[error("currencies differ: {0} and {1}")]
+    CurrencyMismatch(Currency, Currency),
+    /// A wallet is closed only once empty.
+    #[error("wallet {0} still holds money")]
+    BalanceNotZero(WalletId),
+    /// The status change makes no sense from the current status.
+    #[error("wallet {0} cannot go from {1} to {2}")]
+    InvalidTransition(WalletId, WalletStatus, WalletStatus),
+    /// The external reference is empty or too long.
+    #[error("the external reference must be 1 to 128 printable characters")]
+    InvalidReference,
+    /// The owner is empty or too long.
+    #[error("the owner must be 1 to 128 printable characters")]
+    InvalidOwner,
+}

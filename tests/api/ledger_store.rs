@@ -1,0 +1,283 @@
+//! The ledger storage contract, run against PostgreSQL (its own database, migrated) and against
+//! the in-memory store: both must give the same answers to the same commands.
+
+use beryl_core_api::{
+    adapters::{
+        ledger::{Command, IdempotencyClaim, LedgerOp, LedgerStore, MemLedger, Outcome, PgLedger, StoredResponse},
+        migrate, postgres,
+    },
+    config::DatabaseSettings,
+    domain::fintech::{Amount, Currency, FintechError, MovementKind, Wallet, WalletId, WalletStatus},
+};
+use chrono::{Duration, Utc};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::helpers::create_database;
+
+async fn postgres_store() -> LedgerStore {
+    let settings =
+        DatabaseSettings { url: Some(create_database().await.as_str().into()), ..DatabaseSettings::default() };
+    let config = postgres::connect_config(&settings).unwrap().unwrap();
+    let mut client = postgres::connect(&config).await.unwrap();
+    migrate::run(&mut client).await.unwrap();
+    let pool = postgres::build_pool(&settings).unwrap().unwrap();
+    LedgerStore::Postgres(PgLedger::new(pool, config))
+}
+
+fn render(op: &LedgerOp, outcome: &Outcome) -> StoredResponse {
+    let status = match outcome {
+        Outcome::Applied { .. } => 201,
+        Outcome::Refused(_) => 422,
+        Outcome::DuplicateKey => 409,
+    };
+    StoredResponse { status, body: json!({ "operation": op.command.name(), "transaction": op.transaction_id }) }
+}
+
+fn op(command: Command) -> LedgerOp {
+    LedgerOp {
+        command,
+        transaction_id: Uuid::now_v7(),
+        idempotency: None,
+        request_id: Some("req-1".into()),
+        at: Utc::now(),
+    }
+}
+
+fn keyed(command: Command, key: &str) -> LedgerOp {
+    LedgerOp {
+        idempotency: Some(IdempotencyClaim {
+            scope: "alice".into(),
+            key: key.into(),
+            request_hash: format!("hash-{key}"),
+            request_body: json!({"key": key}),
+            expires_at: Utc::now() + Duration::hours(1),
+        }),
+        ..op(command)
+    }
+}
+
+fn amount(n: i64) -> Amount {
+    Amount::new(n).unwrap()
+}
+
+async fn one(store: &LedgerStore, op: LedgerOp) -> Outcome {
+    store.commit(&[op], render).await.remove(0).unwrap()
+}
+
+async fn open(store: &LedgerStore, owner: &str, currency: &str) -> WalletId {
+    let wallet = Wallet::open(owner, Currency::parse(currency).unwrap()).unwrap();
+    let id = wallet.id;
+    assert!(matches!(one(store, op(Command::Open(Box::new(wallet)))).await, Outcome::Applied { .. }));
+    id
+}
+
+async fn balance(store: &LedgerStore, id: WalletId) -> (i64, i64) {
+    let w = store.wallet(id).await.unwrap().unwrap();
+    (w.balance, w.version)
+}
+
+async fn refused(store: &LedgerStore, command: Command) -> FintechError {
+    match one(store, op(command)).await {
+        Outcome::Refused(e) => e,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+async fn contract(store: LedgerStore) {
+    let a = open(&store, "alice", "EUR").await;
+    let b = open(&store, "bob", "EUR").await;
+    let y = open(&store, "yuki", "JPY").await;
+    assert_eq!(balance(&store, a).await, (0, 1));
+
+    // Movements, applied in order within one batch.
+    let batch = [
+        op(Command::Deposit { wallet: a, amount: amount(10_000), reference: "psp-1".into() }),
+        op(Command::Transfer { from: a, to: b, amount: amount(2_500) }),
+        op(Command::Withdraw { wallet: b, amount: amount(500), reference: "bank-7".into() }),
+    ];
+    let outcomes = store.commit(&batch, render).await;
+    assert!(outcomes.iter().all(|o| matches!(o, Ok(Outcome::Applied { .. }))), "{outcomes:?}");
+    match &outcomes[1] {
+        Ok(Outcome::Applied { wallets, movements }) => {
+            assert_eq!((wallets[0].id, wallets[0].balance), (a, 7_500));
+            assert_eq!((wallets[1].id, wallets[1].balance), (b, 2_500));
+            assert_eq!(movements[0].kind, MovementKind::TransferOut);
+            assert_eq!(movements[0].amount, -2_500);
+            assert_eq!(movements[1].counterparty, Some(a));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(balance(&store, a).await, (7_500, 3));
+    assert_eq!(balance(&store, b).await, (2_000, 3));
+    assert_eq!(store.version(a).await.unwrap(), Some(3));
+
+    // Every refusal leaves everything as it was.
+    let missing = WalletId::generate();
+    assert_eq!(
+        refused(&store, Command::Transfer { from: a, to: b, amount: amount(7_501) }).await,
+        FintechError::InsufficientFunds(a)
+    );
+    assert_eq!(
+        refused(&store, Command::Transfer { from: missing, to: b, amount: amount(1) }).await,
+        FintechError::WalletNotFound(missing)
+    );
+    assert_eq!(
+        refused(&store, Command::Transfer { from: a, to: missing, amount: amount(1) }).await,
+        FintechError::WalletNotFound(missing)
+    );
+    assert_eq!(
+        refused(&store, Command::Transfer { from: a, to: y, amount: amount(1) }).await,
+        FintechError::CurrencyMismatch(Currency::parse("EUR").unwrap(), Currency::parse("JPY").unwrap())
+    );
+    assert_eq!(
+        refused(&store, Command::Withdraw { wallet: b, amount: amount(2_001), reference: "x".into() }).await,
+        FintechError::InsufficientFunds(b)
+    );
+    assert_eq!(
+        refused(&store, Command::SetStatus { wallet: a, status: WalletStatus::Closed }).await,
+        FintechError::BalanceNotZero(a)
+    );
+    assert_eq!(
+        refused(&store, Command::SetStatus { wallet: a, status: WalletStatus::Active }).await,
+        FintechError::InvalidTransition(a, WalletStatus::Active, WalletStatus::Active)
+    );
+    assert_eq!(balance(&store, a).await, (7_500, 3));
+    assert_eq!(balance(&store, b).await, (2_000, 3));
+
+    // Frozen wallets refuse movements both ways until unfrozen.
+    assert!(matches!(
+        one(&store, op(Command::SetStatus { wallet: b, status: WalletStatus::Frozen })).await,
+        Outcome::Applied { .. }
+    ));
+    assert_eq!(
+        refused(&store, Command::Transfer { from: a, to: b, amount: amount(1) }).await,
+        FintechError::WalletFrozen(b)
+    );
+    assert_eq!(
+        refused(&store, Command::Transfer { from: b, to: a, amount: amount(1) }).await,
+        FintechError::WalletFrozen(b)
+    );
+    assert_eq!(
+        refused(&store, Command::Deposit { wallet: b, amount: amount(1), reference: "x".into() }).await,
+        FintechError::WalletFrozen(b)
+    );
+    assert!(matches!(
+        one(&store, op(Command::SetStatus { wallet: b, status: WalletStatus::Active })).await,
+        Outcome::Applied { .. }
+    ));
+
+    // A wallet closes once empty, and closed is final.
+    assert!(matches!(
+        one(&store, op(Command::Withdraw { wallet: b, amount: amount(2_000), reference: "out".into() })).await,
+        Outcome::Applied { .. }
+    ));
+    assert!(matches!(
+        one(&store, op(Command::SetStatus { wallet: b, status: WalletStatus::Closed })).await,
+        Outcome::Applied { .. }
+    ));
+    assert_eq!(
+        refused(&store, Command::Transfer { from: a, to: b, amount: amount(1) }).await,
+        FintechError::WalletClosed(b)
+    );
+
+    // Idempotency: the first command with a key is kept with its response; another command with
+    // the same key changes nothing.
+    let first = keyed(Command::Deposit { wallet: a, amount: amount(100), reference: "psp-2".into() }, "k-1");
+    assert!(matches!(one(&store, first.clone()).await, Outcome::Applied { .. }));
+    let again = keyed(Command::Deposit { wallet: a, amount: amount(100), reference: "psp-2".into() }, "k-1");
+    assert_eq!(one(&store, again).await, Outcome::DuplicateKey);
+    assert_eq!(balance(&store, a).await.0, 7_600);
+    let kept = store.kept_response("alice", "k-1").await.unwrap().unwrap();
+    assert_eq!(kept.response, render(&first, &Outcome::Applied { wallets: vec![], movements: vec![] }));
+    assert_eq!(kept.request_hash, "hash-k-1");
+    assert!(store.kept_response("bob", "k-1").await.unwrap().is_none(), "keys are scoped to their owner");
+    // A refusal is kept too, so that a retry answers the same.
+    let broke = keyed(Command::Withdraw { wallet: a, amount: amount(1_000_000), reference: "x".into() }, "k-2");
+    assert!(matches!(one(&store, broke).await, Outcome::Refused(FintechError::InsufficientFunds(_))));
+    assert_eq!(store.kept_response("alice", "k-2").await.unwrap().unwrap().response.status, 422);
+
+    // History: money movements only, newest first, paged.
+    let page = store.movements(a, None, 2).await.unwrap();
+    let seqs: Vec<_> = page.items.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, vec![4, 3]);
+    let rest = store.movements(a, page.next_before, 10).await.unwrap();
+    assert_eq!(rest.items.iter().map(|m| m.kind).collect::<Vec<_>>(), vec![MovementKind::Deposit]);
+    assert_eq!(rest.next_before, None);
+
+    // Conservation: balances equal deposits minus withdrawals.
+    let totals = store.totals().await.unwrap();
+    assert_eq!(totals.balances, totals.net_external);
+    assert_eq!(totals.balances, 7_600);
+
+    assert_eq!(store.purge_expired_keys(Utc::now() + Duration::hours(2)).await.unwrap(), 2);
+    assert!(store.kept_response("alice", "k-1").await.unwrap().is_none());
+}
+
+#[actix_web::test]
+async fn the_contract_holds_in_memory() {
+    contract(LedgerStore::Memory(MemLedger::new())).await;
+}
+
+#[actix_web::test]
+async fn the_contract_holds_on_postgres() {
+    contract(postgres_store().await).await;
+}
+
+#[actix_web::test]
+async fn concurrent_batches_on_postgres_conserve_money_and_never_go_negative() {
+    let store = postgres_store().await;
+    let mut wallets = Vec::new();
+    for i in 0..10 {
+        let id = open(&store, &format!("user-{i}"), "EUR").await;
+        one(&store, op(Command::Deposit { wallet: id, amount: amount(1_000), reference: format!("seed-{i}") })).await;
+        wallets.push(id);
+    }
+    // Two writers (as two replicas would have), each committing batches of crossing transfers.
+    let writer = |seed: u64| {
+        let store = match &store {
+            LedgerStore::Postgres(pg) => LedgerStore::Postgres(PgLedger::new(pg_pool(pg), pg_config(pg))),
+            other => other.clone(),
+        };
+        let wallets = wallets.clone();
+        async move {
+            let mut applied = 0;
+            for round in 0..20u64 {
+                let batch: Vec<_> = (0..10u64)
+                    .map(|i| {
+                        let k = (seed * 31 + round * 7 + i * 3) as usize;
+                        let (from, to) = (wallets[k % 10], wallets[(k / 10 + 1 + k) % 10]);
+                        let to = if to == from { wallets[(k + 1) % 10] } else { to };
+                        op(Command::Transfer { from, to, amount: amount(((k % 7) as i64 + 1) * 37) })
+                    })
+                    .collect();
+                for o in store.commit(&batch, render).await {
+                    if matches!(o.unwrap(), Outcome::Applied { .. }) {
+                        applied += 1;
+                    }
+                }
+            }
+            applied
+        }
+    };
+    let (x, y) = futures::join!(writer(1), writer(2));
+    assert!(x + y > 0);
+    let totals = store.totals().await.unwrap();
+    assert_eq!(totals.balances, 10_000);
+    assert_eq!(totals.net_external, 10_000);
+    for id in wallets {
+        let w = store.wallet(id).await.unwrap().unwrap();
+        assert!(w.balance >= 0);
+        let history = store.movements(id, None, 1000).await.unwrap();
+        let replayed: i64 = history.items.iter().map(|m| m.amount).sum();
+        assert_eq!(replayed, w.balance, "the journal replays to the balance");
+    }
+}
+
+fn pg_pool(pg: &PgLedger) -> beryl_core_api::adapters::postgres::PgPool {
+    pg.pool().clone()
+}
+
+fn pg_config(pg: &PgLedger) -> tokio_postgres::Config {
+    pg.config().clone()
+}
