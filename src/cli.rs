@@ -20,6 +20,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the service (the default).
     Serve,
+    /// Apply pending database migrations (DATABASE_URL) and exit.
+    Migrate,
     /// Development tokens.
     Token {
         /// What to do.

@@ -76,6 +76,8 @@ pub struct Settings {
     pub redis: RedisSettings,
     /// Restart policy and timeouts of the actor runtime.
     pub supervision: SupervisionSettings,
+    /// Wallets, transfers and idempotency.
+    pub fintech: FintechSettings,
     /// Health probing of dependencies.
     pub health: HealthSettings,
     /// Fault-injection switch used by resilience tests; refused in production.
@@ -450,11 +452,20 @@ pub struct DatabaseSettings {
     pub connect_timeout_secs: u64,
     /// Whether PostgreSQL must be up for the process to be ready.
     pub required: bool,
+    /// Apply pending migrations when the service starts (otherwise run `beryl-core-api migrate`).
+    pub migrate_on_start: bool,
 }
 
 impl Default for DatabaseSettings {
     fn default() -> Self {
-        Self { url: None, password: None, max_connections: 16, connect_timeout_secs: 5, required: true }
+        Self {
+            url: None,
+            password: None,
+            max_connections: 16,
+            connect_timeout_secs: 5,
+            required: true,
+            migrate_on_start: true,
+        }
     }
 }
 
@@ -515,6 +526,26 @@ impl Default for SupervisionSettings {
             mailbox_capacity: 1024,
             watchdog_interval_ms: 200,
         }
+    }
+}
+
+/// The fintech domain.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FintechSettings {
+    /// How long an idempotency key and its response are kept, seconds (Stripe keeps 24 h).
+    pub idempotency_ttl_secs: u64,
+    /// A wallet actor unused this long is stopped, seconds.
+    pub wallet_idle_secs: u64,
+    /// Most wallet actors alive at once.
+    pub max_live_wallets: usize,
+    /// Threads the wallet actors are spread over.
+    pub wallet_threads: usize,
+}
+
+impl Default for FintechSettings {
+    fn default() -> Self {
+        Self { idempotency_ttl_secs: 24 * 3600, wallet_idle_secs: 300, max_live_wallets: 10_000, wallet_threads: 2 }
     }
 }
 
@@ -944,6 +975,16 @@ impl Settings {
                     "list exact origins such as https://app.beryl-ecosystem.com; wildcards are refused",
                 );
             }
+        }
+        if self.fintech.idempotency_ttl_secs < 60
+            || self.fintech.max_live_wallets == 0
+            || self.fintech.wallet_threads == 0
+        {
+            add(
+                "fintech.idempotency_ttl_secs",
+                "keys must live at least 60 s, and wallet actors need room and a thread".into(),
+                "for example 86400, 10000 and 2",
+            );
         }
         if self.server.request_timeout_secs == 0 || self.server.request_timeout_secs > 300 {
             add(

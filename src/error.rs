@@ -76,16 +76,50 @@ error_codes! {
     ScopeMissing => ("scope_missing", 403, "Missing scope"),
     /// The resource belongs to another user.
     NotOwner => ("not_owner", 403, "Forbidden"),
+    /// Not an ISO 4217 currency code.
+    UnknownCurrency => ("unknown_currency", 400, "Unknown currency"),
+    /// Zero, negative or non-integer amount.
+    InvalidAmount => ("invalid_amount", 400, "Invalid amount"),
+    /// Amount above the largest accepted, or a balance would overflow.
+    AmountTooLarge => ("amount_too_large", 400, "Amount too large"),
+    /// Source and destination are the same wallet.
+    SameWallet => ("same_wallet", 400, "Same wallet"),
+    /// A wallet id is not a UUID.
+    InvalidWalletId => ("invalid_wallet_id", 400, "Invalid wallet id"),
+    /// External reference or owner missing or malformed.
+    InvalidReference => ("invalid_reference", 400, "Invalid reference"),
+    /// POST without an `Idempotency-Key` header, or a malformed one.
+    IdempotencyKeyMissing => ("idempotency_key_missing", 400, "Idempotency key required"),
+    /// A page larger than allowed was asked for.
+    PageTooLarge => ("page_too_large", 400, "Page too large"),
+    /// The pagination cursor is not one this service issued.
+    InvalidCursor => ("invalid_cursor", 400, "Invalid cursor"),
+    /// No such wallet.
+    WalletNotFound => ("wallet_not_found", 404, "Wallet not found"),
     /// No route matches the path.
     NotFound => ("not_found", 404, "Not found"),
     /// No actor has that name.
     ActorNotFound => ("actor_not_found", 404, "Actor not found"),
     /// The route exists but not for this method.
     MethodNotAllowed => ("method_not_allowed", 405, "Method not allowed"),
+    /// The wallet is frozen.
+    WalletFrozen => ("wallet_frozen", 409, "Wallet frozen"),
+    /// The wallet is closed.
+    WalletClosed => ("wallet_closed", 409, "Wallet closed"),
+    /// Only an empty wallet closes.
+    BalanceNotZero => ("balance_not_zero", 409, "Balance not zero"),
+    /// The status change makes no sense from the current status.
+    InvalidTransition => ("invalid_transition", 409, "Invalid status change"),
+    /// The idempotency key was used for a different request; `fields` names what differs.
+    IdempotencyKeyReused => ("idempotency_key_reused", 409, "Idempotency key reused"),
     /// The body is larger than the configured limit.
     PayloadTooLarge => ("payload_too_large", 413, "Payload too large"),
     /// The body's media type is not accepted.
     UnsupportedMediaType => ("unsupported_media_type", 415, "Unsupported media type"),
+    /// The debit would make the balance negative.
+    InsufficientFunds => ("insufficient_funds", 422, "Insufficient funds"),
+    /// The wallets hold different currencies.
+    CurrencyMismatch => ("currency_mismatch", 422, "Currency mismatch"),
     /// Too many requests; `Retry-After` says when to try again.
     RateLimited => ("rate_limited", 429, "Too many requests"),
     /// An unexpected failure; details are in the logs under the request id.
@@ -94,6 +128,8 @@ error_codes! {
     ActorUnavailable => ("actor_unavailable", 503, "Service unavailable"),
     /// The service is shutting down or not ready.
     ServiceUnavailable => ("service_unavailable", 503, "Service unavailable"),
+    /// The ledger store cannot be reached; retry with the same idempotency key.
+    LedgerUnavailable => ("ledger_unavailable", 503, "Service unavailable"),
     /// A state-changing request could not be audited and the policy is fail-closed.
     AuditUnavailable => ("audit_unavailable", 503, "Service unavailable"),
     /// The actor that owns the resource did not answer in time.
@@ -207,6 +243,44 @@ impl AppError {
 impl From<std::convert::Infallible> for AppError {
     fn from(never: std::convert::Infallible) -> Self {
         match never {}
+    }
+}
+
+impl From<crate::domain::fintech::FintechError> for AppError {
+    fn from(e: crate::domain::fintech::FintechError) -> Self {
+        use crate::domain::fintech::FintechError as F;
+        let code = match &e {
+            F::UnknownCurrency(_) => ErrorCode::UnknownCurrency,
+            F::InvalidAmount => ErrorCode::InvalidAmount,
+            F::AmountTooLarge => ErrorCode::AmountTooLarge,
+            F::SameWallet => ErrorCode::SameWallet,
+            F::InvalidWalletId(_) => ErrorCode::InvalidWalletId,
+            F::WalletNotFound(_) => ErrorCode::WalletNotFound,
+            F::InsufficientFunds(_) => ErrorCode::InsufficientFunds,
+            F::WalletFrozen(_) => ErrorCode::WalletFrozen,
+            F::WalletClosed(_) => ErrorCode::WalletClosed,
+            F::CurrencyMismatch(..) => ErrorCode::CurrencyMismatch,
+            F::BalanceNotZero(_) => ErrorCode::BalanceNotZero,
+            F::InvalidTransition(..) => ErrorCode::InvalidTransition,
+            F::InvalidReference | F::InvalidOwner => ErrorCode::InvalidReference,
+        };
+        AppError::client(code, e.to_string())
+    }
+}
+
+impl From<crate::actors::fintech::LedgerFailure> for AppError {
+    fn from(e: crate::actors::fintech::LedgerFailure) -> Self {
+        use crate::actors::fintech::LedgerFailure as L;
+        match e {
+            L::Store => AppError::client(
+                ErrorCode::LedgerUnavailable,
+                "the ledger cannot be reached; retry with the same Idempotency-Key",
+            )
+            .with_header("retry-after", "1"),
+            L::Unavailable => {
+                AppError::Unavailable { actor: "wallet".into(), retry_after: std::time::Duration::from_secs(1) }
+            }
+        }
     }
 }
 

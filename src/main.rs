@@ -39,6 +39,7 @@ fn main() -> ExitCode {
         Command::Token { action: TokenCommand::Mint { subject, scopes, ttl_secs } } => {
             mint(&settings, &subject, &scopes, ttl_secs)
         }
+        Command::Migrate => migrate(&settings),
         Command::Serve => serve(settings),
     }
 }
@@ -87,6 +88,34 @@ fn serve(settings: Settings) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "service stopped with an error");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn migrate(settings: &Settings) -> ExitCode {
+    let config = match beryl_core_api::adapters::postgres::connect_config(&settings.database) {
+        Ok(Some(config)) => config,
+        Ok(None) => {
+            eprintln!("migrate needs DATABASE_URL: the embedded mode has no database");
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("invalid DATABASE_URL: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = actix_rt::System::new().block_on(async move {
+        let mut client = beryl_core_api::adapters::postgres::connect(&config).await?;
+        Ok::<_, anyhow::Error>(beryl_core_api::adapters::migrate::run(&mut client).await?)
+    });
+    match result {
+        Ok(report) => {
+            println!("applied: {:?}; already present: {:?}", report.applied, report.present);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("migration failed: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -14,9 +14,14 @@ use anyhow::Context as _;
 
 use crate::{
     actors::{
+        fintech::{self, FintechDomain, LedgerWriter, WalletPolicy},
         pools::{self, AdapterPool, PoolConfig},
-        runtime::{ActorKind, ActorSpec, Registry, Supervision},
+        runtime::{ActorKind, ActorRef, ActorSpec, Registry, Supervision},
         Actors,
+    },
+    adapters::{
+        self,
+        ledger::{LedgerStore, MemLedger, PgLedger},
     },
     auth::{rate_limit::Limiter, KeySet},
     config::{CorsSettings, Settings},
@@ -55,6 +60,7 @@ impl Application {
             AdapterPool::new(pool_config.clone(), pool_registry.clone())
         })?;
         let audit = crate::actors::audit::spawn(&supervision, &settings, registry.clone(), metrics.clone())?;
+        let fintech = spawn_fintech(&supervision, &settings, &metrics).await?;
         supervision.start_watchdog();
 
         let keys = Arc::new(KeySet::from_settings(&settings.auth)?);
@@ -82,7 +88,7 @@ impl Application {
             registry,
             supervision,
             metrics,
-            actors: Actors { pools, audit },
+            actors: Actors { pools, fintech, audit },
             live_stall: Duration::from_secs(settings.health.live_stall_secs),
             guard,
         });
@@ -164,6 +170,45 @@ impl Application {
         }
         Ok(())
     }
+}
+
+/// The ledger store (PostgreSQL, migrated when configured to, or memory), its writer and the
+/// fintech domain actor.
+async fn spawn_fintech(
+    supervision: &Supervision,
+    settings: &Settings,
+    metrics: &Metrics,
+) -> anyhow::Result<ActorRef<FintechDomain>> {
+    let store = match adapters::postgres::connect_config(&settings.database)? {
+        Some(config) => {
+            if settings.database.migrate_on_start {
+                let mut client =
+                    adapters::postgres::connect(&config).await.context("connect to PostgreSQL to migrate")?;
+                let report = adapters::migrate::run(&mut client).await.context("apply migrations")?;
+                tracing::info!(applied = ?report.applied, present = report.present.len(), "database migrated");
+            }
+            let pool = adapters::postgres::build_pool(&settings.database)?.context("PostgreSQL pool")?;
+            LedgerStore::Postgres(PgLedger::new(pool, config))
+        }
+        None => LedgerStore::Memory(MemLedger::new()),
+    };
+    let writer_store = store.clone();
+    let writer_metrics = metrics.clone();
+    let writer = supervision.spawn(ActorSpec::new(fintech::writer::NAME, ActorKind::Adapter, true), move || {
+        LedgerWriter::new(writer_store.clone(), http::fintech::render, &writer_metrics)
+    })?;
+    let me: fintech::SelfRef = Arc::default();
+    let policy = WalletPolicy {
+        idle: Duration::from_secs(settings.fintech.wallet_idle_secs),
+        max_live: settings.fintech.max_live_wallets,
+        threads: settings.fintech.wallet_threads,
+    };
+    let (domain_me, domain_metrics) = (me.clone(), metrics.clone());
+    let domain = supervision.spawn(ActorSpec::new(fintech::NAME, ActorKind::Domain, true), move || {
+        FintechDomain::new(store.clone(), writer.clone(), domain_me.clone(), domain_metrics.clone(), policy.clone())
+    })?;
+    let _ = me.set(domain.clone());
+    Ok(domain)
 }
 
 /// Strict CORS: only the configured origins, only the methods and headers the API uses.

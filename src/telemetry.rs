@@ -65,6 +65,13 @@ pub const AUDIT_FLUSH_SECONDS: &str = "beryl_audit_flush_seconds";
 pub const AUDIT_DROPPED_TOTAL: &str = "beryl_audit_dropped_total";
 /// Seq of the last audit record written and fsynced: the chain head, to compare with `audit verify`.
 pub const AUDIT_LAST_SEQ: &str = "beryl_audit_last_seq";
+/// Business operations by domain, operation and status (applied, refused, failed).
+pub const BUSINESS_OPERATIONS_TOTAL: &str = "beryl_business_operations_total";
+/// Sum of all wallet balances minus money that entered and left the ledger; 0 unless money was
+/// created or lost.
+pub const LEDGER_CONSERVATION_GAP: &str = "beryl_ledger_conservation_gap_minor_units";
+/// Commands committed together by the ledger writer.
+pub const LEDGER_BATCH_SIZE: &str = "beryl_ledger_batch_size";
 /// Prefix of the process collector's metrics (CPU seconds, resident memory, threads, fds).
 pub const PROCESS_PREFIX: &str = "beryl_";
 
@@ -91,6 +98,12 @@ pub fn describe_metrics() {
     describe_histogram!(HTTP_REQUEST_DURATION_SECONDS, Unit::Seconds, "HTTP request duration.");
     describe_gauge!(HTTP_REQUESTS_IN_FLIGHT, Unit::Count, "HTTP requests being handled.");
     describe_gauge!(BUILD_INFO, "Always 1; labels carry version, environment and role.");
+    describe_counter!(BUSINESS_OPERATIONS_TOTAL, Unit::Count, "Business operations by domain, operation and status.");
+    describe_gauge!(
+        LEDGER_CONSERVATION_GAP,
+        "Sum of wallet balances minus net external flows; 0 when money is conserved."
+    );
+    describe_histogram!(LEDGER_BATCH_SIZE, Unit::Count, "Commands committed in one ledger transaction.");
     describe_counter!(AUTH_FAILURES_TOTAL, Unit::Count, "Requests refused for a missing or invalid token.");
     describe_counter!(RATELIMIT_LIMITED_TOTAL, Unit::Count, "Requests refused by a rate limit.");
     describe_counter!(

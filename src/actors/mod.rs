@@ -2,6 +2,7 @@
 //! reach them only through [`runtime::ActorRef`] messages.
 
 pub mod audit;
+pub mod fintech;
 pub mod pools;
 pub mod runtime;
 
@@ -12,6 +13,8 @@ use runtime::ActorRef;
 pub struct Actors {
     /// Owns the PostgreSQL and Redis pools.
     pub pools: ActorRef<pools::AdapterPool>,
+    /// Routes fintech commands and reads to the wallet actors.
+    pub fintech: ActorRef<fintech::FintechDomain>,
     /// Appends the audit trail; `None` when auditing is disabled.
     pub audit: Option<audit::AuditSink>,
 }

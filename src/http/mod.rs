@@ -4,6 +4,7 @@
 pub mod ask;
 pub mod audit;
 pub mod faults;
+pub mod fintech;
 pub mod guard;
 pub mod health;
 pub mod json;
@@ -68,6 +69,7 @@ pub fn routes(settings: &Settings, schema: graphql::BerylSchema) -> impl FnOnce(
                 web::scope("/api/v1")
                     .wrap(from_fn(guard::protect))
                     .service(web::resource("/me").route(web::get().to(me::me)))
+                    .configure(fintech::routes)
                     .service(web::resource("/system/actors").route(web::get().to(system::actors)))
                     .service(web::resource("/system/actors/{name}/restart").route(web::post().to(system::restart))),
             );

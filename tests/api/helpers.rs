@@ -52,6 +52,7 @@ pub fn test_settings() -> Settings {
     settings.server.host = "127.0.0.1".into();
     settings.server.port = 0;
     settings.server.workers = 2;
+    settings.database.max_connections = 4;
     settings.fault_injection.enabled = true;
     settings.auth.jwt_secret_key = Some(TEST_JWT_KEY.into());
     settings.redis.key_prefix = format!("beryl:test:{}:", uuid::Uuid::new_v4().simple());
@@ -67,6 +68,14 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub state: web::Data<AppState>,
     pub keys: Arc<KeySet>,
+}
+
+impl Drop for TestApp {
+    /// Stop the application's actor threads so that their database connections close: tests
+    /// share one PostgreSQL server and its connection limit.
+    fn drop(&mut self) {
+        self.state.supervision.halt();
+    }
 }
 
 impl TestApp {

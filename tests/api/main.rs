@@ -2,7 +2,9 @@
 
 mod audit;
 mod auth;
+mod bank;
 mod errors;
+mod fintech;
 mod graphql;
 mod health;
 mod helpers;

@@ -347,6 +347,18 @@ impl Supervision {
         undrained
     }
 
+    /// Stop the watchdog and every actor thread at once, without draining (an embedding that
+    /// discards the application, such as a test, releases its threads and connections).
+    pub fn halt(&self) {
+        if let Some(watchdog) = self.watchdog.lock().take() {
+            watchdog.stop();
+        }
+        for child in self.children.lock().iter() {
+            child.entry().set_state(ActorState::Stopped);
+            child.stop_thread();
+        }
+    }
+
     /// Set the per-actor gauges and counters from the supervision records, before a scrape.
     pub fn export_metrics(&self, live_stall: Duration) {
         let report = self.registry.report(live_stall);

@@ -1,0 +1,77 @@
+//! The fintech protocol: commands and queries of the fintech domain actor, the wallet actors it
+//! spawns, and the ledger writer.
+
+use actix::Message;
+
+use crate::{
+    adapters::ledger::{LedgerOp, Outcome, Page},
+    domain::fintech::{Wallet, WalletId},
+};
+
+/// Why a fintech message got no business answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LedgerFailure {
+    /// The ledger store failed or is unreachable; the command may or may not have been applied
+    /// (retry with the same idempotency key to find out).
+    #[error("the ledger store is unavailable")]
+    Store,
+    /// The wallet's actor could not be reached.
+    #[error("the wallet's actor is unavailable")]
+    Unavailable,
+}
+
+/// Commit one ledger operation (ledger writer).
+#[derive(Debug)]
+pub struct Commit(pub LedgerOp);
+
+impl Message for Commit {
+    type Result = Result<Outcome, LedgerFailure>;
+}
+
+/// Apply an operation through the actor of the wallet it debits (or changes).
+#[derive(Debug)]
+pub struct Execute(pub LedgerOp);
+
+impl Message for Execute {
+    type Result = Result<Outcome, LedgerFailure>;
+}
+
+/// Read a wallet; `Ok(None)` when it does not exist.
+#[derive(Debug, Clone, Copy)]
+pub struct GetWallet(pub WalletId);
+
+impl Message for GetWallet {
+    type Result = Result<Option<Wallet>, LedgerFailure>;
+}
+
+/// A page of a wallet's money movements, newest first, before sequence `before`.
+#[derive(Debug, Clone, Copy)]
+pub struct GetMovements {
+    /// Wallet.
+    pub wallet: WalletId,
+    /// Exclusive upper bound of the sequence numbers returned.
+    pub before: Option<i64>,
+    /// Page size.
+    pub limit: usize,
+}
+
+impl Message for GetMovements {
+    type Result = Result<Page, LedgerFailure>;
+}
+
+/// A wallet changed through another wallet's command (the credited side of a transfer): its live
+/// actor, if any, takes the new state.
+#[derive(Debug, Clone)]
+pub struct Refresh(pub Wallet);
+
+impl Message for Refresh {
+    type Result = Result<(), std::convert::Infallible>;
+}
+
+/// Live wallet actors, for health and metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct GetLiveWallets;
+
+impl Message for GetLiveWallets {
+    type Result = Result<usize, std::convert::Infallible>;
+}

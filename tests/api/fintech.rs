@@ -1,0 +1,300 @@
+//! The fintech API over real HTTP with real PostgreSQL: wallets, movements, idempotency, refusals
+//! that change nothing, and reads that are never stale across instances.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde_json::{json, Value};
+
+use crate::helpers::{create_database, spawn_app, spawn_with, TestApp};
+
+static KEYS: AtomicU64 = AtomicU64::new(0);
+
+/// What is sent, where, and the status, code and field of the refusal.
+type Case<'a> = (&'a str, &'a str, Value, u16, &'a str, Option<&'a str>);
+
+fn key() -> String {
+    format!("key-{}-{}", std::process::id(), KEYS.fetch_add(1, Ordering::Relaxed))
+}
+
+async fn post(
+    app: &TestApp,
+    token: &str,
+    path: &str,
+    body: Value,
+    key: &str,
+) -> (u16, Value, reqwest::header::HeaderMap) {
+    let res = app
+        .client
+        .post(app.url(path))
+        .bearer_auth(token)
+        .header("Idempotency-Key", key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let (status, headers) = (res.status().as_u16(), res.headers().clone());
+    (status, res.json().await.unwrap_or(Value::Null), headers)
+}
+
+async fn get(app: &TestApp, token: &str, path: &str) -> (u16, Value) {
+    let res = app.get_as(path, token).await;
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+async fn open(app: &TestApp, token: &str, currency: &str) -> String {
+    let (status, body, _) = post(app, token, "/api/v1/fintech/wallets", json!({"currency": currency}), &key()).await;
+    assert_eq!(status, 201, "{body}");
+    body["id"].as_str().unwrap().to_string()
+}
+
+async fn deposit(app: &TestApp, token: &str, wallet: &str, amount: i64) {
+    let path = format!("/api/v1/fintech/wallets/{wallet}/deposits");
+    let (status, body, _) = post(app, token, &path, json!({"amount": amount, "reference": "psp-test"}), &key()).await;
+    assert_eq!(status, 201, "{body}");
+}
+
+async fn wallet(app: &TestApp, token: &str, id: &str) -> Value {
+    let (status, body) = get(app, token, &format!("/api/v1/fintech/wallets/{id}")).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+fn alice(app: &TestApp) -> String {
+    app.token("alice", &["fintech:read", "fintech:write"])
+}
+
+#[actix_web::test]
+async fn wallets_deposits_transfers_and_history() {
+    let app = spawn_app().await;
+    let token = alice(&app);
+    let (a, b) = (open(&app, &token, "EUR").await, open(&app, &token, "EUR").await);
+    deposit(&app, &token, &a, 10_000).await;
+    let (status, body, _) = post(
+        &app,
+        &token,
+        "/api/v1/fintech/transfers",
+        json!({"from": a, "to": b, "amount": 2_500, "currency": "EUR"}),
+        &key(),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["kind"], "transfer");
+    assert_eq!(body["balance_after"], 7_500);
+    assert_eq!(wallet(&app, &token, &a).await["balance"], 7_500);
+    assert_eq!(wallet(&app, &token, &b).await["balance"], 2_500);
+    let path = format!("/api/v1/fintech/wallets/{a}/withdrawals");
+    let (status, _, _) = post(&app, &token, &path, json!({"amount": 500, "reference": "bank-1"}), &key()).await;
+    assert_eq!(status, 201);
+
+    let (status, page) = get(&app, &token, &format!("/api/v1/fintech/wallets/{a}/transactions?limit=2")).await;
+    assert_eq!(status, 200);
+    let kinds: Vec<_> =
+        page["items"].as_array().unwrap().iter().map(|m| m["kind"].as_str().unwrap().to_string()).collect();
+    assert_eq!(kinds, vec!["withdrawal", "transfer_out"]);
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let (_, rest) = get(&app, &token, &format!("/api/v1/fintech/wallets/{a}/transactions?cursor={cursor}")).await;
+    assert_eq!(rest["items"][0]["kind"], "deposit");
+    assert!(rest["next_cursor"].is_null());
+
+    let metrics = app.metrics().await;
+    assert!(metrics
+        .contains("beryl_business_operations_total{domain=\"fintech\",operation=\"transfer\",status=\"applied\"} 1"));
+}
+
+#[actix_web::test]
+async fn idempotent_retries_replay_the_original_even_after_a_restart() {
+    let database = create_database().await;
+    let db = database.clone();
+    let app = spawn_with(move |s| s.database.url = Some(db.as_str().into())).await;
+    let token = alice(&app);
+    let (a, b) = (open(&app, &token, "EUR").await, open(&app, &token, "EUR").await);
+    deposit(&app, &token, &a, 1_000).await;
+    let k = key();
+    let body = json!({"from": a, "to": b, "amount": 100});
+    let (s1, first, _) = post(&app, &token, "/api/v1/fintech/transfers", body.clone(), &k).await;
+    let (s2, second, headers) = post(&app, &token, "/api/v1/fintech/transfers", body.clone(), &k).await;
+    assert_eq!((s1, &first), (s2, &second));
+    assert_eq!(headers["idempotent-replayed"], "true");
+    assert_eq!(wallet(&app, &token, &a).await["balance"], 900, "applied once");
+
+    // A new instance on the same database (as after a crash) answers the same.
+    let db = database.clone();
+    let restarted = spawn_with(move |s| s.database.url = Some(db.as_str().into())).await;
+    let token2 = alice(&restarted);
+    let (s3, third, _) = post(&restarted, &token2, "/api/v1/fintech/transfers", body, &k).await;
+    assert_eq!((s3, &third), (s1, &first));
+
+    let (status, conflict, _) =
+        post(&restarted, &token2, "/api/v1/fintech/transfers", json!({"from": a, "to": b, "amount": 101}), &k).await;
+    assert_eq!(status, 409);
+    assert_eq!(conflict["code"], "idempotency_key_reused");
+    assert_eq!(conflict["fields"], json!(["amount"]));
+    assert_eq!(wallet(&restarted, &token2, &a).await["balance"], 900);
+
+    // Refusals are kept too: a retry of a refused transfer is refused the same way.
+    let k = key();
+    let big = json!({"from": a, "to": b, "amount": 5_000});
+    let (s4, refused, _) = post(&restarted, &token2, "/api/v1/fintech/transfers", big.clone(), &k).await;
+    assert_eq!((s4, refused["code"].as_str()), (422, Some("insufficient_funds")));
+    deposit(&restarted, &token2, &a, 10_000).await;
+    let (s5, again, _) = post(&restarted, &token2, "/api/v1/fintech/transfers", big, &k).await;
+    assert_eq!((s5, again), (s4, refused));
+}
+
+#[actix_web::test]
+async fn every_bad_input_is_refused_with_its_code_and_changes_nothing() {
+    let app = spawn_app().await;
+    let token = alice(&app);
+    let (a, b) = (open(&app, &token, "EUR").await, open(&app, &token, "EUR").await);
+    let y = open(&app, &token, "JPY").await;
+    deposit(&app, &token, &a, 1_000).await;
+    let before = (wallet(&app, &token, &a).await, wallet(&app, &token, &b).await);
+    let missing = uuid::Uuid::now_v7().to_string();
+    let frozen = open(&app, &token, "EUR").await;
+    let admin = app.token("compliance", &["admin"]);
+    let (status, _, _) =
+        post(&app, &admin, &format!("/api/v1/fintech/wallets/{frozen}/freeze"), json!({}), &key()).await;
+    assert_eq!(status, 200);
+
+    let transfers = "/api/v1/fintech/transfers";
+    let deposits = format!("/api/v1/fintech/wallets/{a}/deposits");
+    let cases: Vec<Case> = vec![
+        (
+            "unknown currency",
+            "/api/v1/fintech/wallets",
+            json!({"currency": "XYZ"}),
+            400,
+            "unknown_currency",
+            Some("currency"),
+        ),
+        ("zero amount", transfers, json!({"from": a, "to": b, "amount": 0}), 400, "invalid_amount", Some("amount")),
+        (
+            "negative amount",
+            transfers,
+            json!({"from": a, "to": b, "amount": -5}),
+            400,
+            "invalid_amount",
+            Some("amount"),
+        ),
+        (
+            "amount above the maximum",
+            transfers,
+            json!({"from": a, "to": b, "amount": 1_000_000_000_000_001i64}),
+            400,
+            "amount_too_large",
+            Some("amount"),
+        ),
+        (
+            "amount overflowing 64 bits",
+            transfers,
+            json!({"from": a, "to": b, "amount": 1e20}),
+            400,
+            "malformed_json",
+            Some("amount"),
+        ),
+        (
+            "fractional amount",
+            transfers,
+            json!({"from": a, "to": b, "amount": 10.5}),
+            400,
+            "malformed_json",
+            Some("amount"),
+        ),
+        ("same wallet", transfers, json!({"from": a, "to": a, "amount": 1}), 400, "same_wallet", Some("to")),
+        (
+            "malformed id",
+            transfers,
+            json!({"from": "not-an-id", "to": b, "amount": 1}),
+            400,
+            "invalid_wallet_id",
+            Some("from"),
+        ),
+        (
+            "unknown destination",
+            transfers,
+            json!({"from": a, "to": missing, "amount": 1}),
+            404,
+            "wallet_not_found",
+            None,
+        ),
+        ("unknown source", transfers, json!({"from": missing, "to": b, "amount": 1}), 404, "wallet_not_found", None),
+        (
+            "insufficient funds",
+            transfers,
+            json!({"from": a, "to": b, "amount": 1_001}),
+            422,
+            "insufficient_funds",
+            None,
+        ),
+        ("currency mismatch", transfers, json!({"from": a, "to": y, "amount": 1}), 422, "currency_mismatch", None),
+        ("frozen destination", transfers, json!({"from": a, "to": frozen, "amount": 1}), 409, "wallet_frozen", None),
+        (
+            "missing reference",
+            &deposits,
+            json!({"amount": 1, "reference": ""}),
+            400,
+            "invalid_reference",
+            Some("reference"),
+        ),
+    ];
+    for (what, path, body, status, code, field) in cases {
+        let (got, problem, _) = post(&app, &token, path, body, &key()).await;
+        assert_eq!((got, problem["code"].as_str()), (status, Some(code)), "{what}: {problem}");
+        if let Some(field) = field {
+            assert_eq!(problem["field"], field, "{what}: {problem}");
+        }
+    }
+    let res = app
+        .client
+        .post(app.url(transfers))
+        .bearer_auth(&token)
+        .json(&json!({"from": a, "to": b, "amount": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(res.json::<Value>().await.unwrap()["code"], "idempotency_key_missing");
+    let (status, body) = get(&app, &token, &format!("/api/v1/fintech/wallets/{a}/transactions?limit=1000")).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("page_too_large")));
+    let (status, body) = get(&app, &token, &format!("/api/v1/fintech/wallets/{a}/transactions?cursor=bogus")).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_cursor")));
+    let (status, body) = get(&app, &token, "/api/v1/fintech/wallets/not-a-uuid").await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_wallet_id")));
+    let (status, body) = get(&app, &token, &format!("/api/v1/fintech/wallets/{missing}")).await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("wallet_not_found")));
+
+    assert_eq!((wallet(&app, &token, &a).await, wallet(&app, &token, &b).await), before, "nothing changed");
+}
+
+#[actix_web::test]
+async fn owners_only_see_their_own_wallets() {
+    let app = spawn_app().await;
+    let a = open(&app, &alice(&app), "EUR").await;
+    let bob = app.token("bob", &["fintech:read", "fintech:write"]);
+    let (status, body) = get(&app, &bob, &format!("/api/v1/fintech/wallets/{a}")).await;
+    assert_eq!((status, body["code"].as_str()), (403, Some("not_owner")));
+    let (status, _, _) =
+        post(&app, &bob, "/api/v1/fintech/wallets", json!({"currency": "EUR", "owner": "alice"}), &key()).await;
+    assert_eq!(status, 403);
+    let (status, body) =
+        get(&app, &app.token("reader", &["mobility:read"]), &format!("/api/v1/fintech/wallets/{a}")).await;
+    assert_eq!((status, body["missing_scope"].as_str()), (403, Some("fintech:read")));
+}
+
+#[actix_web::test]
+async fn a_read_on_one_instance_right_after_a_write_on_another_shows_the_write() {
+    let database = create_database().await;
+    let (d1, d2) = (database.clone(), database.clone());
+    let one = spawn_with(move |s| s.database.url = Some(d1.as_str().into())).await;
+    let two = spawn_with(move |s| s.database.url = Some(d2.as_str().into())).await;
+    let (t1, t2) = (alice(&one), alice(&two));
+    let a = open(&one, &t1, "EUR").await;
+    // Instance two's wallet actor is live with the empty wallet...
+    assert_eq!(wallet(&two, &t2, &a).await["balance"], 0);
+    for n in 1..=5 {
+        deposit(&one, &t1, &a, 100).await;
+        // ...and still shows every write made through instance one at once.
+        assert_eq!(wallet(&two, &t2, &a).await["balance"], 100 * n);
+    }
+}
