@@ -80,13 +80,19 @@ fn main() {
         });
     });
     let (port, token) = rx.recv().expect("server started");
-    let open =
-        load::Target { name: "without auth and audit", method: "POST", path: "/open/records".into(), headers: vec![] };
+    let open = load::Target {
+        name: "without auth and audit",
+        method: "POST",
+        path: "/open/records".into(),
+        headers: vec![],
+        make: None,
+    };
     let guarded = load::Target {
         name: "authenticated + audited",
         method: "POST",
         path: "/api/v1/system/records".into(),
         headers: vec![("Authorization".into(), format!("Bearer {token}"))],
+        make: None,
     };
     let auth = vec![("Authorization".to_string(), format!("Bearer {token}"))];
     let guard_only = load::Target {
@@ -94,9 +100,15 @@ fn main() {
         method: "POST",
         path: "/api/v1/system/guarded/records".into(),
         headers: auth.clone(),
+        make: None,
     };
-    let audit_only =
-        load::Target { name: "audited only", method: "POST", path: "/audited/records".into(), headers: vec![] };
+    let audit_only = load::Target {
+        name: "audited only",
+        method: "POST",
+        path: "/audited/records".into(),
+        headers: vec![],
+        make: None,
+    };
     let results = load::run_rounds(port, &[open, guarded, guard_only, audit_only], &args);
     load::print_table(&results, "without auth and audit");
     println!();

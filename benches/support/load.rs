@@ -10,6 +10,7 @@ use tokio::{
     net::TcpStream,
 };
 
+#[derive(Clone)]
 pub struct Args {
     pub seconds: u64,
     pub rounds: usize,
@@ -53,6 +54,9 @@ struct Sample {
     elapsed: Duration,
 }
 
+/// Builds the n-th request of connection c, for targets whose requests differ.
+pub type MakeRequest = std::sync::Arc<dyn Fn(usize, u64) -> Vec<u8> + Send + Sync>;
+
 /// One route to load: a name, and the request line and headers sent for it.
 #[derive(Clone)]
 pub struct Target {
@@ -60,11 +64,28 @@ pub struct Target {
     pub method: &'static str,
     pub path: String,
     pub headers: Vec<(String, String)>,
+    pub make: Option<MakeRequest>,
 }
 
 impl Target {
     pub fn get(name: &'static str, path: &str) -> Self {
-        Target { name, method: "GET", path: path.into(), headers: Vec::new() }
+        Target { name, method: "GET", path: path.into(), headers: Vec::new(), make: None }
+    }
+
+    /// A target whose every request is built by `make(connection, n)`.
+    pub fn dynamic(name: &'static str, make: MakeRequest) -> Self {
+        Target { name, method: "GET", path: String::new(), headers: Vec::new(), make: Some(make) }
+    }
+
+    /// Raw HTTP/1.1 bytes of a request.
+    pub fn raw(method: &str, path: &str, headers: &[(&str, String)], body: &str) -> Vec<u8> {
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n", body.len());
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        head.push_str(body);
+        head.into_bytes()
     }
 
     fn request(&self) -> Vec<u8> {
@@ -80,15 +101,30 @@ impl Target {
     }
 }
 
-async fn connection(port: u16, request: Vec<u8>, until: Instant) -> (u64, u64, Vec<u32>) {
+async fn connection(
+    port: u16,
+    request: Vec<u8>,
+    make: Option<(MakeRequest, usize)>,
+    until: Instant,
+) -> (u64, u64, Vec<u32>) {
     let mut latencies = Vec::with_capacity(64 * 1024);
     let (mut ok, mut errors) = (0u64, 0u64);
     let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)).await else { return (0, 1, latencies) };
     let _ = stream.set_nodelay(true);
     let mut buf = vec![0u8; 8192];
+    let mut n = 0u64;
     while Instant::now() < until {
+        let built;
+        let request = match &make {
+            Some((make, conn)) => {
+                built = make(*conn, n);
+                &built
+            }
+            None => &request,
+        };
+        n += 1;
         let start = Instant::now();
-        if stream.write_all(&request).await.is_err() {
+        if stream.write_all(request).await.is_err() {
             errors += 1;
             break;
         }
@@ -135,8 +171,12 @@ fn measure(port: u16, target: &Target, args: &Args, seconds: u64) -> Sample {
     runtime.block_on(async {
         let start = Instant::now();
         let until = start + Duration::from_secs(seconds);
-        let tasks: Vec<_> =
-            (0..args.connections).map(|_| tokio::spawn(connection(port, target.request(), until))).collect();
+        let tasks: Vec<_> = (0..args.connections)
+            .map(|c| {
+                let make = target.make.clone().map(|m| (m, c));
+                tokio::spawn(connection(port, target.request(), make, until))
+            })
+            .collect();
         let mut sample = Sample { requests: 0, errors: 0, latencies: Vec::new(), elapsed: Duration::ZERO };
         for t in tasks {
             if let Ok((ok, errors, lat)) = t.await {

@@ -1,10 +1,11 @@
 //! GraphQL at `/graphql` (async-graphql): one file per domain, merged here. GraphiQL is served
 //! on GET outside production.
 
+pub mod fintech;
 pub mod system;
 
 use actix_web::{middleware::from_fn, web, HttpResponse};
-use async_graphql::{http::GraphiQLSource, EmptyMutation, EmptySubscription, MergedObject, Schema};
+use async_graphql::{http::GraphiQLSource, EmptySubscription, MergedObject, Schema};
 use async_graphql_actix_web::{GraphQLRequest, GraphQLResponse};
 
 use crate::{
@@ -14,14 +15,18 @@ use crate::{
 
 /// Every query root.
 #[derive(MergedObject, Default)]
-pub struct Query(system::SystemQuery);
+pub struct Query(system::SystemQuery, fintech::FintechQuery);
+
+/// Every mutation root.
+#[derive(MergedObject, Default)]
+pub struct Mutation(fintech::FintechMutation);
 
 /// The schema.
-pub type BerylSchema = Schema<Query, EmptyMutation, EmptySubscription>;
+pub type BerylSchema = Schema<Query, Mutation, EmptySubscription>;
 
 /// Build the schema; resolvers reach the application through `web::Data<AppState>` in its data.
 pub fn schema(state: web::Data<AppState>) -> BerylSchema {
-    Schema::build(Query::default(), EmptyMutation, EmptySubscription)
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .data(state)
         .limit_depth(16)
         .limit_complexity(512)

@@ -128,8 +128,8 @@ fn idempotency_key(req: &HttpRequest) -> Result<String, AppError> {
     Ok(key.to_string())
 }
 
-/// A request as the idempotency check sees it.
-struct Keyed {
+/// A request as the idempotency check sees it: the key, and what the key must always mean.
+pub struct Keyed {
     key: String,
     hash: String,
     body: Value,
@@ -138,20 +138,43 @@ struct Keyed {
 impl Keyed {
     fn new(req: &HttpRequest, body: Value) -> Result<Self, AppError> {
         let key = idempotency_key(req)?;
-        let route = req.match_pattern().unwrap_or_default();
+        let target =
+            format!("{} {} {}", req.method(), req.match_pattern().unwrap_or_default(), req.match_info().as_str());
+        Ok(Self::of(key, &target, body))
+    }
+
+    /// A key for `target` (operation and path) and `body`.
+    pub fn of(key: String, target: &str, body: Value) -> Self {
         let mut hasher = Sha256::new();
-        hasher.update(req.method().as_str());
-        hasher.update(b" ");
-        hasher.update(route.as_bytes());
-        hasher.update(b" ");
-        hasher.update(req.match_info().as_str().as_bytes());
+        hasher.update(target.as_bytes());
         hasher.update(b" ");
         hasher.update(serde_json::to_vec(&body).unwrap_or_default());
-        Ok(Self { key, hash: hex::encode(hasher.finalize()), body })
+        Self { key, hash: hex::encode(hasher.finalize()), body }
     }
 }
 
-fn replay(kept: KeptResponse, keyed: &Keyed) -> Result<HttpResponse, AppError> {
+/// What a command answered: the response kept under its key, and whether it is a replay.
+pub struct Answer {
+    /// Status and body.
+    pub response: StoredResponse,
+    /// Whether an earlier request with the same key produced it.
+    pub replayed: bool,
+}
+
+impl Answer {
+    fn http(&self) -> HttpResponse {
+        let mut res = respond(&self.response);
+        if self.replayed {
+            res.headers_mut().insert(
+                actix_web::http::header::HeaderName::from_static("idempotent-replayed"),
+                actix_web::http::header::HeaderValue::from_static("true"),
+            );
+        }
+        res
+    }
+}
+
+fn replay(kept: KeptResponse, keyed: &Keyed) -> Result<Answer, AppError> {
     if kept.request_hash != keyed.hash {
         let differing = differing_fields(&kept.request_body, &keyed.body);
         return Err(AppError::client(
@@ -160,12 +183,7 @@ fn replay(kept: KeptResponse, keyed: &Keyed) -> Result<HttpResponse, AppError> {
         )
         .with("fields", differing));
     }
-    let mut res = respond(&kept.response);
-    res.headers_mut().insert(
-        actix_web::http::header::HeaderName::from_static("idempotent-replayed"),
-        actix_web::http::header::HeaderValue::from_static("true"),
-    );
-    Ok(res)
+    Ok(Answer { response: kept.response, replayed: true })
 }
 
 /// Top-level fields whose values differ between two request bodies (the path counts as `path`).
@@ -195,11 +213,16 @@ async fn execute(
     keyed: Keyed,
     command: Command,
 ) -> Result<HttpResponse, AppError> {
+    run(state, principal, keyed, command).await.map(|answer| answer.http())
+}
+
+/// Run `command` under `keyed`: replay the kept response, or apply it through the wallet actors
+/// and answer with the response kept alongside the movement. REST and GraphQL both come here.
+pub async fn run(state: &AppState, principal: &Principal, keyed: Keyed, command: Command) -> Result<Answer, AppError> {
     let fintech = &state.actors.fintech;
+    // No look-up first: the command claims its key in the same transaction, and a key already
+    // taken comes back as `DuplicateKey`, answered below from what was kept.
     let lookup = GetKeptResponse { scope: principal.subject.clone(), key: keyed.key.clone() };
-    if let Some(kept) = ask(fintech, lookup.clone()).await? {
-        return replay(kept, &keyed);
-    }
     let name = command.name();
     let op = LedgerOp {
         command,
@@ -231,7 +254,7 @@ async fn execute(
             Some(kept) => replay(kept, &keyed),
             None => Err(AppError::client(ErrorCode::IdempotencyKeyReused, "this Idempotency-Key is in use; retry")),
         },
-        outcome => Ok(respond(&render(&op, &outcome))),
+        outcome => Ok(Answer { response: render(&op, &outcome), replayed: false }),
     }
 }
 
@@ -263,7 +286,14 @@ async fn open_wallet(
 
 /// The wallet, answered from its actor once it is known to be current.
 async fn load_owned(state: &AppState, principal: &Principal, id: WalletId) -> Result<Wallet, AppError> {
-    let wallet = ask(&state.actors.fintech, GetWallet(id))
+    owned_wallet(state, principal, id, true).await
+}
+
+/// The wallet, checked to belong to the caller; `fresh` confirms the state is current (a read),
+/// otherwise the actor's state serves (the owner never changes, and the command itself is
+/// checked against the stored wallet when it commits).
+async fn owned_wallet(state: &AppState, principal: &Principal, id: WalletId, fresh: bool) -> Result<Wallet, AppError> {
+    let wallet = ask(&state.actors.fintech, GetWallet { id, fresh })
         .await?
         .ok_or_else(|| AppError::from(FintechError::WalletNotFound(id)))?;
     principal.require_owner(&wallet.owner)?;
@@ -302,7 +332,7 @@ async fn external(
     let wallet = wallet_id(&id)?;
     let amount = amount_of(parsed.amount)?;
     check_reference(&parsed.reference).map_err(|e| AppError::from(e).with("field", "reference"))?;
-    load_owned(&state, &principal, wallet).await?;
+    owned_wallet(&state, &principal, wallet, false).await?;
     let keyed = Keyed::new(&req, body)?;
     let command = if deposit {
         Command::Deposit { wallet, amount, reference: parsed.reference }
@@ -364,7 +394,7 @@ async fn transfer(
         Some(c) => Some(Currency::parse(c).map_err(|e| AppError::from(e).with("field", "currency"))?),
         None => None,
     };
-    let source = load_owned(&state, &principal, from).await?;
+    let source = owned_wallet(&state, &principal, from, false).await?;
     if let Some(expected) = expected {
         if expected != source.currency {
             return Err(
@@ -394,7 +424,7 @@ async fn set_status(
     if status != WalletStatus::Closed {
         principal.require(crate::auth::policy::ADMIN)?;
     }
-    load_owned(&state, &principal, wallet).await?;
+    owned_wallet(&state, &principal, wallet, false).await?;
     let keyed = Keyed::new(&req, json!({}))?;
     execute(&state, &principal, keyed, Command::SetStatus { wallet, status }).await
 }
@@ -431,7 +461,7 @@ async fn transactions(
             .with("field", "limit"));
     }
     let before = query.cursor.as_deref().map(decode_cursor).transpose()?;
-    load_owned(&state, &principal, wallet).await?;
+    owned_wallet(&state, &principal, wallet, false).await?;
     let page = ask(&state.actors.fintech, GetMovements { wallet, before, limit }).await?;
     let next = page.next_before.map(|seq| URL_SAFE_NO_PAD.encode(format!("before:{seq}")));
     Ok(HttpResponse::Ok().json(json!({

@@ -10,6 +10,7 @@ pub mod health;
 pub mod json;
 pub mod me;
 pub mod metrics;
+pub mod openapi;
 pub mod problem;
 pub mod request_context;
 pub mod system;
@@ -65,6 +66,7 @@ pub fn routes(settings: &Settings, schema: graphql::BerylSchema) -> impl FnOnce(
             cfg.service(web::resource("/internal/faults/{actor}").route(web::post().to(faults::inject)));
         }
         if role.serves_rest() {
+            cfg.service(web::resource("/api/openapi.json").route(web::get().to(openapi::document)));
             cfg.service(
                 web::scope("/api/v1")
                     .wrap(from_fn(guard::protect))

@@ -298,3 +298,37 @@ async fn a_read_on_one_instance_right_after_a_write_on_another_shows_the_write()
         assert_eq!(wallet(&two, &t2, &a).await["balance"], 100 * n);
     }
 }
+
+#[actix_web::test]
+async fn graphql_shares_the_ledger_its_idempotency_and_its_error_codes() {
+    let app = spawn_app().await;
+    let token = alice(&app);
+    let (a, b) = (open(&app, &token, "EUR").await, open(&app, &token, "EUR").await);
+    deposit(&app, &token, &a, 1_000).await;
+    let mutation = |amount: i64, key: &str| {
+        format!(
+            r#"mutation {{ transfer(input: {{from: "{a}", to: "{b}", amount: {amount}, idempotencyKey: "{key}"}}) {{ id amount balanceAfter replayed }} }}"#
+        )
+    };
+    let first = app.graphql(&token, &mutation(300, "gql-1")).await;
+    assert_eq!(first["data"]["transfer"]["balanceAfter"], 700, "{first}");
+    assert_eq!(first["data"]["transfer"]["replayed"], false);
+    let again = app.graphql(&token, &mutation(300, "gql-1")).await;
+    assert_eq!(again["data"]["transfer"]["id"], first["data"]["transfer"]["id"]);
+    assert_eq!(again["data"]["transfer"]["replayed"], true);
+    let refused = app.graphql(&token, &mutation(5_000, "gql-2")).await;
+    assert_eq!(refused["errors"][0]["extensions"]["code"], "insufficient_funds", "{refused}");
+    let query = format!(
+        r#"{{ wallet(id: "{a}") {{ balance currency }} transactions(wallet: "{a}", first: 1) {{ items {{ kind amount }} nextBefore }} }}"#
+    );
+    let read = app.graphql(&token, &query).await;
+    assert_eq!(read["data"]["wallet"]["balance"], 700, "{read}");
+    assert_eq!(read["data"]["transactions"]["items"][0]["kind"], "transfer_out");
+    assert!(read["data"]["transactions"]["nextBefore"].is_number());
+    // The same key works across REST and GraphQL: it means one transfer.
+    let bob = app.token("bob", &["fintech:read"]);
+    let denied = app.graphql(&bob, &query).await;
+    assert_eq!(denied["errors"][0]["extensions"]["code"], "not_owner", "{denied}");
+    let unauthorized = app.graphql(&app.token("carol", &["fintech:read"]), &mutation(1, "gql-3")).await;
+    assert_eq!(unauthorized["errors"][0]["extensions"]["code"], "scope_missing");
+}

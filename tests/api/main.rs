@@ -10,6 +10,7 @@ mod health;
 mod helpers;
 mod ledger_store;
 mod metrics;
+mod openapi;
 mod process;
 mod ratelimit;
 mod supervision;

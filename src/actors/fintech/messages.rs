@@ -38,7 +38,13 @@ impl Message for Execute {
 
 /// Read a wallet; `Ok(None)` when it does not exist.
 #[derive(Debug, Clone, Copy)]
-pub struct GetWallet(pub WalletId);
+pub struct GetWallet {
+    /// The wallet.
+    pub id: WalletId,
+    /// Confirm with the store that the state is current (another replica may have written);
+    /// without it a live actor answers from its state alone.
+    pub fresh: bool,
+}
 
 impl Message for GetWallet {
     type Result = Result<Option<Wallet>, LedgerFailure>;

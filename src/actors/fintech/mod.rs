@@ -145,7 +145,7 @@ impl Handle<Execute> for FintechDomain {
 
 impl Handle<GetWallet> for FintechDomain {
     fn handle(&mut self, msg: GetWallet, _: &mut Ctx<Self>) -> Reply<Self, Result<Option<Wallet>, LedgerFailure>> {
-        let Some(addr) = self.wallet(msg.0) else { return Reply::Now(Err(LedgerFailure::Unavailable)) };
+        let Some(addr) = self.wallet(msg.id) else { return Reply::Now(Err(LedgerFailure::Unavailable)) };
         Reply::later(async move { addr.send(msg).await.unwrap_or(Err(LedgerFailure::Unavailable)) })
     }
 }

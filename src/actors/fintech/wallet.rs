@@ -74,9 +74,13 @@ impl Handler<Execute> for WalletActor {
 impl Handler<GetWallet> for WalletActor {
     type Result = AtomicResponse<Self, Result<Option<Wallet>, LedgerFailure>>;
 
-    fn handle(&mut self, _: GetWallet, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: GetWallet, _: &mut Context<Self>) -> Self::Result {
         let (store, id, cached) = (self.store.clone(), self.id, self.state.as_ref().map(|w| w.version));
+        let trust_cache = !msg.fresh && cached.is_some();
         let fetch = async move {
+            if trust_cache {
+                return Ok(None);
+            }
             let stored = store.version(id).await.map_err(|_| LedgerFailure::Store)?;
             match (stored, cached) {
                 (Some(v), Some(c)) if v == c => Ok(None),

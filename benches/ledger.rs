@@ -1,0 +1,231 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark harness, not service code
+//! Transfers per second through the whole service (HTTP, token, wallet actors, group-committed
+//! ledger on PostgreSQL, idempotency key kept with each movement) against pgbench running the
+//! same transfer transaction (two conditional UPDATEs and one INSERT) at the same concurrency on
+//! the same PostgreSQL, in the same run. Also GET wallet against a bare actix-web handler.
+//!
+//! `cargo bench --bench ledger -- [--seconds N] [--rounds N] [--connections N]`
+//! BENCH_DATABASE_URL names the server (default postgres://postgres@127.0.0.1:5432/postgres).
+
+use std::{net::TcpListener, path::PathBuf, process::Command, sync::Arc, time::Instant};
+
+use actix_web::{web, App, HttpResponse, HttpServer};
+use beryl_core_api::{
+    config::{Settings, Sources},
+    startup::Application,
+};
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use serde_json::{json, Value};
+use tokio_postgres::NoTls;
+
+#[path = "support/load.rs"]
+mod load;
+
+const WALLETS: usize = 50;
+
+fn admin_url() -> String {
+    std::env::var("BENCH_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+async fn create_database() -> String {
+    let admin = admin_url();
+    let (client, connection) = tokio_postgres::connect(&admin, NoTls).await.expect("connect");
+    tokio::spawn(connection);
+    let name = format!("beryl_bench_{}", uuid::Uuid::new_v4().simple());
+    client.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create database");
+    format!("{}/{name}", admin.rsplit_once('/').expect("url").0)
+}
+
+/// pgbench running the transfer transaction; returns (transactions/s, p99 in µs).
+fn pgbench(database: &str, seconds: u64, clients: usize) -> (f64, u64) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let script = dir.path().join("transfer.sql");
+    std::fs::write(
+        &script,
+        // Rows are updated in id order, as the service locks them, so that concurrent transfers
+        // between the same two wallets wait for each other instead of deadlocking.
+        "\\set from random(1, 50)\n\\set to 1 + (:from + random(0, 48)) % 50\n\\set amount random(1, 500)\n\
+         \\set lo least(:from, :to)\n\\set hi greatest(:from, :to)\nBEGIN;\n\
+         UPDATE bench_wallets SET balance = balance + CASE WHEN id = :from THEN -(:amount::bigint) ELSE :amount::bigint END, version = version + 1 \
+         WHERE id = :lo AND (id <> :from OR balance >= :amount);\n\
+         UPDATE bench_wallets SET balance = balance + CASE WHEN id = :from THEN -(:amount::bigint) ELSE :amount::bigint END, version = version + 1 \
+         WHERE id = :hi AND (id <> :from OR balance >= :amount);\n\
+         INSERT INTO bench_journal (wallet_id, amount, created_at) VALUES (:from, :amount, now());\n\
+         END;\n",
+    )
+    .expect("script");
+    let prefix: PathBuf = dir.path().join("log");
+    let out = Command::new("pgbench")
+        .args(["-n", "-M", "prepared", "-c", &clients.to_string(), "-j", "2", "-T", &seconds.to_string(), "-f"])
+        .arg(&script)
+        .arg("-l")
+        .arg("--log-prefix")
+        .arg(&prefix)
+        .arg(database)
+        .output()
+        .expect("pgbench on PATH");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let tps = text
+        .lines()
+        .find(|l| l.starts_with("tps ="))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("pgbench output: {text}{}", String::from_utf8_lossy(&out.stderr)));
+    let mut latencies: Vec<u64> = Vec::new();
+    for entry in std::fs::read_dir(dir.path()).expect("logs").flatten() {
+        if entry.file_name().to_string_lossy().starts_with("log") {
+            let log = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            latencies.extend(log.lines().filter_map(|l| l.split_whitespace().nth(2)?.parse::<u64>().ok()));
+        }
+    }
+    latencies.sort_unstable();
+    let p99 = latencies.get(latencies.len().saturating_sub(1) * 99 / 100).copied().unwrap_or(0);
+    (tps, p99)
+}
+
+async fn bare() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"id": "00000000-0000-0000-0000-000000000000", "balance": 0}))
+}
+
+fn main() {
+    let args = load::Args::parse();
+    let _ = tracing_subscriber::fmt().json().with_max_level(tracing::Level::INFO).with_writer(std::io::sink).try_init();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let database = runtime.block_on(create_database());
+
+    let (tx, rx) = std::sync::mpsc::channel();
+    let db = database.clone();
+    std::thread::spawn(move || {
+        actix_rt::System::new().block_on(async move {
+            let mut settings =
+                Settings::load(&Sources { config_dir: Some("config".into()), vars: Some(vec![]) }).expect("settings");
+            settings.server.host = "127.0.0.1".into();
+            settings.server.port = 0;
+            settings.database.url = Some(db.as_str().into());
+            settings.database.max_connections = 16;
+            settings.rate_limit.enabled = false;
+            settings.auth.jwt_secret_key = Some("bench-signing-key-0123456789abcdef0123456789".into());
+            let app = Application::build(settings).await.expect("application");
+            let state = app.state();
+            let token = state
+                .guard
+                .keys
+                .mint("bench", &["fintech:read".into(), "fintech:write".into()], chrono::Duration::hours(1))
+                .expect("token");
+            let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+            let bare_port = listener.local_addr().expect("addr").port();
+            let bare_server = HttpServer::new(|| App::new().route("/wallet", web::get().to(bare)))
+                .workers(2)
+                .listen(listener)
+                .expect("listen")
+                .run();
+            tx.send((app.port(), bare_port, token)).expect("report");
+            actix_rt::spawn(bare_server);
+            app.run_until_stopped(std::future::pending()).await.expect("run");
+        });
+    });
+    let (port, bare_port, token) = rx.recv().expect("started");
+
+    // 50 wallets with plenty of money, opened through the API.
+    let base = format!("http://127.0.0.1:{port}");
+    let wallets: Vec<String> = runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let mut ids = Vec::new();
+        for i in 0..WALLETS {
+            let post = |path: String, key: String, body: Value| {
+                client
+                    .post(format!("{base}{path}"))
+                    .bearer_auth(&token)
+                    .header("Idempotency-Key", key)
+                    .json(&body)
+                    .send()
+            };
+            let opened: Value = post("/api/v1/fintech/wallets".into(), format!("open-{i}"), json!({"currency": "EUR"}))
+                .await
+                .expect("open")
+                .json()
+                .await
+                .expect("json");
+            let id = opened["id"].as_str().expect("id").to_string();
+            let seeded = post(
+                format!("/api/v1/fintech/wallets/{id}/deposits"),
+                format!("seed-{i}"),
+                json!({"amount": 1_000_000_000_000i64, "reference": "seed"}),
+            )
+            .await
+            .expect("seed");
+            assert_eq!(seeded.status(), 201);
+            ids.push(id);
+        }
+        ids
+    });
+    runtime.block_on(async {
+        let (db, connection) = tokio_postgres::connect(&database, NoTls).await.expect("connect");
+        tokio::spawn(connection);
+        db.batch_execute(
+            "CREATE TABLE bench_wallets (id int PRIMARY KEY, balance bigint NOT NULL CHECK (balance >= 0), version bigint NOT NULL);
+             INSERT INTO bench_wallets SELECT g, 1000000000000, 1 FROM generate_series(1, 50) g;
+             CREATE TABLE bench_journal (id bigserial PRIMARY KEY, wallet_id int NOT NULL, amount bigint NOT NULL, created_at timestamptz NOT NULL);",
+        )
+        .await
+        .expect("pgbench tables");
+    });
+
+    let wallets = Arc::new(wallets);
+    let (w, t) = (wallets.clone(), token.clone());
+    let run = Instant::now().elapsed().as_nanos() as u64;
+    let transfer = load::Target::dynamic(
+        "service transfers",
+        Arc::new(move |conn, n| {
+            let mut rng = StdRng::seed_from_u64((conn as u64) << 32 | n);
+            let from = rng.random_range(0..WALLETS);
+            let to = (from + rng.random_range(1..WALLETS)) % WALLETS;
+            let body = json!({"from": w[from], "to": w[to], "amount": rng.random_range(1..=500)}).to_string();
+            let headers = [
+                ("Authorization", format!("Bearer {t}")),
+                ("Content-Type", "application/json".into()),
+                ("Idempotency-Key", format!("b-{run}-{conn}-{n}")),
+            ];
+            load::Target::raw("POST", "/api/v1/fintech/transfers", &headers, &body)
+        }),
+    );
+    let (w, t) = (wallets.clone(), token.clone());
+    let read = load::Target::dynamic(
+        "GET wallet",
+        Arc::new(move |conn, n| {
+            let id = &w[(conn + n as usize) % WALLETS];
+            load::Target::raw(
+                "GET",
+                &format!("/api/v1/fintech/wallets/{id}"),
+                &[("Authorization", format!("Bearer {t}"))],
+                "",
+            )
+        }),
+    );
+
+    let mut service = Vec::new();
+    let mut bench = Vec::new();
+    for round in 0..args.rounds {
+        let r = load::run_rounds(port, std::slice::from_ref(&transfer), &load::Args { rounds: 1, ..args.clone() });
+        eprintln!("round {} pgbench", round + 1);
+        bench.push(pgbench(&database, args.seconds, args.connections));
+        service.push(r.into_iter().next().expect("result"));
+    }
+    let reads = load::run_rounds(port, &[read], &args);
+    let bare_reads = load::run_rounds(bare_port, &[load::Target::get("bare handler", "/wallet")], &args);
+
+    let service_rps = service.iter().map(|r| r.rps).sum::<f64>() / service.len() as f64;
+    let service_p99 = service.iter().map(|r| r.p99_us).max().unwrap_or(0);
+    let errors: u64 = service.iter().map(|r| r.errors).sum();
+    let bench_tps = bench.iter().map(|b| b.0).sum::<f64>() / bench.len() as f64;
+    let bench_p99 = bench.iter().map(|b| b.1).max().unwrap_or(0);
+    println!("{:<34} {:>11} {:>10}", "", "per second", "p99 us");
+    println!("{:<34} {:>11.0} {:>10}", "service transfers (HTTP, 64 conns)", service_rps, service_p99);
+    println!("{:<34} {:>11.0} {:>10}", "pgbench same transaction (64 cl.)", bench_tps, bench_p99);
+    println!("{:<34} {:>11.0} {:>10}", "GET wallet", reads[0].rps, reads[0].p99_us);
+    println!("{:<34} {:>11.0} {:>10}", "bare actix-web handler", bare_reads[0].rps, bare_reads[0].p99_us);
+    println!();
+    println!("service transfers / pgbench : {:.2}  (target >= 2.0, p99 < 50 ms)", service_rps / bench_tps);
+    println!("GET wallet / bare handler   : {:.2}", reads[0].rps / bare_reads[0].rps);
+    println!("transfer errors (non-2xx)   : {errors}");
+}

@@ -1,0 +1,247 @@
+//! Fintech over GraphQL: wallets and their transactions, and transfers, through the same actor
+//! messages, idempotency and error codes (`extensions.code`) as the REST API.
+
+use actix_web::web;
+use async_graphql::{Context, ErrorExtensions, InputObject, Object, Result, SimpleObject, ID};
+use chrono::{DateTime, Utc};
+
+use crate::{
+    actors::fintech::{GetMovements, GetWallet},
+    adapters::ledger::Command,
+    auth::Principal,
+    domain::audit::AuditEvent,
+    domain::fintech::{Amount, FintechError, WalletId},
+    error::{AppError, ErrorCode},
+    http::{
+        ask::ask,
+        fintech::{run, Keyed, PAGE_MAX},
+        AppState,
+    },
+    telemetry,
+};
+
+/// A wallet.
+#[derive(SimpleObject)]
+pub struct Wallet {
+    /// Id.
+    pub id: ID,
+    /// Owner (subject).
+    pub owner: String,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// Balance in minor units.
+    pub balance: i64,
+    /// active, frozen or closed.
+    pub status: String,
+    /// Changes applied so far.
+    pub version: i64,
+    /// Opening time.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A money movement of a wallet.
+#[derive(SimpleObject)]
+pub struct Movement {
+    /// Position in the wallet's journal.
+    pub seq: i64,
+    /// Ledger transaction.
+    pub transaction_id: Option<ID>,
+    /// deposit, withdrawal, transfer_in or transfer_out.
+    pub kind: String,
+    /// Signed minor units.
+    pub amount: i64,
+    /// Balance after it.
+    pub balance_after: i64,
+    /// The other wallet of a transfer.
+    pub counterparty: Option<ID>,
+    /// External reference.
+    pub reference: Option<String>,
+    /// Commit time.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A page of movements, newest first.
+#[derive(SimpleObject)]
+pub struct MovementPage {
+    /// Movements.
+    pub items: Vec<Movement>,
+    /// Pass as `before` for the next page.
+    pub next_before: Option<i64>,
+}
+
+/// A completed transfer.
+#[derive(SimpleObject)]
+pub struct Transfer {
+    /// Ledger transaction id.
+    pub id: ID,
+    /// Wallet debited.
+    pub from: ID,
+    /// Wallet credited.
+    pub to: ID,
+    /// Minor units.
+    pub amount: i64,
+    /// ISO 4217 code.
+    pub currency: Option<String>,
+    /// The source wallet's balance after the transfer.
+    pub balance_after: Option<i64>,
+    /// Whether this answer replays an earlier request with the same key.
+    pub replayed: bool,
+}
+
+/// Input of `transfer`.
+#[derive(InputObject)]
+pub struct TransferInput {
+    /// Wallet debited (the caller's).
+    pub from: ID,
+    /// Wallet credited.
+    pub to: ID,
+    /// Minor units.
+    pub amount: i64,
+    /// The same idempotency key as a REST `Idempotency-Key`.
+    pub idempotency_key: String,
+}
+
+fn state<'a>(ctx: &'a Context<'_>, scope: &str) -> Result<(&'a web::Data<AppState>, &'a Principal)> {
+    let principal = ctx.data::<Principal>()?;
+    principal.require(scope).map_err(|e| e.extend())?;
+    Ok((ctx.data::<web::Data<AppState>>()?, principal))
+}
+
+fn wallet_id(id: &ID, field: &str) -> Result<WalletId> {
+    id.parse::<WalletId>().map_err(|e| AppError::from(e).with("field", field).extend())
+}
+
+async fn owned(state: &AppState, principal: &Principal, id: WalletId) -> Result<crate::domain::fintech::Wallet> {
+    let wallet = ask(&state.actors.fintech, GetWallet { id, fresh: true })
+        .await
+        .map_err(|e| e.extend())?
+        .ok_or_else(|| AppError::from(FintechError::WalletNotFound(id)).extend())?;
+    principal.require_owner(&wallet.owner).map_err(|e| e.extend())?;
+    Ok(wallet)
+}
+
+/// Fintech queries.
+#[derive(Default)]
+pub struct FintechQuery;
+
+#[Object]
+impl FintechQuery {
+    /// A wallet of the caller (scope `fintech:read`).
+    async fn wallet(&self, ctx: &Context<'_>, id: ID) -> Result<Wallet> {
+        let (state, principal) = state(ctx, "fintech:read")?;
+        let w = owned(state, principal, wallet_id(&id, "id")?).await?;
+        Ok(Wallet {
+            id: ID(w.id.to_string()),
+            owner: w.owner,
+            currency: w.currency.code().into(),
+            balance: w.balance,
+            status: w.status.as_str().into(),
+            version: w.version,
+            created_at: w.created_at,
+        })
+    }
+
+    /// A wallet's money movements, newest first (scope `fintech:read`).
+    async fn transactions(
+        &self,
+        ctx: &Context<'_>,
+        wallet: ID,
+        first: Option<i32>,
+        before: Option<i64>,
+    ) -> Result<MovementPage> {
+        let (state, principal) = state(ctx, "fintech:read")?;
+        let id = wallet_id(&wallet, "wallet")?;
+        let limit = first.unwrap_or(50);
+        if limit <= 0 || limit as usize > PAGE_MAX {
+            return Err(
+                AppError::client(ErrorCode::PageTooLarge, format!("first must be between 1 and {PAGE_MAX}")).extend()
+            );
+        }
+        owned(state, principal, id).await?;
+        let page = ask(&state.actors.fintech, GetMovements { wallet: id, before, limit: limit as usize })
+            .await
+            .map_err(|e| e.extend())?;
+        Ok(MovementPage {
+            items: page
+                .items
+                .into_iter()
+                .map(|m| Movement {
+                    seq: m.seq,
+                    transaction_id: m.transaction_id.map(|t| ID(t.to_string())),
+                    kind: m.kind.as_str().into(),
+                    amount: m.amount,
+                    balance_after: m.balance_after,
+                    counterparty: m.counterparty.map(|c| ID(c.to_string())),
+                    reference: m.reference,
+                    created_at: m.created_at,
+                })
+                .collect(),
+            next_before: page.next_before,
+        })
+    }
+}
+
+/// Fintech mutations.
+#[derive(Default)]
+pub struct FintechMutation;
+
+#[Object]
+impl FintechMutation {
+    /// Move money between two wallets of one currency (scope `fintech:write`); idempotent under
+    /// `idempotencyKey`, shared with the REST API.
+    async fn transfer(&self, ctx: &Context<'_>, input: TransferInput) -> Result<Transfer> {
+        let (state, principal) = state(ctx, "fintech:write")?;
+        let from = wallet_id(&input.from, "from")?;
+        let to = wallet_id(&input.to, "to")?;
+        let amount = Amount::new(input.amount).map_err(|e| AppError::from(e).with("field", "amount").extend())?;
+        if from == to {
+            return Err(AppError::from(FintechError::SameWallet).with("field", "to").extend());
+        }
+        let key = input.idempotency_key.trim().to_string();
+        if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(AppError::client(
+                ErrorCode::IdempotencyKeyMissing,
+                "idempotencyKey must be 1 to 255 printable characters",
+            )
+            .extend());
+        }
+        owned(state, principal, from).await?;
+        let body = serde_json::json!({"from": from, "to": to, "amount": amount.get()});
+        let keyed = Keyed::of(key, "POST /api/v1/fintech/transfers ", body);
+        let answer = run(state, principal, keyed, Command::Transfer { from, to, amount }).await;
+        let status = match &answer {
+            Ok(a) => a.response.status,
+            Err(e) => e.code().status().as_u16(),
+        };
+        // The HTTP audit layer does not see inside GraphQL: the mutation records itself.
+        state.guard.audit(AuditEvent {
+            time: Utc::now(),
+            subject: Some(principal.subject.clone()),
+            action: "graphql transfer".into(),
+            resource: format!("/api/v1/fintech/wallets/{from}"),
+            outcome: if (200..300).contains(&status) { "success" } else { "failure" }.into(),
+            status,
+            request_id: telemetry::current_request_id().map(|r| r.as_str().to_string()),
+            client_ip: None,
+        });
+        let answer = answer.map_err(|e| e.extend())?;
+        let body = &answer.response.body;
+        if !(200..300).contains(&answer.response.status) {
+            let code = body["code"].as_str().unwrap_or("bad_request").to_string();
+            let message = body["detail"].as_str().unwrap_or("refused").to_string();
+            return Err(async_graphql::Error::new(message).extend_with(|_, e| {
+                e.set("code", code.as_str());
+                e.set("status", answer.response.status);
+            }));
+        }
+        Ok(Transfer {
+            id: ID(body["id"].as_str().unwrap_or_default().to_string()),
+            from: input.from,
+            to: input.to,
+            amount: amount.get(),
+            currency: body["currency"].as_str().map(str::to_string),
+            balance_after: body["balance_after"].as_i64(),
+            replayed: answer.replayed,
+        })
+    }
+}
