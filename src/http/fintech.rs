@@ -275,7 +275,7 @@ async fn open_wallet(
     body: Json<Value>,
 ) -> Result<HttpResponse, AppError> {
     let body = body.into_inner();
-    let parsed: OpenWallet = super::json::parse(&serde_json::to_vec(&body).unwrap_or_default())?;
+    let parsed: OpenWallet = super::json::from_value(&body)?;
     let owner = parsed.owner.clone().unwrap_or_else(|| principal.subject.clone());
     principal.require_owner(&owner)?;
     let currency = Currency::parse(&parsed.currency).map_err(|e| AppError::from(e).with("field", "currency"))?;
@@ -328,7 +328,7 @@ async fn external(
     deposit: bool,
 ) -> Result<HttpResponse, AppError> {
     let body = body.into_inner();
-    let parsed: ExternalMovement = super::json::parse(&serde_json::to_vec(&body).unwrap_or_default())?;
+    let parsed: ExternalMovement = super::json::from_value(&body)?;
     let wallet = wallet_id(&id)?;
     let amount = amount_of(parsed.amount)?;
     check_reference(&parsed.reference).map_err(|e| AppError::from(e).with("field", "reference"))?;
@@ -383,7 +383,7 @@ async fn transfer(
     body: Json<Value>,
 ) -> Result<HttpResponse, AppError> {
     let body = body.into_inner();
-    let parsed: Transfer = super::json::parse(&serde_json::to_vec(&body).unwrap_or_default())?;
+    let parsed: Transfer = super::json::from_value(&body)?;
     let from = parsed.from.parse::<WalletId>().map_err(|e| AppError::from(e).with("field", "from"))?;
     let to = parsed.to.parse::<WalletId>().map_err(|e| AppError::from(e).with("field", "to"))?;
     let amount = amount_of(parsed.amount)?;

@@ -28,22 +28,23 @@ impl<T> Json<T> {
 
 /// Parse `bytes` as `T`, naming the field at fault on error.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let field = e.path().to_string();
-        let inner = e.into_inner();
-        let detail = if field == "." || field.is_empty() {
-            format!("the body is not valid JSON for this request: {inner}")
-        } else {
-            format!("field `{field}`: {inner}")
-        };
-        let err = AppError::client(ErrorCode::MalformedJson, detail);
-        if field == "." || field.is_empty() {
-            err
-        } else {
-            err.with("field", field)
-        }
-    })
+    serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(bytes)).map_err(malformed)
+}
+
+/// Read an already parsed body as `T`, naming the field at fault on error (handlers that keep
+/// the raw body for idempotency parse once into a `Value`, then into their type).
+pub fn from_value<T: DeserializeOwned>(body: &serde_json::Value) -> Result<T, AppError> {
+    serde_path_to_error::deserialize(body).map_err(malformed)
+}
+
+fn malformed(e: serde_path_to_error::Error<serde_json::Error>) -> AppError {
+    let field = e.path().to_string();
+    let inner = e.into_inner();
+    if field == "." || field.is_empty() {
+        AppError::client(ErrorCode::MalformedJson, format!("the body is not valid JSON for this request: {inner}"))
+    } else {
+        AppError::client(ErrorCode::MalformedJson, format!("field `{field}`: {inner}")).with("field", field)
+    }
 }
 
 impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
