@@ -1,8 +1,10 @@
-//! One actor per live wallet: it serialises every command that debits or changes its wallet and
+//! One actor per live wallet: it orders every command that debits or changes its wallet and
 //! answers reads from its state once a one-row version check shows the state is current (another
 //! replica may have written since).
 
-use actix::{fut::wrap_future, Actor, ActorFutureExt, AtomicResponse, Context, Handler, ResponseFuture};
+use actix::{
+    fut::wrap_future, Actor, ActorFutureExt, AtomicResponse, Context, Handler, ResponseActFuture, ResponseFuture,
+};
 
 use super::{
     messages::{Commit, Execute, GetWallet, LedgerFailure, Refresh},
@@ -48,26 +50,26 @@ impl Actor for WalletActor {
 }
 
 impl Handler<Execute> for WalletActor {
-    type Result = AtomicResponse<Self, Result<Outcome, LedgerFailure>>;
+    type Result = ResponseActFuture<Self, Result<Outcome, LedgerFailure>>;
 
-    /// Commands of this wallet wait for each other: the next starts once the previous committed.
+    /// Commands of this wallet reach the ledger writer in the order they arrive here, and the
+    /// writer commits in that order; a command does not wait for the previous one's commit, so
+    /// that one busy wallet still fills the writer's batches.
     fn handle(&mut self, Execute(op): Execute, _: &mut Context<Self>) -> Self::Result {
-        let writer = self.writer.clone();
-        AtomicResponse::new(Box::pin(wrap_future::<_, Self>(async move { writer.ask(Commit(op)).await }).map(
-            |answer, act, _| {
-                let outcome = answer.map_err(|_| LedgerFailure::Unavailable)??;
-                if let Outcome::Applied { wallets, .. } = &outcome {
-                    for wallet in wallets {
-                        if wallet.id == act.id {
-                            act.take(wallet);
-                        } else {
-                            act.domain.tell(Refresh(wallet.clone()));
-                        }
+        let committed = self.writer.ask_queued(Commit(op));
+        Box::pin(wrap_future::<_, Self>(committed).map(|answer, act, _| {
+            let outcome = answer.map_err(|_| LedgerFailure::Unavailable)??;
+            if let Outcome::Applied { wallets, .. } = &outcome {
+                for wallet in wallets {
+                    if wallet.id == act.id {
+                        act.take(wallet);
+                    } else {
+                        act.domain.tell(Refresh(wallet.clone()));
                     }
                 }
-                Ok(outcome)
-            },
-        )))
+            }
+            Ok(outcome)
+        }))
     }
 }
 

@@ -131,6 +131,26 @@ impl<A: Managed> ActorRef<A> {
         }
     }
 
+    /// Queue `msg` now (in call order, before the returned future is first polled) and return
+    /// the answer's future, bounded by the ask timeout.
+    pub fn ask_queued<M>(&self, msg: M) -> impl std::future::Future<Output = Result<M::Result, AskError>> + 'static
+    where
+        A: Handle<M>,
+        M: Message + Send + 'static,
+        M::Result: Outcome + Send + 'static,
+    {
+        let timeout = self.slot.ask_timeout;
+        let request = self.slot.addr.load().send(Envelope::new(msg, &self.slot.entry));
+        let this = self.clone();
+        async move {
+            match tokio::time::timeout(timeout, request).await {
+                Ok(Ok(result)) => Ok(result),
+                Ok(Err(_)) => Err(this.unavailable()),
+                Err(_) => Err(AskError::Timeout { actor: this.slot.entry.name.clone(), timeout }),
+            }
+        }
+    }
+
     /// Send `msg` without waiting; returns false (and counts the drop) if it could not be queued.
     pub fn tell<M>(&self, msg: M) -> bool
     where
