@@ -135,7 +135,10 @@ build_image() {
 	local revision created
 	revision=$(git -C "${ROOT}" rev-parse HEAD 2>/dev/null || echo unknown)
 	created=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+	# The build's RUN steps trust what this machine trusts: its network may inspect TLS with a CA
+	# of its own, which cargo and apt inside the build must accept to reach the registries.
 	podman_ build --network host --pull=never --layers \
+		--volume /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro \
 		--build-arg "REVISION=${revision}" --build-arg "CREATED=${created}" \
 		--build-arg "VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' "${ROOT}/Cargo.toml" | head -n1)" \
 		-t "${IMAGE}" -f "${ROOT}/Dockerfile" "${ROOT}"
@@ -162,10 +165,10 @@ run_and_check() {
 	podman_ rm -f "${CONTAINER}" >/dev/null 2>&1 || true
 	log "running ${IMAGE} read-only, as in the cluster (non-root, no capabilities, tmpfs /tmp), on 127.0.0.1:${port}"
 	podman_ run -d --name "${CONTAINER}" --network host --read-only --tmpfs /tmp \
-		--tmpfs /var/log/beryl/audit:uid=10001,gid=10001 \
+		--tmpfs /var/log/beryl/audit:rw,mode=1777 \
 		--cap-drop ALL --security-opt no-new-privileges \
 		-e ENVIRONMENT=development -e HOST=127.0.0.1 -e PORT="${port}" -e LOG_FORMAT=json \
-		-e AUDIT_LOG_FILE=/var/log/beryl/audit/image-check.log \
+		-e AUDIT_ENABLED=true -e AUDIT_LOG_FILE=/var/log/beryl/audit/image-check.log \
 		-e DATABASE_URL="${DATABASE_URL}" -e REDIS_URL="${REDIS_URL}" \
 		"${IMAGE}" >/dev/null
 	status=1
