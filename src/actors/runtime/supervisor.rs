@@ -1,9 +1,9 @@
 //! Starting managed actors, the handles callers use to reach them, and the watchdog that notices
 //! an actor whose mailbox closed (its thread or task died) and starts it again.
 
-use std::{sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
-use actix::{Addr, Message, Supervisor};
+use actix::{Addr, MailboxError, Message, Supervisor};
 use actix_rt::{Arbiter, ArbiterHandle};
 use arc_swap::ArcSwap;
 use futures::future::{join_all, LocalBoxFuture};
@@ -122,26 +122,27 @@ impl<A: Managed> ActorRef<A> {
         M: Message + Send + 'static,
         M::Result: Outcome + Send + 'static,
     {
-        let timeout = self.slot.ask_timeout;
-        let request = self.slot.addr.load().send(Envelope::new(msg, &self.slot.entry));
-        match tokio::time::timeout(timeout, request).await {
-            Ok(Ok(result)) => Ok(result),
-            Ok(Err(_)) => Err(self.unavailable()),
-            Err(_) => Err(AskError::Timeout { actor: self.slot.entry.name.clone(), timeout }),
-        }
+        self.ask_queued(msg).await
     }
 
     /// Queue `msg` now (in call order, before the returned future is first polled) and return
     /// the answer's future, bounded by the ask timeout.
-    pub fn ask_queued<M>(&self, msg: M) -> impl std::future::Future<Output = Result<M::Result, AskError>> + 'static
+    pub fn ask_queued<M>(&self, msg: M) -> impl Future<Output = Result<M::Result, AskError>> + 'static
     where
         A: Handle<M>,
         M: Message + Send + 'static,
         M::Result: Outcome + Send + 'static,
     {
-        let timeout = self.slot.ask_timeout;
-        let request = self.slot.addr.load().send(Envelope::new(msg, &self.slot.entry));
-        let this = self.clone();
+        self.bounded(self.slot.addr.load().send(Envelope::new(msg, &self.slot.entry)))
+    }
+
+    /// Bound an answer by the ask timeout and flatten its errors: a closed mailbox is
+    /// `Unavailable`, silence is `Timeout`.
+    fn bounded<R>(
+        &self,
+        request: impl Future<Output = Result<R, MailboxError>> + 'static,
+    ) -> impl Future<Output = Result<R, AskError>> + 'static {
+        let (timeout, this) = (self.slot.ask_timeout, self.clone());
         async move {
             match tokio::time::timeout(timeout, request).await {
                 Ok(Ok(result)) => Ok(result),
@@ -251,15 +252,7 @@ impl<A: Managed> Child for ActorRef<A> {
     }
 
     fn restart(&self) -> LocalBoxFuture<'static, Result<(), AskError>> {
-        let request = self.slot.addr.load().send(Restart);
-        let (timeout, this) = (self.slot.ask_timeout, self.clone());
-        Box::pin(async move {
-            match tokio::time::timeout(timeout, request).await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(_)) => Err(this.unavailable()),
-                Err(_) => Err(AskError::Timeout { actor: this.slot.entry.name.clone(), timeout }),
-            }
-        })
+        Box::pin(self.bounded(self.slot.addr.load().send(Restart)))
     }
 
     fn stop_thread(&self) {
