@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite against real services, exactly as CI runs it:
 # formatting, lints, unit and integration tests (real PostgreSQL and Redis, started here when
-# needed), then the deployment checks.
+# needed, and a Kafka-compatible broker built once into a cache and started for the run), then
+# the deployment checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,10 +16,25 @@ drop_test_databases() {
     done
 }
 
+KAFKA_PORT=${BERYL_TEST_KAFKA_PORT:-19092}
+KAFKA_DIR=target/kafka-test
+
+cleanup() {
+  drop_test_databases
+  scripts/kafka.sh stop "$KAFKA_PORT" "$KAFKA_DIR" || true
+}
+
 step "services"
 scripts/services.sh start
+scripts/kafka.sh install
+scripts/kafka.sh stop "$KAFKA_PORT" "$KAFKA_DIR"
+rm -rf "$KAFKA_DIR"
+scripts/kafka.sh start "$KAFKA_PORT" "$KAFKA_DIR"
 drop_test_databases
-trap drop_test_databases EXIT
+trap cleanup EXIT
+export BERYL_TEST_KAFKA="127.0.0.1:$KAFKA_PORT"
+BERYL_TANSU_BIN=$(scripts/kafka.sh bin)
+export BERYL_TANSU_BIN
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -14,6 +14,7 @@ use anyhow::Context as _;
 
 use crate::{
     actors::{
+        events::{self, consumer::ConsumerDeps, relay::RelayDeps, EventConsumer, OutboxRelay},
         fintech::{self, FintechDomain, LedgerWriter, WalletPolicy},
         pools::{self, AdapterPool, PoolConfig},
         runtime::{ActorKind, ActorRef, ActorSpec, Registry, Supervision},
@@ -21,6 +22,7 @@ use crate::{
     },
     adapters::{
         self,
+        bus::{MemoryBroker, Publisher},
         ledger::{LedgerStore, MemLedger, PgLedger},
     },
     auth::{rate_limit::Limiter, KeySet},
@@ -60,7 +62,11 @@ impl Application {
             AdapterPool::new(pool_config.clone(), pool_registry.clone())
         })?;
         let audit = crate::actors::audit::spawn(&supervision, &settings, registry.clone(), metrics.clone())?;
-        let fintech = spawn_fintech(&supervision, &settings, &metrics).await?;
+        let (fintech, store) = spawn_fintech(&supervision, &settings, &metrics).await?;
+        let broker = MemoryBroker::new();
+        if settings.server.role.runs_worker() {
+            spawn_event_bus(&supervision, &settings, &metrics, &store, &broker, &fintech)?;
+        }
         supervision.start_watchdog();
 
         let keys = Arc::new(KeySet::from_settings(&settings.auth)?);
@@ -88,7 +94,7 @@ impl Application {
             registry,
             supervision,
             metrics,
-            actors: Actors { pools, fintech, audit },
+            actors: Actors { pools, fintech, audit, broker },
             live_stall: Duration::from_secs(settings.health.live_stall_secs),
             guard,
         });
@@ -178,7 +184,7 @@ async fn spawn_fintech(
     supervision: &Supervision,
     settings: &Settings,
     metrics: &Metrics,
-) -> anyhow::Result<ActorRef<FintechDomain>> {
+) -> anyhow::Result<(ActorRef<FintechDomain>, LedgerStore)> {
     let store = match adapters::postgres::connect_config(&settings.database)? {
         Some(config) => {
             if settings.database.migrate_on_start {
@@ -192,7 +198,7 @@ async fn spawn_fintech(
         }
         None => LedgerStore::Memory(MemLedger::new()),
     };
-    let writer_store = store.clone();
+    let (writer_store, ledger) = (store.clone(), store.clone());
     let writer_metrics = metrics.clone();
     let writer = supervision.spawn(ActorSpec::new(fintech::writer::NAME, ActorKind::Adapter, true), move || {
         LedgerWriter::new(writer_store.clone(), http::fintech::render, &writer_metrics)
@@ -208,7 +214,51 @@ async fn spawn_fintech(
         FintechDomain::new(store.clone(), writer.clone(), domain_me.clone(), domain_metrics.clone(), policy.clone())
     })?;
     let _ = me.set(domain.clone());
-    Ok(domain)
+    Ok((domain, ledger))
+}
+
+/// The outbox relay and the event consumer (worker and all roles).
+fn spawn_event_bus(
+    supervision: &Supervision,
+    settings: &Settings,
+    metrics: &Metrics,
+    store: &LedgerStore,
+    broker: &MemoryBroker,
+    fintech: &ActorRef<FintechDomain>,
+) -> anyhow::Result<()> {
+    let bus = Arc::new(settings.event_bus.clone());
+    let publisher = Publisher::from_settings(&bus, broker).context("event bus producer")?;
+    let (relay_store, relay_publisher, relay_bus, relay_metrics) =
+        (store.clone(), publisher.clone(), bus.clone(), metrics.clone());
+    let registry = supervision.registry().clone();
+    let (probe_every, probe_timeout) = (
+        Duration::from_millis(settings.health.probe_interval_ms),
+        Duration::from_millis(settings.health.probe_timeout_ms),
+    );
+    supervision.spawn(ActorSpec::new(events::relay::NAME, ActorKind::Adapter, false), move || {
+        OutboxRelay::new(
+            relay_store.outbox(),
+            RelayDeps {
+                publisher: relay_publisher.clone(),
+                settings: relay_bus.clone(),
+                metrics: relay_metrics.clone(),
+                registry: registry.clone(),
+                probe_every,
+                probe_timeout,
+            },
+        )
+    })?;
+    let deps = ConsumerDeps {
+        settings: bus,
+        publisher,
+        broker: broker.clone(),
+        fintech: fintech.clone(),
+        metrics: metrics.clone(),
+    };
+    supervision.spawn(ActorSpec::new(events::consumer::NAME, ActorKind::Adapter, false), move || {
+        EventConsumer::new(deps.clone())
+    })?;
+    Ok(())
 }
 
 /// Strict CORS: only the configured origins, only the methods and headers the API uses.

@@ -72,6 +72,24 @@ pub const BUSINESS_OPERATIONS_TOTAL: &str = "beryl_business_operations_total";
 pub const LEDGER_CONSERVATION_GAP: &str = "beryl_ledger_conservation_gap_minor_units";
 /// Commands committed together by the ledger writer.
 pub const LEDGER_BATCH_SIZE: &str = "beryl_ledger_batch_size";
+/// Events published to the broker and acknowledged, by topic.
+pub const EVENTS_PUBLISHED_TOTAL: &str = "beryl_events_published_total";
+/// Inbound events received, by topic and partition.
+pub const EVENTS_CONSUMED_TOTAL: &str = "beryl_events_consumed_total";
+/// Inbound events applied, by topic, actor and result (applied, duplicate).
+pub const EVENTS_APPLIED_TOTAL: &str = "beryl_events_applied_total";
+/// Failed attempts to apply an inbound event or publish an event, by topic and reason.
+pub const EVENTS_FAILED_TOTAL: &str = "beryl_events_failed_total";
+/// Inbound events sent to the dead-letter topic, by topic and reason.
+pub const EVENTS_DEAD_LETTERED_TOTAL: &str = "beryl_events_dead_lettered_total";
+/// Messages between the consumer group's position and the end of a partition (librdkafka).
+pub const EVENTS_CONSUMER_LAG: &str = "beryl_events_consumer_lag_messages";
+/// Age of the message the consumer last received on a partition, while it has a lag.
+pub const EVENTS_CONSUMER_LAG_SECONDS: &str = "beryl_events_consumer_lag_seconds";
+/// Events stored in the outbox and not yet acknowledged by the broker.
+pub const OUTBOX_LAG_EVENTS: &str = "beryl_outbox_lag_events";
+/// Age of the oldest event not yet published.
+pub const OUTBOX_LAG_SECONDS: &str = "beryl_outbox_lag_seconds";
 /// Prefix of the process collector's metrics (CPU seconds, resident memory, threads, fds).
 pub const PROCESS_PREFIX: &str = "beryl_";
 
@@ -82,6 +100,15 @@ const LATENCY_BUCKETS: &[f64] = &[
 
 /// Describe every metric once, with its unit.
 pub fn describe_metrics() {
+    describe_counter!(EVENTS_PUBLISHED_TOTAL, Unit::Count, "Events published and acknowledged, by topic.");
+    describe_counter!(EVENTS_CONSUMED_TOTAL, Unit::Count, "Inbound events received, by topic and partition.");
+    describe_counter!(EVENTS_APPLIED_TOTAL, Unit::Count, "Inbound events applied, by topic, actor and result.");
+    describe_counter!(EVENTS_FAILED_TOTAL, Unit::Count, "Failed event applications or publications, by reason.");
+    describe_counter!(EVENTS_DEAD_LETTERED_TOTAL, Unit::Count, "Inbound events sent to the dead-letter topic.");
+    describe_gauge!(EVENTS_CONSUMER_LAG, Unit::Count, "Messages the consumer group is behind, by partition.");
+    describe_gauge!(EVENTS_CONSUMER_LAG_SECONDS, Unit::Seconds, "Age of the last message received while behind.");
+    describe_gauge!(OUTBOX_LAG_EVENTS, Unit::Count, "Events committed and not yet acknowledged by the broker.");
+    describe_gauge!(OUTBOX_LAG_SECONDS, Unit::Seconds, "Age of the oldest event not yet published.");
     describe_counter!(ACTOR_MESSAGES_TOTAL, Unit::Count, "Messages handled by an actor, by message type and outcome.");
     describe_histogram!(ACTOR_PROCESSING_SECONDS, Unit::Seconds, "Time an actor spent handling one message.");
     describe_histogram!(ACTOR_MAILBOX_SECONDS, Unit::Seconds, "Time a message waited in an actor's mailbox.");

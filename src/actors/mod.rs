@@ -2,6 +2,7 @@
 //! reach them only through [`runtime::ActorRef`] messages.
 
 pub mod audit;
+pub mod events;
 pub mod fintech;
 pub mod pools;
 pub mod runtime;
@@ -17,4 +18,6 @@ pub struct Actors {
     pub fintech: ActorRef<fintech::FintechDomain>,
     /// Appends the audit trail; `None` when auditing is disabled.
     pub audit: Option<audit::AuditSink>,
+    /// The in-process event broker (used when EVENT_BUS=memory).
+    pub broker: crate::adapters::bus::MemoryBroker,
 }

@@ -17,8 +17,10 @@ pub struct Migration {
 }
 
 /// Every migration, in order.
-pub const MIGRATIONS: &[Migration] =
-    &[Migration { version: 1, name: "ledger", sql: include_str!("../../migrations/0001_ledger.sql") }];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "ledger", sql: include_str!("../../migrations/0001_ledger.sql") },
+    Migration { version: 2, name: "outbox", sql: include_str!("../../migrations/0002_outbox.sql") },
+];
 
 /// Arbitrary key of the advisory lock held while migrating.
 const LOCK_KEY: i64 = 0x0bee_7101_0000_0001;

@@ -28,6 +28,8 @@ pub const FLAT_VARIABLES: &[(&str, &str)] = &[
     ("AUDIT_LOG_FILE", "audit.log_file"),
     ("EVENT_BUS", "event_bus.kind"),
     ("KAFKA_BOOTSTRAP_SERVERS", "event_bus.kafka_bootstrap_servers"),
+    ("KAFKA_INBOUND_TOPICS", "event_bus.inbound_topics"),
+    ("KAFKA_CONSUMER_GROUP", "event_bus.consumer_group"),
     ("JWT_SECRET_KEY", "auth.jwt_secret_key"),
     ("JWT_KEY_ID", "auth.jwt_key_id"),
     ("JWT_SECRET_KEY_PREVIOUS", "auth.jwt_secret_key_previous"),
@@ -147,6 +149,10 @@ impl Role {
     /// Whether the REST API is mounted.
     pub fn serves_rest(self) -> bool {
         matches!(self, Self::All | Self::Api)
+    }
+    /// Whether the event-bus workers (outbox relay, event consumer) run.
+    pub fn runs_worker(self) -> bool {
+        matches!(self, Self::All | Self::Worker)
     }
     /// Whether `/graphql` is mounted.
     pub fn serves_graphql(self) -> bool {
@@ -312,16 +318,85 @@ pub enum AuditFailurePolicy {
 }
 
 /// Event bus.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EventBusSettings {
     /// `kafka` or `memory` (EVENT_BUS); unset means kafka when bootstrap servers are given.
     pub kind: Option<EventBusKind>,
     /// Comma-separated brokers (KAFKA_BOOTSTRAP_SERVERS).
     pub kafka_bootstrap_servers: Option<String>,
+    /// Topic of each domain's events; `{domain}` is replaced (fintech, ...).
+    pub events_topic: String,
+    /// Topics consumed (KAFKA_INBOUND_TOPICS, comma-separated); each carries payment notifications.
+    pub inbound_topics: Vec<String>,
+    /// Consumer group of the event-bus workers (KAFKA_CONSUMER_GROUP).
+    pub consumer_group: String,
+    /// Suffix of each inbound topic's dead-letter topic.
+    pub dead_letter_suffix: String,
+    /// Create missing topics at start with this many partitions (0: never create).
+    pub create_topic_partitions: i32,
+    /// Replication factor of created topics.
+    pub create_topic_replication: i32,
+    /// How often the outbox relay looks for new events, milliseconds.
+    pub relay_poll_ms: u64,
+    /// Most outbox batches published per round.
+    pub relay_batch_rows: usize,
+    /// How often applied offsets are committed, milliseconds.
+    pub commit_interval_ms: u64,
+    /// Most inbound events being applied at once.
+    pub max_in_flight: usize,
+    /// Attempts to apply an event whose failure may be transient before it is dead-lettered.
+    pub max_attempts: u32,
+    /// Wait before the first retry, doubled at each attempt, milliseconds.
+    pub retry_backoff_ms: u64,
+    /// Longest time the broker holds a fetch while waiting for data (librdkafka
+    /// `fetch.wait.max.ms`).
+    pub fetch_wait_max_ms: u64,
+    /// A worker that stops sending heartbeats (crashed) loses its partitions after this long,
+    /// milliseconds (librdkafka `session.timeout.ms`; the broker bounds it).
+    pub session_timeout_ms: u64,
+    /// How long the ids of applied inbound events are kept to refuse their duplicates, days;
+    /// keep it above the topics' retention.
+    pub dedup_retention_days: u32,
+    /// Idempotent producer (ordering and no duplicates across producer retries); turn off only for
+    /// brokers without it, which then get one request in flight per connection.
+    pub idempotent_producer: bool,
+    /// Extra librdkafka properties for every client (security.protocol, sasl.*, ...).
+    pub kafka_properties: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for EventBusSettings {
+    fn default() -> Self {
+        Self {
+            kind: None,
+            kafka_bootstrap_servers: None,
+            events_topic: "beryl.{domain}.events".into(),
+            inbound_topics: vec!["beryl.fintech.payments".into()],
+            consumer_group: "beryl-core-api".into(),
+            dead_letter_suffix: ".dlq".into(),
+            create_topic_partitions: 6,
+            create_topic_replication: 1,
+            relay_poll_ms: 50,
+            relay_batch_rows: 64,
+            commit_interval_ms: 500,
+            max_in_flight: 512,
+            max_attempts: 5,
+            retry_backoff_ms: 100,
+            fetch_wait_max_ms: 100,
+            session_timeout_ms: 10_000,
+            dedup_retention_days: 30,
+            idempotent_producer: true,
+            kafka_properties: Default::default(),
+        }
+    }
 }
 
 impl EventBusSettings {
+    /// The topic of `domain`'s events.
+    pub fn topic_of(&self, domain: &str) -> String {
+        self.events_topic.replace("{domain}", domain)
+    }
+
     /// The bus in effect once defaults are applied.
     pub fn effective_kind(&self) -> EventBusKind {
         self.kind.unwrap_or(if self.kafka_bootstrap_servers.is_some() {
@@ -675,7 +750,7 @@ impl Settings {
                 if value.is_empty() {
                     continue;
                 }
-                let value: Value = if *var == "CORS_ALLOWED_ORIGINS" {
+                let value: Value = if matches!(*var, "CORS_ALLOWED_ORIGINS" | "KAFKA_INBOUND_TOPICS") {
                     value
                         .split(',')
                         .map(str::trim)

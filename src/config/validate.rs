@@ -85,6 +85,41 @@ impl Settings {
                 "set KAFKA_BOOTSTRAP_SERVERS=host:9092[,host:9092]",
             );
         }
+        let bus = &self.event_bus;
+        if bus.effective_kind() == EventBusKind::Memory && self.server.role != super::Role::All {
+            add(
+                "event_bus.kind",
+                format!(
+                    "the in-process bus needs the API and the worker in one process, not role {}",
+                    self.server.role.as_str()
+                ),
+                "run SERVICE_ROLE=all, or set KAFKA_BOOTSTRAP_SERVERS for separate api and worker deployments",
+            );
+        }
+        if bus.events_topic.trim().is_empty() || bus.inbound_topics.iter().any(|t| t.trim().is_empty()) {
+            add("event_bus.events_topic", "topic names cannot be empty".into(), "for example beryl.{domain}.events");
+        }
+        if bus.dead_letter_suffix.is_empty() || bus.consumer_group.trim().is_empty() {
+            add(
+                "event_bus.dead_letter_suffix",
+                "the dead-letter suffix and the consumer group cannot be empty".into(),
+                "for example .dlq and beryl-core-api",
+            );
+        }
+        if bus.max_in_flight == 0 || bus.max_attempts == 0 || bus.relay_batch_rows == 0 {
+            add(
+                "event_bus.max_in_flight",
+                "max_in_flight, max_attempts and relay_batch_rows must be at least 1".into(),
+                "for example 512, 5 and 64",
+            );
+        }
+        if bus.relay_poll_ms == 0 || bus.commit_interval_ms == 0 || bus.fetch_wait_max_ms == 0 {
+            add(
+                "event_bus.relay_poll_ms",
+                "relay_poll_ms, commit_interval_ms and fetch_wait_max_ms must be at least 1 ms".into(),
+                "for example 50, 500 and 100",
+            );
+        }
         match &self.auth.jwt_secret_key {
             Some(key) if key.expose().len() < 32 => add(
                 "auth.jwt_secret_key",

@@ -2,4 +2,5 @@
 //! verification aside, kept in `audit::verify`), so that they are tested without an actor.
 
 pub mod audit;
+pub mod events;
 pub mod fintech;

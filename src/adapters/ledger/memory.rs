@@ -1,12 +1,15 @@
 //! The ledger in process memory, for the embedded mode: one lock, commands applied in order with
 //! the same rules and answers as PostgreSQL. Nothing survives the process.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::Arc,
+};
 
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 
-use super::{Command, KeptResponse, LedgerOp, Outcome, Page, Render, StoredResponse, Totals};
+use super::{Command, KeptResponse, LedgerOp, OutboxBatch, OutboxLag, Outcome, Page, Render, StoredResponse, Totals};
 use crate::domain::fintech::{status_entry_kind, FintechError, Movement, MovementKind, Wallet, WalletId};
 
 #[derive(Default)]
@@ -15,6 +18,8 @@ struct State {
     journal: HashMap<WalletId, Vec<Movement>>,
     keys: HashMap<(String, String), (KeptResponse, DateTime<Utc>)>,
     net_external: i128,
+    outbox: VecDeque<OutboxBatch>,
+    outbox_next: i64,
 }
 
 /// The in-memory ledger.
@@ -31,7 +36,8 @@ impl MemLedger {
 
     pub(super) fn commit(&self, ops: &[LedgerOp], render: Render) -> Vec<Outcome> {
         let mut state = self.state.lock();
-        ops.iter()
+        let outcomes: Vec<Outcome> = ops
+            .iter()
             .map(|op| {
                 if let Some(claim) = &op.idempotency {
                     if state.keys.contains_key(&(claim.scope.clone(), claim.key.clone())) {
@@ -52,7 +58,34 @@ impl MemLedger {
                 }
                 outcome
             })
-            .collect()
+            .collect();
+        let events = super::events_of(ops, &outcomes);
+        if !events.is_empty() {
+            state.outbox_next += 1;
+            let id = state.outbox_next;
+            let created_at = ops.last().map(|op| op.at).unwrap_or_else(Utc::now);
+            state.outbox.push_back(OutboxBatch { id, created_at, events });
+        }
+        outcomes
+    }
+
+    /// The oldest `limit` outbox batches.
+    pub fn outbox_fetch(&self, limit: usize) -> Vec<OutboxBatch> {
+        self.state.lock().outbox.iter().take(limit).cloned().collect()
+    }
+
+    /// Forget published outbox batches.
+    pub fn outbox_delete(&self, ids: &[i64]) {
+        self.state.lock().outbox.retain(|b| !ids.contains(&b.id));
+    }
+
+    /// How far the outbox is behind.
+    pub fn outbox_lag(&self) -> OutboxLag {
+        let state = self.state.lock();
+        OutboxLag {
+            events: state.outbox.iter().map(|b| b.events.len() as u64).sum(),
+            oldest: state.outbox.front().map(|b| b.created_at),
+        }
     }
 
     pub(super) fn wallet(&self, id: WalletId) -> Option<Wallet> {

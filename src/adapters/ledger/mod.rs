@@ -18,7 +18,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::domain::fintech::{Amount, FintechError, Movement, Wallet, WalletId, WalletStatus};
+use crate::domain::{
+    events::{wallet_events, DomainEvent},
+    fintech::{Amount, FintechError, Movement, Wallet, WalletId, WalletStatus},
+};
 
 /// A change to the ledger.
 #[derive(Debug, Clone, PartialEq)]
@@ -172,6 +175,37 @@ pub struct Totals {
     pub net_external: i128,
 }
 
+/// The events a batch of commands produced, in commit order: what the outbox stores with it.
+pub fn events_of(ops: &[LedgerOp], outcomes: &[Outcome]) -> Vec<DomainEvent> {
+    ops.iter()
+        .zip(outcomes)
+        .flat_map(|(op, outcome)| match outcome {
+            Outcome::Applied { wallets, movements } => wallet_events(wallets, movements, op.request_id.as_deref()),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+/// One committed batch's events, waiting in the outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxBatch {
+    /// Outbox position: increasing, and in commit order for every aggregate.
+    pub id: i64,
+    /// When the batch committed.
+    pub created_at: DateTime<Utc>,
+    /// Its events, in commit order.
+    pub events: Vec<DomainEvent>,
+}
+
+/// How far the outbox is behind.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct OutboxLag {
+    /// Events not yet published.
+    pub events: u64,
+    /// Commit time of the oldest one.
+    pub oldest: Option<DateTime<Utc>>,
+}
+
 /// Storage failures (never business refusals).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -199,6 +233,18 @@ impl LedgerStore {
         match self {
             Self::Postgres(s) => s.commit(ops, render).await,
             Self::Memory(s) => s.commit(ops, render).into_iter().map(Ok).collect(),
+        }
+    }
+
+    /// The outbox as the relay reads it (its own connection on PostgreSQL).
+    pub fn outbox(&self) -> crate::adapters::outbox::Outbox {
+        match self {
+            Self::Postgres(s) => crate::adapters::outbox::Outbox::Postgres {
+                config: std::sync::Arc::new(s.config().clone()),
+                client: None,
+                leader: false,
+            },
+            Self::Memory(s) => crate::adapters::outbox::Outbox::Memory(s.clone()),
         }
     }
 

@@ -172,6 +172,7 @@ struct Statements {
     status: Statement,
     open: Statement,
     keep: Statement,
+    outbox: Statement,
 }
 
 impl Statements {
@@ -191,8 +192,16 @@ impl Statements {
             open: client.prepare_typed(&open_sql(), &with(&[Type::UUID, Type::TEXT, Type::BPCHAR])).await?,
             keep: client
                 .prepare_typed(
-                    "UPDATE idempotency_keys SET status = $3, response = $4 WHERE scope = $1 AND key = $2",
-                    &[Type::TEXT, Type::TEXT, Type::INT2, Type::JSONB],
+                    "UPDATE idempotency_keys k SET status = v.status, response = v.response
+                     FROM unnest($1::text[], $2::text[], $3::int2[], $4::jsonb[]) AS v(scope, key, status, response)
+                     WHERE k.scope = v.scope AND k.key = v.key",
+                    &[Type::TEXT_ARRAY, Type::TEXT_ARRAY, Type::INT2_ARRAY, Type::JSONB_ARRAY],
+                )
+                .await?,
+            outbox: client
+                .prepare_typed(
+                    "INSERT INTO outbox (created_at, event_count, events) VALUES ($1, $2, $3)",
+                    &[Type::TIMESTAMPTZ, Type::INT4, Type::JSONB],
                 )
                 .await?,
         })
@@ -412,20 +421,30 @@ async fn batch(writer: &mut Writer, ops: &[LedgerOp], render: Render) -> Result<
         outcomes.push(outcome(op, &rows.map_err(pg_err)?)?);
     }
 
-    let kept: Vec<(&str, &str, i16, Value)> = ops
-        .iter()
-        .zip(&outcomes)
-        .filter(|(_, o)| !matches!(o, Outcome::DuplicateKey))
-        .filter_map(|(op, o)| {
-            op.idempotency.as_ref().map(|c| {
-                let r = render(op, o);
-                (c.scope.as_str(), c.key.as_str(), r.status as i16, r.body)
-            })
-        })
-        .collect();
-    let mut phase: Vec<RowsFuture<'_>> = Vec::with_capacity(kept.len() + 1);
-    for (scope, key, status, body) in &kept {
-        phase.push(Box::pin(async move { client.query(&st.keep, &[scope, key, status, body]).await }));
+    // Phase 2, one round trip: the kept responses in one statement, the batch's events in one
+    // outbox row, COMMIT.
+    let (mut scopes, mut keys, mut statuses, mut bodies) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (op, o) in ops.iter().zip(&outcomes) {
+        if let (Some(c), false) = (&op.idempotency, matches!(o, Outcome::DuplicateKey)) {
+            let r = render(op, o);
+            scopes.push(c.scope.as_str());
+            keys.push(c.key.as_str());
+            statuses.push(r.status as i16);
+            bodies.push(r.body);
+        }
+    }
+    let events = super::events_of(ops, &outcomes);
+    let count = events.len() as i32;
+    let events = serde_json::to_value(&events).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let at = ops.last().map(|op| op.at).unwrap_or_else(Utc::now);
+    let mut phase: Vec<RowsFuture<'_>> = Vec::with_capacity(3);
+    if !scopes.is_empty() {
+        let (scopes, keys, statuses, bodies) = (&scopes, &keys, &statuses, &bodies);
+        phase.push(Box::pin(async move { client.query(&st.keep, &[scopes, keys, statuses, bodies]).await }));
+    }
+    if count > 0 {
+        let (at, count, events) = (&at, &count, &events);
+        phase.push(Box::pin(async move { client.query(&st.outbox, &[at, count, events]).await }));
     }
     phase.push(Box::pin(async move { client.simple_query("COMMIT").await.map(|_| Vec::new()) }));
     for result in join_all(phase).await {

@@ -56,3 +56,24 @@ pub enum FintechError {
     #[error("the owner must be 1 to 128 printable characters")]
     InvalidOwner,
 }
+
+impl FintechError {
+    /// Short snake_case name of the rule broken (the API's error code for it).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::UnknownCurrency(_) => "unknown_currency",
+            Self::InvalidAmount => "invalid_amount",
+            Self::AmountTooLarge => "amount_too_large",
+            Self::SameWallet => "same_wallet",
+            Self::InvalidWalletId(_) => "invalid_wallet_id",
+            Self::WalletNotFound(_) => "wallet_not_found",
+            Self::InsufficientFunds(_) => "insufficient_funds",
+            Self::WalletFrozen(_) => "wallet_frozen",
+            Self::WalletClosed(_) => "wallet_closed",
+            Self::CurrencyMismatch(..) => "currency_mismatch",
+            Self::BalanceNotZero(_) => "balance_not_zero",
+            Self::InvalidTransition(..) => "invalid_transition",
+            Self::InvalidReference | Self::InvalidOwner => "invalid_reference",
+        }
+    }
+}

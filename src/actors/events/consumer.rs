@@ -1,0 +1,359 @@
+//! The event consumer: a member of the workers' consumer group that hands each inbound message
+//! to the actor owning its aggregate and applies many at once. A partition's offset is committed
+//! only up to the first message still being applied, so a crash re-delivers what was not
+//! finished; the event id is recorded with the change it caused, so a re-delivery changes
+//! nothing. A message that cannot be applied goes to `<topic>.dlq` with the reason and its
+//! original coordinates, and its partition moves on.
+
+use std::{convert::Infallible, sync::Arc, time::Duration};
+
+use actix::fut::wrap_future;
+use actix::{AsyncContext, Message, SpawnHandle};
+use chrono::Utc;
+use parking_lot::Mutex;
+use rdkafka::consumer::CommitMode;
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+use uuid::Uuid;
+
+use crate::{
+    actors::{
+        fintech::{Execute, FintechDomain, GetWallet, LedgerFailure},
+        runtime::{every, ActorRef, Ctx, Handle, Host, Managed, Reply},
+    },
+    adapters::{
+        bus::{BusError, InRecord, KafkaConsumer, MemoryBroker, MemoryConsumer, OutRecord, Publisher, Tracker},
+        ledger::{Command, IdempotencyClaim, LedgerOp, Outcome},
+    },
+    config::{EventBusKind, EventBusSettings},
+    domain::events::{InboundError, PaymentSettled},
+    telemetry::{self, Metrics},
+};
+
+/// Registered name of the event consumer.
+pub const NAME: &str = "event-consumer";
+
+/// Idempotency scope of applied payment notifications.
+pub const PAYMENT_SCOPE: &str = "event:payment.settled";
+
+/// Commit the offsets that moved.
+#[derive(Debug, Clone, Copy)]
+pub struct CommitOffsets;
+
+impl Message for CommitOffsets {
+    type Result = Result<usize, Infallible>;
+}
+
+enum Source {
+    Kafka(KafkaConsumer),
+    Memory(MemoryConsumer),
+}
+
+impl Source {
+    async fn recv(&self) -> Result<InRecord, BusError> {
+        match self {
+            Self::Kafka(c) => c.recv().await,
+            Self::Memory(c) => Ok(c.recv().await),
+        }
+    }
+}
+
+/// What the consumer needs.
+#[derive(Clone)]
+pub struct ConsumerDeps {
+    /// Bus settings.
+    pub settings: Arc<EventBusSettings>,
+    /// Producer of dead letters.
+    pub publisher: Publisher,
+    /// The in-process broker (embedded mode).
+    pub broker: MemoryBroker,
+    /// Where payments are applied.
+    pub fintech: ActorRef<FintechDomain>,
+    /// Metrics.
+    pub metrics: Metrics,
+}
+
+/// The event consumer.
+pub struct EventConsumer {
+    deps: ConsumerDeps,
+    tracker: Arc<Mutex<Tracker>>,
+    source: Option<Arc<Source>>,
+    pump: Option<SpawnHandle>,
+}
+
+impl EventConsumer {
+    /// A consumer of the configured inbound topics.
+    pub fn new(deps: ConsumerDeps) -> Self {
+        Self { deps, tracker: Arc::default(), source: None, pump: None }
+    }
+}
+
+/// How one message ended.
+enum Verdict {
+    Applied,
+    Duplicate,
+    DeadLetter { reason: &'static str, detail: String },
+}
+
+impl Managed for EventConsumer {
+    fn started(&mut self, ctx: &mut Ctx<Self>) {
+        // A restart starts from the committed offsets with a fresh view of what is in flight.
+        self.tracker = Arc::default();
+        let deps = self.deps.clone();
+        let topics = deps.settings.inbound_topics.clone();
+        if topics.is_empty() {
+            tracing::info!("no inbound topics configured: this process consumes nothing");
+            return;
+        }
+        let source = match deps.settings.effective_kind() {
+            EventBusKind::Kafka => {
+                match KafkaConsumer::new(&deps.settings, &topics, self.tracker.clone(), deps.metrics.clone()) {
+                    Ok(c) => Source::Kafka(c),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot create the Kafka consumer");
+                        return;
+                    }
+                }
+            }
+            EventBusKind::Memory => Source::Memory(deps.broker.consumer(&deps.settings.consumer_group, &topics)),
+        };
+        let source = Arc::new(source);
+        self.source = Some(source.clone());
+        let tracker = self.tracker.clone();
+        let pump = async move {
+            let settings = deps.settings.clone();
+            if settings.create_topic_partitions > 0 {
+                let mut all = topics.clone();
+                all.extend(topics.iter().map(|t| format!("{t}{}", settings.dead_letter_suffix)));
+                if let Err(e) = deps
+                    .publisher
+                    .ensure_topics(&all, settings.create_topic_partitions, settings.create_topic_replication)
+                    .await
+                {
+                    tracing::warn!(error = %e, "cannot create the inbound topics");
+                }
+            }
+            let slots = Arc::new(Semaphore::new(settings.max_in_flight));
+            loop {
+                let Ok(slot) = slots.clone().acquire_owned().await else { return };
+                let record = match source.recv().await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "event consumer: receive failed");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        continue;
+                    }
+                };
+                tracker.lock().start(&record.topic, record.partition, record.offset);
+                let partition = record.partition.to_string();
+                deps.metrics.with(|| {
+                    metrics::counter!(telemetry::EVENTS_CONSUMED_TOTAL, "topic" => record.topic.clone(), "partition" => partition.clone())
+                        .increment(1);
+                    if let Some(ts) = record.timestamp_ms {
+                        let age = (Utc::now().timestamp_millis() - ts).max(0) as f64 / 1000.0;
+                        metrics::gauge!(telemetry::EVENTS_CONSUMER_LAG_SECONDS, "topic" => record.topic.clone(), "partition" => partition)
+                            .set(age);
+                    }
+                });
+                let (deps, tracker) = (deps.clone(), tracker.clone());
+                actix_rt::spawn(async move {
+                    handle_record(&deps, &record).await;
+                    tracker.lock().finish(&record.topic, record.partition, record.offset);
+                    drop(slot);
+                });
+            }
+        };
+        self.pump = Some(ctx.spawn(wrap_future::<_, Host<Self>>(pump)));
+        every(ctx, Duration::from_millis(self.deps.settings.commit_interval_ms), || CommitOffsets);
+    }
+
+    fn drained(&mut self, ctx: &mut Ctx<Self>) {
+        if let Some(pump) = self.pump.take() {
+            ctx.cancel_future(pump);
+        }
+        let offsets = self.tracker.lock().committable();
+        let Some(source) = self.source.take() else { return };
+        if let Source::Memory(c) = source.as_ref() {
+            c.commit(&offsets);
+            return;
+        }
+        // Committing and leaving the group wait for the broker: do it off the actor thread, for
+        // a bounded time; the client itself closes once the cancelled pump has let go of it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            if let Source::Kafka(c) = source.as_ref() {
+                c.leave(&offsets);
+            }
+            let _ = tx.send(());
+            let mut source = source;
+            for _ in 0..500 {
+                match Arc::try_unwrap(source) {
+                    Ok(owned) => return drop(owned),
+                    Err(shared) => source = shared,
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        if rx.recv_timeout(Duration::from_secs(5)).is_ok() {
+            tracing::info!("event consumer committed its offsets and left the group");
+        } else {
+            tracing::warn!("event consumer did not leave the group within 5 s");
+        }
+    }
+}
+
+impl Handle<CommitOffsets> for EventConsumer {
+    fn handle(&mut self, _: CommitOffsets, _: &mut Ctx<Self>) -> Reply<Self, Result<usize, Infallible>> {
+        let Some(source) = self.source.clone() else { return Reply::Now(Ok(0)) };
+        let offsets = self.tracker.lock().advanced();
+        let n = offsets.len();
+        match source.as_ref() {
+            Source::Memory(c) => c.commit(&offsets),
+            Source::Kafka(c) => {
+                if let Err(e) = c.commit(&offsets, CommitMode::Async) {
+                    tracing::warn!(error = %e, "offset commit failed; retried at the next tick");
+                    // Forget what was not committed so that the next tick tries again.
+                    self.tracker.lock().uncommit(&offsets);
+                }
+            }
+        }
+        Reply::Now(Ok(n))
+    }
+}
+
+/// Apply one message, retrying transient failures, and dead-letter it when it cannot be applied.
+async fn handle_record(deps: &ConsumerDeps, record: &InRecord) {
+    let verdict = apply_with_retries(deps, record).await;
+    let topic = record.topic.clone();
+    match verdict {
+        Verdict::Applied | Verdict::Duplicate => {
+            let result = if matches!(verdict, Verdict::Applied) { "applied" } else { "duplicate" };
+            deps.metrics.with(|| {
+                metrics::counter!(telemetry::EVENTS_APPLIED_TOTAL, "topic" => topic, "actor" => "fintech", "result" => result)
+                    .increment(1)
+            });
+        }
+        Verdict::DeadLetter { reason, detail } => {
+            tracing::warn!(topic = %record.topic, partition = record.partition, offset = record.offset, reason, detail = %detail, "event dead-lettered");
+            let letter = dead_letter(record, &deps.settings.dead_letter_suffix, reason, &detail);
+            let mut backoff = Duration::from_millis(deps.settings.retry_backoff_ms.max(1));
+            while let Err(e) = deps.publisher.send(letter.clone()).await {
+                tracing::warn!(error = %e, "cannot publish a dead letter; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            deps.metrics.with(|| {
+                metrics::counter!(telemetry::EVENTS_DEAD_LETTERED_TOTAL, "topic" => topic, "reason" => reason)
+                    .increment(1)
+            });
+        }
+    }
+}
+
+/// The dead letter of `record`: its key, value and headers, plus why and where it came from.
+pub fn dead_letter(record: &InRecord, suffix: &str, reason: &str, detail: &str) -> OutRecord {
+    let mut headers = record.headers.clone();
+    headers.extend([
+        ("dlq-reason".to_owned(), reason.as_bytes().to_vec()),
+        ("dlq-error".to_owned(), detail.as_bytes().to_vec()),
+        ("dlq-original-topic".to_owned(), record.topic.as_bytes().to_vec()),
+        ("dlq-original-partition".to_owned(), record.partition.to_string().into_bytes()),
+        ("dlq-original-offset".to_owned(), record.offset.to_string().into_bytes()),
+        ("dlq-failed-at".to_owned(), Utc::now().to_rfc3339().into_bytes()),
+    ]);
+    OutRecord {
+        topic: format!("{}{suffix}", record.topic),
+        key: record.key.clone(),
+        payload: record.payload.clone().unwrap_or_default(),
+        headers,
+    }
+}
+
+async fn apply_with_retries(deps: &ConsumerDeps, record: &InRecord) -> Verdict {
+    let payload = record.payload.as_deref().unwrap_or_default();
+    let payment = match PaymentSettled::decode(payload) {
+        Ok(p) => p,
+        Err(e) => return Verdict::DeadLetter { reason: e.reason(), detail: e.to_string() },
+    };
+    let mut backoff = Duration::from_millis(deps.settings.retry_backoff_ms.max(1));
+    let mut attempt = 1;
+    loop {
+        match apply_once(deps, record, &payment, payload).await {
+            Ok(verdict) => return verdict,
+            Err(failure) => {
+                deps.metrics.with(|| {
+                    metrics::counter!(telemetry::EVENTS_FAILED_TOTAL, "topic" => record.topic.clone(), "reason" => failure)
+                        .increment(1)
+                });
+                if attempt >= deps.settings.max_attempts {
+                    return Verdict::DeadLetter {
+                        reason: "retries_exhausted",
+                        detail: format!("{failure} after {attempt} attempts"),
+                    };
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                attempt += 1;
+            }
+        }
+    }
+}
+
+/// One attempt; `Err` is a failure that may pass (the ledger or an actor was unavailable).
+async fn apply_once(
+    deps: &ConsumerDeps,
+    record: &InRecord,
+    payment: &PaymentSettled,
+    payload: &[u8],
+) -> Result<Verdict, &'static str> {
+    let transient = |e: LedgerFailure| match e {
+        LedgerFailure::Store => "ledger_unavailable",
+        LedgerFailure::Unavailable => "actor_unavailable",
+    };
+    let wallet = deps
+        .fintech
+        .ask(GetWallet { id: payment.wallet, fresh: false })
+        .await
+        .map_err(|_| "actor_unavailable")?
+        .map_err(transient)?;
+    match wallet {
+        None => {
+            let e = InboundError::Refused(crate::domain::fintech::FintechError::WalletNotFound(payment.wallet));
+            return Ok(Verdict::DeadLetter { reason: e.reason(), detail: e.to_string() });
+        }
+        Some(w) if w.currency != payment.currency => {
+            let e = InboundError::Refused(crate::domain::fintech::FintechError::CurrencyMismatch(
+                payment.currency,
+                w.currency,
+            ));
+            return Ok(Verdict::DeadLetter { reason: e.reason(), detail: e.to_string() });
+        }
+        Some(_) => {}
+    }
+    let body: serde_json::Value = serde_json::from_slice(payload).unwrap_or_default();
+    let op = LedgerOp {
+        command: Command::Deposit {
+            wallet: payment.wallet,
+            amount: payment.amount,
+            reference: payment.reference.clone(),
+        },
+        transaction_id: Uuid::now_v7(),
+        idempotency: Some(IdempotencyClaim {
+            scope: PAYMENT_SCOPE.into(),
+            key: payment.event_id.clone(),
+            request_hash: hex::encode(Sha256::digest(payload)),
+            request_body: body,
+            expires_at: Utc::now() + chrono::Duration::days(i64::from(deps.settings.dedup_retention_days)),
+        }),
+        request_id: record.header("request-id").map(str::to_owned).or_else(|| Some(payment.event_id.clone())),
+        at: Utc::now(),
+    };
+    match deps.fintech.ask(Execute(op)).await.map_err(|_| "actor_unavailable")?.map_err(transient)? {
+        Outcome::Applied { .. } => Ok(Verdict::Applied),
+        Outcome::DuplicateKey => Ok(Verdict::Duplicate),
+        Outcome::Refused(e) => {
+            let e = InboundError::Refused(e);
+            Ok(Verdict::DeadLetter { reason: e.reason(), detail: e.to_string() })
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! The outbox relay: publishes the events the ledger committed, batch after batch in outbox
+//! order, and deletes a batch only once the broker has acknowledged every event in it. Records
+//! are enqueued one after the other on a producer that keeps their order per partition and never
+//! times a record out, so a broker outage delays publication without reordering or losing it.
+
+use std::{
+    collections::{BTreeMap, HashSet},
+    convert::Infallible,
+    sync::Arc,
+    time::Duration,
+};
+
+use actix::fut::{wrap_future, ActorFutureExt};
+use actix::{AsyncContext, Message};
+use chrono::Utc;
+use futures::future::join_all;
+use uuid::Uuid;
+
+use crate::{
+    actors::runtime::{every, Ctx, Dependency, DependencyStatus, Handle, Host, Managed, Registry, Reply},
+    adapters::{
+        bus::{BusError, OutRecord, Publisher},
+        ledger::StoreError,
+        outbox::Outbox,
+    },
+    config::EventBusSettings,
+    domain::events::DomainEvent,
+    telemetry::{self, Metrics},
+};
+
+/// Registered name of the outbox relay.
+pub const NAME: &str = "outbox-relay";
+
+/// Rounds published back to back before the relay lets its other messages in.
+const ROUNDS_PER_TICK: usize = 16;
+
+/// Publish what the outbox holds.
+#[derive(Debug, Clone, Copy)]
+pub struct Publish;
+
+impl Message for Publish {
+    type Result = Result<(), Infallible>;
+}
+
+/// Measure the outbox lag and probe the broker.
+#[derive(Debug, Clone, Copy)]
+pub struct Measure;
+
+impl Message for Measure {
+    type Result = Result<(), Infallible>;
+}
+
+/// The outbox relay.
+pub struct OutboxRelay {
+    outbox: Arc<tokio::sync::Mutex<Outbox>>,
+    publisher: Publisher,
+    settings: Arc<EventBusSettings>,
+    metrics: Metrics,
+    registry: Arc<Registry>,
+    probe_every: Duration,
+    probe_timeout: Duration,
+    busy: bool,
+    /// Events of a partly published batch that the broker already acknowledged.
+    acked: Arc<parking_lot::Mutex<HashSet<Uuid>>>,
+}
+
+/// What the relay needs besides its outbox.
+pub struct RelayDeps {
+    /// Producer.
+    pub publisher: Publisher,
+    /// Bus settings.
+    pub settings: Arc<EventBusSettings>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Where the broker's state is reported.
+    pub registry: Arc<Registry>,
+    /// Broker probe period.
+    pub probe_every: Duration,
+    /// Broker probe timeout.
+    pub probe_timeout: Duration,
+}
+
+impl OutboxRelay {
+    /// A relay publishing `outbox`.
+    pub fn new(outbox: Outbox, deps: RelayDeps) -> Self {
+        Self {
+            outbox: Arc::new(tokio::sync::Mutex::new(outbox)),
+            publisher: deps.publisher,
+            settings: deps.settings,
+            metrics: deps.metrics,
+            registry: deps.registry,
+            probe_every: deps.probe_every,
+            probe_timeout: deps.probe_timeout,
+            busy: false,
+            acked: Arc::default(),
+        }
+    }
+}
+
+fn record(topic: &str, event: &DomainEvent) -> OutRecord {
+    let mut headers = vec![
+        ("event-id".to_owned(), event.id.to_string().into_bytes()),
+        ("event-type".to_owned(), event.event_type.clone().into_bytes()),
+        ("schema-version".to_owned(), event.schema_version.to_string().into_bytes()),
+        ("content-type".to_owned(), b"application/json".to_vec()),
+    ];
+    if let Some(id) = &event.request_id {
+        headers.push(("request-id".to_owned(), id.clone().into_bytes()));
+    }
+    OutRecord {
+        topic: topic.to_owned(),
+        key: Some(event.aggregate_id.clone().into_bytes()),
+        payload: serde_json::to_vec(event).unwrap_or_default(),
+        headers,
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum RelayError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Bus(#[from] BusError),
+}
+
+/// One round: publish up to `rows` batches; returns how many batches were fetched.
+async fn round(
+    outbox: &mut Outbox,
+    publisher: &Publisher,
+    settings: &EventBusSettings,
+    acked: &parking_lot::Mutex<HashSet<Uuid>>,
+    metrics: &Metrics,
+) -> Result<usize, RelayError> {
+    let batches = outbox.fetch(settings.relay_batch_rows).await?;
+    let mut waits = Vec::new();
+    for batch in &batches {
+        for event in &batch.events {
+            if acked.lock().contains(&event.id) {
+                continue;
+            }
+            let topic = settings.topic_of(&event.domain);
+            let pending = publisher.enqueue(record(&topic, event)).await?;
+            waits.push(async move { (batch.id, event.id, topic, pending.await) });
+        }
+    }
+    let mut failed: HashSet<i64> = HashSet::new();
+    let mut published: BTreeMap<String, u64> = BTreeMap::new();
+    let mut first_error = None;
+    for (batch, event, topic, result) in join_all(waits).await {
+        match result {
+            Ok(_) => {
+                acked.lock().insert(event);
+                *published.entry(topic).or_default() += 1;
+            }
+            Err(e) => {
+                failed.insert(batch);
+                metrics.with(|| {
+                    metrics::counter!(telemetry::EVENTS_FAILED_TOTAL, "topic" => topic, "reason" => "publish")
+                        .increment(1)
+                });
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    metrics.with(|| {
+        for (topic, n) in published {
+            metrics::counter!(telemetry::EVENTS_PUBLISHED_TOTAL, "topic" => topic).increment(n);
+        }
+    });
+    let done: Vec<i64> = batches.iter().map(|b| b.id).filter(|id| !failed.contains(id)).collect();
+    if !done.is_empty() {
+        outbox.delete(&done).await?;
+        let mut acked = acked.lock();
+        for batch in batches.iter().filter(|b| !failed.contains(&b.id)) {
+            for event in &batch.events {
+                acked.remove(&event.id);
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e.into()),
+        None => Ok(batches.len()),
+    }
+}
+
+impl Managed for OutboxRelay {
+    fn started(&mut self, ctx: &mut Ctx<Self>) {
+        let (publisher, settings) = (self.publisher.clone(), self.settings.clone());
+        let create = async move {
+            if settings.create_topic_partitions > 0 {
+                let topics = vec![settings.topic_of("fintech")];
+                if let Err(e) = publisher
+                    .ensure_topics(&topics, settings.create_topic_partitions, settings.create_topic_replication)
+                    .await
+                {
+                    tracing::warn!(error = %e, "cannot create the event topics; publication waits for them");
+                }
+            }
+        };
+        ctx.wait(wrap_future::<_, Host<Self>>(create));
+        every(ctx, Duration::from_millis(self.settings.relay_poll_ms), || Publish);
+        every(ctx, self.probe_every, || Measure);
+    }
+}
+
+impl Handle<Publish> for OutboxRelay {
+    fn handle(&mut self, _: Publish, ctx: &mut Ctx<Self>) -> Reply<Self, Result<(), Infallible>> {
+        if self.busy {
+            return Reply::Now(Ok(()));
+        }
+        self.busy = true;
+        let (outbox, publisher, settings, acked, metrics) = (
+            self.outbox.clone(),
+            self.publisher.clone(),
+            self.settings.clone(),
+            self.acked.clone(),
+            self.metrics.clone(),
+        );
+        let work = async move {
+            let mut outbox = outbox.lock().await;
+            match outbox.lead().await {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "outbox relay cannot reach the database");
+                    return;
+                }
+            }
+            for _ in 0..ROUNDS_PER_TICK {
+                match round(&mut outbox, &publisher, &settings, &acked, &metrics).await {
+                    Ok(n) if n == settings.relay_batch_rows => continue,
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "outbox publication failed; retrying");
+                        break;
+                    }
+                }
+            }
+        };
+        ctx.spawn(wrap_future::<_, Host<Self>>(work).map(|(), host, _| host.actor().busy = false));
+        Reply::Now(Ok(()))
+    }
+}
+
+impl Handle<Measure> for OutboxRelay {
+    fn handle(&mut self, _: Measure, _: &mut Ctx<Self>) -> Reply<Self, Result<(), Infallible>> {
+        let (outbox, publisher, metrics, registry, timeout) = (
+            self.outbox.clone(),
+            self.publisher.clone(),
+            self.metrics.clone(),
+            self.registry.clone(),
+            self.probe_timeout,
+        );
+        let kafka = matches!(publisher, Publisher::Kafka(_));
+        Reply::later(async move {
+            if kafka {
+                let result = publisher.probe(timeout).await;
+                registry.report_dependency(Dependency {
+                    name: "kafka".into(),
+                    status: if result.is_ok() { DependencyStatus::Up } else { DependencyStatus::Down },
+                    // The outbox holds events while the broker is away: not a reason to stop traffic.
+                    required: false,
+                    owner: NAME.into(),
+                    detail: result.as_ref().err().map(|e| e.to_string()),
+                    latency_ms: result.as_ref().ok().map(|d| d.as_secs_f64() * 1000.0),
+                    checked_at: Utc::now(),
+                });
+            }
+            let lag = outbox.lock().await.lag().await;
+            match lag {
+                Ok(lag) => metrics.with(|| {
+                    metrics::gauge!(telemetry::OUTBOX_LAG_EVENTS).set(lag.events as f64);
+                    let age = lag.oldest.map(|t| (Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0);
+                    metrics::gauge!(telemetry::OUTBOX_LAG_SECONDS).set(age.unwrap_or(0.0));
+                }),
+                Err(e) => tracing::warn!(error = %e, "cannot measure the outbox lag"),
+            }
+            Ok(())
+        })
+    }
+}

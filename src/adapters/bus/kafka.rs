@@ -1,0 +1,278 @@
+//! Kafka through librdkafka (rdkafka): a producer that never gives up on a record (no message
+//! timeout: a broker outage delays publication, it never reorders or drops it), topic creation,
+//! a broker probe, and a group consumer that commits only the offsets it is told to, at
+//! rebalances and when it closes.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use parking_lot::Mutex;
+use rdkafka::{
+    admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
+    client::DefaultClientContext,
+    config::ClientConfig,
+    consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer},
+    error::RDKafkaErrorCode,
+    message::{Header, Headers, OwnedHeaders},
+    producer::{FutureProducer, FutureRecord, Producer},
+    statistics::Statistics,
+    ClientContext, Message, Offset, TopicPartitionList,
+};
+
+use super::{BusError, Delivered, InRecord, Offsets, OutRecord, Pending};
+use crate::{
+    config::EventBusSettings,
+    telemetry::{self, Metrics},
+};
+
+/// librdkafka's error, as text.
+pub type KafkaError = rdkafka::error::KafkaError;
+
+fn err(e: impl std::fmt::Display) -> BusError {
+    BusError::Kafka(e.to_string())
+}
+
+fn base_config(settings: &EventBusSettings) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", settings.kafka_bootstrap_servers.as_deref().unwrap_or_default());
+    config.set("client.id", concat!("beryl-core-api/", env!("CARGO_PKG_VERSION")));
+    for (k, v) in &settings.kafka_properties {
+        config.set(k, v);
+    }
+    config
+}
+
+/// The producer shared by the outbox relay and the dead-letter path.
+#[derive(Clone)]
+pub struct KafkaPublisher {
+    producer: FutureProducer,
+    config: Arc<ClientConfig>,
+}
+
+impl KafkaPublisher {
+    /// A producer for `settings`.
+    pub fn new(settings: &EventBusSettings) -> Result<Self, BusError> {
+        let mut config = base_config(settings);
+        config
+            .set("acks", "all")
+            // A record is retried until the broker takes it; the outbox holds the backlog.
+            .set("message.timeout.ms", "0")
+            .set("linger.ms", "2")
+            .set("queue.buffering.max.messages", "1000000");
+        if settings.idempotent_producer {
+            config.set("enable.idempotence", "true");
+        } else {
+            config.set("max.in.flight.requests.per.connection", "1");
+        }
+        let producer: FutureProducer = config.create().map_err(err)?;
+        Ok(Self { producer, config: Arc::new(base_config(settings)) })
+    }
+
+    /// Enqueue `record`; waits only while librdkafka's queue is full.
+    pub async fn enqueue(&self, record: OutRecord) -> Result<Pending, BusError> {
+        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+        for (k, v) in &record.headers {
+            headers = headers.insert(Header { key: k, value: Some(v) });
+        }
+        loop {
+            let mut r = FutureRecord::to(&record.topic).payload(&record.payload).headers(headers.clone());
+            if let Some(key) = &record.key {
+                r = r.key(key);
+            }
+            match self.producer.send_result(r) {
+                Ok(delivery) => {
+                    return Ok(Box::pin(async move {
+                        match delivery.await {
+                            Ok(Ok(d)) => Ok(Delivered { partition: d.partition, offset: d.offset }),
+                            Ok(Err((e, _))) => Err(err(e)),
+                            Err(_) => Err(BusError::Closed),
+                        }
+                    }))
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err((e, _)) => return Err(err(e)),
+            }
+        }
+    }
+
+    /// Create the topics that do not exist yet.
+    pub async fn ensure_topics(&self, topics: &[String], partitions: i32, replication: i32) -> Result<(), BusError> {
+        let admin: AdminClient<DefaultClientContext> = self.config.create().map_err(err)?;
+        let new: Vec<NewTopic<'_>> =
+            topics.iter().map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(replication))).collect();
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        for result in admin.create_topics(&new, &options).await.map_err(err)? {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => return Err(BusError::Kafka(format!("create topic {topic}: {code}"))),
+            }
+        }
+        Ok(())
+    }
+
+    /// Ask the cluster for its metadata.
+    pub async fn probe(&self, timeout: Duration) -> Result<Duration, BusError> {
+        let producer = self.producer.clone();
+        let started = Instant::now();
+        tokio::task::spawn_blocking(move || producer.client().fetch_metadata(None, timeout))
+            .await
+            .map_err(err)?
+            .map_err(err)?;
+        Ok(started.elapsed())
+    }
+
+    /// Wait for every enqueued record to be acknowledged, at most `timeout`.
+    pub fn flush(&self, timeout: Duration) -> Result<(), BusError> {
+        self.producer.flush(timeout).map_err(err)
+    }
+}
+
+/// Progress of the messages being applied, shared with the rebalance callback.
+pub type Committable = Arc<Mutex<super::Tracker>>;
+
+/// The consumer's callbacks: commit what is done when partitions are taken away, and export
+/// librdkafka's per-partition lag.
+pub struct Callbacks {
+    committable: Committable,
+    metrics: Metrics,
+}
+
+impl ClientContext for Callbacks {
+    fn stats(&self, statistics: Statistics) {
+        self.metrics.with(|| {
+            for (name, topic) in &statistics.topics {
+                for (id, partition) in &topic.partitions {
+                    if *id < 0 || partition.consumer_lag < 0 {
+                        continue;
+                    }
+                    metrics::gauge!(telemetry::EVENTS_CONSUMER_LAG, "topic" => name.clone(), "partition" => id.to_string())
+                        .set(partition.consumer_lag as f64);
+                }
+            }
+        });
+    }
+}
+
+impl ConsumerContext for Callbacks {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(list) = rebalance {
+            let mut commit = TopicPartitionList::new();
+            {
+                let mut tracker = self.committable.lock();
+                for e in list.elements() {
+                    if let Some(offset) = tracker.revoke(e.topic(), e.partition()) {
+                        let _ = commit.add_partition_offset(e.topic(), e.partition(), Offset::Offset(offset));
+                    }
+                }
+            }
+            if commit.count() > 0 {
+                match consumer.commit(&commit, CommitMode::Sync) {
+                    Ok(()) => tracing::info!(
+                        partitions = commit.count(),
+                        "committed applied offsets before handing partitions over"
+                    ),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "commit before rebalance failed; the next owner re-applies (deduplicated)")
+                    }
+                }
+            }
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(list) => {
+                let partitions: Vec<String> =
+                    list.elements().iter().map(|e| format!("{}/{}", e.topic(), e.partition())).collect();
+                tracing::info!(partitions = ?partitions, "partitions assigned");
+            }
+            Rebalance::Revoke(list) => tracing::info!(partitions = list.count(), "partitions revoked"),
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance failed"),
+        }
+    }
+
+    fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, _: &TopicPartitionList) {
+        if let Err(e) = result {
+            if !matches!(e, KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) {
+                tracing::warn!(error = %e, "offset commit failed");
+            }
+        }
+    }
+}
+
+/// A member of the consumer group.
+pub struct KafkaConsumer {
+    consumer: StreamConsumer<Callbacks>,
+}
+
+impl KafkaConsumer {
+    /// Join `settings.consumer_group` on `topics`; `committable` is what may be committed.
+    pub fn new(
+        settings: &EventBusSettings,
+        topics: &[String],
+        committable: Committable,
+        metrics: Metrics,
+    ) -> Result<Self, BusError> {
+        let mut config = base_config(settings);
+        config
+            .set("group.id", &settings.consumer_group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("fetch.wait.max.ms", settings.fetch_wait_max_ms.to_string())
+            .set("session.timeout.ms", settings.session_timeout_ms.to_string())
+            .set("statistics.interval.ms", "5000");
+        let callbacks = Callbacks { committable, metrics };
+        let consumer: StreamConsumer<Callbacks> = config.create_with_context(callbacks).map_err(err)?;
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&names).map_err(err)?;
+        Ok(Self { consumer })
+    }
+
+    /// The next message.
+    pub async fn recv(&self) -> Result<InRecord, BusError> {
+        let m = self.consumer.recv().await.map_err(err)?;
+        let headers = m
+            .headers()
+            .map(|h| h.iter().map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec).unwrap_or_default())).collect())
+            .unwrap_or_default();
+        Ok(InRecord {
+            topic: m.topic().to_owned(),
+            partition: m.partition(),
+            offset: m.offset(),
+            key: m.key().map(<[u8]>::to_vec),
+            payload: m.payload().map(<[u8]>::to_vec),
+            headers,
+            timestamp_ms: m.timestamp().to_millis(),
+        })
+    }
+
+    /// Commit `offsets` (the next offset to read of each partition).
+    pub fn commit(&self, offsets: &Offsets, mode: CommitMode) -> Result<(), BusError> {
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let mut list = TopicPartitionList::new();
+        for ((topic, partition), offset) in offsets {
+            list.add_partition_offset(topic, *partition, Offset::Offset(*offset)).map_err(err)?;
+        }
+        match self.consumer.commit(&list, mode) {
+            Ok(()) => Ok(()),
+            // Partitions no longer ours: the new owner starts from the last commit.
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset | RDKafkaErrorCode::UnknownMemberId)) => Ok(()),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    /// Commit, then leave the group (the remaining members take the partitions over at once).
+    pub fn leave(&self, offsets: &Offsets) {
+        if let Err(e) = self.commit(offsets, CommitMode::Sync) {
+            tracing::warn!(error = %e, "final offset commit failed");
+        }
+        self.consumer.unsubscribe();
+    }
+}

@@ -1,0 +1,199 @@
+//! Domain events: what the service publishes after a change (one event per journal entry, keyed
+//! by the aggregate it belongs to) and what it accepts from outside (payment notifications).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::fintech::{check_reference, Amount, Currency, FintechError, Movement, Wallet, WalletId};
+
+/// Version of the published event schema; consumers refuse versions they do not know.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Version of the inbound payment notification schema this service understands.
+pub const PAYMENT_SCHEMA_VERSION: u64 = 1;
+
+/// One published event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DomainEvent {
+    /// Unique id (UUID v7): consumers deduplicate on it.
+    pub id: Uuid,
+    /// `<domain>.<aggregate>.<what happened>`, e.g. `fintech.wallet.transfer_out`.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// Schema version of `data`.
+    pub schema_version: u32,
+    /// Domain (the topic is `beryl.<domain>.events` by default).
+    pub domain: String,
+    /// Aggregate id: the message key, so one aggregate's events share a partition.
+    pub aggregate_id: String,
+    /// The aggregate's version this event produced (1, 2, ...): consecutive per aggregate.
+    pub seq: i64,
+    /// Request that caused it, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// Commit time.
+    pub occurred_at: DateTime<Utc>,
+    /// Event body.
+    pub data: Value,
+}
+
+/// The events a committed fintech change produced: one per journal entry, in wallet order.
+pub fn wallet_events(wallets: &[Wallet], movements: &[Movement], request_id: Option<&str>) -> Vec<DomainEvent> {
+    movements
+        .iter()
+        .map(|m| {
+            let currency = wallets.iter().find(|w| w.id == m.wallet_id).map(|w| w.currency.code());
+            let mut data = serde_json::to_value(m).unwrap_or(Value::Null);
+            if let (Value::Object(map), Some(code)) = (&mut data, currency) {
+                map.insert("currency".into(), Value::String(code.into()));
+            }
+            DomainEvent {
+                id: Uuid::now_v7(),
+                event_type: format!("fintech.wallet.{}", m.kind.as_str()),
+                schema_version: SCHEMA_VERSION,
+                domain: "fintech".into(),
+                aggregate_id: m.wallet_id.to_string(),
+                seq: m.seq,
+                request_id: request_id.map(str::to_owned),
+                occurred_at: m.created_at,
+                data,
+            }
+        })
+        .collect()
+}
+
+/// A settled payment reported by the external payment provider: money to credit to a wallet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PaymentSettled {
+    /// The provider's event id: applied once, whatever the number of deliveries.
+    pub event_id: String,
+    /// Wallet credited.
+    pub wallet: WalletId,
+    /// Amount in minor units.
+    pub amount: Amount,
+    /// Currency the provider settled in; must be the wallet's.
+    pub currency: Currency,
+    /// The provider's payment reference.
+    pub reference: String,
+}
+
+/// Why an inbound message cannot be applied. Every variant is permanent: the message goes to the
+/// dead-letter topic.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum InboundError {
+    /// Not JSON, or not the expected shape.
+    #[error("malformed event: {0}")]
+    Malformed(String),
+    /// A schema version this service does not know.
+    #[error("unsupported schema version {0} (this service reads version {PAYMENT_SCHEMA_VERSION})")]
+    SchemaVersion(u64),
+    /// An event type this topic does not carry.
+    #[error("unknown event type `{0}`")]
+    UnknownType(String),
+    /// The event breaks a ledger rule.
+    #[error(transparent)]
+    Refused(#[from] FintechError),
+}
+
+impl InboundError {
+    /// Short reason for metrics and the dead-letter header.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Malformed(_) => "malformed",
+            Self::SchemaVersion(_) => "schema_version",
+            Self::UnknownType(_) => "unknown_type",
+            Self::Refused(e) => e.code(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PaymentWire {
+    event_id: String,
+    #[serde(rename = "type")]
+    event_type: String,
+    /// Checked before the rest is decoded.
+    #[serde(rename = "schema_version")]
+    _schema_version: u64,
+    wallet_id: String,
+    amount: i64,
+    currency: String,
+    reference: String,
+    #[serde(default)]
+    #[allow(dead_code)] // accepted for the provider's bookkeeping; the ledger records its own time
+    occurred_at: Option<DateTime<Utc>>,
+}
+
+impl PaymentSettled {
+    /// Decode and check one payment notification.
+    pub fn decode(payload: &[u8]) -> Result<Self, InboundError> {
+        let value: Value = serde_json::from_slice(payload).map_err(|e| InboundError::Malformed(e.to_string()))?;
+        let version = value.get("schema_version").and_then(Value::as_u64);
+        match version {
+            Some(PAYMENT_SCHEMA_VERSION) => {}
+            Some(other) => return Err(InboundError::SchemaVersion(other)),
+            None => return Err(InboundError::Malformed("missing field `schema_version`".into())),
+        }
+        let wire: PaymentWire = serde_json::from_value(value).map_err(|e| InboundError::Malformed(e.to_string()))?;
+        if wire.event_type != "payment.settled" {
+            return Err(InboundError::UnknownType(wire.event_type));
+        }
+        if wire.event_id.is_empty() || wire.event_id.len() > 128 {
+            return Err(InboundError::Malformed("event_id must be 1 to 128 characters".into()));
+        }
+        Ok(Self {
+            event_id: wire.event_id,
+            wallet: wire.wallet_id.parse()?,
+            amount: Amount::new(wire.amount)?,
+            currency: Currency::parse(&wire.currency)?,
+            reference: {
+                check_reference(&wire.reference)?;
+                wire.reference
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payment(overrides: Value) -> Vec<u8> {
+        let mut v = serde_json::json!({
+            "event_id": "evt-1", "type": "payment.settled", "schema_version": 1,
+            "wallet_id": "0190f0a0-0000-7000-8000-000000000001", "amount": 1250, "currency": "EUR",
+            "reference": "psp-1"
+        });
+        if let (Value::Object(m), Value::Object(o)) = (&mut v, overrides) {
+            m.extend(o);
+        }
+        serde_json::to_vec(&v).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_settled_payment_decodes() {
+        let p = PaymentSettled::decode(&payment(Value::Null)).map_err(|e| e.to_string());
+        let p = p.as_ref().map(|p| (p.event_id.as_str(), p.amount.get(), p.currency.code()));
+        assert_eq!(p, Ok(("evt-1", 1250, "EUR")));
+    }
+
+    #[test]
+    fn every_bad_notification_has_its_reason() {
+        let cases = [
+            (b"{not json".to_vec(), "malformed"),
+            (payment(serde_json::json!({"schema_version": 2})), "schema_version"),
+            (payment(serde_json::json!({"type": "payment.refunded"})), "unknown_type"),
+            (payment(serde_json::json!({"amount": 0})), "invalid_amount"),
+            (payment(serde_json::json!({"currency": "XXQ"})), "unknown_currency"),
+            (payment(serde_json::json!({"wallet_id": "nope"})), "invalid_wallet_id"),
+            (payment(serde_json::json!({"extra": 1})), "malformed"),
+        ];
+        for (bytes, reason) in cases {
+            let got = PaymentSettled::decode(&bytes).map(|_| ()).map_err(|e| e.reason());
+            assert_eq!(got, Err(reason), "{}", String::from_utf8_lossy(&bytes));
+        }
+    }
+}
