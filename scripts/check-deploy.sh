@@ -9,7 +9,8 @@
 #
 # Tools are installed by scripts/install-deploy-tools.sh into BERYL_TOOLS_DIR (default
 # ~/.cache/beryl-tools). The live check uses BERYL_BIN, or builds target/debug/beryl-core-api
-# with cargo, and PostgreSQL and Redis (scripts/services.sh starts them).
+# with cargo, PostgreSQL and Redis (scripts/services.sh starts them), and starts its own
+# Kafka-compatible broker (tansu, from BERYL_TANSU_BIN or scripts/kafka.sh, which builds it once).
 # Runs every check, prints a summary, exits 1 when any failed.
 set -Euo pipefail
 

@@ -10,18 +10,23 @@
    liveness and readiness probe paths and the ServiceMonitor's /metrics path with 200.
 3. rules: a Prometheus server scraping the three instances (labelled as the ServiceMonitor labels
    them) loads monitoring/alerts.yaml and evaluates every rule without error.
-4. alert: repeated panics injected into the critical actor adapter-pool make the actor alerts
+4. events: a wallet opened through the API instance, a settled payment for it produced to the
+   worker's inbound topic credits it, and a notification of an unknown type goes to the
+   dead-letter topic; the worker exports its event-bus metrics (published, received, applied,
+   dead-lettered, outbox and consumer lags).
+5. alert: repeated panics injected into the critical actor adapter-pool make the actor alerts
    fire (BerylActorRestarting, and BerylActorFailed when the supervisor gives up), seen in
    Prometheus' /api/v1/alerts.
-5. metrics: every metric named by a rule, a dashboard (panels and variables) or the KEDA query
+6. metrics: every metric named by a rule, a dashboard (panels and variables) or the KEDA query
    is exported by the service (or is a series Prometheus records for every scrape, like `up`),
    and every such expression evaluates in Prometheus.
-6. shutdown: SIGTERM stops each instance with exit status 0 within SHUTDOWN_GRACE_PERIOD.
+7. shutdown: SIGTERM stops each instance with exit status 0 within SHUTDOWN_GRACE_PERIOD.
 
-The instances run as in the cluster, on PostgreSQL and Redis (their dependencies), here the
+The instances run as in the cluster, on PostgreSQL, Redis and Kafka (their dependencies), here the
 local servers scripts/services.sh starts: a database beryl_test_live_check, created and dropped by
-this check, and Redis database 15. All servers listen on 127.0.0.1 on free ports and are stopped
-by PID at the end.
+this check, and Redis database 15; and a Kafka-compatible broker (tansu: --tansu, BERYL_TANSU_BIN
+or `scripts/kafka.sh bin`) started by this check with its data in the work directory. The instances
+and the broker listen on 127.0.0.1 on free ports and are stopped by PID at the end.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -55,6 +61,12 @@ SCRAPE_SERIES = {"up", "scrape_duration_seconds", "scrape_samples_scraped", "scr
 ADMIN_DATABASE_URL = os.environ.get("LIVE_CHECK_ADMIN_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 DATABASE = "beryl_test_live_check"
 REDIS_URL = os.environ.get("LIVE_CHECK_REDIS_URL", "redis://127.0.0.1:6379/15")
+# Signs the instances' tokens; the check mints one to open a wallet.
+JWT_KEY = "live-check-signing-key-0123456789abcdef0123"
+# Metrics the worker exports once it has published, received, applied and dead-lettered events.
+EVENT_METRICS = ("beryl_events_published_total", "beryl_events_consumed_total", "beryl_events_applied_total",
+                 "beryl_events_dead_lettered_total", "beryl_events_consumer_lag_messages",
+                 "beryl_events_consumer_lag_seconds", "beryl_outbox_lag_events", "beryl_outbox_lag_seconds")
 DASHBOARD_VARIABLES = {"namespace": "beryl", "service": ".*", "pod": ".*", "actor": ".*", "domain_actor": ".*"}
 
 results: list[tuple[str, bool, str]] = []
@@ -99,9 +111,9 @@ class Processes:
     def __init__(self) -> None:
         self.children: list[subprocess.Popen] = []
 
-    def start(self, args: list[str], env: dict, log: Path) -> subprocess.Popen:
+    def start(self, args: list[str], env: dict, log: Path, cwd: Path | None = None) -> subprocess.Popen:
         handle = open(log, "wb")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen(args, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(args, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True, cwd=cwd)
         self.children.append(proc)
         return proc
 
@@ -207,10 +219,44 @@ def prepare_database() -> str | None:
 
 
 
-def start_instances(binary: Path, objects: list[dict], procs: Processes, work: Path, database_url: str) -> dict[str, dict]:
+def tansu_binary(given: str | None) -> str | None:
+    """The broker binary: --tansu, BERYL_TANSU_BIN, or the one scripts/kafka.sh keeps."""
+    if given or os.environ.get("BERYL_TANSU_BIN"):
+        return given or os.environ["BERYL_TANSU_BIN"]
+    proc = subprocess.run([str(ROOT / "scripts" / "kafka.sh"), "bin"], capture_output=True, text=True, check=False)
+    path = proc.stdout.strip().splitlines()[-1] if proc.returncode == 0 and proc.stdout.strip() else ""
+    return path or None
+
+
+def port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def start_broker(tansu: str, procs: Processes, work: Path) -> str | None:
+    """Starts a Kafka-compatible broker; returns its bootstrap address, or None (reported)."""
+    port = free_port()
+    data = work / "kafka"
+    data.mkdir()
+    url = f"tcp://127.0.0.1:{port}"
+    # tansu reads the SQLite path relative to its working directory.
+    procs.start([tansu, "broker", "--listener-url", url, "--advertised-listener-url", url,
+                 "--storage-engine", "sqlite://tansu.db"], base_env(), work / "kafka.log", cwd=data)
+    if not wait_for(lambda: port_open(port), 30, 0.2):
+        report("broker", False, f"tansu did not listen on {port}: {(work / 'kafka.log').read_text(errors='replace')[-800:]}")
+        return None
+    return f"127.0.0.1:{port}"
+
+
+def start_instances(binary: Path, objects: list[dict], procs: Processes, work: Path, database_url: str,
+                    brokers: str) -> dict[str, dict]:
     instances = {}
     for deployment, role in ROLES.items():
         port = free_port()
+        manifest_env = pod_environment(objects, deployment)
         env = base_env() | {
             "ENVIRONMENT": "development",
             "SERVICE_ROLE": role,
@@ -218,7 +264,9 @@ def start_instances(binary: Path, objects: list[dict], procs: Processes, work: P
             "PORT": str(port),
             "METRICS_ENABLED": "true",
             "TRACING_ENABLED": "false",
-            "EVENT_BUS": "memory",
+            "EVENT_BUS": "kafka",
+            "KAFKA_BOOTSTRAP_SERVERS": brokers,
+            "JWT_SECRET_KEY": JWT_KEY,
             "DATABASE_URL": database_url,
             "REDIS_URL": REDIS_URL,
             "AUDIT_ENABLED": "true",
@@ -226,12 +274,14 @@ def start_instances(binary: Path, objects: list[dict], procs: Processes, work: P
             "LOG_FORMAT": "json",
             "LOG_LEVEL": "WARN",
             "CONFIG_DIR": str(ROOT / "config"),
-            "SHUTDOWN_GRACE_PERIOD": pod_environment(objects, deployment).get("SHUTDOWN_GRACE_PERIOD", "25"),
+            "SHUTDOWN_GRACE_PERIOD": manifest_env.get("SHUTDOWN_GRACE_PERIOD", "25"),
             "FAULT_INJECTION_ENABLED": "true" if role == "api" else "false",
         }
+        # The topics and the consumer group of the manifests.
+        env |= {k: manifest_env[k] for k in ("KAFKA_INBOUND_TOPICS", "KAFKA_CONSUMER_GROUP") if k in manifest_env}
         proc = procs.start([str(binary), "serve"], env, work / f"{deployment}.log")
         instances[deployment] = {"port": port, "proc": proc, "url": f"http://127.0.0.1:{port}",
-                                 "grace": float(env["SHUTDOWN_GRACE_PERIOD"])}
+                                 "grace": float(env["SHUTDOWN_GRACE_PERIOD"]), "env": env}
     for deployment, inst in instances.items():
         paths = probe_paths(objects, deployment)
         started = wait_for(lambda: http("GET", inst["url"] + paths["startupProbe"])[0] == 200, 60)
@@ -300,7 +350,78 @@ def check_rules(prom: str, instances: dict) -> None:
            f"{len(rules)}/{expected} rules of monitoring/alerts.yaml loaded and evaluated" + (f"; errors: {broken}" if broken else ""))
 
 
-# --- 4. fault injection -----------------------------------------------------------------------------
+# --- 4. event bus ----------------------------------------------------------------------------------
+
+
+def metric_names(inst: dict) -> set[str]:
+    body = http("GET", inst["url"] + "/metrics")[1].decode(errors="replace")
+    return {re.split(r"[{ ]", line, maxsplit=1)[0] for line in body.splitlines() if line and not line.startswith("#")}
+
+
+def produce(tansu: str, brokers: str, topic: str, key: str, value: dict, timeout: float = 30) -> str:
+    """Produces one JSON message, retrying until the topic exists (the worker creates its inbound
+    topics when its consumer starts); returns the last error, or "" once the broker took it."""
+    line = json.dumps({"key": key, "value": value})
+    deadline = time.monotonic() + timeout
+    while True:
+        proc = subprocess.run([tansu, "cat", "produce", topic, "--broker", f"tcp://{brokers}"], input=line,
+                              capture_output=True, text=True, env=base_env(), timeout=30, check=False)
+        if proc.returncode == 0:
+            return ""
+        if time.monotonic() >= deadline:
+            return (proc.stdout + proc.stderr).strip()[-300:]
+        time.sleep(1)
+
+
+def check_event_bus(binary: Path, instances: dict, tansu: str, brokers: str) -> None:
+    api, worker = instances["beryl-core-api"], instances["event-bus"]
+    mint = subprocess.run([str(binary), "token", "mint", "--subject", "live-check", "--scope", "fintech:read",
+                           "--scope", "fintech:write"], env=api["env"], capture_output=True, text=True, timeout=30, check=False)
+    token = mint.stdout.strip().splitlines()[-1] if mint.returncode == 0 and mint.stdout.strip() else ""
+    if not token:
+        report("event bus", False, f"`token mint` failed: {(mint.stdout + mint.stderr).strip()[-300:]}")
+        return
+
+    def call(method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json", "Idempotency-Key": str(uuid.uuid4())}
+        req = urllib.request.Request(api["url"] + path, data=json.dumps(body).encode() if body else None, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, json.loads(resp.read() or b"{}")
+        except urllib.error.HTTPError as err:
+            return err.code, {"error": err.read().decode(errors="replace")[:300]}
+        except (urllib.error.URLError, ConnectionError, TimeoutError, socket.timeout, json.JSONDecodeError) as err:
+            return 0, {"error": str(err)}
+
+    status, wallet = call("POST", "/api/v1/fintech/wallets", {"currency": "EUR"})
+    if status != 201 or "id" not in wallet:
+        report("event bus", False, f"POST /api/v1/fintech/wallets answered {status}: {wallet}")
+        return
+    topic = worker["env"].get("KAFKA_INBOUND_TOPICS", "beryl.fintech.payments").split(",")[0].strip()
+    payment = {"event_id": f"live-check-{uuid.uuid4()}", "type": "payment.settled", "schema_version": 1,
+               "wallet_id": wallet["id"], "amount": 1250, "currency": "EUR", "reference": "live-check"}
+    unknown = payment | {"event_id": f"live-check-{uuid.uuid4()}", "type": "payment.refunded"}
+    for message in (payment, unknown):
+        error = produce(tansu, brokers, topic, wallet["id"], message)
+        if error:
+            report("event bus", False, f"cannot produce to {topic}: {error}")
+            return
+
+    def credited() -> bool:
+        status, body = call("GET", f"/api/v1/fintech/wallets/{wallet['id']}")
+        return status == 200 and body.get("balance") == 1250
+
+    started = time.monotonic()
+    applied = wait_for(credited, 60)
+    exported = wait_for(lambda: set(EVENT_METRICS) <= metric_names(worker), 60) or False
+    missing = sorted(set(EVENT_METRICS) - metric_names(worker))
+    report("event bus", bool(applied) and exported,
+           f"a settled payment produced to {topic} {'credited' if applied else 'did not credit'} wallet {wallet['id']}, "
+           f"and a payment.refunded went with it; {time.monotonic() - started:.1f}s later the worker exports "
+           + (f"all {len(EVENT_METRICS)} event-bus metrics (dead letters included)" if exported else f"all but {missing}"))
+
+
+# --- 5. fault injection -----------------------------------------------------------------------------
 
 
 def firing_actor_alerts(prom: str) -> dict[str, str]:
@@ -366,7 +487,7 @@ def check_fault_alert(prom: str, api: dict, injections: int) -> None:
     print(f"        /health/ready of the api instance now answers {ready}; beryl_health_ready = {gauge}")
 
 
-# --- 5. metric names ----------------------------------------------------------------------------------
+# --- 6. metric names ----------------------------------------------------------------------------------
 
 
 def exported_metrics(instances: dict) -> set[str]:
@@ -454,7 +575,7 @@ def check_metric_names(prom: str, instances: dict, rendered: list[dict], node_mo
                    f"{item['expr']} = {value or 'empty (KEDA reads it as 0 with ignoreNullValues)'}")
 
 
-# --- 6. shutdown ----------------------------------------------------------------------------------------
+# --- 7. shutdown ----------------------------------------------------------------------------------------
 
 
 def check_shutdown(procs: Processes, instances: dict) -> None:
@@ -471,6 +592,7 @@ def main() -> int:
                         help="rendered overlay; the first one provides the deployments and the KEDA query")
     parser.add_argument("--node-modules", required=True)
     parser.add_argument("--prometheus", default="prometheus")
+    parser.add_argument("--tansu", help="Kafka-compatible broker binary (default: BERYL_TANSU_BIN, scripts/kafka.sh bin)")
     parser.add_argument("--injections", type=int, default=8)
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, Prometheus config)")
     args = parser.parse_args()
@@ -484,9 +606,17 @@ def main() -> int:
         database_url = prepare_database()
         if database_url is None:
             return 1
-        instances = start_instances(args.binary, first, procs, work, database_url)
+        tansu = tansu_binary(args.tansu)
+        if not tansu:
+            report("broker", False, "no tansu binary: set BERYL_TANSU_BIN or run scripts/kafka.sh install")
+            return 1
+        brokers = start_broker(tansu, procs, work)
+        if brokers is None:
+            return 1
+        instances = start_instances(args.binary, first, procs, work, database_url, brokers)
         prom = start_prometheus(args.prometheus, instances, procs, work)
         check_rules(prom, instances)
+        check_event_bus(args.binary, instances, tansu, brokers)
         check_fault_alert(prom, instances["beryl-core-api"], args.injections)
         check_metric_names(prom, instances, first, args.node_modules)
         check_shutdown(procs, instances)
