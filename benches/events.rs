@@ -291,8 +291,9 @@ fn main() {
     load::run_rounds(api_port, &[transfer], &load::Args { seconds, rounds: 1, connections: 64 });
     let backlog =
         runtime.block_on(scalar(&database, "SELECT COALESCE(SUM(event_count), 0)::int8 FROM outbox")) as usize;
-    let sample: Value =
-        runtime.block_on(async { scalar_json(&database, "SELECT events->0 FROM outbox LIMIT 1").await });
+    let sample: Value = runtime.block_on(async {
+        scalar_json(&database, "SELECT convert_from(events, 'UTF8')::jsonb->0 FROM outbox LIMIT 1").await
+    });
     let event_size = serde_json::to_vec(&sample).unwrap().len();
 
     // Baseline producer: as many records of the same size, keyed over the same wallets.

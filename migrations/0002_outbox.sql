@@ -7,7 +7,8 @@ CREATE TABLE outbox (
     id          bigserial   PRIMARY KEY,
     created_at  timestamptz NOT NULL,
     event_count integer     NOT NULL CHECK (event_count > 0),
-    events      jsonb       NOT NULL
+    -- The events as a JSON array, stored as bytes: written once by the ledger writer, read once by
+    -- the relay, never queried; neither parsed nor compressed on the commit path.
+    events      bytea       NOT NULL
 );
--- Batches are written once and read once: store them uncompressed.
 ALTER TABLE outbox ALTER COLUMN events SET STORAGE EXTERNAL;

@@ -40,29 +40,40 @@ impl Outbox {
     pub async fn lead(&mut self) -> Result<bool, StoreError> {
         match self {
             Self::Memory(_) => Ok(true),
-            Self::Postgres { config, client, leader } => {
-                if client.as_ref().is_none_or(Client::is_closed) {
-                    *leader = false;
-                    *client = Some(pg::connect(config).await?);
+            Self::Postgres { .. } => {
+                self.client().await?;
+                if let Self::Postgres { leader: true, .. } = self {
+                    return Ok(true);
                 }
-                if !*leader {
-                    let Some(c) = client.as_ref() else { return Ok(false) };
-                    let row = c.query_one("SELECT pg_try_advisory_lock($1)", &[&RELAY_LOCK]).await.map_err(pg_err)?;
-                    *leader = row.get(0);
-                    if *leader {
-                        tracing::info!("this replica's outbox relay now publishes");
-                    }
+                let row = self
+                    .client()
+                    .await?
+                    .query_one("SELECT pg_try_advisory_lock($1)", &[&RELAY_LOCK])
+                    .await
+                    .map_err(pg_err)?;
+                let took: bool = row.get(0);
+                if let Self::Postgres { leader, .. } = self {
+                    *leader = took;
                 }
-                Ok(*leader)
+                if took {
+                    tracing::info!("this replica's outbox relay now publishes");
+                }
+                Ok(took)
             }
         }
     }
 
-    fn client(&self) -> Result<&Client, StoreError> {
-        match self {
-            Self::Postgres { client: Some(c), .. } => Ok(c),
-            _ => Err(StoreError::Corrupt("no outbox connection".into())),
+    /// The relay's connection, opened (again) when needed; a new connection leads only once it
+    /// has taken the lock.
+    async fn client(&mut self) -> Result<&Client, StoreError> {
+        let Self::Postgres { config, client, leader } = self else {
+            return Err(StoreError::Corrupt("no outbox connection".into()));
+        };
+        if client.as_ref().is_none_or(Client::is_closed) {
+            *leader = false;
+            *client = Some(pg::connect(config).await?);
         }
+        client.as_ref().ok_or_else(|| StoreError::Corrupt("no outbox connection".into()))
     }
 
     /// The oldest `limit` batches, in outbox order.
@@ -71,14 +82,15 @@ impl Outbox {
             return Ok(m.outbox_fetch(limit));
         }
         let rows = self
-            .client()?
+            .client()
+            .await?
             .query("SELECT id, created_at, events FROM outbox ORDER BY id LIMIT $1", &[&(limit as i64)])
             .await
             .map_err(pg_err)?;
         rows.iter()
             .map(|r| {
-                let events: Vec<DomainEvent> =
-                    serde_json::from_value(r.get(2)).map_err(|e| StoreError::Corrupt(format!("outbox row: {e}")))?;
+                let events: Vec<DomainEvent> = serde_json::from_slice(r.get::<_, &[u8]>(2))
+                    .map_err(|e| StoreError::Corrupt(format!("outbox row: {e}")))?;
                 Ok(OutboxBatch { id: r.get(0), created_at: r.get::<_, DateTime<Utc>>(1), events })
             })
             .collect()
@@ -90,7 +102,7 @@ impl Outbox {
             m.outbox_delete(ids);
             return Ok(());
         }
-        self.client()?.execute("DELETE FROM outbox WHERE id = ANY($1)", &[&ids]).await.map_err(pg_err)?;
+        self.client().await?.execute("DELETE FROM outbox WHERE id = ANY($1)", &[&ids]).await.map_err(pg_err)?;
         Ok(())
     }
 
@@ -100,7 +112,8 @@ impl Outbox {
             return Ok(m.outbox_lag());
         }
         let row = self
-            .client()?
+            .client()
+            .await?
             .query_one("SELECT COALESCE(SUM(event_count), 0)::int8, MIN(created_at) FROM outbox", &[])
             .await
             .map_err(pg_err)?;

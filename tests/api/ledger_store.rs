@@ -197,12 +197,35 @@ async fn contract(store: LedgerStore) {
     assert!(matches!(one(&store, broke).await, Outcome::Refused(FintechError::InsufficientFunds(_))));
     assert_eq!(store.kept_response("alice", "k-2").await.unwrap().unwrap().response.status, 422);
 
+    // One batch carrying the same key twice (a retry racing its original): applied once.
+    let twice = keyed(Command::Deposit { wallet: a, amount: amount(5), reference: "psp-3".into() }, "k-3");
+    let both = store.commit(&[twice.clone(), twice], render).await;
+    let outcomes: Vec<bool> = both.iter().map(|r| matches!(r, Ok(Outcome::Applied { .. }))).collect();
+    assert_eq!(outcomes, vec![true, false]);
+    assert!(matches!(both[1], Ok(Outcome::DuplicateKey)));
+    assert!(matches!(
+        one(&store, keyed(Command::Withdraw { wallet: a, amount: amount(5), reference: "back".into() }, "k-4")).await,
+        Outcome::Applied { .. }
+    ));
+
+    // The outbox holds one event per journal entry, each wallet's in order.
+    let mut outbox = store.outbox();
+    let batches = outbox.fetch(1_000).await.unwrap();
+    let events: Vec<_> = batches.iter().flat_map(|b| b.events.iter()).collect();
+    let seqs: Vec<i64> = events.iter().filter(|e| e.aggregate_id == a.to_string()).map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=balance(&store, a).await.1).collect::<Vec<_>>());
+    assert!(events.iter().any(|e| e.event_type == "fintech.wallet.transfer_in" && e.aggregate_id == b.to_string()));
+    assert!(batches.windows(2).all(|w| w[0].id < w[1].id));
+    outbox.delete(&batches.iter().map(|b| b.id).collect::<Vec<_>>()).await.unwrap();
+    assert_eq!(outbox.lag().await.unwrap().events, 0);
+
     // History: money movements only, newest first, paged.
     let page = store.movements(a, None, 2).await.unwrap();
     let seqs: Vec<_> = page.items.iter().map(|m| m.seq).collect();
-    assert_eq!(seqs, vec![4, 3]);
+    assert_eq!(seqs, vec![6, 5]);
     let rest = store.movements(a, page.next_before, 10).await.unwrap();
-    assert_eq!(rest.items.iter().map(|m| m.kind).collect::<Vec<_>>(), vec![MovementKind::Deposit]);
+    assert_eq!(rest.items.len(), 3);
+    assert_eq!(rest.items.last().map(|m| m.kind), Some(MovementKind::Deposit));
     assert_eq!(rest.next_before, None);
 
     // Conservation: balances equal deposits minus withdrawals.
@@ -210,7 +233,7 @@ async fn contract(store: LedgerStore) {
     assert_eq!(totals.balances, totals.net_external);
     assert_eq!(totals.balances, 7_600);
 
-    assert_eq!(store.purge_expired_keys(Utc::now() + Duration::hours(2)).await.unwrap(), 2);
+    assert_eq!(store.purge_expired_keys(Utc::now() + Duration::hours(2)).await.unwrap(), 4);
     assert!(store.kept_response("alice", "k-1").await.unwrap().is_none());
 }
 

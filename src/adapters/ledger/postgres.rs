@@ -3,10 +3,13 @@
 //! [`PgLedger::commit`] applies a batch of commands in one transaction on a dedicated writer
 //! connection, sending every statement without waiting for the previous answer (pipelining):
 //! `BEGIN`, one statement locking every wallet the batch touches in id order (so that batches of
-//! different replicas never deadlock), one statement per command, then the kept idempotency
-//! responses and `COMMIT`. Each command statement re-checks its rules against the locked rows,
-//! claims its idempotency key, and applies all of its changes or none. If the batch fails as a
-//! whole, each command is retried alone so that one bad command cannot fail the others.
+//! different replicas never deadlock), one statement per command; then, once their outcomes are
+//! known, one statement inserting every idempotency key with its response, one outbox row with
+//! the batch's events, and `COMMIT`. Each command statement checks that its idempotency key is
+//! free, re-checks its rules against the locked rows, and applies all of its changes or none. A
+//! key taken meanwhile (by another replica, or twice in one batch) fails the key insert and so the
+//! batch; if the batch fails as a whole, each command is retried alone, so that one bad command
+//! cannot fail the others and a taken key is found taken.
 
 use std::sync::Arc;
 
@@ -31,16 +34,13 @@ use crate::{
 /// Largest balance a wallet may reach (10^18 minor units), checked as `amount_too_large`.
 const MAX_BALANCE: i64 = 1_000_000_000_000_000_000;
 
-/// Claims the idempotency key ($1 scope, $2 key, $3 hash, $4 body, $5 now, $6 expiry) when one
-/// is given; `keyed.ok` is false when another request holds it.
+/// Whether the idempotency key ($1 scope, $2 key) is free; `keyed.ok` is false when a committed
+/// request holds it. The key is inserted with its response at the end of the batch (phase 2), so
+/// a key taken meanwhile by another replica fails the batch, whose commands are then retried one
+/// by one and find it taken.
 const CLAIM: &str = "
-claim AS (
-    INSERT INTO idempotency_keys (scope, key, request_hash, request_body, status, response, created_at, expires_at)
-    SELECT $1, $2, $3, $4, 0, 'null'::jsonb, $5, $6 WHERE $2::text IS NOT NULL
-    ON CONFLICT (scope, key) DO NOTHING
-    RETURNING 1
-),
-keyed AS (SELECT ($2::text IS NULL OR EXISTS (SELECT 1 FROM claim)) AS ok)";
+keyed AS (SELECT ($2::text IS NULL
+                  OR NOT EXISTS (SELECT 1 FROM idempotency_keys WHERE scope = $1 AND key = $2)) AS ok)";
 
 const RETURN: &str = "
 SELECT (SELECT v FROM verdict) AS verdict, u.id, u.owner, u.currency, u.balance, u.status, u.version, u.created_at,
@@ -192,16 +192,26 @@ impl Statements {
             open: client.prepare_typed(&open_sql(), &with(&[Type::UUID, Type::TEXT, Type::BPCHAR])).await?,
             keep: client
                 .prepare_typed(
-                    "UPDATE idempotency_keys k SET status = v.status, response = v.response
-                     FROM unnest($1::text[], $2::text[], $3::int2[], $4::jsonb[]) AS v(scope, key, status, response)
-                     WHERE k.scope = v.scope AND k.key = v.key",
-                    &[Type::TEXT_ARRAY, Type::TEXT_ARRAY, Type::INT2_ARRAY, Type::JSONB_ARRAY],
+                    "INSERT INTO idempotency_keys
+                         (scope, key, request_hash, request_body, status, response, created_at, expires_at)
+                     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::int2[], $6::jsonb[],
+                                          $7::timestamptz[], $8::timestamptz[])",
+                    &[
+                        Type::TEXT_ARRAY,
+                        Type::TEXT_ARRAY,
+                        Type::TEXT_ARRAY,
+                        Type::JSONB_ARRAY,
+                        Type::INT2_ARRAY,
+                        Type::JSONB_ARRAY,
+                        Type::TIMESTAMPTZ_ARRAY,
+                        Type::TIMESTAMPTZ_ARRAY,
+                    ],
                 )
                 .await?,
             outbox: client
                 .prepare_typed(
                     "INSERT INTO outbox (created_at, event_count, events) VALUES ($1, $2, $3)",
-                    &[Type::TIMESTAMPTZ, Type::INT4, Type::JSONB],
+                    &[Type::TIMESTAMPTZ, Type::INT4, Type::BYTEA],
                 )
                 .await?,
         })
@@ -421,26 +431,37 @@ async fn batch(writer: &mut Writer, ops: &[LedgerOp], render: Render) -> Result<
         outcomes.push(outcome(op, &rows.map_err(pg_err)?)?);
     }
 
-    // Phase 2, one round trip: the kept responses in one statement, the batch's events in one
-    // outbox row, COMMIT.
-    let (mut scopes, mut keys, mut statuses, mut bodies) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // Phase 2, one round trip: the idempotency keys with their responses in one statement, the
+    // batch's events in one outbox row, COMMIT.
+    let mut keys = KeptRows::default();
     for (op, o) in ops.iter().zip(&outcomes) {
         if let (Some(c), false) = (&op.idempotency, matches!(o, Outcome::DuplicateKey)) {
             let r = render(op, o);
-            scopes.push(c.scope.as_str());
-            keys.push(c.key.as_str());
-            statuses.push(r.status as i16);
-            bodies.push(r.body);
+            keys.scopes.push(c.scope.as_str());
+            keys.keys.push(c.key.as_str());
+            keys.hashes.push(c.request_hash.as_str());
+            keys.bodies.push(&c.request_body);
+            keys.statuses.push(r.status as i16);
+            keys.responses.push(r.body);
+            keys.created.push(op.at);
+            keys.expires.push(c.expires_at);
         }
     }
     let events = super::events_of(ops, &outcomes);
     let count = events.len() as i32;
-    let events = serde_json::to_value(&events).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let events = serde_json::to_vec(&events).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let at = ops.last().map(|op| op.at).unwrap_or_else(Utc::now);
     let mut phase: Vec<RowsFuture<'_>> = Vec::with_capacity(3);
-    if !scopes.is_empty() {
-        let (scopes, keys, statuses, bodies) = (&scopes, &keys, &statuses, &bodies);
-        phase.push(Box::pin(async move { client.query(&st.keep, &[scopes, keys, statuses, bodies]).await }));
+    if !keys.scopes.is_empty() {
+        let k = &keys;
+        phase.push(Box::pin(async move {
+            client
+                .query(
+                    &st.keep,
+                    &[&k.scopes, &k.keys, &k.hashes, &k.bodies, &k.statuses, &k.responses, &k.created, &k.expires],
+                )
+                .await
+        }));
     }
     if count > 0 {
         let (at, count, events) = (&at, &count, &events);
@@ -451,6 +472,19 @@ async fn batch(writer: &mut Writer, ops: &[LedgerOp], render: Render) -> Result<
         result.map_err(pg_err)?;
     }
     Ok(outcomes)
+}
+
+/// The idempotency keys a batch keeps, column by column.
+#[derive(Default)]
+struct KeptRows<'a> {
+    scopes: Vec<&'a str>,
+    keys: Vec<&'a str>,
+    hashes: Vec<&'a str>,
+    bodies: Vec<&'a Value>,
+    statuses: Vec<i16>,
+    responses: Vec<Value>,
+    created: Vec<DateTime<Utc>>,
+    expires: Vec<DateTime<Utc>>,
 }
 
 /// Which parameter list a command statement takes after the claim.
