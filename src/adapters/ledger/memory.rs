@@ -9,12 +9,14 @@ use std::{
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 
-use super::{Command, KeptResponse, LedgerOp, OutboxBatch, OutboxLag, Outcome, Page, Render, StoredResponse, Totals};
-use crate::domain::fintech::{status_entry_kind, FintechError, Movement, MovementKind, Wallet, WalletId};
+use super::{
+    book::Book, KeptResponse, LedgerOp, OutboxBatch, OutboxLag, Outcome, Page, Render, StoredResponse, Totals,
+};
+use crate::domain::fintech::{FintechError, Movement, Wallet, WalletId};
 
 #[derive(Default)]
 struct State {
-    wallets: HashMap<WalletId, Wallet>,
+    book: Book,
     journal: HashMap<WalletId, Vec<Movement>>,
     keys: HashMap<(String, String), (KeptResponse, DateTime<Utc>)>,
     net_external: i128,
@@ -89,7 +91,7 @@ impl MemLedger {
     }
 
     pub(super) fn wallet(&self, id: WalletId) -> Option<Wallet> {
-        self.state.lock().wallets.get(&id).cloned()
+        self.state.lock().book.wallets.get(&id).cloned()
     }
 
     pub(super) fn movements(&self, id: WalletId, before: Option<i64>, limit: usize) -> Page {
@@ -129,93 +131,20 @@ impl MemLedger {
     pub(super) fn totals(&self) -> Totals {
         let state = self.state.lock();
         Totals {
-            balances: state.wallets.values().map(|w| i128::from(w.balance)).sum(),
+            balances: state.book.wallets.values().map(|w| i128::from(w.balance)).sum(),
             net_external: state.net_external,
         }
     }
 }
 
 impl State {
-    fn get(&self, id: WalletId) -> Result<Wallet, FintechError> {
-        self.wallets.get(&id).cloned().ok_or(FintechError::WalletNotFound(id))
-    }
-
-    fn append(
-        &mut self,
-        wallet: &Wallet,
-        op: &LedgerOp,
-        kind: MovementKind,
-        amount: i64,
-        counterparty: Option<WalletId>,
-        reference: Option<&str>,
-    ) -> Movement {
-        let movement = Movement {
-            wallet_id: wallet.id,
-            seq: wallet.version,
-            transaction_id: (amount != 0).then_some(op.transaction_id),
-            kind,
-            amount,
-            balance_after: wallet.balance,
-            counterparty,
-            reference: reference.map(str::to_string),
-            created_at: op.at,
-        };
-        self.journal.entry(wallet.id).or_default().push(movement.clone());
-        self.wallets.insert(wallet.id, wallet.clone());
-        movement
-    }
-
     fn apply(&mut self, op: &LedgerOp) -> Result<Outcome, FintechError> {
-        let (wallets, movements) = match &op.command {
-            Command::Open(wallet) => {
-                let mut wallet = wallet.as_ref().clone();
-                wallet.created_at = op.at;
-                let m = self.append(&wallet, op, MovementKind::Opened, 0, None, None);
-                (vec![wallet], vec![m])
-            }
-            Command::Deposit { wallet, amount, reference } => {
-                let mut w = self.get(*wallet)?;
-                w.check_credit(*amount)?;
-                w.apply_delta(amount.get());
-                self.net_external += i128::from(amount.get());
-                let m = self.append(&w, op, MovementKind::Deposit, amount.get(), None, Some(reference));
-                (vec![w], vec![m])
-            }
-            Command::Withdraw { wallet, amount, reference } => {
-                let mut w = self.get(*wallet)?;
-                w.check_debit(*amount)?;
-                w.apply_delta(-amount.get());
-                self.net_external -= i128::from(amount.get());
-                let m = self.append(&w, op, MovementKind::Withdrawal, -amount.get(), None, Some(reference));
-                (vec![w], vec![m])
-            }
-            Command::Transfer { from, to, amount } => {
-                if from == to {
-                    return Err(FintechError::SameWallet);
-                }
-                let (mut src, mut dst) = (self.get(*from)?, self.get(*to)?);
-                if src.currency != dst.currency {
-                    return Err(FintechError::CurrencyMismatch(src.currency, dst.currency));
-                }
-                src.check_debit(*amount)?;
-                dst.check_credit(*amount)?;
-                src.apply_delta(-amount.get());
-                dst.apply_delta(amount.get());
-                let out = self.append(&src, op, MovementKind::TransferOut, -amount.get(), Some(dst.id), None);
-                let inn = self.append(&dst, op, MovementKind::TransferIn, amount.get(), Some(src.id), None);
-                (vec![src, dst], vec![out, inn])
-            }
-            Command::SetStatus { wallet, status } => {
-                let mut w = self.get(*wallet)?;
-                w.check_status(*status)?;
-                let kind = status_entry_kind(w.status, *status);
-                w.status = *status;
-                w.version += 1;
-                let m = self.append(&w, op, kind, 0, None, None);
-                (vec![w], vec![m])
-            }
-        };
-        Ok(Outcome::Applied { wallets, movements })
+        let change = self.book.apply(op)?;
+        for m in &change.movements {
+            self.journal.entry(m.wallet_id).or_default().push(m.clone());
+        }
+        self.net_external += change.net_external;
+        Ok(Outcome::Applied { wallets: change.wallets, movements: change.movements })
     }
 }
 

@@ -7,6 +7,7 @@
 //! checks are an optimisation, never the guarantee), applied all-or-nothing, and recorded with
 //! its idempotency key and response in the same transaction.
 
+pub mod book;
 pub mod memory;
 pub mod postgres;
 

@@ -1,195 +1,132 @@
 //! The ledger on PostgreSQL.
 //!
 //! [`PgLedger::commit`] applies a batch of commands in one transaction on a dedicated writer
-//! connection, sending every statement without waiting for the previous answer (pipelining):
-//! `BEGIN`, one statement locking every wallet the batch touches in id order (so that batches of
-//! different replicas never deadlock), one statement per command; then, once their outcomes are
-//! known, one statement inserting every idempotency key with its response, one outbox row with
-//! the batch's events, and `COMMIT`. Each command statement checks that its idempotency key is
-//! free, re-checks its rules against the locked rows, and applies all of its changes or none. A
-//! key taken meanwhile (by another replica, or twice in one batch) fails the key insert and so the
-//! batch; if the batch fails as a whole, each command is retried alone, so that one bad command
-//! cannot fail the others and a taken key is found taken.
+//! connection, in two round trips whose statements are pipelined: lock and read every wallet the
+//! batch touches and find its taken idempotency keys; then, after the ledger's rules were applied
+//! to the locked rows in command order (the same code as the in-memory store), write every change
+//! set-based (one statement per table) with the outbox row and `COMMIT`. The row locks make the
+//! rules hold across replicas; `wallet_journal`'s primary key (wallet, seq) and the balance checks
+//! of the schema stand behind them. A key taken meanwhile (by another replica) fails the key insert
+//! and so the batch; a failed batch is retried command by command, so that one bad command cannot
+//! fail the others and a taken key is found taken.
 
-use std::sync::Arc;
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use chrono::{DateTime, Utc};
 use futures::future::{join_all, LocalBoxFuture};
 use serde_json::Value;
 use tokio::sync::Mutex;
-use tokio_postgres::{
-    types::{ToSql, Type},
-    Client, Row, Statement,
-};
+use tokio_postgres::{types::Type, Client, Row, Statement};
 use uuid::Uuid;
 
-use super::{Command, KeptResponse, LedgerOp, Outcome, Page, Render, StoreError, Totals};
+use super::{
+    book::Book, Command, IdempotencyClaim, KeptResponse, LedgerOp, Outcome, Page, Render, StoreError, StoredResponse,
+    Totals,
+};
 use crate::{
     adapters::postgres::{self as pg, PgPool, PostgresError},
-    domain::fintech::{
-        status_entry_kind, Currency, FintechError, Movement, MovementKind, Wallet, WalletId, WalletStatus,
-    },
+    domain::fintech::{Currency, Movement, MovementKind, Wallet, WalletId, WalletStatus},
 };
 
-/// Largest balance a wallet may reach (10^18 minor units), checked as `amount_too_large`.
-const MAX_BALANCE: i64 = 1_000_000_000_000_000_000;
-
-/// Whether the idempotency key ($1 scope, $2 key) is free; `keyed.ok` is false when a committed
-/// request holds it. The key is inserted with its response at the end of the batch (phase 2), so
-/// a key taken meanwhile by another replica fails the batch, whose commands are then retried one
-/// by one and find it taken.
-const CLAIM: &str = "
-keyed AS (SELECT ($2::text IS NULL
-                  OR NOT EXISTS (SELECT 1 FROM idempotency_keys WHERE scope = $1 AND key = $2)) AS ok)";
-
-const RETURN: &str = "
-SELECT (SELECT v FROM verdict) AS verdict, u.id, u.owner, u.currency, u.balance, u.status, u.version, u.created_at,
-       (SELECT currency FROM a) AS currency_a, (SELECT currency FROM b) AS currency_b, (SELECT status FROM a) AS status_a
-FROM (SELECT 1) AS one LEFT JOIN upd u ON true
-ORDER BY u.id = $7 DESC";
-
-fn transfer_sql() -> String {
-    format!(
-        "WITH {CLAIM},
-a AS (SELECT * FROM wallets WHERE id = $7),
-b AS (SELECT * FROM wallets WHERE id = $8),
-verdict AS (SELECT CASE
-    WHEN NOT (SELECT ok FROM keyed) THEN 'duplicate_key'
-    WHEN NOT EXISTS (SELECT 1 FROM a) THEN 'a_not_found'
-    WHEN NOT EXISTS (SELECT 1 FROM b) THEN 'b_not_found'
-    WHEN (SELECT currency FROM a) <> (SELECT currency FROM b) THEN 'currency_mismatch'
-    WHEN (SELECT status FROM a) = 'frozen' THEN 'a_frozen'
-    WHEN (SELECT status FROM a) = 'closed' THEN 'a_closed'
-    WHEN (SELECT balance FROM a) < $9 THEN 'insufficient_funds'
-    WHEN (SELECT status FROM b) = 'frozen' THEN 'b_frozen'
-    WHEN (SELECT status FROM b) = 'closed' THEN 'b_closed'
-    WHEN (SELECT balance FROM b) > {MAX_BALANCE} - $9 THEN 'amount_too_large'
-    ELSE 'ok' END AS v),
-upd AS (
-    UPDATE wallets w SET balance = w.balance + d.delta, version = w.version + 1, updated_at = $5
-    FROM (VALUES ($7::uuid, -$9::bigint), ($8::uuid, $9::bigint)) AS d(id, delta)
-    WHERE w.id = d.id AND (SELECT v FROM verdict) = 'ok'
-    RETURNING w.*),
-journal AS (
-    INSERT INTO wallet_journal (wallet_id, seq, transaction_id, kind, amount, balance_after, counterparty, created_at)
-    SELECT u.id, u.version, $10,
-           CASE WHEN u.id = $7 THEN 'transfer_out' ELSE 'transfer_in' END,
-           CASE WHEN u.id = $7 THEN -$9 ELSE $9 END,
-           u.balance,
-           CASE WHEN u.id = $7 THEN $8 ELSE $7 END,
-           $5
-    FROM upd u RETURNING 1),
-tx AS (
-    INSERT INTO ledger_transactions (id, kind, debit_account, credit_account, amount, currency, request_id, created_at)
-    SELECT $10, 'transfer', $7::text, $8::text, $9, u.currency, $11, $5 FROM upd u WHERE u.id = $7 RETURNING 1)
-{RETURN}"
-    )
-}
-
-/// Deposit ($9 > 0) or withdrawal ($9 < 0) of |$9| on wallet $7 with reference $8.
-fn external_sql() -> String {
-    format!(
-        "WITH {CLAIM},
-a AS (SELECT * FROM wallets WHERE id = $7),
-b AS (SELECT * FROM wallets WHERE false),
-verdict AS (SELECT CASE
-    WHEN NOT (SELECT ok FROM keyed) THEN 'duplicate_key'
-    WHEN NOT EXISTS (SELECT 1 FROM a) THEN 'a_not_found'
-    WHEN (SELECT status FROM a) = 'frozen' THEN 'a_frozen'
-    WHEN (SELECT status FROM a) = 'closed' THEN 'a_closed'
-    WHEN (SELECT balance FROM a) + $9 < 0 THEN 'insufficient_funds'
-    WHEN (SELECT balance FROM a) > {MAX_BALANCE} - $9 THEN 'amount_too_large'
-    ELSE 'ok' END AS v),
-upd AS (
-    UPDATE wallets w SET balance = w.balance + $9, version = w.version + 1, updated_at = $5
-    WHERE w.id = $7 AND (SELECT v FROM verdict) = 'ok'
-    RETURNING w.*),
-journal AS (
-    INSERT INTO wallet_journal (wallet_id, seq, transaction_id, kind, amount, balance_after, reference, created_at)
-    SELECT u.id, u.version, $10, CASE WHEN $9 > 0 THEN 'deposit' ELSE 'withdrawal' END, $9, u.balance, $8, $5
-    FROM upd u RETURNING 1),
-tx AS (
-    INSERT INTO ledger_transactions (id, kind, debit_account, credit_account, amount, currency, reference, request_id, created_at)
-    SELECT $10,
-           CASE WHEN $9 > 0 THEN 'deposit' ELSE 'withdrawal' END,
-           CASE WHEN $9 > 0 THEN 'external:' || u.currency ELSE u.id::text END,
-           CASE WHEN $9 > 0 THEN u.id::text ELSE 'external:' || u.currency END,
-           abs($9), u.currency, $8, $11, $5
-    FROM upd u RETURNING 1)
-{RETURN}"
-    )
-}
-
-/// Status change of wallet $7 to $8.
-fn status_sql() -> String {
-    format!(
-        "WITH {CLAIM},
-a AS (SELECT * FROM wallets WHERE id = $7),
-b AS (SELECT * FROM wallets WHERE false),
-verdict AS (SELECT CASE
-    WHEN NOT (SELECT ok FROM keyed) THEN 'duplicate_key'
-    WHEN NOT EXISTS (SELECT 1 FROM a) THEN 'a_not_found'
-    WHEN (SELECT status FROM a) = 'active' AND $8 = 'frozen' THEN 'ok'
-    WHEN (SELECT status FROM a) = 'frozen' AND $8 = 'active' THEN 'ok'
-    WHEN (SELECT status FROM a) <> 'closed' AND $8 = 'closed' AND (SELECT balance FROM a) = 0 THEN 'ok'
-    WHEN (SELECT status FROM a) <> 'closed' AND $8 = 'closed' THEN 'balance_not_zero'
-    ELSE 'invalid_transition' END AS v),
-upd AS (
-    UPDATE wallets w SET status = $8, version = w.version + 1, updated_at = $5
-    WHERE w.id = $7 AND (SELECT v FROM verdict) = 'ok'
-    RETURNING w.*),
-journal AS (
-    INSERT INTO wallet_journal (wallet_id, seq, kind, amount, balance_after, created_at)
-    SELECT u.id, u.version, $9, 0, u.balance, $5 FROM upd u RETURNING 1)
-{RETURN}"
-    )
-}
-
-/// New wallet $7 owned by $8 in currency $9.
-fn open_sql() -> String {
-    format!(
-        "WITH {CLAIM},
-a AS (SELECT * FROM wallets WHERE false),
-b AS (SELECT * FROM wallets WHERE false),
-verdict AS (SELECT CASE WHEN NOT (SELECT ok FROM keyed) THEN 'duplicate_key' ELSE 'ok' END AS v),
-upd AS (
-    INSERT INTO wallets (id, owner, currency, balance, status, version, created_at, updated_at)
-    SELECT $7, $8, $9, 0, 'active', 1, $5, $5 WHERE (SELECT v FROM verdict) = 'ok'
-    RETURNING *),
-journal AS (
-    INSERT INTO wallet_journal (wallet_id, seq, kind, amount, balance_after, created_at)
-    SELECT u.id, 1, 'opened', 0, 0, $5 FROM upd u RETURNING 1)
-{RETURN}"
-    )
-}
-
-const CLAIM_TYPES: [Type; 6] = [Type::TEXT, Type::TEXT, Type::TEXT, Type::JSONB, Type::TIMESTAMPTZ, Type::TIMESTAMPTZ];
+const WALLET_COLUMNS: &str = "id, owner, currency, balance, status, version, created_at";
 
 struct Statements {
     lock: Statement,
-    transfer: Statement,
-    external: Statement,
-    status: Statement,
-    open: Statement,
+    taken: Statement,
+    update_wallets: Statement,
+    insert_wallets: Statement,
+    journal: Statement,
+    transactions: Statement,
     keep: Statement,
     outbox: Statement,
 }
 
 impl Statements {
     async fn prepare(client: &Client) -> Result<Self, tokio_postgres::Error> {
-        let with = |extra: &[Type]| [CLAIM_TYPES.as_slice(), extra].concat();
+        use Type as T;
         Ok(Self {
             lock: client
-                .prepare_typed("SELECT 1 FROM wallets WHERE id = ANY($1) ORDER BY id FOR UPDATE", &[Type::UUID_ARRAY])
+                .prepare_typed(
+                    &format!("SELECT {WALLET_COLUMNS} FROM wallets WHERE id = ANY($1) ORDER BY id FOR UPDATE"),
+                    &[T::UUID_ARRAY],
+                )
                 .await?,
-            transfer: client
-                .prepare_typed(&transfer_sql(), &with(&[Type::UUID, Type::UUID, Type::INT8, Type::UUID, Type::TEXT]))
+            taken: client
+                .prepare_typed(
+                    "SELECT scope, key FROM idempotency_keys
+                     WHERE (scope, key) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
+                    &[T::TEXT_ARRAY, T::TEXT_ARRAY],
+                )
                 .await?,
-            external: client
-                .prepare_typed(&external_sql(), &with(&[Type::UUID, Type::TEXT, Type::INT8, Type::UUID, Type::TEXT]))
+            update_wallets: client
+                .prepare_typed(
+                    "UPDATE wallets w SET balance = v.balance, status = v.status, version = v.version, updated_at = v.at
+                     FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::int8[], $5::timestamptz[])
+                          AS v(id, balance, status, version, at)
+                     WHERE w.id = v.id",
+                    &[T::UUID_ARRAY, T::INT8_ARRAY, T::TEXT_ARRAY, T::INT8_ARRAY, T::TIMESTAMPTZ_ARRAY],
+                )
                 .await?,
-            status: client.prepare_typed(&status_sql(), &with(&[Type::UUID, Type::TEXT, Type::TEXT])).await?,
-            open: client.prepare_typed(&open_sql(), &with(&[Type::UUID, Type::TEXT, Type::BPCHAR])).await?,
+            insert_wallets: client
+                .prepare_typed(
+                    "INSERT INTO wallets (id, owner, currency, balance, status, version, created_at, updated_at)
+                     SELECT id, owner, currency, balance, status, version, created_at, at
+                     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::int8[],
+                                 $7::timestamptz[], $8::timestamptz[])
+                          AS v(id, owner, currency, balance, status, version, created_at, at)",
+                    &[
+                        T::UUID_ARRAY,
+                        T::TEXT_ARRAY,
+                        T::TEXT_ARRAY,
+                        T::INT8_ARRAY,
+                        T::TEXT_ARRAY,
+                        T::INT8_ARRAY,
+                        T::TIMESTAMPTZ_ARRAY,
+                        T::TIMESTAMPTZ_ARRAY,
+                    ],
+                )
+                .await?,
+            journal: client
+                .prepare_typed(
+                    "INSERT INTO wallet_journal
+                         (wallet_id, seq, transaction_id, kind, amount, balance_after, counterparty, reference, created_at)
+                     SELECT * FROM unnest($1::uuid[], $2::int8[], $3::uuid[], $4::text[], $5::int8[], $6::int8[],
+                                          $7::uuid[], $8::text[], $9::timestamptz[])",
+                    &[
+                        T::UUID_ARRAY,
+                        T::INT8_ARRAY,
+                        T::UUID_ARRAY,
+                        T::TEXT_ARRAY,
+                        T::INT8_ARRAY,
+                        T::INT8_ARRAY,
+                        T::UUID_ARRAY,
+                        T::TEXT_ARRAY,
+                        T::TIMESTAMPTZ_ARRAY,
+                    ],
+                )
+                .await?,
+            transactions: client
+                .prepare_typed(
+                    "INSERT INTO ledger_transactions
+                         (id, kind, debit_account, credit_account, amount, currency, reference, request_id, created_at)
+                     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::text[],
+                                          $7::text[], $8::text[], $9::timestamptz[])",
+                    &[
+                        T::UUID_ARRAY,
+                        T::TEXT_ARRAY,
+                        T::TEXT_ARRAY,
+                        T::TEXT_ARRAY,
+                        T::INT8_ARRAY,
+                        T::TEXT_ARRAY,
+                        T::TEXT_ARRAY,
+                        T::TEXT_ARRAY,
+                        T::TIMESTAMPTZ_ARRAY,
+                    ],
+                )
+                .await?,
             keep: client
                 .prepare_typed(
                     "INSERT INTO idempotency_keys
@@ -197,21 +134,21 @@ impl Statements {
                      SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::int2[], $6::jsonb[],
                                           $7::timestamptz[], $8::timestamptz[])",
                     &[
-                        Type::TEXT_ARRAY,
-                        Type::TEXT_ARRAY,
-                        Type::TEXT_ARRAY,
-                        Type::JSONB_ARRAY,
-                        Type::INT2_ARRAY,
-                        Type::JSONB_ARRAY,
-                        Type::TIMESTAMPTZ_ARRAY,
-                        Type::TIMESTAMPTZ_ARRAY,
+                        T::TEXT_ARRAY,
+                        T::TEXT_ARRAY,
+                        T::TEXT_ARRAY,
+                        T::JSONB_ARRAY,
+                        T::INT2_ARRAY,
+                        T::JSONB_ARRAY,
+                        T::TIMESTAMPTZ_ARRAY,
+                        T::TIMESTAMPTZ_ARRAY,
                     ],
                 )
                 .await?,
             outbox: client
                 .prepare_typed(
                     "INSERT INTO outbox (created_at, event_count, events) VALUES ($1, $2, $3)",
-                    &[Type::TIMESTAMPTZ, Type::INT4, Type::BYTEA],
+                    &[T::TIMESTAMPTZ, T::INT4, T::BYTEA],
                 )
                 .await?,
         })
@@ -246,6 +183,9 @@ impl PgLedger {
         let usable = guard.as_ref().is_some_and(|w| !w.client.is_closed());
         if !usable {
             let client = pg::connect(&self.config).await?;
+            // The writer's statements take arrays whose lengths vary with every batch: planning
+            // them again for each (PostgreSQL's choice for some) costs more than the batch itself.
+            client.batch_execute("SET plan_cache_mode = force_generic_plan").await.map_err(pg_err)?;
             let statements = Statements::prepare(&client).await.map_err(pg_err)?;
             *guard = Some(Writer { client, statements });
         }
@@ -395,70 +335,150 @@ async fn rollback(writer: &mut Writer) {
 
 type RowsFuture<'a> = LocalBoxFuture<'a, Result<Vec<Row>, tokio_postgres::Error>>;
 
-/// One transaction for `ops`, every statement pipelined.
+/// One transaction for `ops`, in two pipelined round trips. Phase 1: `BEGIN`, lock and read every
+/// wallet the batch touches (in id order, so that batches of different replicas never deadlock),
+/// and find which of its idempotency keys are taken. In between, the ledger's rules are applied
+/// to the locked wallets in command order, exactly as the in-memory store applies them. Phase 2:
+/// the new wallet states, journal entries, ledger transactions, idempotency keys with their
+/// responses and the outbox row, one statement each, and `COMMIT`.
 async fn batch(writer: &mut Writer, ops: &[LedgerOp], render: Render) -> Result<Vec<Outcome>, StoreError> {
     let client = &writer.client;
     let st = &writer.statements;
-    let mut locked: Vec<Uuid> = ops
+    let mut ids: Vec<Uuid> = ops
         .iter()
         .filter(|op| !matches!(op.command, Command::Open(_)))
         .flat_map(|op| op.command.wallets())
         .map(|w| w.0)
         .collect();
-    locked.sort_unstable();
-    locked.dedup();
+    ids.sort_unstable();
+    ids.dedup();
+    let claims: Vec<&IdempotencyClaim> = ops.iter().filter_map(|op| op.idempotency.as_ref()).collect();
+    let scopes: Vec<&str> = claims.iter().map(|c| c.scope.as_str()).collect();
+    let keys: Vec<&str> = claims.iter().map(|c| c.key.as_str()).collect();
 
-    let params: Vec<Params> = ops.iter().map(Params::of).collect();
-    let mut phase: Vec<RowsFuture<'_>> = Vec::with_capacity(ops.len() + 2);
-    phase.push(Box::pin(async move { client.simple_query("BEGIN").await.map(|_| Vec::new()) }));
-    let locked_ref = &locked;
-    phase.push(Box::pin(async move { client.query(&st.lock, &[locked_ref]).await }));
-    for (op, p) in ops.iter().zip(&params) {
-        let statement = match op.command {
-            Command::Transfer { .. } => &st.transfer,
-            Command::Deposit { .. } | Command::Withdraw { .. } => &st.external,
-            Command::SetStatus { .. } => &st.status,
-            Command::Open(_) => &st.open,
-        };
-        phase.push(Box::pin(async move { client.query(statement, &p.refs()).await }));
-    }
+    let (ids_ref, scopes_ref, keys_ref) = (&ids, &scopes, &keys);
+    let phase: Vec<RowsFuture<'_>> = vec![
+        Box::pin(async move { client.simple_query("BEGIN").await.map(|_| Vec::new()) }),
+        Box::pin(async move { client.query(&st.lock, &[ids_ref]).await }),
+        Box::pin(async move {
+            if scopes_ref.is_empty() {
+                Ok(Vec::new())
+            } else {
+                client.query(&st.taken, &[scopes_ref, keys_ref]).await
+            }
+        }),
+    ];
     let mut results = join_all(phase).await.into_iter();
-    for setup in results.by_ref().take(2) {
-        setup.map_err(pg_err)?;
+    let (begin, locked, taken) = (results.next(), results.next(), results.next());
+    begin.transpose().map_err(pg_err)?;
+    let mut book = Book::default();
+    for row in &locked.transpose().map_err(pg_err)?.unwrap_or_default() {
+        let wallet = wallet_from(row, 0)?;
+        book.wallets.insert(wallet.id, wallet);
     }
-    let mut outcomes = Vec::with_capacity(ops.len());
-    for (op, rows) in ops.iter().zip(results) {
-        outcomes.push(outcome(op, &rows.map_err(pg_err)?)?);
-    }
+    let mut taken: HashSet<(String, String)> =
+        taken.transpose().map_err(pg_err)?.unwrap_or_default().iter().map(|r| (r.get(0), r.get(1))).collect();
 
-    // Phase 2, one round trip: the idempotency keys with their responses in one statement, the
-    // batch's events in one outbox row, COMMIT.
-    let mut keys = KeptRows::default();
-    for (op, o) in ops.iter().zip(&outcomes) {
-        if let (Some(c), false) = (&op.idempotency, matches!(o, Outcome::DuplicateKey)) {
-            let r = render(op, o);
-            keys.scopes.push(c.scope.as_str());
-            keys.keys.push(c.key.as_str());
-            keys.hashes.push(c.request_hash.as_str());
-            keys.bodies.push(&c.request_body);
-            keys.statuses.push(r.status as i16);
-            keys.responses.push(r.body);
-            keys.created.push(op.at);
-            keys.expires.push(c.expires_at);
+    // The rules, command after command, on the locked state.
+    let existing: HashSet<WalletId> = book.wallets.keys().copied().collect();
+    let mut outcomes = Vec::with_capacity(ops.len());
+    let mut touched: HashMap<WalletId, (Wallet, DateTime<Utc>)> = HashMap::new();
+    let mut rows = Rows::default();
+    for op in ops {
+        if let Some(c) = &op.idempotency {
+            if !taken.insert((c.scope.clone(), c.key.clone())) {
+                outcomes.push(Outcome::DuplicateKey);
+                continue;
+            }
         }
+        let outcome = match book.apply(op) {
+            Ok(change) => {
+                for w in &change.wallets {
+                    touched.insert(w.id, (w.clone(), op.at));
+                }
+                rows.add(op, &change.wallets, &change.movements);
+                Outcome::Applied { wallets: change.wallets, movements: change.movements }
+            }
+            Err(refusal) => Outcome::Refused(refusal),
+        };
+        if let Some(c) = &op.idempotency {
+            let r = render(op, &outcome);
+            rows.keep(c, r, op.at);
+        }
+        outcomes.push(outcome);
+    }
+    let (mut updated, mut opened) = (WalletRows::default(), WalletRows::default());
+    for (id, (wallet, at)) in &touched {
+        if existing.contains(id) { &mut updated } else { &mut opened }.push(wallet, *at);
     }
     let events = super::events_of(ops, &outcomes);
     let count = events.len() as i32;
     let events = serde_json::to_vec(&events).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let at = ops.last().map(|op| op.at).unwrap_or_else(Utc::now);
-    let mut phase: Vec<RowsFuture<'_>> = Vec::with_capacity(3);
-    if !keys.scopes.is_empty() {
-        let k = &keys;
+
+    let (u, o, r) = (&updated, &opened, &rows);
+    let mut phase: Vec<RowsFuture<'_>> = Vec::with_capacity(7);
+    if !u.ids.is_empty() {
+        phase.push(Box::pin(async move {
+            client.query(&st.update_wallets, &[&u.ids, &u.balances, &u.statuses, &u.versions, &u.at]).await
+        }));
+    }
+    if !o.ids.is_empty() {
+        phase.push(Box::pin(async move {
+            client
+                .query(
+                    &st.insert_wallets,
+                    &[&o.ids, &o.owners, &o.currencies, &o.balances, &o.statuses, &o.versions, &o.created, &o.at],
+                )
+                .await
+        }));
+    }
+    if !r.j_wallet.is_empty() {
+        phase.push(Box::pin(async move {
+            client
+                .query(
+                    &st.journal,
+                    &[
+                        &r.j_wallet,
+                        &r.j_seq,
+                        &r.j_tx,
+                        &r.j_kind,
+                        &r.j_amount,
+                        &r.j_balance,
+                        &r.j_counterparty,
+                        &r.j_reference,
+                        &r.j_at,
+                    ],
+                )
+                .await
+        }));
+    }
+    if !r.t_id.is_empty() {
+        phase.push(Box::pin(async move {
+            client
+                .query(
+                    &st.transactions,
+                    &[
+                        &r.t_id,
+                        &r.t_kind,
+                        &r.t_debit,
+                        &r.t_credit,
+                        &r.t_amount,
+                        &r.t_currency,
+                        &r.t_reference,
+                        &r.t_request,
+                        &r.t_at,
+                    ],
+                )
+                .await
+        }));
+    }
+    if !r.k_scope.is_empty() {
         phase.push(Box::pin(async move {
             client
                 .query(
                     &st.keep,
-                    &[&k.scopes, &k.keys, &k.hashes, &k.bodies, &k.statuses, &k.responses, &k.created, &k.expires],
+                    &[&r.k_scope, &r.k_key, &r.k_hash, &r.k_body, &r.k_status, &r.k_response, &r.k_at, &r.k_expires],
                 )
                 .await
         }));
@@ -474,116 +494,112 @@ async fn batch(writer: &mut Writer, ops: &[LedgerOp], render: Render) -> Result<
     Ok(outcomes)
 }
 
-/// The idempotency keys a batch keeps, column by column.
+/// Wallet states to write, column by column.
 #[derive(Default)]
-struct KeptRows<'a> {
-    scopes: Vec<&'a str>,
-    keys: Vec<&'a str>,
-    hashes: Vec<&'a str>,
-    bodies: Vec<&'a Value>,
-    statuses: Vec<i16>,
-    responses: Vec<Value>,
+struct WalletRows {
+    ids: Vec<Uuid>,
+    owners: Vec<String>,
+    currencies: Vec<String>,
+    balances: Vec<i64>,
+    statuses: Vec<&'static str>,
+    versions: Vec<i64>,
     created: Vec<DateTime<Utc>>,
-    expires: Vec<DateTime<Utc>>,
+    at: Vec<DateTime<Utc>>,
 }
 
-/// Which parameter list a command statement takes after the claim.
-enum Shape {
-    /// a, b, amount, transaction, request id.
-    Transfer,
-    /// a, reference, signed amount, transaction, request id.
-    External,
-    /// a, text, extra (status: target and journal kind; open: owner and currency).
-    Lifecycle,
+impl WalletRows {
+    fn push(&mut self, w: &Wallet, at: DateTime<Utc>) {
+        self.ids.push(w.id.0);
+        self.owners.push(w.owner.clone());
+        self.currencies.push(w.currency.code().to_owned());
+        self.balances.push(w.balance);
+        self.statuses.push(w.status.as_str());
+        self.versions.push(w.version);
+        self.created.push(w.created_at);
+        self.at.push(at);
+    }
 }
 
-/// Owned parameters of one command statement.
-struct Params {
-    shape: Shape,
-    scope: Option<String>,
-    key: Option<String>,
-    hash: Option<String>,
-    body: Option<Value>,
-    at: DateTime<Utc>,
-    expires: Option<DateTime<Utc>>,
-    a: Uuid,
-    b: Option<Uuid>,
-    text: Option<String>,
-    amount: i64,
-    tx: Uuid,
-    request_id: Option<String>,
-    extra: Option<String>,
+/// Journal entries, ledger transactions and idempotency keys to insert, column by column.
+#[derive(Default)]
+struct Rows {
+    j_wallet: Vec<Uuid>,
+    j_seq: Vec<i64>,
+    j_tx: Vec<Option<Uuid>>,
+    j_kind: Vec<&'static str>,
+    j_amount: Vec<i64>,
+    j_balance: Vec<i64>,
+    j_counterparty: Vec<Option<Uuid>>,
+    j_reference: Vec<Option<String>>,
+    j_at: Vec<DateTime<Utc>>,
+    t_id: Vec<Uuid>,
+    t_kind: Vec<&'static str>,
+    t_debit: Vec<String>,
+    t_credit: Vec<String>,
+    t_amount: Vec<i64>,
+    t_currency: Vec<String>,
+    t_reference: Vec<Option<String>>,
+    t_request: Vec<Option<String>>,
+    t_at: Vec<DateTime<Utc>>,
+    k_scope: Vec<String>,
+    k_key: Vec<String>,
+    k_hash: Vec<String>,
+    k_body: Vec<Value>,
+    k_status: Vec<i16>,
+    k_response: Vec<Value>,
+    k_at: Vec<DateTime<Utc>>,
+    k_expires: Vec<DateTime<Utc>>,
 }
 
-impl Params {
-    fn of(op: &LedgerOp) -> Self {
-        let c = op.idempotency.as_ref();
-        let mut p = Params {
-            shape: Shape::External,
-            scope: c.map(|c| c.scope.clone()),
-            key: c.map(|c| c.key.clone()),
-            hash: c.map(|c| c.request_hash.clone()),
-            body: c.map(|c| c.request_body.clone()),
-            at: op.at,
-            expires: c.map(|c| c.expires_at),
-            a: Uuid::nil(),
-            b: None,
-            text: None,
-            amount: 0,
-            tx: op.transaction_id,
-            request_id: op.request_id.clone(),
-            extra: None,
-        };
-        match &op.command {
-            Command::Transfer { from, to, amount } => {
-                p.shape = Shape::Transfer;
-                (p.a, p.b, p.amount) = (from.0, Some(to.0), amount.get());
-            }
+impl Rows {
+    /// The journal entries and the double-entry transaction of an applied command.
+    fn add(&mut self, op: &LedgerOp, wallets: &[Wallet], movements: &[Movement]) {
+        for m in movements {
+            self.j_wallet.push(m.wallet_id.0);
+            self.j_seq.push(m.seq);
+            self.j_tx.push(m.transaction_id);
+            self.j_kind.push(m.kind.as_str());
+            self.j_amount.push(m.amount);
+            self.j_balance.push(m.balance_after);
+            self.j_counterparty.push(m.counterparty.map(|c| c.0));
+            self.j_reference.push(m.reference.clone());
+            self.j_at.push(m.created_at);
+        }
+        let Some(currency) = wallets.first().map(|w| w.currency.code().to_owned()) else { return };
+        let external = format!("external:{currency}");
+        let (kind, debit, credit, amount, reference) = match &op.command {
             Command::Deposit { wallet, amount, reference } => {
-                (p.a, p.text, p.amount) = (wallet.0, Some(reference.clone()), amount.get());
+                ("deposit", external, wallet.to_string(), amount.get(), Some(reference.clone()))
             }
             Command::Withdraw { wallet, amount, reference } => {
-                (p.a, p.text, p.amount) = (wallet.0, Some(reference.clone()), -amount.get());
+                ("withdrawal", wallet.to_string(), external, amount.get(), Some(reference.clone()))
             }
-            Command::SetStatus { wallet, status } => {
-                p.shape = Shape::Lifecycle;
-                p.a = wallet.0;
-                p.text = Some(status.as_str().into());
-                // The journal kind is decided in Rust from the target; the statement checks the
-                // transition against the locked row.
-                p.extra = Some(
-                    match status {
-                        WalletStatus::Closed => MovementKind::Closed,
-                        WalletStatus::Frozen => MovementKind::Frozen,
-                        WalletStatus::Active => MovementKind::Unfrozen,
-                    }
-                    .as_str()
-                    .into(),
-                );
+            Command::Transfer { from, to, amount } => {
+                ("transfer", from.to_string(), to.to_string(), amount.get(), None)
             }
-            Command::Open(w) => {
-                p.shape = Shape::Lifecycle;
-                p.a = w.id.0;
-                p.text = Some(w.owner.clone());
-                p.extra = Some(w.currency.code().into());
-            }
-        }
-        p
+            Command::Open(_) | Command::SetStatus { .. } => return,
+        };
+        self.t_id.push(op.transaction_id);
+        self.t_kind.push(kind);
+        self.t_debit.push(debit);
+        self.t_credit.push(credit);
+        self.t_amount.push(amount);
+        self.t_currency.push(currency);
+        self.t_reference.push(reference);
+        self.t_request.push(op.request_id.clone());
+        self.t_at.push(op.at);
     }
 
-    fn refs(&self) -> Vec<&(dyn ToSql + Sync)> {
-        let mut v: Vec<&(dyn ToSql + Sync)> =
-            vec![&self.scope, &self.key, &self.hash, &self.body, &self.at, &self.expires, &self.a];
-        match self.shape {
-            Shape::Transfer => {
-                v.extend::<[&(dyn ToSql + Sync); 4]>([&self.b, &self.amount, &self.tx, &self.request_id])
-            }
-            Shape::External => {
-                v.extend::<[&(dyn ToSql + Sync); 4]>([&self.text, &self.amount, &self.tx, &self.request_id])
-            }
-            Shape::Lifecycle => v.extend::<[&(dyn ToSql + Sync); 2]>([&self.text, &self.extra]),
-        }
-        v
+    /// An idempotency key with the response it keeps.
+    fn keep(&mut self, claim: &IdempotencyClaim, response: StoredResponse, at: DateTime<Utc>) {
+        self.k_scope.push(claim.scope.clone());
+        self.k_key.push(claim.key.clone());
+        self.k_hash.push(claim.request_hash.clone());
+        self.k_body.push(claim.request_body.clone());
+        self.k_status.push(response.status as i16);
+        self.k_response.push(response.body);
+        self.k_at.push(at);
+        self.k_expires.push(claim.expires_at);
     }
 }
 
@@ -614,79 +630,4 @@ fn movement_from(r: &Row) -> Result<Movement, StoreError> {
         reference: r.get(7),
         created_at: r.get(8),
     })
-}
-
-/// Turn a command statement's rows into its outcome.
-fn outcome(op: &LedgerOp, rows: &[Row]) -> Result<Outcome, StoreError> {
-    let first = rows.first().ok_or_else(|| StoreError::Corrupt("no verdict row".into()))?;
-    let verdict: String = first.get("verdict");
-    let ids = op.command.wallets();
-    let (a, b) = (ids[0], ids.get(1).copied().unwrap_or(ids[0]));
-    let currency = |col: &str| -> Result<Currency, StoreError> {
-        let c: Option<String> = first.get(col);
-        Currency::parse(c.as_deref().unwrap_or_default().trim()).map_err(|_| StoreError::Corrupt("currency".into()))
-    };
-    let refusal = match verdict.as_str() {
-        "ok" => None,
-        "duplicate_key" => return Ok(Outcome::DuplicateKey),
-        "a_not_found" => Some(FintechError::WalletNotFound(a)),
-        "b_not_found" => Some(FintechError::WalletNotFound(b)),
-        "a_frozen" => Some(FintechError::WalletFrozen(a)),
-        "a_closed" => Some(FintechError::WalletClosed(a)),
-        "b_frozen" => Some(FintechError::WalletFrozen(b)),
-        "b_closed" => Some(FintechError::WalletClosed(b)),
-        "insufficient_funds" => Some(FintechError::InsufficientFunds(a)),
-        "amount_too_large" => Some(FintechError::AmountTooLarge),
-        "currency_mismatch" => Some(FintechError::CurrencyMismatch(currency("currency_a")?, currency("currency_b")?)),
-        "balance_not_zero" => Some(FintechError::BalanceNotZero(a)),
-        "invalid_transition" => {
-            let from: Option<String> = first.get("status_a");
-            let from = from.as_deref().and_then(WalletStatus::parse).unwrap_or(WalletStatus::Closed);
-            let to = match op.command {
-                Command::SetStatus { status, .. } => status,
-                _ => from,
-            };
-            Some(FintechError::InvalidTransition(a, from, to))
-        }
-        other => return Err(StoreError::Corrupt(format!("verdict {other}"))),
-    };
-    if let Some(refusal) = refusal {
-        return Ok(Outcome::Refused(refusal));
-    }
-    let wallets = rows.iter().map(|r| wallet_from(r, 1)).collect::<Result<Vec<_>, _>>()?;
-    let movements = movements_of(op, &wallets);
-    Ok(Outcome::Applied { wallets, movements })
-}
-
-/// The journal entries a command appended, rebuilt from the wallets it returned.
-pub(super) fn movements_of(op: &LedgerOp, wallets: &[Wallet]) -> Vec<Movement> {
-    let entry = |w: &Wallet, kind, amount, counterparty, reference: Option<&String>| Movement {
-        wallet_id: w.id,
-        seq: w.version,
-        transaction_id: (amount != 0).then_some(op.transaction_id),
-        kind,
-        amount,
-        balance_after: w.balance,
-        counterparty,
-        reference: reference.cloned(),
-        created_at: op.at,
-    };
-    match (&op.command, wallets) {
-        (Command::Transfer { amount, .. }, [src, dst]) => vec![
-            entry(src, MovementKind::TransferOut, -amount.get(), Some(dst.id), None),
-            entry(dst, MovementKind::TransferIn, amount.get(), Some(src.id), None),
-        ],
-        (Command::Deposit { amount, reference, .. }, [w]) => {
-            vec![entry(w, MovementKind::Deposit, amount.get(), None, Some(reference))]
-        }
-        (Command::Withdraw { amount, reference, .. }, [w]) => {
-            vec![entry(w, MovementKind::Withdrawal, -amount.get(), None, Some(reference))]
-        }
-        (Command::SetStatus { status, .. }, [w]) => {
-            let from = if *status == WalletStatus::Active { WalletStatus::Frozen } else { WalletStatus::Active };
-            vec![entry(w, status_entry_kind(from, *status), 0, None, None)]
-        }
-        (Command::Open(_), [w]) => vec![entry(w, MovementKind::Opened, 0, None, None)],
-        _ => Vec::new(),
-    }
 }
