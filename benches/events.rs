@@ -316,7 +316,19 @@ fn main() {
     let relay_publish = backlog as f64 / started.elapsed().as_secs_f64();
     eprintln!("relay: {relay_publish:.0} events/s");
 
-    // Inbound: notifications produced once, read by a bare consumer, then applied by a worker.
+    // Inbound, on a broker of its own (a fresh one: tansu's fetches slow down as its SQLite
+    // store grows, which would favour whichever side reads first): notifications produced once,
+    // read by a bare consumer, then applied by a worker.
+    let inbound_broker = self::broker();
+    let brokers = inbound_broker.address.clone();
+    runtime.block_on(async {
+        let admin: AdminClient<DefaultClientContext> =
+            ClientConfig::new().set("bootstrap.servers", &brokers).create().unwrap();
+        let topics = [inbound.clone(), format!("{inbound}.dlq"), events_topic.clone()];
+        let new: Vec<NewTopic<'_>> =
+            topics.iter().map(|t| NewTopic::new(t, PARTITIONS, TopicReplication::Fixed(1))).collect();
+        admin.create_topics(&new, &AdminOptions::new()).await.unwrap();
+    });
     let notifications: Vec<(String, Vec<u8>)> = (0..events)
         .map(|i| {
             let wallet = wallets[i % WALLETS].clone();
