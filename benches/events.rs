@@ -33,6 +33,8 @@ use tokio_postgres::NoTls;
 
 #[path = "support/load.rs"]
 mod load;
+#[path = "support/ledger_setup.rs"]
+mod setup;
 
 const WALLETS: usize = 50;
 const PARTITIONS: i32 = 6;
@@ -75,19 +77,6 @@ fn broker() -> Broker {
         std::thread::sleep(Duration::from_millis(50));
     }
     Broker { address: format!("127.0.0.1:{port}"), child: Some(child), _dir: Some(dir) }
-}
-
-fn admin_url() -> String {
-    std::env::var("BENCH_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-async fn create_database() -> String {
-    let admin = admin_url();
-    let (client, connection) = tokio_postgres::connect(&admin, NoTls).await.expect("connect");
-    tokio::spawn(connection);
-    let name = format!("beryl_bench_{}", uuid::Uuid::new_v4().simple());
-    client.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create database");
-    format!("{}/{name}", admin.rsplit_once('/').expect("url").0)
 }
 
 /// Start an application in its own actix system thread; returns its port and state.
@@ -221,7 +210,7 @@ fn main() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let broker = broker();
     let brokers = broker.address.clone();
-    let database = runtime.block_on(create_database());
+    let database = runtime.block_on(setup::create_database());
     let ns = format!("bench{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let (inbound, events_topic) = (format!("{ns}.payments"), format!("{ns}.fintech.events"));
     runtime.block_on(async {
@@ -245,32 +234,7 @@ fn main() {
         .mint("bench", &["fintech:read".into(), "fintech:write".into()], chrono::Duration::hours(1))
         .unwrap();
     let base = format!("http://127.0.0.1:{api_port}");
-    let wallets: Vec<String> = runtime.block_on(async {
-        let client = reqwest::Client::new();
-        let mut ids = Vec::new();
-        for i in 0..WALLETS {
-            let post = |path: String, key: String, body: Value| {
-                client
-                    .post(format!("{base}{path}"))
-                    .bearer_auth(&token)
-                    .header("Idempotency-Key", key)
-                    .json(&body)
-                    .send()
-            };
-            let opened: Value = post("/api/v1/fintech/wallets".into(), format!("open-{i}"), json!({"currency": "EUR"}))
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let id = opened["id"].as_str().unwrap().to_string();
-            let path = format!("/api/v1/fintech/wallets/{id}/deposits");
-            let body = json!({"amount": 1_000_000_000_000i64, "reference": "seed"});
-            assert_eq!(post(path, format!("seed-{i}"), body).await.unwrap().status(), 201);
-            ids.push(id);
-        }
-        ids
-    });
+    let wallets = runtime.block_on(setup::open_funded_wallets(&base, &token, WALLETS, 1_000_000_000_000));
     let w = Arc::new(wallets.clone());
     let t = token.clone();
     let transfer = load::Target::dynamic(

@@ -15,26 +15,15 @@ use beryl_core_api::{
     startup::Application,
 };
 use rand::{rngs::StdRng, Rng, SeedableRng};
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio_postgres::NoTls;
 
 #[path = "support/load.rs"]
 mod load;
+#[path = "support/ledger_setup.rs"]
+mod setup;
 
 const WALLETS: usize = 50;
-
-fn admin_url() -> String {
-    std::env::var("BENCH_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-async fn create_database() -> String {
-    let admin = admin_url();
-    let (client, connection) = tokio_postgres::connect(&admin, NoTls).await.expect("connect");
-    tokio::spawn(connection);
-    let name = format!("beryl_bench_{}", uuid::Uuid::new_v4().simple());
-    client.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create database");
-    format!("{}/{name}", admin.rsplit_once('/').expect("url").0)
-}
 
 /// pgbench running the transfer transaction; returns (transactions/s, p99 in µs).
 fn pgbench(database: &str, seconds: u64, clients: usize) -> (f64, u64) {
@@ -91,7 +80,7 @@ fn main() {
     let args = load::Args::parse();
     let _ = tracing_subscriber::fmt().json().with_max_level(tracing::Level::INFO).with_writer(std::io::sink).try_init();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let database = runtime.block_on(create_database());
+    let database = runtime.block_on(setup::create_database());
 
     let (tx, rx) = std::sync::mpsc::channel();
     let db = database.clone();
@@ -128,37 +117,7 @@ fn main() {
 
     // 50 wallets with plenty of money, opened through the API.
     let base = format!("http://127.0.0.1:{port}");
-    let wallets: Vec<String> = runtime.block_on(async {
-        let client = reqwest::Client::new();
-        let mut ids = Vec::new();
-        for i in 0..WALLETS {
-            let post = |path: String, key: String, body: Value| {
-                client
-                    .post(format!("{base}{path}"))
-                    .bearer_auth(&token)
-                    .header("Idempotency-Key", key)
-                    .json(&body)
-                    .send()
-            };
-            let opened: Value = post("/api/v1/fintech/wallets".into(), format!("open-{i}"), json!({"currency": "EUR"}))
-                .await
-                .expect("open")
-                .json()
-                .await
-                .expect("json");
-            let id = opened["id"].as_str().expect("id").to_string();
-            let seeded = post(
-                format!("/api/v1/fintech/wallets/{id}/deposits"),
-                format!("seed-{i}"),
-                json!({"amount": 1_000_000_000_000i64, "reference": "seed"}),
-            )
-            .await
-            .expect("seed");
-            assert_eq!(seeded.status(), 201);
-            ids.push(id);
-        }
-        ids
-    });
+    let wallets = runtime.block_on(setup::open_funded_wallets(&base, &token, WALLETS, 1_000_000_000_000));
     runtime.block_on(async {
         let (db, connection) = tokio_postgres::connect(&database, NoTls).await.expect("connect");
         tokio::spawn(connection);

@@ -254,6 +254,7 @@ fn spawn_event_bus(
         broker: broker.clone(),
         fintech: fintech.clone(),
         metrics: metrics.clone(),
+        currencies: Arc::default(),
     };
     supervision.spawn(ActorSpec::new(events::consumer::NAME, ActorKind::Adapter, false), move || {
         EventConsumer::new(deps.clone())

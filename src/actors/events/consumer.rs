@@ -26,7 +26,10 @@ use crate::{
         ledger::{Command, IdempotencyClaim, LedgerOp, Outcome},
     },
     config::{EventBusKind, EventBusSettings},
-    domain::events::{InboundError, PaymentSettled},
+    domain::{
+        events::{InboundError, PaymentSettled},
+        fintech::{Currency, FintechError, WalletId},
+    },
     telemetry::{self, Metrics},
 };
 
@@ -35,6 +38,12 @@ pub const NAME: &str = "event-consumer";
 
 /// Idempotency scope of applied payment notifications.
 pub const PAYMENT_SCOPE: &str = "event:payment.settled";
+
+/// Threads that decode and apply inbound messages.
+const APPLY_THREADS: usize = 2;
+
+/// Wallet currencies remembered at most; the cache starts over when full.
+const CURRENCY_CACHE: usize = 100_000;
 
 /// Commit the offsets that moved.
 #[derive(Debug, Clone, Copy)]
@@ -71,6 +80,9 @@ pub struct ConsumerDeps {
     pub fintech: ActorRef<FintechDomain>,
     /// Metrics.
     pub metrics: Metrics,
+    /// Currency of each wallet seen (a wallet's currency never changes), so that a payment is
+    /// checked against it without asking the wallet's actor each time.
+    pub currencies: Arc<Mutex<std::collections::HashMap<WalletId, Currency>>>,
 }
 
 /// The event consumer.
@@ -79,12 +91,26 @@ pub struct EventConsumer {
     tracker: Arc<Mutex<Tracker>>,
     source: Option<Arc<Source>>,
     pump: Option<SpawnHandle>,
+    workers: Vec<actix_rt::ArbiterHandle>,
 }
 
 impl EventConsumer {
     /// A consumer of the configured inbound topics.
     pub fn new(deps: ConsumerDeps) -> Self {
-        Self { deps, tracker: Arc::default(), source: None, pump: None }
+        Self { deps, tracker: Arc::default(), source: None, pump: None, workers: Vec::new() }
+    }
+
+    fn stop_workers(&mut self) {
+        for worker in self.workers.drain(..) {
+            worker.stop();
+        }
+    }
+}
+
+impl Drop for EventConsumer {
+    /// The apply threads go with the actor (a restart builds a new one).
+    fn drop(&mut self) {
+        self.stop_workers();
     }
 }
 
@@ -119,6 +145,11 @@ impl Managed for EventConsumer {
         };
         let source = Arc::new(source);
         self.source = Some(source.clone());
+        // Messages are decoded and applied on a few threads of their own; the actor's thread only
+        // receives them and keeps the offsets.
+        self.stop_workers();
+        self.workers = (0..APPLY_THREADS).map(|_| actix_rt::Arbiter::new().handle()).collect();
+        let workers = self.workers.clone();
         let tracker = self.tracker.clone();
         let pump = async move {
             let settings = deps.settings.clone();
@@ -134,6 +165,7 @@ impl Managed for EventConsumer {
                 }
             }
             let slots = Arc::new(Semaphore::new(settings.max_in_flight));
+            let mut next = 0usize;
             loop {
                 let Ok(slot) = slots.clone().acquire_owned().await else { return };
                 let record = match source.recv().await {
@@ -156,7 +188,9 @@ impl Managed for EventConsumer {
                     }
                 });
                 let (deps, tracker) = (deps.clone(), tracker.clone());
-                actix_rt::spawn(async move {
+                let worker = &workers[next % workers.len()];
+                next = next.wrapping_add(1);
+                worker.spawn(async move {
                     handle_record(&deps, &record).await;
                     tracker.lock().finish(&record.topic, record.partition, record.offset);
                     drop(slot);
@@ -171,6 +205,7 @@ impl Managed for EventConsumer {
         if let Some(pump) = self.pump.take() {
             ctx.cancel_future(pump);
         }
+        self.stop_workers();
         let offsets = self.tracker.lock().committable();
         let Some(source) = self.source.take() else { return };
         if let Source::Memory(c) = source.as_ref() {
@@ -310,25 +345,32 @@ async fn apply_once(
         LedgerFailure::Store => "ledger_unavailable",
         LedgerFailure::Unavailable => "actor_unavailable",
     };
-    let wallet = deps
-        .fintech
-        .ask(GetWallet { id: payment.wallet, fresh: false })
-        .await
-        .map_err(|_| "actor_unavailable")?
-        .map_err(transient)?;
-    match wallet {
+    let known = deps.currencies.lock().get(&payment.wallet).copied();
+    let currency = match known {
+        Some(c) => c,
         None => {
-            let e = InboundError::Refused(crate::domain::fintech::FintechError::WalletNotFound(payment.wallet));
-            return Ok(Verdict::DeadLetter { reason: e.reason(), detail: e.to_string() });
+            let wallet = deps
+                .fintech
+                .ask(GetWallet { id: payment.wallet, fresh: false })
+                .await
+                .map_err(|_| "actor_unavailable")?
+                .map_err(transient)?;
+            let Some(w) = wallet else {
+                let e = InboundError::Refused(FintechError::WalletNotFound(payment.wallet));
+                return Ok(Verdict::DeadLetter { reason: e.reason(), detail: e.to_string() });
+            };
+            let mut currencies = deps.currencies.lock();
+            if currencies.len() >= CURRENCY_CACHE {
+                currencies.clear();
+            }
+            currencies.insert(w.id, w.currency);
+            drop(currencies);
+            w.currency
         }
-        Some(w) if w.currency != payment.currency => {
-            let e = InboundError::Refused(crate::domain::fintech::FintechError::CurrencyMismatch(
-                payment.currency,
-                w.currency,
-            ));
-            return Ok(Verdict::DeadLetter { reason: e.reason(), detail: e.to_string() });
-        }
-        Some(_) => {}
+    };
+    if currency != payment.currency {
+        let e = InboundError::Refused(FintechError::CurrencyMismatch(payment.currency, currency));
+        return Ok(Verdict::DeadLetter { reason: e.reason(), detail: e.to_string() });
     }
     let body: serde_json::Value = serde_json::from_slice(payload).unwrap_or_default();
     let op = LedgerOp {
