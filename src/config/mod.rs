@@ -907,7 +907,13 @@ mod tests {
     fn production_refuses_embedded_mode_and_fault_injection() {
         let problems = load(&[("ENVIRONMENT", "production"), ("FAULT_INJECTION_ENABLED", "true")]).unwrap_err();
         let keys: Vec<_> = problems.0.iter().map(|p| p.key.as_str()).collect();
-        for key in ["database.url", "redis.url", "auth.jwt_secret_key", "fault_injection.enabled"] {
+        for key in [
+            "database.url",
+            "redis.url",
+            "auth.jwt_secret_key",
+            "fault_injection.enabled",
+            "event_bus.kafka_bootstrap_servers",
+        ] {
             assert!(keys.contains(&key), "{key} missing from {problems}");
         }
     }

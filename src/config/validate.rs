@@ -86,6 +86,13 @@ impl Settings {
             );
         }
         let bus = &self.event_bus;
+        if production && bus.effective_kind() == EventBusKind::Memory {
+            add(
+                "event_bus.kafka_bootstrap_servers",
+                "production cannot run on the in-process event bus (events would never leave the process)".into(),
+                "set KAFKA_BOOTSTRAP_SERVERS=host:9092[,host:9092]",
+            );
+        }
         if bus.effective_kind() == EventBusKind::Memory && self.server.role != super::Role::All {
             add(
                 "event_bus.kind",
