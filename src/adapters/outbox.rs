@@ -35,45 +35,39 @@ pub enum Outbox {
     Memory(MemLedger),
 }
 
+/// The relay's connection, opened (again) when needed; a new connection leads only once it has
+/// taken the lock.
+async fn connected<'a>(
+    config: &tokio_postgres::Config,
+    client: &'a mut Option<Client>,
+    leader: &mut bool,
+) -> Result<&'a Client, StoreError> {
+    if client.as_ref().is_none_or(Client::is_closed) {
+        *leader = false;
+        *client = Some(pg::connect(config).await?);
+    }
+    client.as_ref().ok_or_else(|| StoreError::Corrupt("no outbox connection".into()))
+}
+
 impl Outbox {
     /// Whether this relay may publish, taking the lead if nobody holds it.
     pub async fn lead(&mut self) -> Result<bool, StoreError> {
-        match self {
-            Self::Memory(_) => Ok(true),
-            Self::Postgres { .. } => {
-                self.client().await?;
-                if let Self::Postgres { leader: true, .. } = self {
-                    return Ok(true);
-                }
-                let row = self
-                    .client()
-                    .await?
-                    .query_one("SELECT pg_try_advisory_lock($1)", &[&RELAY_LOCK])
-                    .await
-                    .map_err(pg_err)?;
-                let took: bool = row.get(0);
-                if let Self::Postgres { leader, .. } = self {
-                    *leader = took;
-                }
-                if took {
-                    tracing::info!("this replica's outbox relay now publishes");
-                }
-                Ok(took)
+        let Self::Postgres { config, client, leader } = self else { return Ok(true) };
+        let c = connected(config, client, leader).await?;
+        if !*leader {
+            *leader = c.query_one("SELECT pg_try_advisory_lock($1)", &[&RELAY_LOCK]).await.map_err(pg_err)?.get(0);
+            if *leader {
+                tracing::info!("this replica's outbox relay now publishes");
             }
         }
+        Ok(*leader)
     }
 
-    /// The relay's connection, opened (again) when needed; a new connection leads only once it
-    /// has taken the lock.
     async fn client(&mut self) -> Result<&Client, StoreError> {
-        let Self::Postgres { config, client, leader } = self else {
-            return Err(StoreError::Corrupt("no outbox connection".into()));
-        };
-        if client.as_ref().is_none_or(Client::is_closed) {
-            *leader = false;
-            *client = Some(pg::connect(config).await?);
+        match self {
+            Self::Postgres { config, client, leader } => connected(config, client, leader).await,
+            Self::Memory(_) => Err(StoreError::Corrupt("no outbox connection".into())),
         }
-        client.as_ref().ok_or_else(|| StoreError::Corrupt("no outbox connection".into()))
     }
 
     /// The oldest `limit` batches, in outbox order.

@@ -77,6 +77,8 @@ pub struct PaymentSettled {
     pub currency: Currency,
     /// The provider's payment reference.
     pub reference: String,
+    /// The notification as received, kept with its event id.
+    pub document: Value,
 }
 
 /// Why an inbound message cannot be applied. Every variant is permanent: the message goes to the
@@ -137,7 +139,7 @@ impl PaymentSettled {
             Some(other) => return Err(InboundError::SchemaVersion(other)),
             None => return Err(InboundError::Malformed("missing field `schema_version`".into())),
         }
-        let wire: PaymentWire = serde_json::from_value(value).map_err(|e| InboundError::Malformed(e.to_string()))?;
+        let wire = PaymentWire::deserialize(&value).map_err(|e| InboundError::Malformed(e.to_string()))?;
         if wire.event_type != "payment.settled" {
             return Err(InboundError::UnknownType(wire.event_type));
         }
@@ -153,6 +155,7 @@ impl PaymentSettled {
                 check_reference(&wire.reference)?;
                 wire.reference
             },
+            document: value,
         })
     }
 }

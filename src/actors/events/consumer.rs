@@ -372,7 +372,6 @@ async fn apply_once(
         let e = InboundError::Refused(FintechError::CurrencyMismatch(payment.currency, currency));
         return Ok(Verdict::DeadLetter { reason: e.reason(), detail: e.to_string() });
     }
-    let body: serde_json::Value = serde_json::from_slice(payload).unwrap_or_default();
     let op = LedgerOp {
         command: Command::Deposit {
             wallet: payment.wallet,
@@ -384,7 +383,7 @@ async fn apply_once(
             scope: PAYMENT_SCOPE.into(),
             key: payment.event_id.clone(),
             request_hash: hex::encode(Sha256::digest(payload)),
-            request_body: body,
+            request_body: payment.document.clone(),
             expires_at: Utc::now() + chrono::Duration::days(i64::from(deps.settings.dedup_retention_days)),
         }),
         request_id: record.header("request-id").map(str::to_owned).or_else(|| Some(payment.event_id.clone())),

@@ -124,11 +124,6 @@ impl KafkaPublisher {
             .map_err(err)?;
         Ok(started.elapsed())
     }
-
-    /// Wait for every enqueued record to be acknowledged, at most `timeout`.
-    pub fn flush(&self, timeout: Duration) -> Result<(), BusError> {
-        self.producer.flush(timeout).map_err(err)
-    }
 }
 
 /// Progress of the messages being applied, shared with the rebalance callback.

@@ -137,11 +137,6 @@ impl MemoryBroker {
             *slot = (*slot).max(*offset);
         }
     }
-
-    /// The offset `group` committed on a partition.
-    pub fn committed(&self, group: &str, topic: &str, partition: i32) -> Option<i64> {
-        self.state.lock().committed.get(&(group.to_owned(), topic.to_owned(), partition)).copied()
-    }
 }
 
 /// One consumer of the in-process broker (the only member of its group).

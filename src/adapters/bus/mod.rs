@@ -8,7 +8,7 @@ pub mod memory;
 
 use std::collections::BTreeMap;
 
-pub use kafka::{KafkaConsumer, KafkaError};
+pub use kafka::KafkaConsumer;
 pub use memory::{MemoryBroker, MemoryConsumer};
 
 use crate::config::{EventBusKind, EventBusSettings};
