@@ -10,11 +10,12 @@ use std::net::TcpListener;
 
 use actix_web::{middleware::from_fn, web, App, HttpResponse, HttpServer};
 use beryl_core_api::{
-    config::{Settings, Sources},
     http::{audit::audit_layer, guard::protect, request_context::request_context, AppState},
     startup::Application,
 };
 
+#[path = "support/settings.rs"]
+mod bench_settings;
 #[path = "support/load.rs"]
 mod load;
 
@@ -30,13 +31,9 @@ fn main() {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         actix_rt::System::new().block_on(async move {
-            let mut settings =
-                Settings::load(&Sources { config_dir: Some("config".into()), vars: Some(vec![]) }).expect("settings");
-            settings.server.host = "127.0.0.1".into();
-            settings.server.port = 0;
+            let mut settings = bench_settings::bench_settings();
             settings.audit.enabled = true;
             settings.audit.log_file = audit_file;
-            settings.auth.jwt_secret_key = Some("bench-signing-key-0123456789abcdef0123456789".into());
             settings.rate_limit.api_write.per_subject = u32::MAX;
             settings.rate_limit.api_write.per_ip = u32::MAX;
             if let Ok(url) = std::env::var("BENCH_REDIS_URL") {

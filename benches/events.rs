@@ -16,7 +16,7 @@ use std::{
 };
 
 use beryl_core_api::{
-    config::{EventBusKind, Role, Settings, Sources},
+    config::{EventBusKind, Role, Settings},
     http::AppState,
     startup::Application,
 };
@@ -31,6 +31,8 @@ use rdkafka::{
 use serde_json::{json, Value};
 use tokio_postgres::NoTls;
 
+#[path = "support/settings.rs"]
+mod bench_settings;
 #[path = "support/load.rs"]
 mod load;
 #[path = "support/ledger_setup.rs"]
@@ -84,13 +86,9 @@ fn start_app(adjust: impl FnOnce(&mut Settings) + Send + 'static) -> (u16, actix
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         actix_rt::System::new().block_on(async move {
-            let mut settings =
-                Settings::load(&Sources { config_dir: Some("config".into()), vars: Some(vec![]) }).expect("settings");
-            settings.server.host = "127.0.0.1".into();
-            settings.server.port = 0;
+            let mut settings = bench_settings::bench_settings();
             settings.database.max_connections = 16;
             settings.rate_limit.enabled = false;
-            settings.auth.jwt_secret_key = Some("bench-signing-key-0123456789abcdef0123456789".into());
             adjust(&mut settings);
             let app = Application::build(settings).await.expect("application");
             tx.send((app.port(), app.state())).expect("report");

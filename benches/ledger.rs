@@ -10,14 +10,13 @@
 use std::{net::TcpListener, path::PathBuf, process::Command, sync::Arc, time::Instant};
 
 use actix_web::{web, App, HttpResponse, HttpServer};
-use beryl_core_api::{
-    config::{Settings, Sources},
-    startup::Application,
-};
+use beryl_core_api::startup::Application;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde_json::json;
 use tokio_postgres::NoTls;
 
+#[path = "support/settings.rs"]
+mod bench_settings;
 #[path = "support/load.rs"]
 mod load;
 #[path = "support/ledger_setup.rs"]
@@ -86,14 +85,10 @@ fn main() {
     let db = database.clone();
     std::thread::spawn(move || {
         actix_rt::System::new().block_on(async move {
-            let mut settings =
-                Settings::load(&Sources { config_dir: Some("config".into()), vars: Some(vec![]) }).expect("settings");
-            settings.server.host = "127.0.0.1".into();
-            settings.server.port = 0;
+            let mut settings = bench_settings::bench_settings();
             settings.database.url = Some(db.as_str().into());
             settings.database.max_connections = 16;
             settings.rate_limit.enabled = false;
-            settings.auth.jwt_secret_key = Some("bench-signing-key-0123456789abcdef0123456789".into());
             let app = Application::build(settings).await.expect("application");
             let state = app.state();
             let token = state
