@@ -185,7 +185,16 @@ impl PgLedger {
             let client = pg::connect(&self.config).await?;
             // The writer's statements take arrays whose lengths vary with every batch: planning
             // them again for each (PostgreSQL's choice for some) costs more than the batch itself.
-            client.batch_execute("SET plan_cache_mode = force_generic_plan").await.map_err(pg_err)?;
+            // Every one of them reaches its rows by primary key, but a generic plan made while the
+            // tables were small (or from statistics not yet refreshed) joins the arrays by hashing
+            // a whole-table scan, whose cost then grows with the table: only index lookups here.
+            client
+                .batch_execute(
+                    "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off;
+                     SET enable_hashjoin = off; SET enable_mergejoin = off",
+                )
+                .await
+                .map_err(pg_err)?;
             let statements = Statements::prepare(&client).await.map_err(pg_err)?;
             *guard = Some(Writer { client, statements });
         }
