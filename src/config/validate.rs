@@ -206,13 +206,10 @@ impl Settings {
                 );
             }
         }
-        if self.fintech.idempotency_ttl_secs < 60
-            || self.fintech.max_live_wallets == 0
-            || self.fintech.wallet_threads == 0
-        {
+        if self.fintech.idempotency_ttl_secs < 60 || self.fintech.max_live_wallets == 0 {
             add(
                 "fintech.idempotency_ttl_secs",
-                "keys must live at least 60 s, and wallet actors need room and a thread".into(),
+                "keys must live at least 60 s, and wallet actors need room".into(),
                 "for example 86400, 10000 and 2",
             );
         }

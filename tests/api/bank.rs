@@ -21,8 +21,11 @@ const WALLETS: usize = 50;
 const CLIENTS: usize = 64;
 const SEED_BALANCE: i64 = 10_000;
 
-fn serve(database: &str) -> Process {
+/// An instance on `database`; `wallet_threads` places its wallet actors (0: on the domain
+/// actor's thread), so that the two instances of a test run both placements.
+fn serve(database: &str, wallet_threads: &str) -> Process {
     Process::serve(&[
+        ("BERYL__FINTECH__WALLET_THREADS", wallet_threads),
         ("DATABASE_URL", database),
         ("REDIS_URL", &redis_url()),
         ("JWT_SECRET_KEY", TEST_JWT_KEY),
@@ -193,7 +196,7 @@ async fn verify(database: &str, seen: &Seen) {
 #[actix_web::test]
 async fn two_instances_ten_thousand_transfers_conserve_money() {
     let database = create_database().await;
-    let (one, two) = (serve(&database), serve(&database));
+    let (one, two) = (serve(&database, "0"), serve(&database, "2"));
     let bases = vec![one.address().await, two.address().await];
     let bank = Arc::new(Bank::setup(&bases[0]).await);
     let seen = Arc::new(Mutex::new(Seen::default()));
@@ -207,8 +210,8 @@ async fn two_instances_ten_thousand_transfers_conserve_money() {
 #[actix_web::test]
 async fn an_instance_killed_mid_load_loses_no_acknowledged_transfer() {
     let database = create_database().await;
-    let one = serve(&database);
-    let mut two = serve(&database);
+    let one = serve(&database, "0");
+    let mut two = serve(&database, "2");
     let bases = Arc::new(Mutex::new(vec![one.address().await, two.address().await]));
     let first = bases.lock()[0].clone();
     let bank = Arc::new(Bank::setup(&first).await);
@@ -221,7 +224,7 @@ async fn an_instance_killed_mid_load_loses_no_acknowledged_transfer() {
     two.signal(Signal::SIGKILL);
     two.exit_code(Duration::from_secs(10)).await;
     // Clients of the dead instance retry on the live one with the same keys; then it comes back.
-    let restarted = serve(&database);
+    let restarted = serve(&database, "2");
     let address = restarted.address().await;
     bases.lock()[1] = address;
     run.await.unwrap();

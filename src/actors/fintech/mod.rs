@@ -1,5 +1,5 @@
 //! Fintech actors. The supervised domain actor `fintech` spawns one [`WalletActor`] per wallet in
-//! use (spread over a few threads), routes every command and read to it, passivates it after an
+//! use (on its own thread, or spread over a few threads of their own), routes every command and read to it, passivates it after an
 //! idle period and keeps at most a bounded number alive. The supervised `ledger-writer` commits
 //! what the wallet actors send it in shared transactions (group commit).
 
@@ -41,7 +41,8 @@ pub struct WalletPolicy {
     pub idle: Duration,
     /// Most wallet actors alive at once; the least recently used go first.
     pub max_live: usize,
-    /// Threads the wallet actors are spread over.
+    /// Threads of their own the wallet actors are spread over; 0 keeps them on the domain
+    /// actor's thread.
     pub threads: usize,
 }
 
@@ -87,13 +88,20 @@ impl FintechDomain {
         if self.wallets.len() >= self.policy.max_live {
             self.evict_oldest();
         }
-        if self.threads.is_empty() {
-            self.threads = (0..self.policy.threads.max(1)).map(|_| Arbiter::new().handle()).collect();
-        }
-        let thread = &self.threads[self.next_thread % self.threads.len()];
-        self.next_thread = self.next_thread.wrapping_add(1);
         let (store, writer) = (self.store.clone(), self.writer.clone());
-        let addr = WalletActor::start_in_arbiter(thread, move |_| WalletActor::new(id, store, writer, me));
+        let make = move |_: &mut actix::Context<WalletActor>| WalletActor::new(id, store, writer, me);
+        let addr = if self.policy.threads == 0 {
+            // Here, a message from the domain actor to a wallet actor (and back) is a queue
+            // push on the same thread: no wake-up of another thread.
+            actix::Actor::create(make)
+        } else {
+            if self.threads.is_empty() {
+                self.threads = (0..self.policy.threads).map(|_| Arbiter::new().handle()).collect();
+            }
+            let thread = &self.threads[self.next_thread % self.threads.len()];
+            self.next_thread = self.next_thread.wrapping_add(1);
+            WalletActor::start_in_arbiter(thread, make)
+        };
         self.wallets.insert(id, Live { addr: addr.clone(), used: now });
         Some(addr)
     }
@@ -112,7 +120,7 @@ impl FintechDomain {
 }
 
 impl Drop for FintechDomain {
-    /// Wallet actors live on the domain actor's own threads; they go with it.
+    /// Wallet actors on threads of their own go with the domain actor.
     fn drop(&mut self) {
         for thread in self.threads.drain(..) {
             thread.stop();
