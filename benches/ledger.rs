@@ -7,7 +7,15 @@
 //! `cargo bench --bench ledger -- [--seconds N] [--rounds N] [--connections N]`
 //! BENCH_DATABASE_URL names the server (default postgres://postgres@127.0.0.1:5432/postgres).
 
-use std::{net::TcpListener, path::PathBuf, process::Command, sync::Arc, time::Instant};
+use std::{
+    net::TcpListener,
+    path::PathBuf,
+    process::Command,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+};
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 use beryl_core_api::startup::Application;
@@ -127,18 +135,23 @@ fn main() {
 
     let wallets = Arc::new(wallets);
     let (w, t) = (wallets.clone(), token.clone());
-    let run = Instant::now().elapsed().as_nanos() as u64;
+    // Every request is a new transfer under a key of its own: the load generator restarts its
+    // request numbers for the warm-up and for every round, so keys made from them would repeat
+    // and be answered from the kept responses instead of moving money.
+    let sent = Arc::new(AtomicU64::new(0));
+    let requests = sent.clone();
     let transfer = load::Target::dynamic(
         "service transfers",
-        Arc::new(move |conn, n| {
-            let mut rng = StdRng::seed_from_u64((conn as u64) << 32 | n);
+        Arc::new(move |_, _| {
+            let n = sent.fetch_add(1, Ordering::Relaxed);
+            let mut rng = StdRng::seed_from_u64(n);
             let from = rng.random_range(0..WALLETS);
             let to = (from + rng.random_range(1..WALLETS)) % WALLETS;
             let body = json!({"from": w[from], "to": w[to], "amount": rng.random_range(1..=500)}).to_string();
             let headers = [
                 ("Authorization", format!("Bearer {t}")),
                 ("Content-Type", "application/json".into()),
-                ("Idempotency-Key", format!("b-{run}-{conn}-{n}")),
+                ("Idempotency-Key", format!("bench-transfer-{n}")),
             ];
             load::Target::raw("POST", "/api/v1/fintech/transfers", &headers, &body)
         }),
@@ -182,4 +195,11 @@ fn main() {
     println!("service transfers / pgbench : {:.2}  (target >= 2.0, p99 < 50 ms)", service_rps / bench_tps);
     println!("GET wallet / bare handler   : {:.2}", reads[0].rps / bare_reads[0].rps);
     println!("transfer errors (non-2xx)   : {errors}");
+    let recorded: i64 = runtime.block_on(async {
+        let (db, connection) = tokio_postgres::connect(&database, NoTls).await.expect("connect");
+        tokio::spawn(connection);
+        let row = db.query_one("SELECT count(*) FROM ledger_transactions WHERE kind = 'transfer'", &[]).await;
+        row.expect("count").get(0)
+    });
+    println!("transfers in the ledger     : {recorded} of {} requests sent", requests.load(Ordering::Relaxed));
 }
