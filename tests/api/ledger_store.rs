@@ -304,3 +304,37 @@ fn pg_pool(pg: &PgLedger) -> beryl_core_api::adapters::postgres::PgPool {
 fn pg_config(pg: &PgLedger) -> tokio_postgres::Config {
     pg.config().clone()
 }
+
+/// The writer's statements keep reaching their rows through primary keys on a database whose
+/// statistics say every table is empty, the worst case for a generic plan: no whole-table scan
+/// (whose cost would grow with the table) and no hash join over one.
+#[actix_web::test]
+async fn writer_statements_use_index_lookups_on_an_empty_database() {
+    use beryl_core_api::adapters::ledger::postgres::sql;
+
+    let settings =
+        DatabaseSettings { url: Some(create_database().await.as_str().into()), ..DatabaseSettings::default() };
+    let config = postgres::connect_config(&settings).unwrap().unwrap();
+    let mut client = postgres::connect(&config).await.unwrap();
+    migrate::run(&mut client).await.unwrap();
+    client.batch_execute("ANALYZE").await.unwrap();
+    client.batch_execute(sql::SESSION).await.unwrap();
+    for (name, text) in sql::ALL {
+        let params = (1..=9).filter(|n| text.contains(&format!("${n}"))).count();
+        client.batch_execute(&format!("PREPARE {name} AS {text}")).await.unwrap();
+        let nulls = vec!["NULL"; params].join(", ");
+        let rows = client.simple_query(&format!("EXPLAIN EXECUTE {name}({nulls})")).await.unwrap();
+        let plan: Vec<String> = rows
+            .iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+                _ => None,
+            })
+            .collect();
+        let plan = plan.join("\n");
+        assert!(!plan.is_empty(), "{name}: no plan");
+        for node in ["Seq Scan", "Hash Join", "Merge Join"] {
+            assert!(!plan.contains(node), "{name} plans a {node}:\n{plan}");
+        }
+    }
+}

@@ -31,7 +31,64 @@ use crate::{
     domain::fintech::{Currency, Movement, MovementKind, Wallet, WalletId, WalletStatus},
 };
 
-const WALLET_COLUMNS: &str = "id, owner, currency, balance, status, version, created_at";
+/// The writer's session and statements; every statement reaches its rows through a primary key.
+pub mod sql {
+    /// Settings of the writer's session. Its statements take arrays whose lengths vary with every
+    /// batch: planning them again for each (PostgreSQL's choice for some) costs more than the
+    /// batch itself. Every one of them reaches its rows by primary key, but a generic plan made
+    /// while the tables were small (or from statistics not yet refreshed) joins the arrays by
+    /// hashing a whole-table scan, whose cost then grows with the table: only index lookups here.
+    pub const SESSION: &str = "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off;
+                               SET enable_hashjoin = off; SET enable_mergejoin = off";
+
+    /// Lock and read the batch's wallets, in id order (batches of different replicas never deadlock).
+    pub const LOCK: &str = "SELECT id, owner, currency, balance, status, version, created_at FROM wallets
+                     WHERE id = ANY($1) ORDER BY id FOR UPDATE";
+    /// Which of the batch's idempotency keys are taken.
+    pub const TAKEN: &str = "SELECT scope, key FROM idempotency_keys
+                     WHERE (scope, key) IN (SELECT * FROM unnest($1::text[], $2::text[]))";
+    /// The new state of every wallet the batch changed.
+    pub const UPDATE_WALLETS: &str =
+        "UPDATE wallets w SET balance = v.balance, status = v.status, version = v.version, updated_at = v.at
+                     FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::int8[], $5::timestamptz[])
+                          AS v(id, balance, status, version, at)
+                     WHERE w.id = v.id";
+    /// The wallets the batch opened.
+    pub const INSERT_WALLETS: &str =
+        "INSERT INTO wallets (id, owner, currency, balance, status, version, created_at, updated_at)
+                     SELECT id, owner, currency, balance, status, version, created_at, at
+                     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::int8[],
+                                 $7::timestamptz[], $8::timestamptz[])
+                          AS v(id, owner, currency, balance, status, version, created_at, at)";
+    /// One journal entry per change of a wallet.
+    pub const JOURNAL: &str = "INSERT INTO wallet_journal
+                         (wallet_id, seq, transaction_id, kind, amount, balance_after, counterparty, reference, created_at)
+                     SELECT * FROM unnest($1::uuid[], $2::int8[], $3::uuid[], $4::text[], $5::int8[], $6::int8[],
+                                          $7::uuid[], $8::text[], $9::timestamptz[])";
+    /// The double-entry transactions.
+    pub const TRANSACTIONS: &str = "INSERT INTO ledger_transactions
+                         (id, kind, debit_account, credit_account, amount, currency, reference, request_id, created_at)
+                     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::text[],
+                                          $7::text[], $8::text[], $9::timestamptz[])";
+    /// The idempotency keys with the responses they keep.
+    pub const KEEP: &str = "INSERT INTO idempotency_keys
+                         (scope, key, request_hash, request_body, status, response, created_at, expires_at)
+                     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::int2[], $6::jsonb[],
+                                          $7::timestamptz[], $8::timestamptz[])";
+    /// The batch's events, one row.
+    pub const OUTBOX: &str = "INSERT INTO outbox (created_at, event_count, events) VALUES ($1, $2, $3)";
+    /// Every statement, with its name.
+    pub const ALL: [(&str, &str); 8] = [
+        ("lock", LOCK),
+        ("taken", TAKEN),
+        ("update_wallets", UPDATE_WALLETS),
+        ("insert_wallets", INSERT_WALLETS),
+        ("journal", JOURNAL),
+        ("transactions", TRANSACTIONS),
+        ("keep", KEEP),
+        ("outbox", OUTBOX),
+    ];
+}
 
 struct Statements {
     lock: Statement,
@@ -48,35 +105,17 @@ impl Statements {
     async fn prepare(client: &Client) -> Result<Self, tokio_postgres::Error> {
         use Type as T;
         Ok(Self {
-            lock: client
-                .prepare_typed(
-                    &format!("SELECT {WALLET_COLUMNS} FROM wallets WHERE id = ANY($1) ORDER BY id FOR UPDATE"),
-                    &[T::UUID_ARRAY],
-                )
-                .await?,
-            taken: client
-                .prepare_typed(
-                    "SELECT scope, key FROM idempotency_keys
-                     WHERE (scope, key) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
-                    &[T::TEXT_ARRAY, T::TEXT_ARRAY],
-                )
-                .await?,
+            lock: client.prepare_typed(sql::LOCK, &[T::UUID_ARRAY]).await?,
+            taken: client.prepare_typed(sql::TAKEN, &[T::TEXT_ARRAY, T::TEXT_ARRAY]).await?,
             update_wallets: client
                 .prepare_typed(
-                    "UPDATE wallets w SET balance = v.balance, status = v.status, version = v.version, updated_at = v.at
-                     FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::int8[], $5::timestamptz[])
-                          AS v(id, balance, status, version, at)
-                     WHERE w.id = v.id",
+                    sql::UPDATE_WALLETS,
                     &[T::UUID_ARRAY, T::INT8_ARRAY, T::TEXT_ARRAY, T::INT8_ARRAY, T::TIMESTAMPTZ_ARRAY],
                 )
                 .await?,
             insert_wallets: client
                 .prepare_typed(
-                    "INSERT INTO wallets (id, owner, currency, balance, status, version, created_at, updated_at)
-                     SELECT id, owner, currency, balance, status, version, created_at, at
-                     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::int8[],
-                                 $7::timestamptz[], $8::timestamptz[])
-                          AS v(id, owner, currency, balance, status, version, created_at, at)",
+                    sql::INSERT_WALLETS,
                     &[
                         T::UUID_ARRAY,
                         T::TEXT_ARRAY,
@@ -91,10 +130,7 @@ impl Statements {
                 .await?,
             journal: client
                 .prepare_typed(
-                    "INSERT INTO wallet_journal
-                         (wallet_id, seq, transaction_id, kind, amount, balance_after, counterparty, reference, created_at)
-                     SELECT * FROM unnest($1::uuid[], $2::int8[], $3::uuid[], $4::text[], $5::int8[], $6::int8[],
-                                          $7::uuid[], $8::text[], $9::timestamptz[])",
+                    sql::JOURNAL,
                     &[
                         T::UUID_ARRAY,
                         T::INT8_ARRAY,
@@ -110,10 +146,7 @@ impl Statements {
                 .await?,
             transactions: client
                 .prepare_typed(
-                    "INSERT INTO ledger_transactions
-                         (id, kind, debit_account, credit_account, amount, currency, reference, request_id, created_at)
-                     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::text[],
-                                          $7::text[], $8::text[], $9::timestamptz[])",
+                    sql::TRANSACTIONS,
                     &[
                         T::UUID_ARRAY,
                         T::TEXT_ARRAY,
@@ -129,10 +162,7 @@ impl Statements {
                 .await?,
             keep: client
                 .prepare_typed(
-                    "INSERT INTO idempotency_keys
-                         (scope, key, request_hash, request_body, status, response, created_at, expires_at)
-                     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::int2[], $6::jsonb[],
-                                          $7::timestamptz[], $8::timestamptz[])",
+                    sql::KEEP,
                     &[
                         T::TEXT_ARRAY,
                         T::TEXT_ARRAY,
@@ -145,12 +175,7 @@ impl Statements {
                     ],
                 )
                 .await?,
-            outbox: client
-                .prepare_typed(
-                    "INSERT INTO outbox (created_at, event_count, events) VALUES ($1, $2, $3)",
-                    &[T::TIMESTAMPTZ, T::INT4, T::BYTEA],
-                )
-                .await?,
+            outbox: client.prepare_typed(sql::OUTBOX, &[T::TIMESTAMPTZ, T::INT4, T::BYTEA]).await?,
         })
     }
 }
@@ -183,18 +208,7 @@ impl PgLedger {
         let usable = guard.as_ref().is_some_and(|w| !w.client.is_closed());
         if !usable {
             let client = pg::connect(&self.config).await?;
-            // The writer's statements take arrays whose lengths vary with every batch: planning
-            // them again for each (PostgreSQL's choice for some) costs more than the batch itself.
-            // Every one of them reaches its rows by primary key, but a generic plan made while the
-            // tables were small (or from statistics not yet refreshed) joins the arrays by hashing
-            // a whole-table scan, whose cost then grows with the table: only index lookups here.
-            client
-                .batch_execute(
-                    "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off;
-                     SET enable_hashjoin = off; SET enable_mergejoin = off",
-                )
-                .await
-                .map_err(pg_err)?;
+            client.batch_execute(sql::SESSION).await.map_err(pg_err)?;
             let statements = Statements::prepare(&client).await.map_err(pg_err)?;
             *guard = Some(Writer { client, statements });
         }
