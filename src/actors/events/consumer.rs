@@ -13,7 +13,7 @@ use chrono::Utc;
 use parking_lot::Mutex;
 use rdkafka::consumer::CommitMode;
 use sha2::{Digest, Sha256};
-use tokio::sync::Semaphore;
+use tokio::sync::{oneshot, Semaphore};
 use uuid::Uuid;
 
 use crate::{
@@ -166,6 +166,7 @@ impl Managed for EventConsumer {
             }
             let slots = Arc::new(Semaphore::new(settings.max_in_flight));
             let mut next = 0usize;
+            let mut turns = Turns::default();
             loop {
                 let Ok(slot) = slots.clone().acquire_owned().await else { return };
                 let record = match source.recv().await {
@@ -188,10 +189,11 @@ impl Managed for EventConsumer {
                     }
                 });
                 let (deps, tracker) = (deps.clone(), tracker.clone());
+                let turn = turns.take(&record, settings.max_in_flight);
                 let worker = &workers[next % workers.len()];
                 next = next.wrapping_add(1);
                 worker.spawn(async move {
-                    handle_record(&deps, &record).await;
+                    handle_record(&deps, &record, turn).await;
                     tracker.lock().finish(&record.topic, record.partition, record.offset);
                     drop(slot);
                 });
@@ -256,9 +258,53 @@ impl Handle<CommitOffsets> for EventConsumer {
     }
 }
 
+/// Messages of one key reach the owning actor in the order they were received, though they are
+/// decoded and checked in parallel: each waits until the previous message of its key has been
+/// queued to the actor (or has ended) before it queues its own command.
+#[derive(Default)]
+struct Turns {
+    last: std::collections::HashMap<Vec<u8>, oneshot::Receiver<()>>,
+}
+
+/// A message's place among the messages of its key.
+struct Turn {
+    /// Resolves when the previous message of the key has been queued (or has ended).
+    after: Option<oneshot::Receiver<()>>,
+    /// Tells the next message of the key that this one has been queued (dropped: has ended).
+    done: Option<oneshot::Sender<()>>,
+}
+
+impl Turns {
+    fn take(&mut self, record: &InRecord, in_flight: usize) -> Turn {
+        let Some(key) = &record.key else { return Turn { after: None, done: None } };
+        if self.last.len() > 4 * in_flight.max(1) {
+            // Forget the keys whose last message has been queued already.
+            self.last.retain(|_, rx| matches!(rx.try_recv(), Err(oneshot::error::TryRecvError::Empty)));
+        }
+        let (tx, rx) = oneshot::channel();
+        let after = self.last.insert(key.clone(), rx);
+        Turn { after, done: Some(tx) }
+    }
+}
+
+impl Turn {
+    async fn wait(&mut self) {
+        if let Some(after) = self.after.take() {
+            let _ = after.await;
+        }
+    }
+
+    fn queued(&mut self) {
+        if let Some(done) = self.done.take() {
+            let _ = done.send(());
+        }
+    }
+}
+
 /// Apply one message, retrying transient failures, and dead-letter it when it cannot be applied.
-async fn handle_record(deps: &ConsumerDeps, record: &InRecord) {
-    let verdict = apply_with_retries(deps, record).await;
+async fn handle_record(deps: &ConsumerDeps, record: &InRecord, mut turn: Turn) {
+    let verdict = apply_with_retries(deps, record, &mut turn).await;
+    drop(turn);
     let topic = record.topic.clone();
     match verdict {
         Verdict::Applied | Verdict::Duplicate => {
@@ -304,7 +350,7 @@ pub fn dead_letter(record: &InRecord, suffix: &str, reason: &str, detail: &str) 
     }
 }
 
-async fn apply_with_retries(deps: &ConsumerDeps, record: &InRecord) -> Verdict {
+async fn apply_with_retries(deps: &ConsumerDeps, record: &InRecord, turn: &mut Turn) -> Verdict {
     let payload = record.payload.as_deref().unwrap_or_default();
     let payment = match PaymentSettled::decode(payload) {
         Ok(p) => p,
@@ -313,7 +359,7 @@ async fn apply_with_retries(deps: &ConsumerDeps, record: &InRecord) -> Verdict {
     let mut backoff = Duration::from_millis(deps.settings.retry_backoff_ms.max(1));
     let mut attempt = 1;
     loop {
-        match apply_once(deps, record, &payment, payload).await {
+        match apply_once(deps, record, &payment, payload, turn).await {
             Ok(verdict) => return verdict,
             Err(failure) => {
                 deps.metrics.with(|| {
@@ -340,6 +386,7 @@ async fn apply_once(
     record: &InRecord,
     payment: &PaymentSettled,
     payload: &[u8],
+    turn: &mut Turn,
 ) -> Result<Verdict, &'static str> {
     let transient = |e: LedgerFailure| match e {
         LedgerFailure::Store => "ledger_unavailable",
@@ -389,7 +436,11 @@ async fn apply_once(
         request_id: record.header("request-id").map(str::to_owned).or_else(|| Some(payment.event_id.clone())),
         at: Utc::now(),
     };
-    match deps.fintech.ask(Execute(op)).await.map_err(|_| "actor_unavailable")?.map_err(transient)? {
+    // Queued in the order the messages of this wallet were received.
+    turn.wait().await;
+    let answer = deps.fintech.ask_queued(Execute(op));
+    turn.queued();
+    match answer.await.map_err(|_| "actor_unavailable")?.map_err(transient)? {
         Outcome::Applied { .. } => Ok(Verdict::Applied),
         Outcome::DuplicateKey => Ok(Verdict::Duplicate),
         Outcome::Refused(e) => {
