@@ -238,6 +238,7 @@ fn spawn_event_bus(
     supervision.spawn(ActorSpec::new(events::relay::NAME, ActorKind::Adapter, false), move || {
         OutboxRelay::new(
             relay_store.outbox(),
+            relay_store.outbox(),
             RelayDeps {
                 publisher: relay_publisher.clone(),
                 settings: relay_bus.clone(),

@@ -53,6 +53,9 @@ impl Message for Measure {
 /// The outbox relay.
 pub struct OutboxRelay {
     outbox: Arc<tokio::sync::Mutex<Outbox>>,
+    /// A connection of its own for measuring the lag: a publication waiting for the broker
+    /// holds `outbox`, and the lag matters most then.
+    gauge: Arc<tokio::sync::Mutex<Outbox>>,
     publisher: Publisher,
     settings: Arc<EventBusSettings>,
     metrics: Metrics,
@@ -81,10 +84,12 @@ pub struct RelayDeps {
 }
 
 impl OutboxRelay {
-    /// A relay publishing `outbox`.
-    pub fn new(outbox: Outbox, deps: RelayDeps) -> Self {
+    /// A relay publishing `outbox`, and measuring its lag through `gauge` (another connection
+    /// to the same outbox, which never takes the lead).
+    pub fn new(outbox: Outbox, gauge: Outbox, deps: RelayDeps) -> Self {
         Self {
             outbox: Arc::new(tokio::sync::Mutex::new(outbox)),
+            gauge: Arc::new(tokio::sync::Mutex::new(gauge)),
             publisher: deps.publisher,
             settings: deps.settings,
             metrics: deps.metrics,
@@ -245,7 +250,7 @@ impl Handle<Publish> for OutboxRelay {
 impl Handle<Measure> for OutboxRelay {
     fn handle(&mut self, _: Measure, _: &mut Ctx<Self>) -> Reply<Self, Result<(), Infallible>> {
         let (outbox, publisher, metrics, registry, timeout) = (
-            self.outbox.clone(),
+            self.gauge.clone(),
             self.publisher.clone(),
             self.metrics.clone(),
             self.registry.clone(),
