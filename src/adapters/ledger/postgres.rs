@@ -19,7 +19,10 @@ use chrono::{DateTime, Utc};
 use futures::future::{join_all, LocalBoxFuture};
 use serde_json::Value;
 use tokio::sync::Mutex;
-use tokio_postgres::{types::Type, Client, Row, Statement};
+use tokio_postgres::{
+    types::{ToSql, Type},
+    Client, Row, Statement,
+};
 use uuid::Uuid;
 
 use super::{
@@ -358,6 +361,14 @@ async fn rollback(writer: &mut Writer) {
 
 type RowsFuture<'a> = LocalBoxFuture<'a, Result<Vec<Row>, tokio_postgres::Error>>;
 
+type Params<'a> = Vec<&'a (dyn ToSql + Sync)>;
+
+/// `statement` with `params`, sent when the future is first polled (polling several together
+/// pipelines them).
+fn run<'a>(client: &'a Client, statement: &'a Statement, params: Params<'a>) -> RowsFuture<'a> {
+    Box::pin(async move { client.query(statement, &params).await })
+}
+
 /// One transaction for `ops`, in two pipelined round trips. Phase 1: `BEGIN`, lock and read every
 /// wallet the batch touches (in id order, so that batches of different replicas never deadlock),
 /// and find which of its idempotency keys are taken. In between, the ledger's rules are applied
@@ -379,18 +390,13 @@ async fn batch(writer: &mut Writer, ops: &[LedgerOp], render: Render) -> Result<
     let scopes: Vec<&str> = claims.iter().map(|c| c.scope.as_str()).collect();
     let keys: Vec<&str> = claims.iter().map(|c| c.key.as_str()).collect();
 
-    let (ids_ref, scopes_ref, keys_ref) = (&ids, &scopes, &keys);
-    let phase: Vec<RowsFuture<'_>> = vec![
+    let mut phase: Vec<RowsFuture<'_>> = vec![
         Box::pin(async move { client.simple_query("BEGIN").await.map(|_| Vec::new()) }),
-        Box::pin(async move { client.query(&st.lock, &[ids_ref]).await }),
-        Box::pin(async move {
-            if scopes_ref.is_empty() {
-                Ok(Vec::new())
-            } else {
-                client.query(&st.taken, &[scopes_ref, keys_ref]).await
-            }
-        }),
+        run(client, &st.lock, vec![&ids]),
     ];
+    if !scopes.is_empty() {
+        phase.push(run(client, &st.taken, vec![&scopes, &keys]));
+    }
     let mut results = join_all(phase).await.into_iter();
     let (begin, locked, taken) = (results.next(), results.next(), results.next());
     begin.transpose().map_err(pg_err)?;
@@ -442,73 +448,48 @@ async fn batch(writer: &mut Writer, ops: &[LedgerOp], render: Render) -> Result<
     let (u, o, r) = (&updated, &opened, &rows);
     let mut phase: Vec<RowsFuture<'_>> = Vec::with_capacity(7);
     if !u.ids.is_empty() {
-        phase.push(Box::pin(async move {
-            client.query(&st.update_wallets, &[&u.ids, &u.balances, &u.statuses, &u.versions, &u.at]).await
-        }));
+        phase.push(run(client, &st.update_wallets, vec![&u.ids, &u.balances, &u.statuses, &u.versions, &u.at]));
     }
     if !o.ids.is_empty() {
-        phase.push(Box::pin(async move {
-            client
-                .query(
-                    &st.insert_wallets,
-                    &[&o.ids, &o.owners, &o.currencies, &o.balances, &o.statuses, &o.versions, &o.created, &o.at],
-                )
-                .await
-        }));
+        let params: Params<'_> =
+            vec![&o.ids, &o.owners, &o.currencies, &o.balances, &o.statuses, &o.versions, &o.created, &o.at];
+        phase.push(run(client, &st.insert_wallets, params));
     }
     if !r.j_wallet.is_empty() {
-        phase.push(Box::pin(async move {
-            client
-                .query(
-                    &st.journal,
-                    &[
-                        &r.j_wallet,
-                        &r.j_seq,
-                        &r.j_tx,
-                        &r.j_kind,
-                        &r.j_amount,
-                        &r.j_balance,
-                        &r.j_counterparty,
-                        &r.j_reference,
-                        &r.j_at,
-                    ],
-                )
-                .await
-        }));
+        let params: Params<'_> = vec![
+            &r.j_wallet,
+            &r.j_seq,
+            &r.j_tx,
+            &r.j_kind,
+            &r.j_amount,
+            &r.j_balance,
+            &r.j_counterparty,
+            &r.j_reference,
+            &r.j_at,
+        ];
+        phase.push(run(client, &st.journal, params));
     }
     if !r.t_id.is_empty() {
-        phase.push(Box::pin(async move {
-            client
-                .query(
-                    &st.transactions,
-                    &[
-                        &r.t_id,
-                        &r.t_kind,
-                        &r.t_debit,
-                        &r.t_credit,
-                        &r.t_amount,
-                        &r.t_currency,
-                        &r.t_reference,
-                        &r.t_request,
-                        &r.t_at,
-                    ],
-                )
-                .await
-        }));
+        let params: Params<'_> = vec![
+            &r.t_id,
+            &r.t_kind,
+            &r.t_debit,
+            &r.t_credit,
+            &r.t_amount,
+            &r.t_currency,
+            &r.t_reference,
+            &r.t_request,
+            &r.t_at,
+        ];
+        phase.push(run(client, &st.transactions, params));
     }
     if !r.k_scope.is_empty() {
-        phase.push(Box::pin(async move {
-            client
-                .query(
-                    &st.keep,
-                    &[&r.k_scope, &r.k_key, &r.k_hash, &r.k_body, &r.k_status, &r.k_response, &r.k_at, &r.k_expires],
-                )
-                .await
-        }));
+        let params: Params<'_> =
+            vec![&r.k_scope, &r.k_key, &r.k_hash, &r.k_body, &r.k_status, &r.k_response, &r.k_at, &r.k_expires];
+        phase.push(run(client, &st.keep, params));
     }
     if count > 0 {
-        let (at, count, events) = (&at, &count, &events);
-        phase.push(Box::pin(async move { client.query(&st.outbox, &[at, count, events]).await }));
+        phase.push(run(client, &st.outbox, vec![&at, &count, &events]));
     }
     phase.push(Box::pin(async move { client.simple_query("COMMIT").await.map(|_| Vec::new()) }));
     for result in join_all(phase).await {
