@@ -210,7 +210,7 @@ impl Settings {
             add(
                 "fintech.idempotency_ttl_secs",
                 "keys must live at least 60 s, and wallet actors need room".into(),
-                "for example 86400, 10000 and 2",
+                "for example 86400 and 10000",
             );
         }
         if self.server.request_timeout_secs == 0 || self.server.request_timeout_secs > 300 {

@@ -1,7 +1,8 @@
 //! Fintech actors. The supervised domain actor `fintech` spawns one [`WalletActor`] per wallet in
-//! use (on its own thread, or spread over a few threads of their own), routes every command and read to it, passivates it after an
-//! idle period and keeps at most a bounded number alive. The supervised `ledger-writer` commits
-//! what the wallet actors send it in shared transactions (group commit).
+//! use (on its own thread, or spread over a few threads of their own), routes every command and
+//! read to it, passivates it after an idle period and keeps at most a bounded number alive. The
+//! supervised `ledger-writer` commits what the wallet actors send it in shared transactions (group
+//! commit).
 
 pub mod messages;
 pub mod wallet;
