@@ -15,12 +15,18 @@ use uuid::Uuid;
 
 use crate::helpers::create_database;
 
-async fn postgres_store() -> LedgerStore {
+/// A database of its own, migrated: its settings and a connection to it.
+async fn migrated_database() -> (DatabaseSettings, tokio_postgres::Config, tokio_postgres::Client) {
     let settings =
         DatabaseSettings { url: Some(create_database().await.as_str().into()), ..DatabaseSettings::default() };
     let config = postgres::connect_config(&settings).unwrap().unwrap();
     let mut client = postgres::connect(&config).await.unwrap();
     migrate::run(&mut client).await.unwrap();
+    (settings, config, client)
+}
+
+async fn postgres_store() -> LedgerStore {
+    let (settings, config, _) = migrated_database().await;
     let pool = postgres::build_pool(&settings).unwrap().unwrap();
     LedgerStore::Postgres(PgLedger::new(pool, config))
 }
@@ -312,11 +318,7 @@ fn pg_config(pg: &PgLedger) -> tokio_postgres::Config {
 async fn writer_statements_use_index_lookups_on_an_empty_database() {
     use beryl_core_api::adapters::ledger::postgres::sql;
 
-    let settings =
-        DatabaseSettings { url: Some(create_database().await.as_str().into()), ..DatabaseSettings::default() };
-    let config = postgres::connect_config(&settings).unwrap().unwrap();
-    let mut client = postgres::connect(&config).await.unwrap();
-    migrate::run(&mut client).await.unwrap();
+    let (_, _, client) = migrated_database().await;
     client.batch_execute("ANALYZE").await.unwrap();
     client.batch_execute(sql::SESSION).await.unwrap();
     for (name, text) in sql::ALL {
