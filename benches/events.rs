@@ -181,6 +181,19 @@ async fn bare_consume(brokers: &str, topic: &str, group: &str, count: usize) -> 
     count as f64 / start.elapsed().as_secs_f64()
 }
 
+/// Poll `count_sql` on `db` until it reaches `n`, at most `deadline`; returns the count.
+async fn applied_at_least(db: &tokio_postgres::Client, count_sql: &str, n: usize, deadline: Duration) -> usize {
+    let waiting = Instant::now();
+    loop {
+        let applied = db.query_one(count_sql, &[]).await.unwrap().get::<_, i64>(0) as usize;
+        if applied >= n {
+            return applied;
+        }
+        assert!(waiting.elapsed() < deadline, "the worker applied {applied} of {n} payments in {deadline:?}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
 /// Sum of the offsets `group` committed on `topic`.
 fn committed(brokers: &str, topic: &str, group: &str) -> i64 {
     let consumer: rdkafka::consumer::BaseConsumer =
@@ -318,23 +331,10 @@ fn main() {
     let (started, before) = runtime.block_on(async {
         let (db, connection) = tokio_postgres::connect(&database, NoTls).await.unwrap();
         tokio::spawn(connection);
-        let waiting = Instant::now();
-        let (started, before) = loop {
-            let applied: i64 = db.query_one(applied_sql, &[]).await.unwrap().get(0);
-            if applied > 0 {
-                break (Instant::now(), applied as usize);
-            }
-            assert!(waiting.elapsed() < Duration::from_secs(120), "the worker received nothing");
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        };
-        loop {
-            let applied: i64 = db.query_one(applied_sql, &[]).await.unwrap().get(0);
-            if applied as usize >= events {
-                break (started, before);
-            }
-            assert!(started.elapsed() < Duration::from_secs(600), "the worker did not finish");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let before = applied_at_least(&db, applied_sql, 1, Duration::from_secs(120)).await;
+        let started = Instant::now();
+        applied_at_least(&db, applied_sql, events, Duration::from_secs(600)).await;
+        (started, before)
     });
     let group = format!("{ns}.workers");
     while committed(&brokers, &inbound, &group) < events as i64 {
