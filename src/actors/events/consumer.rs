@@ -190,8 +190,13 @@ impl Managed for EventConsumer {
                 });
                 let (deps, tracker) = (deps.clone(), tracker.clone());
                 let turn = turns.take(&record, settings.max_in_flight);
-                let worker = &workers[next % workers.len()];
-                next = next.wrapping_add(1);
+                // One key's messages go to one thread, where waiting for the previous one of the
+                // key wakes no other thread.
+                let pick = record.key.as_deref().map(key_hash).unwrap_or_else(|| {
+                    next = next.wrapping_add(1);
+                    next
+                });
+                let worker = &workers[pick % workers.len()];
                 worker.spawn(async move {
                     handle_record(&deps, &record, turn).await;
                     tracker.lock().finish(&record.topic, record.partition, record.offset);
@@ -299,6 +304,13 @@ impl Turn {
             let _ = done.send(());
         }
     }
+}
+
+fn key_hash(key: &[u8]) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut hasher);
+    hasher.finish() as usize
 }
 
 /// Apply one message, retrying transient failures, and dead-letter it when it cannot be applied.
