@@ -28,6 +28,27 @@ install() {
   installed || { log "tansu did not install"; return 1; }
 }
 
+# tansu 0.6's SQLite schema has no index for a record's headers: every record fetched scans
+# every header stored, so fetches slow down as headered records accumulate. The index is added
+# once the broker has made its schema (it is kept in the database file across restarts).
+index_headers() {
+  local db=$1
+  python3 - "$db" <<'PY'
+import sqlite3, sys, time
+deadline = time.time() + 20
+while True:
+    try:
+        c = sqlite3.connect(sys.argv[1], timeout=10)
+        c.execute("CREATE INDEX IF NOT EXISTS header_record ON header (topition, offset_id)")
+        c.commit()
+        break
+    except sqlite3.OperationalError as e:
+        if time.time() > deadline:
+            sys.exit(f"cannot index the broker's headers: {e}")
+        time.sleep(0.1)
+PY
+}
+
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 start() {
@@ -56,6 +77,7 @@ start() {
   echo $! >"$abs/tansu.pid"
   for _ in $(seq 1 100); do
     if port_open "$port"; then
+      index_headers "$abs/tansu.db"
       log "broker up on 127.0.0.1:$port (pid $(cat "$abs/tansu.pid"), data $abs)"
       return 0
     fi
