@@ -38,10 +38,15 @@ fn base_config(settings: &EventBusSettings) -> ClientConfig {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", settings.kafka_bootstrap_servers.as_deref().unwrap_or_default());
     config.set("client.id", concat!("beryl-core-api/", env!("CARGO_PKG_VERSION")));
+    operator_properties(&mut config, settings);
+    config
+}
+
+/// The operator's own properties, set last so that they override the client's defaults.
+fn operator_properties(config: &mut ClientConfig, settings: &EventBusSettings) {
     for (k, v) in &settings.kafka_properties {
         config.set(k, v);
     }
-    config
 }
 
 /// The producer shared by the outbox relay and the dead-letter path.
@@ -51,22 +56,28 @@ pub struct KafkaPublisher {
     config: Arc<ClientConfig>,
 }
 
+/// The producer's configuration: the operator's properties may tune batching, never the
+/// delivery guarantees.
+fn producer_config(settings: &EventBusSettings) -> ClientConfig {
+    let mut config = base_config(settings);
+    // Batching defaults, which the operator's properties may change...
+    config.set("linger.ms", "2").set("queue.buffering.max.messages", "1000000");
+    operator_properties(&mut config, settings);
+    // ...and the guarantees, which they may not: acknowledged by every in-sync replica, and
+    // retried until the broker takes it (the outbox holds the backlog).
+    config.set("acks", "all").set("message.timeout.ms", "0");
+    if settings.idempotent_producer {
+        config.set("enable.idempotence", "true");
+    } else {
+        config.set("max.in.flight.requests.per.connection", "1");
+    }
+    config
+}
+
 impl KafkaPublisher {
     /// A producer for `settings`.
     pub fn new(settings: &EventBusSettings) -> Result<Self, BusError> {
-        let mut config = base_config(settings);
-        config
-            .set("acks", "all")
-            // A record is retried until the broker takes it; the outbox holds the backlog.
-            .set("message.timeout.ms", "0")
-            .set("linger.ms", "2")
-            .set("queue.buffering.max.messages", "1000000");
-        if settings.idempotent_producer {
-            config.set("enable.idempotence", "true");
-        } else {
-            config.set("max.in.flight.requests.per.connection", "1");
-        }
-        let producer: FutureProducer = config.create().map_err(err)?;
+        let producer: FutureProducer = producer_config(settings).create().map_err(err)?;
         Ok(Self { producer, config: Arc::new(base_config(settings)) })
     }
 
@@ -269,5 +280,27 @@ impl KafkaConsumer {
             tracing::warn!(error = %e, "final offset commit failed");
         }
         self.consumer.unsubscribe();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operator_properties_tune_batching_but_not_the_delivery_guarantees() {
+        let mut settings = EventBusSettings::default();
+        for (k, v) in [("linger.ms", "20"), ("acks", "1"), ("message.timeout.ms", "1000"), ("security.protocol", "ssl")]
+        {
+            settings.kafka_properties.insert(k.into(), v.into());
+        }
+        let config = producer_config(&settings);
+        assert_eq!(config.get("linger.ms"), Some("20"));
+        assert_eq!(config.get("security.protocol"), Some("ssl"));
+        assert_eq!(config.get("acks"), Some("all"));
+        assert_eq!(config.get("message.timeout.ms"), Some("0"));
+        assert_eq!(config.get("enable.idempotence"), Some("true"));
+        settings.idempotent_producer = false;
+        assert_eq!(producer_config(&settings).get("max.in.flight.requests.per.connection"), Some("1"));
     }
 }
