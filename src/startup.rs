@@ -235,20 +235,24 @@ fn spawn_event_bus(
         Duration::from_millis(settings.health.probe_interval_ms),
         Duration::from_millis(settings.health.probe_timeout_ms),
     );
-    supervision.spawn(ActorSpec::new(events::relay::NAME, ActorKind::Adapter, false), move || {
-        OutboxRelay::new(
-            relay_store.outbox(),
-            relay_store.outbox(),
-            RelayDeps {
-                publisher: relay_publisher.clone(),
-                settings: relay_bus.clone(),
-                metrics: relay_metrics.clone(),
-                registry: registry.clone(),
-                probe_every,
-                probe_timeout,
-            },
-        )
-    })?;
+    if settings.event_bus.relay {
+        supervision.spawn(ActorSpec::new(events::relay::NAME, ActorKind::Adapter, false), move || {
+            OutboxRelay::new(
+                relay_store.outbox(),
+                relay_store.outbox(),
+                RelayDeps {
+                    publisher: relay_publisher.clone(),
+                    settings: relay_bus.clone(),
+                    metrics: relay_metrics.clone(),
+                    registry: registry.clone(),
+                    probe_every,
+                    probe_timeout,
+                },
+            )
+        })?;
+    } else {
+        tracing::info!("event_bus.relay is off: this process publishes no outbox events");
+    }
     let deps = ConsumerDeps {
         settings: bus,
         publisher,

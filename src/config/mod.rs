@@ -337,6 +337,10 @@ pub struct EventBusSettings {
     pub create_topic_partitions: i32,
     /// Replication factor of created topics.
     pub create_topic_replication: i32,
+    /// Whether this process runs the outbox relay (worker and all roles). Replicas' relays take
+    /// turns through a database lock, so one publishes at a time; a process that only consumes
+    /// can leave publication to others.
+    pub relay: bool,
     /// How often the outbox relay looks for new events, milliseconds.
     pub relay_poll_ms: u64,
     /// Most outbox batches published per round.
@@ -376,6 +380,7 @@ impl Default for EventBusSettings {
             dead_letter_suffix: ".dlq".into(),
             create_topic_partitions: 6,
             create_topic_replication: 1,
+            relay: true,
             relay_poll_ms: 50,
             relay_batch_rows: 64,
             commit_interval_ms: 500,
@@ -884,6 +889,7 @@ mod tests {
             ("AUDIT_LOG_FILE", "/tmp/a.log"),
             ("PORT", "9001"),
             ("BERYL__SUPERVISION__MAX_RESTARTS", "7"),
+            ("BERYL__EVENT_BUS__RELAY", "false"),
         ])
         .unwrap();
         assert_eq!(settings.environment, Environment::Staging);
@@ -891,6 +897,8 @@ mod tests {
         assert_eq!(settings.event_bus.effective_kind(), EventBusKind::Kafka);
         assert_eq!(settings.server.port, 9001);
         assert_eq!(settings.supervision.max_restarts, 7);
+        assert!(!settings.event_bus.relay);
+        assert!(Settings::default().event_bus.relay);
         assert_eq!(settings.log_format(), LogFormat::Json);
         assert!(settings.audit.enabled);
     }

@@ -555,3 +555,44 @@ async fn the_embedded_bus_publishes_and_applies_without_a_broker() {
     .await;
     assert_eq!(version_and_balance(&app, &token, &wallets[0]).await.1, before + 1_000);
 }
+
+#[actix_web::test]
+async fn a_worker_without_the_relay_applies_payments_and_leaves_their_events_in_the_outbox() {
+    let app = spawn_with(|s| {
+        s.event_bus.kind = Some(EventBusKind::Memory);
+        s.event_bus.relay = false;
+        s.event_bus.relay_poll_ms = 10;
+        s.event_bus.commit_interval_ms = 50;
+        s.rate_limit.enabled = false;
+    })
+    .await;
+    let token = app.token("alice", &["fintech:read", "fintech:write"]);
+    let wallet = open_funded(&app, &token, 1, 0).await.remove(0);
+    let broker = app.state.actors.broker.clone();
+    broker.append(beryl_core_api::adapters::bus::OutRecord {
+        topic: "beryl.fintech.payments".into(),
+        key: Some(wallet.clone().into_bytes()),
+        payload: payment("evt-no-relay", &wallet, 700),
+        headers: vec![],
+    });
+    let series = "beryl_events_applied_total{topic=\"beryl.fintech.payments\",actor=\"fintech\",result=\"applied\"}";
+    eventually("the payment applied", Duration::from_secs(10), || async {
+        (sample(&app.metrics().await, series) == Some(1.0)).then_some(())
+    })
+    .await;
+    assert_eq!(version_and_balance(&app, &token, &wallet).await.1, 700);
+    // Nothing published, no relay supervised: the wallet's opening and the deposit wait in the
+    // outbox for a process that runs the relay.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(broker.records("beryl.fintech.events").is_empty());
+    let health = app.health().await;
+    let actors = health["actors"].as_array().cloned().unwrap_or_default();
+    assert!(actors.iter().any(|a| a["name"] == "event-consumer"), "{health}");
+    assert!(!actors.iter().any(|a| a["name"] == "outbox-relay"), "{health}");
+    let database = app.state.settings.database.url.as_ref().unwrap().expose().to_string();
+    let (db, connection) = tokio_postgres::connect(&database, tokio_postgres::NoTls).await.unwrap();
+    actix_rt::spawn(connection);
+    let waiting: i64 =
+        db.query_one("SELECT COALESCE(SUM(event_count), 0)::int8 FROM outbox", &[]).await.unwrap().get(0);
+    assert_eq!(waiting, 2, "the opening and the deposit");
+}
