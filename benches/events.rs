@@ -1,13 +1,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark harness, not service code
 //! The event bus against its own baselines, on one broker, in one run:
 //! - inbound: payment notifications consumed, applied to the ledger through the wallet actors and
-//!   committed by a worker, against a bare rdkafka consumer reading the same topic;
+//!   committed by a worker, against a bare rdkafka consumer reading the same topic (the worker
+//!   runs no relay: the deposits' events stay in the outbox; publication is measured below);
 //! - outbox: a backlog of committed ledger events published by the relay, against a bare rdkafka
 //!   producer sending as many records of the same size.
 //!
-//! `cargo bench --bench events -- [--events N] [--seconds N]` (defaults 5000 and 5)
+//! `cargo bench --bench events -- [--events N] [--seconds N]` (defaults 50000 and 5)
 //! Starts its own broker (tansu from `scripts/kafka.sh`) unless BENCH_KAFKA names one;
 //! BENCH_DATABASE_URL names the PostgreSQL server (default postgres://postgres@127.0.0.1:5432/postgres).
+//!
+//! Each service (the API filling the outbox, the relay, the worker) runs in a process of its own,
+//! started for its phase and killed at its end, so that nothing of an earlier phase runs during a
+//! later one; the CPU time each process and PostgreSQL used during a measurement is printed.
 
 use std::{
     process::{Child, Command, Stdio},
@@ -17,7 +22,6 @@ use std::{
 
 use beryl_core_api::{
     config::{EventBusKind, Role, Settings},
-    http::AppState,
     startup::Application,
 };
 use rdkafka::{
@@ -40,62 +44,169 @@ mod setup;
 
 const WALLETS: usize = 50;
 const PARTITIONS: i32 = 6;
+/// Every payment notification credits this much, so that the money credited counts the payments.
+const PAYMENT: i64 = 7;
 
 struct Broker {
     address: String,
-    child: Option<Child>,
-    _dir: Option<tempfile::TempDir>,
+    /// Port and data directory of a broker started here.
+    own: Option<(u16, tempfile::TempDir)>,
+}
+
+impl Broker {
+    /// The broker's process, when started here.
+    fn pid(&self) -> Option<u32> {
+        let (_, dir) = self.own.as_ref()?;
+        std::fs::read_to_string(dir.path().join("tansu.pid")).ok()?.trim().parse().ok()
+    }
 }
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        if let Some(child) = &mut self.child {
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some((port, dir)) = &self.own {
+            let _ = Command::new("scripts/kafka.sh")
+                .args(["stop", &port.to_string(), &dir.path().display().to_string()])
+                .stderr(Stdio::null())
+                .status();
         }
     }
 }
 
+/// BENCH_KAFKA, or a broker of its own started by `scripts/kafka.sh` (as the tests' is).
 fn broker() -> Broker {
     if let Ok(address) = std::env::var("BENCH_KAFKA") {
-        return Broker { address, child: None, _dir: None };
+        return Broker { address, own: None };
     }
-    let out = Command::new("scripts/kafka.sh").arg("bin").output().expect("scripts/kafka.sh bin");
-    let bin = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
-    let listener = format!("tcp://127.0.0.1:{port}");
-    let child = Command::new(bin)
-        .args(["broker", "--listener-url", &listener, "--advertised-listener-url", &listener])
-        .args(["--storage-engine", "sqlite://tansu.db"])
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
+    let started = Command::new("scripts/kafka.sh")
+        .args(["start", &port.to_string(), &dir.path().display().to_string()])
         .stderr(Stdio::null())
-        .spawn()
-        .expect("start tansu");
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(20), "broker did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Broker { address: format!("127.0.0.1:{port}"), child: Some(child), _dir: Some(dir) }
+        .status()
+        .expect("scripts/kafka.sh start");
+    assert!(started.success(), "the broker did not start");
+    Broker { address: format!("127.0.0.1:{port}"), own: Some((port, dir)) }
 }
 
-/// Start an application in its own actix system thread; returns its port and state.
-fn start_app(adjust: impl FnOnce(&mut Settings) + Send + 'static) -> (u16, actix_web::web::Data<AppState>) {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        actix_rt::System::new().block_on(async move {
-            let mut settings = bench_settings::bench_settings();
-            settings.database.max_connections = 16;
-            settings.rate_limit.enabled = false;
-            adjust(&mut settings);
-            let app = Application::build(settings).await.expect("application");
-            tx.send((app.port(), app.state())).expect("report");
-            app.run_until_stopped(std::future::pending()).await.expect("run");
-        });
+/// The service of one phase, in a process of its own (this benchmark started again with
+/// BENCH_EVENTS_CHILD set); killed when dropped.
+struct Service {
+    child: Child,
+    port: u16,
+    token: String,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What a service process is started with.
+struct Phase<'a> {
+    role: &'a str,
+    database: &'a str,
+    brokers: &'a str,
+    ns: &'a str,
+    inbound: bool,
+    migrate: bool,
+}
+
+fn service(phase: &Phase<'_>) -> Service {
+    use std::io::BufRead;
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .env("BENCH_EVENTS_CHILD", phase.role)
+        .env("BENCH_EVENTS_DATABASE", phase.database)
+        .env("BENCH_EVENTS_BROKERS", phase.brokers)
+        .env("BENCH_EVENTS_NS", phase.ns)
+        .env("BENCH_EVENTS_INBOUND", if phase.inbound { "1" } else { "0" })
+        .env("BENCH_EVENTS_MIGRATE", if phase.migrate { "1" } else { "0" })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the service process");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let mut words = line.split_whitespace();
+    assert_eq!(words.next(), Some("ready"), "the service process did not start: {line:?}");
+    let port = words.next().unwrap().parse().unwrap();
+    let token = words.next().unwrap_or_default().to_string();
+    Service { child, port, token }
+}
+
+/// The service process: builds the application as its phase says, reports its port (and for the
+/// API a token) on stdout, and serves until killed.
+fn serve(role: &str) {
+    let var = |name: &str| std::env::var(name).unwrap();
+    let (database, brokers, ns) = (var("BENCH_EVENTS_DATABASE"), var("BENCH_EVENTS_BROKERS"), var("BENCH_EVENTS_NS"));
+    let (inbound, migrate) = (var("BENCH_EVENTS_INBOUND") == "1", var("BENCH_EVENTS_MIGRATE") == "1");
+    let role = match role {
+        "api" => Role::Api,
+        _ => Role::Worker,
+    };
+    actix_rt::System::new().block_on(async move {
+        let mut settings = bench_settings::bench_settings();
+        settings.database.max_connections = 16;
+        settings.rate_limit.enabled = false;
+        settings.database.migrate_on_start = migrate;
+        kafka_settings(&mut settings, &database, &brokers, &ns, role, inbound);
+        // The inbound worker leaves the deposits' own events in the outbox (written in the same
+        // transaction as each deposit); their publication is what the relay phase measures.
+        settings.event_bus.relay = !inbound;
+        let app = Application::build(settings).await.expect("application");
+        let scopes = ["fintech:read".to_string(), "fintech:write".to_string()];
+        let token = app.state().guard.keys.mint("bench", &scopes, chrono::Duration::hours(1)).unwrap();
+        println!("ready {} {token}", app.port());
+        app.run_until_stopped(std::future::pending()).await.expect("run");
     });
-    rx.recv().expect("started")
+}
+
+/// CPU seconds (user and system) a process has used so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11..13).map(|f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+/// CPU seconds used so far by every process named `name` (PostgreSQL's backends, say).
+fn cpu_seconds_of(name: &str) -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return 0.0 };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == name))
+        .map(cpu_seconds)
+        .sum()
+}
+
+/// CPU used by the service, the broker and PostgreSQL between two readings.
+struct Cpu {
+    service: f64,
+    broker: f64,
+    postgres: f64,
+}
+
+impl Cpu {
+    fn read(service: &Service, broker: &Broker) -> Self {
+        Self {
+            service: cpu_seconds(service.child.id()),
+            broker: broker.pid().map(cpu_seconds).unwrap_or(0.0),
+            postgres: cpu_seconds_of("postgres"),
+        }
+    }
+
+    /// Share of one core each used per second of `elapsed` since `before`.
+    fn since(&self, before: &Self, elapsed: f64) -> String {
+        let share = |a: f64, b: f64| (a - b) / elapsed;
+        format!(
+            "service {:.2}, broker {:.2}, postgres {:.2} cores",
+            share(self.service, before.service),
+            share(self.broker, before.broker),
+            share(self.postgres, before.postgres)
+        )
+    }
 }
 
 fn kafka_settings(s: &mut Settings, database: &str, brokers: &str, ns: &str, role: Role, inbound: bool) {
@@ -118,7 +229,7 @@ fn arg(name: &str, default: u64) -> u64 {
 fn payment(n: usize, wallet: &str) -> Vec<u8> {
     serde_json::to_vec(&json!({
         "event_id": format!("bench-{n}"), "type": "payment.settled", "schema_version": 1,
-        "wallet_id": wallet, "amount": 1 + (n % 500) as i64, "currency": "EUR", "reference": format!("psp-{n}")
+        "wallet_id": wallet, "amount": PAYMENT, "currency": "EUR", "reference": format!("psp-{n}")
     }))
     .unwrap()
 }
@@ -181,15 +292,15 @@ async fn bare_consume(brokers: &str, topic: &str, group: &str, count: usize) -> 
     count as f64 / start.elapsed().as_secs_f64()
 }
 
-/// Poll `count_sql` on `db` until it reaches `n`, at most `deadline`; returns the count.
-async fn applied_at_least(db: &tokio_postgres::Client, count_sql: &str, n: usize, deadline: Duration) -> usize {
+/// Poll `sql` (one number) on `db` until it reaches `n`, at most `deadline`; returns it.
+async fn balance_at_least(db: &tokio_postgres::Client, sql: &str, n: i64, deadline: Duration) -> i64 {
     let waiting = Instant::now();
     loop {
-        let applied = db.query_one(count_sql, &[]).await.unwrap().get::<_, i64>(0) as usize;
-        if applied >= n {
-            return applied;
+        let value = db.query_one(sql, &[]).await.unwrap().get::<_, i64>(0);
+        if value >= n {
+            return value;
         }
-        assert!(waiting.elapsed() < deadline, "the worker applied {applied} of {n} payments in {deadline:?}");
+        assert!(waiting.elapsed() < deadline, "the worker credited {value} of {n} in {deadline:?}");
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
@@ -215,7 +326,10 @@ async fn scalar(database: &str, sql: &str) -> i64 {
 }
 
 fn main() {
-    let events = arg("--events", 5_000) as usize;
+    if let Ok(role) = std::env::var("BENCH_EVENTS_CHILD") {
+        return serve(&role);
+    }
+    let events = arg("--events", 50_000) as usize;
     let seconds = arg("--seconds", 5);
     let _ = tracing_subscriber::fmt().with_max_level(tracing::Level::WARN).with_writer(std::io::sink).try_init();
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -224,30 +338,16 @@ fn main() {
     let database = runtime.block_on(setup::create_database());
     let ns = format!("bench{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let (inbound, events_topic) = (format!("{ns}.payments"), format!("{ns}.fintech.events"));
-    runtime.block_on(async {
-        let admin: AdminClient<DefaultClientContext> =
-            ClientConfig::new().set("bootstrap.servers", &brokers).create().unwrap();
-        let topics = [inbound.clone(), format!("{inbound}.dlq"), events_topic.clone(), format!("{ns}.bare")];
-        let new: Vec<NewTopic<'_>> =
-            topics.iter().map(|t| NewTopic::new(t, PARTITIONS, TopicReplication::Fixed(1))).collect();
-        admin.create_topics(&new, &AdminOptions::new()).await.unwrap();
-    });
+    runtime.block_on(create_topics(&brokers, &[events_topic.clone(), format!("{ns}.bare")]));
 
     // The API alone: wallets, then transfers whose events wait in the outbox (no relay runs).
-    let (db, b, n) = (database.clone(), brokers.clone(), ns.clone());
-    let (api_port, api) = start_app(move |s| {
-        s.database.migrate_on_start = true;
-        kafka_settings(s, &db, &b, &n, Role::Api, false)
-    });
-    let token = api
-        .guard
-        .keys
-        .mint("bench", &["fintech:read".into(), "fintech:write".into()], chrono::Duration::hours(1))
-        .unwrap();
-    let base = format!("http://127.0.0.1:{api_port}");
-    let wallets = runtime.block_on(setup::open_funded_wallets(&base, &token, WALLETS, 1_000_000_000_000));
+    let phase =
+        |role, brokers, inbound, migrate| Phase { role, database: &database, brokers, ns: &ns, inbound, migrate };
+    let api = service(&phase("api", &brokers, false, true));
+    let base = format!("http://127.0.0.1:{}", api.port);
+    let wallets = runtime.block_on(setup::open_funded_wallets(&base, &api.token, WALLETS, 1_000_000_000_000));
     let w = Arc::new(wallets.clone());
-    let t = token.clone();
+    let t = api.token.clone();
     // A key of its own for every request (the load generator restarts its numbering after the
     // warm-up, and a repeated key would be answered from the kept response).
     let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -267,7 +367,8 @@ fn main() {
         }),
     );
     eprintln!("filling the outbox for {seconds} s");
-    load::run_rounds(api_port, &[transfer], &load::Args { seconds, rounds: 1, connections: 64 });
+    load::run_rounds(api.port, &[transfer], &load::Args { seconds, rounds: 1, connections: 64 });
+    drop(api);
     let backlog =
         runtime.block_on(scalar(&database, "SELECT COALESCE(SUM(event_count), 0)::int8 FROM outbox")) as usize;
     let sample: Value = runtime.block_on(async {
@@ -285,14 +386,19 @@ fn main() {
     // The relay drains the backlog (a worker that consumes nothing).
     eprintln!("relay: publishing {backlog} events");
     let started = Instant::now();
-    let (db, b, n) = (database.clone(), brokers.clone(), ns.clone());
-    start_app(move |s| kafka_settings(s, &db, &b, &n, Role::Worker, false));
+    let relay = service(&phase("worker", &brokers, false, false));
+    let cpu_before = Cpu::read(&relay, &broker);
     runtime.block_on(async {
-        while scalar(&database, "SELECT count(*) FROM outbox").await > 0 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        let (db, connection) = tokio_postgres::connect(&database, NoTls).await.unwrap();
+        tokio::spawn(connection);
+        while db.query_one("SELECT EXISTS (SELECT 1 FROM outbox)", &[]).await.unwrap().get::<_, bool>(0) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     });
-    let relay_publish = backlog as f64 / started.elapsed().as_secs_f64();
+    let relay_seconds = started.elapsed().as_secs_f64();
+    let relay_cpu = Cpu::read(&relay, &broker).since(&cpu_before, relay_seconds);
+    drop(relay);
+    let relay_publish = backlog as f64 / relay_seconds;
     eprintln!("relay: {relay_publish:.0} events/s");
 
     // Inbound, on a broker of its own (a fresh one: tansu's fetches slow down as its SQLite
@@ -300,14 +406,7 @@ fn main() {
     // read by a bare consumer, then applied by a worker.
     let inbound_broker = self::broker();
     let brokers = inbound_broker.address.clone();
-    runtime.block_on(async {
-        let admin: AdminClient<DefaultClientContext> =
-            ClientConfig::new().set("bootstrap.servers", &brokers).create().unwrap();
-        let topics = [inbound.clone(), format!("{inbound}.dlq"), events_topic.clone()];
-        let new: Vec<NewTopic<'_>> =
-            topics.iter().map(|t| NewTopic::new(t, PARTITIONS, TopicReplication::Fixed(1))).collect();
-        admin.create_topics(&new, &AdminOptions::new()).await.unwrap();
-    });
+    runtime.block_on(create_topics(&brokers, &[inbound.clone(), format!("{inbound}.dlq"), events_topic.clone()]));
     let notifications: Vec<(String, Vec<u8>)> = (0..events)
         .map(|i| {
             let wallet = wallets[i % WALLETS].clone();
@@ -315,34 +414,45 @@ fn main() {
             (wallet, body)
         })
         .collect();
+    let credited = PAYMENT * events as i64;
     eprintln!("producing {events} payment notifications");
     runtime.block_on(bare_produce(&brokers, &inbound, &notifications));
     eprintln!("bare consumer");
     let bare_consume_rate = runtime.block_on(bare_consume(&brokers, &inbound, &format!("{ns}.bare-group"), events));
     eprintln!("bare consumer: {bare_consume_rate:.0} records/s");
+
     eprintln!("worker: consume, apply, commit");
-    let (db, b, n) = (database.clone(), brokers.clone(), ns.clone());
-    start_app(move |s| kafka_settings(s, &db, &b, &n, Role::Worker, true));
-    let applied_sql = "SELECT count(*) FROM ledger_transactions WHERE kind = 'deposit' AND reference LIKE 'psp-%'";
     // As for the bare consumer, the clock starts with the first message (here: the first payment
     // in the ledger), not with joining the group, and stops when the last offset is committed.
-    // The ledger is watched on one connection; the broker is asked for the group's offsets only
-    // once every payment is in (a client made for each question, as a long-lived one answers late).
-    let (started, before) = runtime.block_on(async {
-        let (db, connection) = tokio_postgres::connect(&database, NoTls).await.unwrap();
-        tokio::spawn(connection);
-        let before = applied_at_least(&db, applied_sql, 1, Duration::from_secs(120)).await;
-        let started = Instant::now();
-        applied_at_least(&db, applied_sql, events, Duration::from_secs(600)).await;
-        (started, before)
+    // Payments are seen in the sum of the wallets' balances (transfers leave it as it is), one
+    // cheap query on one connection; the broker is asked for the group's offsets only once every
+    // payment is in (a client made for each question, as a long-lived one answers late).
+    let (db, connection) = runtime.block_on(tokio_postgres::connect(&database, NoTls)).unwrap();
+    runtime.spawn(connection);
+    let total = "SELECT COALESCE(SUM(balance), 0)::int8 FROM wallets";
+    let funds = runtime.block_on(db.query_one(total, &[])).unwrap().get::<_, i64>(0);
+    let worker = service(&phase("worker", &brokers, true, false));
+    let (started, cpu_before, first) = runtime.block_on(async {
+        let first = balance_at_least(&db, total, funds + 1, Duration::from_secs(120)).await;
+        (Instant::now(), Cpu::read(&worker, &inbound_broker), first)
     });
+    runtime.block_on(balance_at_least(&db, total, funds + credited, Duration::from_secs(600)));
     let group = format!("{ns}.workers");
     while committed(&brokers, &inbound, &group) < events as i64 {
         assert!(started.elapsed() < Duration::from_secs(600), "the worker did not commit");
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(10));
     }
-    let worker_rate = (events - before) as f64 / started.elapsed().as_secs_f64();
-    let applied = runtime.block_on(scalar(&database, applied_sql));
+    let worker_seconds = started.elapsed().as_secs_f64();
+    let worker_cpu = Cpu::read(&worker, &inbound_broker).since(&cpu_before, worker_seconds);
+    let batch = runtime.block_on(mean_batch(worker.port));
+    drop(worker);
+    let before = ((first - funds) / PAYMENT) as usize;
+    let worker_rate = (events - before) as f64 / worker_seconds;
+    let applied = runtime.block_on(scalar(
+        &database,
+        "SELECT count(*) FROM ledger_transactions WHERE kind = 'deposit' AND reference LIKE 'psp-%'",
+    ));
+    let balance_after = runtime.block_on(db.query_one(total, &[])).unwrap().get::<_, i64>(0);
 
     println!("{:<44} {:>12}", "", "per second");
     println!("{:<44} {:>12.0}", "worker: consumed + applied + committed", worker_rate);
@@ -352,8 +462,25 @@ fn main() {
     println!();
     println!("worker / bare consumer : {:.2}  (target >= 0.50)", worker_rate / bare_consume_rate);
     println!("relay / bare producer  : {:.2}", relay_publish / bare_publish);
-    println!("payments applied       : {applied} of {events} (each once)");
+    println!("payments applied       : {applied} of {events} (each once: {})", balance_after == funds + credited);
     println!("outbox events published: {backlog} ({event_size} bytes each)");
+    println!("CPU while the worker ran: {worker_cpu}; mean ledger batch {batch:.0} commands");
+    println!("CPU while the relay ran : {relay_cpu}");
+}
+
+/// Mean size of the ledger writer's batches, from the service's metrics.
+async fn mean_batch(port: u16) -> f64 {
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap().text().await.unwrap();
+    let value = |name: &str| text.lines().find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok()).unwrap_or(0.0);
+    value("beryl_ledger_batch_size_sum") / value("beryl_ledger_batch_size_count").max(1.0)
+}
+
+async fn create_topics(brokers: &str, topics: &[String]) {
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
+    let new: Vec<NewTopic<'_>> =
+        topics.iter().map(|t| NewTopic::new(t, PARTITIONS, TopicReplication::Fixed(1))).collect();
+    admin.create_topics(&new, &AdminOptions::new()).await.unwrap();
 }
 
 async fn scalar_json(database: &str, sql: &str) -> Value {
