@@ -34,19 +34,19 @@ fn err(e: impl std::fmt::Display) -> BusError {
     BusError::Kafka(e.to_string())
 }
 
-fn base_config(settings: &EventBusSettings) -> ClientConfig {
+/// A client's configuration: `defaults` first, then the operator's own properties, which
+/// override them.
+fn client_config(settings: &EventBusSettings, defaults: &[(&str, &str)]) -> ClientConfig {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", settings.kafka_bootstrap_servers.as_deref().unwrap_or_default());
     config.set("client.id", concat!("beryl-core-api/", env!("CARGO_PKG_VERSION")));
-    operator_properties(&mut config, settings);
-    config
-}
-
-/// The operator's own properties, set last so that they override the client's defaults.
-fn operator_properties(config: &mut ClientConfig, settings: &EventBusSettings) {
+    for (k, v) in defaults {
+        config.set(*k, *v);
+    }
     for (k, v) in &settings.kafka_properties {
         config.set(k, v);
     }
+    config
 }
 
 /// The producer shared by the outbox relay and the dead-letter path.
@@ -59,10 +59,8 @@ pub struct KafkaPublisher {
 /// The producer's configuration: the operator's properties may tune batching, never the
 /// delivery guarantees.
 fn producer_config(settings: &EventBusSettings) -> ClientConfig {
-    let mut config = base_config(settings);
     // Batching defaults, which the operator's properties may change...
-    config.set("linger.ms", "2").set("queue.buffering.max.messages", "1000000");
-    operator_properties(&mut config, settings);
+    let mut config = client_config(settings, &[("linger.ms", "2"), ("queue.buffering.max.messages", "1000000")]);
     // ...and the guarantees, which they may not: acknowledged by every in-sync replica, and
     // retried until the broker takes it (the outbox holds the backlog).
     config.set("acks", "all").set("message.timeout.ms", "0");
@@ -78,7 +76,7 @@ impl KafkaPublisher {
     /// A producer for `settings`.
     pub fn new(settings: &EventBusSettings) -> Result<Self, BusError> {
         let producer: FutureProducer = producer_config(settings).create().map_err(err)?;
-        Ok(Self { producer, config: Arc::new(base_config(settings)) })
+        Ok(Self { producer, config: Arc::new(client_config(settings, &[])) })
     }
 
     /// Enqueue `record`; waits only while librdkafka's queue is full.
@@ -223,7 +221,7 @@ impl KafkaConsumer {
         committable: Committable,
         metrics: Metrics,
     ) -> Result<Self, BusError> {
-        let mut config = base_config(settings);
+        let mut config = client_config(settings, &[]);
         config
             .set("group.id", &settings.consumer_group)
             .set("enable.auto.commit", "false")
