@@ -218,7 +218,10 @@ fn kafka_settings(s: &mut Settings, database: &str, brokers: &str, ns: &str, rol
     s.event_bus.inbound_topics = if inbound { vec![format!("{ns}.payments")] } else { vec![] };
     s.event_bus.consumer_group = format!("{ns}.workers");
     s.event_bus.create_topic_partitions = PARTITIONS;
-    s.event_bus.fetch_wait_max_ms = 10;
+    // `event_bus.fetch_wait_max_ms` stays at the service's default (100 ms). Once the consumer has
+    // fetched the whole backlog it keeps asking for more while the worker applies it, and the
+    // dev broker answers such a waiting fetch by querying every partition once per wait period:
+    // at 10 ms that would cost it a third of a core.
 }
 
 fn arg(name: &str, default: u64) -> u64 {
