@@ -359,9 +359,6 @@ pub struct EventBusSettings {
     /// A worker that stops sending heartbeats (crashed) loses its partitions after this long,
     /// milliseconds (librdkafka `session.timeout.ms`; the broker bounds it).
     pub session_timeout_ms: u64,
-    /// How long the ids of applied inbound events are kept to refuse their duplicates, days;
-    /// keep it above the topics' retention.
-    pub dedup_retention_days: u32,
     /// Idempotent producer (ordering and no duplicates across producer retries); turn off only for
     /// brokers without it, which then get one request in flight per connection.
     pub idempotent_producer: bool,
@@ -389,7 +386,6 @@ impl Default for EventBusSettings {
             retry_backoff_ms: 100,
             fetch_wait_max_ms: 100,
             session_timeout_ms: 10_000,
-            dedup_retention_days: 30,
             idempotent_producer: true,
             kafka_properties: Default::default(),
         }

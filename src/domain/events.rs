@@ -77,9 +77,10 @@ pub struct PaymentSettled {
     pub currency: Currency,
     /// The provider's payment reference.
     pub reference: String,
-    /// The notification as received, kept with its event id.
-    pub document: Value,
 }
+
+/// Namespace of the ledger transaction ids derived from inbound event ids.
+const INBOUND_TRANSACTION_NAMESPACE: Uuid = Uuid::from_u128(0x6f1d_2c3b_8a4e_4b1f_9d0e_5a7c_3e2b_1f40);
 
 /// Why an inbound message cannot be applied. Every variant is permanent: the message goes to the
 /// dead-letter topic.
@@ -155,8 +156,14 @@ impl PaymentSettled {
                 check_reference(&wire.reference)?;
                 wire.reference
             },
-            document: value,
         })
+    }
+
+    /// Id of the ledger transaction that applies this payment: derived from the event id (a
+    /// name-based UUID), so that every delivery of the event names the same transaction and the
+    /// ledger applies it once.
+    pub fn transaction_id(&self) -> Uuid {
+        Uuid::new_v5(&INBOUND_TRANSACTION_NAMESPACE, format!("payment.settled:{}", self.event_id).as_bytes())
     }
 }
 
@@ -198,5 +205,13 @@ mod tests {
             let got = PaymentSettled::decode(&bytes).map(|_| ()).map_err(|e| e.reason());
             assert_eq!(got, Err(reason), "{}", String::from_utf8_lossy(&bytes));
         }
+    }
+
+    #[test]
+    fn every_delivery_of_an_event_names_the_same_transaction() {
+        let decode = |id: &str| PaymentSettled::decode(&payment(serde_json::json!({ "event_id": id }))).unwrap();
+        assert_eq!(decode("evt-1").transaction_id(), decode("evt-1").transaction_id());
+        assert_ne!(decode("evt-1").transaction_id(), decode("evt-2").transaction_id());
+        assert_eq!(decode("evt-1").transaction_id().get_version_num(), 5);
     }
 }

@@ -234,6 +234,7 @@ pub async fn run(state: &AppState, principal: &Principal, keyed: Keyed, command:
             request_body: keyed.body.clone(),
             expires_at: Utc::now() + chrono::Duration::seconds(state.settings.fintech.idempotency_ttl_secs as i64),
         }),
+        once: false,
         request_id: telemetry::current_request_id().map(|r| r.as_str().to_string()),
         at: Utc::now(),
     };

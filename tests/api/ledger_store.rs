@@ -45,6 +45,7 @@ fn op(command: Command) -> LedgerOp {
         command,
         transaction_id: Uuid::now_v7(),
         idempotency: None,
+        once: false,
         request_id: Some("req-1".into()),
         at: Utc::now(),
     }
@@ -241,6 +242,25 @@ async fn contract(store: LedgerStore) {
 
     assert_eq!(store.purge_expired_keys(Utc::now() + Duration::hours(2)).await.unwrap(), 4);
     assert!(store.kept_response("alice", "k-1").await.unwrap().is_none());
+
+    // A command named by its transaction id (an inbound event's) is applied once: the same id
+    // again, in the same batch or a later one, is a duplicate and changes nothing.
+    let once = |id: Uuid, command| LedgerOp { transaction_id: id, once: true, ..op(command) };
+    let event = Uuid::new_v4();
+    let pay = once(event, Command::Deposit { wallet: a, amount: amount(40), reference: "psp-9".into() });
+    let both = store.commit(&[pay.clone(), pay.clone()], render).await;
+    assert!(matches!(both[0], Ok(Outcome::Applied { .. })), "{both:?}");
+    assert!(matches!(both[1], Ok(Outcome::DuplicateKey)), "{both:?}");
+    assert_eq!(one(&store, pay).await, Outcome::DuplicateKey);
+    assert_eq!(balance(&store, a).await.0, 7_640);
+    // A refusal leaves no record: the same id is checked again when it comes back.
+    let event = Uuid::new_v4();
+    let to_closed = once(event, Command::Deposit { wallet: b, amount: amount(60), reference: "psp-10".into() });
+    assert_eq!(one(&store, to_closed).await, Outcome::Refused(FintechError::WalletClosed(b)));
+    let to_open = once(event, Command::Deposit { wallet: a, amount: amount(60), reference: "psp-10".into() });
+    assert!(matches!(one(&store, to_open).await, Outcome::Applied { .. }));
+    let totals = store.totals().await.unwrap();
+    assert_eq!((totals.balances, totals.net_external), (7_700, 7_700));
 }
 
 #[actix_web::test]

@@ -1,8 +1,8 @@
 //! The event consumer: a member of the workers' consumer group that hands each inbound message
 //! to the actor owning its aggregate and applies many at once. A partition's offset is committed
 //! only up to the first message still being applied, so a crash re-delivers what was not
-//! finished; the event id is recorded with the change it caused, so a re-delivery changes
-//! nothing. A message that cannot be applied goes to `<topic>.dlq` with the reason and its
+//! finished; the change is recorded under a transaction id derived from the event id, so a
+//! re-delivery changes nothing. A message that cannot be applied goes to `<topic>.dlq` with the reason and its
 //! original coordinates, and its partition moves on.
 
 use std::{convert::Infallible, sync::Arc, time::Duration};
@@ -12,9 +12,7 @@ use actix::{AsyncContext, Message, SpawnHandle};
 use chrono::Utc;
 use parking_lot::Mutex;
 use rdkafka::consumer::CommitMode;
-use sha2::{Digest, Sha256};
 use tokio::sync::{oneshot, Semaphore};
-use uuid::Uuid;
 
 use crate::{
     actors::{
@@ -23,7 +21,7 @@ use crate::{
     },
     adapters::{
         bus::{BusError, InRecord, KafkaConsumer, MemoryBroker, MemoryConsumer, OutRecord, Publisher, Tracker},
-        ledger::{Command, IdempotencyClaim, LedgerOp, Outcome},
+        ledger::{Command, LedgerOp, Outcome},
     },
     config::{EventBusKind, EventBusSettings},
     domain::{
@@ -35,9 +33,6 @@ use crate::{
 
 /// Registered name of the event consumer.
 pub const NAME: &str = "event-consumer";
-
-/// Idempotency scope of applied payment notifications.
-pub const PAYMENT_SCOPE: &str = "event:payment.settled";
 
 /// Threads that decode and apply inbound messages.
 const APPLY_THREADS: usize = 2;
@@ -371,7 +366,7 @@ async fn apply_with_retries(deps: &ConsumerDeps, record: &InRecord, turn: &mut T
     let mut backoff = Duration::from_millis(deps.settings.retry_backoff_ms.max(1));
     let mut attempt = 1;
     loop {
-        match apply_once(deps, record, &payment, payload, turn).await {
+        match apply_once(deps, record, &payment, turn).await {
             Ok(verdict) => return verdict,
             Err(failure) => {
                 deps.metrics.with(|| {
@@ -397,7 +392,6 @@ async fn apply_once(
     deps: &ConsumerDeps,
     record: &InRecord,
     payment: &PaymentSettled,
-    payload: &[u8],
     turn: &mut Turn,
 ) -> Result<Verdict, &'static str> {
     let transient = |e: LedgerFailure| match e {
@@ -437,14 +431,10 @@ async fn apply_once(
             amount: payment.amount,
             reference: payment.reference.clone(),
         },
-        transaction_id: Uuid::now_v7(),
-        idempotency: Some(IdempotencyClaim {
-            scope: PAYMENT_SCOPE.into(),
-            key: payment.event_id.clone(),
-            request_hash: hex::encode(Sha256::digest(payload)),
-            request_body: payment.document.clone(),
-            expires_at: Utc::now() + chrono::Duration::days(i64::from(deps.settings.dedup_retention_days)),
-        }),
+        // Named by the event: the ledger applies it once, however often it is delivered.
+        transaction_id: payment.transaction_id(),
+        idempotency: None,
+        once: true,
         request_id: record.header("request-id").map(str::to_owned).or_else(|| Some(payment.event_id.clone())),
         at: Utc::now(),
     };

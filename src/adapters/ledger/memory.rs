@@ -2,7 +2,7 @@
 //! the same rules and answers as PostgreSQL. Nothing survives the process.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::{HashMap, HashSet, VecDeque},
     sync::Arc,
 };
 
@@ -19,6 +19,8 @@ struct State {
     book: Book,
     journal: HashMap<WalletId, Vec<Movement>>,
     keys: HashMap<(String, String), (KeptResponse, DateTime<Utc>)>,
+    /// Ids of the ledger transactions applied.
+    transactions: HashSet<uuid::Uuid>,
     net_external: i128,
     outbox: VecDeque<OutboxBatch>,
     outbox_next: i64,
@@ -45,6 +47,9 @@ impl MemLedger {
                     if state.keys.contains_key(&(claim.scope.clone(), claim.key.clone())) {
                         return Outcome::DuplicateKey;
                     }
+                }
+                if op.once && state.transactions.contains(&op.transaction_id) {
+                    return Outcome::DuplicateKey;
                 }
                 let outcome = match state.apply(op) {
                     Ok(outcome) => outcome,
@@ -140,6 +145,9 @@ impl MemLedger {
 impl State {
     fn apply(&mut self, op: &LedgerOp) -> Result<Outcome, FintechError> {
         let change = self.book.apply(op)?;
+        if op.command.creates_transaction() {
+            self.transactions.insert(op.transaction_id);
+        }
         for m in &change.movements {
             self.journal.entry(m.wallet_id).or_default().push(m.clone());
         }

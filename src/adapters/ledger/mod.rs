@@ -5,7 +5,9 @@
 //!
 //! Every command is checked again inside the store against the stored state (the actors'
 //! checks are an optimisation, never the guarantee), applied all-or-nothing, and recorded with
-//! its idempotency key and response in the same transaction.
+//! its idempotency key and response in the same transaction. A command may instead be named by
+//! its transaction id ([`LedgerOp::once`]): the ledger transaction it creates is then the record
+//! that it was applied, and the same id again is a duplicate.
 
 pub mod book;
 pub mod memory;
@@ -77,6 +79,11 @@ impl Command {
         }
     }
 
+    /// Whether applying it records a double-entry ledger transaction (money moves).
+    pub fn creates_transaction(&self) -> bool {
+        matches!(self, Self::Deposit { .. } | Self::Withdraw { .. } | Self::Transfer { .. })
+    }
+
     /// Operation name for metrics and events.
     pub fn name(&self) -> &'static str {
         match self {
@@ -113,6 +120,11 @@ pub struct LedgerOp {
     pub transaction_id: Uuid,
     /// Idempotency key, if any.
     pub idempotency: Option<IdempotencyClaim>,
+    /// The transaction id names the command for good (it is derived from the id of the event
+    /// that asked for it): if a ledger transaction with this id exists, the command is a
+    /// duplicate and changes nothing. Only for commands that create a ledger transaction
+    /// (deposit, withdrawal, transfer); a refused command leaves no record and is checked again.
+    pub once: bool,
     /// Correlation id.
     pub request_id: Option<String>,
     /// Commit time recorded.
@@ -131,7 +143,8 @@ pub enum Outcome {
     },
     /// Refused by a rule checked against the stored state; nothing changed.
     Refused(FintechError),
-    /// Another request holds the idempotency key; nothing changed.
+    /// Another request holds the idempotency key, or (for a command applied [`LedgerOp::once`])
+    /// its transaction exists; nothing changed.
     DuplicateKey,
 }
 

@@ -2,12 +2,13 @@
 //!
 //! [`PgLedger::commit`] applies a batch of commands in one transaction on a dedicated writer
 //! connection, in two round trips whose statements are pipelined: lock and read every wallet the
-//! batch touches and find its taken idempotency keys; then, after the ledger's rules were applied
+//! batch touches and find its taken idempotency keys (and the existing transactions of its
+//! commands applied once); then, after the ledger's rules were applied
 //! to the locked rows in command order (the same code as the in-memory store), write every change
 //! set-based (one statement per table) with the outbox row and `COMMIT`. The row locks make the
 //! rules hold across replicas; `wallet_journal`'s primary key (wallet, seq) and the balance checks
-//! of the schema stand behind them. A key taken meanwhile (by another replica) fails the key insert
-//! and so the batch; a failed batch is retried command by command, so that one bad command cannot
+//! of the schema stand behind them. A key or transaction id taken meanwhile (by another replica)
+//! fails its insert and so the batch; a failed batch is retried command by command, so that one bad command cannot
 //! fail the others and a taken key is found taken.
 
 use std::{
@@ -50,6 +51,8 @@ pub mod sql {
     /// Which of the batch's idempotency keys are taken.
     pub const TAKEN: &str = "SELECT scope, key FROM idempotency_keys
                      WHERE (scope, key) IN (SELECT * FROM unnest($1::text[], $2::text[]))";
+    /// Which of the transactions of the batch's commands applied once exist.
+    pub const EXISTING: &str = "SELECT id FROM ledger_transactions WHERE id = ANY($1)";
     /// The new state of every wallet the batch changed.
     pub const UPDATE_WALLETS: &str =
         "UPDATE wallets w SET balance = v.balance, status = v.status, version = v.version, updated_at = v.at
@@ -81,9 +84,10 @@ pub mod sql {
     /// The batch's events, one row.
     pub const OUTBOX: &str = "INSERT INTO outbox (created_at, event_count, events) VALUES ($1, $2, $3)";
     /// Every statement, with its name.
-    pub const ALL: [(&str, &str); 8] = [
+    pub const ALL: [(&str, &str); 9] = [
         ("lock", LOCK),
         ("taken", TAKEN),
+        ("existing", EXISTING),
         ("update_wallets", UPDATE_WALLETS),
         ("insert_wallets", INSERT_WALLETS),
         ("journal", JOURNAL),
@@ -96,6 +100,7 @@ pub mod sql {
 struct Statements {
     lock: Statement,
     taken: Statement,
+    existing: Statement,
     update_wallets: Statement,
     insert_wallets: Statement,
     journal: Statement,
@@ -110,6 +115,7 @@ impl Statements {
         Ok(Self {
             lock: client.prepare_typed(sql::LOCK, &[T::UUID_ARRAY]).await?,
             taken: client.prepare_typed(sql::TAKEN, &[T::TEXT_ARRAY, T::TEXT_ARRAY]).await?,
+            existing: client.prepare_typed(sql::EXISTING, &[T::UUID_ARRAY]).await?,
             update_wallets: client
                 .prepare_typed(
                     sql::UPDATE_WALLETS,
@@ -371,7 +377,8 @@ fn run<'a>(client: &'a Client, statement: &'a Statement, params: Params<'a>) -> 
 
 /// One transaction for `ops`, in two pipelined round trips. Phase 1: `BEGIN`, lock and read every
 /// wallet the batch touches (in id order, so that batches of different replicas never deadlock),
-/// and find which of its idempotency keys are taken. In between, the ledger's rules are applied
+/// and find which of its idempotency keys are taken and which transactions of its commands applied
+/// once exist. In between, the ledger's rules are applied
 /// to the locked wallets in command order, exactly as the in-memory store applies them. Phase 2:
 /// the new wallet states, journal entries, ledger transactions, idempotency keys with their
 /// responses and the outbox row, one statement each, and `COMMIT`.
@@ -389,6 +396,7 @@ async fn batch(writer: &mut Writer, ops: &[LedgerOp], render: Render) -> Result<
     let claims: Vec<&IdempotencyClaim> = ops.iter().filter_map(|op| op.idempotency.as_ref()).collect();
     let scopes: Vec<&str> = claims.iter().map(|c| c.scope.as_str()).collect();
     let keys: Vec<&str> = claims.iter().map(|c| c.key.as_str()).collect();
+    let once: Vec<Uuid> = ops.iter().filter(|op| op.once).map(|op| op.transaction_id).collect();
 
     let mut phase: Vec<RowsFuture<'_>> = vec![
         Box::pin(async move { client.simple_query("BEGIN").await.map(|_| Vec::new()) }),
@@ -397,16 +405,27 @@ async fn batch(writer: &mut Writer, ops: &[LedgerOp], render: Render) -> Result<
     if !scopes.is_empty() {
         phase.push(run(client, &st.taken, vec![&scopes, &keys]));
     }
+    if !once.is_empty() {
+        phase.push(run(client, &st.existing, vec![&once]));
+    }
     let mut results = join_all(phase).await.into_iter();
-    let (begin, locked, taken) = (results.next(), results.next(), results.next());
+    let (begin, locked) = (results.next(), results.next());
     begin.transpose().map_err(pg_err)?;
     let mut book = Book::default();
     for row in &locked.transpose().map_err(pg_err)?.unwrap_or_default() {
         let wallet = wallet_from(row, 0)?;
         book.wallets.insert(wallet.id, wallet);
     }
-    let mut taken: HashSet<(String, String)> =
-        taken.transpose().map_err(pg_err)?.unwrap_or_default().iter().map(|r| (r.get(0), r.get(1))).collect();
+    let mut taken: HashSet<(String, String)> = HashSet::new();
+    if !scopes.is_empty() {
+        let rows = results.next().transpose().map_err(pg_err)?.unwrap_or_default();
+        taken.extend(rows.iter().map(|r| (r.get(0), r.get(1))));
+    }
+    let mut transactions: HashSet<Uuid> = HashSet::new();
+    if !once.is_empty() {
+        let rows = results.next().transpose().map_err(pg_err)?.unwrap_or_default();
+        transactions.extend(rows.iter().map(|r| r.get::<_, Uuid>(0)));
+    }
 
     // The rules, command after command, on the locked state.
     let existing: HashSet<WalletId> = book.wallets.keys().copied().collect();
@@ -420,8 +439,15 @@ async fn batch(writer: &mut Writer, ops: &[LedgerOp], render: Render) -> Result<
                 continue;
             }
         }
+        if op.once && transactions.contains(&op.transaction_id) {
+            outcomes.push(Outcome::DuplicateKey);
+            continue;
+        }
         let outcome = match book.apply(op) {
             Ok(change) => {
+                if op.command.creates_transaction() {
+                    transactions.insert(op.transaction_id);
+                }
                 for w in &change.wallets {
                     touched.insert(w.id, (w.clone(), op.at));
                 }
