@@ -11,7 +11,8 @@ use crate::{
     error::{AppError, ErrorCode},
 };
 
-/// Body of a fault request: `{"kind": "panic" | "fatal" | "kill_thread" | "delay", "millis": 100}`.
+/// Body of a fault request: `{"kind": "panic" | "panic_later" | "fatal" | "kill_thread" | "delay",
+/// "millis": 100}`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultRequest {
@@ -27,6 +28,8 @@ pub struct FaultRequest {
 pub enum FaultName {
     /// The handler panics.
     Panic,
+    /// The handler's answer (a future) panics.
+    PanicLater,
     /// The handler reports an unrecoverable error.
     Fatal,
     /// The actor's thread stops.
@@ -39,6 +42,7 @@ impl FaultRequest {
     fn kind(&self) -> Result<FaultKind, AppError> {
         Ok(match (self.kind, self.millis) {
             (FaultName::Panic, None) => FaultKind::Panic,
+            (FaultName::PanicLater, None) => FaultKind::PanicLater,
             (FaultName::Fatal, None) => FaultKind::Fatal,
             (FaultName::KillThread, None) => FaultKind::KillThread,
             (FaultName::Delay, Some(millis)) if millis <= 60_000 => FaultKind::Delay { millis },

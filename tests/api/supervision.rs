@@ -56,6 +56,38 @@ async fn a_panicking_critical_actor_is_restarted_with_backoff_and_readiness_foll
 }
 
 #[actix_web::test]
+async fn a_panic_in_an_answer_fails_the_actor_like_a_panic_in_its_handler() {
+    let app = spawn_with(|s| {
+        s.supervision.min_backoff_ms = 400;
+        s.supervision.jitter = 0.0;
+    })
+    .await;
+    eventually("ready", Duration::from_secs(10), || async { (app.ready_status().await == 200).then_some(()) }).await;
+
+    let res = app.inject(POOL, json!({"kind": "panic_later"})).await;
+    assert_eq!(res.status(), 503, "the asker of a panicking answer sees the actor unavailable");
+    eventually("the actor fails", Duration::from_secs(5), || async {
+        let health = app.health().await;
+        (health["actors"][0]["last_failure"]["reason"] == "panic").then_some(())
+    })
+    .await;
+    eventually("ready again after backoff", Duration::from_secs(10), || async {
+        (app.ready_status().await == 200).then_some(())
+    })
+    .await;
+    let metrics = app.metrics().await;
+    assert_eq!(sample(&metrics, &format!("beryl_actor_restarts_total{{actor=\"{POOL}\"}}")), Some(1.0));
+    assert_eq!(
+        sample(
+            &metrics,
+            &format!("beryl_actor_messages_total{{actor=\"{POOL}\",message=\"InjectFault\",outcome=\"panic\"}}")
+        ),
+        Some(1.0)
+    );
+    assert_eq!(app.inject(POOL, json!({"kind": "delay", "millis": 1})).await.status(), 200);
+}
+
+#[actix_web::test]
 async fn the_backoff_grows_between_consecutive_failures() {
     let app = spawn_with(|s| {
         s.supervision.min_backoff_ms = 200;

@@ -146,7 +146,7 @@ impl Managed for FintechDomain {
 
 impl Handle<Execute> for FintechDomain {
     fn handle(&mut self, msg: Execute, _: &mut Ctx<Self>) -> Reply<Self, Result<Outcome, LedgerFailure>> {
-        let owner = msg.0.command.wallets()[0];
+        let owner = msg.0.command.owner();
         let Some(addr) = self.wallet(owner) else { return Reply::Now(Err(LedgerFailure::Unavailable)) };
         Reply::later(async move { addr.send(msg).await.unwrap_or(Err(LedgerFailure::Unavailable)) })
     }

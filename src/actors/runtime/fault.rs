@@ -12,6 +12,8 @@ use actix::Message;
 pub enum FaultKind {
     /// The handler panics.
     Panic,
+    /// The handler returns a future (a `Later` answer) that panics.
+    PanicLater,
     /// The handler reports an unrecoverable error.
     Fatal,
     /// The actor's thread stops, closing its mailbox.
@@ -35,6 +37,10 @@ impl<A: Managed> Handle<InjectFault> for A {
     fn handle(&mut self, msg: InjectFault, _ctx: &mut Ctx<Self>) -> Reply<Self, Result<(), Infallible>> {
         match msg.0 {
             FaultKind::Panic => panic!("injected fault"),
+            FaultKind::PanicLater => Reply::later(async {
+                tokio::task::yield_now().await;
+                panic!("injected fault in an answer")
+            }),
             FaultKind::Fatal => Reply::Fatal("injected fatal error".into()),
             FaultKind::KillThread => {
                 actix_rt::Arbiter::current().stop();

@@ -192,6 +192,8 @@ pub struct Host<A: Managed> {
     /// future cancellation is not reliable across supervised restarts, so timers are never
     /// cancelled, only outdated).
     boot_generation: u64,
+    /// Counts the boots done: a late answer of an earlier incarnation cannot fail this one.
+    incarnation: u64,
     accepting: bool,
 }
 
@@ -205,6 +207,7 @@ impl<A: Managed> Host<A> {
             per_message: Vec::new(),
             pending_delay: delay,
             boot_generation: 0,
+            incarnation: 0,
             accepting: false,
         }
     }
@@ -234,6 +237,7 @@ impl<A: Managed> Host<A> {
             return;
         }
         self.accepting = true;
+        self.incarnation += 1;
         self.entry.mark_running();
         tracing::info!(actor = %self.entry.name, restarts = self.entry.restarts(), "actor running");
         let actor = &mut self.actor;
@@ -326,7 +330,9 @@ where
                 metrics.finished(started, result.is_ok());
                 HostReply::Now(result)
             }
-            Ok(Reply::Later(fut)) => HostReply::Later { fut, started, metrics, span, request_id },
+            Ok(Reply::Later(fut)) => {
+                HostReply::Later { fut, started, metrics, span, request_id, incarnation: self.incarnation }
+            }
             Ok(Reply::Atomic(fut)) => HostReply::Atomic { fut, started, metrics },
             Ok(Reply::Fatal(detail)) => {
                 metrics.fatal.increment(1);
@@ -348,7 +354,7 @@ pub enum HostReply<A: Managed, R> {
     Now(R),
     /// Refused or failed: the sender sees a closed mailbox.
     Rejected,
-    /// Answer from a detached future.
+    /// Answer from a future run as a task of its own.
     Later {
         /// The future.
         fut: LocalBoxFuture<'static, R>,
@@ -360,6 +366,8 @@ pub enum HostReply<A: Managed, R> {
         span: tracing::Span,
         /// Correlation id to keep in scope.
         request_id: Option<RequestId>,
+        /// The incarnation of the actor that answers.
+        incarnation: u64,
     },
     /// Answer from a future that holds the actor.
     Atomic {
@@ -389,22 +397,29 @@ where
         match self {
             HostReply::Now(result) => answer(tx, result),
             HostReply::Rejected => drop(tx),
-            HostReply::Later { fut, started, metrics, span, request_id } => {
+            HostReply::Later { fut, started, metrics, span, request_id, incarnation } => {
                 let fut = AssertUnwindSafe(fut).catch_unwind();
                 let fut: LocalBoxFuture<'static, _> = match request_id {
                     Some(id) => Box::pin(telemetry::REQUEST_ID.scope(id, fut).instrument(span)),
                     None => Box::pin(fut.instrument(span)),
                 };
-                ctx.spawn(wrap_future::<_, Host<A>>(fut).map(move |outcome, host, ctx| match outcome {
-                    Ok(result) => {
-                        metrics.finished(started, result.is_ok());
-                        answer(tx, result);
+                // A task of its own on the actor's thread, woken only by what it waits for. (A
+                // future spawned in the actor's context would be polled again at every wake-up
+                // of the actor, with all the others: a cost per message that grows with the
+                // number of answers pending.) A panic still fails the actor, through its mailbox.
+                let me = ctx.address();
+                actix_rt::spawn(async move {
+                    match fut.await {
+                        Ok(result) => {
+                            metrics.finished(started, result.is_ok());
+                            answer(tx, result);
+                        }
+                        Err(panic) => {
+                            metrics.panic.increment(1);
+                            me.do_send(LaterPanicked { detail: panic_message(panic.as_ref()), incarnation });
+                        }
                     }
-                    Err(panic) => {
-                        metrics.panic.increment(1);
-                        host.fail(FailureReason::Panic, panic_message(panic.as_ref()), ctx);
-                    }
-                }));
+                });
             }
             HostReply::Atomic { fut, started, metrics } => {
                 ctx.wait(CatchUnwind(fut).map(move |outcome, host, ctx| match outcome {
@@ -460,6 +475,27 @@ impl<A: Managed> Handler<Drain> for Host<A> {
         let actor = &mut self.actor;
         if let Err(panic) = catch_unwind(AssertUnwindSafe(|| actor.drained(ctx))) {
             tracing::error!(actor = %self.entry.name, panic = %panic_message(panic.as_ref()), "drain hook panicked");
+        }
+    }
+}
+
+/// Host-level message: a `Later` answer of the actor panicked; the actor fails as if its handler
+/// had.
+struct LaterPanicked {
+    detail: String,
+    incarnation: u64,
+}
+
+impl Message for LaterPanicked {
+    type Result = ();
+}
+
+impl<A: Managed> Handler<LaterPanicked> for Host<A> {
+    type Result = ();
+
+    fn handle(&mut self, msg: LaterPanicked, ctx: &mut Self::Context) {
+        if self.accepting && msg.incarnation == self.incarnation {
+            self.fail(FailureReason::Panic, msg.detail, ctx);
         }
     }
 }

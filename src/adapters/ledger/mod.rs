@@ -79,6 +79,15 @@ impl Command {
         }
     }
 
+    /// The wallet it is sent through: the one it debits or changes (the source of a transfer).
+    pub fn owner(&self) -> WalletId {
+        match self {
+            Self::Open(w) => w.id,
+            Self::Deposit { wallet, .. } | Self::Withdraw { wallet, .. } | Self::SetStatus { wallet, .. } => *wallet,
+            Self::Transfer { from, .. } => *from,
+        }
+    }
+
     /// Whether applying it records a double-entry ledger transaction (money moves).
     pub fn creates_transaction(&self) -> bool {
         matches!(self, Self::Deposit { .. } | Self::Withdraw { .. } | Self::Transfer { .. })
