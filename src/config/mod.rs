@@ -347,7 +347,9 @@ pub struct EventBusSettings {
     pub relay_batch_rows: usize,
     /// How often applied offsets are committed, milliseconds.
     pub commit_interval_ms: u64,
-    /// Most inbound events being applied at once.
+    /// Most inbound events being applied at once: enough to fill the ledger writer's batches
+    /// (512 commands) while the previous one commits; all of them are delivered again after a
+    /// crash (and found applied).
     pub max_in_flight: usize,
     /// Attempts to apply an event whose failure may be transient before it is dead-lettered.
     pub max_attempts: u32,
@@ -381,7 +383,7 @@ impl Default for EventBusSettings {
             relay_poll_ms: 50,
             relay_batch_rows: 64,
             commit_interval_ms: 500,
-            max_in_flight: 512,
+            max_in_flight: 2048,
             max_attempts: 5,
             retry_backoff_ms: 100,
             fetch_wait_max_ms: 100,
