@@ -117,7 +117,7 @@ impl Settings {
             add(
                 "event_bus.max_in_flight",
                 "max_in_flight, max_attempts and relay_batch_rows must be at least 1".into(),
-                "for example 512, 5 and 64",
+                "for example 2048, 5 and 64",
             );
         }
         if bus.relay_poll_ms == 0 || bus.commit_interval_ms == 0 || bus.fetch_wait_max_ms == 0 {
