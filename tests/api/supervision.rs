@@ -5,33 +5,24 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{eventually, sample, spawn_app, spawn_with};
+use crate::helpers::{eventually, sample, spawn_app, spawn_with, TestApp};
 
 const POOL: &str = "adapter-pool";
 
-#[actix_web::test]
-async fn a_panicking_critical_actor_is_restarted_with_backoff_and_readiness_follows() {
+/// An instance whose actors restart 400 ms after a failure (no jitter), once it is ready.
+async fn ready_with_backoff_of_400_ms() -> TestApp {
     let app = spawn_with(|s| {
         s.supervision.min_backoff_ms = 400;
         s.supervision.jitter = 0.0;
     })
     .await;
     eventually("ready", Duration::from_secs(10), || async { (app.ready_status().await == 200).then_some(()) }).await;
+    app
+}
 
-    let res = app.inject(POOL, json!({"kind": "panic"})).await;
-    assert_eq!(res.status(), 503, "the asker of a panicking actor sees it unavailable");
-    assert!(res.headers().get("retry-after").is_some());
-    assert_eq!(res.headers()["content-type"], "application/problem+json");
-    let body: serde_json::Value = res.json().await.unwrap();
-    assert_eq!(body["code"], "actor_unavailable");
-    assert!(!body["detail"].as_str().unwrap().contains("injected"), "no internal text in a 5xx body");
-
-    // Readiness reads the supervision state directly: the very next probe is 503.
-    assert_eq!(app.ready_status().await, 503);
-    let health = app.health().await;
-    assert_eq!(health["actors"][0]["state"], "restarting");
-    assert_eq!(health["actors"][0]["last_failure"]["reason"], "panic");
-
+/// The pool becomes ready again after its backoff, and the metrics count one panic of
+/// `InjectFault`, one failure and one restart.
+async fn back_after_one_panic(app: &TestApp) {
     eventually("ready again after backoff", Duration::from_secs(10), || async {
         (app.ready_status().await == 200).then_some(())
     })
@@ -49,6 +40,27 @@ async fn a_panicking_critical_actor_is_restarted_with_backoff_and_readiness_foll
         ),
         Some(1.0)
     );
+}
+
+#[actix_web::test]
+async fn a_panicking_critical_actor_is_restarted_with_backoff_and_readiness_follows() {
+    let app = ready_with_backoff_of_400_ms().await;
+
+    let res = app.inject(POOL, json!({"kind": "panic"})).await;
+    assert_eq!(res.status(), 503, "the asker of a panicking actor sees it unavailable");
+    assert!(res.headers().get("retry-after").is_some());
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["code"], "actor_unavailable");
+    assert!(!body["detail"].as_str().unwrap().contains("injected"), "no internal text in a 5xx body");
+
+    // Readiness reads the supervision state directly: the very next probe is 503.
+    assert_eq!(app.ready_status().await, 503);
+    let health = app.health().await;
+    assert_eq!(health["actors"][0]["state"], "restarting");
+    assert_eq!(health["actors"][0]["last_failure"]["reason"], "panic");
+
+    back_after_one_panic(&app).await;
 
     // The process is alive and the restarted actor answers again.
     let res = app.inject(POOL, json!({"kind": "delay", "millis": 1})).await;
@@ -57,12 +69,7 @@ async fn a_panicking_critical_actor_is_restarted_with_backoff_and_readiness_foll
 
 #[actix_web::test]
 async fn a_panic_in_an_answer_fails_the_actor_like_a_panic_in_its_handler() {
-    let app = spawn_with(|s| {
-        s.supervision.min_backoff_ms = 400;
-        s.supervision.jitter = 0.0;
-    })
-    .await;
-    eventually("ready", Duration::from_secs(10), || async { (app.ready_status().await == 200).then_some(()) }).await;
+    let app = ready_with_backoff_of_400_ms().await;
 
     let res = app.inject(POOL, json!({"kind": "panic_later"})).await;
     assert_eq!(res.status(), 503, "the asker of a panicking answer sees the actor unavailable");
@@ -71,19 +78,7 @@ async fn a_panic_in_an_answer_fails_the_actor_like_a_panic_in_its_handler() {
         (health["actors"][0]["last_failure"]["reason"] == "panic").then_some(())
     })
     .await;
-    eventually("ready again after backoff", Duration::from_secs(10), || async {
-        (app.ready_status().await == 200).then_some(())
-    })
-    .await;
-    let metrics = app.metrics().await;
-    assert_eq!(sample(&metrics, &format!("beryl_actor_restarts_total{{actor=\"{POOL}\"}}")), Some(1.0));
-    assert_eq!(
-        sample(
-            &metrics,
-            &format!("beryl_actor_messages_total{{actor=\"{POOL}\",message=\"InjectFault\",outcome=\"panic\"}}")
-        ),
-        Some(1.0)
-    );
+    back_after_one_panic(&app).await;
     assert_eq!(app.inject(POOL, json!({"kind": "delay", "millis": 1})).await.status(), 200);
 }
 
