@@ -12,7 +12,10 @@ use std::{
     time::Duration,
 };
 
-use beryl_core_api::config::{EventBusKind, Role, Settings};
+use beryl_core_api::{
+    adapters::bus::{MemoryBroker, OutRecord},
+    config::{EventBusKind, Role, Settings},
+};
 use serde_json::{json, Value};
 
 use crate::{
@@ -498,15 +501,32 @@ async fn two_workers_share_the_partitions_and_one_takes_over_from_the_other() {
     assert_eq!(two.exit_code(Duration::from_secs(30)).await, Some(0));
 }
 
-#[actix_web::test]
-async fn the_embedded_bus_publishes_and_applies_without_a_broker() {
-    let app = spawn_with(|s| {
+/// An instance on the in-process bus (its relay on or off), polling and committing often, with no
+/// rate limit.
+async fn spawn_embedded(relay: bool) -> TestApp {
+    spawn_with(|s| {
         s.event_bus.kind = Some(EventBusKind::Memory);
-        s.rate_limit.enabled = false;
+        s.event_bus.relay = relay;
         s.event_bus.relay_poll_ms = 10;
         s.event_bus.commit_interval_ms = 50;
+        s.rate_limit.enabled = false;
     })
-    .await;
+    .await
+}
+
+/// A payment notification on the in-process inbound topic, keyed by its wallet.
+fn deliver(broker: &MemoryBroker, event_id: &str, wallet: &str, amount: i64) {
+    broker.append(OutRecord {
+        topic: "beryl.fintech.payments".into(),
+        key: Some(wallet.as_bytes().to_vec()),
+        payload: payment(event_id, wallet, amount),
+        headers: vec![],
+    });
+}
+
+#[actix_web::test]
+async fn the_embedded_bus_publishes_and_applies_without_a_broker() {
+    let app = spawn_embedded(true).await;
     let token = app.token("alice", &["fintech:read", "fintech:write"]);
     let wallets = open_funded(&app, &token, 3, 10_000).await;
     let stop = Arc::new(AtomicBool::new(false));
@@ -541,12 +561,7 @@ async fn the_embedded_bus_publishes_and_applies_without_a_broker() {
     // An inbound payment through the in-process topic, twice: credited once.
     let before = version_and_balance(&app, &token, &wallets[0]).await.1;
     for _ in 0..2 {
-        broker.append(beryl_core_api::adapters::bus::OutRecord {
-            topic: "beryl.fintech.payments".into(),
-            key: Some(wallets[0].clone().into_bytes()),
-            payload: payment("evt-mem", &wallets[0], 1_000),
-            headers: vec![],
-        });
+        deliver(&broker, "evt-mem", &wallets[0], 1_000);
     }
     let series = "beryl_events_applied_total{topic=\"beryl.fintech.payments\",actor=\"fintech\",result=\"duplicate\"}";
     eventually("both deliveries handled", Duration::from_secs(10), || async {
@@ -558,23 +573,11 @@ async fn the_embedded_bus_publishes_and_applies_without_a_broker() {
 
 #[actix_web::test]
 async fn a_worker_without_the_relay_applies_payments_and_leaves_their_events_in_the_outbox() {
-    let app = spawn_with(|s| {
-        s.event_bus.kind = Some(EventBusKind::Memory);
-        s.event_bus.relay = false;
-        s.event_bus.relay_poll_ms = 10;
-        s.event_bus.commit_interval_ms = 50;
-        s.rate_limit.enabled = false;
-    })
-    .await;
+    let app = spawn_embedded(false).await;
     let token = app.token("alice", &["fintech:read", "fintech:write"]);
     let wallet = open_funded(&app, &token, 1, 0).await.remove(0);
     let broker = app.state.actors.broker.clone();
-    broker.append(beryl_core_api::adapters::bus::OutRecord {
-        topic: "beryl.fintech.payments".into(),
-        key: Some(wallet.clone().into_bytes()),
-        payload: payment("evt-no-relay", &wallet, 700),
-        headers: vec![],
-    });
+    deliver(&broker, "evt-no-relay", &wallet, 700);
     let series = "beryl_events_applied_total{topic=\"beryl.fintech.payments\",actor=\"fintech\",result=\"applied\"}";
     eventually("the payment applied", Duration::from_secs(10), || async {
         (sample(&app.metrics().await, series) == Some(1.0)).then_some(())

@@ -2,8 +2,8 @@
 //! to the actor owning its aggregate and applies many at once. A partition's offset is committed
 //! only up to the first message still being applied, so a crash re-delivers what was not
 //! finished; the change is recorded under a transaction id derived from the event id, so a
-//! re-delivery changes nothing. A message that cannot be applied goes to `<topic>.dlq` with the reason and its
-//! original coordinates, and its partition moves on.
+//! re-delivery changes nothing. A message that cannot be applied goes to `<topic>.dlq` with the
+//! reason and its original coordinates, and its partition moves on.
 
 use std::{convert::Infallible, sync::Arc, time::Duration};
 

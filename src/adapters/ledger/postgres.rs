@@ -3,13 +3,13 @@
 //! [`PgLedger::commit`] applies a batch of commands in one transaction on a dedicated writer
 //! connection, in two round trips whose statements are pipelined: lock and read every wallet the
 //! batch touches and find its taken idempotency keys (and the existing transactions of its
-//! commands applied once); then, after the ledger's rules were applied
-//! to the locked rows in command order (the same code as the in-memory store), write every change
-//! set-based (one statement per table) with the outbox row and `COMMIT`. The row locks make the
-//! rules hold across replicas; `wallet_journal`'s primary key (wallet, seq) and the balance checks
-//! of the schema stand behind them. A key or transaction id taken meanwhile (by another replica)
-//! fails its insert and so the batch; a failed batch is retried command by command, so that one bad command cannot
-//! fail the others and a taken key is found taken.
+//! commands applied once); then, after the ledger's rules were applied to the locked rows in
+//! command order (the same code as the in-memory store), write every change set-based (one
+//! statement per table) with the outbox row and `COMMIT`. The row locks make the rules hold across
+//! replicas; `wallet_journal`'s primary key (wallet, seq) and the balance checks of the schema
+//! stand behind them. A key or transaction id taken meanwhile (by another replica) fails its
+//! insert and so the batch; a failed batch is retried command by command, so that one bad command
+//! cannot fail the others and a taken key is found taken.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -378,8 +378,8 @@ fn run<'a>(client: &'a Client, statement: &'a Statement, params: Params<'a>) -> 
 /// One transaction for `ops`, in two pipelined round trips. Phase 1: `BEGIN`, lock and read every
 /// wallet the batch touches (in id order, so that batches of different replicas never deadlock),
 /// and find which of its idempotency keys are taken and which transactions of its commands applied
-/// once exist. In between, the ledger's rules are applied
-/// to the locked wallets in command order, exactly as the in-memory store applies them. Phase 2:
+/// once exist. In between, the ledger's rules are applied to the locked wallets in command order,
+/// exactly as the in-memory store applies them. Phase 2:
 /// the new wallet states, journal entries, ledger transactions, idempotency keys with their
 /// responses and the outbox row, one statement each, and `COMMIT`.
 async fn batch(writer: &mut Writer, ops: &[LedgerOp], render: Render) -> Result<Vec<Outcome>, StoreError> {
