@@ -2,9 +2,9 @@
 //! answers reads from its state once a one-row version check shows the state is current (another
 //! replica may have written since).
 
-use actix::{
-    fut::wrap_future, Actor, ActorFutureExt, AtomicResponse, Context, Handler, ResponseActFuture, ResponseFuture,
-};
+use std::{cell::RefCell, rc::Rc};
+
+use actix::{fut::wrap_future, Actor, ActorFutureExt, AtomicResponse, Context, Handler, ResponseFuture};
 
 use super::{
     messages::{Commit, Execute, GetWallet, LedgerFailure, Refresh},
@@ -21,7 +21,8 @@ use super::writer::LedgerWriter;
 /// The actor of one wallet.
 pub struct WalletActor {
     id: WalletId,
-    state: Option<Wallet>,
+    /// The wallet as last committed, shared with the answers of the commands in flight.
+    state: Rc<RefCell<Option<Wallet>>>,
     store: LedgerStore,
     writer: ActorRef<LedgerWriter>,
     domain: ActorRef<FintechDomain>,
@@ -35,13 +36,15 @@ impl WalletActor {
         writer: ActorRef<LedgerWriter>,
         domain: ActorRef<FintechDomain>,
     ) -> Self {
-        Self { id, state: None, store, writer, domain }
+        Self { id, state: Rc::default(), store, writer, domain }
     }
+}
 
-    fn take(&mut self, wallet: &Wallet) {
-        if self.state.as_ref().is_none_or(|s| s.version < wallet.version) {
-            self.state = Some(wallet.clone());
-        }
+/// Keep `wallet` as the state unless the state is newer.
+fn take(state: &RefCell<Option<Wallet>>, wallet: &Wallet) {
+    let mut state = state.borrow_mut();
+    if state.as_ref().is_none_or(|s| s.version < wallet.version) {
+        *state = Some(wallet.clone());
     }
 }
 
@@ -50,26 +53,28 @@ impl Actor for WalletActor {
 }
 
 impl Handler<Execute> for WalletActor {
-    type Result = ResponseActFuture<Self, Result<Outcome, LedgerFailure>>;
+    type Result = ResponseFuture<Result<Outcome, LedgerFailure>>;
 
     /// Commands of this wallet reach the ledger writer in the order they arrive here, and the
     /// writer commits in that order; a command does not wait for the previous one's commit, so
-    /// that one busy wallet still fills the writer's batches.
+    /// that one busy wallet still fills the writer's batches. The answer waits for the commit as
+    /// a task of its own: a wake-up of this actor polls none of the commands in flight.
     fn handle(&mut self, Execute(op): Execute, _: &mut Context<Self>) -> Self::Result {
         let committed = self.writer.ask_queued(Commit(op));
-        Box::pin(wrap_future::<_, Self>(committed).map(|answer, act, _| {
-            let outcome = answer.map_err(|_| LedgerFailure::Unavailable)??;
+        let (id, state, domain) = (self.id, self.state.clone(), self.domain.clone());
+        Box::pin(async move {
+            let outcome = committed.await.map_err(|_| LedgerFailure::Unavailable)??;
             if let Outcome::Applied { wallets, .. } = &outcome {
                 for wallet in wallets {
-                    if wallet.id == act.id {
-                        act.take(wallet);
+                    if wallet.id == id {
+                        take(&state, wallet);
                     } else {
-                        act.domain.tell(Refresh(wallet.clone()));
+                        domain.tell(Refresh(wallet.clone()));
                     }
                 }
             }
             Ok(outcome)
-        }))
+        })
     }
 }
 
@@ -77,7 +82,7 @@ impl Handler<GetWallet> for WalletActor {
     type Result = AtomicResponse<Self, Result<Option<Wallet>, LedgerFailure>>;
 
     fn handle(&mut self, msg: GetWallet, _: &mut Context<Self>) -> Self::Result {
-        let (store, id, cached) = (self.store.clone(), self.id, self.state.as_ref().map(|w| w.version));
+        let (store, id, cached) = (self.store.clone(), self.id, self.state.borrow().as_ref().map(|w| w.version));
         let trust_cache = !msg.fresh && cached.is_some();
         let fetch = async move {
             if trust_cache {
@@ -91,12 +96,13 @@ impl Handler<GetWallet> for WalletActor {
             }
         };
         AtomicResponse::new(Box::pin(wrap_future::<_, Self>(fetch).map(|fresh, act, _| {
+            let mut state = act.state.borrow_mut();
             match fresh? {
                 None => {}
-                Some(None) => act.state = None,
-                Some(Some(wallet)) => act.state = Some(wallet),
+                Some(None) => *state = None,
+                Some(Some(wallet)) => *state = Some(wallet),
             }
-            Ok(act.state.clone())
+            Ok(state.clone())
         })))
     }
 }
@@ -105,7 +111,7 @@ impl Handler<Refresh> for WalletActor {
     type Result = ResponseFuture<Result<(), std::convert::Infallible>>;
 
     fn handle(&mut self, Refresh(wallet): Refresh, _: &mut Context<Self>) -> Self::Result {
-        self.take(&wallet);
+        take(&self.state, &wallet);
         Box::pin(async { Ok(()) })
     }
 }
