@@ -41,27 +41,99 @@ pub struct DomainEvent {
 
 /// The events a committed fintech change produced: one per journal entry, in wallet order.
 pub fn wallet_events(wallets: &[Wallet], movements: &[Movement], request_id: Option<&str>) -> Vec<DomainEvent> {
-    movements
-        .iter()
-        .map(|m| {
-            let currency = wallets.iter().find(|w| w.id == m.wallet_id).map(|w| w.currency.code());
-            let mut data = serde_json::to_value(m).unwrap_or(Value::Null);
-            if let (Value::Object(map), Some(code)) = (&mut data, currency) {
-                map.insert("currency".into(), Value::String(code.into()));
-            }
-            DomainEvent {
-                id: Uuid::now_v7(),
-                event_type: format!("fintech.wallet.{}", m.kind.as_str()),
-                schema_version: SCHEMA_VERSION,
-                domain: "fintech".into(),
-                aggregate_id: m.wallet_id.to_string(),
-                seq: m.seq,
-                request_id: request_id.map(str::to_owned),
-                occurred_at: m.created_at,
-                data,
-            }
+    WalletEvent::all(wallets, movements, request_id).map(|e| e.to_event(Uuid::now_v7())).collect()
+}
+
+/// One fintech wallet event, borrowed from the change that produced it: serialized as a
+/// [`DomainEvent`] without building its `data` as a JSON value first (the ledger writer encodes
+/// every event of a batch on its serial path).
+#[derive(Debug, Clone, Copy)]
+pub struct WalletEvent<'a> {
+    /// The journal entry.
+    pub movement: &'a Movement,
+    /// Its wallet's currency.
+    pub currency: Option<&'a str>,
+    /// Request that caused it, if any.
+    pub request_id: Option<&'a str>,
+}
+
+impl<'a> WalletEvent<'a> {
+    /// The events of one change, in wallet order.
+    pub fn all(
+        wallets: &'a [Wallet],
+        movements: &'a [Movement],
+        request_id: Option<&'a str>,
+    ) -> impl Iterator<Item = WalletEvent<'a>> + 'a {
+        movements.iter().map(move |m| WalletEvent {
+            movement: m,
+            currency: wallets.iter().find(|w| w.id == m.wallet_id).map(|w| w.currency.code()),
+            request_id,
         })
-        .collect()
+    }
+
+    /// Serialize it under `id`, as a [`DomainEvent`] reads it back.
+    pub fn with_id(self, id: Uuid) -> impl Serialize + 'a {
+        WalletEventWire {
+            id,
+            event_type: EventType(self.movement.kind.as_str()),
+            schema_version: SCHEMA_VERSION,
+            domain: "fintech",
+            aggregate_id: self.movement.wallet_id,
+            seq: self.movement.seq,
+            request_id: self.request_id,
+            occurred_at: self.movement.created_at,
+            data: WalletEventData { movement: self.movement, currency: self.currency },
+        }
+    }
+
+    /// It as an owned [`DomainEvent`] with `id`.
+    pub fn to_event(self, id: Uuid) -> DomainEvent {
+        let m = self.movement;
+        DomainEvent {
+            id,
+            event_type: format!("fintech.wallet.{}", m.kind.as_str()),
+            schema_version: SCHEMA_VERSION,
+            domain: "fintech".into(),
+            aggregate_id: m.wallet_id.to_string(),
+            seq: m.seq,
+            request_id: self.request_id.map(str::to_owned),
+            occurred_at: m.created_at,
+            data: serde_json::to_value(WalletEventData { movement: m, currency: self.currency }).unwrap_or(Value::Null),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct WalletEventWire<'a> {
+    id: Uuid,
+    #[serde(rename = "type")]
+    event_type: EventType,
+    schema_version: u32,
+    domain: &'static str,
+    aggregate_id: WalletId,
+    seq: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
+    occurred_at: DateTime<Utc>,
+    data: WalletEventData<'a>,
+}
+
+/// `fintech.wallet.<kind>`, written without an intermediate string.
+struct EventType(&'static str);
+
+impl Serialize for EventType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("fintech.wallet.{}", self.0))
+    }
+}
+
+/// An event's body: the journal entry and its wallet's currency.
+#[derive(Serialize)]
+struct WalletEventData<'a> {
+    #[serde(flatten)]
+    movement: &'a Movement,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    currency: Option<&'a str>,
 }
 
 /// A settled payment reported by the external payment provider: money to credit to a wallet.
@@ -204,6 +276,33 @@ mod tests {
         for (bytes, reason) in cases {
             let got = PaymentSettled::decode(&bytes).map(|_| ()).map_err(|e| e.reason());
             assert_eq!(got, Err(reason), "{}", String::from_utf8_lossy(&bytes));
+        }
+    }
+
+    #[test]
+    fn a_wallet_event_reads_back_as_the_event_it_encodes() {
+        let wallet = Wallet::open("alice", Currency::parse("EUR").unwrap()).unwrap();
+        let movement = Movement {
+            wallet_id: wallet.id,
+            seq: 7,
+            transaction_id: Some(Uuid::now_v7()),
+            kind: crate::domain::fintech::MovementKind::TransferOut,
+            amount: -250,
+            balance_after: 750,
+            counterparty: Some(WalletId(Uuid::now_v7())),
+            reference: Some("ref \"quoted\"".into()),
+            created_at: Utc::now(),
+        };
+        let wallets = [wallet];
+        for request in [Some("req-1"), None] {
+            let event = WalletEvent::all(&wallets, std::slice::from_ref(&movement), request).next().unwrap();
+            let id = Uuid::now_v7();
+            let bytes = serde_json::to_vec(&event.with_id(id)).unwrap();
+            let read: DomainEvent = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(read, event.to_event(id));
+            assert_eq!(read.event_type, "fintech.wallet.transfer_out");
+            assert_eq!(read.data["currency"], "EUR");
+            assert_eq!(read.data["amount"], -250);
         }
     }
 

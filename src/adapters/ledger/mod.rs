@@ -22,7 +22,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::domain::{
-    events::{wallet_events, DomainEvent},
+    events::{wallet_events, DomainEvent, WalletEvent},
     fintech::{Amount, FintechError, Movement, Wallet, WalletId, WalletStatus},
 };
 
@@ -207,6 +207,27 @@ pub fn events_of(ops: &[LedgerOp], outcomes: &[Outcome]) -> Vec<DomainEvent> {
             _ => Vec::new(),
         })
         .collect()
+}
+
+/// A batch's events as the outbox stores them (a JSON array of [`DomainEvent`]s, read back by the
+/// relay), written straight from the outcomes, and how many there are.
+pub fn encode_events(ops: &[LedgerOp], outcomes: &[Outcome]) -> Result<(Vec<u8>, usize), serde_json::Error> {
+    use serde::ser::{SerializeSeq, Serializer};
+    // About 450 bytes per event: room for the whole batch at once.
+    let mut bytes = Vec::with_capacity(512 * ops.len());
+    let mut count = 0;
+    let mut ser = serde_json::Serializer::new(&mut bytes);
+    let mut seq = ser.serialize_seq(None)?;
+    for (op, outcome) in ops.iter().zip(outcomes) {
+        if let Outcome::Applied { wallets, movements } = outcome {
+            for event in WalletEvent::all(wallets, movements, op.request_id.as_deref()) {
+                seq.serialize_element(&event.with_id(Uuid::now_v7()))?;
+                count += 1;
+            }
+        }
+    }
+    seq.end()?;
+    Ok((bytes, count))
 }
 
 /// One committed batch's events, waiting in the outbox.

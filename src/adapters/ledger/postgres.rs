@@ -466,9 +466,8 @@ async fn batch(writer: &mut Writer, ops: &[LedgerOp], render: Render) -> Result<
     for (id, (wallet, at)) in &touched {
         if existing.contains(id) { &mut updated } else { &mut opened }.push(wallet, *at);
     }
-    let events = super::events_of(ops, &outcomes);
-    let count = events.len() as i32;
-    let events = serde_json::to_vec(&events).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let (events, count) = super::encode_events(ops, &outcomes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let count = count as i32;
     let at = ops.last().map(|op| op.at).unwrap_or_else(Utc::now);
 
     let (u, o, r) = (&updated, &opened, &rows);
