@@ -20,6 +20,11 @@ pub struct Migration {
 pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "ledger", sql: include_str!("../../migrations/0001_ledger.sql") },
     Migration { version: 2, name: "outbox", sql: include_str!("../../migrations/0002_outbox.sql") },
+    Migration {
+        version: 3,
+        name: "journal_integrity",
+        sql: include_str!("../../migrations/0003_journal_integrity.sql"),
+    },
 ];
 
 /// Arbitrary key of the advisory lock held while migrating.

@@ -360,3 +360,34 @@ async fn writer_statements_use_index_lookups_on_an_empty_database() {
         }
     }
 }
+
+#[actix_web::test]
+async fn the_schema_refuses_journal_entries_of_unknown_wallets_and_keeps_every_wallet() {
+    let (_, _, client) = migrated_database().await;
+    let wallet = uuid::Uuid::now_v7();
+    client
+        .execute(
+            "INSERT INTO wallets (id, owner, currency, balance, status, version, created_at, updated_at)
+             VALUES ($1, 'alice', 'EUR', 0, 'active', 1, now(), now())",
+            &[&wallet],
+        )
+        .await
+        .unwrap();
+    let entries = "INSERT INTO wallet_journal (wallet_id, seq, kind, amount, balance_after, created_at)
+                   SELECT id, seq, 'opened', 0, 0, now() FROM unnest($1::uuid[], $2::int8[]) AS v(id, seq)";
+    let state = |r: Result<u64, tokio_postgres::Error>| r.map_err(|e| e.code().map(|c| c.code().to_owned()));
+    assert_eq!(state(client.execute(entries, &[&vec![wallet], &vec![1_i64]]).await), Ok(1));
+    // One unknown wallet among known ones refuses the whole statement.
+    let unknown = uuid::Uuid::now_v7();
+    let refused = client.execute(entries, &[&vec![wallet, unknown], &vec![2_i64, 1]]).await;
+    assert_eq!(state(refused), Err(Some("23503".into())));
+    let count = client.query_one("SELECT count(*) FROM wallet_journal", &[]).await.unwrap().get::<_, i64>(0);
+    assert_eq!(count, 1);
+    // A wallet is closed, never deleted, and keeps its id.
+    let deleted = client.execute("DELETE FROM wallets WHERE id = $1", &[&wallet]).await;
+    assert_eq!(state(deleted), Err(Some("23001".into())));
+    let moved = client.execute("UPDATE wallets SET id = $2 WHERE id = $1", &[&wallet, &unknown]).await;
+    assert_eq!(state(moved), Err(Some("23001".into())));
+    let closed = client.execute("UPDATE wallets SET status = 'closed' WHERE id = $1", &[&wallet]).await;
+    assert_eq!(state(closed), Ok(1));
+}
