@@ -345,7 +345,9 @@ pub struct EventBusSettings {
     pub relay_poll_ms: u64,
     /// Most outbox batches published per round.
     pub relay_batch_rows: usize,
-    /// How often applied offsets are committed, milliseconds.
+    /// How often applied offsets are committed, milliseconds (a tick with nothing new to commit
+    /// sends nothing). After a crash, what was applied since the last commit is delivered again
+    /// and found applied.
     pub commit_interval_ms: u64,
     /// Most inbound events being applied at once: enough to fill the ledger writer's batches
     /// (512 commands) while the previous one commits; all of them are delivered again after a
@@ -382,7 +384,7 @@ impl Default for EventBusSettings {
             relay: true,
             relay_poll_ms: 50,
             relay_batch_rows: 64,
-            commit_interval_ms: 500,
+            commit_interval_ms: 100,
             max_in_flight: 2048,
             max_attempts: 5,
             retry_backoff_ms: 100,
