@@ -450,6 +450,7 @@ fn main() {
         (Instant::now(), Cpu::read(&worker, &inbound_broker), first)
     });
     runtime.block_on(balance_at_least(&db, total, funds + credited, Duration::from_secs(600)));
+    let applied_seconds = started.elapsed().as_secs_f64();
     let group = format!("{ns}.workers");
     while committed(&brokers, &inbound, &group) < events as i64 {
         assert!(started.elapsed() < Duration::from_secs(600), "the worker did not commit");
@@ -461,6 +462,7 @@ fn main() {
     drop(worker);
     let before = ((first - funds) / PAYMENT) as usize;
     let worker_rate = (events - before) as f64 / worker_seconds;
+    let applied_rate = (events - before) as f64 / applied_seconds;
     let applied = runtime.block_on(scalar(
         &database,
         "SELECT count(*) FROM ledger_transactions WHERE kind = 'deposit' AND reference LIKE 'psp-%'",
@@ -469,6 +471,7 @@ fn main() {
 
     println!("{:<44} {:>12}", "", "per second");
     println!("{:<44} {:>12.0}", "worker: consumed + applied + committed", worker_rate);
+    println!("{:<44} {:>12.0}", "  (consumed + applied, before the last commit)", applied_rate);
     println!("{:<44} {:>12.0}", "bare rdkafka consumer, same topic (median)", bare_consume_rate);
     println!("{:<44} {:>12.0}", "outbox relay: published + acknowledged", relay_publish);
     println!("{:<44} {:>12.0}", "bare rdkafka producer, same size and keys", bare_publish);
