@@ -190,9 +190,7 @@ struct PaymentWire {
     event_id: String,
     #[serde(rename = "type")]
     event_type: String,
-    /// Checked before the rest is decoded.
-    #[serde(rename = "schema_version")]
-    _schema_version: u64,
+    schema_version: u64,
     wallet_id: String,
     amount: i64,
     currency: String,
@@ -205,14 +203,13 @@ struct PaymentWire {
 impl PaymentSettled {
     /// Decode and check one payment notification.
     pub fn decode(payload: &[u8]) -> Result<Self, InboundError> {
-        let value: Value = serde_json::from_slice(payload).map_err(|e| InboundError::Malformed(e.to_string()))?;
-        let version = value.get("schema_version").and_then(Value::as_u64);
-        match version {
-            Some(PAYMENT_SCHEMA_VERSION) => {}
-            Some(other) => return Err(InboundError::SchemaVersion(other)),
-            None => return Err(InboundError::Malformed("missing field `schema_version`".into())),
-        }
-        let wire = PaymentWire::deserialize(&value).map_err(|e| InboundError::Malformed(e.to_string()))?;
+        // A well-formed notification decodes in one pass; anything else is read again as a JSON
+        // value to tell an unknown schema version from a malformed document.
+        let wire = match serde_json::from_slice::<PaymentWire>(payload) {
+            Ok(wire) if wire.schema_version == PAYMENT_SCHEMA_VERSION => wire,
+            Ok(wire) => return Err(InboundError::SchemaVersion(wire.schema_version)),
+            Err(_) => Self::decode_slowly(payload)?,
+        };
         if wire.event_type != "payment.settled" {
             return Err(InboundError::UnknownType(wire.event_type));
         }
@@ -229,6 +226,18 @@ impl PaymentSettled {
                 wire.reference
             },
         })
+    }
+
+    /// The schema version first, then the rest: the reason a notification cannot be decoded.
+    fn decode_slowly(payload: &[u8]) -> Result<PaymentWire, InboundError> {
+        let value: Value = serde_json::from_slice(payload).map_err(|e| InboundError::Malformed(e.to_string()))?;
+        let version = value.get("schema_version").and_then(Value::as_u64);
+        match version {
+            Some(PAYMENT_SCHEMA_VERSION) => {}
+            Some(other) => return Err(InboundError::SchemaVersion(other)),
+            None => return Err(InboundError::Malformed("missing field `schema_version`".into())),
+        }
+        PaymentWire::deserialize(&value).map_err(|e| InboundError::Malformed(e.to_string()))
     }
 
     /// Id of the ledger transaction that applies this payment: derived from the event id (a
@@ -267,6 +276,9 @@ mod tests {
         let cases = [
             (b"{not json".to_vec(), "malformed"),
             (payment(serde_json::json!({"schema_version": 2})), "schema_version"),
+            (payment(serde_json::json!({"schema_version": 2, "payer": "x"})), "schema_version"),
+            (payment(serde_json::json!({"schema_version": "1"})), "malformed"),
+            (b"{\"type\": \"payment.settled\"}".to_vec(), "malformed"),
             (payment(serde_json::json!({"type": "payment.refunded"})), "unknown_type"),
             (payment(serde_json::json!({"amount": 0})), "invalid_amount"),
             (payment(serde_json::json!({"currency": "XXQ"})), "unknown_currency"),
