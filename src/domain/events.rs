@@ -39,11 +39,6 @@ pub struct DomainEvent {
     pub data: Value,
 }
 
-/// The events a committed fintech change produced: one per journal entry, in wallet order.
-pub fn wallet_events(wallets: &[Wallet], movements: &[Movement], request_id: Option<&str>) -> Vec<DomainEvent> {
-    WalletEvent::all(wallets, movements, request_id).map(|e| e.to_event(Uuid::now_v7())).collect()
-}
-
 /// One fintech wallet event, borrowed from the change that produced it: serialized as a
 /// [`DomainEvent`] without building its `data` as a JSON value first (the ledger writer encodes
 /// every event of a batch on its serial path).
@@ -58,7 +53,7 @@ pub struct WalletEvent<'a> {
 }
 
 impl<'a> WalletEvent<'a> {
-    /// The events of one change, in wallet order.
+    /// The events a committed fintech change produced: one per journal entry, in wallet order.
     pub fn all(
         wallets: &'a [Wallet],
         movements: &'a [Movement],
@@ -77,7 +72,7 @@ impl<'a> WalletEvent<'a> {
             id,
             event_type: EventType(self.movement.kind.as_str()),
             schema_version: SCHEMA_VERSION,
-            domain: "fintech",
+            domain: WALLET_DOMAIN,
             aggregate_id: self.movement.wallet_id,
             seq: self.movement.seq,
             request_id: self.request_id,
@@ -91,9 +86,9 @@ impl<'a> WalletEvent<'a> {
         let m = self.movement;
         DomainEvent {
             id,
-            event_type: format!("fintech.wallet.{}", m.kind.as_str()),
+            event_type: EventType(m.kind.as_str()).to_string(),
             schema_version: SCHEMA_VERSION,
-            domain: "fintech".into(),
+            domain: WALLET_DOMAIN.into(),
             aggregate_id: m.wallet_id.to_string(),
             seq: m.seq,
             request_id: self.request_id.map(str::to_owned),
@@ -118,12 +113,21 @@ struct WalletEventWire<'a> {
     data: WalletEventData<'a>,
 }
 
-/// `fintech.wallet.<kind>`, written without an intermediate string.
+/// Domain of the wallet events.
+const WALLET_DOMAIN: &str = "fintech";
+
+/// `fintech.wallet.<kind>`, serialized without an intermediate string.
 struct EventType(&'static str);
+
+impl std::fmt::Display for EventType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{WALLET_DOMAIN}.wallet.{}", self.0)
+    }
+}
 
 impl Serialize for EventType {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&format_args!("fintech.wallet.{}", self.0))
+        s.collect_str(self)
     }
 }
 

@@ -22,7 +22,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::domain::{
-    events::{wallet_events, DomainEvent, WalletEvent},
+    events::{DomainEvent, WalletEvent},
     fintech::{Amount, FintechError, Movement, Wallet, WalletId, WalletStatus},
 };
 
@@ -199,14 +199,21 @@ pub struct Totals {
 }
 
 /// The events a batch of commands produced, in commit order: what the outbox stores with it.
+fn batch_events<'a>(ops: &'a [LedgerOp], outcomes: &'a [Outcome]) -> impl Iterator<Item = WalletEvent<'a>> + 'a {
+    ops.iter().zip(outcomes).flat_map(|(op, outcome)| {
+        let applied = match outcome {
+            Outcome::Applied { wallets, movements } => Some((wallets.as_slice(), movements.as_slice())),
+            _ => None,
+        };
+        applied
+            .into_iter()
+            .flat_map(|(wallets, movements)| WalletEvent::all(wallets, movements, op.request_id.as_deref()))
+    })
+}
+
+/// A batch's events, each under a new id.
 pub fn events_of(ops: &[LedgerOp], outcomes: &[Outcome]) -> Vec<DomainEvent> {
-    ops.iter()
-        .zip(outcomes)
-        .flat_map(|(op, outcome)| match outcome {
-            Outcome::Applied { wallets, movements } => wallet_events(wallets, movements, op.request_id.as_deref()),
-            _ => Vec::new(),
-        })
-        .collect()
+    batch_events(ops, outcomes).map(|e| e.to_event(Uuid::now_v7())).collect()
 }
 
 /// A batch's events as the outbox stores them (a JSON array of [`DomainEvent`]s, read back by the
@@ -218,13 +225,9 @@ pub fn encode_events(ops: &[LedgerOp], outcomes: &[Outcome]) -> Result<(Vec<u8>,
     let mut count = 0;
     let mut ser = serde_json::Serializer::new(&mut bytes);
     let mut seq = ser.serialize_seq(None)?;
-    for (op, outcome) in ops.iter().zip(outcomes) {
-        if let Outcome::Applied { wallets, movements } = outcome {
-            for event in WalletEvent::all(wallets, movements, op.request_id.as_deref()) {
-                seq.serialize_element(&event.with_id(Uuid::now_v7()))?;
-                count += 1;
-            }
-        }
+    for event in batch_events(ops, outcomes) {
+        seq.serialize_element(&event.with_id(Uuid::now_v7()))?;
+        count += 1;
     }
     seq.end()?;
     Ok((bytes, count))
