@@ -162,6 +162,7 @@ impl Managed for EventConsumer {
             let slots = Arc::new(Semaphore::new(settings.max_in_flight));
             let mut next = 0usize;
             let mut turns = Turns::default();
+            let mut meters = Meters::default();
             loop {
                 let Ok(slot) = slots.clone().acquire_owned().await else { return };
                 let record = match source.recv().await {
@@ -173,17 +174,12 @@ impl Managed for EventConsumer {
                     }
                 };
                 tracker.lock().start(&record.topic, record.partition, record.offset);
-                let partition = record.partition.to_string();
-                deps.metrics.with(|| {
-                    metrics::counter!(telemetry::EVENTS_CONSUMED_TOTAL, "topic" => record.topic.clone(), "partition" => partition.clone())
-                        .increment(1);
-                    if let Some(ts) = record.timestamp_ms {
-                        let age = (Utc::now().timestamp_millis() - ts).max(0) as f64 / 1000.0;
-                        metrics::gauge!(telemetry::EVENTS_CONSUMER_LAG_SECONDS, "topic" => record.topic.clone(), "partition" => partition)
-                            .set(age);
-                    }
-                });
-                let (deps, tracker) = (deps.clone(), tracker.clone());
+                let meters = meters.of(&deps.metrics, &record.topic, record.partition);
+                meters.consumed.increment(1);
+                if let Some(ts) = record.timestamp_ms {
+                    meters.age.set((Utc::now().timestamp_millis() - ts).max(0) as f64 / 1000.0);
+                }
+                let (deps, tracker, meters) = (deps.clone(), tracker.clone(), meters.clone());
                 let turn = turns.take(&record, settings.max_in_flight);
                 // One key's messages go to one thread, where waiting for the previous one of the
                 // key wakes no other thread.
@@ -193,7 +189,7 @@ impl Managed for EventConsumer {
                 });
                 let worker = &workers[pick % workers.len()];
                 worker.spawn(async move {
-                    handle_record(&deps, &record, turn).await;
+                    handle_record(&deps, &meters, &record, turn).await;
                     tracker.lock().finish(&record.topic, record.partition, record.offset);
                     drop(slot);
                 });
@@ -258,6 +254,46 @@ impl Handle<CommitOffsets> for EventConsumer {
     }
 }
 
+/// The metrics of one inbound partition, registered when its first message arrives (a lookup by
+/// name and labels for every message would cost more than the increment).
+#[derive(Clone)]
+struct PartitionMeters {
+    consumed: metrics::Counter,
+    age: metrics::Gauge,
+    applied: metrics::Counter,
+    duplicate: metrics::Counter,
+}
+
+/// Every inbound partition's metrics, by topic (a few) and partition.
+#[derive(Default)]
+struct Meters(Vec<(String, std::collections::HashMap<i32, PartitionMeters>)>);
+
+impl Meters {
+    fn of(&mut self, recorder: &Metrics, topic: &str, partition: i32) -> &PartitionMeters {
+        let i = match self.0.iter().position(|(t, _)| t == topic) {
+            Some(i) => i,
+            None => {
+                self.0.push((topic.to_owned(), Default::default()));
+                self.0.len() - 1
+            }
+        };
+        self.0[i].1.entry(partition).or_insert_with(|| {
+            recorder.with(|| {
+                let (t, p) = (topic.to_owned(), partition.to_string());
+                let applied = |result: &'static str| {
+                    metrics::counter!(telemetry::EVENTS_APPLIED_TOTAL, "topic" => t.clone(), "actor" => "fintech", "result" => result)
+                };
+                PartitionMeters {
+                    consumed: metrics::counter!(telemetry::EVENTS_CONSUMED_TOTAL, "topic" => t.clone(), "partition" => p.clone()),
+                    age: metrics::gauge!(telemetry::EVENTS_CONSUMER_LAG_SECONDS, "topic" => t.clone(), "partition" => p),
+                    applied: applied("applied"),
+                    duplicate: applied("duplicate"),
+                }
+            })
+        })
+    }
+}
+
 /// Messages of one key reach the owning actor in the order they were received, though they are
 /// decoded and checked in parallel: each waits until the previous message of its key has been
 /// queued to the actor (or has ended) before it queues its own command.
@@ -309,18 +345,12 @@ fn key_hash(key: &[u8]) -> usize {
 }
 
 /// Apply one message, retrying transient failures, and dead-letter it when it cannot be applied.
-async fn handle_record(deps: &ConsumerDeps, record: &InRecord, mut turn: Turn) {
+async fn handle_record(deps: &ConsumerDeps, meters: &PartitionMeters, record: &InRecord, mut turn: Turn) {
     let verdict = apply_with_retries(deps, record, &mut turn).await;
     drop(turn);
-    let topic = record.topic.clone();
     match verdict {
-        Verdict::Applied | Verdict::Duplicate => {
-            let result = if matches!(verdict, Verdict::Applied) { "applied" } else { "duplicate" };
-            deps.metrics.with(|| {
-                metrics::counter!(telemetry::EVENTS_APPLIED_TOTAL, "topic" => topic, "actor" => "fintech", "result" => result)
-                    .increment(1)
-            });
-        }
+        Verdict::Applied => meters.applied.increment(1),
+        Verdict::Duplicate => meters.duplicate.increment(1),
         Verdict::DeadLetter { reason, detail } => {
             tracing::warn!(topic = %record.topic, partition = record.partition, offset = record.offset, reason, detail = %detail, "event dead-lettered");
             let letter = dead_letter(record, &deps.settings.dead_letter_suffix, reason, &detail);
@@ -331,7 +361,7 @@ async fn handle_record(deps: &ConsumerDeps, record: &InRecord, mut turn: Turn) {
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
             deps.metrics.with(|| {
-                metrics::counter!(telemetry::EVENTS_DEAD_LETTERED_TOTAL, "topic" => topic, "reason" => reason)
+                metrics::counter!(telemetry::EVENTS_DEAD_LETTERED_TOTAL, "topic" => record.topic.clone(), "reason" => reason)
                     .increment(1)
             });
         }
