@@ -201,13 +201,11 @@ pub struct Totals {
 /// The events a batch of commands produced, in commit order: what the outbox stores with it.
 fn batch_events<'a>(ops: &'a [LedgerOp], outcomes: &'a [Outcome]) -> impl Iterator<Item = WalletEvent<'a>> + 'a {
     ops.iter().zip(outcomes).flat_map(|(op, outcome)| {
-        let applied = match outcome {
-            Outcome::Applied { wallets, movements } => Some((wallets.as_slice(), movements.as_slice())),
-            _ => None,
+        let (wallets, movements): (&[Wallet], &[Movement]) = match outcome {
+            Outcome::Applied { wallets, movements } => (wallets, movements),
+            _ => (&[], &[]),
         };
-        applied
-            .into_iter()
-            .flat_map(|(wallets, movements)| WalletEvent::all(wallets, movements, op.request_id.as_deref()))
+        WalletEvent::all(wallets, movements, op.request_id.as_deref())
     })
 }
 
