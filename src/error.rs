@@ -284,6 +284,31 @@ impl From<crate::actors::fintech::LedgerFailure> for AppError {
     }
 }
 
+impl From<crate::domain::idempotency::IdempotencyError> for AppError {
+    fn from(e: crate::domain::idempotency::IdempotencyError) -> Self {
+        use crate::domain::idempotency::IdempotencyError as I;
+        match e {
+            I::Missing => AppError::client(ErrorCode::IdempotencyKeyMissing, e.to_string()),
+            I::Reused(ref fields) => {
+                let fields = fields.clone();
+                AppError::client(ErrorCode::IdempotencyKeyReused, e.to_string()).with("fields", fields)
+            }
+            I::InUse | I::Outdated => AppError::client(ErrorCode::IdempotencyKeyReused, e.to_string()),
+        }
+    }
+}
+
+impl From<crate::actors::fintech::CallError> for AppError {
+    fn from(e: crate::actors::fintech::CallError) -> Self {
+        use crate::actors::fintech::CallError as C;
+        match e {
+            C::Idempotency(e) => e.into(),
+            C::Ledger(e) => e.into(),
+            C::Ask(e) => e.into(),
+        }
+    }
+}
+
 impl From<AskError> for AppError {
     fn from(e: AskError) -> Self {
         match e {

@@ -15,9 +15,9 @@ use anyhow::Context as _;
 use crate::{
     actors::{
         events::{self, consumer::ConsumerDeps, relay::RelayDeps, EventConsumer, OutboxRelay},
-        fintech::{self, FintechDomain, LedgerWriter, WalletPolicy},
+        fintech::{self, FintechClient, FintechDomain, LedgerWriter, WalletPolicy},
         pools::{self, AdapterPool, PoolConfig},
-        runtime::{ActorKind, ActorRef, ActorSpec, Registry, Supervision},
+        runtime::{ActorKind, ActorSpec, Registry, Supervision},
         Actors,
     },
     adapters::{
@@ -184,7 +184,7 @@ async fn spawn_fintech(
     supervision: &Supervision,
     settings: &Settings,
     metrics: &Metrics,
-) -> anyhow::Result<(ActorRef<FintechDomain>, LedgerStore)> {
+) -> anyhow::Result<(FintechClient, LedgerStore)> {
     let store = match adapters::postgres::connect_config(&settings.database)? {
         Some(config) => {
             if settings.database.migrate_on_start {
@@ -201,7 +201,7 @@ async fn spawn_fintech(
     let (writer_store, ledger) = (store.clone(), store.clone());
     let writer_metrics = metrics.clone();
     let writer = supervision.spawn(ActorSpec::new(fintech::writer::NAME, ActorKind::Adapter, true), move || {
-        LedgerWriter::new(writer_store.clone(), http::fintech::render, &writer_metrics)
+        LedgerWriter::new(writer_store.clone(), &writer_metrics)
     })?;
     let me: fintech::SelfRef = Arc::default();
     let policy = WalletPolicy {
@@ -214,7 +214,8 @@ async fn spawn_fintech(
         FintechDomain::new(store.clone(), writer.clone(), domain_me.clone(), domain_metrics.clone(), policy.clone())
     })?;
     let _ = me.set(domain.clone());
-    Ok((domain, ledger))
+    let ttl = Duration::from_secs(settings.fintech.idempotency_ttl_secs);
+    Ok((FintechClient::new(domain, ttl, metrics.clone()), ledger))
 }
 
 /// The outbox relay and the event consumer (worker and all roles).
@@ -224,7 +225,7 @@ fn spawn_event_bus(
     metrics: &Metrics,
     store: &LedgerStore,
     broker: &MemoryBroker,
-    fintech: &ActorRef<FintechDomain>,
+    fintech: &FintechClient,
 ) -> anyhow::Result<()> {
     let bus = Arc::new(settings.event_bus.clone());
     let publisher = Publisher::from_settings(&bus, broker).context("event bus producer")?;
@@ -259,7 +260,6 @@ fn spawn_event_bus(
         broker: broker.clone(),
         fintech: fintech.clone(),
         metrics: metrics.clone(),
-        currencies: Arc::default(),
     };
     supervision.spawn(ActorSpec::new(events::consumer::NAME, ActorKind::Adapter, false), move || {
         EventConsumer::new(deps.clone())

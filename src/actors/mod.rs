@@ -15,7 +15,7 @@ pub struct Actors {
     /// Owns the PostgreSQL and Redis pools.
     pub pools: ActorRef<pools::AdapterPool>,
     /// Routes fintech commands and reads to the wallet actors.
-    pub fintech: ActorRef<fintech::FintechDomain>,
+    pub fintech: fintech::FintechClient,
     /// Appends the audit trail; `None` when auditing is disabled.
     pub audit: Option<audit::AuditSink>,
     /// The in-process event broker (used when EVENT_BUS=memory).

@@ -25,6 +25,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "journal_integrity",
         sql: include_str!("../../migrations/0003_journal_integrity.sql"),
     },
+    Migration {
+        version: 4,
+        name: "idempotency_receipts",
+        sql: include_str!("../../migrations/0004_idempotency_receipts.sql"),
+    },
 ];
 
 /// Arbitrary key of the advisory lock held while migrating.

@@ -46,7 +46,7 @@ async fn connected<'a>(
         *leader = false;
         *client = Some(pg::connect(config).await?);
     }
-    client.as_ref().ok_or_else(|| StoreError::Corrupt("no outbox connection".into()))
+    client.as_ref().ok_or_else(|| StoreError::Unreachable("no outbox connection".into()))
 }
 
 impl Outbox {
@@ -66,7 +66,7 @@ impl Outbox {
     async fn client(&mut self) -> Result<&Client, StoreError> {
         match self {
             Self::Postgres { config, client, leader } => connected(config, client, leader).await,
-            Self::Memory(_) => Err(StoreError::Corrupt("no outbox connection".into())),
+            Self::Memory(_) => Err(StoreError::Unreachable("the in-memory outbox has no connection".into())),
         }
     }
 

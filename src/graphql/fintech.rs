@@ -6,15 +6,15 @@ use async_graphql::{Context, ErrorExtensions, InputObject, Object, Result, Simpl
 use chrono::{DateTime, Utc};
 
 use crate::{
-    actors::fintech::{GetMovements, GetWallet},
-    adapters::ledger::Command,
     auth::Principal,
-    domain::audit::AuditEvent,
-    domain::fintech::{Amount, FintechError, WalletId},
+    domain::{
+        audit::AuditEvent,
+        fintech::{Amount, FintechError, LedgerCommand, Receipt, WalletId},
+        idempotency::IdempotencyKey,
+    },
     error::{AppError, ErrorCode},
     http::{
-        ask::ask,
-        fintech::{run, Keyed, PAGE_MAX},
+        fintech::{refusal, PAGE_MAX},
         AppState,
     },
     telemetry,
@@ -112,9 +112,12 @@ fn wallet_id(id: &ID, field: &str) -> Result<WalletId> {
 }
 
 async fn owned(state: &AppState, principal: &Principal, id: WalletId) -> Result<crate::domain::fintech::Wallet> {
-    let wallet = ask(&state.actors.fintech, GetWallet { id, fresh: true })
+    let wallet = state
+        .actors
+        .fintech
+        .wallet(id, true)
         .await
-        .map_err(|e| e.extend())?
+        .map_err(|e| AppError::from(e).extend())?
         .ok_or_else(|| AppError::from(FintechError::WalletNotFound(id)).extend())?;
     principal.require_owner(&wallet.owner).map_err(|e| e.extend())?;
     Ok(wallet)
@@ -158,9 +161,8 @@ impl FintechQuery {
             );
         }
         owned(state, principal, id).await?;
-        let page = ask(&state.actors.fintech, GetMovements { wallet: id, before, limit: limit as usize })
-            .await
-            .map_err(|e| e.extend())?;
+        let page =
+            state.actors.fintech.movements(id, before, limit as usize).await.map_err(|e| AppError::from(e).extend())?;
         Ok(MovementPage {
             items: page
                 .items
@@ -193,24 +195,21 @@ impl FintechMutation {
         let (state, principal) = state(ctx, "fintech:write")?;
         let from = wallet_id(&input.from, "from")?;
         let to = wallet_id(&input.to, "to")?;
-        let amount = Amount::new(input.amount).map_err(|e| AppError::from(e).with("field", "amount").extend())?;
-        if from == to {
-            return Err(AppError::from(FintechError::SameWallet).with("field", "to").extend());
-        }
-        let key = input.idempotency_key.trim().to_string();
-        if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(AppError::client(
-                ErrorCode::IdempotencyKeyMissing,
-                "idempotencyKey must be 1 to 255 printable characters",
-            )
-            .extend());
-        }
+        let amount = Amount::new(input.amount).map_err(|e| refusal(e).extend())?;
+        let key = IdempotencyKey::parse(&input.idempotency_key).map_err(|e| AppError::from(e).extend())?;
         owned(state, principal, from).await?;
-        let body = serde_json::json!({"from": from, "to": to, "amount": amount.get()});
-        let keyed = Keyed::of(key, "POST /api/v1/fintech/transfers ", body);
-        let answer = run(state, principal, keyed, Command::Transfer { from, to, amount }).await;
+        let command = LedgerCommand::Transfer { from, to, amount, currency: None };
+        let answer = state.actors.fintech.execute(&principal.subject, &key, command).await.map_err(AppError::from);
+        let answer = answer.and_then(|a| match a.value {
+            Receipt::Moved(t) => Ok((t, a.replayed)),
+            Receipt::Refused(e) => Err(refusal(e)),
+            // The key was first used for another kind of command over REST.
+            Receipt::Opened(_) | Receipt::StatusChanged(_) => {
+                Err(AppError::from(crate::domain::idempotency::IdempotencyError::Reused(vec!["operation".into()])))
+            }
+        });
         let status = match &answer {
-            Ok(a) => a.response.status,
+            Ok(_) => 201,
             Err(e) => e.code().status().as_u16(),
         };
         // The HTTP audit layer does not see inside GraphQL: the mutation records itself.
@@ -224,24 +223,15 @@ impl FintechMutation {
             request_id: telemetry::current_request_id().map(|r| r.as_str().to_string()),
             client_ip: None,
         });
-        let answer = answer.map_err(|e| e.extend())?;
-        let body = &answer.response.body;
-        if !(200..300).contains(&answer.response.status) {
-            let code = body["code"].as_str().unwrap_or("bad_request").to_string();
-            let message = body["detail"].as_str().unwrap_or("refused").to_string();
-            return Err(async_graphql::Error::new(message).extend_with(|_, e| {
-                e.set("code", code.as_str());
-                e.set("status", answer.response.status);
-            }));
-        }
+        let (transaction, replayed) = answer.map_err(|e| e.extend())?;
         Ok(Transfer {
-            id: ID(body["id"].as_str().unwrap_or_default().to_string()),
+            id: ID(transaction.id.to_string()),
             from: input.from,
             to: input.to,
-            amount: amount.get(),
-            currency: body["currency"].as_str().map(str::to_string),
-            balance_after: body["balance_after"].as_i64(),
-            replayed: answer.replayed,
+            amount: transaction.amount,
+            currency: Some(transaction.currency.code().to_string()),
+            balance_after: Some(transaction.balance_after),
+            replayed,
         })
     }
 }

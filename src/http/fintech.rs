@@ -1,24 +1,24 @@
 //! `/api/v1/fintech`: wallets, deposits, withdrawals, transfers and their history. Every POST
-//! needs an `Idempotency-Key`: the first response to a key is kept with the movement, in the same
-//! transaction, and replayed for a retry with the same body; the same key with another body is a
-//! 409 naming the fields that differ.
+//! needs an `Idempotency-Key`: the first request's receipt is kept with the movement, in the
+//! same transaction, and replayed for a retry of the same request, over REST or GraphQL; the
+//! same key with another request is a 409 naming the fields that differ.
 
 use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
-use chrono::Utc;
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
-use sha2::{Digest, Sha256};
-use uuid::Uuid;
+use serde_json::{json, Value};
 
-use super::{ask::ask, json::Json, AppState};
+use super::{json::Json, AppState};
 use crate::{
-    actors::fintech::{Execute, GetKeptResponse, GetMovements, GetWallet},
-    adapters::ledger::{Command, IdempotencyClaim, KeptResponse, LedgerOp, Outcome, StoredResponse},
     auth::Principal,
-    domain::fintech::{check_reference, Amount, Currency, FintechError, Movement, Wallet, WalletId, WalletStatus},
+    domain::{
+        fintech::{
+            check_reference, Amount, Currency, FintechError, LedgerCommand, Movement, Receipt, Transaction, Wallet,
+            WalletId, WalletStatus,
+        },
+        idempotency::{IdempotencyKey, Replayable},
+    },
     error::{AppError, ErrorCode},
-    telemetry,
 };
 
 /// Header carrying the client's idempotency key.
@@ -37,53 +37,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/fintech/transfers").route(web::post().to(transfer)));
 }
 
-/// The response kept for an operation (and returned the first time): pure, so that a replay is
-/// byte for byte the original.
-pub fn render(op: &LedgerOp, outcome: &Outcome) -> StoredResponse {
-    match outcome {
-        Outcome::Applied { wallets, movements } => {
-            let transaction = |kind, from: Option<WalletId>, to: Option<WalletId>, amount: &Amount| {
-                let first = movements.first();
-                StoredResponse {
-                    status: 201,
-                    body: json!({
-                        "id": op.transaction_id,
-                        "kind": kind,
-                        "from": from,
-                        "to": to,
-                        "amount": amount.get(),
-                        "currency": wallets.first().map(|w| w.currency.code().to_string()),
-                        "reference": first.and_then(|m| m.reference.clone()),
-                        "status": "completed",
-                        // The caller's own wallet after the movement (the credited side of a
-                        // transfer belongs to someone else).
-                        "balance_after": first.map(|m| m.balance_after),
-                        "created_at": op.at,
-                    }),
-                }
-            };
-            let wallet = || wallets.first().map(wallet_json).unwrap_or(Value::Null);
-            match &op.command {
-                Command::Open(_) => StoredResponse { status: 201, body: wallet() },
-                Command::SetStatus { .. } => StoredResponse { status: 200, body: wallet() },
-                Command::Deposit { wallet, amount, .. } => transaction("deposit", None, Some(*wallet), amount),
-                Command::Withdraw { wallet, amount, .. } => transaction("withdrawal", Some(*wallet), None, amount),
-                Command::Transfer { from, to, amount } => transaction("transfer", Some(*from), Some(*to), amount),
-            }
-        }
-        Outcome::Refused(e) => {
-            let err = AppError::from(e.clone());
-            let mut problem = serde_json::to_value(err.problem(None)).unwrap_or(Value::Null);
-            if let Some(obj) = problem.as_object_mut() {
-                obj.remove("request_id");
-            }
-            StoredResponse { status: err.code().status().as_u16(), body: problem }
-        }
-        Outcome::DuplicateKey => StoredResponse { status: 409, body: Value::Null },
-    }
-}
-
-fn wallet_json(w: &Wallet) -> Value {
+/// A wallet as the API shows it.
+pub fn wallet_json(w: &Wallet) -> Value {
     json!({
         "id": w.id,
         "owner": w.owner,
@@ -92,6 +47,21 @@ fn wallet_json(w: &Wallet) -> Value {
         "status": w.status,
         "version": w.version,
         "created_at": w.created_at,
+    })
+}
+
+fn transaction_json(t: &Transaction) -> Value {
+    json!({
+        "id": t.id,
+        "kind": t.kind.as_str(),
+        "from": t.from,
+        "to": t.to,
+        "amount": t.amount,
+        "currency": t.currency.code(),
+        "reference": t.reference,
+        "status": "completed",
+        "balance_after": t.balance_after,
+        "created_at": t.created_at,
     })
 }
 
@@ -108,155 +78,65 @@ fn movement_json(m: &Movement) -> Value {
     })
 }
 
-fn wallet_id(raw: &str) -> Result<WalletId, AppError> {
-    raw.parse::<WalletId>().map_err(|e| AppError::from(e).with("field", "id"))
+/// The HTTP answer of a receipt: a pure function of it, so that a replay is byte for byte the
+/// original. A refusal is kept too, and carries no request id (it answers every retry).
+fn respond(answer: Replayable<Receipt>) -> HttpResponse {
+    let (status, content_type, body) = match &answer.value {
+        Receipt::Opened(w) => (StatusCode::CREATED, "application/json", wallet_json(w)),
+        Receipt::StatusChanged(w) => (StatusCode::OK, "application/json", wallet_json(w)),
+        Receipt::Moved(t) => (StatusCode::CREATED, "application/json", transaction_json(t)),
+        Receipt::Refused(e) => {
+            let err = refusal(e.clone());
+            let mut problem = serde_json::to_value(err.problem(None)).unwrap_or(Value::Null);
+            if let Some(obj) = problem.as_object_mut() {
+                obj.remove("request_id");
+            }
+            (err.code().status(), crate::error::PROBLEM_JSON, problem)
+        }
+    };
+    let mut res = HttpResponse::build(status).content_type(content_type).body(body.to_string());
+    if answer.replayed {
+        res.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static("idempotent-replayed"),
+            actix_web::http::header::HeaderValue::from_static("true"),
+        );
+    }
+    res
+}
+
+/// A domain refusal, naming the field at fault.
+pub fn refusal(e: FintechError) -> AppError {
+    let field = e.field();
+    let err = AppError::from(e);
+    match field {
+        Some(field) => err.with("field", field),
+        None => err,
+    }
+}
+
+fn wallet_id(raw: &str, field: &str) -> Result<WalletId, AppError> {
+    raw.parse::<WalletId>().map_err(|e| AppError::from(e).with("field", field))
 }
 
 fn amount_of(value: i64) -> Result<Amount, AppError> {
-    Amount::new(value).map_err(|e| AppError::from(e).with("field", "amount"))
+    Amount::new(value).map_err(refusal)
 }
 
-/// The idempotency key of a POST: 1 to 255 printable ASCII characters.
-fn idempotency_key(req: &HttpRequest) -> Result<String, AppError> {
-    let key = req.headers().get(IDEMPOTENCY_KEY).and_then(|v| v.to_str().ok()).map(str::trim).unwrap_or_default();
-    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(AppError::client(
-            ErrorCode::IdempotencyKeyMissing,
-            "every POST needs an Idempotency-Key header of 1 to 255 printable characters",
-        ));
-    }
-    Ok(key.to_string())
+/// The idempotency key of a POST.
+fn idempotency_key(req: &HttpRequest) -> Result<IdempotencyKey, AppError> {
+    let raw = req.headers().get(IDEMPOTENCY_KEY).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    Ok(IdempotencyKey::parse(raw)?)
 }
 
-/// A request as the idempotency check sees it: the key, and what the key must always mean.
-pub struct Keyed {
-    key: String,
-    hash: String,
-    body: Value,
-}
-
-impl Keyed {
-    fn new(req: &HttpRequest, body: Value) -> Result<Self, AppError> {
-        let key = idempotency_key(req)?;
-        let target =
-            format!("{} {} {}", req.method(), req.match_pattern().unwrap_or_default(), req.match_info().as_str());
-        Ok(Self::of(key, &target, body))
-    }
-
-    /// A key for `target` (operation and path) and `body`.
-    pub fn of(key: String, target: &str, body: Value) -> Self {
-        let mut hasher = Sha256::new();
-        hasher.update(target.as_bytes());
-        hasher.update(b" ");
-        hasher.update(serde_json::to_vec(&body).unwrap_or_default());
-        Self { key, hash: hex::encode(hasher.finalize()), body }
-    }
-}
-
-/// What a command answered: the response kept under its key, and whether it is a replay.
-pub struct Answer {
-    /// Status and body.
-    pub response: StoredResponse,
-    /// Whether an earlier request with the same key produced it.
-    pub replayed: bool,
-}
-
-impl Answer {
-    fn http(&self) -> HttpResponse {
-        let mut res = respond(&self.response);
-        if self.replayed {
-            res.headers_mut().insert(
-                actix_web::http::header::HeaderName::from_static("idempotent-replayed"),
-                actix_web::http::header::HeaderValue::from_static("true"),
-            );
-        }
-        res
-    }
-}
-
-fn replay(kept: KeptResponse, keyed: &Keyed) -> Result<Answer, AppError> {
-    if kept.request_hash != keyed.hash {
-        let differing = differing_fields(&kept.request_body, &keyed.body);
-        return Err(AppError::client(
-            ErrorCode::IdempotencyKeyReused,
-            format!("this Idempotency-Key was used for a different request (differs in: {})", differing.join(", ")),
-        )
-        .with("fields", differing));
-    }
-    Ok(Answer { response: kept.response, replayed: true })
-}
-
-/// Top-level fields whose values differ between two request bodies (the path counts as `path`).
-fn differing_fields(before: &Value, after: &Value) -> Vec<String> {
-    let empty = Map::new();
-    let (a, b) = (before.as_object().unwrap_or(&empty), after.as_object().unwrap_or(&empty));
-    let mut fields: Vec<String> = a.keys().chain(b.keys()).filter(|k| a.get(*k) != b.get(*k)).cloned().collect();
-    fields.sort();
-    fields.dedup();
-    if fields.is_empty() {
-        fields.push("path".into());
-    }
-    fields
-}
-
-fn respond(stored: &StoredResponse) -> HttpResponse {
-    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let content_type = if status.is_success() { "application/json" } else { crate::error::PROBLEM_JSON };
-    HttpResponse::build(status).content_type(content_type).body(serde_json::to_vec(&stored.body).unwrap_or_default())
-}
-
-/// Run `command` under the request's idempotency key: replay a kept response, or execute and
-/// answer with the response kept alongside the movement.
+/// Apply `command` for the caller under the request's idempotency key and answer its receipt.
 async fn execute(
     state: &AppState,
     principal: &Principal,
-    keyed: Keyed,
-    command: Command,
+    req: &HttpRequest,
+    command: LedgerCommand,
 ) -> Result<HttpResponse, AppError> {
-    run(state, principal, keyed, command).await.map(|answer| answer.http())
-}
-
-/// Run `command` under `keyed`: replay the kept response, or apply it through the wallet actors
-/// and answer with the response kept alongside the movement. REST and GraphQL both come here.
-pub async fn run(state: &AppState, principal: &Principal, keyed: Keyed, command: Command) -> Result<Answer, AppError> {
-    let fintech = &state.actors.fintech;
-    // No look-up first: the command claims its key in the same transaction, and a key already
-    // taken comes back as `DuplicateKey`, answered below from what was kept.
-    let lookup = GetKeptResponse { scope: principal.subject.clone(), key: keyed.key.clone() };
-    let name = command.name();
-    let op = LedgerOp {
-        command,
-        transaction_id: Uuid::now_v7(),
-        idempotency: Some(IdempotencyClaim {
-            scope: principal.subject.clone(),
-            key: keyed.key.clone(),
-            request_hash: keyed.hash.clone(),
-            request_body: keyed.body.clone(),
-            expires_at: Utc::now() + chrono::Duration::seconds(state.settings.fintech.idempotency_ttl_secs as i64),
-        }),
-        once: false,
-        request_id: telemetry::current_request_id().map(|r| r.as_str().to_string()),
-        at: Utc::now(),
-    };
-    let result = ask(fintech, Execute(op.clone())).await;
-    let status = match &result {
-        Ok(Outcome::Applied { .. }) => "applied",
-        Ok(Outcome::Refused(_)) => "refused",
-        Ok(Outcome::DuplicateKey) => "duplicate",
-        Err(_) => "failed",
-    };
-    state.metrics.with(|| {
-        metrics::counter!(telemetry::BUSINESS_OPERATIONS_TOTAL, "domain" => "fintech", "operation" => name, "status" => status)
-            .increment(1)
-    });
-    match result? {
-        // A concurrent request with the same key won; answer as it did.
-        Outcome::DuplicateKey => match ask(fintech, lookup).await? {
-            Some(kept) => replay(kept, &keyed),
-            None => Err(AppError::client(ErrorCode::IdempotencyKeyReused, "this Idempotency-Key is in use; retry")),
-        },
-        outcome => Ok(Answer { response: render(&op, &outcome), replayed: false }),
-    }
+    let key = idempotency_key(req)?;
+    Ok(respond(state.actors.fintech.execute(&principal.subject, &key, command).await?))
 }
 
 /// Body of `POST /fintech/wallets`.
@@ -273,28 +153,24 @@ async fn open_wallet(
     state: web::Data<AppState>,
     principal: Principal,
     req: HttpRequest,
-    body: Json<Value>,
+    body: Json<OpenWallet>,
 ) -> Result<HttpResponse, AppError> {
-    let body = body.into_inner();
-    let parsed: OpenWallet = super::json::from_value(&body)?;
-    let owner = parsed.owner.clone().unwrap_or_else(|| principal.subject.clone());
+    let parsed = body.into_inner();
+    let owner = parsed.owner.unwrap_or_else(|| principal.subject.clone());
     principal.require_owner(&owner)?;
-    let currency = Currency::parse(&parsed.currency).map_err(|e| AppError::from(e).with("field", "currency"))?;
-    let wallet = Wallet::open(&owner, currency).map_err(|e| AppError::from(e).with("field", "owner"))?;
-    let keyed = Keyed::new(&req, body)?;
-    execute(&state, &principal, keyed, Command::Open(Box::new(wallet))).await
-}
-
-/// The wallet, answered from its actor once it is known to be current.
-async fn load_owned(state: &AppState, principal: &Principal, id: WalletId) -> Result<Wallet, AppError> {
-    owned_wallet(state, principal, id, true).await
+    let currency = Currency::parse(&parsed.currency).map_err(refusal)?;
+    let wallet = Wallet::open(&owner, currency).map_err(refusal)?;
+    execute(&state, &principal, &req, LedgerCommand::Open(Box::new(wallet))).await
 }
 
 /// The wallet, checked to belong to the caller; `fresh` confirms the state is current (a read),
 /// otherwise the actor's state serves (the owner never changes, and the command itself is
 /// checked against the stored wallet when it commits).
 async fn owned_wallet(state: &AppState, principal: &Principal, id: WalletId, fresh: bool) -> Result<Wallet, AppError> {
-    let wallet = ask(&state.actors.fintech, GetWallet { id, fresh })
+    let wallet = state
+        .actors
+        .fintech
+        .wallet(id, fresh)
         .await?
         .ok_or_else(|| AppError::from(FintechError::WalletNotFound(id)))?;
     principal.require_owner(&wallet.owner)?;
@@ -306,7 +182,7 @@ async fn get_wallet(
     principal: Principal,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let wallet = load_owned(&state, &principal, wallet_id(&id)?).await?;
+    let wallet = owned_wallet(&state, &principal, wallet_id(&id, "id")?, true).await?;
     Ok(HttpResponse::Ok().json(wallet_json(&wallet)))
 }
 
@@ -325,22 +201,20 @@ async fn external(
     principal: Principal,
     req: HttpRequest,
     id: web::Path<String>,
-    body: Json<Value>,
+    body: Json<ExternalMovement>,
     deposit: bool,
 ) -> Result<HttpResponse, AppError> {
-    let body = body.into_inner();
-    let parsed: ExternalMovement = super::json::from_value(&body)?;
-    let wallet = wallet_id(&id)?;
-    let amount = amount_of(parsed.amount)?;
-    check_reference(&parsed.reference).map_err(|e| AppError::from(e).with("field", "reference"))?;
+    let ExternalMovement { amount, reference } = body.into_inner();
+    let wallet = wallet_id(&id, "id")?;
+    let amount = amount_of(amount)?;
+    check_reference(&reference).map_err(refusal)?;
     owned_wallet(&state, &principal, wallet, false).await?;
-    let keyed = Keyed::new(&req, body)?;
     let command = if deposit {
-        Command::Deposit { wallet, amount, reference: parsed.reference }
+        LedgerCommand::Deposit { wallet, amount, reference, currency: None }
     } else {
-        Command::Withdraw { wallet, amount, reference: parsed.reference }
+        LedgerCommand::Withdraw { wallet, amount, reference }
     };
-    execute(&state, &principal, keyed, command).await
+    execute(&state, &principal, &req, command).await
 }
 
 async fn deposit(
@@ -348,7 +222,7 @@ async fn deposit(
     principal: Principal,
     req: HttpRequest,
     id: web::Path<String>,
-    body: Json<Value>,
+    body: Json<ExternalMovement>,
 ) -> Result<HttpResponse, AppError> {
     external(state, principal, req, id, body, true).await
 }
@@ -358,7 +232,7 @@ async fn withdraw(
     principal: Principal,
     req: HttpRequest,
     id: web::Path<String>,
-    body: Json<Value>,
+    body: Json<ExternalMovement>,
 ) -> Result<HttpResponse, AppError> {
     external(state, principal, req, id, body, false).await
 }
@@ -381,30 +255,15 @@ async fn transfer(
     state: web::Data<AppState>,
     principal: Principal,
     req: HttpRequest,
-    body: Json<Value>,
+    body: Json<Transfer>,
 ) -> Result<HttpResponse, AppError> {
-    let body = body.into_inner();
-    let parsed: Transfer = super::json::from_value(&body)?;
-    let from = parsed.from.parse::<WalletId>().map_err(|e| AppError::from(e).with("field", "from"))?;
-    let to = parsed.to.parse::<WalletId>().map_err(|e| AppError::from(e).with("field", "to"))?;
+    let parsed = body.into_inner();
+    let from = wallet_id(&parsed.from, "from")?;
+    let to = wallet_id(&parsed.to, "to")?;
     let amount = amount_of(parsed.amount)?;
-    if from == to {
-        return Err(AppError::from(FintechError::SameWallet).with("field", "to"));
-    }
-    let expected = match &parsed.currency {
-        Some(c) => Some(Currency::parse(c).map_err(|e| AppError::from(e).with("field", "currency"))?),
-        None => None,
-    };
-    let source = owned_wallet(&state, &principal, from, false).await?;
-    if let Some(expected) = expected {
-        if expected != source.currency {
-            return Err(
-                AppError::from(FintechError::CurrencyMismatch(expected, source.currency)).with("field", "currency")
-            );
-        }
-    }
-    let keyed = Keyed::new(&req, body)?;
-    execute(&state, &principal, keyed, Command::Transfer { from, to, amount }).await
+    let currency = parsed.currency.as_deref().map(Currency::parse).transpose().map_err(refusal)?;
+    owned_wallet(&state, &principal, from, false).await?;
+    execute(&state, &principal, &req, LedgerCommand::Transfer { from, to, amount, currency }).await
 }
 
 async fn set_status(
@@ -414,7 +273,7 @@ async fn set_status(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AppError> {
     let (id, action) = path.into_inner();
-    let wallet = wallet_id(&id)?;
+    let wallet = wallet_id(&id, "id")?;
     let status = match action.as_str() {
         "freeze" => WalletStatus::Frozen,
         "unfreeze" => WalletStatus::Active,
@@ -426,8 +285,7 @@ async fn set_status(
         principal.require(crate::auth::policy::ADMIN)?;
     }
     owned_wallet(&state, &principal, wallet, false).await?;
-    let keyed = Keyed::new(&req, json!({}))?;
-    execute(&state, &principal, keyed, Command::SetStatus { wallet, status }).await
+    execute(&state, &principal, &req, LedgerCommand::SetStatus { wallet, status }).await
 }
 
 /// Query of the transactions listing.
@@ -455,7 +313,7 @@ async fn transactions(
     id: web::Path<String>,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let wallet = wallet_id(&id)?;
+    let wallet = wallet_id(&id, "id")?;
     let limit = query.limit.unwrap_or(50);
     if limit == 0 || limit > PAGE_MAX {
         return Err(AppError::client(ErrorCode::PageTooLarge, format!("limit must be between 1 and {PAGE_MAX}"))
@@ -463,7 +321,7 @@ async fn transactions(
     }
     let before = query.cursor.as_deref().map(decode_cursor).transpose()?;
     owned_wallet(&state, &principal, wallet, false).await?;
-    let page = ask(&state.actors.fintech, GetMovements { wallet, before, limit }).await?;
+    let page = state.actors.fintech.movements(wallet, before, limit).await?;
     let next = page.next_before.map(|seq| URL_SAFE_NO_PAD.encode(format!("before:{seq}")));
     Ok(HttpResponse::Ok().json(json!({
         "items": page.items.iter().map(movement_json).collect::<Vec<_>>(),

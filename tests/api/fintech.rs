@@ -332,3 +332,45 @@ async fn graphql_shares_the_ledger_its_idempotency_and_its_error_codes() {
     let unauthorized = app.graphql(&app.token("carol", &["fintech:read"]), &mutation(1, "gql-3")).await;
     assert_eq!(unauthorized["errors"][0]["extensions"]["code"], "scope_missing");
 }
+
+#[actix_web::test]
+async fn one_key_means_one_transfer_over_rest_and_graphql_in_either_order() {
+    let app = spawn_app().await;
+    let token = alice(&app);
+    let (a, b) = (open(&app, &token, "EUR").await, open(&app, &token, "EUR").await);
+    deposit(&app, &token, &a, 1_000).await;
+    let mutation = |amount: i64, key: &str| {
+        format!(
+            r#"mutation {{ transfer(input: {{from: "{a}", to: "{b}", amount: {amount}, idempotencyKey: "{key}"}}) {{ id amount balanceAfter replayed }} }}"#
+        )
+    };
+    let transfers = "/api/v1/fintech/transfers";
+
+    // REST first, then GraphQL with the same key: the GraphQL answer replays the REST transfer.
+    let k = key();
+    let (status, rest, _) = post(&app, &token, transfers, json!({"from": a, "to": b, "amount": 100}), &k).await;
+    assert_eq!(status, 201, "{rest}");
+    let again = app.graphql(&token, &mutation(100, &k)).await;
+    assert_eq!(again["data"]["transfer"]["id"], rest["id"], "{again}");
+    assert_eq!(again["data"]["transfer"]["replayed"], true);
+    assert_eq!(again["data"]["transfer"]["balanceAfter"], 900);
+
+    // GraphQL first, then REST: the REST answer is the GraphQL transfer, marked as a replay.
+    let k = key();
+    let first = app.graphql(&token, &mutation(50, &k)).await;
+    assert_eq!(first["data"]["transfer"]["replayed"], false, "{first}");
+    let (status, replay, headers) = post(&app, &token, transfers, json!({"from": a, "to": b, "amount": 50}), &k).await;
+    assert_eq!(status, 201, "{replay}");
+    assert_eq!(headers["idempotent-replayed"], "true");
+    assert_eq!(replay["id"], first["data"]["transfer"]["id"]);
+    assert_eq!(replay["balance_after"], 850);
+    assert_eq!(wallet(&app, &token, &a).await["balance"], 850, "two transfers, each applied once");
+
+    // The same key for another amount is refused over either transport, naming the field.
+    let conflict = app.graphql(&token, &mutation(51, &k)).await;
+    assert_eq!(conflict["errors"][0]["extensions"]["code"], "idempotency_key_reused", "{conflict}");
+    let (status, problem, _) = post(&app, &token, transfers, json!({"from": a, "to": b, "amount": 51}), &k).await;
+    assert_eq!((status, problem["code"].as_str()), (409, Some("idempotency_key_reused")));
+    assert_eq!(problem["fields"], json!(["amount"]));
+    assert_eq!(wallet(&app, &token, &a).await["balance"], 850);
+}

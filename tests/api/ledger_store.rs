@@ -3,11 +3,17 @@
 
 use beryl_core_api::{
     adapters::{
-        ledger::{Command, IdempotencyClaim, LedgerOp, LedgerStore, MemLedger, Outcome, PgLedger, StoredResponse},
+        ledger::{LedgerStore, MemLedger, PgLedger},
         migrate, postgres,
     },
     config::DatabaseSettings,
-    domain::fintech::{Amount, Currency, FintechError, MovementKind, Wallet, WalletId, WalletStatus},
+    domain::{
+        fintech::{
+            Amount, Currency, FintechError, LedgerCommand as Command, LedgerOp, LedgerOutcome as Outcome, MovementKind,
+            Receipt, Wallet, WalletId, WalletStatus,
+        },
+        idempotency::Claim,
+    },
 };
 use chrono::{Duration, Utc};
 use serde_json::json;
@@ -31,15 +37,6 @@ async fn postgres_store() -> LedgerStore {
     LedgerStore::Postgres(PgLedger::new(pool, config))
 }
 
-fn render(op: &LedgerOp, outcome: &Outcome) -> StoredResponse {
-    let status = match outcome {
-        Outcome::Applied { .. } => 201,
-        Outcome::Refused(_) => 422,
-        Outcome::DuplicateKey => 409,
-    };
-    StoredResponse { status, body: json!({ "operation": op.command.name(), "transaction": op.transaction_id }) }
-}
-
 fn op(command: Command) -> LedgerOp {
     LedgerOp {
         command,
@@ -53,11 +50,11 @@ fn op(command: Command) -> LedgerOp {
 
 fn keyed(command: Command, key: &str) -> LedgerOp {
     LedgerOp {
-        idempotency: Some(IdempotencyClaim {
+        idempotency: Some(Claim {
             scope: "alice".into(),
             key: key.into(),
-            request_hash: format!("hash-{key}"),
-            request_body: json!({"key": key}),
+            fingerprint: format!("hash-{key}"),
+            request: json!({"key": key}),
             expires_at: Utc::now() + Duration::hours(1),
         }),
         ..op(command)
@@ -69,7 +66,7 @@ fn amount(n: i64) -> Amount {
 }
 
 async fn one(store: &LedgerStore, op: LedgerOp) -> Outcome {
-    store.commit(&[op], render).await.remove(0).unwrap()
+    store.commit(&[op]).await.remove(0).unwrap()
 }
 
 async fn open(store: &LedgerStore, owner: &str, currency: &str) -> WalletId {
@@ -99,11 +96,11 @@ async fn contract(store: LedgerStore) {
 
     // Movements, applied in order within one batch.
     let batch = [
-        op(Command::Deposit { wallet: a, amount: amount(10_000), reference: "psp-1".into() }),
-        op(Command::Transfer { from: a, to: b, amount: amount(2_500) }),
+        op(Command::Deposit { wallet: a, amount: amount(10_000), reference: "psp-1".into(), currency: None }),
+        op(Command::Transfer { from: a, to: b, amount: amount(2_500), currency: None }),
         op(Command::Withdraw { wallet: b, amount: amount(500), reference: "bank-7".into() }),
     ];
-    let outcomes = store.commit(&batch, render).await;
+    let outcomes = store.commit(&batch).await;
     assert!(outcomes.iter().all(|o| matches!(o, Ok(Outcome::Applied { .. }))), "{outcomes:?}");
     match &outcomes[1] {
         Ok(Outcome::Applied { wallets, movements }) => {
@@ -122,24 +119,36 @@ async fn contract(store: LedgerStore) {
     // Every refusal leaves everything as it was.
     let missing = WalletId::generate();
     assert_eq!(
-        refused(&store, Command::Transfer { from: a, to: b, amount: amount(7_501) }).await,
+        refused(&store, Command::Transfer { from: a, to: b, amount: amount(7_501), currency: None }).await,
         FintechError::InsufficientFunds(a)
     );
     assert_eq!(
-        refused(&store, Command::Transfer { from: missing, to: b, amount: amount(1) }).await,
+        refused(&store, Command::Transfer { from: missing, to: b, amount: amount(1), currency: None }).await,
         FintechError::WalletNotFound(missing)
     );
     assert_eq!(
-        refused(&store, Command::Transfer { from: a, to: missing, amount: amount(1) }).await,
+        refused(&store, Command::Transfer { from: a, to: missing, amount: amount(1), currency: None }).await,
         FintechError::WalletNotFound(missing)
     );
     assert_eq!(
-        refused(&store, Command::Transfer { from: a, to: y, amount: amount(1) }).await,
+        refused(&store, Command::Transfer { from: a, to: y, amount: amount(1), currency: None }).await,
         FintechError::CurrencyMismatch(Currency::parse("EUR").unwrap(), Currency::parse("JPY").unwrap())
     );
     assert_eq!(
         refused(&store, Command::Withdraw { wallet: b, amount: amount(2_001), reference: "x".into() }).await,
         FintechError::InsufficientFunds(b)
+    );
+    // A currency the caller names (a transfer's expected one, a payment's) must be the wallet's.
+    let (eur, jpy) = (Currency::parse("EUR").unwrap(), Currency::parse("JPY").unwrap());
+    assert_eq!(
+        refused(&store, Command::Transfer { from: a, to: b, amount: amount(1), currency: Some(jpy) }).await,
+        FintechError::CurrencyMismatch(jpy, eur)
+    );
+    let paid_in_yen = Command::Deposit { wallet: a, amount: amount(1), reference: "psp".into(), currency: Some(jpy) };
+    assert_eq!(refused(&store, paid_in_yen).await, FintechError::CurrencyMismatch(jpy, eur));
+    assert_eq!(
+        refused(&store, Command::Transfer { from: a, to: a, amount: amount(1), currency: None }).await,
+        FintechError::SameWallet
     );
     assert_eq!(
         refused(&store, Command::SetStatus { wallet: a, status: WalletStatus::Closed }).await,
@@ -158,15 +167,15 @@ async fn contract(store: LedgerStore) {
         Outcome::Applied { .. }
     ));
     assert_eq!(
-        refused(&store, Command::Transfer { from: a, to: b, amount: amount(1) }).await,
+        refused(&store, Command::Transfer { from: a, to: b, amount: amount(1), currency: None }).await,
         FintechError::WalletFrozen(b)
     );
     assert_eq!(
-        refused(&store, Command::Transfer { from: b, to: a, amount: amount(1) }).await,
+        refused(&store, Command::Transfer { from: b, to: a, amount: amount(1), currency: None }).await,
         FintechError::WalletFrozen(b)
     );
     assert_eq!(
-        refused(&store, Command::Deposit { wallet: b, amount: amount(1), reference: "x".into() }).await,
+        refused(&store, Command::Deposit { wallet: b, amount: amount(1), reference: "x".into(), currency: None }).await,
         FintechError::WalletFrozen(b)
     );
     assert!(matches!(
@@ -184,29 +193,38 @@ async fn contract(store: LedgerStore) {
         Outcome::Applied { .. }
     ));
     assert_eq!(
-        refused(&store, Command::Transfer { from: a, to: b, amount: amount(1) }).await,
+        refused(&store, Command::Transfer { from: a, to: b, amount: amount(1), currency: None }).await,
         FintechError::WalletClosed(b)
     );
 
     // Idempotency: the first command with a key is kept with its response; another command with
     // the same key changes nothing.
-    let first = keyed(Command::Deposit { wallet: a, amount: amount(100), reference: "psp-2".into() }, "k-1");
+    let first =
+        keyed(Command::Deposit { wallet: a, amount: amount(100), reference: "psp-2".into(), currency: None }, "k-1");
     assert!(matches!(one(&store, first.clone()).await, Outcome::Applied { .. }));
-    let again = keyed(Command::Deposit { wallet: a, amount: amount(100), reference: "psp-2".into() }, "k-1");
+    let again =
+        keyed(Command::Deposit { wallet: a, amount: amount(100), reference: "psp-2".into(), currency: None }, "k-1");
     assert_eq!(one(&store, again).await, Outcome::DuplicateKey);
     assert_eq!(balance(&store, a).await.0, 7_600);
-    let kept = store.kept_response("alice", "k-1").await.unwrap().unwrap();
-    assert_eq!(kept.response, render(&first, &Outcome::Applied { wallets: vec![], movements: vec![] }));
-    assert_eq!(kept.request_hash, "hash-k-1");
-    assert!(store.kept_response("bob", "k-1").await.unwrap().is_none(), "keys are scoped to their owner");
+    let kept = store.kept("alice", "k-1").await.unwrap().unwrap();
+    let receipt: Receipt = serde_json::from_value(kept.result.clone().unwrap()).unwrap();
+    match receipt {
+        Receipt::Moved(t) => assert_eq!((t.id, t.amount, t.balance_after), (first.transaction_id, 100, 7_600)),
+        other => panic!("a deposit's receipt is a movement: {other:?}"),
+    }
+    assert_eq!(kept.fingerprint, "hash-k-1");
+    assert!(store.kept("bob", "k-1").await.unwrap().is_none(), "keys are scoped to their owner");
     // A refusal is kept too, so that a retry answers the same.
     let broke = keyed(Command::Withdraw { wallet: a, amount: amount(1_000_000), reference: "x".into() }, "k-2");
     assert!(matches!(one(&store, broke).await, Outcome::Refused(FintechError::InsufficientFunds(_))));
-    assert_eq!(store.kept_response("alice", "k-2").await.unwrap().unwrap().response.status, 422);
+    let kept = store.kept("alice", "k-2").await.unwrap().unwrap();
+    let receipt: Receipt = serde_json::from_value(kept.result.unwrap()).unwrap();
+    assert!(matches!(receipt, Receipt::Refused(FintechError::InsufficientFunds(_))), "{receipt:?}");
 
     // One batch carrying the same key twice (a retry racing its original): applied once.
-    let twice = keyed(Command::Deposit { wallet: a, amount: amount(5), reference: "psp-3".into() }, "k-3");
-    let both = store.commit(&[twice.clone(), twice], render).await;
+    let twice =
+        keyed(Command::Deposit { wallet: a, amount: amount(5), reference: "psp-3".into(), currency: None }, "k-3");
+    let both = store.commit(&[twice.clone(), twice]).await;
     let outcomes: Vec<bool> = both.iter().map(|r| matches!(r, Ok(Outcome::Applied { .. }))).collect();
     assert_eq!(outcomes, vec![true, false]);
     assert!(matches!(both[1], Ok(Outcome::DuplicateKey)));
@@ -241,23 +259,26 @@ async fn contract(store: LedgerStore) {
     assert_eq!(totals.balances, 7_600);
 
     assert_eq!(store.purge_expired_keys(Utc::now() + Duration::hours(2)).await.unwrap(), 4);
-    assert!(store.kept_response("alice", "k-1").await.unwrap().is_none());
+    assert!(store.kept("alice", "k-1").await.unwrap().is_none());
 
     // A command named by its transaction id (an inbound event's) is applied once: the same id
     // again, in the same batch or a later one, is a duplicate and changes nothing.
     let once = |id: Uuid, command| LedgerOp { transaction_id: id, once: true, ..op(command) };
     let event = Uuid::new_v4();
-    let pay = once(event, Command::Deposit { wallet: a, amount: amount(40), reference: "psp-9".into() });
-    let both = store.commit(&[pay.clone(), pay.clone()], render).await;
+    let pay =
+        once(event, Command::Deposit { wallet: a, amount: amount(40), reference: "psp-9".into(), currency: None });
+    let both = store.commit(&[pay.clone(), pay.clone()]).await;
     assert!(matches!(both[0], Ok(Outcome::Applied { .. })), "{both:?}");
     assert!(matches!(both[1], Ok(Outcome::DuplicateKey)), "{both:?}");
     assert_eq!(one(&store, pay).await, Outcome::DuplicateKey);
     assert_eq!(balance(&store, a).await.0, 7_640);
     // A refusal leaves no record: the same id is checked again when it comes back.
     let event = Uuid::new_v4();
-    let to_closed = once(event, Command::Deposit { wallet: b, amount: amount(60), reference: "psp-10".into() });
+    let to_closed =
+        once(event, Command::Deposit { wallet: b, amount: amount(60), reference: "psp-10".into(), currency: None });
     assert_eq!(one(&store, to_closed).await, Outcome::Refused(FintechError::WalletClosed(b)));
-    let to_open = once(event, Command::Deposit { wallet: a, amount: amount(60), reference: "psp-10".into() });
+    let to_open =
+        once(event, Command::Deposit { wallet: a, amount: amount(60), reference: "psp-10".into(), currency: None });
     assert!(matches!(one(&store, to_open).await, Outcome::Applied { .. }));
     let totals = store.totals().await.unwrap();
     assert_eq!((totals.balances, totals.net_external), (7_700, 7_700));
@@ -279,7 +300,11 @@ async fn concurrent_batches_on_postgres_conserve_money_and_never_go_negative() {
     let mut wallets = Vec::new();
     for i in 0..10 {
         let id = open(&store, &format!("user-{i}"), "EUR").await;
-        one(&store, op(Command::Deposit { wallet: id, amount: amount(1_000), reference: format!("seed-{i}") })).await;
+        one(
+            &store,
+            op(Command::Deposit { wallet: id, amount: amount(1_000), reference: format!("seed-{i}"), currency: None }),
+        )
+        .await;
         wallets.push(id);
     }
     // Two writers (as two replicas would have), each committing batches of crossing transfers.
@@ -297,10 +322,10 @@ async fn concurrent_batches_on_postgres_conserve_money_and_never_go_negative() {
                         let k = (seed * 31 + round * 7 + i * 3) as usize;
                         let (from, to) = (wallets[k % 10], wallets[(k / 10 + 1 + k) % 10]);
                         let to = if to == from { wallets[(k + 1) % 10] } else { to };
-                        op(Command::Transfer { from, to, amount: amount(((k % 7) as i64 + 1) * 37) })
+                        op(Command::Transfer { from, to, amount: amount(((k % 7) as i64 + 1) * 37), currency: None })
                     })
                     .collect();
-                for o in store.commit(&batch, render).await {
+                for o in store.commit(&batch).await {
                     if matches!(o.unwrap(), Outcome::Applied { .. }) {
                         applied += 1;
                     }

@@ -16,17 +16,14 @@ use tokio::sync::{oneshot, Semaphore};
 
 use crate::{
     actors::{
-        fintech::{Execute, FintechDomain, GetWallet, LedgerFailure},
-        runtime::{every, ActorRef, Ctx, Handle, Host, Managed, Reply},
+        fintech::{CallError, FintechClient, LedgerFailure},
+        runtime::{every, Ctx, Handle, Host, Managed, Reply},
     },
-    adapters::{
-        bus::{BusError, InRecord, KafkaConsumer, MemoryBroker, MemoryConsumer, OutRecord, Publisher, Tracker},
-        ledger::{Command, LedgerOp, Outcome},
-    },
+    adapters::bus::{BusError, InRecord, KafkaConsumer, MemoryBroker, MemoryConsumer, OutRecord, Publisher, Tracker},
     config::{EventBusKind, EventBusSettings},
     domain::{
         events::{InboundError, PaymentSettled},
-        fintech::{Currency, FintechError, WalletId},
+        fintech::LedgerOutcome,
     },
     telemetry::{self, Metrics},
 };
@@ -36,9 +33,6 @@ pub const NAME: &str = "event-consumer";
 
 /// Threads that decode and apply inbound messages.
 const APPLY_THREADS: usize = 2;
-
-/// Wallet currencies remembered at most; the cache starts over when full.
-const CURRENCY_CACHE: usize = 100_000;
 
 /// Commit the offsets that moved.
 #[derive(Debug, Clone, Copy)]
@@ -72,12 +66,9 @@ pub struct ConsumerDeps {
     /// The in-process broker (embedded mode).
     pub broker: MemoryBroker,
     /// Where payments are applied.
-    pub fintech: ActorRef<FintechDomain>,
+    pub fintech: FintechClient,
     /// Metrics.
     pub metrics: Metrics,
-    /// Currency of each wallet seen (a wallet's currency never changes), so that a payment is
-    /// checked against it without asking the wallet's actor each time.
-    pub currencies: Arc<Mutex<std::collections::HashMap<WalletId, Currency>>>,
 }
 
 /// The event consumer.
@@ -424,60 +415,18 @@ async fn apply_once(
     payment: &PaymentSettled,
     turn: &mut Turn,
 ) -> Result<Verdict, &'static str> {
-    let transient = |e: LedgerFailure| match e {
-        LedgerFailure::Store => "ledger_unavailable",
-        LedgerFailure::Unavailable => "actor_unavailable",
-    };
-    let known = deps.currencies.lock().get(&payment.wallet).copied();
-    let currency = match known {
-        Some(c) => c,
-        None => {
-            let wallet = deps
-                .fintech
-                .ask(GetWallet { id: payment.wallet, fresh: false })
-                .await
-                .map_err(|_| "actor_unavailable")?
-                .map_err(transient)?;
-            let Some(w) = wallet else {
-                let e = InboundError::Refused(FintechError::WalletNotFound(payment.wallet));
-                return Ok(Verdict::DeadLetter { reason: e.reason(), detail: e.to_string() });
-            };
-            let mut currencies = deps.currencies.lock();
-            if currencies.len() >= CURRENCY_CACHE {
-                currencies.clear();
-            }
-            currencies.insert(w.id, w.currency);
-            drop(currencies);
-            w.currency
-        }
-    };
-    if currency != payment.currency {
-        let e = InboundError::Refused(FintechError::CurrencyMismatch(payment.currency, currency));
-        return Ok(Verdict::DeadLetter { reason: e.reason(), detail: e.to_string() });
-    }
-    let op = LedgerOp {
-        command: Command::Deposit {
-            wallet: payment.wallet,
-            amount: payment.amount,
-            reference: payment.reference.clone(),
-        },
-        // Named by the event: the ledger applies it once, however often it is delivered.
-        transaction_id: payment.transaction_id(),
-        idempotency: None,
-        once: true,
-        request_id: record.header("request-id").map(str::to_owned).or_else(|| Some(payment.event_id.clone())),
-        at: Utc::now(),
-    };
     // Queued in the order the messages of this wallet were received.
     turn.wait().await;
-    let answer = deps.fintech.ask_queued(Execute(op));
+    let answer = deps.fintech.settle_payment(payment, record.header("request-id").map(str::to_owned));
     turn.queued();
-    match answer.await.map_err(|_| "actor_unavailable")?.map_err(transient)? {
-        Outcome::Applied { .. } => Ok(Verdict::Applied),
-        Outcome::DuplicateKey => Ok(Verdict::Duplicate),
-        Outcome::Refused(e) => {
+    match answer.await {
+        Ok(LedgerOutcome::Applied { .. }) => Ok(Verdict::Applied),
+        Ok(LedgerOutcome::DuplicateKey) => Ok(Verdict::Duplicate),
+        Ok(LedgerOutcome::Refused(e)) => {
             let e = InboundError::Refused(e);
             Ok(Verdict::DeadLetter { reason: e.reason(), detail: e.to_string() })
         }
+        Err(CallError::Ledger(LedgerFailure::Store)) => Err("ledger_unavailable"),
+        Err(_) => Err("actor_unavailable"),
     }
 }

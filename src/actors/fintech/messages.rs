@@ -3,10 +3,7 @@
 
 use actix::Message;
 
-use crate::{
-    adapters::ledger::{LedgerOp, Outcome, Page},
-    domain::fintech::{Wallet, WalletId},
-};
+use crate::domain::fintech::{LedgerOp, LedgerOutcome as Outcome, Page, Wallet, WalletId};
 
 /// Why a fintech message got no business answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -4,6 +4,7 @@
 //! supervised `ledger-writer` commits what the wallet actors send it in shared transactions (group
 //! commit).
 
+pub mod client;
 pub mod messages;
 pub mod wallet;
 pub mod writer;
@@ -18,14 +19,18 @@ use std::{
 use actix::{Actor, Addr};
 use actix_rt::{Arbiter, ArbiterHandle};
 
+pub use client::{CallError, FintechClient};
 pub use messages::{Commit, Execute, GetLiveWallets, GetMovements, GetWallet, LedgerFailure, Refresh};
 pub use wallet::WalletActor;
 pub use writer::LedgerWriter;
 
 use crate::{
     actors::runtime::{ActorRef, Ctx, Handle, Managed, Reply},
-    adapters::ledger::{KeptResponse, LedgerStore, Outcome, Page},
-    domain::fintech::{Wallet, WalletId},
+    adapters::ledger::LedgerStore,
+    domain::{
+        fintech::{LedgerOutcome as Outcome, Page, Wallet, WalletId},
+        idempotency::Kept,
+    },
     telemetry::{self, Metrics},
 };
 
@@ -198,27 +203,23 @@ impl Handle<CheckConservation> for FintechDomain {
     }
 }
 
-/// The response kept for an idempotency key of `scope`.
+/// What an idempotency key of `scope` keeps.
 #[derive(Debug, Clone)]
-pub struct GetKeptResponse {
+pub struct GetKept {
     /// The caller.
     pub scope: String,
     /// The key.
     pub key: String,
 }
 
-impl actix::Message for GetKeptResponse {
-    type Result = Result<Option<KeptResponse>, LedgerFailure>;
+impl actix::Message for GetKept {
+    type Result = Result<Option<Kept>, LedgerFailure>;
 }
 
-impl Handle<GetKeptResponse> for FintechDomain {
-    fn handle(
-        &mut self,
-        msg: GetKeptResponse,
-        _: &mut Ctx<Self>,
-    ) -> Reply<Self, Result<Option<KeptResponse>, LedgerFailure>> {
+impl Handle<GetKept> for FintechDomain {
+    fn handle(&mut self, msg: GetKept, _: &mut Ctx<Self>) -> Reply<Self, Result<Option<Kept>, LedgerFailure>> {
         let store = self.store.clone();
-        Reply::later(async move { store.kept_response(&msg.scope, &msg.key).await.map_err(|_| LedgerFailure::Store) })
+        Reply::later(async move { store.kept(&msg.scope, &msg.key).await.map_err(|_| LedgerFailure::Store) })
     }
 }
 

@@ -12,8 +12,8 @@ use super::{
 };
 use crate::{
     actors::runtime::ActorRef,
-    adapters::ledger::{LedgerStore, Outcome},
-    domain::fintech::{Wallet, WalletId},
+    adapters::ledger::LedgerStore,
+    domain::fintech::{LedgerOutcome as Outcome, Wallet, WalletId},
 };
 
 use super::writer::LedgerWriter;

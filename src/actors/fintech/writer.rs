@@ -9,7 +9,8 @@ use tokio::sync::oneshot;
 use super::messages::{Commit, LedgerFailure};
 use crate::{
     actors::runtime::{Ctx, Handle, Host, Managed, Reply},
-    adapters::ledger::{LedgerOp, LedgerStore, Outcome, Render, StoreError},
+    adapters::ledger::{LedgerStore, StoreError},
+    domain::fintech::{LedgerOp, LedgerOutcome as Outcome},
     telemetry::{self, Metrics},
 };
 
@@ -24,17 +25,16 @@ type Waiter = oneshot::Sender<Result<Outcome, LedgerFailure>>;
 /// Owns the write path to the ledger store.
 pub struct LedgerWriter {
     store: LedgerStore,
-    render: Render,
     pending: Vec<(LedgerOp, Waiter)>,
     in_flight: bool,
     batch_size: metrics::Histogram,
 }
 
 impl LedgerWriter {
-    /// A writer committing to `store`, keeping idempotent responses rendered by `render`.
-    pub fn new(store: LedgerStore, render: Render, metrics: &Metrics) -> Self {
+    /// A writer committing to `store`.
+    pub fn new(store: LedgerStore, metrics: &Metrics) -> Self {
         let batch_size = metrics.with(|| metrics::histogram!(telemetry::LEDGER_BATCH_SIZE));
-        Self { store, render, pending: Vec::new(), in_flight: false, batch_size }
+        Self { store, pending: Vec::new(), in_flight: false, batch_size }
     }
 
     /// Start a commit of everything pending, unless one is in flight (it starts the next one
@@ -47,9 +47,9 @@ impl LedgerWriter {
         let (ops, waiters): (Vec<LedgerOp>, Vec<Waiter>) = self.pending.drain(..take).unzip();
         self.in_flight = true;
         self.batch_size.record(ops.len() as f64);
-        let (store, render) = (self.store.clone(), self.render);
+        let store = self.store.clone();
         let commit = async move {
-            let results = store.commit(&ops, render).await;
+            let results = store.commit(&ops).await;
             (results, waiters)
         };
         ctx.spawn(wrap_future::<_, Host<Self>>(commit).map(|(results, waiters), host, ctx| {

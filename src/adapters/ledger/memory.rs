@@ -9,16 +9,17 @@ use std::{
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 
-use super::{
-    book::Book, KeptResponse, LedgerOp, OutboxBatch, OutboxLag, Outcome, Page, Render, StoredResponse, Totals,
+use super::{OutboxBatch, OutboxLag};
+use crate::domain::{
+    fintech::{Book, FintechError, LedgerOp, LedgerOutcome as Outcome, Movement, Page, Totals, Wallet, WalletId},
+    idempotency::Kept,
 };
-use crate::domain::fintech::{FintechError, Movement, Wallet, WalletId};
 
 #[derive(Default)]
 struct State {
     book: Book,
     journal: HashMap<WalletId, Vec<Movement>>,
-    keys: HashMap<(String, String), (KeptResponse, DateTime<Utc>)>,
+    keys: HashMap<(String, String), (Kept, DateTime<Utc>)>,
     /// Ids of the ledger transactions applied.
     transactions: HashSet<uuid::Uuid>,
     net_external: i128,
@@ -38,7 +39,7 @@ impl MemLedger {
         Self::default()
     }
 
-    pub(super) fn commit(&self, ops: &[LedgerOp], render: Render) -> Vec<Outcome> {
+    pub(super) fn commit(&self, ops: &[LedgerOp]) -> Vec<Outcome> {
         let mut state = self.state.lock();
         let outcomes: Vec<Outcome> = ops
             .iter()
@@ -56,10 +57,10 @@ impl MemLedger {
                     Err(refusal) => Outcome::Refused(refusal),
                 };
                 if let Some(claim) = &op.idempotency {
-                    let kept = KeptResponse {
-                        request_hash: claim.request_hash.clone(),
-                        request_body: claim.request_body.clone(),
-                        response: render(op, &outcome),
+                    let kept = Kept {
+                        fingerprint: claim.fingerprint.clone(),
+                        request: claim.request.clone(),
+                        result: Some(super::receipt_of(op, &outcome)),
                     };
                     state.keys.insert((claim.scope.clone(), claim.key.clone()), (kept, claim.expires_at));
                 }
@@ -122,7 +123,7 @@ impl MemLedger {
         Page { items, next_before }
     }
 
-    pub(super) fn kept_response(&self, scope: &str, key: &str) -> Option<KeptResponse> {
+    pub(super) fn kept(&self, scope: &str, key: &str) -> Option<Kept> {
         self.state.lock().keys.get(&(scope.to_string(), key.to_string())).map(|(k, _)| k.clone())
     }
 
@@ -153,11 +154,5 @@ impl State {
         }
         self.net_external += change.net_external;
         Ok(Outcome::Applied { wallets: change.wallets, movements: change.movements })
-    }
-}
-
-impl From<&KeptResponse> for StoredResponse {
-    fn from(k: &KeptResponse) -> Self {
-        k.response.clone()
     }
 }

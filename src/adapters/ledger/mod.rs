@@ -3,13 +3,12 @@
 //! mode). Both give the same answers to the same commands; `tests/api/ledger_store.rs` runs one
 //! contract suite against each.
 //!
-//! Every command is checked again inside the store against the stored state (the actors'
-//! checks are an optimisation, never the guarantee), applied all-or-nothing, and recorded with
-//! its idempotency key and response in the same transaction. A command may instead be named by
-//! its transaction id ([`LedgerOp::once`]): the ledger transaction it creates is then the record
-//! that it was applied, and the same id again is a duplicate.
+//! The stores persist what the domain decides: each batch is applied to the stored state by
+//! [`Book`](crate::domain::fintech::Book), all-or-nothing per command, and each command's
+//! receipt is kept with its idempotency key in the same transaction. A command may instead be
+//! named by its transaction id ([`LedgerOp::once`]): the ledger transaction it creates is then
+//! the record that it was applied, and the same id again is a duplicate.
 
-pub mod book;
 pub mod memory;
 pub mod postgres;
 
@@ -17,192 +16,24 @@ pub use memory::MemLedger;
 pub use postgres::PgLedger;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use uuid::Uuid;
 
 use crate::domain::{
     events::{DomainEvent, WalletEvent},
-    fintech::{Amount, FintechError, Movement, Wallet, WalletId, WalletStatus},
+    fintech::{LedgerOp, LedgerOutcome, Movement, Page, Receipt, Totals, Wallet, WalletId},
+    idempotency::{self, Kept},
 };
 
-/// A change to the ledger.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Command {
-    /// Create this wallet.
-    Open(Box<Wallet>),
-    /// Money in from outside.
-    Deposit {
-        /// Wallet credited.
-        wallet: WalletId,
-        /// Amount.
-        amount: Amount,
-        /// External reference (payment provider id).
-        reference: String,
-    },
-    /// Money out to outside.
-    Withdraw {
-        /// Wallet debited.
-        wallet: WalletId,
-        /// Amount.
-        amount: Amount,
-        /// External reference.
-        reference: String,
-    },
-    /// Money between two wallets of the same currency.
-    Transfer {
-        /// Wallet debited.
-        from: WalletId,
-        /// Wallet credited.
-        to: WalletId,
-        /// Amount.
-        amount: Amount,
-    },
-    /// Freeze, unfreeze or close.
-    SetStatus {
-        /// Wallet.
-        wallet: WalletId,
-        /// Target status.
-        status: WalletStatus,
-    },
-}
-
-impl Command {
-    /// Wallets the command changes, source first.
-    pub fn wallets(&self) -> Vec<WalletId> {
-        match self {
-            Self::Open(w) => vec![w.id],
-            Self::Deposit { wallet, .. } | Self::Withdraw { wallet, .. } | Self::SetStatus { wallet, .. } => {
-                vec![*wallet]
-            }
-            Self::Transfer { from, to, .. } => vec![*from, *to],
-        }
-    }
-
-    /// The wallet it is sent through: the one it debits or changes (the source of a transfer).
-    pub fn owner(&self) -> WalletId {
-        match self {
-            Self::Open(w) => w.id,
-            Self::Deposit { wallet, .. } | Self::Withdraw { wallet, .. } | Self::SetStatus { wallet, .. } => *wallet,
-            Self::Transfer { from, .. } => *from,
-        }
-    }
-
-    /// Whether applying it records a double-entry ledger transaction (money moves).
-    pub fn creates_transaction(&self) -> bool {
-        matches!(self, Self::Deposit { .. } | Self::Withdraw { .. } | Self::Transfer { .. })
-    }
-
-    /// Operation name for metrics and events.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Open(_) => "open_wallet",
-            Self::Deposit { .. } => "deposit",
-            Self::Withdraw { .. } => "withdraw",
-            Self::Transfer { .. } => "transfer",
-            Self::SetStatus { .. } => "set_status",
-        }
-    }
-}
-
-/// The idempotency key a command is recorded under.
-#[derive(Debug, Clone, PartialEq)]
-pub struct IdempotencyClaim {
-    /// Whose key (the subject): keys of different callers never collide.
-    pub scope: String,
-    /// The client's `Idempotency-Key`.
-    pub key: String,
-    /// Hash of method, route and body.
-    pub request_hash: String,
-    /// The body, to name differing fields when the key is reused.
-    pub request_body: Value,
-    /// When the key may be forgotten.
-    pub expires_at: DateTime<Utc>,
-}
-
-/// A command with its context.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LedgerOp {
-    /// What to change.
-    pub command: Command,
-    /// Id of the ledger transaction it creates.
-    pub transaction_id: Uuid,
-    /// Idempotency key, if any.
-    pub idempotency: Option<IdempotencyClaim>,
-    /// The transaction id names the command for good (it is derived from the id of the event
-    /// that asked for it): if a ledger transaction with this id exists, the command is a
-    /// duplicate and changes nothing. Only for commands that create a ledger transaction
-    /// (deposit, withdrawal, transfer); a refused command leaves no record and is checked again.
-    pub once: bool,
-    /// Correlation id.
-    pub request_id: Option<String>,
-    /// Commit time recorded.
-    pub at: DateTime<Utc>,
-}
-
-/// What a command did.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
-    /// Committed: the wallets after the change and the journal entries it appended.
-    Applied {
-        /// Changed wallets, source first.
-        wallets: Vec<Wallet>,
-        /// Entries appended.
-        movements: Vec<Movement>,
-    },
-    /// Refused by a rule checked against the stored state; nothing changed.
-    Refused(FintechError),
-    /// Another request holds the idempotency key, or (for a command applied [`LedgerOp::once`])
-    /// its transaction exists; nothing changed.
-    DuplicateKey,
-}
-
-/// A response kept for an idempotency key.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StoredResponse {
-    /// HTTP status.
-    pub status: u16,
-    /// Body.
-    pub body: Value,
-}
-
-/// A kept response with the request it answered.
-#[derive(Debug, Clone, PartialEq)]
-pub struct KeptResponse {
-    /// Hash of the original request.
-    pub request_hash: String,
-    /// Body of the original request.
-    pub request_body: Value,
-    /// The response.
-    pub response: StoredResponse,
-}
-
-/// Renders the response to keep for an operation with an idempotency key.
-pub type Render = fn(&LedgerOp, &Outcome) -> StoredResponse;
-
-/// A page of journal entries, newest first.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Page {
-    /// Entries.
-    pub items: Vec<Movement>,
-    /// Sequence number to pass as `before` for the next page.
-    pub next_before: Option<i64>,
-}
-
-/// The conservation check: the sum of all balances equals deposits minus withdrawals.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Totals {
-    /// Sum of every wallet's balance.
-    pub balances: i128,
-    /// Money that entered minus money that left.
-    pub net_external: i128,
+/// The receipt an op's idempotency key keeps, encoded.
+fn receipt_of(op: &LedgerOp, outcome: &LedgerOutcome) -> serde_json::Value {
+    Receipt::of(op, outcome).map(|r| idempotency::keep(&r)).unwrap_or(serde_json::Value::Null)
 }
 
 /// The events a batch of commands produced, in commit order: what the outbox stores with it.
-fn batch_events<'a>(ops: &'a [LedgerOp], outcomes: &'a [Outcome]) -> impl Iterator<Item = WalletEvent<'a>> + 'a {
+fn batch_events<'a>(ops: &'a [LedgerOp], outcomes: &'a [LedgerOutcome]) -> impl Iterator<Item = WalletEvent<'a>> + 'a {
     ops.iter().zip(outcomes).flat_map(|(op, outcome)| {
         let (wallets, movements): (&[Wallet], &[Movement]) = match outcome {
-            Outcome::Applied { wallets, movements } => (wallets, movements),
+            LedgerOutcome::Applied { wallets, movements } => (wallets, movements),
             _ => (&[], &[]),
         };
         WalletEvent::all(wallets, movements, op.request_id.as_deref())
@@ -210,13 +41,13 @@ fn batch_events<'a>(ops: &'a [LedgerOp], outcomes: &'a [Outcome]) -> impl Iterat
 }
 
 /// A batch's events, each under a new id.
-pub fn events_of(ops: &[LedgerOp], outcomes: &[Outcome]) -> Vec<DomainEvent> {
+pub fn events_of(ops: &[LedgerOp], outcomes: &[LedgerOutcome]) -> Vec<DomainEvent> {
     batch_events(ops, outcomes).map(|e| e.to_event(Uuid::now_v7())).collect()
 }
 
 /// A batch's events as the outbox stores them (a JSON array of [`DomainEvent`]s, read back by the
 /// relay), written straight from the outcomes, and how many there are.
-pub fn encode_events(ops: &[LedgerOp], outcomes: &[Outcome]) -> Result<(Vec<u8>, usize), serde_json::Error> {
+pub fn encode_events(ops: &[LedgerOp], outcomes: &[LedgerOutcome]) -> Result<(Vec<u8>, usize), serde_json::Error> {
     use serde::ser::{SerializeSeq, Serializer};
     // About 450 bytes per event: room for the whole batch at once.
     let mut bytes = Vec::with_capacity(512 * ops.len());
@@ -260,6 +91,9 @@ pub enum StoreError {
     /// A stored row could not be read back.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The store cannot be reached (no connection, or it is being re-established).
+    #[error("the ledger cannot be reached: {0}")]
+    Unreachable(String),
 }
 
 /// Either store, chosen at start-up.
@@ -273,11 +107,11 @@ pub enum LedgerStore {
 
 impl LedgerStore {
     /// Apply `ops` in order, all in one transaction where the store has transactions; each op
-    /// gets its own outcome. Kept responses are rendered with `render`.
-    pub async fn commit(&self, ops: &[LedgerOp], render: Render) -> Vec<Result<Outcome, StoreError>> {
+    /// gets its own outcome, and its receipt is kept under its idempotency key.
+    pub async fn commit(&self, ops: &[LedgerOp]) -> Vec<Result<LedgerOutcome, StoreError>> {
         match self {
-            Self::Postgres(s) => s.commit(ops, render).await,
-            Self::Memory(s) => s.commit(ops, render).into_iter().map(Ok).collect(),
+            Self::Postgres(s) => s.commit(ops).await,
+            Self::Memory(s) => s.commit(ops).into_iter().map(Ok).collect(),
         }
     }
 
@@ -317,11 +151,11 @@ impl LedgerStore {
         }
     }
 
-    /// The response kept for an idempotency key, if any.
-    pub async fn kept_response(&self, scope: &str, key: &str) -> Result<Option<KeptResponse>, StoreError> {
+    /// What an idempotency key keeps, if it is taken.
+    pub async fn kept(&self, scope: &str, key: &str) -> Result<Option<Kept>, StoreError> {
         match self {
-            Self::Postgres(s) => s.kept_response(scope, key).await,
-            Self::Memory(s) => Ok(s.kept_response(scope, key)),
+            Self::Postgres(s) => s.kept(scope, key).await,
+            Self::Memory(s) => Ok(s.kept(scope, key)),
         }
     }
 

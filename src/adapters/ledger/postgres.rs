@@ -26,13 +26,16 @@ use tokio_postgres::{
 };
 use uuid::Uuid;
 
-use super::{
-    book::Book, Command, IdempotencyClaim, KeptResponse, LedgerOp, Outcome, Page, Render, StoreError, StoredResponse,
-    Totals,
-};
+use super::StoreError;
 use crate::{
     adapters::postgres::{self as pg, PgPool, PostgresError},
-    domain::fintech::{Currency, Movement, MovementKind, Wallet, WalletId, WalletStatus},
+    domain::{
+        fintech::{
+            Book, Currency, LedgerCommand as Command, LedgerOp, LedgerOutcome as Outcome, Movement, MovementKind, Page,
+            Totals, Wallet, WalletId, WalletStatus,
+        },
+        idempotency::{Claim, Kept},
+    },
 };
 
 /// The writer's session and statements; every statement reaches its rows through a primary key.
@@ -76,11 +79,11 @@ pub mod sql {
                          (id, kind, debit_account, credit_account, amount, currency, reference, request_id, created_at)
                      SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::text[],
                                           $7::text[], $8::text[], $9::timestamptz[])";
-    /// The idempotency keys with the responses they keep.
+    /// The idempotency keys with the receipts they keep.
     pub const KEEP: &str = "INSERT INTO idempotency_keys
-                         (scope, key, request_hash, request_body, status, response, created_at, expires_at)
-                     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::int2[], $6::jsonb[],
-                                          $7::timestamptz[], $8::timestamptz[])";
+                         (scope, key, request_hash, request_body, receipt, created_at, expires_at)
+                     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[],
+                                          $6::timestamptz[], $7::timestamptz[])";
     /// The batch's events, one row.
     pub const OUTBOX: &str = "INSERT INTO outbox (created_at, event_count, events) VALUES ($1, $2, $3)";
     /// Every statement, with its name.
@@ -177,7 +180,6 @@ impl Statements {
                         T::TEXT_ARRAY,
                         T::TEXT_ARRAY,
                         T::JSONB_ARRAY,
-                        T::INT2_ARRAY,
                         T::JSONB_ARRAY,
                         T::TIMESTAMPTZ_ARRAY,
                         T::TIMESTAMPTZ_ARRAY,
@@ -235,15 +237,15 @@ impl PgLedger {
     }
 
     /// Apply `ops` in one transaction; if that fails, each alone.
-    pub async fn commit(&self, ops: &[LedgerOp], render: Render) -> Vec<Result<Outcome, StoreError>> {
+    pub async fn commit(&self, ops: &[LedgerOp]) -> Vec<Result<Outcome, StoreError>> {
         let mut guard = match self.writer().await {
             Ok(guard) => guard,
             Err(e) => return ops.iter().map(|_| Err(clone_err(&e))).collect(),
         };
         let Some(writer) = guard.as_mut() else {
-            return ops.iter().map(|_| Err(StoreError::Corrupt("no writer connection".into()))).collect();
+            return ops.iter().map(|_| Err(StoreError::Unreachable("no writer connection".into()))).collect();
         };
-        match batch(writer, ops, render).await {
+        match batch(writer, ops).await {
             Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
             Err(e) if ops.len() == 1 => {
                 rollback(writer).await;
@@ -254,7 +256,7 @@ impl PgLedger {
                 rollback(writer).await;
                 let mut results = Vec::with_capacity(ops.len());
                 for op in ops {
-                    let one = batch(writer, std::slice::from_ref(op), render).await;
+                    let one = batch(writer, std::slice::from_ref(op)).await;
                     if one.is_err() {
                         rollback(writer).await;
                     }
@@ -312,22 +314,17 @@ impl PgLedger {
         Ok(Page { items, next_before })
     }
 
-    /// The response kept for an idempotency key.
-    pub async fn kept_response(&self, scope: &str, key: &str) -> Result<Option<KeptResponse>, StoreError> {
+    /// What an idempotency key keeps (no result for a key kept before receipts were).
+    pub async fn kept(&self, scope: &str, key: &str) -> Result<Option<Kept>, StoreError> {
         let conn = self.pool.get().await.map_err(|e| StoreError::Postgres(e.into()))?;
         let rows = conn
             .query_typed(
-                "SELECT request_hash, request_body, status, response FROM idempotency_keys
-                 WHERE scope = $1 AND key = $2 AND status <> 0",
+                "SELECT request_hash, request_body, receipt FROM idempotency_keys WHERE scope = $1 AND key = $2",
                 &[(&scope, Type::TEXT), (&key, Type::TEXT)],
             )
             .await
             .map_err(pg_err)?;
-        Ok(rows.first().map(|r| KeptResponse {
-            request_hash: r.get(0),
-            request_body: r.get(1),
-            response: super::StoredResponse { status: r.get::<_, i16>(2) as u16, body: r.get(3) },
-        }))
+        Ok(rows.first().map(|r| Kept { fingerprint: r.get(0), request: r.get(1), result: r.get(2) }))
     }
 
     /// Forget expired idempotency keys.
@@ -356,7 +353,10 @@ impl PgLedger {
 }
 
 fn clone_err(e: &StoreError) -> StoreError {
-    StoreError::Corrupt(e.to_string())
+    match e {
+        StoreError::Corrupt(what) => StoreError::Corrupt(what.clone()),
+        other => StoreError::Unreachable(other.to_string()),
+    }
 }
 
 async fn rollback(writer: &mut Writer) {
@@ -382,7 +382,7 @@ fn run<'a>(client: &'a Client, statement: &'a Statement, params: Params<'a>) -> 
 /// exactly as the in-memory store applies them. Phase 2:
 /// the new wallet states, journal entries, ledger transactions, idempotency keys with their
 /// responses and the outbox row, one statement each, and `COMMIT`.
-async fn batch(writer: &mut Writer, ops: &[LedgerOp], render: Render) -> Result<Vec<Outcome>, StoreError> {
+async fn batch(writer: &mut Writer, ops: &[LedgerOp]) -> Result<Vec<Outcome>, StoreError> {
     let client = &writer.client;
     let st = &writer.statements;
     let mut ids: Vec<Uuid> = ops
@@ -393,7 +393,7 @@ async fn batch(writer: &mut Writer, ops: &[LedgerOp], render: Render) -> Result<
         .collect();
     ids.sort_unstable();
     ids.dedup();
-    let claims: Vec<&IdempotencyClaim> = ops.iter().filter_map(|op| op.idempotency.as_ref()).collect();
+    let claims: Vec<&Claim> = ops.iter().filter_map(|op| op.idempotency.as_ref()).collect();
     let scopes: Vec<&str> = claims.iter().map(|c| c.scope.as_str()).collect();
     let keys: Vec<&str> = claims.iter().map(|c| c.key.as_str()).collect();
     let once: Vec<Uuid> = ops.iter().filter(|op| op.once).map(|op| op.transaction_id).collect();
@@ -457,8 +457,7 @@ async fn batch(writer: &mut Writer, ops: &[LedgerOp], render: Render) -> Result<
             Err(refusal) => Outcome::Refused(refusal),
         };
         if let Some(c) = &op.idempotency {
-            let r = render(op, &outcome);
-            rows.keep(c, r, op.at);
+            rows.keep(c, super::receipt_of(op, &outcome), op.at);
         }
         outcomes.push(outcome);
     }
@@ -509,8 +508,7 @@ async fn batch(writer: &mut Writer, ops: &[LedgerOp], render: Render) -> Result<
         phase.push(run(client, &st.transactions, params));
     }
     if !r.k_scope.is_empty() {
-        let params: Params<'_> =
-            vec![&r.k_scope, &r.k_key, &r.k_hash, &r.k_body, &r.k_status, &r.k_response, &r.k_at, &r.k_expires];
+        let params: Params<'_> = vec![&r.k_scope, &r.k_key, &r.k_hash, &r.k_body, &r.k_receipt, &r.k_at, &r.k_expires];
         phase.push(run(client, &st.keep, params));
     }
     if count > 0 {
@@ -574,8 +572,7 @@ struct Rows {
     k_key: Vec<String>,
     k_hash: Vec<String>,
     k_body: Vec<Value>,
-    k_status: Vec<i16>,
-    k_response: Vec<Value>,
+    k_receipt: Vec<Value>,
     k_at: Vec<DateTime<Utc>>,
     k_expires: Vec<DateTime<Utc>>,
 }
@@ -597,13 +594,13 @@ impl Rows {
         let Some(currency) = wallets.first().map(|w| w.currency.code().to_owned()) else { return };
         let external = format!("external:{currency}");
         let (kind, debit, credit, amount, reference) = match &op.command {
-            Command::Deposit { wallet, amount, reference } => {
+            Command::Deposit { wallet, amount, reference, .. } => {
                 ("deposit", external, wallet.to_string(), amount.get(), Some(reference.clone()))
             }
             Command::Withdraw { wallet, amount, reference } => {
                 ("withdrawal", wallet.to_string(), external, amount.get(), Some(reference.clone()))
             }
-            Command::Transfer { from, to, amount } => {
+            Command::Transfer { from, to, amount, .. } => {
                 ("transfer", from.to_string(), to.to_string(), amount.get(), None)
             }
             Command::Open(_) | Command::SetStatus { .. } => return,
@@ -619,14 +616,13 @@ impl Rows {
         self.t_at.push(op.at);
     }
 
-    /// An idempotency key with the response it keeps.
-    fn keep(&mut self, claim: &IdempotencyClaim, response: StoredResponse, at: DateTime<Utc>) {
+    /// An idempotency key with the receipt it keeps.
+    fn keep(&mut self, claim: &Claim, receipt: Value, at: DateTime<Utc>) {
         self.k_scope.push(claim.scope.clone());
         self.k_key.push(claim.key.clone());
-        self.k_hash.push(claim.request_hash.clone());
-        self.k_body.push(claim.request_body.clone());
-        self.k_status.push(response.status as i16);
-        self.k_response.push(response.body);
+        self.k_hash.push(claim.fingerprint.clone());
+        self.k_body.push(claim.request.clone());
+        self.k_receipt.push(receipt);
         self.k_at.push(at);
         self.k_expires.push(claim.expires_at);
     }

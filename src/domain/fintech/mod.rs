@@ -2,16 +2,22 @@
 //! between them. Every movement is double entry: a debit and a credit of the same amount, where
 //! money entering or leaving the ledger is posted against the `external` account of its currency.
 
+mod book;
 mod currency;
+mod ledger;
 mod wallet;
 
+pub use book::{Book, Change};
 pub use currency::Currency;
+pub use ledger::{LedgerCommand, LedgerOp, LedgerOutcome, Page, Receipt, Totals, Transaction, TransactionKind};
 pub use wallet::{
     check_reference, status_entry_kind, Amount, Movement, MovementKind, Wallet, WalletId, WalletStatus, MAX_AMOUNT,
 };
 
-/// Every way a fintech command can be refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Every way a fintech command can be refused. Serializable: a refusal is kept under the
+/// command's idempotency key and replayed as it was.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "rule", content = "args", rename_all = "snake_case")]
 pub enum FintechError {
     /// Not an ISO 4217 code.
     #[error("`{0}` is not an ISO 4217 currency code")]
@@ -74,6 +80,18 @@ impl FintechError {
             Self::BalanceNotZero(_) => "balance_not_zero",
             Self::InvalidTransition(..) => "invalid_transition",
             Self::InvalidReference | Self::InvalidOwner => "invalid_reference",
+        }
+    }
+
+    /// The request field the refusal is about, when one field is to blame.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            Self::UnknownCurrency(_) | Self::CurrencyMismatch(..) => Some("currency"),
+            Self::InvalidAmount | Self::AmountTooLarge => Some("amount"),
+            Self::SameWallet => Some("to"),
+            Self::InvalidReference => Some("reference"),
+            Self::InvalidOwner => Some("owner"),
+            _ => None,
         }
     }
 }

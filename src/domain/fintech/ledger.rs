@@ -1,0 +1,281 @@
+//! The ledger's vocabulary: the commands that change it, what a command decided, and the receipt
+//! its caller gets (and that an idempotency key keeps). Storage adapters persist what
+//! [`super::Book`] decided; transports parse commands and render receipts.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::{Amount, Currency, FintechError, Movement, Wallet, WalletId, WalletStatus};
+use crate::domain::idempotency::Claim;
+
+/// A change to the ledger.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LedgerCommand {
+    /// Create this wallet.
+    Open(Box<Wallet>),
+    /// Money in from outside.
+    Deposit {
+        /// Wallet credited.
+        wallet: WalletId,
+        /// Amount.
+        amount: Amount,
+        /// External reference (payment provider id).
+        reference: String,
+        /// The currency the money arrived in, when the sender says (a payment provider does):
+        /// it must be the wallet's.
+        currency: Option<Currency>,
+    },
+    /// Money out to outside.
+    Withdraw {
+        /// Wallet debited.
+        wallet: WalletId,
+        /// Amount.
+        amount: Amount,
+        /// External reference.
+        reference: String,
+    },
+    /// Money between two wallets of the same currency.
+    Transfer {
+        /// Wallet debited.
+        from: WalletId,
+        /// Wallet credited.
+        to: WalletId,
+        /// Amount.
+        amount: Amount,
+        /// The currency the caller expects both wallets to hold, when given.
+        currency: Option<Currency>,
+    },
+    /// Freeze, unfreeze or close.
+    SetStatus {
+        /// Wallet.
+        wallet: WalletId,
+        /// Target status.
+        status: WalletStatus,
+    },
+}
+
+impl LedgerCommand {
+    /// Wallets the command changes, source first.
+    pub fn wallets(&self) -> Vec<WalletId> {
+        match self {
+            Self::Open(w) => vec![w.id],
+            Self::Deposit { wallet, .. } | Self::Withdraw { wallet, .. } | Self::SetStatus { wallet, .. } => {
+                vec![*wallet]
+            }
+            Self::Transfer { from, to, .. } => vec![*from, *to],
+        }
+    }
+
+    /// The wallet it is sent through: the one it debits or changes (the source of a transfer).
+    pub fn owner(&self) -> WalletId {
+        match self {
+            Self::Open(w) => w.id,
+            Self::Deposit { wallet, .. } | Self::Withdraw { wallet, .. } | Self::SetStatus { wallet, .. } => *wallet,
+            Self::Transfer { from, .. } => *from,
+        }
+    }
+
+    /// Whether applying it records a double-entry ledger transaction (money moves).
+    pub fn creates_transaction(&self) -> bool {
+        matches!(self, Self::Deposit { .. } | Self::Withdraw { .. } | Self::Transfer { .. })
+    }
+
+    /// Operation name for metrics and events.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Open(_) => "open_wallet",
+            Self::Deposit { .. } => "deposit",
+            Self::Withdraw { .. } => "withdraw",
+            Self::Transfer { .. } => "transfer",
+            Self::SetStatus { .. } => "set_status",
+        }
+    }
+
+    /// The operation an idempotency key is claimed for.
+    pub fn operation(&self) -> &'static str {
+        match self {
+            Self::Open(_) => "fintech.open_wallet",
+            Self::Deposit { .. } => "fintech.deposit",
+            Self::Withdraw { .. } => "fintech.withdraw",
+            Self::Transfer { .. } => "fintech.transfer",
+            Self::SetStatus { .. } => "fintech.set_status",
+        }
+    }
+
+    /// The request as an idempotency key remembers it: the command's fields, normalised, and
+    /// nothing a transport adds (the id a new wallet is given is not part of the request).
+    pub fn request(&self) -> Value {
+        match self {
+            Self::Open(w) => json!({"owner": w.owner, "currency": w.currency}),
+            Self::Deposit { wallet, amount, reference, currency } => {
+                json!({"wallet": wallet, "amount": amount.get(), "reference": reference, "currency": currency})
+            }
+            Self::Withdraw { wallet, amount, reference } => {
+                json!({"wallet": wallet, "amount": amount.get(), "reference": reference})
+            }
+            Self::Transfer { from, to, amount, currency } => {
+                json!({"from": from, "to": to, "amount": amount.get(), "currency": currency})
+            }
+            Self::SetStatus { wallet, status } => json!({"wallet": wallet, "status": status}),
+        }
+    }
+}
+
+/// A command with its context.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LedgerOp {
+    /// What to change.
+    pub command: LedgerCommand,
+    /// Id of the ledger transaction it creates.
+    pub transaction_id: Uuid,
+    /// Idempotency key, if any: the receipt is kept under it, in the same transaction.
+    pub idempotency: Option<Claim>,
+    /// The transaction id names the command for good (it is derived from the id of the event
+    /// that asked for it): if a ledger transaction with this id exists, the command is a
+    /// duplicate and changes nothing. Only for commands that create a ledger transaction
+    /// (deposit, withdrawal, transfer); a refused command leaves no record and is checked again.
+    pub once: bool,
+    /// Correlation id.
+    pub request_id: Option<String>,
+    /// Commit time recorded.
+    pub at: DateTime<Utc>,
+}
+
+/// What a command did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LedgerOutcome {
+    /// Committed: the wallets after the change and the journal entries it appended.
+    Applied {
+        /// Changed wallets, source first.
+        wallets: Vec<Wallet>,
+        /// Entries appended.
+        movements: Vec<Movement>,
+    },
+    /// Refused by a rule checked against the stored state; nothing changed.
+    Refused(FintechError),
+    /// Another request holds the idempotency key, or (for a command applied [`LedgerOp::once`])
+    /// its transaction exists; nothing changed.
+    DuplicateKey,
+}
+
+/// What kind of money movement a transaction is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransactionKind {
+    /// Money in from outside.
+    Deposit,
+    /// Money out to outside.
+    Withdrawal,
+    /// Money between two wallets.
+    Transfer,
+}
+
+impl TransactionKind {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deposit => "deposit",
+            Self::Withdrawal => "withdrawal",
+            Self::Transfer => "transfer",
+        }
+    }
+}
+
+/// A completed money movement, as its caller sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transaction {
+    /// Ledger transaction id.
+    pub id: Uuid,
+    /// Kind.
+    pub kind: TransactionKind,
+    /// Wallet debited (none for a deposit).
+    pub from: Option<WalletId>,
+    /// Wallet credited (none for a withdrawal).
+    pub to: Option<WalletId>,
+    /// Minor units.
+    pub amount: i64,
+    /// Currency of the wallets.
+    pub currency: Currency,
+    /// External reference of a deposit or withdrawal.
+    pub reference: Option<String>,
+    /// The caller's own wallet after the movement (the credited side of a transfer belongs to
+    /// someone else).
+    pub balance_after: i64,
+    /// Commit time.
+    pub created_at: DateTime<Utc>,
+}
+
+/// What a command answers its caller, and what its idempotency key keeps: the same for every
+/// transport, each of which renders it its own way.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "receipt", content = "value", rename_all = "snake_case")]
+pub enum Receipt {
+    /// A wallet was opened.
+    Opened(Wallet),
+    /// A wallet's status changed.
+    StatusChanged(Wallet),
+    /// Money moved.
+    Moved(Transaction),
+    /// A rule refused the command; nothing changed.
+    Refused(FintechError),
+}
+
+impl Receipt {
+    /// The receipt of `op` given what it did; `None` when it did nothing of its own (a
+    /// duplicate).
+    pub fn of(op: &LedgerOp, outcome: &LedgerOutcome) -> Option<Self> {
+        let (wallets, movements) = match outcome {
+            LedgerOutcome::Applied { wallets, movements } => (wallets, movements),
+            LedgerOutcome::Refused(e) => return Some(Self::Refused(e.clone())),
+            LedgerOutcome::DuplicateKey => return None,
+        };
+        let first = wallets.first()?;
+        let moved = |kind, from, to, amount: &Amount| {
+            let entry = movements.first();
+            Self::Moved(Transaction {
+                id: op.transaction_id,
+                kind,
+                from,
+                to,
+                amount: amount.get(),
+                currency: first.currency,
+                reference: entry.and_then(|m| m.reference.clone()),
+                balance_after: entry.map_or(first.balance, |m| m.balance_after),
+                created_at: op.at,
+            })
+        };
+        Some(match &op.command {
+            LedgerCommand::Open(_) => Self::Opened(first.clone()),
+            LedgerCommand::SetStatus { .. } => Self::StatusChanged(first.clone()),
+            LedgerCommand::Deposit { wallet, amount, .. } => {
+                moved(TransactionKind::Deposit, None, Some(*wallet), amount)
+            }
+            LedgerCommand::Withdraw { wallet, amount, .. } => {
+                moved(TransactionKind::Withdrawal, Some(*wallet), None, amount)
+            }
+            LedgerCommand::Transfer { from, to, amount, .. } => {
+                moved(TransactionKind::Transfer, Some(*from), Some(*to), amount)
+            }
+        })
+    }
+}
+
+/// A page of journal entries, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    /// Entries.
+    pub items: Vec<Movement>,
+    /// Sequence number to pass as `before` for the next page.
+    pub next_before: Option<i64>,
+}
+
+/// The conservation check: the sum of all balances equals deposits minus withdrawals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Totals {
+    /// Sum of every wallet's balance.
+    pub balances: i128,
+    /// Money that entered minus money that left.
+    pub net_external: i128,
+}
