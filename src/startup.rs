@@ -15,9 +15,9 @@ use anyhow::Context as _;
 use crate::{
     actors::{
         events::{self, consumer::ConsumerDeps, relay::RelayDeps, EventConsumer, OutboxRelay},
-        fintech::{self, FintechClient, FintechDomain, LedgerWriter, WalletPolicy},
+        fintech::{self, FintechClient, FintechDomain, LedgerWriter},
         pools::{self, AdapterPool, PoolConfig},
-        runtime::{ActorKind, ActorSpec, Registry, Supervision},
+        runtime::{ActorKind, ActorSpec, EntityPolicy, Registry, Supervision},
         Actors,
     },
     adapters::{
@@ -204,16 +204,26 @@ async fn spawn_fintech(
         LedgerWriter::new(writer_store.clone(), &writer_metrics)
     })?;
     let me: fintech::SelfRef = Arc::default();
-    let policy = WalletPolicy {
+    let policy = EntityPolicy {
         idle: Duration::from_secs(settings.fintech.wallet_idle_secs),
         max_live: settings.fintech.max_live_wallets,
         threads: settings.fintech.wallet_threads,
     };
+    let kind = supervision.entity_kind(fintech::wallet::KIND)?;
+    let kind_ref = kind.clone();
     let (domain_me, domain_metrics) = (me.clone(), metrics.clone());
     let domain = supervision.spawn(ActorSpec::new(fintech::NAME, ActorKind::Domain, true), move || {
-        FintechDomain::new(store.clone(), writer.clone(), domain_me.clone(), domain_metrics.clone(), policy.clone())
+        FintechDomain::new(
+            store.clone(),
+            writer.clone(),
+            domain_me.clone(),
+            domain_metrics.clone(),
+            kind.clone(),
+            policy.clone(),
+        )
     })?;
     let _ = me.set(domain.clone());
+    supervision.own_entities(&kind_ref, &domain);
     let ttl = Duration::from_secs(settings.fintech.idempotency_ttl_secs);
     Ok((FintechClient::new(domain, ttl, metrics.clone()), ledger))
 }

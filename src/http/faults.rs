@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::{json::Json, AppState};
 use crate::{
-    actors::runtime::FaultKind,
+    actors::runtime::{EntityFaultError, FaultKind},
     error::{AppError, ErrorCode},
 };
 
@@ -20,6 +20,8 @@ pub struct FaultRequest {
     pub kind: FaultName,
     /// For `delay`: how long the actor is held, in milliseconds (at most 60000).
     pub millis: Option<u64>,
+    /// For a kind of entity actor (e.g. `wallet`): the id of the entity to hit.
+    pub entity: Option<String>,
 }
 
 /// Fault names accepted over HTTP.
@@ -67,7 +69,18 @@ pub async fn inject(
 ) -> Result<HttpResponse, AppError> {
     let kind = body.kind()?;
     tracing::warn!(fault = ?kind, "injecting fault");
-    match state.supervision.inject_fault(&actor, kind).await {
+    let injected = match &body.entity {
+        None => state.supervision.inject_fault(&actor, kind).await.map(|r| r.map_err(AppError::from)),
+        Some(entity) => state.supervision.inject_entity_fault(&actor, entity, kind).await.map(|r| {
+            r.map_err(|e| match e {
+                EntityFaultError::NotAnId(_) => {
+                    AppError::client(ErrorCode::InvalidParameter, e.to_string()).with("field", "entity")
+                }
+                EntityFaultError::Ask(e) => e.into(),
+            })
+        }),
+    };
+    match injected {
         None => Err(AppError::client(ErrorCode::ActorNotFound, format!("no actor named {actor}"))),
         Some(result) => {
             result?;

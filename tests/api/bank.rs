@@ -171,7 +171,7 @@ async fn verify(database: &str, seen: &Seen) {
         assert!(applied.contains(id), "acknowledged transfer {key} ({id}) is missing from the history");
     }
     let keys: i64 = db
-        .query_one("SELECT COUNT(*) FROM idempotency_keys WHERE key LIKE 't-%' AND status = 201", &[])
+        .query_one("SELECT COUNT(*) FROM idempotency_keys WHERE key LIKE 't-%' AND receipt->>'receipt' = 'moved'", &[])
         .await
         .unwrap()
         .get(0);

@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::{json, Value};
 
-use crate::helpers::{create_database, spawn_app, spawn_with, TestApp};
+use std::time::Duration;
+
+use crate::helpers::{create_database, eventually, sample, spawn_app, spawn_with, TestApp};
 
 static KEYS: AtomicU64 = AtomicU64::new(0);
 
@@ -373,4 +375,64 @@ async fn one_key_means_one_transfer_over_rest_and_graphql_in_either_order() {
     assert_eq!((status, problem["code"].as_str()), (409, Some("idempotency_key_reused")));
     assert_eq!(problem["fields"], json!(["amount"]));
     assert_eq!(wallet(&app, &token, &a).await["balance"], 850);
+}
+
+#[actix_web::test]
+async fn a_panicking_wallet_restarts_alone_while_the_others_keep_serving() {
+    let app = spawn_with(|s| {
+        s.supervision.min_backoff_ms = 200;
+        s.supervision.jitter = 0.0;
+    })
+    .await;
+    let token = alice(&app);
+    let victim = open(&app, &token, "EUR").await;
+    deposit(&app, &token, &victim, 1_000).await;
+    let mut others = Vec::new();
+    for _ in 0..6 {
+        let w = open(&app, &token, "EUR").await;
+        deposit(&app, &token, &w, 10_000).await;
+        others.push(w);
+    }
+
+    // Six streams of transfers between the other wallets, and the victim's actor panicking
+    // while they run.
+    let streams = (0..others.len()).map(|i| {
+        let (from, to, app, token) = (&others[i], &others[(i + 1) % others.len()], &app, &token);
+        async move {
+            let mut statuses = Vec::new();
+            for _ in 0..25 {
+                let body = json!({"from": from, "to": to, "amount": 1});
+                statuses.push(post(app, token, "/api/v1/fintech/transfers", body, &key()).await.0);
+            }
+            statuses
+        }
+    });
+    let fault = json!({"kind": "panic", "entity": victim});
+    let (statuses, injected) = futures::join!(futures::future::join_all(streams), app.inject("wallet", fault));
+    assert_eq!(injected.status(), 503, "the asker of a panicking wallet sees it unavailable");
+    let statuses: Vec<u16> = statuses.into_iter().flatten().collect();
+    assert!(statuses.iter().all(|s| *s == 201), "every other wallet kept serving: {statuses:?}");
+
+    // The panic is counted under the wallets' kind; only that wallet restarted.
+    let metrics = app.metrics().await;
+    assert_eq!(sample(&metrics, r#"beryl_actor_failures_total{actor="wallet",reason="panic"}"#), Some(1.0));
+    assert_eq!(sample(&metrics, r#"beryl_actor_restarts_total{actor="wallet"}"#), Some(1.0));
+    assert_eq!(sample(&metrics, r#"beryl_actor_restarts_total{actor="fintech"}"#), Some(0.0));
+    assert!(!metrics.contains(&victim), "no metric is labelled with an id");
+    assert_eq!(app.ready_status().await, 200, "the process stays ready");
+
+    // After its backoff the wallet serves again, its money intact.
+    eventually("the wallet serves again", Duration::from_secs(10), || async {
+        let body = json!({"amount": 1, "reference": "after-restart"});
+        let (status, _, _) =
+            post(&app, &token, &format!("/api/v1/fintech/wallets/{victim}/deposits"), body, &key()).await;
+        (status == 201).then_some(())
+    })
+    .await;
+    assert_eq!(wallet(&app, &token, &victim).await["balance"], 1_001);
+    let mut total = 0;
+    for w in &others {
+        total += wallet(&app, &token, w).await["balance"].as_i64().unwrap();
+    }
+    assert_eq!(total, 60_000, "transfers between the others moved money without creating or losing any");
 }

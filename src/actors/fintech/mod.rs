@@ -1,8 +1,8 @@
-//! Fintech actors. The supervised domain actor `fintech` spawns one [`WalletActor`] per wallet in
-//! use (on its own thread, or spread over a few threads of their own), routes every command and
-//! read to it, passivates it after an idle period and keeps at most a bounded number alive. The
-//! supervised `ledger-writer` commits what the wallet actors send it in shared transactions (group
-//! commit).
+//! Fintech actors. The supervised domain actor `fintech` owns the wallets' entity actors (one
+//! [`WalletActor`] per wallet in use, under the runtime's entity facility: spawned on demand,
+//! passivated when idle, capped in number, restarted alone after a panic) and routes every
+//! command and read to them. The supervised `ledger-writer` commits what the wallet actors send
+//! it in shared transactions (group commit).
 
 pub mod client;
 pub mod messages;
@@ -10,14 +10,10 @@ pub mod wallet;
 pub mod writer;
 
 use std::{
-    collections::HashMap,
     convert::Infallible,
     sync::{Arc, OnceLock},
-    time::{Duration, Instant},
+    time::Duration,
 };
-
-use actix::{Actor, Addr};
-use actix_rt::{Arbiter, ArbiterHandle};
 
 pub use client::{CallError, FintechClient};
 pub use messages::{Commit, Execute, GetLiveWallets, GetMovements, GetWallet, LedgerFailure, Refresh};
@@ -25,7 +21,9 @@ pub use wallet::WalletActor;
 pub use writer::LedgerWriter;
 
 use crate::{
-    actors::runtime::{ActorRef, Ctx, Handle, Managed, Reply},
+    actors::runtime::{
+        ActorRef, Ctx, Entities, EntityFaultError, EntityKind, EntityPolicy, Handle, InjectEntityFault, Managed, Reply,
+    },
     adapters::ledger::LedgerStore,
     domain::{
         fintech::{LedgerOutcome as Outcome, Page, Wallet, WalletId},
@@ -40,111 +38,57 @@ pub type SelfRef = Arc<OnceLock<ActorRef<FintechDomain>>>;
 /// Registered name of the fintech domain actor.
 pub const NAME: &str = "fintech";
 
-/// How wallet actors are kept.
-#[derive(Debug, Clone)]
-pub struct WalletPolicy {
-    /// A wallet actor unused this long is stopped.
-    pub idle: Duration,
-    /// Most wallet actors alive at once; the least recently used go first.
-    pub max_live: usize,
-    /// Threads of their own the wallet actors are spread over; 0 keeps them on the domain
-    /// actor's thread.
-    pub threads: usize,
-}
-
-struct Live {
-    addr: Addr<WalletActor>,
-    used: Instant,
-}
-
 /// The fintech domain actor.
 pub struct FintechDomain {
     store: LedgerStore,
+    metrics: Metrics,
+    policy: EntityPolicy,
+    wallets: Option<Entities<WalletId, WalletActor>>,
+    kind: EntityKind,
     writer: ActorRef<LedgerWriter>,
     me: SelfRef,
-    metrics: Metrics,
-    policy: WalletPolicy,
-    threads: Vec<ArbiterHandle>,
-    wallets: HashMap<WalletId, Live>,
-    next_thread: usize,
 }
 
 impl FintechDomain {
-    /// A domain actor for `store`; wallet actors commit through `writer`.
+    /// A domain actor for `store`; its wallet actors (of entity `kind`) commit through `writer`.
     pub fn new(
         store: LedgerStore,
         writer: ActorRef<LedgerWriter>,
         me: SelfRef,
         metrics: Metrics,
-        policy: WalletPolicy,
+        kind: EntityKind,
+        policy: EntityPolicy,
     ) -> Self {
-        Self { store, writer, me, metrics, policy, threads: Vec::new(), wallets: HashMap::new(), next_thread: 0 }
+        Self { store, metrics, policy, wallets: None, kind, writer, me }
     }
 
-    /// The live actor of `id`, spawned if needed.
-    fn wallet(&mut self, id: WalletId) -> Option<Addr<WalletActor>> {
-        let now = Instant::now();
-        if let Some(live) = self.wallets.get_mut(&id) {
-            if live.addr.connected() {
-                live.used = now;
-                return Some(live.addr.clone());
-            }
+    /// The wallets' entities, made once the domain actor's own handle is known.
+    fn wallets(&mut self) -> Option<&mut Entities<WalletId, WalletActor>> {
+        if self.wallets.is_none() {
+            let domain = self.me.get()?.clone();
+            let (store, writer) = (self.store.clone(), self.writer.clone());
+            self.wallets = Some(Entities::new(self.kind.clone(), self.policy.clone(), move |id: &WalletId| {
+                WalletActor::new(*id, store.clone(), writer.clone(), domain.clone())
+            }));
         }
-        let me = self.me.get()?.clone();
-        if self.wallets.len() >= self.policy.max_live {
-            self.evict_oldest();
-        }
-        let (store, writer) = (self.store.clone(), self.writer.clone());
-        let make = move |_: &mut actix::Context<WalletActor>| WalletActor::new(id, store, writer, me);
-        let addr = if self.policy.threads == 0 {
-            // Here, a message from the domain actor to a wallet actor (and back) is a queue
-            // push on the same thread: no wake-up of another thread.
-            actix::Actor::create(make)
-        } else {
-            if self.threads.is_empty() {
-                self.threads = (0..self.policy.threads).map(|_| Arbiter::new().handle()).collect();
-            }
-            let thread = &self.threads[self.next_thread % self.threads.len()];
-            self.next_thread = self.next_thread.wrapping_add(1);
-            WalletActor::start_in_arbiter(thread, make)
-        };
-        self.wallets.insert(id, Live { addr: addr.clone(), used: now });
-        Some(addr)
-    }
-
-    fn evict_oldest(&mut self) {
-        if let Some(oldest) = self.wallets.iter().min_by_key(|(_, l)| l.used).map(|(id, _)| *id) {
-            // Dropping the last address stops the actor once its mailbox is empty.
-            self.wallets.remove(&oldest);
-        }
-    }
-
-    fn passivate(&mut self) {
-        let idle = self.policy.idle;
-        self.wallets.retain(|_, live| live.used.elapsed() < idle && live.addr.connected());
-    }
-}
-
-impl Drop for FintechDomain {
-    /// Wallet actors on threads of their own go with the domain actor.
-    fn drop(&mut self) {
-        for thread in self.threads.drain(..) {
-            thread.stop();
-        }
+        self.wallets.as_mut()
     }
 }
 
 impl Managed for FintechDomain {
     fn started(&mut self, ctx: &mut Ctx<Self>) {
         let every = (self.policy.idle / 4).max(Duration::from_secs(1));
-        actix::AsyncContext::run_interval(ctx, every, |host, _| host.actor().passivate());
+        actix::AsyncContext::run_interval(ctx, every, |host, _| {
+            if let Some(wallets) = host.actor().wallets.as_mut() {
+                wallets.passivate();
+            }
+        });
         crate::actors::runtime::every(ctx, CONSERVATION_EVERY, || CheckConservation);
     }
 
     fn drained(&mut self, _: &mut Ctx<Self>) {
-        self.wallets.clear();
-        for thread in self.threads.drain(..) {
-            thread.stop();
+        if let Some(wallets) = self.wallets.as_mut() {
+            wallets.clear();
         }
     }
 }
@@ -152,15 +96,17 @@ impl Managed for FintechDomain {
 impl Handle<Execute> for FintechDomain {
     fn handle(&mut self, msg: Execute, _: &mut Ctx<Self>) -> Reply<Self, Result<Outcome, LedgerFailure>> {
         let owner = msg.0.command.owner();
-        let Some(addr) = self.wallet(owner) else { return Reply::Now(Err(LedgerFailure::Unavailable)) };
-        Reply::later(async move { addr.send(msg).await.unwrap_or(Err(LedgerFailure::Unavailable)) })
+        let Some(wallets) = self.wallets() else { return Reply::Now(Err(LedgerFailure::Unavailable)) };
+        let answer = wallets.get(&owner).ask_queued(msg);
+        Reply::later(async move { answer.await.unwrap_or(Err(LedgerFailure::Unavailable)) })
     }
 }
 
 impl Handle<GetWallet> for FintechDomain {
     fn handle(&mut self, msg: GetWallet, _: &mut Ctx<Self>) -> Reply<Self, Result<Option<Wallet>, LedgerFailure>> {
-        let Some(addr) = self.wallet(msg.id) else { return Reply::Now(Err(LedgerFailure::Unavailable)) };
-        Reply::later(async move { addr.send(msg).await.unwrap_or(Err(LedgerFailure::Unavailable)) })
+        let Some(wallets) = self.wallets() else { return Reply::Now(Err(LedgerFailure::Unavailable)) };
+        let answer = wallets.get(&msg.id).ask_queued(msg);
+        Reply::later(async move { answer.await.unwrap_or(Err(LedgerFailure::Unavailable)) })
     }
 }
 
@@ -225,15 +171,24 @@ impl Handle<GetKept> for FintechDomain {
 
 impl Handle<Refresh> for FintechDomain {
     fn handle(&mut self, msg: Refresh, _: &mut Ctx<Self>) -> Reply<Self, Result<(), Infallible>> {
-        if let Some(live) = self.wallets.get(&msg.0.id) {
-            live.addr.do_send(msg);
+        if let Some(live) = self.wallets.as_ref().and_then(|w| w.peek(&msg.0.id)) {
+            live.tell(msg);
         }
         Reply::Now(Ok(()))
     }
 }
 
+impl Handle<InjectEntityFault> for FintechDomain {
+    fn handle(&mut self, msg: InjectEntityFault, _: &mut Ctx<Self>) -> Reply<Self, Result<(), EntityFaultError>> {
+        match self.wallets() {
+            Some(wallets) => Reply::Later(wallets.inject(msg)),
+            None => Reply::Now(Err(EntityFaultError::NotAnId(msg.entity))),
+        }
+    }
+}
+
 impl Handle<GetLiveWallets> for FintechDomain {
     fn handle(&mut self, _: GetLiveWallets, _: &mut Ctx<Self>) -> Reply<Self, Result<usize, Infallible>> {
-        Reply::Now(Ok(self.wallets.len()))
+        Reply::Now(Ok(self.wallets.as_ref().map_or(0, |w| w.len())))
     }
 }

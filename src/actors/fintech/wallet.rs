@@ -1,28 +1,28 @@
-//! One actor per live wallet: it orders every command that debits or changes its wallet and
-//! answers reads from its state once a one-row version check shows the state is current (another
-//! replica may have written since).
+//! One entity actor per live wallet: it orders every command that debits or changes its wallet
+//! and answers reads from its state once a one-row version check shows the state is current
+//! (another replica may have written since).
 
-use std::{cell::RefCell, rc::Rc};
-
-use actix::{fut::wrap_future, Actor, ActorFutureExt, AtomicResponse, Context, Handler, ResponseFuture};
+use std::convert::Infallible;
 
 use super::{
     messages::{Commit, Execute, GetWallet, LedgerFailure, Refresh},
+    writer::LedgerWriter,
     FintechDomain,
 };
 use crate::{
-    actors::runtime::ActorRef,
+    actors::runtime::{ActorRef, Ctx, Handle, Managed, Reply},
     adapters::ledger::LedgerStore,
     domain::fintech::{LedgerOutcome as Outcome, Wallet, WalletId},
 };
 
-use super::writer::LedgerWriter;
+/// Name of the wallets' entity kind (the `actor` label of their metrics).
+pub const KIND: &str = "wallet";
 
 /// The actor of one wallet.
 pub struct WalletActor {
     id: WalletId,
-    /// The wallet as last committed, shared with the answers of the commands in flight.
-    state: Rc<RefCell<Option<Wallet>>>,
+    /// The wallet as last committed; `None` until loaded (or if it does not exist).
+    state: Option<Wallet>,
     store: LedgerStore,
     writer: ActorRef<LedgerWriter>,
     domain: ActorRef<FintechDomain>,
@@ -36,41 +36,33 @@ impl WalletActor {
         writer: ActorRef<LedgerWriter>,
         domain: ActorRef<FintechDomain>,
     ) -> Self {
-        Self { id, state: Rc::default(), store, writer, domain }
+        Self { id, state: None, store, writer, domain }
+    }
+
+    /// Keep `wallet` as the state unless the state is newer.
+    fn take(&mut self, wallet: Wallet) {
+        if self.state.as_ref().is_none_or(|s| s.version < wallet.version) {
+            self.state = Some(wallet);
+        }
     }
 }
 
-/// Keep `wallet` as the state unless the state is newer.
-fn take(state: &RefCell<Option<Wallet>>, wallet: &Wallet) {
-    let mut state = state.borrow_mut();
-    if state.as_ref().is_none_or(|s| s.version < wallet.version) {
-        *state = Some(wallet.clone());
-    }
-}
+impl Managed for WalletActor {}
 
-impl Actor for WalletActor {
-    type Context = Context<Self>;
-}
-
-impl Handler<Execute> for WalletActor {
-    type Result = ResponseFuture<Result<Outcome, LedgerFailure>>;
-
+impl Handle<Execute> for WalletActor {
     /// Commands of this wallet reach the ledger writer in the order they arrive here, and the
     /// writer commits in that order; a command does not wait for the previous one's commit, so
     /// that one busy wallet still fills the writer's batches. The answer waits for the commit as
-    /// a task of its own: a wake-up of this actor polls none of the commands in flight.
-    fn handle(&mut self, Execute(op): Execute, _: &mut Context<Self>) -> Self::Result {
+    /// a task of its own, which changes no state: every wallet the command changed (this one
+    /// included) takes its new state from a `Refresh`, queued before the answer is sent.
+    fn handle(&mut self, Execute(op): Execute, _: &mut Ctx<Self>) -> Reply<Self, Result<Outcome, LedgerFailure>> {
         let committed = self.writer.ask_queued(Commit(op));
-        let (id, state, domain) = (self.id, self.state.clone(), self.domain.clone());
-        Box::pin(async move {
+        let domain = self.domain.clone();
+        Reply::later(async move {
             let outcome = committed.await.map_err(|_| LedgerFailure::Unavailable)??;
             if let Outcome::Applied { wallets, .. } = &outcome {
                 for wallet in wallets {
-                    if wallet.id == id {
-                        take(&state, wallet);
-                    } else {
-                        domain.tell(Refresh(wallet.clone()));
-                    }
+                    domain.tell(Refresh(wallet.clone()));
                 }
             }
             Ok(outcome)
@@ -78,16 +70,14 @@ impl Handler<Execute> for WalletActor {
     }
 }
 
-impl Handler<GetWallet> for WalletActor {
-    type Result = AtomicResponse<Self, Result<Option<Wallet>, LedgerFailure>>;
-
-    fn handle(&mut self, msg: GetWallet, _: &mut Context<Self>) -> Self::Result {
-        let (store, id, cached) = (self.store.clone(), self.id, self.state.borrow().as_ref().map(|w| w.version));
-        let trust_cache = !msg.fresh && cached.is_some();
+impl Handle<GetWallet> for WalletActor {
+    fn handle(&mut self, msg: GetWallet, _: &mut Ctx<Self>) -> Reply<Self, Result<Option<Wallet>, LedgerFailure>> {
+        let cached = self.state.as_ref().map(|w| w.version);
+        if !msg.fresh && cached.is_some() {
+            return Reply::Now(Ok(self.state.clone()));
+        }
+        let (store, id) = (self.store.clone(), self.id);
         let fetch = async move {
-            if trust_cache {
-                return Ok(None);
-            }
             let stored = store.version(id).await.map_err(|_| LedgerFailure::Store)?;
             match (stored, cached) {
                 (Some(v), Some(c)) if v == c => Ok(None),
@@ -95,23 +85,21 @@ impl Handler<GetWallet> for WalletActor {
                 _ => store.wallet(id).await.map(Some).map_err(|_| LedgerFailure::Store),
             }
         };
-        AtomicResponse::new(Box::pin(wrap_future::<_, Self>(fetch).map(|fresh, act, _| {
-            let mut state = act.state.borrow_mut();
+        // The state changes after the await: no other message is handled meanwhile.
+        Reply::atomic(fetch, |fresh: Result<Option<Option<Wallet>>, LedgerFailure>, actor: &mut Self, _| {
             match fresh? {
                 None => {}
-                Some(None) => *state = None,
-                Some(Some(wallet)) => *state = Some(wallet),
+                Some(None) => actor.state = None,
+                Some(Some(wallet)) => actor.state = Some(wallet),
             }
-            Ok(state.clone())
-        })))
+            Ok(actor.state.clone())
+        })
     }
 }
 
-impl Handler<Refresh> for WalletActor {
-    type Result = ResponseFuture<Result<(), std::convert::Infallible>>;
-
-    fn handle(&mut self, Refresh(wallet): Refresh, _: &mut Context<Self>) -> Self::Result {
-        take(&self.state, &wallet);
-        Box::pin(async { Ok(()) })
+impl Handle<Refresh> for WalletActor {
+    fn handle(&mut self, Refresh(wallet): Refresh, _: &mut Ctx<Self>) -> Reply<Self, Result<(), Infallible>> {
+        self.take(wallet);
+        Reply::Now(Ok(()))
     }
 }

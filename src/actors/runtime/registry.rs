@@ -73,6 +73,8 @@ pub enum ActorKind {
     Audit,
     /// Part of the service's own machinery.
     System,
+    /// The per-id actors of one kind (wallets, rides, ...), counted together.
+    Entity,
 }
 
 impl ActorKind {
@@ -84,6 +86,7 @@ impl ActorKind {
             Self::Consumer => "consumer",
             Self::Audit => "audit",
             Self::System => "system",
+            Self::Entity => "entity",
         }
     }
 }
@@ -138,6 +141,10 @@ pub struct ActorEntry {
     last_failure: Mutex<Option<Failure>>,
     history: Mutex<RestartHistory>,
     policy: RestartPolicy,
+    /// The record of an entity's kind, which adds up the counts of all its entities.
+    pub(crate) parent: Option<Arc<ActorEntry>>,
+    /// Entities alive, for the record of a kind of entity.
+    live: AtomicU64,
 }
 
 impl ActorEntry {
@@ -154,7 +161,18 @@ impl ActorEntry {
             last_failure: Mutex::new(None),
             history: Mutex::new(RestartHistory::default()),
             policy,
+            parent: None,
+            live: AtomicU64::new(0),
         }
+    }
+
+    /// Entities alive, for the record of a kind of entity (0 for any other actor).
+    pub fn live_entities(&self) -> u64 {
+        self.live.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_live(&self, n: usize) {
+        self.live.store(n as u64, Ordering::Relaxed);
     }
 
     /// Current state.
@@ -189,6 +207,9 @@ impl ActorEntry {
 
     pub(crate) fn count_handled(&self) {
         self.handled.fetch_add(1, Ordering::Relaxed);
+        if let Some(kind) = &self.parent {
+            kind.count_handled();
+        }
     }
 
     /// Messages sent and not yet taken out of the mailbox.
@@ -198,10 +219,16 @@ impl ActorEntry {
 
     pub(crate) fn enqueued(&self) {
         self.depth.fetch_add(1, Ordering::Relaxed);
+        if let Some(kind) = &self.parent {
+            kind.enqueued();
+        }
     }
 
     pub(crate) fn dequeued(&self) {
         self.depth.fetch_sub(1, Ordering::Relaxed);
+        if let Some(kind) = &self.parent {
+            kind.dequeued();
+        }
     }
 
     /// The last failure, if any.
@@ -219,6 +246,11 @@ impl ActorEntry {
     /// Record a failure and decide how the actor comes back.
     pub(crate) fn record_failure(&self, reason: FailureReason, detail: String) -> RestartDecision {
         tracing::error!(actor = %self.name, reason = reason.as_str(), detail = %detail, "actor failed");
+        if let Some(kind) = &self.parent {
+            // The kind keeps running: it counts the restart and remembers the failure.
+            kind.restarts.fetch_add(1, Ordering::Relaxed);
+            *kind.last_failure.lock() = Some(Failure { reason, detail: detail.clone(), at: Utc::now() });
+        }
         *self.last_failure.lock() = Some(Failure { reason, detail, at: Utc::now() });
         self.restarts.fetch_add(1, Ordering::Relaxed);
         let decision = self.history.lock().next(&self.policy, Instant::now());

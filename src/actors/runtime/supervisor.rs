@@ -260,19 +260,30 @@ impl<A: Managed> Child for ActorRef<A> {
     }
 }
 
+/// The owner of a kind of entity actor.
+type Owner = Arc<dyn super::entities::EntityOwner>;
+
 /// Starts managed actors, watches them and drains them at shutdown.
 pub struct Supervision {
     registry: Arc<Registry>,
     settings: SupervisionSettings,
     metrics: Metrics,
     children: Arc<Mutex<Vec<Arc<dyn Child>>>>,
+    owners: Mutex<Vec<(Arc<str>, Owner)>>,
     watchdog: Mutex<Option<Arbiter>>,
 }
 
 impl Supervision {
     /// A supervisor for `registry`, with its restart policy from `settings`.
     pub fn new(registry: Arc<Registry>, settings: SupervisionSettings, metrics: Metrics) -> Self {
-        Self { registry, settings, metrics, children: Arc::default(), watchdog: Mutex::new(None) }
+        Self {
+            registry,
+            settings,
+            metrics,
+            children: Arc::default(),
+            owners: Mutex::default(),
+            watchdog: Mutex::new(None),
+        }
     }
 
     /// The registry every actor reports to.
@@ -307,6 +318,41 @@ impl Supervision {
         };
         self.children.lock().push(Arc::new(actor.clone()));
         Ok(actor)
+    }
+
+    /// Register a kind of entity actor (see [`super::Entities`]): one record in the registry for
+    /// all the entities of the kind, which the owner of the kind spawns on demand.
+    pub fn entity_kind(&self, name: &str) -> anyhow::Result<super::EntityKind> {
+        let restart = RestartPolicy::from(&self.settings);
+        let entry = super::entities::kind_entry(name, restart.clone());
+        self.registry.register(entry.clone()).map_err(anyhow::Error::msg)?;
+        Ok(super::EntityKind {
+            entry,
+            restart,
+            metrics: self.metrics.clone(),
+            ask_timeout: Duration::from_millis(self.settings.ask_timeout_ms),
+        })
+    }
+
+    /// Name `owner` as the actor that owns the entities of `kind`, so that faults can be injected
+    /// into them.
+    pub fn own_entities<A>(&self, kind: &super::EntityKind, owner: &ActorRef<A>)
+    where
+        A: Handle<super::InjectEntityFault>,
+    {
+        self.owners.lock().push((kind.entry.name.clone(), Arc::new(owner.clone())));
+    }
+
+    /// Inject a fault into the entity `entity` of the kind named `name`; `None` if no kind has
+    /// that name.
+    pub async fn inject_entity_fault(
+        &self,
+        name: &str,
+        entity: &str,
+        kind: FaultKind,
+    ) -> Option<Result<(), super::EntityFaultError>> {
+        let owner = self.owners.lock().iter().find(|(n, _)| &**n == name).map(|(_, o)| o.clone())?;
+        Some(owner.inject(super::InjectEntityFault { entity: entity.to_owned(), fault: kind }).await)
     }
 
     /// Start the watchdog on its own thread: every interval it restarts actors whose mailbox
