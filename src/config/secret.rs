@@ -62,7 +62,7 @@ impl From<&str> for SecretUrl {
     }
 }
 
-pub(super) fn redact_url(url: &str) -> String {
+fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return "[redacted]".into();
     };
@@ -96,5 +96,17 @@ impl Serialize for SecretUrl {
 impl<'de> Deserialize<'de> for SecretUrl {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         String::deserialize(deserializer).map(|s| Self(SecretString::from(s)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(redact_url("postgres://app:hunter2@db:5432/beryl"), "postgres://app:[redacted]@db:5432/beryl");
+        assert_eq!(redact_url("redis://:pw@cache:6379/0"), "redis://:[redacted]@cache:6379/0");
+        assert_eq!(redact_url("postgres://app@db/beryl"), "postgres://app@db/beryl");
     }
 }

@@ -1,0 +1,48 @@
+//! `redis`: Redis connection, pool and key prefix.
+
+use serde::{Deserialize, Serialize};
+
+use super::{SecretUrl, Section, SettingsProblems, ValidationContext};
+
+/// Redis.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisSettings {
+    /// Connection URL (REDIS_URL), `redis://host:port/db`; unset means embedded mode.
+    pub url: Option<SecretUrl>,
+    /// Largest number of pooled connections.
+    pub max_connections: u32,
+    /// Whether Redis must be up for the process to be ready (rate limits fail open, so no).
+    pub required: bool,
+    /// Prefix of every key this service writes, so that several deployments can share a server.
+    pub key_prefix: String,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self { url: None, max_connections: 16, required: false, key_prefix: "beryl:".into() }
+    }
+}
+
+impl Section for RedisSettings {
+    fn validate(&self, ctx: &ValidationContext, problems: &mut SettingsProblems) {
+        if let Some(url) = &self.url {
+            if ::redis::Client::open(url.expose()).is_err() {
+                problems.add(
+                    "redis.url",
+                    format!("`{}` is not a Redis URL", url.redacted()),
+                    "use redis://host:6379/0",
+                );
+            }
+        } else if ctx.production() {
+            problems.add("redis.url", "production cannot run on the embedded in-memory store", "set REDIS_URL");
+        }
+        if self.max_connections == 0 {
+            problems.add(
+                "redis.max_connections",
+                "a pool needs at least one connection",
+                "use a number from 1 to a few dozen",
+            );
+        }
+    }
+}
