@@ -14,7 +14,7 @@ use anyhow::Context as _;
 
 use crate::{
     actors::{
-        events::{self, consumer::ConsumerDeps, relay::RelayDeps, EventConsumer, OutboxRelay},
+        events::{self, consumer::ConsumerDeps, relay::RelayDeps, EventConsumer, EventRoutes, OutboxRelay},
         fintech::{self, FintechClient, FintechDomain, LedgerWriter},
         pools::{self, AdapterPool, PoolConfig},
         runtime::{ActorKind, ActorSpec, EntityPolicy, Registry, Supervision},
@@ -24,6 +24,7 @@ use crate::{
         self,
         bus::{MemoryBroker, Publisher},
         ledger::{LedgerStore, MemLedger, PgLedger},
+        outbox::{MemOutbox, OutboxSource},
     },
     auth::{rate_limit::Limiter, KeySet},
     config::{CorsSettings, Settings},
@@ -62,10 +63,11 @@ impl Application {
             AdapterPool::new(pool_config.clone(), pool_registry.clone())
         })?;
         let audit = crate::actors::audit::spawn(&supervision, &settings, registry.clone(), metrics.clone())?;
-        let (fintech, store) = spawn_fintech(&supervision, &settings, &metrics).await?;
+        let (fintech, outbox) = spawn_fintech(&supervision, &settings, &metrics).await?;
         let broker = MemoryBroker::new();
         if settings.server.role.runs_worker() {
-            spawn_event_bus(&supervision, &settings, &metrics, &store, &broker, &fintech)?;
+            let routes = register_events(&fintech);
+            spawn_event_bus(&supervision, &settings, &metrics, &outbox, &broker, Arc::new(routes))?;
         }
         supervision.start_watchdog();
 
@@ -184,8 +186,8 @@ async fn spawn_fintech(
     supervision: &Supervision,
     settings: &Settings,
     metrics: &Metrics,
-) -> anyhow::Result<(FintechClient, LedgerStore)> {
-    let store = match adapters::postgres::connect_config(&settings.database)? {
+) -> anyhow::Result<(FintechClient, OutboxSource)> {
+    let (store, outbox) = match adapters::postgres::connect_config(&settings.database)? {
         Some(config) => {
             if settings.database.migrate_on_start {
                 let mut client =
@@ -194,11 +196,15 @@ async fn spawn_fintech(
                 tracing::info!(applied = ?report.applied, present = report.present.len(), "database migrated");
             }
             let pool = adapters::postgres::build_pool(&settings.database)?.context("PostgreSQL pool")?;
-            LedgerStore::Postgres(PgLedger::new(pool, config))
+            let outbox = OutboxSource::Postgres(Arc::new(config.clone()));
+            (LedgerStore::Postgres(PgLedger::new(pool, config)), outbox)
         }
-        None => LedgerStore::Memory(MemLedger::new()),
+        None => {
+            let outbox = MemOutbox::new();
+            (LedgerStore::Memory(MemLedger::new(outbox.clone())), OutboxSource::Memory(outbox))
+        }
     };
-    let (writer_store, ledger) = (store.clone(), store.clone());
+    let writer_store = store.clone();
     let writer_metrics = metrics.clone();
     let writer = supervision.spawn(ActorSpec::new(fintech::writer::NAME, ActorKind::Adapter, true), move || {
         LedgerWriter::new(writer_store.clone(), &writer_metrics)
@@ -225,7 +231,14 @@ async fn spawn_fintech(
     let _ = me.set(domain.clone());
     supervision.own_entities(&kind_ref, &domain);
     let ttl = Duration::from_secs(settings.fintech.idempotency_ttl_secs);
-    Ok((FintechClient::new(domain, ttl, metrics.clone()), ledger))
+    Ok((FintechClient::new(domain, ttl, metrics.clone()), outbox))
+}
+
+/// Every domain's event registrations: the one place a new domain adds a line.
+fn register_events(fintech: &FintechClient) -> EventRoutes {
+    let mut routes = EventRoutes::default();
+    fintech::events::register(&mut routes, fintech);
+    routes
 }
 
 /// The outbox relay and the event consumer (worker and all roles).
@@ -233,14 +246,15 @@ fn spawn_event_bus(
     supervision: &Supervision,
     settings: &Settings,
     metrics: &Metrics,
-    store: &LedgerStore,
+    outbox: &OutboxSource,
     broker: &MemoryBroker,
-    fintech: &FintechClient,
+    routes: Arc<EventRoutes>,
 ) -> anyhow::Result<()> {
     let bus = Arc::new(settings.event_bus.clone());
     let publisher = Publisher::from_settings(&bus, broker).context("event bus producer")?;
-    let (relay_store, relay_publisher, relay_bus, relay_metrics) =
-        (store.clone(), publisher.clone(), bus.clone(), metrics.clone());
+    let (relay_outbox, relay_publisher, relay_bus, relay_metrics) =
+        (outbox.clone(), publisher.clone(), bus.clone(), metrics.clone());
+    let domains = routes.publishers().to_vec();
     let registry = supervision.registry().clone();
     let (probe_every, probe_timeout) = (
         Duration::from_millis(settings.health.probe_interval_ms),
@@ -249,8 +263,8 @@ fn spawn_event_bus(
     if settings.event_bus.relay {
         supervision.spawn(ActorSpec::new(events::relay::NAME, ActorKind::Adapter, false), move || {
             OutboxRelay::new(
-                relay_store.outbox(),
-                relay_store.outbox(),
+                relay_outbox.open(),
+                relay_outbox.open(),
                 RelayDeps {
                     publisher: relay_publisher.clone(),
                     settings: relay_bus.clone(),
@@ -258,19 +272,14 @@ fn spawn_event_bus(
                     registry: registry.clone(),
                     probe_every,
                     probe_timeout,
+                    domains: domains.clone(),
                 },
             )
         })?;
     } else {
         tracing::info!("event_bus.relay is off: this process publishes no outbox events");
     }
-    let deps = ConsumerDeps {
-        settings: bus,
-        publisher,
-        broker: broker.clone(),
-        fintech: fintech.clone(),
-        metrics: metrics.clone(),
-    };
+    let deps = ConsumerDeps { settings: bus, publisher, broker: broker.clone(), routes, metrics: metrics.clone() };
     supervision.spawn(ActorSpec::new(events::consumer::NAME, ActorKind::Adapter, false), move || {
         EventConsumer::new(deps.clone())
     })?;

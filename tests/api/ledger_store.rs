@@ -4,7 +4,9 @@
 use beryl_core_api::{
     adapters::{
         ledger::{LedgerStore, MemLedger, PgLedger},
-        migrate, postgres,
+        migrate,
+        outbox::{MemOutbox, OutboxSource},
+        postgres,
     },
     config::DatabaseSettings,
     domain::{
@@ -15,6 +17,8 @@ use beryl_core_api::{
         idempotency::Claim,
     },
 };
+use std::sync::Arc;
+
 use chrono::{Duration, Utc};
 use serde_json::json;
 use uuid::Uuid;
@@ -31,10 +35,10 @@ async fn migrated_database() -> (DatabaseSettings, tokio_postgres::Config, tokio
     (settings, config, client)
 }
 
-async fn postgres_store() -> LedgerStore {
+async fn postgres_store() -> (LedgerStore, OutboxSource) {
     let (settings, config, _) = migrated_database().await;
     let pool = postgres::build_pool(&settings).unwrap().unwrap();
-    LedgerStore::Postgres(PgLedger::new(pool, config))
+    (LedgerStore::Postgres(PgLedger::new(pool, config.clone())), OutboxSource::Postgres(Arc::new(config)))
 }
 
 fn op(command: Command) -> LedgerOp {
@@ -88,7 +92,7 @@ async fn refused(store: &LedgerStore, command: Command) -> FintechError {
     }
 }
 
-async fn contract(store: LedgerStore) {
+async fn contract(store: LedgerStore, outbox: OutboxSource) {
     let a = open(&store, "alice", "EUR").await;
     let b = open(&store, "bob", "EUR").await;
     let y = open(&store, "yuki", "JPY").await;
@@ -234,7 +238,7 @@ async fn contract(store: LedgerStore) {
     ));
 
     // The outbox holds one event per journal entry, each wallet's in order.
-    let mut outbox = store.outbox();
+    let mut outbox = outbox.open();
     let batches = outbox.fetch(1_000).await.unwrap();
     let events: Vec<_> = batches.iter().flat_map(|b| b.events.iter()).collect();
     let seqs: Vec<i64> = events.iter().filter(|e| e.aggregate_id == a.to_string()).map(|e| e.seq).collect();
@@ -286,17 +290,19 @@ async fn contract(store: LedgerStore) {
 
 #[actix_web::test]
 async fn the_contract_holds_in_memory() {
-    contract(LedgerStore::Memory(MemLedger::new())).await;
+    let outbox = MemOutbox::new();
+    contract(LedgerStore::Memory(MemLedger::new(outbox.clone())), OutboxSource::Memory(outbox)).await;
 }
 
 #[actix_web::test]
 async fn the_contract_holds_on_postgres() {
-    contract(postgres_store().await).await;
+    let (store, outbox) = postgres_store().await;
+    contract(store, outbox).await;
 }
 
 #[actix_web::test]
 async fn concurrent_batches_on_postgres_conserve_money_and_never_go_negative() {
-    let store = postgres_store().await;
+    let (store, _) = postgres_store().await;
     let mut wallets = Vec::new();
     for i in 0..10 {
         let id = open(&store, &format!("user-{i}"), "EUR").await;

@@ -1,5 +1,6 @@
 //! The event consumer: a member of the workers' consumer group that hands each inbound message
-//! to the actor owning its aggregate and applies many at once. A partition's offset is committed
+//! to the handler its domain registered for the message's type (see [`super::routes`]), which
+//! queues it to the actor owning its aggregate; many are applied at once. A partition's offset is committed
 //! only up to the first message still being applied, so a crash re-delivers what was not
 //! finished; the change is recorded under a transaction id derived from the event id, so a
 //! re-delivery changes nothing. A message that cannot be applied goes to `<topic>.dlq` with the
@@ -14,17 +15,13 @@ use parking_lot::Mutex;
 use rdkafka::consumer::CommitMode;
 use tokio::sync::{oneshot, Semaphore};
 
+use super::routes::{Applied, EventRoutes, Route};
+
 use crate::{
-    actors::{
-        fintech::{CallError, FintechClient, LedgerFailure},
-        runtime::{every, Ctx, Handle, Host, Managed, Reply},
-    },
+    actors::runtime::{every, Ctx, Handle, Host, Managed, Reply},
     adapters::bus::{BusError, InRecord, KafkaConsumer, MemoryBroker, MemoryConsumer, OutRecord, Publisher, Tracker},
     config::{EventBusKind, EventBusSettings},
-    domain::{
-        events::{InboundError, PaymentSettled},
-        fintech::LedgerOutcome,
-    },
+    domain::events::InboundError,
     telemetry::{self, Metrics},
 };
 
@@ -65,8 +62,8 @@ pub struct ConsumerDeps {
     pub publisher: Publisher,
     /// The in-process broker (embedded mode).
     pub broker: MemoryBroker,
-    /// Where payments are applied.
-    pub fintech: FintechClient,
+    /// The handlers of every consumed event type.
+    pub routes: Arc<EventRoutes>,
     /// Metrics.
     pub metrics: Metrics,
 }
@@ -165,7 +162,9 @@ impl Managed for EventConsumer {
                     }
                 };
                 tracker.lock().start(&record.topic, record.partition, record.offset);
-                let meters = meters.of(&deps.metrics, &record.topic, record.partition);
+                let route = deps.routes.route(&record).cloned();
+                let domain = route.as_ref().map_or(UNROUTED, |r| r.domain);
+                let meters = meters.of(&deps.metrics, &record.topic, record.partition, domain);
                 meters.consumed.increment(1);
                 if let Some(ts) = record.timestamp_ms {
                     meters.age.set((Utc::now().timestamp_millis() - ts).max(0) as f64 / 1000.0);
@@ -180,7 +179,7 @@ impl Managed for EventConsumer {
                 });
                 let worker = &workers[pick % workers.len()];
                 worker.spawn(async move {
-                    handle_record(&deps, &meters, &record, turn).await;
+                    handle_record(&deps, &meters, &record, route, turn).await;
                     tracker.lock().finish(&record.topic, record.partition, record.offset);
                     drop(slot);
                 });
@@ -255,12 +254,18 @@ struct PartitionMeters {
     duplicate: metrics::Counter,
 }
 
-/// Every inbound partition's metrics, by topic (a few) and partition.
+/// The `actor` label of messages no domain consumes.
+const UNROUTED: &str = "none";
+
+/// Every inbound partition's metrics, by topic (a few), partition and consuming domain.
 #[derive(Default)]
-struct Meters(Vec<(String, std::collections::HashMap<i32, PartitionMeters>)>);
+struct Meters(Vec<(String, ByPartition)>);
+
+/// One topic's metrics, by partition and consuming domain.
+type ByPartition = std::collections::HashMap<(i32, &'static str), PartitionMeters>;
 
 impl Meters {
-    fn of(&mut self, recorder: &Metrics, topic: &str, partition: i32) -> &PartitionMeters {
+    fn of(&mut self, recorder: &Metrics, topic: &str, partition: i32, domain: &'static str) -> &PartitionMeters {
         let i = match self.0.iter().position(|(t, _)| t == topic) {
             Some(i) => i,
             None => {
@@ -268,11 +273,11 @@ impl Meters {
                 self.0.len() - 1
             }
         };
-        self.0[i].1.entry(partition).or_insert_with(|| {
+        self.0[i].1.entry((partition, domain)).or_insert_with(|| {
             recorder.with(|| {
                 let (t, p) = (topic.to_owned(), partition.to_string());
                 let applied = |result: &'static str| {
-                    metrics::counter!(telemetry::EVENTS_APPLIED_TOTAL, "topic" => t.clone(), "actor" => "fintech", "result" => result)
+                    metrics::counter!(telemetry::EVENTS_APPLIED_TOTAL, "topic" => t.clone(), "actor" => domain, "result" => result)
                 };
                 PartitionMeters {
                     consumed: metrics::counter!(telemetry::EVENTS_CONSUMED_TOTAL, "topic" => t.clone(), "partition" => p.clone()),
@@ -336,8 +341,17 @@ fn key_hash(key: &[u8]) -> usize {
 }
 
 /// Apply one message, retrying transient failures, and dead-letter it when it cannot be applied.
-async fn handle_record(deps: &ConsumerDeps, meters: &PartitionMeters, record: &InRecord, mut turn: Turn) {
-    let verdict = apply_with_retries(deps, record, &mut turn).await;
+async fn handle_record(
+    deps: &ConsumerDeps,
+    meters: &PartitionMeters,
+    record: &InRecord,
+    route: Result<Route, InboundError>,
+    mut turn: Turn,
+) {
+    let verdict = match route {
+        Ok(route) => apply_with_retries(deps, &route, record, &mut turn).await,
+        Err(e) => Verdict::DeadLetter { reason: e.reason(), detail: e.to_string() },
+    };
     drop(turn);
     match verdict {
         Verdict::Applied => meters.applied.increment(1),
@@ -378,55 +392,38 @@ pub fn dead_letter(record: &InRecord, suffix: &str, reason: &str, detail: &str) 
     }
 }
 
-async fn apply_with_retries(deps: &ConsumerDeps, record: &InRecord, turn: &mut Turn) -> Verdict {
-    let payload = record.payload.as_deref().unwrap_or_default();
-    let payment = match PaymentSettled::decode(payload) {
-        Ok(p) => p,
+async fn apply_with_retries(deps: &ConsumerDeps, route: &Route, record: &InRecord, turn: &mut Turn) -> Verdict {
+    let attempt = match route.handler.prepare(record) {
+        Ok(attempt) => attempt,
         Err(e) => return Verdict::DeadLetter { reason: e.reason(), detail: e.to_string() },
     };
     let mut backoff = Duration::from_millis(deps.settings.retry_backoff_ms.max(1));
-    let mut attempt = 1;
+    let mut attempts = 1;
     loop {
-        match apply_once(deps, record, &payment, turn).await {
-            Ok(verdict) => return verdict,
+        // Queued in the order the messages of this key were received (the first attempt only:
+        // a retry keeps the place its first attempt took).
+        turn.wait().await;
+        let answer = attempt();
+        turn.queued();
+        match answer.await {
+            Ok(Applied::Applied) => return Verdict::Applied,
+            Ok(Applied::Duplicate) => return Verdict::Duplicate,
+            Ok(Applied::Refused(e)) => return Verdict::DeadLetter { reason: e.reason(), detail: e.to_string() },
             Err(failure) => {
                 deps.metrics.with(|| {
                     metrics::counter!(telemetry::EVENTS_FAILED_TOTAL, "topic" => record.topic.clone(), "reason" => failure)
                         .increment(1)
                 });
-                if attempt >= deps.settings.max_attempts {
+                if attempts >= deps.settings.max_attempts {
                     return Verdict::DeadLetter {
                         reason: "retries_exhausted",
-                        detail: format!("{failure} after {attempt} attempts"),
+                        detail: format!("{failure} after {attempts} attempts"),
                     };
                 }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
-                attempt += 1;
+                attempts += 1;
             }
         }
-    }
-}
-
-/// One attempt; `Err` is a failure that may pass (the ledger or an actor was unavailable).
-async fn apply_once(
-    deps: &ConsumerDeps,
-    record: &InRecord,
-    payment: &PaymentSettled,
-    turn: &mut Turn,
-) -> Result<Verdict, &'static str> {
-    // Queued in the order the messages of this wallet were received.
-    turn.wait().await;
-    let answer = deps.fintech.settle_payment(payment, record.header("request-id").map(str::to_owned));
-    turn.queued();
-    match answer.await {
-        Ok(LedgerOutcome::Applied { .. }) => Ok(Verdict::Applied),
-        Ok(LedgerOutcome::DuplicateKey) => Ok(Verdict::Duplicate),
-        Ok(LedgerOutcome::Refused(e)) => {
-            let e = InboundError::Refused(e);
-            Ok(Verdict::DeadLetter { reason: e.reason(), detail: e.to_string() })
-        }
-        Err(CallError::Ledger(LedgerFailure::Store)) => Err("ledger_unavailable"),
-        Err(_) => Err("actor_unavailable"),
     }
 }

@@ -20,8 +20,7 @@ use crate::{
     actors::runtime::{every, Ctx, Dependency, DependencyStatus, Handle, Host, Managed, Registry, Reply},
     adapters::{
         bus::{BusError, OutRecord, Publisher},
-        ledger::StoreError,
-        outbox::Outbox,
+        outbox::{Outbox, OutboxError},
     },
     config::EventBusSettings,
     domain::events::DomainEvent,
@@ -65,6 +64,8 @@ pub struct OutboxRelay {
     busy: bool,
     /// Events of a partly published batch that the broker already acknowledged.
     acked: Arc<parking_lot::Mutex<HashSet<Uuid>>>,
+    /// The domains that publish: each one's topic is created at start.
+    domains: Vec<&'static str>,
 }
 
 /// What the relay needs besides its outbox.
@@ -81,6 +82,8 @@ pub struct RelayDeps {
     pub probe_every: Duration,
     /// Broker probe timeout.
     pub probe_timeout: Duration,
+    /// The domains that publish through the outbox.
+    pub domains: Vec<&'static str>,
 }
 
 impl OutboxRelay {
@@ -98,6 +101,7 @@ impl OutboxRelay {
             probe_timeout: deps.probe_timeout,
             busy: false,
             acked: Arc::default(),
+            domains: deps.domains,
         }
     }
 }
@@ -123,7 +127,7 @@ fn record(topic: &str, event: &DomainEvent) -> OutRecord {
 #[derive(Debug, thiserror::Error)]
 enum RelayError {
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] OutboxError),
     #[error(transparent)]
     Bus(#[from] BusError),
 }
@@ -190,10 +194,10 @@ async fn round(
 
 impl Managed for OutboxRelay {
     fn started(&mut self, ctx: &mut Ctx<Self>) {
-        let (publisher, settings) = (self.publisher.clone(), self.settings.clone());
+        let (publisher, settings, domains) = (self.publisher.clone(), self.settings.clone(), self.domains.clone());
         let create = async move {
             if settings.create_topic_partitions > 0 {
-                let topics = vec![settings.topic_of("fintech")];
+                let topics: Vec<String> = domains.iter().map(|d| settings.topic_of(d)).collect();
                 if let Err(e) = publisher
                     .ensure_topics(&topics, settings.create_topic_partitions, settings.create_topic_replication)
                     .await

@@ -11,8 +11,7 @@ use super::{Execute, FintechDomain, GetKept, GetMovements, GetWallet, LedgerFail
 use crate::{
     actors::runtime::{ActorRef, AskError},
     domain::{
-        events::PaymentSettled,
-        fintech::{LedgerCommand, LedgerOp, LedgerOutcome, Page, Receipt, Wallet, WalletId},
+        fintech::{LedgerCommand, LedgerOp, LedgerOutcome, Page, PaymentSettled, Receipt, Wallet, WalletId},
         idempotency::{Claim, IdempotencyError, IdempotencyKey, Replayable},
     },
     telemetry::{self, Metrics},

@@ -5,6 +5,7 @@
 //! it in shared transactions (group commit).
 
 pub mod client;
+pub mod events;
 pub mod messages;
 pub mod wallet;
 pub mod writer;

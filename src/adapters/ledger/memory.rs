@@ -2,14 +2,14 @@
 //! the same rules and answers as PostgreSQL. Nothing survives the process.
 
 use std::{
-    collections::{HashMap, HashSet, VecDeque},
+    collections::{HashMap, HashSet},
     sync::Arc,
 };
 
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 
-use super::{OutboxBatch, OutboxLag};
+use crate::adapters::outbox::MemOutbox;
 use crate::domain::{
     fintech::{Book, FintechError, LedgerOp, LedgerOutcome as Outcome, Movement, Page, Totals, Wallet, WalletId},
     idempotency::Kept,
@@ -23,20 +23,19 @@ struct State {
     /// Ids of the ledger transactions applied.
     transactions: HashSet<uuid::Uuid>,
     net_external: i128,
-    outbox: VecDeque<OutboxBatch>,
-    outbox_next: i64,
 }
 
 /// The in-memory ledger.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct MemLedger {
     state: Arc<Mutex<State>>,
+    outbox: MemOutbox,
 }
 
 impl MemLedger {
-    /// An empty ledger.
-    pub fn new() -> Self {
-        Self::default()
+    /// An empty ledger whose events go to `outbox`.
+    pub fn new(outbox: MemOutbox) -> Self {
+        Self { state: Arc::default(), outbox }
     }
 
     pub(super) fn commit(&self, ops: &[LedgerOp]) -> Vec<Outcome> {
@@ -67,33 +66,10 @@ impl MemLedger {
                 outcome
             })
             .collect();
-        let events = super::events_of(ops, &outcomes);
-        if !events.is_empty() {
-            state.outbox_next += 1;
-            let id = state.outbox_next;
-            let created_at = ops.last().map(|op| op.at).unwrap_or_else(Utc::now);
-            state.outbox.push_back(OutboxBatch { id, created_at, events });
-        }
+        // Appended under the ledger's lock: batches reach the outbox in commit order.
+        let created_at = ops.last().map(|op| op.at).unwrap_or_else(Utc::now);
+        self.outbox.append(created_at, super::events_of(ops, &outcomes));
         outcomes
-    }
-
-    /// The oldest `limit` outbox batches.
-    pub fn outbox_fetch(&self, limit: usize) -> Vec<OutboxBatch> {
-        self.state.lock().outbox.iter().take(limit).cloned().collect()
-    }
-
-    /// Forget published outbox batches.
-    pub fn outbox_delete(&self, ids: &[i64]) {
-        self.state.lock().outbox.retain(|b| !ids.contains(&b.id));
-    }
-
-    /// How far the outbox is behind.
-    pub fn outbox_lag(&self) -> OutboxLag {
-        let state = self.state.lock();
-        OutboxLag {
-            events: state.outbox.iter().map(|b| b.events.len() as u64).sum(),
-            oldest: state.outbox.front().map(|b| b.created_at),
-        }
     }
 
     pub(super) fn wallet(&self, id: WalletId) -> Option<Wallet> {

@@ -19,7 +19,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::domain::{
-    events::{DomainEvent, WalletEvent},
+    events::DomainEvent,
+    fintech::WalletEvent,
     fintech::{LedgerOp, LedgerOutcome, Movement, Page, Receipt, Totals, Wallet, WalletId},
     idempotency::{self, Kept},
 };
@@ -45,41 +46,11 @@ pub fn events_of(ops: &[LedgerOp], outcomes: &[LedgerOutcome]) -> Vec<DomainEven
     batch_events(ops, outcomes).map(|e| e.to_event(Uuid::now_v7())).collect()
 }
 
-/// A batch's events as the outbox stores them (a JSON array of [`DomainEvent`]s, read back by the
-/// relay), written straight from the outcomes, and how many there are.
+/// A batch's events as the outbox stores them, written straight from the outcomes, and how many
+/// there are.
 pub fn encode_events(ops: &[LedgerOp], outcomes: &[LedgerOutcome]) -> Result<(Vec<u8>, usize), serde_json::Error> {
-    use serde::ser::{SerializeSeq, Serializer};
     // About 450 bytes per event: room for the whole batch at once.
-    let mut bytes = Vec::with_capacity(512 * ops.len());
-    let mut count = 0;
-    let mut ser = serde_json::Serializer::new(&mut bytes);
-    let mut seq = ser.serialize_seq(None)?;
-    for event in batch_events(ops, outcomes) {
-        seq.serialize_element(&event.with_id(Uuid::now_v7()))?;
-        count += 1;
-    }
-    seq.end()?;
-    Ok((bytes, count))
-}
-
-/// One committed batch's events, waiting in the outbox.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OutboxBatch {
-    /// Outbox position: increasing, and in commit order for every aggregate.
-    pub id: i64,
-    /// When the batch committed.
-    pub created_at: DateTime<Utc>,
-    /// Its events, in commit order.
-    pub events: Vec<DomainEvent>,
-}
-
-/// How far the outbox is behind.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct OutboxLag {
-    /// Events not yet published.
-    pub events: u64,
-    /// Commit time of the oldest one.
-    pub oldest: Option<DateTime<Utc>>,
+    crate::adapters::outbox::encode(batch_events(ops, outcomes).map(|e| e.with_id(Uuid::now_v7())), 512 * ops.len())
 }
 
 /// Storage failures (never business refusals).
@@ -112,18 +83,6 @@ impl LedgerStore {
         match self {
             Self::Postgres(s) => s.commit(ops).await,
             Self::Memory(s) => s.commit(ops).into_iter().map(Ok).collect(),
-        }
-    }
-
-    /// The outbox as the relay reads it (its own connection on PostgreSQL).
-    pub fn outbox(&self) -> crate::adapters::outbox::Outbox {
-        match self {
-            Self::Postgres(s) => crate::adapters::outbox::Outbox::Postgres {
-                config: std::sync::Arc::new(s.config().clone()),
-                client: None,
-                leader: false,
-            },
-            Self::Memory(s) => crate::adapters::outbox::Outbox::Memory(s.clone()),
         }
     }
 

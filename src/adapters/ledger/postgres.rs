@@ -85,7 +85,7 @@ pub mod sql {
                      SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[],
                                           $6::timestamptz[], $7::timestamptz[])";
     /// The batch's events, one row.
-    pub const OUTBOX: &str = "INSERT INTO outbox (created_at, event_count, events) VALUES ($1, $2, $3)";
+    pub const OUTBOX: &str = crate::adapters::outbox::sql::INSERT;
     /// Every statement, with its name.
     pub const ALL: [(&str, &str); 9] = [
         ("lock", LOCK),
