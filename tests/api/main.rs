@@ -3,6 +3,7 @@
 mod audit;
 mod auth;
 mod bank;
+mod docs;
 mod errors;
 mod events;
 mod fintech;
