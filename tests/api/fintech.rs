@@ -301,17 +301,20 @@ async fn a_read_on_one_instance_right_after_a_write_on_another_shows_the_write()
     }
 }
 
+/// The GraphQL transfer of `amount` from `a` to `b` under `key`.
+fn transfer_mutation(a: &str, b: &str, amount: i64, key: &str) -> String {
+    format!(
+        r#"mutation {{ transfer(input: {{from: "{a}", to: "{b}", amount: {amount}, idempotencyKey: "{key}"}}) {{ id amount balanceAfter replayed }} }}"#
+    )
+}
+
 #[actix_web::test]
 async fn graphql_shares_the_ledger_its_idempotency_and_its_error_codes() {
     let app = spawn_app().await;
     let token = alice(&app);
     let (a, b) = (open(&app, &token, "EUR").await, open(&app, &token, "EUR").await);
     deposit(&app, &token, &a, 1_000).await;
-    let mutation = |amount: i64, key: &str| {
-        format!(
-            r#"mutation {{ transfer(input: {{from: "{a}", to: "{b}", amount: {amount}, idempotencyKey: "{key}"}}) {{ id amount balanceAfter replayed }} }}"#
-        )
-    };
+    let mutation = |amount: i64, key: &str| transfer_mutation(&a, &b, amount, key);
     let first = app.graphql(&token, &mutation(300, "gql-1")).await;
     assert_eq!(first["data"]["transfer"]["balanceAfter"], 700, "{first}");
     assert_eq!(first["data"]["transfer"]["replayed"], false);
@@ -341,11 +344,7 @@ async fn one_key_means_one_transfer_over_rest_and_graphql_in_either_order() {
     let token = alice(&app);
     let (a, b) = (open(&app, &token, "EUR").await, open(&app, &token, "EUR").await);
     deposit(&app, &token, &a, 1_000).await;
-    let mutation = |amount: i64, key: &str| {
-        format!(
-            r#"mutation {{ transfer(input: {{from: "{a}", to: "{b}", amount: {amount}, idempotencyKey: "{key}"}}) {{ id amount balanceAfter replayed }} }}"#
-        )
-    };
+    let mutation = |amount: i64, key: &str| transfer_mutation(&a, &b, amount, key);
     let transfers = "/api/v1/fintech/transfers";
 
     // REST first, then GraphQL with the same key: the GraphQL answer replays the REST transfer.
