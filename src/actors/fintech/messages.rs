@@ -3,7 +3,7 @@
 
 use actix::Message;
 
-use crate::domain::fintech::{LedgerOp, LedgerOutcome as Outcome, Page, Wallet, WalletId};
+use crate::domain::fintech::{LedgerOp, LedgerOutcome, Page, Wallet, WalletId};
 
 /// Why a fintech message got no business answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -22,7 +22,7 @@ pub enum LedgerFailure {
 pub struct Commit(pub LedgerOp);
 
 impl Message for Commit {
-    type Result = Result<Outcome, LedgerFailure>;
+    type Result = Result<LedgerOutcome, LedgerFailure>;
 }
 
 /// Apply an operation through the actor of the wallet it debits (or changes).
@@ -30,7 +30,7 @@ impl Message for Commit {
 pub struct Execute(pub LedgerOp);
 
 impl Message for Execute {
-    type Result = Result<Outcome, LedgerFailure>;
+    type Result = Result<LedgerOutcome, LedgerFailure>;
 }
 
 /// Read a wallet; `Ok(None)` when it does not exist.

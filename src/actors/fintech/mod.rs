@@ -27,7 +27,7 @@ use crate::{
     },
     adapters::ledger::LedgerStore,
     domain::{
-        fintech::{LedgerOutcome as Outcome, Page, Wallet, WalletId},
+        fintech::{LedgerOutcome, Page, Wallet, WalletId},
         idempotency::Kept,
     },
     telemetry::{self, Metrics},
@@ -95,7 +95,7 @@ impl Managed for FintechDomain {
 }
 
 impl Handle<Execute> for FintechDomain {
-    fn handle(&mut self, msg: Execute, _: &mut Ctx<Self>) -> Reply<Self, Result<Outcome, LedgerFailure>> {
+    fn handle(&mut self, msg: Execute, _: &mut Ctx<Self>) -> Reply<Self, Result<LedgerOutcome, LedgerFailure>> {
         let owner = msg.0.command.owner();
         let Some(wallets) = self.wallets() else { return Reply::Now(Err(LedgerFailure::Unavailable)) };
         let answer = wallets.get(&owner).ask_queued(msg);

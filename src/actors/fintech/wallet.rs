@@ -12,7 +12,7 @@ use super::{
 use crate::{
     actors::runtime::{ActorRef, Ctx, Handle, Managed, Reply},
     adapters::ledger::LedgerStore,
-    domain::fintech::{LedgerOutcome as Outcome, Wallet, WalletId},
+    domain::fintech::{LedgerOutcome, Wallet, WalletId},
 };
 
 /// Name of the wallets' entity kind (the `actor` label of their metrics).
@@ -55,12 +55,12 @@ impl Handle<Execute> for WalletActor {
     /// that one busy wallet still fills the writer's batches. The answer waits for the commit as
     /// a task of its own, which changes no state: every wallet the command changed (this one
     /// included) takes its new state from a `Refresh`, queued before the answer is sent.
-    fn handle(&mut self, Execute(op): Execute, _: &mut Ctx<Self>) -> Reply<Self, Result<Outcome, LedgerFailure>> {
+    fn handle(&mut self, Execute(op): Execute, _: &mut Ctx<Self>) -> Reply<Self, Result<LedgerOutcome, LedgerFailure>> {
         let committed = self.writer.ask_queued(Commit(op));
         let domain = self.domain.clone();
         Reply::later(async move {
             let outcome = committed.await.map_err(|_| LedgerFailure::Unavailable)??;
-            if let Outcome::Applied { wallets, .. } = &outcome {
+            if let LedgerOutcome::Applied { wallets, .. } = &outcome {
                 for wallet in wallets {
                     domain.tell(Refresh(wallet.clone()));
                 }

@@ -10,7 +10,7 @@ use super::messages::{Commit, LedgerFailure};
 use crate::{
     actors::runtime::{Ctx, Handle, Host, Managed, Reply},
     adapters::ledger::{LedgerStore, StoreError},
-    domain::fintech::{LedgerOp, LedgerOutcome as Outcome},
+    domain::fintech::{LedgerOp, LedgerOutcome},
     telemetry::{self, Metrics},
 };
 
@@ -20,7 +20,7 @@ pub const NAME: &str = "ledger-writer";
 /// Most commands committed together.
 pub const BATCH_MAX: usize = 512;
 
-type Waiter = oneshot::Sender<Result<Outcome, LedgerFailure>>;
+type Waiter = oneshot::Sender<Result<LedgerOutcome, LedgerFailure>>;
 
 /// Owns the write path to the ledger store.
 pub struct LedgerWriter {
@@ -69,7 +69,7 @@ impl LedgerWriter {
 impl Managed for LedgerWriter {}
 
 impl Handle<Commit> for LedgerWriter {
-    fn handle(&mut self, Commit(op): Commit, ctx: &mut Ctx<Self>) -> Reply<Self, Result<Outcome, LedgerFailure>> {
+    fn handle(&mut self, Commit(op): Commit, ctx: &mut Ctx<Self>) -> Reply<Self, Result<LedgerOutcome, LedgerFailure>> {
         let (tx, rx) = oneshot::channel();
         self.pending.push((op, tx));
         self.flush(ctx);

@@ -19,7 +19,7 @@ use futures::future::LocalBoxFuture;
 
 use super::{
     fault::{FaultKind, InjectFault},
-    host::{Envelope, Handle, Host, Managed, Outcome},
+    host::{Envelope, Handle, Host, Managed, Succeeded},
     policy::RestartPolicy,
     registry::{ActorEntry, ActorKind},
     supervisor::AskError,
@@ -78,7 +78,7 @@ impl<E: Managed> EntityRef<E> {
     where
         E: Handle<M>,
         M: Message + Send + 'static,
-        M::Result: Outcome + Send + 'static,
+        M::Result: Succeeded + Send + 'static,
     {
         self.ask_queued(msg).await
     }
@@ -89,7 +89,7 @@ impl<E: Managed> EntityRef<E> {
     where
         E: Handle<M>,
         M: Message + Send + 'static,
-        M::Result: Outcome + Send + 'static,
+        M::Result: Succeeded + Send + 'static,
     {
         let request = self.addr.send(Envelope::new(msg, &self.entry));
         let (timeout, name) = (self.ask_timeout, self.entry.name.clone());
@@ -107,7 +107,7 @@ impl<E: Managed> EntityRef<E> {
     where
         E: Handle<M>,
         M: Message + Send + 'static,
-        M::Result: Outcome + Send + 'static,
+        M::Result: Succeeded + Send + 'static,
     {
         self.addr.do_send(Envelope::new(msg, &self.entry));
     }

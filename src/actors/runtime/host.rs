@@ -37,12 +37,12 @@ pub trait Managed: Sized + Unpin + 'static {
 }
 
 /// Results of managed messages say whether they succeeded, for the outcome label.
-pub trait Outcome {
+pub trait Succeeded {
     /// Whether the message succeeded.
     fn is_ok(&self) -> bool;
 }
 
-impl<T, E> Outcome for Result<T, E> {
+impl<T, E> Succeeded for Result<T, E> {
     fn is_ok(&self) -> bool {
         Result::is_ok(self)
     }
@@ -52,7 +52,7 @@ impl<T, E> Outcome for Result<T, E> {
 pub trait Handle<M>: Managed
 where
     M: Message,
-    M::Result: Outcome,
+    M::Result: Succeeded,
 {
     /// Handle one message.
     fn handle(&mut self, msg: M, ctx: &mut Ctx<Self>) -> Reply<Self, M::Result>;
@@ -119,7 +119,7 @@ pub fn every<A, M>(ctx: &mut Ctx<A>, period: Duration, make: impl Fn() -> M + 's
 where
     A: Handle<M>,
     M: Message + 'static,
-    M::Result: Outcome + 'static,
+    M::Result: Succeeded + 'static,
 {
     let make = std::rc::Rc::new(make);
     let first = make.clone();
@@ -296,7 +296,7 @@ impl<A, M> Handler<Envelope<M>> for Host<A>
 where
     A: Handle<M>,
     M: Message + 'static,
-    M::Result: Outcome + 'static,
+    M::Result: Succeeded + 'static,
 {
     type Result = HostReply<A, M::Result>;
 
@@ -391,7 +391,7 @@ impl<A, M> MessageResponse<Host<A>, Envelope<M>> for HostReply<A, M::Result>
 where
     A: Managed,
     M: Message + 'static,
-    M::Result: Outcome + 'static,
+    M::Result: Succeeded + 'static,
 {
     fn handle(self, ctx: &mut Ctx<A>, tx: Option<OneshotSender<M::Result>>) {
         match self {

@@ -11,7 +11,7 @@ mod supervisor;
 
 pub use entities::{Entities, EntityFaultError, EntityKind, EntityPolicy, EntityRef, InjectEntityFault};
 pub use fault::{FaultKind, InjectFault};
-pub use host::{every, short_type_name, Ctx, Envelope, Handle, Host, Managed, Outcome, Reply};
+pub use host::{every, short_type_name, Ctx, Envelope, Handle, Host, Managed, Reply, Succeeded};
 pub use policy::{RestartDecision, RestartPolicy};
 pub use registry::{
     ActorEntry, ActorKind, ActorReport, ActorState, Dependency, DependencyStatus, Failure, FailureReason, HealthReport,

@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 
 use super::{
     fault::{FaultKind, InjectFault},
-    host::{Drain, Envelope, Handle, Host, Managed, Outcome, Restart},
+    host::{Drain, Envelope, Handle, Host, Managed, Restart, Succeeded},
     policy::RestartPolicy,
     registry::{ActorEntry, ActorKind, ActorState, FailureReason, Registry},
 };
@@ -120,7 +120,7 @@ impl<A: Managed> ActorRef<A> {
     where
         A: Handle<M>,
         M: Message + Send + 'static,
-        M::Result: Outcome + Send + 'static,
+        M::Result: Succeeded + Send + 'static,
     {
         self.ask_queued(msg).await
     }
@@ -131,7 +131,7 @@ impl<A: Managed> ActorRef<A> {
     where
         A: Handle<M>,
         M: Message + Send + 'static,
-        M::Result: Outcome + Send + 'static,
+        M::Result: Succeeded + Send + 'static,
     {
         self.bounded(self.slot.addr.load().send(Envelope::new(msg, &self.slot.entry)))
     }
@@ -157,7 +157,7 @@ impl<A: Managed> ActorRef<A> {
     where
         A: Handle<M>,
         M: Message + Send + 'static,
-        M::Result: Outcome + Send + 'static,
+        M::Result: Succeeded + Send + 'static,
     {
         let addr = self.slot.addr.load();
         if addr.connected() {
@@ -178,7 +178,7 @@ impl<A: Managed> ActorRef<A> {
     where
         A: Handle<M>,
         M: Message + Send + 'static,
-        M::Result: Outcome + Send + 'static,
+        M::Result: Succeeded + Send + 'static,
     {
         let sent = self.slot.addr.load().try_send(Envelope::new(msg, &self.slot.entry)).is_ok();
         if !sent {

@@ -4,7 +4,7 @@ use super::{AuditRecord, ChainHead};
 
 /// What is wrong with a line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Problem {
+pub enum ChainBreak {
     /// The line does not parse as a record (not UTF-8, not JSON, or not a record's shape).
     #[error("line is not a valid record: {0}")]
     Invalid(String),
@@ -43,7 +43,7 @@ pub enum Problem {
     NotCanonical,
 }
 
-impl Problem {
+impl ChainBreak {
     /// Expected and found values, for the problems that compare two.
     pub fn mismatch(&self) -> Option<(String, String)> {
         match self {
@@ -78,9 +78,9 @@ impl ChainVerifier {
 
     /// Check the next line; `line` excludes the newline and `terminated` says whether there was
     /// one. On success the line's record becomes the head.
-    pub fn check_line(&mut self, line: &[u8], terminated: bool) -> Result<(), Problem> {
+    pub fn check_line(&mut self, line: &[u8], terminated: bool) -> Result<(), ChainBreak> {
         if !terminated {
-            return Err(Problem::Truncated { bytes: line.len() });
+            return Err(ChainBreak::Truncated { bytes: line.len() });
         }
         let record = AuditRecord::parse(line)?;
         if let Some(head) = &self.head {
@@ -115,7 +115,7 @@ pub struct LineProblem {
     /// Line number, from 1.
     pub line: u64,
     /// What is wrong with it.
-    pub problem: Problem,
+    pub problem: ChainBreak,
 }
 
 /// Check every line of `bytes` (the content of one file) in order.
@@ -191,7 +191,7 @@ mod tests {
             kept.remove(deleted);
             let found = verify(kept.concat().as_bytes()).expect_err("deletion detected");
             let n = deleted as u64 + 1;
-            assert_eq!(found, LineProblem { line: n, problem: Problem::Seq { expected: n, found: n + 1 } });
+            assert_eq!(found, LineProblem { line: n, problem: ChainBreak::Seq { expected: n, found: n + 1 } });
         }
         // The end of a chain carries no proof of what followed: see the module documentation.
         let mut kept = lines(&text);
@@ -207,7 +207,7 @@ mod tests {
             swapped.swap(first, first + 1);
             let found = verify(swapped.concat().as_bytes()).expect_err("reorder detected");
             let n = first as u64 + 1;
-            assert_eq!(found, LineProblem { line: n, problem: Problem::Seq { expected: n, found: n + 1 } });
+            assert_eq!(found, LineProblem { line: n, problem: ChainBreak::Seq { expected: n, found: n + 1 } });
         }
     }
 
@@ -222,7 +222,7 @@ mod tests {
         let forged: String = records.iter().map(|r| r.to_line().expect("line")).collect();
         let found = verify(forged.as_bytes()).expect_err("forgery detected");
         assert_eq!(found.line, 3);
-        assert!(matches!(found.problem, Problem::PrevHash { .. }), "{found:?}");
+        assert!(matches!(found.problem, ChainBreak::PrevHash { .. }), "{found:?}");
     }
 
     #[test]
@@ -231,7 +231,7 @@ mod tests {
         let cut = &text.as_bytes()[..text.len() - 10];
         let found = verify(cut).expect_err("truncation detected");
         assert_eq!(found.line, 3);
-        assert!(matches!(found.problem, Problem::Truncated { .. }), "{found:?}");
+        assert!(matches!(found.problem, ChainBreak::Truncated { .. }), "{found:?}");
         assert!(found.problem.to_string().contains("truncated"));
     }
 

@@ -37,7 +37,7 @@
 mod chain;
 pub mod verify;
 
-pub use chain::{check_bytes, ChainVerifier, LineProblem, Problem};
+pub use chain::{check_bytes, ChainBreak, ChainVerifier, LineProblem};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -136,16 +136,16 @@ impl AuditRecord {
 
     /// Parse one line (without its `\n`) and check it against itself: its hash and its
     /// canonical form. Whether it follows the previous record is [`ChainHead::check_next`]'s job.
-    pub fn parse(line: &[u8]) -> Result<Self, Problem> {
-        let text = std::str::from_utf8(line).map_err(|_| Problem::Invalid("not UTF-8".into()))?;
-        let record: Self = serde_json::from_str(text).map_err(|e| Problem::Invalid(e.to_string()))?;
-        let expected = record.expected_hash().map_err(|e| Problem::Invalid(e.to_string()))?;
+    pub fn parse(line: &[u8]) -> Result<Self, ChainBreak> {
+        let text = std::str::from_utf8(line).map_err(|_| ChainBreak::Invalid("not UTF-8".into()))?;
+        let record: Self = serde_json::from_str(text).map_err(|e| ChainBreak::Invalid(e.to_string()))?;
+        let expected = record.expected_hash().map_err(|e| ChainBreak::Invalid(e.to_string()))?;
         if expected != record.hash {
-            return Err(Problem::Hash { expected, found: record.hash });
+            return Err(ChainBreak::Hash { expected, found: record.hash });
         }
-        let canonical = serde_json::to_string(&record).map_err(|e| Problem::Invalid(e.to_string()))?;
+        let canonical = serde_json::to_string(&record).map_err(|e| ChainBreak::Invalid(e.to_string()))?;
         if canonical != text {
-            return Err(Problem::NotCanonical);
+            return Err(ChainBreak::NotCanonical);
         }
         Ok(record)
     }
@@ -200,13 +200,13 @@ impl ChainHead {
     }
 
     /// Whether `record` directly follows this head.
-    pub fn check_next(&self, record: &AuditRecord) -> Result<(), Problem> {
+    pub fn check_next(&self, record: &AuditRecord) -> Result<(), ChainBreak> {
         let expected = self.seq.saturating_add(1);
         if record.seq != expected {
-            return Err(Problem::Seq { expected, found: record.seq });
+            return Err(ChainBreak::Seq { expected, found: record.seq });
         }
         if record.prev_hash != self.hash {
-            return Err(Problem::PrevHash { expected: self.hash.clone(), found: record.prev_hash.clone() });
+            return Err(ChainBreak::PrevHash { expected: self.hash.clone(), found: record.prev_hash.clone() });
         }
         Ok(())
     }
@@ -307,7 +307,7 @@ pub(crate) mod tests {
         assert_eq!((first.seq, second.seq), (1, 2));
         assert_eq!(second.prev_hash, first.hash);
         assert!(ChainHead::of(&first).check_next(&second).is_ok());
-        assert_eq!(head.check_next(&second), Err(Problem::Seq { expected: 1, found: 2 }));
+        assert_eq!(head.check_next(&second), Err(ChainBreak::Seq { expected: 1, found: 2 }));
     }
 
     #[test]
@@ -315,8 +315,8 @@ pub(crate) mod tests {
         let line = chain_text(1);
         let edited = line.trim_end().replacen("T", " ", 1);
         assert_ne!(edited, line.trim_end());
-        assert_eq!(AuditRecord::parse(edited.as_bytes()), Err(Problem::NotCanonical));
+        assert_eq!(AuditRecord::parse(edited.as_bytes()), Err(ChainBreak::NotCanonical));
         let spaced = line.trim_end().replacen(":", ": ", 1);
-        assert_eq!(AuditRecord::parse(spaced.as_bytes()), Err(Problem::NotCanonical));
+        assert_eq!(AuditRecord::parse(spaced.as_bytes()), Err(ChainBreak::NotCanonical));
     }
 }

@@ -14,7 +14,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use super::{ChainVerifier, Problem, GENESIS_HASH};
+use super::{ChainBreak, ChainVerifier, GENESIS_HASH};
 
 /// Path of rotated file number `n` of the live file `live`: `audit.log` gives `audit.log.<n>`.
 pub fn rotated_path(live: &Path, n: u64) -> PathBuf {
@@ -120,7 +120,7 @@ pub struct Broken {
     /// Line number in that file, from 1.
     pub line: u64,
     /// What is wrong.
-    pub problem: Problem,
+    pub problem: ChainBreak,
     /// Records verified before it.
     pub verified: u64,
 }
@@ -237,7 +237,7 @@ mod tests {
         match verify(&live, Start::Genesis) {
             Err(VerifyError::Broken(b)) => {
                 assert_eq!((b.file, b.line, b.verified), (live.clone(), 1, 3));
-                assert_eq!(b.problem, Problem::Seq { expected: 4, found: 7 });
+                assert_eq!(b.problem, ChainBreak::Seq { expected: 4, found: 7 });
             }
             other => panic!("expected a broken chain, got {other:?}"),
         }
@@ -253,7 +253,7 @@ mod tests {
         match verify(&live, Start::Genesis) {
             Err(VerifyError::Broken(b)) => {
                 assert_eq!((b.file, b.line), (second, 2));
-                assert!(matches!(b.problem, Problem::Hash { .. }), "{:?}", b.problem);
+                assert!(matches!(b.problem, ChainBreak::Hash { .. }), "{:?}", b.problem);
             }
             other => panic!("expected a broken chain, got {other:?}"),
         }
@@ -268,7 +268,7 @@ mod tests {
         match verify(&live, Start::Genesis) {
             Err(VerifyError::Broken(b)) => {
                 assert_eq!((b.file, b.line), (live, 1));
-                assert!(matches!(b.problem, Problem::Truncated { .. }), "{:?}", b.problem);
+                assert!(matches!(b.problem, ChainBreak::Truncated { .. }), "{:?}", b.problem);
             }
             other => panic!("expected a broken chain, got {other:?}"),
         }
