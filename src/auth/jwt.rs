@@ -11,7 +11,10 @@ use jsonwebtoken::{
 use serde::{Deserialize, Serialize};
 
 use super::Principal;
-use crate::config::AuthSettings;
+use crate::{
+    config::AuthSettings,
+    error::code::{Coded, ErrorCode},
+};
 
 /// Why a request is not authenticated; each maps to its own error code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -50,6 +53,37 @@ pub enum AuthError {
     /// A required claim is missing or has the wrong type.
     #[error("invalid claims")]
     InvalidClaims,
+}
+
+impl Coded for AuthError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            Self::Missing => ErrorCode::TokenMissing,
+            Self::Malformed => ErrorCode::TokenMalformed,
+            Self::AlgorithmNone => ErrorCode::TokenUnsigned,
+            Self::AlgorithmNotAllowed => ErrorCode::TokenAlgorithmNotAllowed,
+            Self::UnknownKey => ErrorCode::TokenUnknownKey,
+            Self::InvalidSignature => ErrorCode::TokenInvalidSignature,
+            Self::Expired => ErrorCode::TokenExpired,
+            Self::NotYetValid => ErrorCode::TokenNotYetValid,
+            Self::WrongIssuer => ErrorCode::TokenWrongIssuer,
+            Self::WrongAudience => ErrorCode::TokenWrongAudience,
+            Self::InvalidClaims => ErrorCode::TokenInvalidClaims,
+        }
+    }
+
+    fn detail(&self) -> String {
+        format!("{self}: send a valid bearer token")
+    }
+
+    /// The RFC 6750 challenge: no error attribute when no credentials were sent.
+    fn headers(&self) -> Vec<(&'static str, String)> {
+        let challenge = match self {
+            Self::Missing => r#"Bearer realm="beryl-core-api""#.to_string(),
+            other => format!(r#"Bearer realm="beryl-core-api", error="invalid_token", error_description="{other}""#),
+        };
+        vec![("www-authenticate", challenge)]
+    }
 }
 
 /// Claims this service reads.

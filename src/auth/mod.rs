@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 pub use jwt::{AuthError, KeySet};
-pub use policy::{required_scope, Scope};
+pub use policy::{required_scope, Denied, Scope};
 
 /// The authenticated caller of one request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

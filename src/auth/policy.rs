@@ -2,8 +2,10 @@
 
 use actix_web::http::Method;
 
+use serde_json::{Map, Value};
+
 use super::Principal;
-use crate::error::{AppError, ErrorCode};
+use crate::error::code::{Coded, ErrorCode};
 
 /// Grants every scope.
 pub const ADMIN: &str = "admin";
@@ -37,24 +39,51 @@ pub fn required_scope(method: &Method, route: &str) -> Option<Scope> {
     }
 }
 
-impl Principal {
-    /// 403 naming the scope unless the principal holds it.
-    pub fn require(&self, scope: &str) -> Result<(), AppError> {
-        if self.has(scope) {
-            Ok(())
-        } else {
-            Err(AppError::client(ErrorCode::ScopeMissing, format!("this operation needs the `{scope}` scope"))
-                .with("missing_scope", scope))
+/// Why an authenticated caller may not go on (403).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Denied {
+    /// The principal lacks the scope named.
+    #[error("this operation needs the `{0}` scope")]
+    MissingScope(String),
+    /// The resource belongs to someone else.
+    #[error("this resource belongs to another user")]
+    NotOwner,
+}
+
+impl Coded for Denied {
+    fn code(&self) -> ErrorCode {
+        match self {
+            Self::MissingScope(_) => ErrorCode::ScopeMissing,
+            Self::NotOwner => ErrorCode::NotOwner,
         }
     }
 
-    /// 403 unless the principal is `owner` or an administrator: the rule domains call before
+    /// The scope missing, when one is.
+    fn extensions(&self) -> Map<String, Value> {
+        match self {
+            Self::MissingScope(scope) => Map::from_iter([("missing_scope".to_string(), Value::from(scope.as_str()))]),
+            Self::NotOwner => Map::new(),
+        }
+    }
+}
+
+impl Principal {
+    /// Refused unless the principal holds `scope`.
+    pub fn require(&self, scope: &str) -> Result<(), Denied> {
+        if self.has(scope) {
+            Ok(())
+        } else {
+            Err(Denied::MissingScope(scope.to_owned()))
+        }
+    }
+
+    /// Refused unless the principal is `owner` or an administrator: the rule domains call before
     /// acting on a resource that belongs to someone.
-    pub fn require_owner(&self, owner: &str) -> Result<(), AppError> {
+    pub fn require_owner(&self, owner: &str) -> Result<(), Denied> {
         if self.subject == owner || self.is_admin() {
             Ok(())
         } else {
-            Err(AppError::client(ErrorCode::NotOwner, "this resource belongs to another user"))
+            Err(Denied::NotOwner)
         }
     }
 }

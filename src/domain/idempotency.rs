@@ -12,6 +12,8 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::error::code::{Coded, ErrorCode};
+
 /// Longest accepted key.
 pub const KEY_MAX: usize = 255;
 
@@ -31,6 +33,23 @@ pub enum IdempotencyError {
     /// its request was applied is known, but not as a result to replay.
     #[error("this idempotency key was used before an upgrade; its result cannot be replayed")]
     Outdated,
+}
+
+impl Coded for IdempotencyError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            Self::Missing => ErrorCode::IdempotencyKeyMissing,
+            Self::Reused(_) | Self::InUse | Self::Outdated => ErrorCode::IdempotencyKeyReused,
+        }
+    }
+
+    /// The fields in which a reused key's request differs.
+    fn extensions(&self) -> Map<String, Value> {
+        match self {
+            Self::Reused(fields) => Map::from_iter([("fields".to_string(), Value::from(fields.clone()))]),
+            _ => Map::new(),
+        }
+    }
 }
 
 /// A client's key, checked.

@@ -9,14 +9,11 @@ use crate::{
     auth::Principal,
     domain::{
         audit::AuditEvent,
-        fintech::{Amount, FintechError, LedgerCommand, Receipt, WalletId},
-        idempotency::IdempotencyKey,
+        fintech::{Amount, FintechError, LedgerCommand, Receipt, WalletId, PAGE_MAX},
+        idempotency::{IdempotencyError, IdempotencyKey},
     },
     error::{AppError, ErrorCode},
-    http::{
-        fintech::{refusal, PAGE_MAX},
-        AppState,
-    },
+    http::AppState,
     telemetry,
 };
 
@@ -103,7 +100,7 @@ pub struct TransferInput {
 
 fn state<'a>(ctx: &'a Context<'_>, scope: &str) -> Result<(&'a web::Data<AppState>, &'a Principal)> {
     let principal = ctx.data::<Principal>()?;
-    principal.require(scope).map_err(|e| e.extend())?;
+    principal.require(scope).map_err(|e| AppError::from(e).extend())?;
     Ok((ctx.data::<web::Data<AppState>>()?, principal))
 }
 
@@ -119,7 +116,7 @@ async fn owned(state: &AppState, principal: &Principal, id: WalletId) -> Result<
         .await
         .map_err(|e| AppError::from(e).extend())?
         .ok_or_else(|| AppError::from(FintechError::WalletNotFound(id)).extend())?;
-    principal.require_owner(&wallet.owner).map_err(|e| e.extend())?;
+    principal.require_owner(&wallet.owner).map_err(|e| AppError::from(e).extend())?;
     Ok(wallet)
 }
 
@@ -195,22 +192,22 @@ impl FintechMutation {
         let (state, principal) = state(ctx, "fintech:write")?;
         let from = wallet_id(&input.from, "from")?;
         let to = wallet_id(&input.to, "to")?;
-        let amount = Amount::new(input.amount).map_err(|e| refusal(e).extend())?;
+        let amount = Amount::new(input.amount).map_err(|e| AppError::from(e).extend())?;
         let key = IdempotencyKey::parse(&input.idempotency_key).map_err(|e| AppError::from(e).extend())?;
         owned(state, principal, from).await?;
         let command = LedgerCommand::Transfer { from, to, amount, currency: None };
         let answer = state.actors.fintech.execute(&principal.subject, &key, command).await.map_err(AppError::from);
         let answer = answer.and_then(|a| match a.value {
             Receipt::Moved(t) => Ok((t, a.replayed)),
-            Receipt::Refused(e) => Err(refusal(e)),
+            Receipt::Refused(e) => Err(AppError::from(e)),
             // The key was first used for another kind of command over REST.
             Receipt::Opened(_) | Receipt::StatusChanged(_) => {
-                Err(AppError::from(crate::domain::idempotency::IdempotencyError::Reused(vec!["operation".into()])))
+                Err(AppError::from(IdempotencyError::Reused(vec!["operation".into()])))
             }
         });
         let status = match &answer {
             Ok(_) => 201,
-            Err(e) => e.code().status().as_u16(),
+            Err(e) => e.code().status(),
         };
         // The HTTP audit layer does not see inside GraphQL: the mutation records itself.
         state.guard.audit(AuditEvent {

@@ -6,12 +6,13 @@ use async_graphql::{Context, ErrorExtensions, Object, Result, SimpleObject};
 use crate::{
     actors::{pools::ProbeDependencies, runtime},
     auth::Principal,
+    error::AppError,
     http::{ask::ask, AppState},
 };
 
 /// The application state, once the caller is known to hold `scope`.
 fn authorized<'a>(ctx: &'a Context<'_>, scope: &str) -> Result<&'a web::Data<AppState>> {
-    ctx.data::<Principal>()?.require(scope).map_err(|e| e.extend())?;
+    ctx.data::<Principal>()?.require(scope).map_err(|e| AppError::from(e).extend())?;
     ctx.data::<web::Data<AppState>>()
 }
 

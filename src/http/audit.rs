@@ -3,6 +3,8 @@
 //! which resource, with what outcome) goes to the audit writer without waiting. Denials are
 //! recorded by the guard, which knows why. GraphQL mutations are audited by their resolvers.
 
+use std::time::Duration;
+
 use actix_web::{
     body::{BoxBody, MessageBody},
     dev::{ServiceRequest, ServiceResponse},
@@ -36,11 +38,8 @@ pub async fn audit_layer(
     let facts = RequestFacts::with_route(&req, route, state.guard.limits.trust_forwarded_for);
     if !state.guard.audit_ready(&state) {
         state.metrics.with(|| metrics::counter!(telemetry::AUDIT_REFUSED_TOTAL).increment(1));
-        let err = AppError::client(
-            ErrorCode::AuditUnavailable,
-            "the audit trail cannot record this change now; retry shortly",
-        )
-        .with_header("retry-after", "5");
+        let err = AppError::server(ErrorCode::AuditUnavailable, "the audit writer cannot take a record")
+            .with_retry_after(Duration::from_secs(5));
         return Ok(req.into_response(actix_web::ResponseError::error_response(&err)));
     }
     let res = next.call(req).await?.map_into_boxed_body();

@@ -14,7 +14,7 @@ use crate::{
     domain::{
         fintech::{
             check_reference, Amount, Currency, FintechError, LedgerCommand, Movement, Receipt, Transaction, Wallet,
-            WalletId, WalletStatus,
+            WalletId, WalletStatus, PAGE_MAX,
         },
         idempotency::{IdempotencyKey, Replayable},
     },
@@ -23,8 +23,6 @@ use crate::{
 
 /// Header carrying the client's idempotency key.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
-/// Largest page of transactions.
-pub const PAGE_MAX: usize = 200;
 
 /// Mount the routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -86,12 +84,12 @@ fn respond(answer: Replayable<Receipt>) -> HttpResponse {
         Receipt::StatusChanged(w) => (StatusCode::OK, "application/json", wallet_json(w)),
         Receipt::Moved(t) => (StatusCode::CREATED, "application/json", transaction_json(t)),
         Receipt::Refused(e) => {
-            let err = refusal(e.clone());
+            let err = AppError::from(e.clone());
             let mut problem = serde_json::to_value(err.problem(None)).unwrap_or(Value::Null);
             if let Some(obj) = problem.as_object_mut() {
                 obj.remove("request_id");
             }
-            (err.code().status(), crate::error::PROBLEM_JSON, problem)
+            (err.status(), crate::error::PROBLEM_JSON, problem)
         }
     };
     let mut res = HttpResponse::build(status).content_type(content_type).body(body.to_string());
@@ -104,22 +102,12 @@ fn respond(answer: Replayable<Receipt>) -> HttpResponse {
     res
 }
 
-/// A domain refusal, naming the field at fault.
-pub fn refusal(e: FintechError) -> AppError {
-    let field = e.field();
-    let err = AppError::from(e);
-    match field {
-        Some(field) => err.with("field", field),
-        None => err,
-    }
-}
-
 fn wallet_id(raw: &str, field: &str) -> Result<WalletId, AppError> {
     raw.parse::<WalletId>().map_err(|e| AppError::from(e).with("field", field))
 }
 
 fn amount_of(value: i64) -> Result<Amount, AppError> {
-    Amount::new(value).map_err(refusal)
+    Amount::new(value).map_err(AppError::from)
 }
 
 /// The idempotency key of a POST.
@@ -158,8 +146,8 @@ async fn open_wallet(
     let parsed = body.into_inner();
     let owner = parsed.owner.unwrap_or_else(|| principal.subject.clone());
     principal.require_owner(&owner)?;
-    let currency = Currency::parse(&parsed.currency).map_err(refusal)?;
-    let wallet = Wallet::open(&owner, currency).map_err(refusal)?;
+    let currency = Currency::parse(&parsed.currency)?;
+    let wallet = Wallet::open(&owner, currency)?;
     execute(&state, &principal, &req, LedgerCommand::Open(Box::new(wallet))).await
 }
 
@@ -207,7 +195,7 @@ async fn external(
     let ExternalMovement { amount, reference } = body.into_inner();
     let wallet = wallet_id(&id, "id")?;
     let amount = amount_of(amount)?;
-    check_reference(&reference).map_err(refusal)?;
+    check_reference(&reference)?;
     owned_wallet(&state, &principal, wallet, false).await?;
     let command = if deposit {
         LedgerCommand::Deposit { wallet, amount, reference, currency: None }
@@ -261,7 +249,7 @@ async fn transfer(
     let from = wallet_id(&parsed.from, "from")?;
     let to = wallet_id(&parsed.to, "to")?;
     let amount = amount_of(parsed.amount)?;
-    let currency = parsed.currency.as_deref().map(Currency::parse).transpose().map_err(refusal)?;
+    let currency = parsed.currency.as_deref().map(Currency::parse).transpose()?;
     owned_wallet(&state, &principal, from, false).await?;
     execute(&state, &principal, &req, LedgerCommand::Transfer { from, to, amount, currency }).await
 }

@@ -286,7 +286,7 @@ pub async fn protect(
     if let Some(scope) = required_scope(&facts.method, &facts.route) {
         if let Err(err) = principal.require(scope.as_str()) {
             guard.audit(facts.event(Some(&principal.subject), 403, "denied"));
-            return Ok(refuse(req, err));
+            return Ok(refuse(req, err.into()));
         }
     }
 

@@ -45,7 +45,7 @@ fn problem_for(status: StatusCode, req: &HttpRequest) -> AppError {
             (ErrorCode::UnsupportedMediaType, "this media type is not accepted here".into())
         }
         StatusCode::SERVICE_UNAVAILABLE => {
-            (ErrorCode::ServiceUnavailable, "the service cannot take this request now".into())
+            return AppError::server(ErrorCode::ServiceUnavailable, "unstructured 503 response")
         }
         s if s.is_server_error() => return AppError::Unexpected(anyhow::anyhow!("unstructured {s} response")),
         _ => (ErrorCode::BadRequest, "the request could not be understood".into()),

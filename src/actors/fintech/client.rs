@@ -14,6 +14,7 @@ use crate::{
         fintech::{LedgerCommand, LedgerOp, LedgerOutcome, Page, PaymentSettled, Receipt, Wallet, WalletId},
         idempotency::{Claim, IdempotencyError, IdempotencyKey, Replayable},
     },
+    error::code::{Coded, ErrorCode},
     telemetry::{self, Metrics},
 };
 
@@ -29,6 +30,39 @@ pub enum CallError {
     /// The domain actor is restarting or did not answer in time.
     #[error(transparent)]
     Ask(#[from] AskError),
+}
+
+impl CallError {
+    /// The error inside.
+    fn inner(&self) -> &dyn Coded {
+        match self {
+            Self::Idempotency(e) => e,
+            Self::Ledger(e) => e,
+            Self::Ask(e) => e,
+        }
+    }
+}
+
+impl Coded for CallError {
+    fn code(&self) -> ErrorCode {
+        self.inner().code()
+    }
+
+    fn detail(&self) -> String {
+        self.inner().detail()
+    }
+
+    fn extensions(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.inner().extensions()
+    }
+
+    fn headers(&self) -> Vec<(&'static str, String)> {
+        self.inner().headers()
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        self.inner().retry_after()
+    }
 }
 
 /// The fintech domain's client; cheap to clone.

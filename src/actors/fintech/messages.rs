@@ -1,9 +1,14 @@
 //! The fintech protocol: commands and queries of the fintech domain actor, the wallet actors it
 //! spawns, and the ledger writer.
 
+use std::time::Duration;
+
 use actix::Message;
 
-use crate::domain::fintech::{LedgerOp, LedgerOutcome, Page, Wallet, WalletId};
+use crate::{
+    domain::fintech::{LedgerOp, LedgerOutcome, Page, Wallet, WalletId},
+    error::code::{Coded, ErrorCode},
+};
 
 /// Why a fintech message got no business answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -15,6 +20,19 @@ pub enum LedgerFailure {
     /// The wallet's actor could not be reached.
     #[error("the wallet's actor is unavailable")]
     Unavailable,
+}
+
+impl Coded for LedgerFailure {
+    fn code(&self) -> ErrorCode {
+        match self {
+            Self::Store => ErrorCode::LedgerUnavailable,
+            Self::Unavailable => ErrorCode::ActorUnavailable,
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        Some(Duration::from_secs(1))
+    }
 }
 
 /// Commit one ledger operation (ledger writer).

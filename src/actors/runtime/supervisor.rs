@@ -15,7 +15,12 @@ use super::{
     policy::RestartPolicy,
     registry::{ActorEntry, ActorKind, ActorState, FailureReason, Registry},
 };
-use crate::{config::SupervisionSettings, telemetry, telemetry::Metrics};
+use crate::{
+    config::SupervisionSettings,
+    error::code::{Coded, ErrorCode},
+    telemetry,
+    telemetry::Metrics,
+};
 
 /// How an actor is registered.
 #[derive(Debug, Clone)]
@@ -54,6 +59,22 @@ pub enum AskError {
         /// The timeout that expired.
         timeout: Duration,
     },
+}
+
+impl Coded for AskError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            Self::Unavailable { .. } => ErrorCode::ActorUnavailable,
+            Self::Timeout { .. } => ErrorCode::ActorTimeout,
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Unavailable { retry_after, .. } => Some(*retry_after),
+            Self::Timeout { .. } => None,
+        }
+    }
 }
 
 type Factory<A> = Arc<dyn Fn() -> A + Send + Sync>;

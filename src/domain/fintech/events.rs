@@ -7,7 +7,10 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{check_reference, Amount, Currency, FintechError, Movement, Wallet, WalletId};
-use crate::domain::events::{DomainEvent, InboundError, SCHEMA_VERSION};
+use crate::{
+    domain::events::{DomainEvent, InboundError, SCHEMA_VERSION},
+    error::code::Coded,
+};
 
 /// Version of the inbound payment notification schema this service understands.
 pub const PAYMENT_SCHEMA_VERSION: u64 = 1;
@@ -136,7 +139,7 @@ const INBOUND_TRANSACTION_NAMESPACE: Uuid = Uuid::from_u128(0x6f1d_2c3b_8a4e_4b1
 
 impl From<FintechError> for InboundError {
     fn from(e: FintechError) -> Self {
-        InboundError::Refused { reason: e.code(), detail: e.to_string() }
+        InboundError::Refused { reason: e.code().as_str(), detail: e.to_string() }
     }
 }
 

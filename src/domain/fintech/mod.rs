@@ -16,6 +16,13 @@ pub use wallet::{
     check_reference, status_entry_kind, Amount, Movement, MovementKind, Wallet, WalletId, WalletStatus, MAX_AMOUNT,
 };
 
+use serde_json::{Map, Value};
+
+use crate::error::code::{Coded, ErrorCode};
+
+/// Largest page of a wallet's movements a client may ask for.
+pub const PAGE_MAX: usize = 200;
+
 /// Every way a fintech command can be refused. Serializable: a refusal is kept under the
 /// command's idempotency key and replayed as it was.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
@@ -66,25 +73,6 @@ pub enum FintechError {
 }
 
 impl FintechError {
-    /// Short snake_case name of the rule broken (the API's error code for it).
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::UnknownCurrency(_) => "unknown_currency",
-            Self::InvalidAmount => "invalid_amount",
-            Self::AmountTooLarge => "amount_too_large",
-            Self::SameWallet => "same_wallet",
-            Self::InvalidWalletId(_) => "invalid_wallet_id",
-            Self::WalletNotFound(_) => "wallet_not_found",
-            Self::InsufficientFunds(_) => "insufficient_funds",
-            Self::WalletFrozen(_) => "wallet_frozen",
-            Self::WalletClosed(_) => "wallet_closed",
-            Self::CurrencyMismatch(..) => "currency_mismatch",
-            Self::BalanceNotZero(_) => "balance_not_zero",
-            Self::InvalidTransition(..) => "invalid_transition",
-            Self::InvalidReference | Self::InvalidOwner => "invalid_reference",
-        }
-    }
-
     /// The request field the refusal is about, when one field is to blame.
     pub fn field(&self) -> Option<&'static str> {
         match self {
@@ -95,5 +83,30 @@ impl FintechError {
             Self::InvalidOwner => Some("owner"),
             _ => None,
         }
+    }
+}
+
+impl Coded for FintechError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            Self::UnknownCurrency(_) => ErrorCode::UnknownCurrency,
+            Self::InvalidAmount => ErrorCode::InvalidAmount,
+            Self::AmountTooLarge => ErrorCode::AmountTooLarge,
+            Self::SameWallet => ErrorCode::SameWallet,
+            Self::InvalidWalletId(_) => ErrorCode::InvalidWalletId,
+            Self::WalletNotFound(_) => ErrorCode::WalletNotFound,
+            Self::InsufficientFunds(_) => ErrorCode::InsufficientFunds,
+            Self::WalletFrozen(_) => ErrorCode::WalletFrozen,
+            Self::WalletClosed(_) => ErrorCode::WalletClosed,
+            Self::CurrencyMismatch(..) => ErrorCode::CurrencyMismatch,
+            Self::BalanceNotZero(_) => ErrorCode::BalanceNotZero,
+            Self::InvalidTransition(..) => ErrorCode::InvalidTransition,
+            Self::InvalidReference | Self::InvalidOwner => ErrorCode::InvalidReference,
+        }
+    }
+
+    /// The field at fault, when one is.
+    fn extensions(&self) -> Map<String, Value> {
+        self.field().map(|field| Map::from_iter([("field".to_string(), Value::from(field))])).unwrap_or_default()
     }
 }

@@ -1,0 +1,189 @@
+//! The table of error codes (code, HTTP status, title) and [`Coded`], the trait every error that
+//! reaches a client implements beside its type. Nothing here knows about a web server or GraphQL,
+//! so that domains, adapters and actors name it without naming anything above them.
+
+use std::{fmt, time::Duration};
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+macro_rules! error_codes {
+    ($( $(#[$doc:meta])* $variant:ident => ($code:literal, $status:literal, $title:literal), )*) => {
+        /// Stable error codes: the `code` of a problem body and `extensions.code` in GraphQL.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+        pub enum ErrorCode { $( $(#[$doc])* $variant, )* }
+
+        impl ErrorCode {
+            /// Every code, in table order.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            /// The stable string clients match on.
+            pub const fn as_str(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $code,)* }
+            }
+
+            /// The HTTP status that goes with it.
+            pub const fn status(self) -> u16 {
+                match self { $(ErrorCode::$variant => $status,)* }
+            }
+
+            /// Short human title.
+            pub const fn title(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $title,)* }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// The request is malformed in a way no more specific code covers.
+    BadRequest => ("bad_request", 400, "Bad request"),
+    /// The body is not valid JSON or does not match the expected shape.
+    MalformedJson => ("malformed_json", 400, "Malformed JSON body"),
+    /// A path or query parameter is malformed.
+    InvalidParameter => ("invalid_parameter", 400, "Invalid parameter"),
+    /// No bearer token was sent.
+    TokenMissing => ("token_missing", 401, "Authentication required"),
+    /// The Authorization header or the token is not a well-formed JWT.
+    TokenMalformed => ("token_malformed", 401, "Malformed token"),
+    /// The token is unsigned (`alg: none`).
+    TokenUnsigned => ("token_unsigned", 401, "Unsigned token"),
+    /// The token's algorithm is not accepted (e.g. HS256 where only RS256 keys are configured).
+    TokenAlgorithmNotAllowed => ("token_algorithm_not_allowed", 401, "Token algorithm not accepted"),
+    /// The token's `kid` names no configured key.
+    TokenUnknownKey => ("token_unknown_key", 401, "Unknown token key"),
+    /// No configured key verifies the token's signature.
+    TokenInvalidSignature => ("token_invalid_signature", 401, "Invalid token signature"),
+    /// The token has expired.
+    TokenExpired => ("token_expired", 401, "Token expired"),
+    /// The token is not valid yet (`nbf`).
+    TokenNotYetValid => ("token_not_yet_valid", 401, "Token not yet valid"),
+    /// The token was issued by someone else.
+    TokenWrongIssuer => ("token_wrong_issuer", 401, "Wrong token issuer"),
+    /// The token is meant for another audience.
+    TokenWrongAudience => ("token_wrong_audience", 401, "Wrong token audience"),
+    /// A required claim is missing or malformed.
+    TokenInvalidClaims => ("token_invalid_claims", 401, "Invalid token claims"),
+    /// The token lacks a scope the operation needs; `missing_scope` names it.
+    ScopeMissing => ("scope_missing", 403, "Missing scope"),
+    /// The resource belongs to another user.
+    NotOwner => ("not_owner", 403, "Forbidden"),
+    /// Not an ISO 4217 currency code.
+    UnknownCurrency => ("unknown_currency", 400, "Unknown currency"),
+    /// Zero, negative or non-integer amount.
+    InvalidAmount => ("invalid_amount", 400, "Invalid amount"),
+    /// Amount above the largest accepted, or a balance would overflow.
+    AmountTooLarge => ("amount_too_large", 400, "Amount too large"),
+    /// Source and destination are the same wallet.
+    SameWallet => ("same_wallet", 400, "Same wallet"),
+    /// A wallet id is not a UUID.
+    InvalidWalletId => ("invalid_wallet_id", 400, "Invalid wallet id"),
+    /// External reference or owner missing or malformed.
+    InvalidReference => ("invalid_reference", 400, "Invalid reference"),
+    /// POST without an `Idempotency-Key` header, or a malformed one.
+    IdempotencyKeyMissing => ("idempotency_key_missing", 400, "Idempotency key required"),
+    /// A page larger than allowed was asked for.
+    PageTooLarge => ("page_too_large", 400, "Page too large"),
+    /// The pagination cursor is not one this service issued.
+    InvalidCursor => ("invalid_cursor", 400, "Invalid cursor"),
+    /// No such wallet.
+    WalletNotFound => ("wallet_not_found", 404, "Wallet not found"),
+    /// No route matches the path.
+    NotFound => ("not_found", 404, "Not found"),
+    /// No actor has that name.
+    ActorNotFound => ("actor_not_found", 404, "Actor not found"),
+    /// The route exists but not for this method.
+    MethodNotAllowed => ("method_not_allowed", 405, "Method not allowed"),
+    /// The wallet is frozen.
+    WalletFrozen => ("wallet_frozen", 409, "Wallet frozen"),
+    /// The wallet is closed.
+    WalletClosed => ("wallet_closed", 409, "Wallet closed"),
+    /// Only an empty wallet closes.
+    BalanceNotZero => ("balance_not_zero", 409, "Balance not zero"),
+    /// The status change makes no sense from the current status.
+    InvalidTransition => ("invalid_transition", 409, "Invalid status change"),
+    /// The idempotency key was used for a different request; `fields` names what differs.
+    IdempotencyKeyReused => ("idempotency_key_reused", 409, "Idempotency key reused"),
+    /// The body is larger than the configured limit.
+    PayloadTooLarge => ("payload_too_large", 413, "Payload too large"),
+    /// The body's media type is not accepted.
+    UnsupportedMediaType => ("unsupported_media_type", 415, "Unsupported media type"),
+    /// The debit would make the balance negative.
+    InsufficientFunds => ("insufficient_funds", 422, "Insufficient funds"),
+    /// The wallets hold different currencies.
+    CurrencyMismatch => ("currency_mismatch", 422, "Currency mismatch"),
+    /// Too many requests; `Retry-After` says when to try again.
+    RateLimited => ("rate_limited", 429, "Too many requests"),
+    /// An unexpected failure; details are in the logs under the request id.
+    Internal => ("internal_error", 500, "Internal server error"),
+    /// The actor that owns the resource is restarting or failed.
+    ActorUnavailable => ("actor_unavailable", 503, "Service unavailable"),
+    /// The service is shutting down or not ready.
+    ServiceUnavailable => ("service_unavailable", 503, "Service unavailable"),
+    /// The ledger store cannot be reached; retry with the same idempotency key.
+    LedgerUnavailable => ("ledger_unavailable", 503, "Service unavailable"),
+    /// A state-changing request could not be audited and the policy is fail-closed.
+    AuditUnavailable => ("audit_unavailable", 503, "Service unavailable"),
+    /// The actor that owns the resource did not answer in time.
+    ActorTimeout => ("actor_timeout", 504, "Gateway timeout"),
+}
+
+impl ErrorCode {
+    /// Whether the service is at fault (5xx) rather than the request (4xx).
+    pub const fn is_server_error(self) -> bool {
+        self.status() >= 500
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error a client may receive, implemented beside the error's type: the error names its code,
+/// and the table gives the status and the title that go with it.
+///
+/// A client error (4xx) shows its [`detail`](Coded::detail), [`extensions`](Coded::extensions) and
+/// [`headers`](Coded::headers). A server error (5xx) shows nothing of itself: its body says what
+/// its code means and carries the request id, its cause is logged, and only
+/// [`retry_after`](Coded::retry_after) reaches the client.
+pub trait Coded: std::error::Error {
+    /// Its code in the table.
+    fn code(&self) -> ErrorCode;
+
+    /// The explanation a client error shows (`detail`); the error's own text by default.
+    fn detail(&self) -> String {
+        self.to_string()
+    }
+
+    /// Members a client error adds to its problem body (e.g. the field at fault).
+    fn extensions(&self) -> Map<String, Value> {
+        Map::new()
+    }
+
+    /// Response headers a client error adds (e.g. `WWW-Authenticate`).
+    fn headers(&self) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+
+    /// For a server error the client may retry: when (`Retry-After`).
+    fn retry_after(&self) -> Option<Duration> {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_statuses_valid() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            assert!(seen.insert(code.as_str()), "duplicate {code}");
+            assert!((400..600).contains(&code.status()), "{code}: {}", code.status());
+            assert_eq!(code.is_server_error(), code.status() >= 500, "{code}");
+        }
+    }
+}
