@@ -44,11 +44,13 @@ fn main() {
             let token =
                 state.guard.keys.mint("bench", &["system:write".into()], chrono::Duration::hours(1)).expect("token");
             let metrics = state.metrics.clone();
+            let guard = state.guard.clone();
             let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
             let port = listener.local_addr().expect("addr").port();
             let server = HttpServer::new(move || {
                 App::new()
                     .app_data(state.clone())
+                    .app_data(guard.clone())
                     .app_data(metrics.clone())
                     .service(web::scope("/open").route("/records", web::post().to(record)))
                     .service(

@@ -14,6 +14,9 @@ pub mod http;
 pub mod startup;
 pub mod telemetry;
 
+#[cfg(test)]
+mod layering;
+
 /// Every request allocates on several threads (HTTP workers, actors, database connections), and
 /// what one thread allocates another often frees: mimalloc handles that pattern with far less
 /// contention than the system allocator. Set here so that the service, its tests and its

@@ -83,13 +83,15 @@ impl Application {
             ),
             None => Limiter::memory(),
         };
-        let guard = Guard {
+        let guard = web::Data::new(Guard {
             keys,
             limiter,
             limits: settings.rate_limit.clone(),
             audit: audit.clone(),
             audit_policy: settings.audit_failure_policy(),
-        };
+            registry: registry.clone(),
+            metrics: metrics.clone(),
+        });
 
         let state = web::Data::new(AppState {
             settings: settings.clone(),
@@ -108,18 +110,21 @@ impl Application {
         let max_body = settings.server.max_body_bytes;
         let grace = settings.server.shutdown_grace_period();
         let app_state = state.clone();
+        let app_guard = state.guard.clone();
         let app_metrics = state.metrics.clone();
         let app_settings = settings.clone();
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
+                .app_data(app_guard.clone())
                 .app_data(app_metrics.clone())
                 .app_data(web::PayloadConfig::new(max_body))
                 .wrap(problem::fallback())
                 .wrap(from_fn(http::audit::audit_layer))
                 .wrap(cors(&app_settings.cors))
                 .wrap(from_fn(request_context))
-                .configure(http::routes(&app_settings, schema.clone()))
+                .configure(http::routes(&app_settings))
+                .configure(graphql::routes(&app_settings, schema.clone()))
                 .default_service(web::to(http::not_found))
         })
         .disable_signals()

@@ -13,7 +13,7 @@ use crate::{
         idempotency::{IdempotencyError, IdempotencyKey},
     },
     error::{AppError, ErrorCode},
-    http::AppState,
+    http::state::AppState,
     telemetry,
 };
 

@@ -10,7 +10,8 @@ use async_graphql_actix_web::{GraphQLRequest, GraphQLResponse};
 
 use crate::{
     auth::Principal,
-    http::{guard, AppState},
+    config::{Environment, Settings},
+    http::{guard, state::AppState},
 };
 
 /// Every query root.
@@ -44,13 +45,20 @@ async fn graphiql() -> HttpResponse {
         .body(GraphiQLSource::build().endpoint("/graphql").finish())
 }
 
-/// Mount `/graphql`: POST behind the guard (token, rate limits), GET serving the open GraphiQL
-/// page outside production.
-pub fn configure(cfg: &mut web::ServiceConfig, schema: BerylSchema, graphiql_enabled: bool) {
-    let post = web::post().to(execute).wrap(from_fn(guard::protect));
-    let mut resource = web::resource("/graphql").app_data(web::Data::new(schema)).route(post);
-    if graphiql_enabled {
-        resource = resource.route(web::get().to(graphiql));
+/// Mount `/graphql` when this process's role serves it: POST behind the guard (token, rate
+/// limits), GET serving the open GraphiQL page outside production.
+pub fn routes(settings: &Settings, schema: BerylSchema) -> impl FnOnce(&mut web::ServiceConfig) {
+    let serves = settings.server.role.serves_graphql();
+    let graphiql_enabled = settings.environment != Environment::Production;
+    move |cfg| {
+        if !serves {
+            return;
+        }
+        let post = web::post().to(execute).wrap(from_fn(guard::protect));
+        let mut resource = web::resource("/graphql").app_data(web::Data::new(schema)).route(post);
+        if graphiql_enabled {
+            resource = resource.route(web::get().to(graphiql));
+        }
+        cfg.service(resource);
     }
-    cfg.service(resource);
 }

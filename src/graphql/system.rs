@@ -7,7 +7,7 @@ use crate::{
     actors::{pools::ProbeDependencies, runtime},
     auth::Principal,
     error::AppError,
-    http::{ask::ask, AppState},
+    http::{ask::ask, state::AppState},
 };
 
 /// The application state, once the caller is known to hold `scope`.

@@ -14,7 +14,7 @@ use actix_web::{
 
 use super::{
     guard::{is_read, AlreadyAudited, RequestFacts},
-    AppState,
+    state::AppState,
 };
 use crate::{
     auth::Principal,
@@ -36,7 +36,7 @@ pub async fn audit_layer(
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
     let facts = RequestFacts::with_route(&req, route, state.guard.limits.trust_forwarded_for);
-    if !state.guard.audit_ready(&state) {
+    if !state.guard.audit_ready() {
         state.metrics.with(|| metrics::counter!(telemetry::AUDIT_REFUSED_TOTAL).increment(1));
         let err = AppError::server(ErrorCode::AuditUnavailable, "the audit writer cannot take a record")
             .with_retry_after(Duration::from_secs(5));

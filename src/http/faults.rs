@@ -5,7 +5,7 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{json::Json, AppState};
+use super::{json::Json, state::AppState};
 use crate::{
     actors::runtime::{EntityFaultError, FaultKind},
     error::{AppError, ErrorCode},

@@ -8,7 +8,7 @@ use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{json::Json, AppState};
+use super::{json::Json, state::AppState};
 use crate::{
     auth::Principal,
     domain::{

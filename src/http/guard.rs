@@ -14,11 +14,10 @@ use actix_web::{
 };
 use chrono::Utc;
 
-use super::AppState;
 use crate::{
     actors::{
         audit::{self, AuditSink},
-        runtime::ActorState,
+        runtime::{ActorState, Registry},
     },
     auth::{
         rate_limit::{Decision, Limiter, Quota},
@@ -30,7 +29,8 @@ use crate::{
     telemetry::{self, Metrics},
 };
 
-/// What the guard needs, built once at start-up.
+/// What the guard needs, built once at start-up. The middleware finds it as `web::Data<Guard>`
+/// among the app data.
 pub struct Guard {
     /// Token verification keys.
     pub keys: Arc<KeySet>,
@@ -42,6 +42,10 @@ pub struct Guard {
     pub audit: Option<AuditSink>,
     /// What a write does when it cannot be audited.
     pub audit_policy: AuditFailurePolicy,
+    /// Supervision state: whether Redis and the audit writer are up.
+    pub registry: Arc<Registry>,
+    /// This instance's metrics.
+    pub metrics: Metrics,
 }
 
 /// Route groups that carry their own limits.
@@ -131,11 +135,11 @@ fn too_many(decision: &Decision, period: u64, by: &str) -> AppError {
 
 impl Guard {
     /// Count one request against a quota; `None` when unlimited or failing open.
-    async fn limit(&self, state: &AppState, checks: Vec<(String, Quota)>) -> Option<Vec<Decision>> {
+    async fn limit(&self, checks: Vec<(String, Quota)>) -> Option<Vec<Decision>> {
         if !self.limits.enabled || checks.is_empty() {
             return None;
         }
-        let store_down = matches!(self.limiter, Limiter::Redis(_)) && state.registry.dependency_down("redis");
+        let store_down = matches!(self.limiter, Limiter::Redis(_)) && self.registry.dependency_down("redis");
         let reason = if store_down {
             "store_down"
         } else {
@@ -144,19 +148,19 @@ impl Guard {
                 Err(_) => "store_error",
             }
         };
-        state.metrics.with(|| metrics::counter!(telemetry::RATELIMIT_FAIL_OPEN_TOTAL, "reason" => reason).increment(1));
+        self.metrics.with(|| metrics::counter!(telemetry::RATELIMIT_FAIL_OPEN_TOTAL, "reason" => reason).increment(1));
         None
     }
 
     /// Whether a write may proceed under the audit policy: the writer must be running, healthy
     /// and have room in its mailbox.
-    pub fn audit_ready(&self, state: &AppState) -> bool {
+    pub fn audit_ready(&self) -> bool {
         let Some(sink) = &self.audit else { return true };
         if self.audit_policy == AuditFailurePolicy::FailOpen {
             return true;
         }
         sink.writer.entry().state() == ActorState::Running
-            && !state.registry.dependency_down(audit::DEPENDENCY)
+            && !self.registry.dependency_down(audit::DEPENDENCY)
             && sink.has_room()
     }
 
@@ -236,10 +240,9 @@ pub async fn protect(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
-    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
-        return Err(AppError::Unexpected(anyhow::anyhow!("application state missing")).into());
+    let Some(guard) = req.app_data::<web::Data<Guard>>().cloned() else {
+        return Err(AppError::Unexpected(anyhow::anyhow!("guard missing from the app data")).into());
     };
-    let guard = &state.guard;
     let facts = RequestFacts::of(&req, guard.limits.trust_forwarded_for);
     let group = Group::of(&facts.method, &facts.path);
     let limits = group.limits(&guard.limits);
@@ -262,10 +265,10 @@ pub async fn protect(
             checks.push((format!("{}:sub:{}", group.name(), p.subject), Quota { limit: limits.per_subject, period }));
         }
     }
-    let decisions = guard.limit(&state, checks).await.unwrap_or_default();
+    let decisions = guard.limit(checks).await.unwrap_or_default();
     if let Some((i, d)) = decisions.iter().enumerate().find(|(_, d)| !d.allowed) {
         let by = if i == 0 && ip_limited { "ip" } else { "subject" };
-        count_limited(&state.metrics, group, by);
+        count_limited(&guard.metrics, group, by);
         let who = if by == "ip" { "client IP" } else { "subject" };
         return Ok(refuse(req, too_many(d, limits.period_secs, who)));
     }
@@ -277,7 +280,7 @@ pub async fn protect(
         Err(e) => {
             let err = AppError::from(e);
             let code = err.code().as_str();
-            state.metrics.with(|| metrics::counter!(telemetry::AUTH_FAILURES_TOTAL, "code" => code).increment(1));
+            guard.metrics.with(|| metrics::counter!(telemetry::AUTH_FAILURES_TOTAL, "code" => code).increment(1));
             guard.audit(facts.event(None, 401, "denied"));
             return Ok(refuse(req, err));
         }

@@ -5,7 +5,7 @@ use actix_web::{http::StatusCode, web, HttpResponse};
 use serde::Serialize;
 use serde_json::json;
 
-use super::AppState;
+use super::state::AppState;
 use crate::actors::runtime::{ActorState, DependencyStatus, HealthReport, HealthStatus};
 
 #[derive(Serialize)]

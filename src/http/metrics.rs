@@ -2,7 +2,7 @@
 
 use actix_web::{web, HttpResponse};
 
-use super::AppState;
+use super::state::AppState;
 
 /// Prometheus exposition format 0.0.4.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

@@ -13,47 +13,23 @@ pub mod metrics;
 pub mod openapi;
 pub mod problem;
 pub mod request_context;
+pub mod state;
 pub mod system;
-
-use std::{sync::Arc, time::Duration};
 
 use actix_web::{middleware::from_fn, web};
 
+pub use state::AppState;
+
 use crate::{
-    actors::{
-        runtime::{Registry, Supervision},
-        Actors,
-    },
     config::Settings,
     error::{AppError, ErrorCode},
-    graphql,
-    telemetry::Metrics,
 };
 
-/// What every handler can reach; built once, shared by all workers.
-pub struct AppState {
-    /// Effective settings.
-    pub settings: Arc<Settings>,
-    /// Supervision state.
-    pub registry: Arc<Registry>,
-    /// The supervisor.
-    pub supervision: Arc<Supervision>,
-    /// This instance's metrics.
-    pub metrics: Metrics,
-    /// Handles of the long-lived actors.
-    pub actors: Actors,
-    /// Watchdog silence after which the process counts as wedged.
-    pub live_stall: Duration,
-    /// Authentication, authorization, rate limits and audit.
-    pub guard: guard::Guard,
-}
-
-/// Mount the routes this process's role serves.
-pub fn routes(settings: &Settings, schema: graphql::BerylSchema) -> impl FnOnce(&mut web::ServiceConfig) {
+/// Mount the routes this process's role serves (GraphQL apart: `graphql::routes`).
+pub fn routes(settings: &Settings) -> impl FnOnce(&mut web::ServiceConfig) {
     let metrics_enabled = settings.metrics.enabled;
     let faults = settings.fault_injection.enabled;
     let role = settings.server.role;
-    let graphiql = settings.environment != crate::config::Environment::Production;
     move |cfg| {
         cfg.service(web::resource("/health").route(web::get().to(health::health)))
             .service(web::resource("/health/live").route(web::get().to(health::live)))
@@ -75,9 +51,6 @@ pub fn routes(settings: &Settings, schema: graphql::BerylSchema) -> impl FnOnce(
                     .service(web::resource("/system/actors").route(web::get().to(system::actors)))
                     .service(web::resource("/system/actors/{name}/restart").route(web::post().to(system::restart))),
             );
-        }
-        if role.serves_graphql() {
-            graphql::configure(cfg, schema, graphiql);
         }
     }
 }

@@ -4,7 +4,7 @@
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use super::AppState;
+use super::state::AppState;
 use crate::error::{AppError, ErrorCode};
 
 /// `GET /api/v1/system/actors`: every supervised actor.
