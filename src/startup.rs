@@ -16,7 +16,7 @@ use crate::{
     actors::{
         events::{self, consumer::ConsumerDeps, relay::RelayDeps, EventConsumer, EventRoutes, OutboxRelay},
         fintech::{self, FintechClient, FintechDomain, LedgerWriter},
-        pools::{self, AdapterPool, PoolConfig},
+        pools::{self, AdapterPool, Connections, PoolConfig},
         runtime::{ActorKind, ActorSpec, EntityPolicy, Registry, Supervision},
         Actors,
     },
@@ -25,6 +25,7 @@ use crate::{
         bus::{MemoryBroker, Publisher},
         ledger::{LedgerStore, MemLedger, PgLedger},
         outbox::{MemOutbox, OutboxSource},
+        postgres::PgPool,
     },
     auth::{rate_limit::Limiter, KeySet},
     config::{CorsSettings, Settings},
@@ -57,13 +58,19 @@ impl Application {
         let registry = Arc::new(Registry::default());
         let supervision = Arc::new(Supervision::new(registry.clone(), settings.supervision.clone(), metrics.clone()));
 
+        // One PostgreSQL pool and one Redis connection serve the ledger and the rate limiter, and
+        // are the ones the adapter pool probes for readiness. No connection is opened yet.
+        let connections = Connections {
+            postgres: adapters::postgres::build_pool(&settings.database).context("PostgreSQL pool")?,
+            redis: adapters::redis::RedisConnection::from_settings(&settings.redis).context("Redis connection")?,
+        };
         let pool_config = Arc::new(PoolConfig::from(settings.as_ref()));
-        let pool_registry = registry.clone();
+        let (pool_connections, pool_registry) = (connections.clone(), registry.clone());
         let pools = supervision.spawn(ActorSpec::new(pools::NAME, ActorKind::Adapter, true), move || {
-            AdapterPool::new(pool_config.clone(), pool_registry.clone())
+            AdapterPool::new(pool_connections.clone(), pool_config.clone(), pool_registry.clone())
         })?;
         let audit = crate::actors::audit::spawn(&supervision, &settings, registry.clone(), metrics.clone())?;
-        let (fintech, outbox) = spawn_fintech(&supervision, &settings, &metrics).await?;
+        let (fintech, outbox) = spawn_fintech(&supervision, &settings, &metrics, connections.postgres.clone()).await?;
         let broker = MemoryBroker::new();
         if settings.server.role.runs_worker() {
             let routes = register_events(&fintech);
@@ -75,9 +82,9 @@ impl Application {
         if keys.is_empty() {
             tracing::warn!("no JWT key configured: every /api and POST /graphql request will be refused with 401");
         }
-        let limiter = match &settings.redis.url {
-            Some(url) => Limiter::redis(
-                redis::Client::open(url.expose())?,
+        let limiter = match &connections.redis {
+            Some(connection) => Limiter::redis(
+                connection.clone(),
                 &settings.redis.key_prefix,
                 Duration::from_millis(settings.rate_limit.redis_timeout_ms),
             ),
@@ -185,22 +192,23 @@ impl Application {
     }
 }
 
-/// The ledger store (PostgreSQL, migrated when configured to, or memory), its writer and the
-/// fintech domain actor.
+/// The ledger store (PostgreSQL, reading through `pool` and migrated when configured to, or
+/// memory without one), its writer and the fintech domain actor.
 async fn spawn_fintech(
     supervision: &Supervision,
     settings: &Settings,
     metrics: &Metrics,
+    pool: Option<PgPool>,
 ) -> anyhow::Result<(FintechClient, OutboxSource)> {
-    let (store, outbox) = match adapters::postgres::connect_config(&settings.database)? {
-        Some(config) => {
+    let (store, outbox) = match pool {
+        Some(pool) => {
+            let config = adapters::postgres::connect_config(&settings.database)?.context("PostgreSQL settings")?;
             if settings.database.migrate_on_start {
                 let mut client =
                     adapters::postgres::connect(&config).await.context("connect to PostgreSQL to migrate")?;
                 let report = adapters::migrate::run(&mut client).await.context("apply migrations")?;
                 tracing::info!(applied = ?report.applied, present = report.present.len(), "database migrated");
             }
-            let pool = adapters::postgres::build_pool(&settings.database)?.context("PostgreSQL pool")?;
             let outbox = OutboxSource::Postgres(Arc::new(config.clone()));
             (LedgerStore::Postgres(PgLedger::new(pool, config)), outbox)
         }

@@ -11,6 +11,8 @@ use std::{
 
 use parking_lot::Mutex;
 
+use crate::adapters::redis::RedisConnection;
+
 /// Requests allowed per period.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quota {
@@ -110,12 +112,10 @@ pub enum Limiter {
     Memory(Arc<Mutex<MemoryState>>),
 }
 
-/// Limiter state in Redis, reached over one multiplexed connection that pipelines every
-/// concurrent request (a round trip per request, not a pooled connection per request) and
-/// reconnects by itself.
+/// Limiter state in Redis, reached over the service's one multiplexed Redis connection, the one
+/// the adapter pool probes.
 pub struct RedisLimiter {
-    client: redis::Client,
-    connection: tokio::sync::OnceCell<redis::aio::ConnectionManager>,
+    connection: RedisConnection,
     prefix: String,
     timeout: Duration,
     script: redis::Script,
@@ -129,11 +129,10 @@ pub struct MemoryState {
 }
 
 impl Limiter {
-    /// A limiter on the Redis server at `client`.
-    pub fn redis(client: redis::Client, prefix: &str, timeout: Duration) -> Self {
+    /// A limiter on the Redis server behind `connection`.
+    pub fn redis(connection: RedisConnection, prefix: &str, timeout: Duration) -> Self {
         Self::Redis(Arc::new(RedisLimiter {
-            client,
-            connection: tokio::sync::OnceCell::new(),
+            connection,
             prefix: prefix.into(),
             timeout,
             script: redis::Script::new(GCRA_SCRIPT),
@@ -175,12 +174,7 @@ impl Limiter {
 
 impl RedisLimiter {
     async fn check(&self, checks: &[(String, Quota)]) -> Result<Vec<Decision>, LimiterError> {
-        let mut conn = self
-            .connection
-            .get_or_try_init(|| redis::aio::ConnectionManager::new(self.client.clone()))
-            .await
-            .map_err(|_| LimiterError::Unavailable)?
-            .clone();
+        let mut conn = self.connection.get().await.map_err(|_| LimiterError::Unavailable)?;
         let mut invocation = self.script.prepare_invoke();
         for (key, quota) in checks {
             invocation.key(format!("{}rl:{key}", self.prefix)).arg(quota.limit).arg(quota.period.as_millis() as u64);

@@ -1,4 +1,4 @@
-//! `redis`: Redis connection, pool and key prefix.
+//! `redis`: Redis connection and key prefix.
 
 use serde::{Deserialize, Serialize};
 
@@ -8,10 +8,9 @@ use super::{SecretUrl, Section, SettingsProblems, ValidationContext};
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisSettings {
-    /// Connection URL (REDIS_URL), `redis://host:port/db`; unset means embedded mode.
+    /// Connection URL (REDIS_URL), `redis://host:port/db`; unset means embedded mode. The
+    /// service talks to it over one multiplexed connection.
     pub url: Option<SecretUrl>,
-    /// Largest number of pooled connections.
-    pub max_connections: u32,
     /// Whether Redis must be up for the process to be ready (rate limits fail open, so no).
     pub required: bool,
     /// Prefix of every key this service writes, so that several deployments can share a server.
@@ -20,7 +19,7 @@ pub struct RedisSettings {
 
 impl Default for RedisSettings {
     fn default() -> Self {
-        Self { url: None, max_connections: 16, required: false, key_prefix: "beryl:".into() }
+        Self { url: None, required: false, key_prefix: "beryl:".into() }
     }
 }
 
@@ -36,13 +35,6 @@ impl Section for RedisSettings {
             }
         } else if ctx.production() {
             problems.add("redis.url", "production cannot run on the embedded in-memory store", "set REDIS_URL");
-        }
-        if self.max_connections == 0 {
-            problems.add(
-                "redis.max_connections",
-                "a pool needs at least one connection",
-                "use a number from 1 to a few dozen",
-            );
         }
     }
 }

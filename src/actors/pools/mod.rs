@@ -1,5 +1,6 @@
-//! The adapter pool actor: owns the PostgreSQL and Redis connection pools, probes them on a
-//! schedule and reports each dependency's state to the registry, which readiness reads.
+//! The adapter pool actor: owns the connections that serve traffic (the PostgreSQL pool the
+//! ledger reads through, the Redis connection the rate limiter uses), probes them on a schedule
+//! and reports each dependency's state to the registry, which readiness reads.
 
 pub mod messages;
 
@@ -13,7 +14,7 @@ use crate::{
     actors::runtime::{every, Ctx, Dependency, DependencyStatus, Handle, Managed, Registry, Reply},
     adapters::{
         postgres::{self, PgPool},
-        redis::{self, RedisPool},
+        redis::{self, RedisConnection},
     },
     config::Settings,
 };
@@ -21,13 +22,23 @@ use crate::{
 /// Registered name of the adapter pool actor.
 pub const NAME: &str = "adapter-pool";
 
+/// The connections built once at start-up and handed to those that use them: the ledger, the
+/// rate limiter and the adapter pool, which probes them. Cloning shares them.
+#[derive(Clone, Default)]
+pub struct Connections {
+    /// The PostgreSQL pool; `None` in embedded mode.
+    pub postgres: Option<PgPool>,
+    /// The Redis connection; `None` in embedded mode.
+    pub redis: Option<RedisConnection>,
+}
+
 /// What the adapter pool needs from the settings.
 #[derive(Debug, Clone)]
 pub struct PoolConfig {
-    /// PostgreSQL settings.
-    pub database: crate::config::DatabaseSettings,
-    /// Redis settings.
-    pub redis: crate::config::RedisSettings,
+    /// Whether readiness requires PostgreSQL.
+    pub postgres_required: bool,
+    /// Whether readiness requires Redis.
+    pub redis_required: bool,
     /// Probe period.
     pub probe_interval: Duration,
     /// Probe timeout.
@@ -37,35 +48,25 @@ pub struct PoolConfig {
 impl From<&Settings> for PoolConfig {
     fn from(s: &Settings) -> Self {
         Self {
-            database: s.database.clone(),
-            redis: s.redis.clone(),
+            postgres_required: s.database.required,
+            redis_required: s.redis.required,
             probe_interval: Duration::from_millis(s.health.probe_interval_ms),
             probe_timeout: Duration::from_millis(s.health.probe_timeout_ms),
         }
     }
 }
 
-/// Owns the connection pools.
+/// Owns the connections and probes them.
 pub struct AdapterPool {
     config: Arc<PoolConfig>,
     registry: Arc<Registry>,
-    postgres: Option<PgPool>,
-    redis: Option<RedisPool>,
+    connections: Connections,
 }
 
 impl AdapterPool {
-    /// Fresh pools (no connection opened yet); rebuilt on every restart.
-    pub fn new(config: Arc<PoolConfig>, registry: Arc<Registry>) -> Self {
-        let postgres = postgres::build_pool(&config.database).unwrap_or_else(|e| {
-            tracing::error!(error = %e, "cannot build the PostgreSQL pool");
-            None
-        });
-        let connect_timeout = Duration::from_secs(config.database.connect_timeout_secs);
-        let redis = redis::build_pool(&config.redis, connect_timeout).unwrap_or_else(|e| {
-            tracing::error!(error = %e, "cannot build the Redis pool");
-            None
-        });
-        Self { config, registry, postgres, redis }
+    /// The pool of `connections`; a restart keeps them (they reconnect by themselves).
+    pub fn new(connections: Connections, config: Arc<PoolConfig>, registry: Arc<Registry>) -> Self {
+        Self { config, registry, connections }
     }
 }
 
@@ -77,18 +78,17 @@ impl Managed for AdapterPool {
 
 impl Handle<ProbeDependencies> for AdapterPool {
     fn handle(&mut self, _: ProbeDependencies, _: &mut Ctx<Self>) -> Reply<Self, Result<Vec<Dependency>, Infallible>> {
-        let (pg, rd, registry, config) =
-            (self.postgres.clone(), self.redis.clone(), self.registry.clone(), self.config.clone());
+        let (connections, registry, config) = (self.connections.clone(), self.registry.clone(), self.config.clone());
         Reply::later(async move {
             let timeout = config.probe_timeout;
             let mut found = Vec::new();
-            if let Some(pool) = pg {
-                let result = postgres::ping(&pool, timeout).await.map_err(|e| e.kind());
-                found.push(dependency("postgres", config.database.required, result));
+            if let Some(pool) = &connections.postgres {
+                let result = postgres::ping(pool, timeout).await.map_err(|e| e.kind());
+                found.push(dependency("postgres", config.postgres_required, result));
             }
-            if let Some(pool) = rd {
-                let result = redis::ping(&pool, timeout).await.map_err(|e| e.kind());
-                found.push(dependency("redis", config.redis.required, result));
+            if let Some(connection) = &connections.redis {
+                let result = redis::ping(connection, timeout).await.map_err(|e| e.kind());
+                found.push(dependency("redis", config.redis_required, result));
             }
             for dep in &found {
                 registry.report_dependency(dep.clone());
