@@ -12,6 +12,7 @@ pub use currency::Currency;
 pub use ledger::{LedgerCommand, LedgerOp, LedgerOutcome, Page, Receipt, Totals, Transaction, TransactionKind};
 pub use wallet::{
     check_reference, status_entry_kind, Amount, Movement, MovementKind, Wallet, WalletId, WalletStatus, MAX_AMOUNT,
+    TEXT_MAX,
 };
 
 /// Every way a fintech command can be refused. Serializable: a refusal is kept under the
