@@ -25,9 +25,14 @@ fn render<B: MessageBody + 'static>(res: ServiceResponse<B>) -> actix_web::Resul
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     }
     let status = res.status();
+    // A 405 keeps actix's `Allow` header: the methods the resource serves.
+    let allow = res.headers().get(header::ALLOW).cloned();
     let (req, _) = res.into_parts();
     let problem = problem_for(status, &req);
-    let response = problem.problem(Some(req.path())).response(None).map_into_right_body::<B>();
+    let mut response = problem.problem(Some(req.path())).response(None).map_into_right_body::<B>();
+    if let Some(allow) = allow {
+        response.headers_mut().insert(header::ALLOW, allow);
+    }
     let response: actix_web::HttpResponse<EitherBody<B>> = response;
     Ok(ErrorHandlerResponse::Response(ServiceResponse::new(req, response)))
 }
