@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzz the REST API against its own OpenAPI document with schemathesis: every check, every
-# operation, about 100 generated cases per operation (1,500 to 2,000 requests), against the
+# operation, about 100 generated cases per operation (1,500 to 2,200 requests), against the
 # service binary started here in embedded mode (no PostgreSQL, Redis or Kafka) on a free loopback
 # port, with an admin token. Exits non-zero when schemathesis reports any failure or error.
 #
