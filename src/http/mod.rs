@@ -42,7 +42,7 @@ pub fn routes(settings: &Settings) -> impl FnOnce(&mut web::ServiceConfig) {
             cfg.service(web::resource("/internal/faults/{actor}").route(web::post().to(faults::inject)));
         }
         if role.serves_rest() {
-            cfg.service(web::resource("/api/openapi.json").route(web::get().to(openapi::document)));
+            cfg.service(web::resource("/api/openapi.json").route(web::get().to(openapi::serve)));
             cfg.service(
                 web::scope("/api/v1")
                     .wrap(from_fn(guard::protect))

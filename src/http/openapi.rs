@@ -1,13 +1,293 @@
 //! `GET /api/openapi.json`: the OpenAPI 3.1 description of the REST API (open, like the other
-//! docs). `tests/api/openapi.rs` calls every operation it documents and validates the answers
-//! against its schemas, so that the document stays true.
+//! docs), generated from the code. Each handler's `#[utoipa::path]` gives its path, operation id,
+//! parameters and success answers; the request and response types give the schemas; and
+//! [`Conventions`] adds what operations share: the bearer scheme and the scope each route needs
+//! (from the policy table), the problem answers of the error codes each one can return (grouped
+//! by the status the code table gives them), and the headers of idempotent writes.
+//! `tests/api/openapi.rs` calls every operation and validates the answers against the schemas;
+//! `scripts/schemathesis.sh` fuzzes the running service against the document.
 
-use actix_web::HttpResponse;
+use std::{collections::BTreeMap, sync::LazyLock};
 
-/// The document.
-pub const DOCUMENT: &str = include_str!("openapi.json");
+use actix_web::{http::Method, HttpResponse};
+use utoipa::{
+    openapi::{
+        path::{Operation, ParameterIn, PathItem},
+        security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme},
+        ContentBuilder, HeaderBuilder, ObjectBuilder, Ref, RefOr, Response, ResponseBuilder, Type,
+    },
+    Modify, OpenApi,
+};
+
+use super::{fintech, health, me, problem::ProblemSchema, system};
+use crate::{
+    auth::policy,
+    error::{ErrorCode, PROBLEM_JSON},
+};
+
+/// Name of the security scheme.
+pub const BEARER: &str = "bearer";
+
+/// The document's generator.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "beryl-core-api",
+        description = "REST API of the Beryl core service. Every `/api` operation needs a bearer JWT; scopes are `<domain>:read`, `<domain>:write` and `admin`. Every POST under `/fintech` needs an `Idempotency-Key`. Errors are RFC 9457 problem documents with a stable `code`."
+    ),
+    servers((url = "https://api.beryl-ecosystem.com")),
+    paths(
+        health::health,
+        health::live,
+        health::ready,
+        health::startup,
+        me::me,
+        system::actors,
+        system::restart,
+        fintech::open_wallet,
+        fintech::get_wallet,
+        fintech::deposit,
+        fintech::withdraw,
+        fintech::transactions,
+        fintech::set_status,
+        fintech::transfer,
+    ),
+    components(schemas(ProblemSchema, fintech::CurrencyCode)),
+    tags(
+        (name = "fintech", description = "Wallets, movements and transfers."),
+        (name = "system", description = "Supervision state and operator actions."),
+        (name = "identity", description = "The caller."),
+        (name = "health", description = "Probes; no token needed."),
+    ),
+    modifiers(&Conventions)
+)]
+pub struct ApiDoc;
+
+static DOCUMENT: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(ApiDoc::openapi);
+
+/// The document, built once.
+pub fn document() -> &'static utoipa::openapi::OpenApi {
+    &DOCUMENT
+}
 
 /// Serve it.
-pub async fn document() -> HttpResponse {
-    HttpResponse::Ok().content_type("application/json").body(DOCUMENT)
+pub async fn serve() -> HttpResponse {
+    HttpResponse::Ok().json(document())
+}
+
+/// What every operation can refuse, by kind of operation, besides what its own module lists.
+const AUTHENTICATION: &[ErrorCode] = &[
+    ErrorCode::TokenMissing,
+    ErrorCode::TokenMalformed,
+    ErrorCode::TokenUnsigned,
+    ErrorCode::TokenAlgorithmNotAllowed,
+    ErrorCode::TokenUnknownKey,
+    ErrorCode::TokenInvalidSignature,
+    ErrorCode::TokenExpired,
+    ErrorCode::TokenNotYetValid,
+    ErrorCode::TokenWrongIssuer,
+    ErrorCode::TokenWrongAudience,
+    ErrorCode::TokenInvalidClaims,
+];
+/// Every guarded operation: rate limits, and the failures of the service itself.
+const GUARDED: &[ErrorCode] = &[
+    ErrorCode::RateLimited,
+    ErrorCode::Internal,
+    ErrorCode::ActorUnavailable,
+    ErrorCode::ServiceUnavailable,
+    ErrorCode::ActorTimeout,
+];
+/// Operations that change state: the audit trail may refuse them (fail-closed).
+const WRITES: &[ErrorCode] = &[ErrorCode::AuditUnavailable];
+/// Operations with a JSON body.
+const BODY: &[ErrorCode] = &[ErrorCode::MalformedJson, ErrorCode::PayloadTooLarge, ErrorCode::UnsupportedMediaType];
+/// Operations with query parameters: a value that does not parse.
+const QUERY: &[ErrorCode] = &[ErrorCode::BadRequest];
+/// Operations with path parameters: an empty segment, or one holding a `/`, matches no route.
+const PATH: &[ErrorCode] = &[ErrorCode::NotFound];
+/// Operations taking an `Idempotency-Key`.
+const IDEMPOTENT: &[ErrorCode] = &[ErrorCode::IdempotencyKeyMissing, ErrorCode::IdempotencyKeyReused];
+
+/// The codes an operation's own module says it can refuse with, by operation id.
+fn refusals(operation_id: &str) -> &'static [ErrorCode] {
+    [fintech::REFUSALS, system::REFUSALS]
+        .into_iter()
+        .flatten()
+        .find(|(id, _)| *id == operation_id)
+        .map(|(_, codes)| *codes)
+        .unwrap_or_default()
+}
+
+/// Adds to the generated document what its operations share.
+pub struct Conventions;
+
+impl Modify for Conventions {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            BEARER,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "A JWT signed with one of the service's keys; `iss`, `aud`, `exp` and `nbf` are checked.",
+                    ))
+                    .build(),
+            ),
+        );
+        for (path, item) in doc.paths.paths.iter_mut() {
+            for (method, operation) in operations(item) {
+                describe(path, &method, operation);
+            }
+        }
+    }
+}
+
+fn operations(item: &mut PathItem) -> Vec<(Method, &mut Operation)> {
+    [
+        (Method::GET, item.get.as_mut()),
+        (Method::PUT, item.put.as_mut()),
+        (Method::POST, item.post.as_mut()),
+        (Method::DELETE, item.delete.as_mut()),
+        (Method::PATCH, item.patch.as_mut()),
+    ]
+    .into_iter()
+    .filter_map(|(method, op)| op.map(|op| (method, op)))
+    .collect()
+}
+
+fn describe(path: &str, method: &Method, op: &mut Operation) {
+    if !path.starts_with("/api/") {
+        // Probes are open.
+        op.security = Some(Vec::new());
+        return;
+    }
+    let scope = policy::required_scope(method, path);
+    op.security = Some(vec![SecurityRequirement::new(BEARER, scope.iter().map(|s| s.as_str().to_owned()))]);
+
+    let parameters = op.parameters.as_deref().unwrap_or_default();
+    let located = |place: ParameterIn| parameters.iter().any(|p| p.parameter_in == place);
+    let idempotent = parameters.iter().any(|p| p.name.eq_ignore_ascii_case(fintech::IDEMPOTENCY_KEY));
+    let mut codes: Vec<ErrorCode> = AUTHENTICATION.iter().chain(GUARDED).copied().collect();
+    if scope.is_some() {
+        codes.push(ErrorCode::ScopeMissing);
+    }
+    for (applies, shared) in [
+        (*method != Method::GET, WRITES),
+        (op.request_body.is_some(), BODY),
+        (located(ParameterIn::Query), QUERY),
+        (located(ParameterIn::Path), PATH),
+        (idempotent, IDEMPOTENT),
+    ] {
+        if applies {
+            codes.extend_from_slice(shared);
+        }
+    }
+    codes.extend_from_slice(refusals(op.operation_id.as_deref().unwrap_or_default()));
+
+    let mut by_status: BTreeMap<u16, Vec<ErrorCode>> = BTreeMap::new();
+    for code in codes {
+        let listed = by_status.entry(code.status()).or_default();
+        if !listed.contains(&code) {
+            listed.push(code);
+        }
+    }
+    for (status, codes) in by_status {
+        op.responses.responses.entry(status.to_string()).or_insert_with(|| problem_response(status, &codes).into());
+    }
+    if idempotent {
+        for (status, response) in op.responses.responses.iter_mut() {
+            if let (true, RefOr::T(response)) = (status.starts_with('2'), response) {
+                response.headers.insert(
+                    "Idempotent-Replayed".into(),
+                    HeaderBuilder::new()
+                        .schema(ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["true"])))
+                        .description(Some("Present on the replay of an answer kept under the `Idempotency-Key`."))
+                        .build(),
+                );
+            }
+        }
+    }
+}
+
+/// A problem answer listing the codes it can carry.
+fn problem_response(status: u16, codes: &[ErrorCode]) -> Response {
+    let listed: Vec<String> = codes.iter().map(|c| format!("`{}` ({})", c.as_str(), c.title())).collect();
+    let mut response = ResponseBuilder::new()
+        .description(format!("A problem: {}.", listed.join(", ")))
+        .content(PROBLEM_JSON, ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build());
+    let header = |description: &str| {
+        HeaderBuilder::new()
+            .schema(ObjectBuilder::new().schema_type(Type::String))
+            .description(Some(description))
+            .build()
+    };
+    match status {
+        401 => response = response.header("WWW-Authenticate", header("The bearer challenge (RFC 6750).")),
+        429 => {
+            for (name, what) in [
+                ("Retry-After", "Seconds until a request would be accepted."),
+                ("RateLimit-Limit", "Requests allowed per period."),
+                ("RateLimit-Remaining", "Requests left in the period."),
+                ("RateLimit-Reset", "Seconds until the limit resets."),
+                ("RateLimit-Policy", "The limit and its period."),
+            ] {
+                response = response.header(name, header(what));
+            }
+        }
+        503 => response = response.header("Retry-After", header("Seconds to wait before retrying.")),
+        _ => {}
+    }
+    response.build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_module_refusal_names_a_documented_operation() {
+        let doc = serde_json::to_value(document()).unwrap();
+        let ids: Vec<&str> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .flat_map(|item| item.as_object().unwrap().values())
+            .filter_map(|op| op["operationId"].as_str())
+            .collect();
+        for (id, _) in fintech::REFUSALS.iter().chain(system::REFUSALS) {
+            assert!(ids.contains(id), "{id} is not an operation of the document");
+        }
+    }
+
+    #[test]
+    fn every_refusal_is_documented_under_its_status() {
+        let doc = serde_json::to_value(document()).unwrap();
+        for (id, codes) in fintech::REFUSALS.iter().chain(system::REFUSALS) {
+            let op = doc["paths"]
+                .as_object()
+                .unwrap()
+                .values()
+                .flat_map(|item| item.as_object().unwrap().values())
+                .find(|op| op["operationId"] == *id)
+                .unwrap();
+            for code in *codes {
+                let status = code.status().to_string();
+                let description = op["responses"][&status]["description"].as_str().unwrap_or_default();
+                assert!(description.contains(&format!("`{}`", code.as_str())), "{id} {status}: {description}");
+            }
+        }
+    }
+
+    #[test]
+    fn probes_are_open_and_the_api_needs_the_policy_scope() {
+        let doc = serde_json::to_value(document()).unwrap();
+        assert_eq!(doc["paths"]["/health"]["get"]["security"], serde_json::json!([]));
+        assert_eq!(doc["paths"]["/api/v1/me"]["get"]["security"], serde_json::json!([{ "bearer": [] }]));
+        assert_eq!(
+            doc["paths"]["/api/v1/fintech/transfers"]["post"]["security"],
+            serde_json::json!([{ "bearer": ["fintech:write"] }])
+        );
+    }
 }

@@ -1,5 +1,6 @@
 //! Turns every error response that is not already a problem (actix's own 404, 405, 413, 415 and
-//! extractor failures) into `application/problem+json` with a code from the table.
+//! extractor failures) into `application/problem+json` with a code from the table, and describes
+//! the problem body for the OpenAPI document.
 
 use actix_web::{
     body::{EitherBody, MessageBody},
@@ -8,8 +9,54 @@ use actix_web::{
     middleware::{ErrorHandlerResponse, ErrorHandlers},
     HttpRequest,
 };
+use utoipa::{
+    openapi::{ObjectBuilder, Type},
+    ToSchema,
+};
 
 use crate::error::{AppError, ErrorCode};
+
+/// The problem body as the OpenAPI document describes it (schema `Problem`); it is rendered by
+/// [`crate::error::Problem`], and the document's tests and fuzzing check the two agree.
+#[derive(ToSchema)]
+#[schema(
+    as = Problem,
+    description = "An RFC 9457 problem document. `code` is stable; `field`, `fields` and `missing_scope` appear with the codes they explain."
+)]
+pub struct ProblemSchema {
+    /// URI naming the problem type (`https://beryl-ecosystem.com/problems/<code>`).
+    #[schema(rename = "type")]
+    pub kind: String,
+    /// Short title of the code.
+    pub title: String,
+    /// The HTTP status.
+    #[schema(minimum = 400, maximum = 599)]
+    pub status: u16,
+    /// Explanation for this occurrence (generic for 5xx).
+    pub detail: String,
+    /// Stable code clients match on.
+    #[schema(schema_with = codes)]
+    pub code: String,
+    /// The request path, for routing failures.
+    #[schema(required = false)]
+    pub instance: String,
+    /// Correlation id of the request (absent from replayed refusals).
+    #[schema(required = false)]
+    pub request_id: String,
+    /// The request field at fault.
+    #[schema(required = false)]
+    pub field: String,
+    /// The fields that differ from the request an idempotency key was first used for.
+    #[schema(required = false)]
+    pub fields: Vec<String>,
+    /// The scope the token lacks.
+    #[schema(required = false)]
+    pub missing_scope: String,
+}
+
+fn codes() -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(Type::String).enum_values(Some(ErrorCode::ALL.iter().map(|c| c.as_str())))
+}
 
 /// The middleware.
 pub fn fallback<B: MessageBody + 'static>() -> ErrorHandlers<B> {
@@ -25,9 +72,14 @@ fn render<B: MessageBody + 'static>(res: ServiceResponse<B>) -> actix_web::Resul
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     }
     let status = res.status();
+    // A 405 keeps actix's `Allow` header: the methods the resource serves.
+    let allow = res.headers().get(header::ALLOW).cloned();
     let (req, _) = res.into_parts();
     let problem = problem_for(status, &req);
-    let response = problem.problem(Some(req.path())).response(None).map_into_right_body::<B>();
+    let mut response = problem.problem(Some(req.path())).response(None).map_into_right_body::<B>();
+    if let Some(allow) = allow {
+        response.headers_mut().insert(header::ALLOW, allow);
+    }
     let response: actix_web::HttpResponse<EitherBody<B>> = response;
     Ok(ErrorHandlerResponse::Response(ServiceResponse::new(req, response)))
 }

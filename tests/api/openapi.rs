@@ -89,7 +89,7 @@ async fn every_documented_operation_answers_as_documented() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 10, "every documented operation was called");
+    assert_eq!(checked, 14, "every documented operation was called");
 }
 
 #[actix_web::test]
@@ -114,5 +114,215 @@ async fn every_fintech_route_is_documented() {
             t.len() == p.len() && t.iter().zip(&p).all(|(a, b)| a.starts_with('{') || a == b)
         });
         assert_eq!(template_documented, known, "{path}");
+    }
+}
+
+/// Validate `value` against the schema at `reference`, naming what does not match.
+fn check(doc: &Value, reference: &str, value: &Value) -> Vec<String> {
+    let validator = jsonschema::validator_for(&schema_at(doc, reference)).unwrap();
+    validator.iter_errors(value).map(|e| e.to_string()).collect()
+}
+
+#[actix_web::test]
+async fn what_the_document_allows_the_server_accepts() {
+    let app = spawn_app().await;
+    let doc: Value = app.get("/api/openapi.json").await.json().await.unwrap();
+    let token = app.token("root", &["admin"]);
+    let post = |path: String, key: String, body: Value| {
+        app.client.post(app.url(&path)).bearer_auth(&token).header("Idempotency-Key", key).json(&body).send()
+    };
+
+    // Every currency the document lists opens a wallet.
+    let currencies = doc["components"]["schemas"]["Currency"]["enum"].as_array().unwrap();
+    assert!(currencies.len() > 150, "{currencies:?}");
+    let mut wallet = String::new();
+    for (n, currency) in currencies.iter().enumerate() {
+        let res = post("/api/v1/fintech/wallets".into(), format!("currency-{n}"), json!({"currency": currency}))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201, "{currency}");
+        let body: Value = res.json().await.unwrap();
+        assert!(check(&doc, "#/components/schemas/Wallet", &body).is_empty(), "{body}");
+        wallet = body["id"].as_str().unwrap().to_string();
+    }
+
+    // An integer written with a zero fraction, a reference of 128 characters that are not ASCII,
+    // and a key of 255 printable characters.
+    let key: String = (0..255).map(|i| char::from(b'!' + (i % 94) as u8)).collect();
+    let reference = "é".repeat(128);
+    let res = post(
+        format!("/api/v1/fintech/wallets/{wallet}/deposits"),
+        key,
+        json!({"amount": 1_880_238.0, "reference": reference}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 201);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!((body["amount"].as_i64(), body["reference"].as_str()), (Some(1_880_238), Some(reference.as_str())));
+    assert!(check(&doc, "#/components/schemas/Transaction", &body).is_empty(), "{body}");
+
+    // Any cursor of the documented form pages, up to the largest page.
+    for cursor in ["1", "2", "999999999999999999"] {
+        let res = app
+            .get_as(&format!("/api/v1/fintech/wallets/{wallet}/transactions?limit=200&cursor={cursor}"), &token)
+            .await;
+        assert_eq!(res.status(), 200, "{cursor}");
+        let body: Value = res.json().await.unwrap();
+        assert!(check(&doc, "#/components/schemas/MovementPage", &body).is_empty(), "{body}");
+    }
+}
+
+/// A request that is refused: the documented path template, the path sent, the body, the bearer
+/// token and the code expected.
+type Refusal<'a> = (&'a str, String, Option<Value>, Option<&'a str>, &'a str);
+
+#[actix_web::test]
+async fn every_refusal_is_a_documented_problem() {
+    let app = spawn_app().await;
+    let doc: Value = app.get("/api/openapi.json").await.json().await.unwrap();
+    let token = app.token("root", &["admin"]);
+    let res = app
+        .client
+        .post(app.url("/api/v1/fintech/wallets"))
+        .bearer_auth(&token)
+        .header("Idempotency-Key", "refusals-open")
+        .json(&json!({"currency": "EUR"}))
+        .send()
+        .await
+        .unwrap();
+    let wallet = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let missing = uuid::Uuid::now_v7();
+    let deposits = format!("/api/v1/fintech/wallets/{wallet}/deposits");
+    let withdrawals = format!("/api/v1/fintech/wallets/{wallet}/withdrawals");
+
+    let cases: Vec<Refusal> = vec![
+        ("/api/v1/me", "/api/v1/me".into(), None, None, "token_missing"),
+        (
+            "/api/v1/fintech/wallets/{id}",
+            format!("/api/v1/fintech/wallets/{missing}"),
+            None,
+            Some(&token),
+            "wallet_not_found",
+        ),
+        (
+            "/api/v1/fintech/wallets/{id}",
+            "/api/v1/fintech/wallets/{0192f0c1-7a4b-7cc2-9d1e-5f2a3b4c5d6e}".into(),
+            None,
+            Some(&token),
+            "invalid_wallet_id",
+        ),
+        (
+            "/api/v1/fintech/wallets/{id}/transactions",
+            format!("/api/v1/fintech/wallets/{wallet}/transactions?cursor=0"),
+            None,
+            Some(&token),
+            "invalid_cursor",
+        ),
+        (
+            "/api/v1/fintech/wallets/{id}/transactions",
+            format!("/api/v1/fintech/wallets/{wallet}/transactions?limit=201"),
+            None,
+            Some(&token),
+            "page_too_large",
+        ),
+        (
+            "/api/v1/fintech/wallets/{id}/transactions",
+            format!("/api/v1/fintech/wallets/{wallet}/transactions?limit=ten"),
+            None,
+            Some(&token),
+            "bad_request",
+        ),
+        (
+            "/api/v1/fintech/wallets",
+            "/api/v1/fintech/wallets".into(),
+            Some(json!({"currency": "XYZ"})),
+            Some(&token),
+            "unknown_currency",
+        ),
+        (
+            "/api/v1/fintech/wallets/{id}/deposits",
+            deposits.clone(),
+            Some(json!({"amount": 10.5, "reference": "r"})),
+            Some(&token),
+            "malformed_json",
+        ),
+        (
+            "/api/v1/fintech/wallets/{id}/deposits",
+            deposits.clone(),
+            Some(json!({"amount": 1, "reference": "a\u{85}"})),
+            Some(&token),
+            "invalid_reference",
+        ),
+        (
+            "/api/v1/fintech/wallets/{id}/deposits",
+            deposits,
+            Some(json!({"amount": 1, "reference": "é".repeat(129)})),
+            Some(&token),
+            "invalid_reference",
+        ),
+        (
+            "/api/v1/fintech/wallets/{id}/withdrawals",
+            withdrawals,
+            Some(json!({"amount": 1, "reference": "r"})),
+            Some(&token),
+            "insufficient_funds",
+        ),
+        (
+            "/api/v1/fintech/wallets/{id}/{action}",
+            format!("/api/v1/fintech/wallets/{wallet}/archive"),
+            None,
+            Some(&token),
+            "not_found",
+        ),
+        (
+            "/api/v1/system/actors/{name}/restart",
+            "/api/v1/system/actors/nobody/restart".into(),
+            None,
+            Some(&token),
+            "actor_not_found",
+        ),
+    ];
+    for (n, (template, path, body, bearer, code)) in cases.into_iter().enumerate() {
+        let method = if doc["paths"][template]["get"].is_object() { "get" } else { "post" };
+        let mut req = match method {
+            "get" => app.client.get(app.url(&path)),
+            _ => app.client.post(app.url(&path)).header("Idempotency-Key", format!("refusal-{n}")),
+        };
+        if let Some(bearer) = bearer {
+            req = req.bearer_auth(bearer);
+        }
+        if let Some(body) = &body {
+            req = req.json(body);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16().to_string();
+        assert_eq!(res.headers()["content-type"], "application/problem+json", "{path}");
+        let problem: Value = res.json().await.unwrap();
+        assert_eq!(problem["code"], code, "{path}: {problem}");
+        let documented = resolve(&doc, &doc["paths"][template][method]["responses"][&status]);
+        let description = documented["description"].as_str().unwrap_or_default();
+        assert!(description.contains(&format!("`{code}`")), "{method} {template} {status} does not list {code}");
+        let reference = documented["content"]["application/problem+json"]["schema"]["$ref"].as_str().unwrap();
+        let errors = check(&doc, reference, &problem);
+        assert!(errors.is_empty(), "{path}: {errors:?}\n{problem}");
+    }
+}
+
+#[actix_web::test]
+async fn a_method_the_document_does_not_list_is_refused_naming_those_it_does() {
+    let app = spawn_app().await;
+    let doc: Value = app.get("/api/openapi.json").await.json().await.unwrap();
+    let token = app.token("root", &["admin"]);
+    let id = uuid::Uuid::now_v7().to_string();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let url = path.replace("{id}", &id).replace("{name}", "adapter-pool").replace("{action}", "close");
+        let res = app.client.delete(app.url(&url)).bearer_auth(&token).send().await.unwrap();
+        assert_eq!(res.status(), 405, "DELETE {path}");
+        let allow = res.headers()["allow"].to_str().unwrap().to_lowercase();
+        let documented: Vec<&str> = item.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(allow.split(", ").collect::<Vec<_>>(), documented, "{path}");
+        let problem: Value = res.json().await.unwrap();
+        assert_eq!(problem["code"], "method_not_allowed");
     }
 }

@@ -179,6 +179,11 @@ impl Currency {
         }
     }
 
+    /// Every code [`Currency::parse`] accepts, in alphabetical order.
+    pub fn codes() -> impl Iterator<Item = &'static str> {
+        CURRENCIES.iter().map(|(code, _)| *code)
+    }
+
     /// The three-letter code.
     pub fn code(&self) -> &str {
         std::str::from_utf8(&self.0).unwrap_or("XXX")
@@ -221,6 +226,12 @@ mod tests {
         for bad in ["eur", "EURO", "XYZ", "", "€"] {
             assert!(Currency::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn every_listed_code_parses() {
+        assert_eq!(Currency::codes().count(), CURRENCIES.len());
+        assert!(Currency::codes().all(|c| Currency::parse(c).is_ok()));
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub use events::{PaymentSettled, WalletEvent, PAYMENT_SCHEMA_VERSION, PAYMENT_SE
 pub use ledger::{LedgerCommand, LedgerOp, LedgerOutcome, Page, Receipt, Totals, Transaction, TransactionKind};
 pub use wallet::{
     check_reference, status_entry_kind, Amount, Movement, MovementKind, Wallet, WalletId, WalletStatus, MAX_AMOUNT,
+    TEXT_MAX,
 };
 
 use serde_json::{Map, Value};

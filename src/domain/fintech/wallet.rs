@@ -116,9 +116,13 @@ pub struct Wallet {
     pub created_at: DateTime<Utc>,
 }
 
-/// Check an owner or reference string: 1 to 128 printable characters.
+/// Longest owner or external reference, in characters.
+pub const TEXT_MAX: usize = 128;
+
+/// Check an owner or reference string: 1 to [`TEXT_MAX`] characters (not bytes), none of them a
+/// control character.
 fn printable(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 128 && s.chars().all(|c| !c.is_control())
+    !s.is_empty() && s.chars().count() <= TEXT_MAX && s.chars().all(|c| !c.is_control())
 }
 
 impl Wallet {
@@ -321,6 +325,16 @@ mod tests {
             wallet(0, WalletStatus::Closed).check_status(WalletStatus::Active),
             Err(FintechError::InvalidTransition(..))
         ));
+    }
+
+    #[test]
+    fn references_are_counted_in_characters_and_refuse_control_characters() {
+        assert!(check_reference(&"é".repeat(TEXT_MAX)).is_ok());
+        assert!(check_reference(&"é".repeat(TEXT_MAX + 1)).is_err());
+        for bad in ["", "a\nb", "tab\t", "\u{7f}", "\u{85}"] {
+            assert_eq!(check_reference(bad), Err(FintechError::InvalidReference), "{bad:?}");
+        }
+        assert!(check_reference("psp-0001 ✓").is_ok());
     }
 
     #[test]

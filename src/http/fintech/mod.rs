@@ -1,0 +1,383 @@
+//! `/api/v1/fintech`: wallets, deposits, withdrawals, transfers and their history. Every POST
+//! needs an `Idempotency-Key`: the first request's receipt is kept with the movement, in the
+//! same transaction, and replayed for a retry of the same request, over REST or GraphQL; the
+//! same key with another request is a 409 naming the fields that differ.
+
+mod requests;
+mod responses;
+
+use actix_web::{
+    dev::Payload,
+    http::{header, StatusCode},
+    web, FromRequest, HttpRequest, HttpResponse,
+};
+use futures::future::{ready, Ready};
+use serde::Serialize;
+
+pub use self::{requests::*, responses::*};
+use super::{json::Json, state::AppState};
+use crate::{
+    auth::Principal,
+    domain::{
+        fintech::{check_reference, Amount, Currency, FintechError, LedgerCommand, Receipt, Wallet, WalletId},
+        idempotency::{IdempotencyKey, Replayable},
+    },
+    error::{AppError, ErrorCode, PROBLEM_JSON},
+};
+
+/// Header carrying the client's idempotency key.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// What each operation here can refuse besides what every operation can (see
+/// [`super::openapi`]).
+pub const REFUSALS: &[(&str, &[ErrorCode])] = {
+    use ErrorCode::*;
+    &[
+        ("openWallet", &[UnknownCurrency, InvalidReference, NotOwner, LedgerUnavailable]),
+        ("getWallet", &[InvalidWalletId, NotOwner, WalletNotFound, LedgerUnavailable]),
+        (
+            "deposit",
+            &[
+                InvalidWalletId,
+                InvalidAmount,
+                AmountTooLarge,
+                InvalidReference,
+                NotOwner,
+                WalletNotFound,
+                WalletFrozen,
+                WalletClosed,
+                LedgerUnavailable,
+            ],
+        ),
+        (
+            "withdraw",
+            &[
+                InvalidWalletId,
+                InvalidAmount,
+                AmountTooLarge,
+                InvalidReference,
+                NotOwner,
+                WalletNotFound,
+                WalletFrozen,
+                WalletClosed,
+                InsufficientFunds,
+                LedgerUnavailable,
+            ],
+        ),
+        (
+            "transfer",
+            &[
+                InvalidWalletId,
+                InvalidAmount,
+                AmountTooLarge,
+                UnknownCurrency,
+                SameWallet,
+                NotOwner,
+                WalletNotFound,
+                WalletFrozen,
+                WalletClosed,
+                InsufficientFunds,
+                CurrencyMismatch,
+                LedgerUnavailable,
+            ],
+        ),
+        (
+            "setWalletStatus",
+            &[
+                InvalidWalletId,
+                ScopeMissing,
+                NotOwner,
+                WalletNotFound,
+                BalanceNotZero,
+                InvalidTransition,
+                LedgerUnavailable,
+            ],
+        ),
+        (
+            "listTransactions",
+            &[InvalidWalletId, PageTooLarge, InvalidCursor, NotOwner, WalletNotFound, LedgerUnavailable],
+        ),
+    ]
+};
+
+/// Mount the routes.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/fintech/wallets").route(web::post().to(open_wallet)))
+        .service(web::resource("/fintech/wallets/{id}").route(web::get().to(get_wallet)))
+        .service(web::resource("/fintech/wallets/{id}/deposits").route(web::post().to(deposit)))
+        .service(web::resource("/fintech/wallets/{id}/withdrawals").route(web::post().to(withdraw)))
+        .service(web::resource("/fintech/wallets/{id}/transactions").route(web::get().to(transactions)))
+        .service(web::resource("/fintech/wallets/{id}/{action}").route(web::post().to(set_status)))
+        .service(web::resource("/fintech/transfers").route(web::post().to(transfer)));
+}
+
+fn json_bytes<T: Serialize>(body: &T) -> Vec<u8> {
+    serde_json::to_vec(body).unwrap_or_default()
+}
+
+/// The HTTP answer of a receipt: a pure function of it, so that a replay is byte for byte the
+/// original. A refusal is kept too, and carries no request id (it answers every retry).
+fn respond(answer: Replayable<Receipt>) -> HttpResponse {
+    let (status, content_type, body) = match &answer.value {
+        Receipt::Opened(w) => (StatusCode::CREATED, "application/json", json_bytes(&WalletBody::from(w))),
+        Receipt::StatusChanged(w) => (StatusCode::OK, "application/json", json_bytes(&WalletBody::from(w))),
+        Receipt::Moved(t) => (StatusCode::CREATED, "application/json", json_bytes(&TransactionBody::from(t))),
+        Receipt::Refused(e) => {
+            let err = AppError::from(e.clone());
+            let mut problem = err.problem(None);
+            problem.request_id = None;
+            (err.status(), PROBLEM_JSON, json_bytes(&problem))
+        }
+    };
+    let mut res = HttpResponse::build(status).content_type(content_type).body(body);
+    if answer.replayed {
+        res.headers_mut()
+            .insert(header::HeaderName::from_static("idempotent-replayed"), header::HeaderValue::from_static("true"));
+    }
+    res
+}
+
+/// A wallet id as the document describes it: a hyphenated UUID (the other spellings `Uuid`
+/// reads, simple, braced or URN, are not `format: uuid`).
+fn wallet_id(raw: &str, field: &str) -> Result<WalletId, AppError> {
+    let parsed = match raw.len() {
+        36 => raw.parse::<WalletId>(),
+        _ => Err(FintechError::InvalidWalletId(raw.chars().take(64).collect())),
+    };
+    parsed.map_err(|e| AppError::from(e).with("field", field))
+}
+
+fn amount_of(value: i64) -> Result<Amount, AppError> {
+    Amount::new(value).map_err(AppError::from)
+}
+
+impl FromRequest for IdempotencyKeyHeader {
+    type Error = AppError;
+    type Future = Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let raw = req.headers().get(IDEMPOTENCY_KEY).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        ready(IdempotencyKey::parse(raw).map(Self).map_err(AppError::from))
+    }
+}
+
+/// Apply `command` for the caller under the request's idempotency key and answer its receipt.
+async fn execute(
+    state: &AppState,
+    principal: &Principal,
+    key: IdempotencyKeyHeader,
+    command: LedgerCommand,
+) -> Result<HttpResponse, AppError> {
+    Ok(respond(state.actors.fintech.execute(&principal.subject, &key.0, command).await?))
+}
+
+/// Open a wallet in one currency; the owner defaults to the caller (others need admin).
+#[utoipa::path(
+    post,
+    path = "/api/v1/fintech/wallets",
+    operation_id = "openWallet",
+    tag = "fintech",
+    params(IdempotencyKeyHeader),
+    request_body(content = OpenWallet, example = json!({"currency": "EUR"})),
+    responses((status = 201, description = "The new wallet.", body = WalletBody))
+)]
+pub async fn open_wallet(
+    state: web::Data<AppState>,
+    principal: Principal,
+    key: IdempotencyKeyHeader,
+    body: Json<OpenWallet>,
+) -> Result<HttpResponse, AppError> {
+    let parsed = body.into_inner();
+    let owner = parsed.owner.unwrap_or_else(|| principal.subject.clone());
+    principal.require_owner(&owner)?;
+    let currency = Currency::parse(&parsed.currency)?;
+    let wallet = Wallet::open(&owner, currency)?;
+    execute(&state, &principal, key, LedgerCommand::Open(Box::new(wallet))).await
+}
+
+/// The wallet, checked to belong to the caller; `fresh` confirms the state is current (a read),
+/// otherwise the actor's state serves (the owner never changes, and the command itself is
+/// checked against the stored wallet when it commits).
+async fn owned_wallet(state: &AppState, principal: &Principal, id: WalletId, fresh: bool) -> Result<Wallet, AppError> {
+    let wallet = state
+        .actors
+        .fintech
+        .wallet(id, fresh)
+        .await?
+        .ok_or_else(|| AppError::from(FintechError::WalletNotFound(id)))?;
+    principal.require_owner(&wallet.owner)?;
+    Ok(wallet)
+}
+
+/// A wallet with its balance, current even right after a write through another replica.
+#[utoipa::path(
+    get,
+    path = "/api/v1/fintech/wallets/{id}",
+    operation_id = "getWallet",
+    tag = "fintech",
+    params(WalletPath),
+    responses((status = 200, description = "The wallet.", body = WalletBody))
+)]
+pub async fn get_wallet(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<WalletPath>,
+) -> Result<HttpResponse, AppError> {
+    let wallet = owned_wallet(&state, &principal, wallet_id(&path.id, "id")?, true).await?;
+    Ok(HttpResponse::Ok().json(WalletBody::from(&wallet)))
+}
+
+async fn external(
+    state: web::Data<AppState>,
+    principal: Principal,
+    key: IdempotencyKeyHeader,
+    path: web::Path<WalletPath>,
+    body: Json<ExternalMovement>,
+    deposit: bool,
+) -> Result<HttpResponse, AppError> {
+    let ExternalMovement { amount, reference } = body.into_inner();
+    let wallet = wallet_id(&path.id, "id")?;
+    let amount = amount_of(amount)?;
+    check_reference(&reference)?;
+    owned_wallet(&state, &principal, wallet, false).await?;
+    let command = if deposit {
+        LedgerCommand::Deposit { wallet, amount, reference, currency: None }
+    } else {
+        LedgerCommand::Withdraw { wallet, amount, reference }
+    };
+    execute(&state, &principal, key, command).await
+}
+
+/// Money in from outside the ledger.
+#[utoipa::path(
+    post,
+    path = "/api/v1/fintech/wallets/{id}/deposits",
+    operation_id = "deposit",
+    tag = "fintech",
+    params(WalletPath, IdempotencyKeyHeader),
+    request_body(content = ExternalMovement, example = json!({"amount": 5000, "reference": "psp-0001"})),
+    responses((status = 201, description = "The transaction.", body = TransactionBody))
+)]
+pub async fn deposit(
+    state: web::Data<AppState>,
+    principal: Principal,
+    key: IdempotencyKeyHeader,
+    path: web::Path<WalletPath>,
+    body: Json<ExternalMovement>,
+) -> Result<HttpResponse, AppError> {
+    external(state, principal, key, path, body, true).await
+}
+
+/// Money out of the ledger.
+#[utoipa::path(
+    post,
+    path = "/api/v1/fintech/wallets/{id}/withdrawals",
+    operation_id = "withdraw",
+    tag = "fintech",
+    params(WalletPath, IdempotencyKeyHeader),
+    request_body(content = ExternalMovement, example = json!({"amount": 100, "reference": "bank-0001"})),
+    responses((status = 201, description = "The transaction.", body = TransactionBody))
+)]
+pub async fn withdraw(
+    state: web::Data<AppState>,
+    principal: Principal,
+    key: IdempotencyKeyHeader,
+    path: web::Path<WalletPath>,
+    body: Json<ExternalMovement>,
+) -> Result<HttpResponse, AppError> {
+    external(state, principal, key, path, body, false).await
+}
+
+/// Move money between two wallets of the same currency: both movements or neither.
+#[utoipa::path(
+    post,
+    path = "/api/v1/fintech/transfers",
+    operation_id = "transfer",
+    tag = "fintech",
+    params(IdempotencyKeyHeader),
+    request_body(
+        content = Transfer,
+        example = json!({
+            "from": "0192f0c1-7a4b-7cc2-9d1e-5f2a3b4c5d6e",
+            "to": "0192f0c1-7a4b-7cc2-9d1e-5f2a3b4c5d6f",
+            "amount": 250,
+            "currency": "EUR"
+        })
+    ),
+    responses((status = 201, description = "The transaction.", body = TransactionBody))
+)]
+pub async fn transfer(
+    state: web::Data<AppState>,
+    principal: Principal,
+    key: IdempotencyKeyHeader,
+    body: Json<Transfer>,
+) -> Result<HttpResponse, AppError> {
+    let parsed = body.into_inner();
+    let from = wallet_id(&parsed.from, "from")?;
+    let to = wallet_id(&parsed.to, "to")?;
+    let amount = amount_of(parsed.amount)?;
+    let currency = parsed.currency.as_deref().map(Currency::parse).transpose()?;
+    owned_wallet(&state, &principal, from, false).await?;
+    execute(&state, &principal, key, LedgerCommand::Transfer { from, to, amount, currency }).await
+}
+
+/// Freeze or unfreeze (admin), or close (owner or admin; only an empty wallet closes).
+#[utoipa::path(
+    post,
+    path = "/api/v1/fintech/wallets/{id}/{action}",
+    operation_id = "setWalletStatus",
+    tag = "fintech",
+    params(StatusPath, IdempotencyKeyHeader),
+    responses((status = 200, description = "The wallet after the change.", body = WalletBody))
+)]
+pub async fn set_status(
+    state: web::Data<AppState>,
+    principal: Principal,
+    key: IdempotencyKeyHeader,
+    path: web::Path<StatusPath>,
+) -> Result<HttpResponse, AppError> {
+    let StatusPath { id, action } = path.into_inner();
+    let wallet = wallet_id(&id, "id")?;
+    // Freezing is a compliance action; owners may only close their own wallet.
+    if action != WalletAction::Close {
+        principal.require(crate::auth::policy::ADMIN)?;
+    }
+    owned_wallet(&state, &principal, wallet, false).await?;
+    execute(&state, &principal, key, LedgerCommand::SetStatus { wallet, status: action.into() }).await
+}
+
+/// Money movements of a wallet, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/fintech/wallets/{id}/transactions",
+    operation_id = "listTransactions",
+    tag = "fintech",
+    params(WalletPath, PageQuery),
+    responses((status = 200, description = "A page.", body = MovementPageBody))
+)]
+pub async fn transactions(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<WalletPath>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, AppError> {
+    let wallet = wallet_id(&path.id, "id")?;
+    let limit = query.limit.unwrap_or(PAGE_DEFAULT);
+    if limit == 0 || limit > PAGE_MAX {
+        return Err(AppError::client(ErrorCode::PageTooLarge, format!("limit must be between 1 and {PAGE_MAX}"))
+            .with("field", "limit"));
+    }
+    let before = match query.cursor.as_deref() {
+        None => None,
+        Some(cursor) => Some(decode_cursor(cursor).ok_or_else(|| {
+            AppError::client(ErrorCode::InvalidCursor, "the cursor is not one this service issued")
+                .with("field", "cursor")
+        })?),
+    };
+    owned_wallet(&state, &principal, wallet, false).await?;
+    let page = state.actors.fintech.movements(wallet, before, limit).await?;
+    Ok(HttpResponse::Ok().json(MovementPageBody {
+        items: page.items.iter().map(MovementBody::from).collect(),
+        next_cursor: page.next_before.map(encode_cursor),
+    }))
+}
