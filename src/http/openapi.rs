@@ -247,6 +247,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_idempotency_key_is_documented_as_the_server_checks_it() {
+        use crate::domain::idempotency::KEY_MAX;
+        let doc = serde_json::to_value(document()).unwrap();
+        let key = &doc["paths"]["/api/v1/fintech/transfers"]["post"]["parameters"][0];
+        assert_eq!(key["name"], "Idempotency-Key");
+        assert_eq!(key["required"], true);
+        assert_eq!(key["schema"]["pattern"], format!(r"^[\x21-\x7E]{{1,{KEY_MAX}}}$"));
+        assert_eq!(key["schema"]["maxLength"], KEY_MAX);
+    }
+
+    #[test]
     fn every_module_refusal_names_a_documented_operation() {
         let doc = serde_json::to_value(document()).unwrap();
         let ids: Vec<&str> = doc["paths"]
