@@ -32,12 +32,6 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(bytes)).map_err(malformed)
 }
 
-/// Read an already parsed body as `T`, naming the field at fault on error (handlers that keep
-/// the raw body for idempotency parse once into a `Value`, then into their type).
-pub fn from_value<T: DeserializeOwned>(body: &serde_json::Value) -> Result<T, AppError> {
-    serde_path_to_error::deserialize(body).map_err(malformed)
-}
-
 /// Read a JSON number as an `i64` the way JSON Schema's `integer` does: `1880238` and
 /// `1880238.0` are the same integer, while `10.5`, a value outside `i64` and anything that is not
 /// a number are refused (then the field is `malformed_json`). For `#[serde(deserialize_with)]`.

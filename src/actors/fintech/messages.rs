@@ -88,11 +88,3 @@ pub struct Refresh(pub Wallet);
 impl Message for Refresh {
     type Result = Result<(), std::convert::Infallible>;
 }
-
-/// Live wallet actors, for health and metrics.
-#[derive(Debug, Clone, Copy)]
-pub struct GetLiveWallets;
-
-impl Message for GetLiveWallets {
-    type Result = Result<usize, std::convert::Infallible>;
-}

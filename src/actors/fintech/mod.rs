@@ -17,7 +17,7 @@ use std::{
 };
 
 pub use client::{CallError, FintechClient};
-pub use messages::{Commit, Execute, GetLiveWallets, GetMovements, GetWallet, LedgerFailure, Refresh};
+pub use messages::{Commit, Execute, GetMovements, GetWallet, LedgerFailure, Refresh};
 pub use wallet::WalletActor;
 pub use writer::LedgerWriter;
 
@@ -185,11 +185,5 @@ impl Handle<InjectEntityFault> for FintechDomain {
             Some(wallets) => Reply::Later(wallets.inject(msg)),
             None => Reply::Now(Err(EntityFaultError::NotAnId(msg.entity))),
         }
-    }
-}
-
-impl Handle<GetLiveWallets> for FintechDomain {
-    fn handle(&mut self, _: GetLiveWallets, _: &mut Ctx<Self>) -> Reply<Self, Result<usize, Infallible>> {
-        Reply::Now(Ok(self.wallets.as_ref().map_or(0, |w| w.len())))
     }
 }

@@ -160,7 +160,6 @@ where
         }
         let entity = self.spawn(id);
         self.live.insert(id.clone(), Live { entity: entity.clone(), used: now });
-        self.kind.entry.set_live(self.live.len());
         entity
     }
 
@@ -169,27 +168,15 @@ where
         self.live.get(id).map(|l| &l.entity).filter(|e| e.connected())
     }
 
-    /// Entities alive.
-    pub fn len(&self) -> usize {
-        self.live.len()
-    }
-
-    /// Whether none is alive.
-    pub fn is_empty(&self) -> bool {
-        self.live.is_empty()
-    }
-
     /// Stop the entities idle for longer than the policy allows.
     pub fn passivate(&mut self) {
         let idle = self.policy.idle;
         self.live.retain(|_, live| live.used.elapsed() < idle && live.entity.connected());
-        self.kind.entry.set_live(self.live.len());
     }
 
     /// Stop every entity and the threads they ran on.
     pub fn clear(&mut self) {
         self.live.clear();
-        self.kind.entry.set_live(0);
         for thread in self.threads.drain(..) {
             thread.stop();
         }
@@ -227,7 +214,6 @@ where
 impl<K, E: Managed> Drop for Entities<K, E> {
     /// Entities on threads of their own go with their owner.
     fn drop(&mut self) {
-        self.kind.entry.set_live(0);
         for thread in self.threads.drain(..) {
             thread.stop();
         }

@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::policy::{RestartDecision, RestartHistory, RestartPolicy};
 
 /// Supervision state of one actor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 #[repr(u8)]
 pub enum ActorState {
@@ -60,7 +60,7 @@ impl ActorState {
 }
 
 /// What an actor is for; a bounded label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ActorKind {
     /// Owns a domain aggregate (or the actors that do).
@@ -92,7 +92,7 @@ impl ActorKind {
 }
 
 /// Why an actor stopped unexpectedly; a bounded label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureReason {
     /// A handler panicked.
@@ -143,8 +143,6 @@ pub struct ActorEntry {
     policy: RestartPolicy,
     /// The record of an entity's kind, which adds up the counts of all its entities.
     pub(crate) parent: Option<Arc<ActorEntry>>,
-    /// Entities alive, for the record of a kind of entity.
-    live: AtomicU64,
 }
 
 impl ActorEntry {
@@ -162,17 +160,7 @@ impl ActorEntry {
             history: Mutex::new(RestartHistory::default()),
             policy,
             parent: None,
-            live: AtomicU64::new(0),
         }
-    }
-
-    /// Entities alive, for the record of a kind of entity (0 for any other actor).
-    pub fn live_entities(&self) -> u64 {
-        self.live.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn set_live(&self, n: usize) {
-        self.live.store(n as u64, Ordering::Relaxed);
     }
 
     /// Current state.
@@ -265,7 +253,7 @@ impl ActorEntry {
 }
 
 /// State of a dependency as reported by the actor that owns it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DependencyStatus {
     /// Answering.
@@ -380,7 +368,8 @@ impl Registry {
 }
 
 /// Overall health.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = Overall)]
 #[serde(rename_all = "lowercase")]
 pub enum HealthStatus {
     /// Everything runs.
