@@ -86,7 +86,7 @@ pub struct Settings {
 }
 
 /// Where the process runs; changes defaults (log format) and what validation allows.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Environment {
     /// A developer's machine (readable logs, GraphiQL, embedded mode allowed).
@@ -117,7 +117,7 @@ impl Environment {
 }
 
 /// Which parts of the service this process runs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// REST, GraphQL and event-bus workers.

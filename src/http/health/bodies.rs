@@ -18,7 +18,7 @@ use crate::{
 #[serde(deny_unknown_fields)]
 pub struct HealthBody {
     /// `down` only when not ready; `degraded` when something optional is down.
-    pub status: Overall,
+    pub status: HealthStatus,
     /// Every critical actor runs and every required dependency is up.
     pub ready: bool,
     /// The supervision watchdog is ticking.
@@ -34,85 +34,11 @@ pub struct HealthBody {
     /// Version of the service.
     pub version: String,
     /// Environment the process runs in.
-    pub environment: EnvironmentName,
+    pub environment: Environment,
     /// Which parts of the service this process runs.
-    pub role: RoleName,
+    pub role: Role,
     /// `embedded` without PostgreSQL, Redis or Kafka (nothing durable), `external` otherwise.
     pub mode: Mode,
-}
-
-/// Overall health.
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Overall {
-    /// Everything runs.
-    Ok,
-    /// Ready, but something optional is down.
-    Degraded,
-    /// Not ready.
-    Down,
-}
-
-impl From<HealthStatus> for Overall {
-    fn from(s: HealthStatus) -> Self {
-        match s {
-            HealthStatus::Ok => Self::Ok,
-            HealthStatus::Degraded => Self::Degraded,
-            HealthStatus::Down => Self::Down,
-        }
-    }
-}
-
-/// The environment, as settings name it.
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-#[schema(as = Environment)]
-#[serde(rename_all = "lowercase")]
-pub enum EnvironmentName {
-    /// A developer's machine.
-    Development,
-    /// Automated tests.
-    Test,
-    /// Pre-production.
-    Staging,
-    /// Production.
-    Production,
-}
-
-impl From<Environment> for EnvironmentName {
-    fn from(e: Environment) -> Self {
-        match e {
-            Environment::Development => Self::Development,
-            Environment::Test => Self::Test,
-            Environment::Staging => Self::Staging,
-            Environment::Production => Self::Production,
-        }
-    }
-}
-
-/// The role of the process, as settings name it.
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-#[schema(as = Role)]
-#[serde(rename_all = "lowercase")]
-pub enum RoleName {
-    /// Everything.
-    All,
-    /// REST and GraphQL.
-    Api,
-    /// GraphQL only.
-    Graphql,
-    /// Event workers: health and metrics only.
-    Worker,
-}
-
-impl From<Role> for RoleName {
-    fn from(r: Role) -> Self {
-        match r {
-            Role::All => Self::All,
-            Role::Api => Self::Api,
-            Role::Graphql => Self::Graphql,
-            Role::Worker => Self::Worker,
-        }
-    }
 }
 
 /// Where the state lives.
@@ -133,11 +59,11 @@ pub struct ActorView {
     /// Registered name (e.g. `fintech`, `adapter-pool`).
     pub name: String,
     /// What the actor is for.
-    pub kind: ActorKindName,
+    pub kind: ActorKind,
     /// Whether readiness depends on it.
     pub critical: bool,
     /// Supervision state.
-    pub state: ActorStateName,
+    pub state: ActorState,
     /// Restarts since the process started.
     pub restarts: u64,
     /// Messages waiting in its mailbox.
@@ -153,74 +79,13 @@ impl From<ActorReport> for ActorView {
     fn from(a: ActorReport) -> Self {
         Self {
             name: a.name,
-            kind: a.kind.into(),
+            kind: a.kind,
             critical: a.critical,
-            state: a.state.into(),
+            state: a.state,
             restarts: a.restarts,
             mailbox_depth: a.mailbox_depth,
             messages_handled: a.messages_handled,
             last_failure: a.last_failure.map(FailureView::from),
-        }
-    }
-}
-
-/// What an actor is for.
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-#[schema(as = ActorKind)]
-#[serde(rename_all = "lowercase")]
-pub enum ActorKindName {
-    /// Owns a domain aggregate (or the actors that do).
-    Domain,
-    /// Owns connections to infrastructure or external APIs.
-    Adapter,
-    /// Consumes an event stream.
-    Consumer,
-    /// Writes the audit trail.
-    Audit,
-    /// Part of the service's own machinery.
-    System,
-    /// The per-id actors of one kind, counted together.
-    Entity,
-}
-
-impl From<ActorKind> for ActorKindName {
-    fn from(k: ActorKind) -> Self {
-        match k {
-            ActorKind::Domain => Self::Domain,
-            ActorKind::Adapter => Self::Adapter,
-            ActorKind::Consumer => Self::Consumer,
-            ActorKind::Audit => Self::Audit,
-            ActorKind::System => Self::System,
-            ActorKind::Entity => Self::Entity,
-        }
-    }
-}
-
-/// Supervision state of an actor.
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-#[schema(as = ActorState)]
-#[serde(rename_all = "lowercase")]
-pub enum ActorStateName {
-    /// Created, not yet run.
-    Starting,
-    /// Handling messages.
-    Running,
-    /// Waiting for its backoff delay before running again.
-    Restarting,
-    /// Restarted too often within the window; refuses messages until the window passes.
-    Failed,
-    /// Stopped on purpose (shutdown).
-    Stopped,
-}
-
-impl From<ActorState> for ActorStateName {
-    fn from(s: ActorState) -> Self {
-        match s {
-            ActorState::Starting => Self::Starting,
-            ActorState::Running => Self::Running,
-            ActorState::Restarting => Self::Restarting,
-            ActorState::Failed => Self::Failed,
-            ActorState::Stopped => Self::Stopped,
         }
     }
 }
@@ -231,7 +96,7 @@ impl From<ActorState> for ActorStateName {
 #[serde(deny_unknown_fields)]
 pub struct FailureView {
     /// Kind of failure.
-    pub reason: FailureReasonName,
+    pub reason: FailureReason,
     /// Short description, for operators.
     pub detail: String,
     /// When it happened.
@@ -240,30 +105,7 @@ pub struct FailureView {
 
 impl From<Failure> for FailureView {
     fn from(f: Failure) -> Self {
-        Self { reason: f.reason.into(), detail: f.detail, at: f.at }
-    }
-}
-
-/// Why an actor failed.
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-#[schema(as = FailureReason)]
-#[serde(rename_all = "snake_case")]
-pub enum FailureReasonName {
-    /// A handler panicked.
-    Panic,
-    /// A handler reported an unrecoverable error.
-    Fatal,
-    /// The mailbox closed without a stop: the actor's thread or task died.
-    MailboxClosed,
-}
-
-impl From<FailureReason> for FailureReasonName {
-    fn from(r: FailureReason) -> Self {
-        match r {
-            FailureReason::Panic => Self::Panic,
-            FailureReason::Fatal => Self::Fatal,
-            FailureReason::MailboxClosed => Self::MailboxClosed,
-        }
+        Self { reason: f.reason, detail: f.detail, at: f.at }
     }
 }
 
@@ -275,7 +117,7 @@ pub struct DependencyView {
     /// Name.
     pub name: String,
     /// Whether the last probe got an answer.
-    pub status: DependencyState,
+    pub status: DependencyStatus,
     /// Whether readiness requires it.
     pub required: bool,
     /// Actor that owns and probes it.
@@ -296,32 +138,12 @@ impl From<Dependency> for DependencyView {
     fn from(d: Dependency) -> Self {
         Self {
             name: d.name,
-            status: d.status.into(),
+            status: d.status,
             required: d.required,
             owner: d.owner,
             detail: d.detail,
             latency_ms: d.latency_ms,
             checked_at: d.checked_at,
-        }
-    }
-}
-
-/// Whether a dependency answers.
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-#[schema(as = DependencyStatus)]
-#[serde(rename_all = "lowercase")]
-pub enum DependencyState {
-    /// Answering.
-    Up,
-    /// Not answering.
-    Down,
-}
-
-impl From<DependencyStatus> for DependencyState {
-    fn from(s: DependencyStatus) -> Self {
-        match s {
-            DependencyStatus::Up => Self::Up,
-            DependencyStatus::Down => Self::Down,
         }
     }
 }

@@ -38,7 +38,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let report = report(&state);
     let code = status(report.status != HealthStatus::Down);
     let body = HealthBody {
-        status: report.status.into(),
+        status: report.status,
         ready: report.ready,
         live: report.live,
         started: report.started,
@@ -46,8 +46,8 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         actors: report.actors.into_iter().map(ActorView::from).collect(),
         dependencies: report.dependencies.into_iter().map(DependencyView::from).collect(),
         version: env!("CARGO_PKG_VERSION").into(),
-        environment: state.settings.environment.into(),
-        role: state.settings.server.role.into(),
+        environment: state.settings.environment,
+        role: state.settings.server.role,
         mode: if state.settings.is_embedded() { Mode::Embedded } else { Mode::External },
     };
     HttpResponse::build(code).json(body)
