@@ -22,7 +22,7 @@ installed() { [ -x "$TANSU" ] && "$TANSU" --version 2>/dev/null | grep -q "$TANS
 
 install() {
   if installed; then return 0; fi
-  log "building tansu $TANSU_VERSION into $TOOLS_DIR (once; about 11 minutes on 2 cores)"
+  log "building tansu $TANSU_VERSION into $TOOLS_DIR (once; 11 to 20 minutes on 2 cores)"
   mkdir -p "$TOOLS_DIR"
   cargo install tansu --version "$TANSU_VERSION" --locked --features libsql --root "$TOOLS_DIR" --quiet
   installed || { log "tansu did not install"; return 1; }
