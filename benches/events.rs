@@ -156,7 +156,7 @@ fn serve(role: &str) {
         // transaction as each deposit); their publication is what the relay phase measures.
         settings.event_bus.relay = !inbound;
         let app = Application::build(settings).await.expect("application");
-        let scopes = ["fintech:read".to_string(), "fintech:write".to_string()];
+        let scopes = ["fintech:read".to_string(), "fintech:write".to_string(), "fintech:settle".to_string()];
         let token = app.state().guard.keys.mint("bench", &scopes, chrono::Duration::hours(1)).unwrap();
         println!("ready {} {token}", app.port());
         app.run_until_stopped(std::future::pending()).await.expect("run");

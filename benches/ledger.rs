@@ -102,7 +102,11 @@ fn main() {
             let token = state
                 .guard
                 .keys
-                .mint("bench", &["fintech:read".into(), "fintech:write".into()], chrono::Duration::hours(1))
+                .mint(
+                    "bench",
+                    &["fintech:read".into(), "fintech:write".into(), "fintech:settle".into()],
+                    chrono::Duration::hours(1),
+                )
                 .expect("token");
             let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
             let bare_port = listener.local_addr().expect("addr").port();

@@ -10,10 +10,19 @@ use crate::error::code::{Coded, ErrorCode};
 /// Grants every scope.
 pub const ADMIN: &str = "admin";
 
+/// Moves money across the ledger's boundary (deposits and withdrawals): held by the payment
+/// provider's bridge and back-office service accounts, never by users; `fintech:write` does not
+/// imply it.
+pub const FINTECH_SETTLE: &str = "fintech:settle";
+
+/// Routes (method POST) that move money in or out of the ledger and need [`FINTECH_SETTLE`].
+pub const SETTLEMENT_ROUTES: &[&str] =
+    &["/api/v1/fintech/wallets/{id}/deposits", "/api/v1/fintech/wallets/{id}/withdrawals"];
+
 /// Domains whose routes live under `/api/v1/<domain>/`.
 pub const DOMAINS: &[&str] = &["fintech", "mobility", "esg", "social", "system"];
 
-/// A required scope, `<domain>:read` or `<domain>:write`, or `admin`.
+/// A required scope, `<domain>:read` or `<domain>:write`, `fintech:settle`, or `admin`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scope(pub String);
 
@@ -32,6 +41,9 @@ pub fn required_scope(method: &Method, route: &str) -> Option<Scope> {
         return None;
     }
     let read = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if !read && SETTLEMENT_ROUTES.contains(&route) {
+        return Some(Scope(FINTECH_SETTLE.into()));
+    }
     let domain = route.strip_prefix("/api/v1/").and_then(|rest| rest.split('/').next());
     match domain {
         Some(d) if DOMAINS.contains(&d) => Some(Scope(format!("{d}:{}", if read { "read" } else { "write" }))),
@@ -99,7 +111,10 @@ mod tests {
         assert_eq!(s(Method::POST, "/api/v1/fintech/transfers").as_deref(), Some("fintech:write"));
         assert_eq!(s(Method::DELETE, "/api/v1/mobility/rides/{id}").as_deref(), Some("mobility:write"));
         assert_eq!(s(Method::GET, "/api/v1/unknown/thing").as_deref(), Some("admin"));
+        assert_eq!(s(Method::POST, "/internal/faults/{actor}").as_deref(), Some("admin"));
         assert_eq!(s(Method::GET, "/api/v1/me"), None);
+        assert_eq!(s(Method::POST, "/api/v1/fintech/wallets/{id}/deposits").as_deref(), Some("fintech:settle"));
+        assert_eq!(s(Method::POST, "/api/v1/fintech/wallets/{id}/withdrawals").as_deref(), Some("fintech:settle"));
     }
 
     #[test]
@@ -115,5 +130,6 @@ mod tests {
         assert!(p("a", &[]).require_owner("a").is_ok());
         assert!(p("a", &[]).require_owner("b").is_err());
         assert!(p("root", &["admin"]).require_owner("b").is_ok());
+        assert!(p("a", &["fintech:write"]).require(FINTECH_SETTLE).is_err());
     }
 }

@@ -33,7 +33,7 @@ pub const BEARER: &str = "bearer";
 #[openapi(
     info(
         title = "beryl-core-api",
-        description = "REST API of the Beryl core service. Every `/api` operation needs a bearer JWT; scopes are `<domain>:read`, `<domain>:write` and `admin`. Every POST under `/fintech` needs an `Idempotency-Key`. Errors are RFC 9457 problem documents with a stable `code`."
+        description = "REST API of the Beryl core service. Every `/api` operation needs a bearer JWT; scopes are `<domain>:read`, `<domain>:write`, `fintech:settle` (deposits and withdrawals: the payment provider's bridge and back office) and `admin`. Every POST under `/fintech` needs an `Idempotency-Key`. Errors are RFC 9457 problem documents with a stable `code`."
     ),
     servers((url = "https://api.beryl-ecosystem.com")),
     paths(

@@ -39,7 +39,12 @@ fn token() -> String {
     let settings =
         beryl_core_api::config::AuthSettings { jwt_secret_key: Some(TEST_JWT_KEY.into()), ..Default::default() };
     let keys = beryl_core_api::auth::KeySet::from_settings(&settings).unwrap();
-    keys.mint("bank", &["fintech:read".into(), "fintech:write".into()], chrono::Duration::hours(1)).unwrap()
+    keys.mint(
+        "bank",
+        &["fintech:read".into(), "fintech:write".into(), "fintech:settle".into()],
+        chrono::Duration::hours(1),
+    )
+    .unwrap()
 }
 
 struct Bank {

@@ -173,7 +173,7 @@ fn check_published(records: &[Read], versions: &HashMap<String, i64>, acked: &[(
 async fn every_transfer_is_published_once_in_wallet_order_with_its_request_id() {
     let (brokers, ns) = (kafka::broker(), kafka::unique("publish"));
     let app = Arc::new(spawn_with(|s| on_kafka(s, &brokers, &ns)).await);
-    let token = app.token("alice", &["fintech:read", "fintech:write"]);
+    let token = app.token("alice", &["fintech:read", "fintech:write", "fintech:settle"]);
     let wallets = open_funded(&app, &token, 6, 100_000).await;
     let stop = Arc::new(AtomicBool::new(false));
     let mut acked = Vec::new();
@@ -208,7 +208,7 @@ async fn a_broker_outage_delays_events_but_loses_and_reorders_none() {
     let mut broker = PrivateBroker::start();
     let (brokers, ns) = (broker.address(), kafka::unique("outage"));
     let app = Arc::new(spawn_with(|s| on_kafka(s, &brokers, &ns)).await);
-    let token = app.token("alice", &["fintech:read", "fintech:write"]);
+    let token = app.token("alice", &["fintech:read", "fintech:write", "fintech:settle"]);
     let wallets = open_funded(&app, &token, 8, 1_000_000).await;
     let stop = Arc::new(AtomicBool::new(false));
     // A steady write load, light enough that reading the whole topic back stays quick.
@@ -278,7 +278,7 @@ fn payment(event_id: &str, wallet: &str, amount: i64) -> Vec<u8> {
 async fn a_payment_notification_credits_once_however_often_it_arrives() {
     let (brokers, ns) = (kafka::broker(), kafka::unique("pay"));
     let app = spawn_with(|s| on_kafka(s, &brokers, &ns)).await;
-    let token = app.token("alice", &["fintech:read", "fintech:write"]);
+    let token = app.token("alice", &["fintech:read", "fintech:write", "fintech:settle"]);
     let wallet = open_funded(&app, &token, 1, 0).await.remove(0);
     let topic = format!("{ns}.payments");
     kafka::create_topics(&brokers, &[&topic], 3).await;
@@ -309,7 +309,7 @@ async fn a_worker_killed_between_apply_and_commit_does_not_credit_twice() {
         s.server.role = Role::Api;
     })
     .await;
-    let token = app.token("alice", &["fintech:read", "fintech:write"]);
+    let token = app.token("alice", &["fintech:read", "fintech:write", "fintech:settle"]);
     let wallet = open_funded(&app, &token, 1, 0).await.remove(0);
     let database = app.state.settings.database.url.as_ref().unwrap().expose().to_string();
     let topic = format!("{ns}.payments");
@@ -363,7 +363,7 @@ async fn poison_messages_go_to_the_dead_letter_topic_and_the_partition_moves_on(
         s.event_bus.create_topic_partitions = 1;
     })
     .await;
-    let token = app.token("alice", &["fintech:read", "fintech:write"]);
+    let token = app.token("alice", &["fintech:read", "fintech:write", "fintech:settle"]);
     let wallet = open_funded(&app, &token, 1, 0).await.remove(0);
     let topic = format!("{ns}.payments");
     kafka::create_topics(&brokers, &[&topic], 1).await;
@@ -420,7 +420,7 @@ async fn two_workers_share_the_partitions_and_one_takes_over_from_the_other() {
         s.server.role = Role::Api;
     })
     .await;
-    let token = app.token("alice", &["fintech:read", "fintech:write"]);
+    let token = app.token("alice", &["fintech:read", "fintech:write", "fintech:settle"]);
     let wallets = open_funded(&app, &token, 12, 0).await;
     let topic = format!("{ns}.payments");
     kafka::create_topics(&brokers, &[&topic, &format!("{topic}.dlq")], 6).await;
@@ -527,7 +527,7 @@ fn deliver(broker: &MemoryBroker, event_id: &str, wallet: &str, amount: i64) {
 #[actix_web::test]
 async fn the_embedded_bus_publishes_and_applies_without_a_broker() {
     let app = spawn_embedded(true).await;
-    let token = app.token("alice", &["fintech:read", "fintech:write"]);
+    let token = app.token("alice", &["fintech:read", "fintech:write", "fintech:settle"]);
     let wallets = open_funded(&app, &token, 3, 10_000).await;
     let stop = Arc::new(AtomicBool::new(false));
     let app = Arc::new(app);
@@ -574,7 +574,7 @@ async fn the_embedded_bus_publishes_and_applies_without_a_broker() {
 #[actix_web::test]
 async fn a_worker_without_the_relay_applies_payments_and_leaves_their_events_in_the_outbox() {
     let app = spawn_embedded(false).await;
-    let token = app.token("alice", &["fintech:read", "fintech:write"]);
+    let token = app.token("alice", &["fintech:read", "fintech:write", "fintech:settle"]);
     let wallet = open_funded(&app, &token, 1, 0).await.remove(0);
     let broker = app.state.actors.broker.clone();
     deliver(&broker, "evt-no-relay", &wallet, 700);

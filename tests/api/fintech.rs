@@ -50,9 +50,11 @@ async fn open(app: &TestApp, token: &str, currency: &str) -> String {
     body["id"].as_str().unwrap().to_string()
 }
 
-async fn deposit(app: &TestApp, token: &str, wallet: &str, amount: i64) {
+/// Money in as the payment provider's bridge settles it.
+async fn deposit(app: &TestApp, wallet: &str, amount: i64) {
     let path = format!("/api/v1/fintech/wallets/{wallet}/deposits");
-    let (status, body, _) = post(app, token, &path, json!({"amount": amount, "reference": "psp-test"}), &key()).await;
+    let token = settler(app);
+    let (status, body, _) = post(app, &token, &path, json!({"amount": amount, "reference": "psp-test"}), &key()).await;
     assert_eq!(status, 201, "{body}");
 }
 
@@ -66,12 +68,17 @@ fn alice(app: &TestApp) -> String {
     app.token("alice", &["fintech:read", "fintech:write"])
 }
 
+/// The payment provider's bridge: a service account that settles deposits and withdrawals.
+fn settler(app: &TestApp) -> String {
+    app.token("psp-bridge", &["fintech:settle"])
+}
+
 #[actix_web::test]
 async fn wallets_deposits_transfers_and_history() {
     let app = spawn_app().await;
     let token = alice(&app);
     let (a, b) = (open(&app, &token, "EUR").await, open(&app, &token, "EUR").await);
-    deposit(&app, &token, &a, 10_000).await;
+    deposit(&app, &a, 10_000).await;
     let (status, body, _) = post(
         &app,
         &token,
@@ -86,7 +93,7 @@ async fn wallets_deposits_transfers_and_history() {
     assert_eq!(wallet(&app, &token, &a).await["balance"], 7_500);
     assert_eq!(wallet(&app, &token, &b).await["balance"], 2_500);
     let path = format!("/api/v1/fintech/wallets/{a}/withdrawals");
-    let (status, _, _) = post(&app, &token, &path, json!({"amount": 500, "reference": "bank-1"}), &key()).await;
+    let (status, _, _) = post(&app, &settler(&app), &path, json!({"amount": 500, "reference": "bank-1"}), &key()).await;
     assert_eq!(status, 201);
 
     let (status, page) = get(&app, &token, &format!("/api/v1/fintech/wallets/{a}/transactions?limit=2")).await;
@@ -111,7 +118,7 @@ async fn idempotent_retries_replay_the_original_even_after_a_restart() {
     let app = spawn_with(move |s| s.database.url = Some(db.as_str().into())).await;
     let token = alice(&app);
     let (a, b) = (open(&app, &token, "EUR").await, open(&app, &token, "EUR").await);
-    deposit(&app, &token, &a, 1_000).await;
+    deposit(&app, &a, 1_000).await;
     let k = key();
     let body = json!({"from": a, "to": b, "amount": 100});
     let (s1, first, _) = post(&app, &token, "/api/v1/fintech/transfers", body.clone(), &k).await;
@@ -139,7 +146,7 @@ async fn idempotent_retries_replay_the_original_even_after_a_restart() {
     let big = json!({"from": a, "to": b, "amount": 5_000});
     let (s4, refused, _) = post(&restarted, &token2, "/api/v1/fintech/transfers", big.clone(), &k).await;
     assert_eq!((s4, refused["code"].as_str()), (422, Some("insufficient_funds")));
-    deposit(&restarted, &token2, &a, 10_000).await;
+    deposit(&restarted, &a, 10_000).await;
     let (s5, again, _) = post(&restarted, &token2, "/api/v1/fintech/transfers", big, &k).await;
     assert_eq!((s5, again), (s4, refused));
 }
@@ -150,7 +157,7 @@ async fn every_bad_input_is_refused_with_its_code_and_changes_nothing() {
     let token = alice(&app);
     let (a, b) = (open(&app, &token, "EUR").await, open(&app, &token, "EUR").await);
     let y = open(&app, &token, "JPY").await;
-    deposit(&app, &token, &a, 1_000).await;
+    deposit(&app, &a, 1_000).await;
     let before = (wallet(&app, &token, &a).await, wallet(&app, &token, &b).await);
     let missing = uuid::Uuid::now_v7().to_string();
     let frozen = open(&app, &token, "EUR").await;
@@ -241,6 +248,7 @@ async fn every_bad_input_is_refused_with_its_code_and_changes_nothing() {
         ),
     ];
     for (what, path, body, status, code, field) in cases {
+        let token = if path == deposits { settler(&app) } else { token.clone() };
         let (got, problem, _) = post(&app, &token, path, body, &key()).await;
         assert_eq!((got, problem["code"].as_str()), (status, Some(code)), "{what}: {problem}");
         if let Some(field) = field {
@@ -285,6 +293,35 @@ async fn owners_only_see_their_own_wallets() {
 }
 
 #[actix_web::test]
+async fn only_the_settle_scope_moves_money_in_or_out_of_the_ledger() {
+    let app = spawn_app().await;
+    let token = alice(&app);
+    let a = open(&app, &token, "EUR").await;
+    // A user holding fintech:write cannot credit (or debit) a wallet from outside, not even
+    // their own.
+    for movement in ["deposits", "withdrawals"] {
+        let path = format!("/api/v1/fintech/wallets/{a}/{movement}");
+        let body = json!({"amount": 1_000_000_000_000_000i64, "reference": "psp-forged"});
+        let (status, problem, _) = post(&app, &token, &path, body, &key()).await;
+        assert_eq!((status, problem["code"].as_str()), (403, Some("scope_missing")), "{movement}: {problem}");
+        assert_eq!(problem["missing_scope"], "fintech:settle");
+    }
+    assert_eq!(wallet(&app, &token, &a).await["balance"], 0, "no money was created");
+    // The provider's bridge settles for any owner's wallet; the owner sees the money.
+    let bridge = settler(&app);
+    let path = format!("/api/v1/fintech/wallets/{a}/deposits");
+    let (status, body, _) = post(&app, &bridge, &path, json!({"amount": 700, "reference": "psp-77"}), &key()).await;
+    assert_eq!(status, 201, "{body}");
+    let path = format!("/api/v1/fintech/wallets/{a}/withdrawals");
+    let (status, body, _) = post(&app, &bridge, &path, json!({"amount": 200, "reference": "bank-77"}), &key()).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(wallet(&app, &token, &a).await["balance"], 500);
+    // The bridge holds no other fintech right: it reads no wallet and moves no money between them.
+    let (status, _) = get(&app, &bridge, &format!("/api/v1/fintech/wallets/{a}")).await;
+    assert_eq!(status, 403);
+}
+
+#[actix_web::test]
 async fn a_read_on_one_instance_right_after_a_write_on_another_shows_the_write() {
     let database = create_database().await;
     let (d1, d2) = (database.clone(), database.clone());
@@ -295,7 +332,7 @@ async fn a_read_on_one_instance_right_after_a_write_on_another_shows_the_write()
     // Instance two's wallet actor is live with the empty wallet...
     assert_eq!(wallet(&two, &t2, &a).await["balance"], 0);
     for n in 1..=5 {
-        deposit(&one, &t1, &a, 100).await;
+        deposit(&one, &a, 100).await;
         // ...and still shows every write made through instance one at once.
         assert_eq!(wallet(&two, &t2, &a).await["balance"], 100 * n);
     }
@@ -313,7 +350,7 @@ async fn graphql_shares_the_ledger_its_idempotency_and_its_error_codes() {
     let app = spawn_app().await;
     let token = alice(&app);
     let (a, b) = (open(&app, &token, "EUR").await, open(&app, &token, "EUR").await);
-    deposit(&app, &token, &a, 1_000).await;
+    deposit(&app, &a, 1_000).await;
     let mutation = |amount: i64, key: &str| transfer_mutation(&a, &b, amount, key);
     let first = app.graphql(&token, &mutation(300, "gql-1")).await;
     assert_eq!(first["data"]["transfer"]["balanceAfter"], 700, "{first}");
@@ -343,7 +380,7 @@ async fn one_key_means_one_transfer_over_rest_and_graphql_in_either_order() {
     let app = spawn_app().await;
     let token = alice(&app);
     let (a, b) = (open(&app, &token, "EUR").await, open(&app, &token, "EUR").await);
-    deposit(&app, &token, &a, 1_000).await;
+    deposit(&app, &a, 1_000).await;
     let mutation = |amount: i64, key: &str| transfer_mutation(&a, &b, amount, key);
     let transfers = "/api/v1/fintech/transfers";
 
@@ -385,11 +422,11 @@ async fn a_panicking_wallet_restarts_alone_while_the_others_keep_serving() {
     .await;
     let token = alice(&app);
     let victim = open(&app, &token, "EUR").await;
-    deposit(&app, &token, &victim, 1_000).await;
+    deposit(&app, &victim, 1_000).await;
     let mut others = Vec::new();
     for _ in 0..6 {
         let w = open(&app, &token, "EUR").await;
-        deposit(&app, &token, &w, 10_000).await;
+        deposit(&app, &w, 10_000).await;
         others.push(w);
     }
 
@@ -424,7 +461,7 @@ async fn a_panicking_wallet_restarts_alone_while_the_others_keep_serving() {
     eventually("the wallet serves again", Duration::from_secs(10), || async {
         let body = json!({"amount": 1, "reference": "after-restart"});
         let (status, _, _) =
-            post(&app, &token, &format!("/api/v1/fintech/wallets/{victim}/deposits"), body, &key()).await;
+            post(&app, &settler(&app), &format!("/api/v1/fintech/wallets/{victim}/deposits"), body, &key()).await;
         (status == 201).then_some(())
     })
     .await;

@@ -42,7 +42,6 @@ pub const REFUSALS: &[(&str, &[ErrorCode])] = {
                 InvalidAmount,
                 AmountTooLarge,
                 InvalidReference,
-                NotOwner,
                 WalletNotFound,
                 WalletFrozen,
                 WalletClosed,
@@ -56,7 +55,6 @@ pub const REFUSALS: &[(&str, &[ErrorCode])] = {
                 InvalidAmount,
                 AmountTooLarge,
                 InvalidReference,
-                NotOwner,
                 WalletNotFound,
                 WalletFrozen,
                 WalletClosed,
@@ -199,14 +197,14 @@ pub async fn open_wallet(
 /// otherwise the actor's state serves (the owner never changes, and the command itself is
 /// checked against the stored wallet when it commits).
 async fn owned_wallet(state: &AppState, principal: &Principal, id: WalletId, fresh: bool) -> Result<Wallet, AppError> {
-    let wallet = state
-        .actors
-        .fintech
-        .wallet(id, fresh)
-        .await?
-        .ok_or_else(|| AppError::from(FintechError::WalletNotFound(id)))?;
+    let wallet = existing_wallet(state, id, fresh).await?;
     principal.require_owner(&wallet.owner)?;
     Ok(wallet)
+}
+
+/// The wallet, whoever owns it.
+async fn existing_wallet(state: &AppState, id: WalletId, fresh: bool) -> Result<Wallet, AppError> {
+    state.actors.fintech.wallet(id, fresh).await?.ok_or_else(|| AppError::from(FintechError::WalletNotFound(id)))
 }
 
 /// A wallet with its balance, current even right after a write through another replica.
@@ -239,7 +237,9 @@ async fn external(
     let wallet = wallet_id(&path.id, "id")?;
     let amount = amount_of(amount)?;
     check_reference(&reference)?;
-    owned_wallet(&state, &principal, wallet, false).await?;
+    // The guard let only `fintech:settle` through: the provider's bridge and back office settle
+    // for any wallet's owner.
+    existing_wallet(&state, wallet, false).await?;
     let command = if deposit {
         LedgerCommand::Deposit { wallet, amount, reference, currency: None }
     } else {
@@ -248,7 +248,8 @@ async fn external(
     execute(&state, &principal, key, command).await
 }
 
-/// Money in from outside the ledger.
+/// Money in from outside the ledger, as the payment provider settled it (scope `fintech:settle`:
+/// the provider's bridge and back-office accounts, for any wallet).
 #[utoipa::path(
     post,
     path = "/api/v1/fintech/wallets/{id}/deposits",
@@ -268,7 +269,7 @@ pub async fn deposit(
     external(state, principal, key, path, body, true).await
 }
 
-/// Money out of the ledger.
+/// Money out of the ledger, as the payment provider pays it out (scope `fintech:settle`).
 #[utoipa::path(
     post,
     path = "/api/v1/fintech/wallets/{id}/withdrawals",
