@@ -8,7 +8,8 @@ use super::{Section, SettingsProblems, ValidationContext};
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FaultInjectionSettings {
-    /// Mount `POST /internal/faults/{actor}` (FAULT_INJECTION_ENABLED); refused in production.
+    /// Mount `POST /internal/faults/{actor}` (FAULT_INJECTION_ENABLED), behind the guard with an
+    /// `admin` token; refused in production.
     pub enabled: bool,
 }
 

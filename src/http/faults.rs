@@ -1,5 +1,6 @@
 //! `POST /internal/faults/{actor}`: inject a fault into a named actor. Mounted only when
-//! fault injection is enabled, which validation refuses in production.
+//! fault injection is enabled, which validation refuses in production, and even then behind the
+//! guard with an `admin` token.
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;

@@ -39,7 +39,12 @@ pub fn routes(settings: &Settings) -> impl FnOnce(&mut web::ServiceConfig) {
             cfg.service(web::resource("/metrics").route(web::get().to(metrics::metrics)));
         }
         if faults {
-            cfg.service(web::resource("/internal/faults/{actor}").route(web::post().to(faults::inject)));
+            // Behind the guard: the policy table names no scope for it, so it needs `admin`.
+            cfg.service(
+                web::resource("/internal/faults/{actor}")
+                    .wrap(from_fn(guard::protect))
+                    .route(web::post().to(faults::inject)),
+            );
         }
         if role.serves_rest() {
             cfg.service(web::resource("/api/openapi.json").route(web::get().to(openapi::serve)));

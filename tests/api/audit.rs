@@ -22,7 +22,7 @@ use chrono::Utc;
 use nix::sys::signal::Signal;
 use serde_json::json;
 
-use crate::helpers::{eventually, run_cli, sample, spawn_with, Process, TestApp};
+use crate::helpers::{eventually, run_cli, sample, spawn_with, test_token, Process, TestApp};
 
 fn event(resource: String) -> AuditEvent {
     AuditEvent {
@@ -286,9 +286,11 @@ async fn sigterm_writes_every_queued_record_before_exit() {
     ]);
     let address = process.address().await;
     let client = reqwest::Client::new();
+    let admin = test_token("root", &["admin"]);
     for _ in 0..25 {
         let res = client
             .post(format!("{address}/internal/faults/adapter-pool"))
+            .bearer_auth(&admin)
             .json(&json!({"kind": "delay", "millis": 1}))
             .send()
             .await
@@ -308,14 +310,22 @@ async fn sigterm_writes_every_queued_record_before_exit() {
 async fn a_thousand_concurrent_audited_requests_leave_exactly_a_thousand_verifiable_records() {
     let dir = tempfile::tempdir().unwrap();
     let live = dir.path().join("audit.log");
-    let app = app_with_audit(&live, |s| s.rate_limit.api_read.per_ip = 10_000).await;
+    let app = app_with_audit(&live, |s| {
+        s.rate_limit.api_read.per_ip = 10_000;
+        s.rate_limit.api_write.per_ip = 10_000;
+        s.rate_limit.api_write.per_subject = 10_000;
+    })
+    .await;
     let writer = writer(&app).await;
     let token = app.token("ops", &["system:read"]);
+    let admin = app.token("root", &["admin"]);
     // 500 state-changing requests (each records success) and 500 authorization failures (each
     // records a denial), all at once.
     let changes = (0..500).map(|_| {
-        let (client, url) = (app.client.clone(), app.url("/internal/faults/adapter-pool"));
-        actix_rt::spawn(async move { client.post(url).json(&json!({"kind": "delay", "millis": 0})).send().await })
+        let (client, url, admin) = (app.client.clone(), app.url("/internal/faults/adapter-pool"), admin.clone());
+        actix_rt::spawn(async move {
+            client.post(url).bearer_auth(admin).json(&json!({"kind": "delay", "millis": 0})).send().await
+        })
     });
     let denials = (0..500).map(|i| {
         let (client, url) = (app.client.clone(), app.url("/api/v1/system/actors"));

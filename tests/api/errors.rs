@@ -22,9 +22,11 @@ async fn unknown_routes_wrong_methods_bad_bodies_are_problems() {
     assert_eq!((status, body["code"].as_str()), (405, Some("method_not_allowed")));
 
     let url = app.url("/internal/faults/adapter-pool");
+    let admin = app.token("root", &["admin"]);
     let res = app
         .client
         .post(&url)
+        .bearer_auth(&admin)
         .header("content-type", "application/json")
         .body(r#"{"kind": "delay", "millis": "soon"}"#)
         .send()
@@ -38,6 +40,7 @@ async fn unknown_routes_wrong_methods_bad_bodies_are_problems() {
     let res = app
         .client
         .post(&url)
+        .bearer_auth(&admin)
         .header("content-type", "application/json")
         .body(r#"{"kind": "explode"}"#)
         .send()
@@ -46,14 +49,30 @@ async fn unknown_routes_wrong_methods_bad_bodies_are_problems() {
     let (status, body) = problem(res).await;
     assert_eq!((status, body["field"].as_str()), (400, Some("kind")));
 
-    let res = app.client.post(&url).header("content-type", "application/json").body("{not json").send().await.unwrap();
+    let res = app
+        .client
+        .post(&url)
+        .bearer_auth(&admin)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(problem(res).await.0, 400);
 
     let big = json!({"kind": "panic", "padding": "x".repeat(4096)});
-    let (status, body) = problem(app.client.post(&url).json(&big).send().await.unwrap()).await;
+    let (status, body) = problem(app.client.post(&url).bearer_auth(&admin).json(&big).send().await.unwrap()).await;
     assert_eq!((status, body["code"].as_str()), (413, Some("payload_too_large")));
 
-    let res = app.client.post(&url).header("content-type", "text/plain").body("panic").send().await.unwrap();
+    let res = app
+        .client
+        .post(&url)
+        .bearer_auth(&admin)
+        .header("content-type", "text/plain")
+        .body("panic")
+        .send()
+        .await
+        .unwrap();
     let (status, body) = problem(res).await;
     assert_eq!((status, body["code"].as_str()), (415, Some("unsupported_media_type")));
 
@@ -66,6 +85,24 @@ async fn fault_injection_is_absent_unless_enabled() {
     let app = spawn_with(|s| s.fault_injection.enabled = false).await;
     let (status, _) = problem(app.inject("adapter-pool", json!({"kind": "panic"})).await).await;
     assert_eq!(status, 404);
+}
+
+#[actix_web::test]
+async fn fault_injection_even_when_enabled_needs_an_admin_token() {
+    let app = spawn_app().await;
+    let url = app.url("/internal/faults/adapter-pool");
+    let fault = json!({"kind": "panic"});
+    let (status, body) = problem(app.client.post(&url).json(&fault).send().await.unwrap()).await;
+    assert_eq!((status, body["code"].as_str()), (401, Some("token_missing")));
+    let operator = app.token("ops", &["system:read", "system:write"]);
+    let (status, body) = problem(app.post_as("/internal/faults/adapter-pool", &operator, &fault).await).await;
+    assert_eq!(
+        (status, body["code"].as_str(), body["missing_scope"].as_str()),
+        (403, Some("scope_missing"), Some("admin"))
+    );
+    let health = app.health().await;
+    assert_eq!(health["actors"][0]["restarts"], 0, "no refused fault reached the actor: {health}");
+    assert_eq!(app.inject("adapter-pool", fault).await.status(), 503, "an admin's fault reaches it");
 }
 
 #[actix_web::test]

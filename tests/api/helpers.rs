@@ -13,7 +13,7 @@ use std::{
 use actix_web::web;
 use beryl_core_api::{
     auth::KeySet,
-    config::{Settings, Sources},
+    config::{AuthSettings, Settings, Sources},
     http::AppState,
     startup::Application,
 };
@@ -62,6 +62,13 @@ pub fn test_settings() -> Settings {
 /// The HS256 key test applications verify tokens with.
 pub const TEST_JWT_KEY: &str = "test-signing-key-0123456789abcdef0123456789";
 
+/// A token signed with [`TEST_JWT_KEY`], for applications running as a child process.
+pub fn test_token(subject: &str, scopes: &[&str]) -> String {
+    let settings = AuthSettings { jwt_secret_key: Some(TEST_JWT_KEY.into()), ..Default::default() };
+    let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+    KeySet::from_settings(&settings).expect("keys").mint(subject, &scopes, chrono::Duration::minutes(10)).expect("mint")
+}
+
 /// A running application.
 pub struct TestApp {
     pub address: String,
@@ -88,7 +95,8 @@ impl TestApp {
     }
 
     pub async fn inject(&self, actor: &str, body: serde_json::Value) -> reqwest::Response {
-        self.client.post(self.url(&format!("/internal/faults/{actor}"))).json(&body).send().await.expect("POST fault")
+        let admin = self.token("root", &["admin"]);
+        self.post_as(&format!("/internal/faults/{actor}"), &admin, &body).await
     }
 
     /// A token for `subject` with `scopes`, signed with the app's current key.
@@ -187,7 +195,8 @@ pub struct Process {
 }
 
 impl Process {
-    /// Start `beryl-core-api serve` with JSON logs on a free port, plus `vars`.
+    /// Start `beryl-core-api serve` with JSON logs on a free port, verifying tokens with
+    /// [`TEST_JWT_KEY`], plus `vars`.
     pub fn serve(vars: &[(&str, &str)]) -> Process {
         let mut command = Command::new(env!("CARGO_BIN_EXE_beryl-core-api"));
         command
@@ -199,6 +208,7 @@ impl Process {
             .env("LOG_LEVEL", "info")
             .env("HOST", "127.0.0.1")
             .env("PORT", "0")
+            .env("JWT_SECRET_KEY", TEST_JWT_KEY)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         for (k, v) in vars {

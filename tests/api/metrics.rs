@@ -65,6 +65,7 @@ async fn http_metrics_are_labelled_by_route_template_never_raw_paths() {
     let app = spawn_app().await;
     app.client
         .post(app.url("/internal/faults/some-unknown-actor"))
+        .bearer_auth(app.token("root", &["admin"]))
         .json(&serde_json::json!({"kind": "fatal"}))
         .send()
         .await

@@ -5,7 +5,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use serde_json::json;
 
-use crate::helpers::{run_cli, Process};
+use crate::helpers::{run_cli, test_token, Process};
 
 #[test]
 fn invalid_settings_exit_non_zero_and_name_every_problem() {
@@ -60,6 +60,7 @@ async fn the_request_id_is_on_every_log_line_of_its_request_even_inside_actors()
     let client = reqwest::Client::new();
     let res = client
         .post(format!("{address}/internal/faults/adapter-pool"))
+        .bearer_auth(test_token("root", &["admin"]))
         .header("X-Request-ID", "trace-me-7f3a")
         .json(&json!({"kind": "panic"}))
         .send()
@@ -104,6 +105,7 @@ async fn sigterm_lets_in_flight_requests_finish_and_exits_zero() {
             actix_rt::spawn(async move {
                 client
                     .post(url)
+                    .bearer_auth(test_token("root", &["admin"]))
                     .json(&json!({"kind": "delay", "millis": 800}))
                     .send()
                     .await
