@@ -163,18 +163,25 @@ impl Application {
         self.state.clone()
     }
 
-    /// Serve until `shutdown` resolves, then stop accepting, let in-flight requests finish, let
-    /// every actor drain its mailbox and return, all within the configured grace period.
+    /// Serve until `shutdown` resolves; then answer readiness with 503 while still accepting for
+    /// the drain delay, stop accepting, let in-flight requests finish, let every actor drain its
+    /// mailbox and return, within the configured grace period after the delay.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + 'static) -> anyhow::Result<()> {
         let Self { server, state, .. } = self;
         let handle = server.handle();
         let registry = state.registry.clone();
+        let drain = state.settings.server.shutdown_drain_delay();
         let (tx, rx) = tokio::sync::oneshot::channel();
         actix_rt::spawn(async move {
             shutdown.await;
-            let at = Instant::now();
             registry.begin_shutdown();
-            tracing::info!("shutdown requested: no new connections, finishing in-flight requests");
+            tracing::info!(
+                drain_delay_secs = drain.as_secs(),
+                "shutdown requested: readiness answers 503, still accepting during the drain delay"
+            );
+            actix_rt::time::sleep(drain).await;
+            let at = Instant::now();
+            tracing::info!("drain delay over: no new connections, finishing in-flight requests");
             let _ = tx.send(at);
             handle.stop(true).await;
         });

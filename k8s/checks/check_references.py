@@ -33,6 +33,7 @@ SERVICE_ENV = {
     "SERVICE_ROLE", "SHUTDOWN_GRACE_PERIOD", "FAULT_INJECTION_ENABLED", "CONFIG_DIR", "POD_NAME",
     "JWT_KEY_ID", "JWT_KEY_ID_PREVIOUS", "JWT_PUBLIC_KEY_FILE", "JWT_JWKS_FILE", "JWT_ISSUER", "JWT_AUDIENCE",
     "CORS_ALLOWED_ORIGINS", "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "TRUSTED_PROXIES", "SHUTDOWN_DRAIN_DELAY", "JWT_SECRET_KEY_PREVIOUS_UNTIL",
 }
 
 
@@ -156,8 +157,9 @@ def check_deployment(ix: Index, dep: dict, config: dict) -> None:
         error(dep, "pod securityContext needs runAsNonRoot: true and seccompProfile RuntimeDefault")
     grace = pod.get("terminationGracePeriodSeconds", 30)
     drain = int(config.get("SHUTDOWN_GRACE_PERIOD", 25))
-    if grace <= drain:
-        error(dep, f"terminationGracePeriodSeconds {grace} must exceed SHUTDOWN_GRACE_PERIOD {drain}")
+    delay = int(config.get("SHUTDOWN_DRAIN_DELAY", 5))
+    if grace <= drain + delay:
+        error(dep, f"terminationGracePeriodSeconds {grace} must exceed SHUTDOWN_DRAIN_DELAY {delay} + SHUTDOWN_GRACE_PERIOD {drain}")
     volumes = {v["name"]: v for v in pod.get("volumes") or []}
     for v in volumes.values():
         claim = (v.get("persistentVolumeClaim") or {}).get("claimName")

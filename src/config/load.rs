@@ -39,7 +39,9 @@ pub const FLAT_VARIABLES: &[(&str, &str)] = &[
     ("PORT", "server.port"),
     ("SERVICE_ROLE", "server.role"),
     ("SHUTDOWN_GRACE_PERIOD", "server.shutdown_grace_period_secs"),
+    ("SHUTDOWN_DRAIN_DELAY", "server.shutdown_drain_delay_secs"),
     ("FAULT_INJECTION_ENABLED", "fault_injection.enabled"),
+    ("TRUSTED_PROXIES", "rate_limit.trusted_proxies"),
 ];
 
 /// Prefix of the nested form: `BERYL__SUPERVISION__MAX_RESTARTS=5`.
@@ -109,17 +111,18 @@ impl Settings {
                 if value.is_empty() {
                     continue;
                 }
-                let value: Value = if matches!(*var, "CORS_ALLOWED_ORIGINS" | "KAFKA_INBOUND_TOPICS") {
-                    value
-                        .split(',')
-                        .map(str::trim)
-                        .filter(|o| !o.is_empty())
-                        .map(String::from)
-                        .collect::<Vec<_>>()
-                        .into()
-                } else {
-                    value.into()
-                };
+                let value: Value =
+                    if matches!(*var, "CORS_ALLOWED_ORIGINS" | "KAFKA_INBOUND_TOPICS" | "TRUSTED_PROXIES") {
+                        value
+                            .split(',')
+                            .map(str::trim)
+                            .filter(|o| !o.is_empty())
+                            .map(String::from)
+                            .collect::<Vec<_>>()
+                            .into()
+                    } else {
+                        value.into()
+                    };
                 builder = match builder.set_override(*key, value) {
                     Ok(b) => b,
                     Err(e) => return Err(SettingsProblems(vec![problem_from(key, &e)])),

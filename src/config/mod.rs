@@ -39,7 +39,7 @@ pub use health::HealthSettings;
 pub use load::{variables_for, Sources, FLAT_VARIABLES, NESTED_PREFIX};
 pub use log::{LogFormat, LogSettings};
 pub use metrics::MetricsSettings;
-pub use rate_limit::{RateLimitGroup, RateLimitSettings};
+pub use rate_limit::{IpNetwork, RateLimitGroup, RateLimitSettings};
 pub use redis::RedisSettings;
 pub use secret::{Secret, SecretUrl};
 pub use server::ServerSettings;

@@ -1,6 +1,8 @@
 //! `rate_limit`: limits per route group, per subject and per client IP.
 
-use serde::{Deserialize, Serialize};
+use std::{fmt, net::IpAddr, str::FromStr};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{Section, SettingsProblems, ValidationContext};
 
@@ -10,8 +12,10 @@ use super::{Section, SettingsProblems, ValidationContext};
 pub struct RateLimitSettings {
     /// Apply rate limits.
     pub enabled: bool,
-    /// Take the client IP from `X-Forwarded-For` (only behind a trusted proxy such as the ingress).
-    pub trust_forwarded_for: bool,
+    /// Networks of the proxies in front of the service, as CIDRs (TRUSTED_PROXIES,
+    /// comma-separated). `X-Forwarded-For` is read only from a peer in one of them, and the
+    /// client is its right-most address that is not; empty (the default): the header is ignored.
+    pub trusted_proxies: Vec<IpNetwork>,
     /// Longest wait for Redis before failing open, milliseconds.
     pub redis_timeout_ms: u64,
     /// Reads under `/api`.
@@ -26,7 +30,7 @@ impl Default for RateLimitSettings {
     fn default() -> Self {
         Self {
             enabled: true,
-            trust_forwarded_for: false,
+            trusted_proxies: Vec::new(),
             redis_timeout_ms: 50,
             api_read: RateLimitGroup { per_subject: 1200, per_ip: 2400, period_secs: 60 },
             api_write: RateLimitGroup { per_subject: 300, per_ip: 600, period_secs: 60 },
@@ -48,6 +52,71 @@ pub struct RateLimitGroup {
     pub period_secs: u64,
 }
 
+/// A network in CIDR notation (`10.0.0.0/8`, `fd00::/8`); a bare address is a network of one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNetwork {
+    address: IpAddr,
+    prefix: u8,
+}
+
+impl IpNetwork {
+    /// Whether `ip` is in the network (an IPv4-mapped IPv6 address counts as its IPv4 address).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.address, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for IpNetwork {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let invalid = || format!("`{text}` is not a network in CIDR notation (e.g. 10.0.0.0/8)");
+        let (address, prefix) = match text.trim().split_once('/') {
+            Some((address, prefix)) => (address, Some(prefix)),
+            None => (text.trim(), None),
+        };
+        let address: IpAddr = address.parse().map_err(|_| invalid())?;
+        let max = if address.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(invalid)?,
+        };
+        Ok(Self { address, prefix })
+    }
+}
+
+impl fmt::Display for IpNetwork {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.address, self.prefix)
+    }
+}
+
+impl Serialize for IpNetwork {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for IpNetwork {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl Section for RateLimitSettings {
     fn validate(&self, _: &ValidationContext, problems: &mut SettingsProblems) {
         for (name, group) in [("api_read", self.api_read), ("api_write", self.api_write), ("graphql", self.graphql)] {
@@ -58,6 +127,28 @@ impl Section for RateLimitSettings {
                     "for example 60",
                 );
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn networks_parse_and_contain_their_addresses() {
+        let net: IpNetwork = "10.0.0.0/8".parse().unwrap();
+        assert!(net.contains("10.200.3.4".parse().unwrap()));
+        assert!(!net.contains("11.0.0.1".parse().unwrap()));
+        assert!(net.contains("::ffff:10.1.2.3".parse().unwrap()), "IPv4-mapped IPv6 counts as IPv4");
+        let one: IpNetwork = "192.0.2.7".parse().unwrap();
+        assert!(one.contains("192.0.2.7".parse().unwrap()) && !one.contains("192.0.2.8".parse().unwrap()));
+        let all: IpNetwork = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains("203.0.113.1".parse().unwrap()));
+        let v6: IpNetwork = "fd00::/8".parse().unwrap();
+        assert!(v6.contains("fd12::1".parse().unwrap()) && !v6.contains("fe80::1".parse().unwrap()));
+        for bad in ["10.0.0.0/33", "10.0.0/8", "proxy", "::/129", ""] {
+            assert!(bad.parse::<IpNetwork>().is_err(), "{bad}");
         }
     }
 }

@@ -21,6 +21,11 @@ pub struct ServerSettings {
     /// Seconds allowed for in-flight requests and actor mailboxes to drain after SIGTERM
     /// (SHUTDOWN_GRACE_PERIOD). Keep it below Kubernetes' terminationGracePeriodSeconds.
     pub shutdown_grace_period_secs: u64,
+    /// Seconds the listener keeps accepting after SIGTERM, readiness already answering 503, so
+    /// that requests routed while the endpoints update still find it open
+    /// (SHUTDOWN_DRAIN_DELAY); the grace period starts after it. Kubernetes'
+    /// terminationGracePeriodSeconds must exceed the two together.
+    pub shutdown_drain_delay_secs: u64,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
     /// Longest time a client may take to send the request head, seconds; handlers themselves are
@@ -36,6 +41,7 @@ impl Default for ServerSettings {
             role: Role::All,
             workers: 0,
             shutdown_grace_period_secs: 25,
+            shutdown_drain_delay_secs: 5,
             max_body_bytes: 256 * 1024,
             request_timeout_secs: 30,
         }
@@ -46,6 +52,11 @@ impl ServerSettings {
     /// Grace period as a duration.
     pub fn shutdown_grace_period(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_period_secs)
+    }
+
+    /// Drain delay as a duration.
+    pub fn shutdown_drain_delay(&self) -> Duration {
+        Duration::from_secs(self.shutdown_drain_delay_secs)
     }
 }
 
@@ -63,6 +74,13 @@ impl Section for ServerSettings {
                 "server.shutdown_grace_period_secs",
                 format!("{} is out of range", self.shutdown_grace_period_secs),
                 "give a number of seconds between 1 and 600, below terminationGracePeriodSeconds",
+            );
+        }
+        if self.shutdown_drain_delay_secs > 120 {
+            problems.add(
+                "server.shutdown_drain_delay_secs",
+                format!("{} s is out of range", self.shutdown_drain_delay_secs),
+                "a few seconds, as long as the endpoints take to drop a terminating pod (0 to 120)",
             );
         }
         if self.max_body_bytes < 1024 {

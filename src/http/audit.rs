@@ -35,7 +35,7 @@ pub async fn audit_layer(
     let (Some(state), Some(route)) = (state, route) else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
-    let facts = RequestFacts::with_route(&req, route, state.guard.limits.trust_forwarded_for);
+    let facts = RequestFacts::with_route(&req, route, &state.guard.limits.trusted_proxies);
     if !state.guard.audit_ready() {
         state.metrics.with(|| metrics::counter!(telemetry::AUDIT_REFUSED_TOTAL).increment(1));
         let err = AppError::server(ErrorCode::AuditUnavailable, "the audit writer cannot take a record")

@@ -23,7 +23,7 @@ use crate::{
         rate_limit::{Decision, Limiter, Quota},
         required_scope, AuthError, KeySet, Principal,
     },
-    config::{AuditFailurePolicy, RateLimitGroup, RateLimitSettings},
+    config::{AuditFailurePolicy, IpNetwork, RateLimitGroup, RateLimitSettings},
     domain::audit::AuditEvent,
     error::{AppError, ErrorCode},
     telemetry::{self, Metrics},
@@ -89,20 +89,32 @@ pub fn is_read(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-/// The client address: the peer, or the first `X-Forwarded-For` hop behind a trusted proxy.
-pub fn client_ip(req: &ServiceRequest, trust_forwarded_for: bool) -> Option<IpAddr> {
-    if trust_forwarded_for {
-        let forwarded = req
-            .headers()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|ip| ip.trim().parse().ok());
-        if forwarded.is_some() {
-            return forwarded;
+/// The client address. `X-Forwarded-For` counts only when the peer is one of the trusted
+/// proxies; then the client is the right-most address of the header that is not a trusted proxy
+/// (every hop left of it could have been written by the client itself).
+pub fn client_ip(req: &ServiceRequest, trusted_proxies: &[IpNetwork]) -> Option<IpAddr> {
+    let peer = req.peer_addr().map(|a| a.ip())?;
+    let trusted = |ip: IpAddr| trusted_proxies.iter().any(|n| n.contains(ip));
+    if !trusted(peer) {
+        return Some(peer);
+    }
+    let hops: Vec<&str> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        // An entry that is no address ends the walk: nothing left of it can be trusted.
+        let Ok(ip) = hop.parse::<IpAddr>() else { break };
+        client = ip;
+        if !trusted(ip) {
+            break;
         }
     }
-    req.peer_addr().map(|a| a.ip())
+    Some(client)
 }
 
 fn bearer(req: &ServiceRequest) -> Result<&str, AuthError> {
@@ -196,17 +208,17 @@ pub struct RequestFacts {
 
 impl RequestFacts {
     /// The facts of `req`.
-    pub fn of(req: &ServiceRequest, trust_forwarded_for: bool) -> Self {
-        Self::with_route(req, req.match_pattern().unwrap_or_else(|| "unmatched".into()), trust_forwarded_for)
+    pub fn of(req: &ServiceRequest, trusted_proxies: &[IpNetwork]) -> Self {
+        Self::with_route(req, req.match_pattern().unwrap_or_else(|| "unmatched".into()), trusted_proxies)
     }
 
     /// The facts of `req`, whose route template is already known.
-    pub fn with_route(req: &ServiceRequest, route: String, trust_forwarded_for: bool) -> Self {
+    pub fn with_route(req: &ServiceRequest, route: String, trusted_proxies: &[IpNetwork]) -> Self {
         RequestFacts {
             method: req.method().clone(),
             route,
             path: req.path().to_string(),
-            ip: client_ip(req, trust_forwarded_for),
+            ip: client_ip(req, trusted_proxies),
             request_id: telemetry::current_request_id().map(|r| r.as_str().to_string()),
         }
     }
@@ -243,7 +255,7 @@ pub async fn protect(
     let Some(guard) = req.app_data::<web::Data<Guard>>().cloned() else {
         return Err(AppError::Unexpected(anyhow::anyhow!("guard missing from the app data")).into());
     };
-    let facts = RequestFacts::of(&req, guard.limits.trust_forwarded_for);
+    let facts = RequestFacts::of(&req, &guard.limits.trusted_proxies);
     let group = Group::of(&facts.method, &facts.path);
     let limits = group.limits(&guard.limits);
 

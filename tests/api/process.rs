@@ -129,3 +129,28 @@ async fn sigterm_lets_in_flight_requests_finish_and_exits_zero() {
     // New connections are refused once shutdown began.
     assert!(client.get(format!("{address}/health")).send().await.is_err());
 }
+
+#[actix_web::test]
+async fn after_sigterm_requests_are_answered_during_the_drain_delay_then_the_process_exits() {
+    let mut process = Process::serve(&[("SHUTDOWN_DRAIN_DELAY", "6"), ("SHUTDOWN_GRACE_PERIOD", "5")]);
+    let address = process.address().await;
+    let client = reqwest::Client::new();
+    let token = test_token("dana", &[]);
+    assert_eq!(client.get(format!("{address}/health/ready")).send().await.unwrap().status(), 200);
+    process.signal(Signal::SIGTERM);
+    // Readiness turns to 503 so that the endpoints drop the pod, while the listener still takes
+    // new connections and serves them: a request routed here meanwhile is answered.
+    crate::helpers::eventually("readiness to answer 503", Duration::from_secs(5), || async {
+        let res = reqwest::Client::new().get(format!("{address}/health/ready")).send().await.ok()?;
+        (res.status() == 503).then_some(())
+    })
+    .await;
+    let fresh = reqwest::Client::new();
+    let me = fresh.get(format!("{address}/api/v1/me")).bearer_auth(&token).send().await.expect("still accepting");
+    assert_eq!(me.status(), 200);
+    assert_eq!(process.exit_code(Duration::from_secs(30)).await, Some(0));
+    let messages: Vec<_> =
+        process.json_lines().iter().map(|l| l["message"].as_str().unwrap_or_default().to_string()).collect();
+    assert!(messages.iter().any(|m| m.starts_with("drain delay over")), "{messages:?}");
+    assert!(client.get(format!("{address}/health")).send().await.is_err(), "closed after the drain");
+}

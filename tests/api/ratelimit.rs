@@ -50,6 +50,43 @@ async fn the_client_ip_is_limited_before_authentication() {
     assert!(res.text().await.unwrap().contains("client IP"));
 }
 
+/// `GET /api/v1/me` without a token, from `X-Forwarded-For: forwarded`: the status only.
+async fn anonymous_from(app: &crate::helpers::TestApp, forwarded: &str) -> u16 {
+    let res = app.client.get(app.url("/api/v1/me")).header("x-forwarded-for", forwarded).send().await.unwrap();
+    res.status().as_u16()
+}
+
+#[actix_web::test]
+async fn behind_a_trusted_proxy_the_client_is_the_right_most_untrusted_forwarded_address() {
+    // The test client connects from loopback: here that is the ingress.
+    let app = spawn_with(|s| {
+        s.rate_limit.api_read.per_ip = 2;
+        s.rate_limit.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap(), "10.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    // A client writing its own first hop does not get a fresh budget: what the proxies appended
+    // (its real address, then an inner proxy's) is what counts.
+    for spoofed in ["192.0.2.1", "192.0.2.2"] {
+        assert_eq!(anonymous_from(&app, &format!("{spoofed}, 198.51.100.7, 10.1.2.3")).await, 401);
+    }
+    assert_eq!(anonymous_from(&app, "192.0.2.3, 198.51.100.7, 10.1.2.3").await, 429);
+    // Another client behind the same proxies has its own budget.
+    assert_eq!(anonymous_from(&app, "198.51.100.8").await, 401);
+}
+
+#[actix_web::test]
+async fn x_forwarded_for_from_an_untrusted_peer_is_ignored() {
+    let app = spawn_with(|s| {
+        s.rate_limit.api_read.per_ip = 2;
+        s.rate_limit.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    // Loopback is no trusted proxy: every request counts against it, whatever the header says.
+    assert_eq!(anonymous_from(&app, "198.51.100.1").await, 401);
+    assert_eq!(anonymous_from(&app, "198.51.100.2").await, 401);
+    assert_eq!(anonymous_from(&app, "198.51.100.3").await, 429);
+}
+
 #[actix_web::test]
 async fn embedded_mode_limits_in_process() {
     let app = spawn_with(|s| {
