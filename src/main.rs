@@ -49,8 +49,9 @@ fn mint(settings: &Settings, subject: &str, scopes: &[String], ttl_secs: i64) ->
         eprintln!("token mint is refused in production: tokens come from the identity provider");
         return ExitCode::from(2);
     }
-    if ttl_secs <= 0 || ttl_secs > 31 * 24 * 3600 {
-        eprintln!("--ttl-secs must be between 1 and 2678400");
+    let max = settings.auth.max_token_lifetime_secs;
+    if ttl_secs <= 0 || ttl_secs as u64 > max {
+        eprintln!("--ttl-secs must be between 1 and {max} (auth.max_token_lifetime_secs)");
         return ExitCode::from(2);
     }
     let token = KeySet::from_settings(&settings.auth)

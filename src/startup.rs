@@ -27,7 +27,7 @@ use crate::{
         outbox::{MemOutbox, OutboxSource},
         postgres::PgPool,
     },
-    auth::{rate_limit::Limiter, KeySet},
+    auth::{self, rate_limit::Limiter, KeySet, Revocations},
     config::{CorsSettings, Settings},
     graphql,
     http::{self, guard::Guard, problem, request_context::request_context, AppState},
@@ -90,8 +90,16 @@ impl Application {
             ),
             None => Limiter::memory(),
         };
+        // A round trip to the deny list is bounded by the interval it is read at.
+        let refresh = Duration::from_millis(settings.auth.refresh_interval_ms);
+        let revocations = Arc::new(match &connections.redis {
+            Some(connection) => Revocations::redis(connection.clone(), &settings.redis.key_prefix, refresh),
+            None => Revocations::memory(),
+        });
+        actix_rt::spawn(auth::keep_fresh(keys.clone(), revocations.clone(), refresh, metrics.clone()));
         let guard = web::Data::new(Guard {
             keys,
+            revocations,
             limiter,
             limits: settings.rate_limit.clone(),
             audit: audit.clone(),

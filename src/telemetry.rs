@@ -47,6 +47,8 @@ pub const HTTP_REQUESTS_IN_FLIGHT: &str = "beryl_http_requests_in_flight";
 pub const BUILD_INFO: &str = "beryl_build_info";
 /// Requests refused for a missing or invalid token, by error code.
 pub const AUTH_FAILURES_TOTAL: &str = "beryl_auth_failures_total";
+/// Times this replica could not read the shared list of revoked tokens (it keeps the last one).
+pub const AUTH_REVOCATION_SYNC_FAILURES_TOTAL: &str = "beryl_auth_revocation_sync_failures_total";
 /// Requests refused by a rate limit, by route group and what was limited (subject or ip).
 pub const RATELIMIT_LIMITED_TOTAL: &str = "beryl_ratelimit_limited_total";
 /// Requests let through without a rate-limit decision because the shared store was unavailable.
@@ -132,6 +134,11 @@ pub fn describe_metrics() {
     );
     describe_histogram!(LEDGER_BATCH_SIZE, Unit::Count, "Commands committed in one ledger transaction.");
     describe_counter!(AUTH_FAILURES_TOTAL, Unit::Count, "Requests refused for a missing or invalid token.");
+    describe_counter!(
+        AUTH_REVOCATION_SYNC_FAILURES_TOTAL,
+        Unit::Count,
+        "Times the shared list of revoked tokens could not be read (the last one known is kept)."
+    );
     describe_counter!(RATELIMIT_LIMITED_TOTAL, Unit::Count, "Requests refused by a rate limit.");
     describe_counter!(
         RATELIMIT_FAIL_OPEN_TOTAL,

@@ -4,9 +4,12 @@
 #   DATABASE_PASSWORD=... k8s/secrets/create-secrets.sh            create (or fill the empty Secret)
 #   k8s/secrets/create-secrets.sh --rotate-jwt [--restart]         new jwt-secret-key, the old one
 #                                                                  kept as jwt-secret-key-previous
+#                                                                  until jwt-secret-key-previous-until
 #
 # Environment: NAMESPACE (default beryl), DATABASE_PASSWORD (required to create), JWT_SECRET_KEY
-# (default: 32 random bytes, hex), REDIS_URL_SECRET (optional redis-url key, a URL with password).
+# (default: 32 random bytes, hex), REDIS_URL_SECRET (optional redis-url key, a URL with password),
+# JWT_PREVIOUS_WINDOW_SECS (how long the previous key stays accepted, default 86400: the longest
+# token lifetime).
 # Values never appear on a command line: they go through files in a private temporary directory.
 set -Eeuo pipefail
 
@@ -16,7 +19,7 @@ KUBECTL="${KUBECTL:-kubectl}"
 DEPLOYMENTS=(beryl-core-api graphql-gateway event-bus)
 
 usage() {
-	sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 die() {
@@ -68,17 +71,20 @@ create() {
 }
 
 rotate_jwt() {
-	local restart=$1 current new patch
+	local restart=$1 current new until patch
 	current=$("${KUBECTL}" get secret "${SECRET}" -n "${NAMESPACE}" -o go-template='{{index .data "jwt-secret-key"}}') ||
 		die "cannot read ${NAMESPACE}/${SECRET}"
 	[[ -n "${current}" ]] || die "${NAMESPACE}/${SECRET} has no jwt-secret-key to rotate"
 	# base64 of the key without a trailing newline (`openssl rand -hex 32 | base64` would add one).
 	new=$(printf '%s' "$(openssl rand -hex 32)" | base64 -w0)
-	# The current key stays valid as JWT_SECRET_KEY_PREVIOUS until the next rotation, so tokens
-	# signed before the rotation keep working while they expire.
-	patch=$(printf '[{"op":"add","path":"/data/jwt-secret-key-previous","value":"%s"},{"op":"replace","path":"/data/jwt-secret-key","value":"%s"}]' "${current}" "${new}")
+	# The current key stays valid as JWT_SECRET_KEY_PREVIOUS until JWT_SECRET_KEY_PREVIOUS_UNTIL:
+	# tokens signed before the rotation keep working while they expire, and not a moment longer
+	# (the window is the longest token lifetime, auth.max_token_lifetime_secs).
+	until=$(date -u -d "+${JWT_PREVIOUS_WINDOW_SECS:-86400} seconds" +%Y-%m-%dT%H:%M:%SZ)
+	until=$(printf '%s' "${until}" | base64 -w0)
+	patch=$(printf '[{"op":"add","path":"/data/jwt-secret-key-previous","value":"%s"},{"op":"add","path":"/data/jwt-secret-key-previous-until","value":"%s"},{"op":"replace","path":"/data/jwt-secret-key","value":"%s"}]' "${current}" "${until}" "${new}")
 	"${KUBECTL}" patch secret "${SECRET}" -n "${NAMESPACE}" --type=json -p "${patch}" >/dev/null
-	echo "jwt-secret-key rotated in ${NAMESPACE}/${SECRET} (previous key kept as jwt-secret-key-previous)"
+	echo "jwt-secret-key rotated in ${NAMESPACE}/${SECRET} (previous key kept as jwt-secret-key-previous until jwt-secret-key-previous-until)"
 	if [[ ${restart} == true ]]; then
 		local deployment
 		for deployment in "${DEPLOYMENTS[@]}"; do

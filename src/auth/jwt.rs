@@ -1,7 +1,12 @@
-//! JWT verification: HS256 with the current key and, during rotation, the previous one; RS256 and
-//! ES256 with a PEM public key or a JWKS file. Every way a token can be wrong has its own error.
+//! JWT verification: HS256 with the current key and, during rotation, the previous one until
+//! its configured end; RS256 and ES256 with a PEM public key or a JWKS file, read again when the
+//! file changes. Every way a token can be wrong has its own error.
 
-use std::{collections::BTreeSet, path::Path, str::FromStr};
+use std::{
+    collections::BTreeSet,
+    path::{Path, PathBuf},
+    str::FromStr,
+};
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use chrono::{DateTime, Utc};
@@ -50,9 +55,15 @@ pub enum AuthError {
     /// `aud` does not include the configured audience.
     #[error("wrong audience")]
     WrongAudience,
-    /// A required claim is missing or has the wrong type.
+    /// A required claim is missing, empty (`sub`) or has the wrong type.
     #[error("invalid claims")]
     InvalidClaims,
+    /// The token lives longer than `auth.max_token_lifetime_secs` (from `iat`, or from now).
+    #[error("token lifetime too long")]
+    LifetimeTooLong,
+    /// The token's `jti` was revoked.
+    #[error("token revoked")]
+    Revoked,
 }
 
 impl Coded for AuthError {
@@ -69,6 +80,8 @@ impl Coded for AuthError {
             Self::WrongIssuer => ErrorCode::TokenWrongIssuer,
             Self::WrongAudience => ErrorCode::TokenWrongAudience,
             Self::InvalidClaims => ErrorCode::TokenInvalidClaims,
+            Self::LifetimeTooLong => ErrorCode::TokenLifetimeTooLong,
+            Self::Revoked => ErrorCode::TokenRevoked,
         }
     }
 
@@ -101,14 +114,24 @@ pub struct Claims {
     pub iat: Option<i64>,
     /// Issuer.
     pub iss: String,
-    /// Audience.
-    pub aud: String,
+    /// Audience: one, or several (RFC 7519 allows a string or an array).
+    pub aud: Audience,
     /// Space-separated scopes (OAuth 2.0 style).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
     /// Token id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
+}
+
+/// The `aud` claim: a string or an array of strings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    /// A single audience.
+    One(String),
+    /// Several audiences.
+    Many(Vec<String>),
 }
 
 #[derive(Deserialize)]
@@ -121,32 +144,67 @@ struct VerifyingKey {
     kid: Option<String>,
     algorithm: Algorithm,
     key: DecodingKey,
+    /// Accepted until then (the previous HS256 key during rotation).
+    until: Option<DateTime<Utc>>,
+}
+
+impl VerifyingKey {
+    fn new(kid: Option<String>, algorithm: Algorithm, key: DecodingKey) -> Self {
+        Self { kid, algorithm, key, until: None }
+    }
+
+    fn usable(&self, now: DateTime<Utc>) -> bool {
+        self.until.is_none_or(|until| now < until)
+    }
+}
+
+/// A key file (PEM public key or JWKS) and what was last read from it.
+struct KeyFile {
+    path: PathBuf,
+    jwks: bool,
+    contents: Vec<u8>,
+    keys: Vec<VerifyingKey>,
+}
+
+impl KeyFile {
+    fn read(path: &Path, jwks: bool) -> anyhow::Result<Self> {
+        let contents = std::fs::read(path).map_err(|e| anyhow::anyhow!("read {}: {e}", path.display()))?;
+        let keys = if jwks { jwks_keys(path, &contents)? } else { vec![pem_key(path, &contents)?] };
+        Ok(Self { path: path.to_path_buf(), jwks, contents, keys })
+    }
 }
 
 /// Tokens already verified by this key set, so that a client sending the same token on every
-/// request pays for its signature once. Keyed by the whole token; an entry is used only while
-/// the token's `exp` (with leeway) has not passed, and the cache is emptied when full.
+/// request pays for its signature once. Keyed by the whole token; an entry is used only until
+/// the token's `exp` (with leeway) or the end of the key that verified it, whichever is first,
+/// and the cache is emptied when full or when a key file changes.
 #[derive(Default)]
 struct VerifiedTokens {
-    entries: parking_lot::RwLock<std::collections::HashMap<Box<str>, Principal>>,
+    entries: parking_lot::RwLock<std::collections::HashMap<Box<str>, Verified>>,
 }
+
+/// A verified token's principal, and until when the verification holds.
+type Verified = (Principal, DateTime<Utc>);
 
 const VERIFIED_TOKENS_MAX: usize = 16_384;
 
 impl VerifiedTokens {
-    fn get(&self, token: &str, leeway: u64) -> Option<Principal> {
+    fn get(&self, token: &str) -> Option<Principal> {
         let entries = self.entries.read();
-        let principal = entries.get(token)?;
-        let deadline = principal.expires_at + chrono::Duration::seconds(leeway as i64);
-        (Utc::now() < deadline).then(|| principal.clone())
+        let (principal, deadline) = entries.get(token)?;
+        (Utc::now() < *deadline).then(|| principal.clone())
     }
 
-    fn put(&self, token: &str, principal: &Principal) {
+    fn put(&self, token: &str, principal: &Principal, deadline: DateTime<Utc>) {
         let mut entries = self.entries.write();
         if entries.len() >= VERIFIED_TOKENS_MAX {
             entries.clear();
         }
-        entries.insert(token.into(), principal.clone());
+        entries.insert(token.into(), (principal.clone(), deadline));
+    }
+
+    fn clear(&self) {
+        self.entries.write().clear();
     }
 }
 
@@ -154,10 +212,12 @@ impl VerifiedTokens {
 pub struct KeySet {
     verified: VerifiedTokens,
     keys: Vec<VerifyingKey>,
+    files: parking_lot::RwLock<Vec<KeyFile>>,
     signing: Option<(Option<String>, EncodingKey)>,
     issuer: String,
     audience: String,
     leeway: u64,
+    max_lifetime: i64,
 }
 
 impl KeySet {
@@ -166,59 +226,99 @@ impl KeySet {
         let mut keys = Vec::new();
         let mut signing = None;
         if let Some(secret) = &auth.jwt_secret_key {
-            keys.push(VerifyingKey {
-                kid: auth.jwt_key_id.clone(),
-                algorithm: Algorithm::HS256,
-                key: DecodingKey::from_secret(secret.expose().as_bytes()),
-            });
+            let key = DecodingKey::from_secret(secret.expose().as_bytes());
+            keys.push(VerifyingKey::new(auth.jwt_key_id.clone(), Algorithm::HS256, key));
             signing = Some((auth.jwt_key_id.clone(), EncodingKey::from_secret(secret.expose().as_bytes())));
         }
         if let Some(secret) = &auth.jwt_secret_key_previous {
+            let key = DecodingKey::from_secret(secret.expose().as_bytes());
             keys.push(VerifyingKey {
-                kid: auth.jwt_key_id_previous.clone(),
-                algorithm: Algorithm::HS256,
-                key: DecodingKey::from_secret(secret.expose().as_bytes()),
+                until: auth.jwt_secret_key_previous_until,
+                ..VerifyingKey::new(auth.jwt_key_id_previous.clone(), Algorithm::HS256, key)
             });
         }
+        let mut files = Vec::new();
         if let Some(path) = &auth.public_key_file {
-            keys.push(pem_key(path)?);
+            files.push(KeyFile::read(path, false)?);
         }
         if let Some(path) = &auth.jwks_file {
-            keys.extend(jwks_keys(path)?);
+            files.push(KeyFile::read(path, true)?);
         }
         Ok(Self {
             verified: VerifiedTokens::default(),
             keys,
+            files: parking_lot::RwLock::new(files),
             signing,
             issuer: auth.issuer.clone(),
             audience: auth.audience.clone(),
             leeway: auth.leeway_secs,
+            max_lifetime: i64::try_from(auth.max_token_lifetime_secs).unwrap_or(i64::MAX),
         })
     }
 
     /// Whether any key is configured.
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.keys.is_empty() && self.files.read().iter().all(|f| f.keys.is_empty())
+    }
+
+    /// Read the PEM and JWKS files again and take their keys when a file changed; a file that
+    /// cannot be read or parsed leaves its previous keys in place. Returns the files that changed.
+    pub fn reload_files(&self) -> Vec<PathBuf> {
+        let mut reloaded = Vec::new();
+        let current: Vec<(PathBuf, bool, Vec<u8>)> =
+            self.files.read().iter().map(|f| (f.path.clone(), f.jwks, f.contents.clone())).collect();
+        for (index, (path, jwks, contents)) in current.into_iter().enumerate() {
+            match std::fs::read(&path) {
+                Ok(now) if now == contents => {}
+                Ok(_) => match KeyFile::read(&path, jwks) {
+                    Ok(file) => {
+                        self.files.write()[index] = file;
+                        reloaded.push(path);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "key file changed but is unusable: keeping its previous keys"),
+                },
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "key file unreadable: keeping its previous keys")
+                }
+            }
+        }
+        if !reloaded.is_empty() {
+            // A key that left the file must stop verifying at once.
+            self.verified.clear();
+            tracing::info!(files = ?reloaded, "key files reloaded");
+        }
+        reloaded
     }
 
     /// Verify a bearer token and return who it speaks for.
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        if let Some(principal) = self.verified.get(token, self.leeway) {
+        if let Some(principal) = self.verified.get(token) {
             return Ok(principal);
         }
-        let principal = self.verify_signature(token)?;
-        self.verified.put(token, &principal);
+        let (principal, key_until) = self.verify_signature(token)?;
+        let mut deadline = principal.expires_at + chrono::Duration::seconds(self.leeway as i64);
+        if let Some(until) = key_until {
+            deadline = deadline.min(until);
+        }
+        self.verified.put(token, &principal, deadline);
         Ok(principal)
     }
 
-    fn verify_signature(&self, token: &str) -> Result<Principal, AuthError> {
+    fn verify_signature(&self, token: &str) -> Result<(Principal, Option<DateTime<Utc>>), AuthError> {
         let header = raw_header(token)?;
         let alg_name = header.alg.ok_or(AuthError::Malformed)?;
         if alg_name.eq_ignore_ascii_case("none") {
             return Err(AuthError::AlgorithmNone);
         }
         let algorithm = Algorithm::from_str(&alg_name).map_err(|_| AuthError::AlgorithmNotAllowed)?;
-        let candidates: Vec<&VerifyingKey> = self.keys.iter().filter(|k| k.algorithm == algorithm).collect();
+        let now = Utc::now();
+        let files = self.files.read();
+        let candidates: Vec<&VerifyingKey> = self
+            .keys
+            .iter()
+            .chain(files.iter().flat_map(|f| &f.keys))
+            .filter(|k| k.algorithm == algorithm && k.usable(now))
+            .collect();
         if candidates.is_empty() {
             return Err(AuthError::AlgorithmNotAllowed);
         }
@@ -240,12 +340,46 @@ impl KeySet {
         validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
         for key in candidates {
             match jsonwebtoken::decode::<Claims>(token, &key.key, &validation) {
-                Ok(TokenData { claims, .. }) => return Ok(principal(claims)),
+                Ok(TokenData { claims, .. }) => {
+                    self.check_claims(&claims, now)?;
+                    return Ok((principal(claims), key.until));
+                }
                 Err(e) if matches!(e.kind(), ErrorKind::InvalidSignature) => continue,
                 Err(e) => return Err(classify(e.kind())),
             }
         }
         Err(AuthError::InvalidSignature)
+    }
+
+    /// What the library does not check: a subject that names someone, an `iat` in the past, and
+    /// a lifetime within the maximum (from `iat`, and from now for tokens without one).
+    fn check_claims(&self, claims: &Claims, now: DateTime<Utc>) -> Result<(), AuthError> {
+        if claims.sub.trim().is_empty() {
+            return Err(AuthError::InvalidClaims);
+        }
+        let (now, leeway) = (now.timestamp(), self.leeway as i64);
+        if let Some(iat) = claims.iat {
+            if iat > now.saturating_add(leeway) {
+                return Err(AuthError::NotYetValid);
+            }
+            if claims.exp.saturating_sub(iat) > self.max_lifetime {
+                return Err(AuthError::LifetimeTooLong);
+            }
+        }
+        if claims.exp.saturating_sub(now) > self.max_lifetime.saturating_add(leeway) {
+            return Err(AuthError::LifetimeTooLong);
+        }
+        Ok(())
+    }
+
+    /// The longest lifetime a token may have, seconds.
+    pub fn max_lifetime_secs(&self) -> i64 {
+        self.max_lifetime
+    }
+
+    /// Clock skew tolerated, seconds.
+    pub fn leeway_secs(&self) -> u64 {
+        self.leeway
     }
 
     /// Sign a token with the current HS256 key (development tooling and tests).
@@ -258,7 +392,7 @@ impl KeySet {
             nbf: Some(now.timestamp()),
             iat: Some(now.timestamp()),
             iss: self.issuer.clone(),
-            aud: self.audience.clone(),
+            aud: Audience::One(self.audience.clone()),
             scope: Some(scopes.join(" ")),
             jti: Some(uuid::Uuid::now_v7().to_string()),
         };
@@ -300,20 +434,18 @@ fn principal(claims: Claims) -> Principal {
     }
 }
 
-fn pem_key(path: &Path) -> anyhow::Result<VerifyingKey> {
-    let pem = std::fs::read(path).map_err(|e| anyhow::anyhow!("read {}: {e}", path.display()))?;
-    if let Ok(key) = DecodingKey::from_rsa_pem(&pem) {
-        return Ok(VerifyingKey { kid: None, algorithm: Algorithm::RS256, key });
+fn pem_key(path: &Path, pem: &[u8]) -> anyhow::Result<VerifyingKey> {
+    if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
+        return Ok(VerifyingKey::new(None, Algorithm::RS256, key));
     }
-    let key = DecodingKey::from_ec_pem(&pem)
+    let key = DecodingKey::from_ec_pem(pem)
         .map_err(|e| anyhow::anyhow!("{} is neither an RSA nor an EC public key: {e}", path.display()))?;
-    Ok(VerifyingKey { kid: None, algorithm: Algorithm::ES256, key })
+    Ok(VerifyingKey::new(None, Algorithm::ES256, key))
 }
 
-fn jwks_keys(path: &Path) -> anyhow::Result<Vec<VerifyingKey>> {
-    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("read {}: {e}", path.display()))?;
+fn jwks_keys(path: &Path, text: &[u8]) -> anyhow::Result<Vec<VerifyingKey>> {
     let set: JwkSet =
-        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{} is not a JWKS: {e}", path.display()))?;
+        serde_json::from_slice(text).map_err(|e| anyhow::anyhow!("{} is not a JWKS: {e}", path.display()))?;
     let mut keys = Vec::new();
     for jwk in &set.keys {
         let key = DecodingKey::from_jwk(jwk).map_err(|e| anyhow::anyhow!("unusable key in {}: {e}", path.display()))?;
@@ -322,7 +454,7 @@ fn jwks_keys(path: &Path) -> anyhow::Result<Vec<VerifyingKey>> {
             jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(_) => Algorithm::ES256,
             _ => anyhow::bail!("{}: only RSA and EC keys are accepted", path.display()),
         };
-        keys.push(VerifyingKey { kid: jwk.common.key_id.clone(), algorithm, key });
+        keys.push(VerifyingKey::new(jwk.common.key_id.clone(), algorithm, key));
     }
     Ok(keys)
 }
@@ -358,6 +490,58 @@ mod tests {
         let token = old.mint("bob", &[], chrono::Duration::minutes(5)).unwrap();
         assert!(KeySet::from_settings(&settings(B, Some(A))).unwrap().verify(&token).is_ok());
         assert_eq!(KeySet::from_settings(&settings(B, None)).unwrap().verify(&token), Err(AuthError::InvalidSignature));
+    }
+
+    fn sign(claims: serde_json::Value) -> String {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(A.as_bytes())).unwrap()
+    }
+
+    fn claims(sub: &str, aud: serde_json::Value, iat: Option<i64>, exp: i64) -> serde_json::Value {
+        let mut claims =
+            serde_json::json!({"sub": sub, "exp": exp, "iss": "https://api.beryl-ecosystem.com", "aud": aud});
+        if let Some(iat) = iat {
+            claims["iat"] = iat.into();
+        }
+        claims
+    }
+
+    #[test]
+    fn subject_audience_and_lifetime_are_checked() {
+        let keys = KeySet::from_settings(&AuthSettings { max_token_lifetime_secs: 3600, ..settings(A, None) }).unwrap();
+        let now = Utc::now().timestamp();
+        let aud = serde_json::json!("beryl-core-api");
+        assert_eq!(keys.verify(&sign(claims("", aud.clone(), Some(now), now + 60))), Err(AuthError::InvalidClaims));
+        assert_eq!(keys.verify(&sign(claims("  ", aud.clone(), Some(now), now + 60))), Err(AuthError::InvalidClaims));
+        let many = serde_json::json!(["another-api", "beryl-core-api"]);
+        assert_eq!(keys.verify(&sign(claims("ann", many, Some(now), now + 60))).map(|p| p.subject), Ok("ann".into()));
+        let others = serde_json::json!(["another-api"]);
+        assert_eq!(keys.verify(&sign(claims("ann", others, Some(now), now + 60))), Err(AuthError::WrongAudience));
+        // Issued two hours before it expires: longer than an hour, even though it is fresh now.
+        let long = claims("ann", aud.clone(), Some(now - 3600), now + 3600 + 60);
+        assert_eq!(keys.verify(&sign(long)), Err(AuthError::LifetimeTooLong));
+        assert_eq!(keys.verify(&sign(claims("ann", aud.clone(), None, now + 7200))), Err(AuthError::LifetimeTooLong));
+        assert!(keys.verify(&sign(claims("ann", aud.clone(), None, now + 3000))).is_ok());
+        assert_eq!(keys.verify(&sign(claims("ann", aud, Some(now + 600), now + 900))), Err(AuthError::NotYetValid));
+    }
+
+    #[test]
+    fn the_previous_key_is_refused_after_its_end_even_for_a_token_it_verified_before() {
+        let old = KeySet::from_settings(&settings(A, None)).unwrap();
+        let token = old.mint("bob", &[], chrono::Duration::minutes(5)).unwrap();
+        let until = |offset: i64| AuthSettings {
+            jwt_secret_key_previous_until: Some(Utc::now() + chrono::Duration::seconds(offset)),
+            ..settings(B, Some(A))
+        };
+        assert!(KeySet::from_settings(&until(60)).unwrap().verify(&token).is_ok());
+        assert_eq!(KeySet::from_settings(&until(-1)).unwrap().verify(&token), Err(AuthError::InvalidSignature));
+        let ending = KeySet::from_settings(&until(1)).unwrap();
+        assert!(ending.verify(&token).is_ok());
+        let start = std::time::Instant::now();
+        while ending.verify(&token).is_ok() {
+            assert!(start.elapsed() < std::time::Duration::from_secs(10), "the cached verification ends too");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert_eq!(ending.verify(&token), Err(AuthError::InvalidSignature));
     }
 
     #[test]

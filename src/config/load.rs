@@ -26,6 +26,7 @@ pub const FLAT_VARIABLES: &[(&str, &str)] = &[
     ("JWT_SECRET_KEY", "auth.jwt_secret_key"),
     ("JWT_KEY_ID", "auth.jwt_key_id"),
     ("JWT_SECRET_KEY_PREVIOUS", "auth.jwt_secret_key_previous"),
+    ("JWT_SECRET_KEY_PREVIOUS_UNTIL", "auth.jwt_secret_key_previous_until"),
     ("JWT_KEY_ID_PREVIOUS", "auth.jwt_key_id_previous"),
     ("JWT_PUBLIC_KEY_FILE", "auth.public_key_file"),
     ("JWT_JWKS_FILE", "auth.jwks_file"),
@@ -255,6 +256,40 @@ mod tests {
         ] {
             assert!(keys.contains(&key), "{key} missing from {problems}");
         }
+    }
+
+    #[test]
+    fn production_refuses_the_development_key_as_the_previous_key_and_a_previous_key_without_an_end() {
+        let problems = load(&[
+            ("ENVIRONMENT", "production"),
+            ("JWT_SECRET_KEY_PREVIOUS", crate::config::DEVELOPMENT_JWT_KEY),
+            ("JWT_SECRET_KEY_PREVIOUS_UNTIL", "2030-01-01T00:00:00Z"),
+        ])
+        .unwrap_err();
+        assert!(problems.0.iter().any(|p| p.key == "auth.jwt_secret_key_previous"), "{problems}");
+        let problems =
+            load(&[("ENVIRONMENT", "staging"), ("JWT_SECRET_KEY_PREVIOUS", "0123456789abcdef0123456789abcdef")])
+                .unwrap_err();
+        assert!(problems.0.iter().any(|p| p.key == "auth.jwt_secret_key_previous_until"), "{problems}");
+    }
+
+    #[test]
+    fn new_flat_variables_are_read() {
+        let settings = load(&[
+            ("JWT_SECRET_KEY_PREVIOUS", "0123456789abcdef0123456789abcdef"),
+            ("JWT_SECRET_KEY_PREVIOUS_UNTIL", "2030-01-31T12:00:00Z"),
+            ("TRUSTED_PROXIES", "10.0.0.0/8, 192.168.0.0/16"),
+            ("SHUTDOWN_DRAIN_DELAY", "7"),
+        ])
+        .unwrap();
+        assert_eq!(
+            settings.auth.jwt_secret_key_previous_until.map(|t| t.to_rfc3339()).as_deref(),
+            Some("2030-01-31T12:00:00+00:00")
+        );
+        assert_eq!(settings.rate_limit.trusted_proxies.len(), 2);
+        assert_eq!(settings.server.shutdown_drain_delay_secs, 7);
+        let problems = load(&[("TRUSTED_PROXIES", "10.0.0.0/33")]).unwrap_err();
+        assert!(problems.0.iter().any(|p| p.key.contains("rate_limit.trusted_proxies")), "{problems}");
     }
 
     #[test]

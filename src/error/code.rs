@@ -64,6 +64,10 @@ error_codes! {
     TokenWrongAudience => ("token_wrong_audience", 401, "Wrong token audience"),
     /// A required claim is missing or malformed.
     TokenInvalidClaims => ("token_invalid_claims", 401, "Invalid token claims"),
+    /// The token lives longer than `auth.max_token_lifetime_secs`.
+    TokenLifetimeTooLong => ("token_lifetime_too_long", 401, "Token lifetime too long"),
+    /// The token's `jti` was revoked.
+    TokenRevoked => ("token_revoked", 401, "Token revoked"),
     /// The token lacks a scope the operation needs; `missing_scope` names it.
     ScopeMissing => ("scope_missing", 403, "Missing scope"),
     /// The resource belongs to another user.

@@ -21,7 +21,7 @@ use crate::{
     },
     auth::{
         rate_limit::{Decision, Limiter, Quota},
-        required_scope, AuthError, KeySet, Principal,
+        required_scope, AuthError, KeySet, Principal, Revocations,
     },
     config::{AuditFailurePolicy, IpNetwork, RateLimitGroup, RateLimitSettings},
     domain::audit::AuditEvent,
@@ -34,6 +34,8 @@ use crate::{
 pub struct Guard {
     /// Token verification keys.
     pub keys: Arc<KeySet>,
+    /// Token ids revoked before their expiry.
+    pub revocations: Arc<Revocations>,
     /// Rate limit state.
     pub limiter: Limiter,
     /// Rate limit settings.
@@ -259,7 +261,10 @@ pub async fn protect(
     let group = Group::of(&facts.method, &facts.path);
     let limits = group.limits(&guard.limits);
 
-    let verified = bearer(&req).and_then(|token| guard.keys.verify(token));
+    let verified = bearer(&req).and_then(|token| guard.keys.verify(token)).and_then(|p| match &p.token_id {
+        Some(jti) if guard.revocations.is_revoked(jti) => Err(AuthError::Revoked),
+        _ => Ok(p),
+    });
 
     // Both limits in one decision (one round trip to Redis): the client IP always, before the
     // token counts for anything, and the subject once the token is known to be good.

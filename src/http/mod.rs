@@ -1,6 +1,7 @@
 //! actix-web routes. Handlers hold no state of their own: they read the supervision registry or
 //! ask actors through [`ask::ask`].
 
+pub mod admin;
 pub mod ask;
 pub mod audit;
 pub mod faults;
@@ -54,7 +55,8 @@ pub fn routes(settings: &Settings) -> impl FnOnce(&mut web::ServiceConfig) {
                     .service(web::resource("/me").route(web::get().to(me::me)))
                     .configure(fintech::routes)
                     .service(web::resource("/system/actors").route(web::get().to(system::actors)))
-                    .service(web::resource("/system/actors/{name}/restart").route(web::post().to(system::restart))),
+                    .service(web::resource("/system/actors/{name}/restart").route(web::post().to(system::restart)))
+                    .service(web::resource("/admin/tokens/revocations").route(web::post().to(admin::revoke_token))),
             );
         }
     }

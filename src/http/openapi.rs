@@ -19,7 +19,7 @@ use utoipa::{
     Modify, OpenApi,
 };
 
-use super::{fintech, health, me, problem::ProblemSchema, system};
+use super::{admin, fintech, health, me, problem::ProblemSchema, system};
 use crate::{
     auth::policy,
     error::{ErrorCode, PROBLEM_JSON},
@@ -44,6 +44,7 @@ pub const BEARER: &str = "bearer";
         me::me,
         system::actors,
         system::restart,
+        admin::revoke_token,
         fintech::open_wallet,
         fintech::get_wallet,
         fintech::deposit,
@@ -56,6 +57,7 @@ pub const BEARER: &str = "bearer";
     tags(
         (name = "fintech", description = "Wallets, movements and transfers."),
         (name = "system", description = "Supervision state and operator actions."),
+        (name = "admin", description = "Operator actions on authentication (scope `admin`)."),
         (name = "identity", description = "The caller."),
         (name = "health", description = "Probes; no token needed."),
     ),
@@ -88,6 +90,8 @@ const AUTHENTICATION: &[ErrorCode] = &[
     ErrorCode::TokenWrongIssuer,
     ErrorCode::TokenWrongAudience,
     ErrorCode::TokenInvalidClaims,
+    ErrorCode::TokenLifetimeTooLong,
+    ErrorCode::TokenRevoked,
 ];
 /// Every guarded operation: rate limits, and the failures of the service itself.
 const GUARDED: &[ErrorCode] = &[
@@ -110,7 +114,7 @@ const IDEMPOTENT: &[ErrorCode] = &[ErrorCode::IdempotencyKeyMissing, ErrorCode::
 
 /// The codes an operation's own module says it can refuse with, by operation id.
 fn refusals(operation_id: &str) -> &'static [ErrorCode] {
-    [fintech::REFUSALS, system::REFUSALS]
+    [fintech::REFUSALS, system::REFUSALS, admin::REFUSALS]
         .into_iter()
         .flatten()
         .find(|(id, _)| *id == operation_id)
@@ -131,7 +135,7 @@ impl Modify for Conventions {
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
                     .description(Some(
-                        "A JWT signed with one of the service's keys; `iss`, `aud`, `exp` and `nbf` are checked.",
+                        "A JWT signed with one of the service's keys; `iss`, `aud`, `exp`, `nbf`, `iat`, a non-empty `sub`, the maximum lifetime and revocation by `jti` are checked.",
                     ))
                     .build(),
             ),
@@ -267,7 +271,7 @@ mod tests {
             .flat_map(|item| item.as_object().unwrap().values())
             .filter_map(|op| op["operationId"].as_str())
             .collect();
-        for (id, _) in fintech::REFUSALS.iter().chain(system::REFUSALS) {
+        for (id, _) in fintech::REFUSALS.iter().chain(system::REFUSALS).chain(admin::REFUSALS) {
             assert!(ids.contains(id), "{id} is not an operation of the document");
         }
     }
@@ -275,7 +279,7 @@ mod tests {
     #[test]
     fn every_refusal_is_documented_under_its_status() {
         let doc = serde_json::to_value(document()).unwrap();
-        for (id, codes) in fintech::REFUSALS.iter().chain(system::REFUSALS) {
+        for (id, codes) in fintech::REFUSALS.iter().chain(system::REFUSALS).chain(admin::REFUSALS) {
             let op = doc["paths"]
                 .as_object()
                 .unwrap()
@@ -299,6 +303,14 @@ mod tests {
         assert_eq!(
             doc["paths"]["/api/v1/fintech/transfers"]["post"]["security"],
             serde_json::json!([{ "bearer": ["fintech:write"] }])
+        );
+        assert_eq!(
+            doc["paths"]["/api/v1/fintech/wallets/{id}/deposits"]["post"]["security"],
+            serde_json::json!([{ "bearer": ["fintech:settle"] }])
+        );
+        assert_eq!(
+            doc["paths"]["/api/v1/admin/tokens/revocations"]["post"]["security"],
+            serde_json::json!([{ "bearer": ["admin"] }])
         );
     }
 }

@@ -103,6 +103,12 @@ async fn embedded_mode_limits_in_process() {
     assert_eq!(restart().await.status(), 429);
 }
 
+/// The `jti` of `token`, as `GET /api/v1/me` shows it.
+async fn token_id(app: &crate::helpers::TestApp, token: &str) -> String {
+    let me: Value = app.get_as("/api/v1/me", token).await.json().await.unwrap();
+    me["token_id"].as_str().unwrap().to_string()
+}
+
 /// A Redis server of this test's own, so that stopping it disturbs no other test.
 struct OwnRedis {
     child: Child,
@@ -147,12 +153,35 @@ async fn with_redis_stopped_requests_still_succeed_and_health_says_degraded() {
     let res = app.get_as("/api/v1/me", &token).await;
     assert_eq!(res.status(), 200);
     assert!(res.headers().get("ratelimit-remaining").is_some(), "decided by Redis");
+    let admin = app.token("root", &["admin"]);
+    let revoked = app.token("heidi", &[]);
+    let revoke = |jti: String| {
+        let (app, admin) = (&app, &admin);
+        async move {
+            let body = serde_json::json!({"jti": jti, "exp": chrono::Utc::now().timestamp() + 600});
+            app.post_as("/api/v1/admin/tokens/revocations", admin, &body).await
+        }
+    };
+    assert_eq!(revoke(token_id(&app, &revoked).await).await.status(), 201);
 
     redis.child.kill().unwrap();
     redis.child.wait().unwrap();
     for _ in 0..5 {
         assert_eq!(app.get_as("/api/v1/me", &token).await.status(), 200);
     }
+    // Revocations fail open like the limits: the list known keeps being enforced, a new one
+    // cannot be recorded.
+    let still = app.get_as("/api/v1/me", &revoked).await;
+    assert_eq!(still.status(), 401);
+    assert_eq!(still.json::<Value>().await.unwrap()["code"], "token_revoked");
+    let res = revoke(token_id(&app, &token).await).await;
+    assert_eq!(res.status(), 503);
+    assert_eq!(res.json::<Value>().await.unwrap()["code"], "service_unavailable");
+    eventually("the revocation list read failing", Duration::from_secs(10), || async {
+        sample(&app.metrics().await, "beryl_auth_revocation_sync_failures_total").filter(|n| *n >= 1.0)
+    })
+    .await;
+    assert_eq!(app.get_as("/api/v1/me", &revoked).await.status(), 401, "still refused after failed reads");
     let health = eventually("redis reported down", Duration::from_secs(10), || async {
         let h = app.health().await;
         h["dependencies"].as_array()?.iter().any(|d| d["name"] == "redis" && d["status"] == "down").then_some(h)
