@@ -274,3 +274,36 @@ fn print_summary(set: &LogSet, summary: &Summary, checked: bool, recorded: Optio
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::audit::ChainHead;
+
+    fn summary(last_seq: u64, hash_at: Option<&str>) -> Summary {
+        Summary {
+            files: Vec::new(),
+            records: last_seq,
+            first_seq: Some(1),
+            last_seq,
+            last_hash: "h".into(),
+            unkeyed: 0,
+            hash_at: hash_at.map(str::to_string),
+        }
+    }
+
+    fn recorded(seq: u64, hash: &str) -> RecordedHead {
+        RecordedHead { head: ChainHead { seq, hash: hash.into() }, recorded_at: chrono::Utc::now() }
+    }
+
+    #[test]
+    fn a_log_is_compared_with_its_recorded_head() {
+        assert_eq!(compare_head(&summary(20, None), None), Ok(()));
+        assert_eq!(compare_head(&summary(20, Some("a")), Some(&recorded(20, "a"))), Ok(()));
+        assert_eq!(compare_head(&summary(25, Some("a")), Some(&recorded(20, "a"))), Ok(()), "the log went on");
+        let cut = compare_head(&summary(17, None), Some(&recorded(20, "a"))).expect_err("cut short");
+        assert!(cut.starts_with("TRUNCATED") && cut.contains("seq 17") && cut.contains("seq 20"), "{cut}");
+        let rewritten = compare_head(&summary(25, Some("b")), Some(&recorded(20, "a"))).expect_err("rewritten");
+        assert!(rewritten.starts_with("REWRITTEN"), "{rewritten}");
+    }
+}
