@@ -69,7 +69,13 @@ impl Application {
         let pools = supervision.spawn(ActorSpec::new(pools::NAME, ActorKind::Adapter, true), move || {
             AdapterPool::new(pool_connections.clone(), pool_config.clone(), pool_registry.clone())
         })?;
-        let audit = crate::actors::audit::spawn(&supervision, &settings, registry.clone(), metrics.clone())?;
+        let audit = crate::actors::audit::spawn(
+            &supervision,
+            &settings,
+            registry.clone(),
+            metrics.clone(),
+            connections.postgres.clone(),
+        )?;
         let (fintech, outbox) = spawn_fintech(&supervision, &settings, &metrics, connections.postgres.clone()).await?;
         let broker = MemoryBroker::new();
         if settings.server.role.runs_worker() {

@@ -67,6 +67,18 @@ pub const AUDIT_FLUSH_SECONDS: &str = "beryl_audit_flush_seconds";
 pub const AUDIT_DROPPED_TOTAL: &str = "beryl_audit_dropped_total";
 /// Seq of the last audit record written and fsynced: the chain head, to compare with `audit verify`.
 pub const AUDIT_LAST_SEQ: &str = "beryl_audit_last_seq";
+/// Free bytes on the audit log's volume (for unprivileged writers).
+pub const AUDIT_VOLUME_FREE_BYTES: &str = "beryl_audit_volume_free_bytes";
+/// Size in bytes of the audit log's volume.
+pub const AUDIT_VOLUME_SIZE_BYTES: &str = "beryl_audit_volume_size_bytes";
+/// Rotated audit files removed after their retention.
+pub const AUDIT_FILES_REMOVED_TOTAL: &str = "beryl_audit_files_removed_total";
+/// Denied requests counted into an aggregated audit record instead of a record of their own.
+pub const AUDIT_DENIALS_AGGREGATED_TOTAL: &str = "beryl_audit_denials_aggregated_total";
+/// Failures to record the audit chain head in PostgreSQL.
+pub const AUDIT_HEAD_FAILURES_TOTAL: &str = "beryl_audit_head_record_failures_total";
+/// Committed changes answered 503 because their audit record was not durable in time (fail_closed).
+pub const AUDIT_UNCONFIRMED_TOTAL: &str = "beryl_audit_unconfirmed_total";
 /// Business operations by domain, operation and status (applied, refused, failed).
 pub const BUSINESS_OPERATIONS_TOTAL: &str = "beryl_business_operations_total";
 /// Sum of all wallet balances minus money that entered and left the ledger; 0 unless money was
@@ -160,6 +172,20 @@ pub fn describe_metrics() {
     describe_histogram!(AUDIT_FLUSH_SECONDS, Unit::Seconds, "Time to write and fsync one batch of audit records.");
     describe_counter!(AUDIT_DROPPED_TOTAL, Unit::Count, "Audit records lost before reaching the log, by reason.");
     describe_gauge!(AUDIT_LAST_SEQ, "Seq of the last audit record written and fsynced.");
+    describe_gauge!(AUDIT_VOLUME_FREE_BYTES, Unit::Bytes, "Free bytes on the audit log's volume.");
+    describe_gauge!(AUDIT_VOLUME_SIZE_BYTES, Unit::Bytes, "Size in bytes of the audit log's volume.");
+    describe_counter!(AUDIT_FILES_REMOVED_TOTAL, Unit::Count, "Rotated audit files removed after their retention.");
+    describe_counter!(
+        AUDIT_DENIALS_AGGREGATED_TOTAL,
+        Unit::Count,
+        "Denied requests counted into an aggregated audit record."
+    );
+    describe_counter!(AUDIT_HEAD_FAILURES_TOTAL, Unit::Count, "Failures to record the audit chain head in PostgreSQL.");
+    describe_counter!(
+        AUDIT_UNCONFIRMED_TOTAL,
+        Unit::Count,
+        "Committed changes answered 503 because their audit record was not durable in time."
+    );
 }
 
 /// The metrics of one `Application`: its own Prometheus recorder, so that several instances in

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Writes the values of the beryl-secrets Secret, or rotates the JWT signing key.
+# Writes the values of the beryl-secrets Secret, or rotates the JWT signing key or the audit chain key.
 #
 #   DATABASE_PASSWORD=... k8s/secrets/create-secrets.sh            create (or fill the empty Secret)
 #   k8s/secrets/create-secrets.sh --rotate-jwt [--restart]         new jwt-secret-key, the old one
 #                                                                  kept as jwt-secret-key-previous
 #                                                                  until jwt-secret-key-previous-until
+#   k8s/secrets/create-secrets.sh --rotate-audit [--restart]       new audit-hmac-key (added when
+#                                                                  missing), the old one kept as
+#                                                                  audit-hmac-key-previous
 #
 # Environment: NAMESPACE (default beryl), DATABASE_PASSWORD (required to create), JWT_SECRET_KEY
 # (default: 32 random bytes, hex), REDIS_URL_SECRET (optional redis-url key, a URL with password),
@@ -19,7 +22,7 @@ KUBECTL="${KUBECTL:-kubectl}"
 DEPLOYMENTS=(beryl-core-api graphql-gateway event-bus)
 
 usage() {
-	sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 die() {
@@ -51,6 +54,7 @@ create() {
 	mkdir "${dir}/values"
 	printf '%s' "${JWT_SECRET_KEY:-$(openssl rand -hex 32)}" >"${dir}/values/jwt-secret-key"
 	printf '%s' "${DATABASE_PASSWORD}" >"${dir}/values/database-password"
+	printf '%s' "$(openssl rand -hex 32)" >"${dir}/values/audit-hmac-key"
 	if [[ -n "${REDIS_URL_SECRET:-}" ]]; then
 		printf '%s' "${REDIS_URL_SECRET}" >"${dir}/values/redis-url"
 	fi
@@ -96,11 +100,37 @@ rotate_jwt() {
 	fi
 }
 
+rotate_audit() {
+	local restart=$1 current new patch
+	current=$("${KUBECTL}" get secret "${SECRET}" -n "${NAMESPACE}" -o go-template='{{with index .data "audit-hmac-key"}}{{.}}{{end}}') ||
+		die "cannot read ${NAMESPACE}/${SECRET}"
+	new=$(printf '%s' "$(openssl rand -hex 32)" | base64 -w0)
+	# Records sealed before the rotation name the old key: it stays as the previous key so that
+	# `audit verify` and the writer's restart read them.
+	if [[ -n "${current}" ]]; then
+		patch=$(printf '[{"op":"add","path":"/data/audit-hmac-key-previous","value":"%s"},{"op":"add","path":"/data/audit-hmac-key","value":"%s"}]' "${current}" "${new}")
+	else
+		patch=$(printf '[{"op":"add","path":"/data/audit-hmac-key","value":"%s"}]' "${new}")
+	fi
+	"${KUBECTL}" patch secret "${SECRET}" -n "${NAMESPACE}" --type=json -p "${patch}" >/dev/null
+	echo "audit-hmac-key rotated in ${NAMESPACE}/${SECRET} (previous key kept as audit-hmac-key-previous)"
+	if [[ ${restart} == true ]]; then
+		local deployment
+		for deployment in "${DEPLOYMENTS[@]}"; do
+			"${KUBECTL}" rollout restart "deployment/${deployment}" -n "${NAMESPACE}"
+			"${KUBECTL}" rollout status "deployment/${deployment}" -n "${NAMESPACE}" --timeout=300s
+		done
+	else
+		echo "restart the workloads to load it: ${KUBECTL} rollout restart deployment ${DEPLOYMENTS[*]} -n ${NAMESPACE}"
+	fi
+}
+
 main() {
 	local mode=create restart=false
 	while [[ $# -gt 0 ]]; do
 		case $1 in
 		--rotate-jwt) mode=rotate ;;
+		--rotate-audit) mode=rotate-audit ;;
 		--restart) restart=true ;;
 		-h | --help)
 			usage
@@ -114,6 +144,8 @@ main() {
 	command -v openssl >/dev/null 2>&1 || die "openssl not found"
 	if [[ ${mode} == rotate ]]; then
 		rotate_jwt "${restart}"
+	elif [[ ${mode} == rotate-audit ]]; then
+		rotate_audit "${restart}"
 	else
 		create
 	fi

@@ -30,6 +30,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "idempotency_receipts",
         sql: include_str!("../../migrations/0004_idempotency_receipts.sql"),
     },
+    Migration {
+        version: 6,
+        name: "audit_chain_heads",
+        sql: include_str!("../../migrations/0006_audit_chain_heads.sql"),
+    },
 ];
 
 /// Arbitrary key of the advisory lock held while migrating.

@@ -19,6 +19,8 @@ pub const FLAT_VARIABLES: &[(&str, &str)] = &[
     ("OTEL_EXPORTER_OTLP_ENDPOINT", "tracing.otlp_endpoint"),
     ("AUDIT_ENABLED", "audit.enabled"),
     ("AUDIT_LOG_FILE", "audit.log_file"),
+    ("AUDIT_HMAC_KEY", "audit.hmac_key"),
+    ("AUDIT_HMAC_KEY_PREVIOUS", "audit.hmac_key_previous"),
     ("EVENT_BUS", "event_bus.kind"),
     ("KAFKA_BOOTSTRAP_SERVERS", "event_bus.kafka_bootstrap_servers"),
     ("KAFKA_INBOUND_TOPICS", "event_bus.inbound_topics"),

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use crate::{
     auth::Principal,
     domain::{
-        audit::AuditEvent,
+        audit::{AuditEvent, MoneyMovement},
         fintech::{Amount, FintechError, LedgerCommand, Receipt, WalletId, PAGE_MAX},
         idempotency::{IdempotencyError, IdempotencyKey},
     },
@@ -210,7 +210,7 @@ impl FintechMutation {
             Err(e) => e.code().status(),
         };
         // The HTTP audit layer does not see inside GraphQL: the mutation records itself.
-        state.guard.audit(AuditEvent {
+        let ticket = state.guard.audit(AuditEvent {
             time: Utc::now(),
             subject: Some(principal.subject.clone()),
             action: "graphql transfer".into(),
@@ -219,7 +219,16 @@ impl FintechMutation {
             status,
             request_id: telemetry::current_request_id().map(|r| r.as_str().to_string()),
             client_ip: None,
+            count: None,
+            money: answer.as_ref().ok().map(|(t, _)| MoneyMovement::from(t)),
         });
+        if answer.is_ok() && !state.guard.audit_confirmed(ticket).await {
+            let err = AppError::server(
+                ErrorCode::AuditUnavailable,
+                "the change was made but its audit record is not durable",
+            );
+            return Err(err.extend());
+        }
         let (transaction, replayed) = answer.map_err(|e| e.extend())?;
         Ok(Transfer {
             id: ID(transaction.id.to_string()),

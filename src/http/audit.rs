@@ -1,7 +1,13 @@
 //! Every state-changing request is audited: before the handler runs, a fail-closed policy
 //! refuses it when the audit writer cannot take its record; after, the record (who, what, on
-//! which resource, with what outcome) goes to the audit writer without waiting. Denials are
-//! recorded by the guard, which knows why. GraphQL mutations are audited by their resolvers.
+//! which resource, with what outcome, and for a money movement what moved, which the handler
+//! leaves in the response's extensions as a [`MoneyMovement`]) goes to the audit writer. Under
+//! fail_closed a successful change is answered only once its record is durable, so that no
+//! change is reported done whose record a crash could still lose; when it is not durable within
+//! [`AUDIT_CONFIRM_WITHIN`](super::guard::AUDIT_CONFIRM_WITHIN) the answer is 503
+//! `audit_unavailable` (a retry with the same `Idempotency-Key` replays the change and is
+//! audited again). Under fail_open the record goes without waiting. Denials are recorded by the
+//! guard, which knows why. GraphQL mutations are audited by their resolvers.
 
 use std::time::Duration;
 
@@ -18,6 +24,7 @@ use super::{
 };
 use crate::{
     auth::Principal,
+    domain::audit::MoneyMovement,
     error::{AppError, ErrorCode},
     telemetry,
 };
@@ -43,17 +50,26 @@ pub async fn audit_layer(
         return Ok(req.into_response(actix_web::ResponseError::error_response(&err)));
     }
     let res = next.call(req).await?.map_into_boxed_body();
-    let extensions = res.request().extensions();
-    if extensions.get::<AlreadyAudited>().is_none() {
-        let status = res.status().as_u16();
-        let outcome = match status {
-            200..=399 => "success",
-            401 | 403 => "denied",
-            _ => "failure",
-        };
-        let subject = extensions.get::<Principal>().map(|p| p.subject.clone());
-        state.guard.audit(facts.event(subject.as_deref(), status, outcome));
+    // The subject, unless the guard already wrote the record (a denial).
+    let audited = {
+        let extensions = res.request().extensions();
+        extensions.get::<AlreadyAudited>().is_none().then(|| extensions.get::<Principal>().map(|p| p.subject.clone()))
+    };
+    let Some(subject) = audited else { return Ok(res) };
+    let status = res.status().as_u16();
+    let outcome = match status {
+        200..=399 => "success",
+        401 | 403 => "denied",
+        _ => "failure",
+    };
+    let mut event = facts.event(subject.as_deref(), status, outcome);
+    event.money = res.response().extensions().get::<MoneyMovement>().cloned();
+    let ticket = state.guard.audit(event);
+    if outcome == "success" && !state.guard.audit_confirmed(ticket).await {
+        let err =
+            AppError::server(ErrorCode::AuditUnavailable, "the change was made but its audit record is not durable")
+                .with_retry_after(Duration::from_secs(5));
+        return Ok(res.into_response(actix_web::ResponseError::error_response(&err)));
     }
-    drop(extensions);
     Ok(res)
 }

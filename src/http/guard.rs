@@ -50,6 +50,9 @@ pub struct Guard {
     pub metrics: Metrics,
 }
 
+/// Longest wait for the record of a committed change to be durable under fail_closed.
+pub const AUDIT_CONFIRM_WITHIN: Duration = Duration::from_secs(5);
+
 /// Route groups that carry their own limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Group {
@@ -179,12 +182,40 @@ impl Guard {
     }
 
     /// Hand an audit record to the writer without waiting; count it if it cannot be taken.
-    pub fn audit(&self, event: AuditEvent) {
-        if let Some(sink) = &self.audit {
-            if !sink.record(event) {
-                tracing::error!("audit record dropped: the audit writer cannot take it");
-            }
+    /// Returns its ticket for [`Self::audit_confirmed`].
+    pub fn audit(&self, event: AuditEvent) -> Option<u64> {
+        let ticket = self.audit.as_ref()?.record(event);
+        if ticket.is_none() {
+            tracing::error!("audit record dropped: the audit writer cannot take it");
         }
+        ticket
+    }
+
+    /// Record a denial of a request without a valid token: aggregated with the same client's
+    /// denials of the same action into one record per window.
+    pub fn audit_denial(&self, event: AuditEvent) {
+        if let Some(sink) = &self.audit {
+            sink.deny(event);
+        }
+    }
+
+    /// Under fail_closed, wait (at most [`AUDIT_CONFIRM_WITHIN`]) until the record of a
+    /// committed change, handed over as `ticket`, is durable; false (and counted) when it is
+    /// not, and the change must not be answered as done. Always true under fail_open.
+    pub async fn audit_confirmed(&self, ticket: Option<u64>) -> bool {
+        let Some(sink) = &self.audit else { return true };
+        if self.audit_policy == AuditFailurePolicy::FailOpen {
+            return true;
+        }
+        let confirmed = match ticket {
+            Some(ticket) => sink.durable(ticket, AUDIT_CONFIRM_WITHIN).await,
+            None => false,
+        };
+        if !confirmed {
+            tracing::error!("a committed change is answered 503: its audit record is not durable");
+            self.metrics.with(|| metrics::counter!(telemetry::AUDIT_UNCONFIRMED_TOTAL).increment(1));
+        }
+        confirmed
     }
 }
 
@@ -236,6 +267,8 @@ impl RequestFacts {
             status,
             request_id: self.request_id.clone(),
             client_ip: self.ip.map(|ip| ip.to_string()),
+            count: None,
+            money: None,
         }
     }
 }
@@ -298,14 +331,14 @@ pub async fn protect(
             let err = AppError::from(e);
             let code = err.code().as_str();
             guard.metrics.with(|| metrics::counter!(telemetry::AUTH_FAILURES_TOTAL, "code" => code).increment(1));
-            guard.audit(facts.event(None, 401, "denied"));
+            guard.audit_denial(facts.event(None, 401, "denied"));
             return Ok(refuse(req, err));
         }
     };
 
     if let Some(scope) = required_scope(&facts.method, &facts.route) {
         if let Err(err) = principal.require(scope.as_str()) {
-            guard.audit(facts.event(Some(&principal.subject), 403, "denied"));
+            let _ = guard.audit(facts.event(Some(&principal.subject), 403, "denied"));
             return Ok(refuse(req, err.into()));
         }
     }

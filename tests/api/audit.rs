@@ -14,8 +14,8 @@ use beryl_core_api::{
     },
     config::AuditFailurePolicy,
     domain::audit::{
-        verify::{rotated_files, verify, Start},
-        AuditError, AuditEvent, AuditRecord,
+        verify::{self, rotated_files, Check, Start, Summary, VerifyError},
+        AuditError, AuditEvent, AuditKeys, AuditRecord,
     },
 };
 use chrono::Utc;
@@ -34,15 +34,30 @@ fn event(resource: String) -> AuditEvent {
         status: 201,
         request_id: Some(uuid::Uuid::now_v7().to_string()),
         client_ip: Some("203.0.113.9".into()),
+        count: None,
+        money: None,
     }
 }
 
-/// An application writing its audit log to `file`, after `adjust`.
+/// The key test applications seal their audit chain with.
+const AUDIT_KEY: &str = "audit-chain-test-key-0123456789abcdef012345";
+
+fn keys() -> AuditKeys {
+    AuditKeys::from_secrets(Some(AUDIT_KEY), None)
+}
+
+/// Verify the set `live` belongs to from genesis, with the test key.
+fn verify(live: &Path, start: Start) -> Result<Summary, VerifyError> {
+    verify::verify(live, &Check::new(start, keys()))
+}
+
+/// An application writing its audit log to `file`, sealed with [`AUDIT_KEY`], after `adjust`.
 async fn app_with_audit(file: &Path, adjust: impl FnOnce(&mut beryl_core_api::config::Settings)) -> TestApp {
     let file = file.to_path_buf();
     spawn_with(move |s| {
         s.audit.enabled = true;
         s.audit.log_file = file;
+        s.audit.hmac_key = Some(AUDIT_KEY.into());
         adjust(s);
     })
     .await
@@ -76,7 +91,7 @@ fn records(live: &Path) -> Vec<AuditRecord> {
     files
         .iter()
         .flat_map(|f| std::fs::read_to_string(f).unwrap().lines().map(str::to_string).collect::<Vec<_>>())
-        .map(|line| AuditRecord::parse(line.as_bytes()).unwrap())
+        .map(|line| AuditRecord::parse(line.as_bytes(), &keys()).unwrap())
         .collect()
 }
 
@@ -134,15 +149,16 @@ async fn rotation_keeps_the_chain_verifiable_across_files() {
     // Each file's first record continues the previous file's last.
     let (_, first_rotated) = &rotated[0];
     let first_file: Vec<_> = std::fs::read_to_string(first_rotated).unwrap().lines().map(str::to_string).collect();
-    let last_of_first = AuditRecord::parse(first_file.last().unwrap().as_bytes()).unwrap();
+    let last_of_first = AuditRecord::parse(first_file.last().unwrap().as_bytes(), &keys()).unwrap();
     let next_file = std::fs::read_to_string(&rotated[1].1).unwrap();
-    let first_of_next = AuditRecord::parse(next_file.lines().next().unwrap().as_bytes()).unwrap();
+    let first_of_next = AuditRecord::parse(next_file.lines().next().unwrap().as_bytes(), &keys()).unwrap();
     assert_eq!(first_of_next.prev_hash, last_of_first.hash);
     assert_eq!(first_of_next.seq, last_of_first.seq + 1);
 
     // The CLI agrees, named by the live file or by a rotated member, and needs no service settings.
     for path in [live.clone(), rotated[1].1.clone()] {
-        let (code, stdout, stderr) = run_cli(&["audit", "verify", path.to_str().unwrap()], &[("PORT", "eighty")]);
+        let (code, stdout, stderr) =
+            run_cli(&["audit", "verify", path.to_str().unwrap()], &[("PORT", "eighty"), ("AUDIT_HMAC_KEY", AUDIT_KEY)]);
         assert_eq!(code, 0, "{stdout}{stderr}");
         assert!(stdout.contains("OK") && stdout.contains("records: 200"), "{stdout}");
         assert!(stdout.contains("seq: 1..=200"), "{stdout}");
@@ -156,7 +172,8 @@ fn verify_altered(live: &Path, change: impl FnOnce(&mut Vec<String>)) -> (i32, S
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("audit.log");
     std::fs::write(&copy, lines.concat()).unwrap();
-    let (code, stdout, stderr) = run_cli(&["audit", "verify", copy.to_str().unwrap()], &[]);
+    let (code, stdout, stderr) =
+        run_cli(&["audit", "verify", copy.to_str().unwrap()], &[("AUDIT_HMAC_KEY", AUDIT_KEY)]);
     (code, format!("{stdout}{stderr}"), copy, dir)
 }
 
@@ -168,7 +185,7 @@ async fn tampering_makes_audit_verify_fail_and_name_the_line() {
     let writer = writer(&app).await;
     append(&writer, (1..=20).map(|i| format!("wallet-{i}")));
     flush(&writer).await;
-    let (code, stdout, _) = run_cli(&["audit", "verify", live.to_str().unwrap()], &[]);
+    let (code, stdout, _) = run_cli(&["audit", "verify", live.to_str().unwrap()], &[("AUDIT_HMAC_KEY", AUDIT_KEY)]);
     assert_eq!(code, 0, "{stdout}");
 
     // One byte of line 7.
@@ -307,20 +324,21 @@ async fn sigterm_writes_every_queued_record_before_exit() {
 }
 
 #[actix_web::test]
-async fn a_thousand_concurrent_audited_requests_leave_exactly_a_thousand_verifiable_records() {
+async fn a_thousand_concurrent_audited_requests_leave_every_record_verifiable_and_denials_aggregated() {
     let dir = tempfile::tempdir().unwrap();
     let live = dir.path().join("audit.log");
     let app = app_with_audit(&live, |s| {
         s.rate_limit.api_read.per_ip = 10_000;
         s.rate_limit.api_write.per_ip = 10_000;
         s.rate_limit.api_write.per_subject = 10_000;
+        s.audit.denial_window_secs = 1;
     })
     .await;
     let writer = writer(&app).await;
     let token = app.token("ops", &["system:read"]);
     let admin = app.token("root", &["admin"]);
-    // 500 state-changing requests (each records success) and 500 authorization failures (each
-    // records a denial), all at once.
+    // 500 state-changing requests (each records success), 250 authorization failures (each
+    // records a denial) and 250 requests without a valid token (aggregated), all at once.
     let changes = (0..500).map(|_| {
         let (client, url, admin) = (app.client.clone(), app.url("/internal/faults/adapter-pool"), admin.clone());
         actix_rt::spawn(async move {
@@ -345,11 +363,312 @@ async fn a_thousand_concurrent_audited_requests_leave_exactly_a_thousand_verifia
         *statuses.entry(task.await.unwrap().unwrap().status().as_u16()).or_insert(0) += 1;
     }
     assert_eq!(statuses, [(200, 500), (401, 250), (403, 250)].into_iter().collect(), "{statuses:?}");
-    let report = flush(&writer).await;
-    assert_eq!(report.last_seq, 1000);
+    let written = eventually("the denial windows to close", Duration::from_secs(30), || async {
+        flush(&writer).await;
+        let written = records(&live);
+        let unauthenticated: u64 =
+            written.iter().filter(|r| r.event.status == 401).map(|r| r.event.count.unwrap_or(1)).sum();
+        (unauthenticated == 250).then_some(written)
+    })
+    .await;
     let summary = verify(&live, Start::Genesis).expect("the chain verifies");
-    assert_eq!(summary.records, 1000);
-    let outcomes: Vec<_> = records(&live).into_iter().map(|r| r.event.outcome).collect();
-    assert_eq!(outcomes.iter().filter(|o| *o == "success").count(), 500);
-    assert_eq!(outcomes.iter().filter(|o| *o == "denied").count(), 500);
+    assert_eq!(summary.records, written.len() as u64);
+    let count = |status: u16| written.iter().filter(|r| r.event.status == status).count();
+    assert_eq!((count(200), count(403)), (500, 250));
+    assert!(count(401) < 250, "{} records for 250 denials of one client", count(401));
+    assert!(written
+        .iter()
+        .filter(|r| r.event.status == 401)
+        .all(|r| r.event.client_ip.as_deref() == Some("127.0.0.1")));
+}
+
+// --- What moved -------------------------------------------------------------------------------
+
+async fn post_json(app: &TestApp, token: &str, path: &str, body: serde_json::Value) -> serde_json::Value {
+    let res = app
+        .client
+        .post(app.url(path))
+        .bearer_auth(token)
+        .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    res.json().await.unwrap()
+}
+
+#[actix_web::test]
+async fn money_movement_records_say_what_moved() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("audit.log");
+    let app = app_with_audit(&live, |_| {}).await;
+    let writer = writer(&app).await;
+    let token = app.token("alice", &["fintech:read", "fintech:write", "fintech:settle"]);
+    let a = post_json(&app, &token, "/api/v1/fintech/wallets", json!({"currency": "EUR"})).await["id"].clone();
+    let b = post_json(&app, &token, "/api/v1/fintech/wallets", json!({"currency": "EUR"})).await["id"].clone();
+    let a = a.as_str().unwrap();
+    let b = b.as_str().unwrap();
+    let deposit = post_json(
+        &app,
+        &token,
+        &format!("/api/v1/fintech/wallets/{a}/deposits"),
+        json!({"amount": 9_000, "reference": "psp-1"}),
+    )
+    .await;
+    let transfer = post_json(
+        &app,
+        &token,
+        "/api/v1/fintech/transfers",
+        json!({"from": a, "to": b, "amount": 2_500, "currency": "EUR"}),
+    )
+    .await;
+    let key = uuid::Uuid::new_v4();
+    let graphql = app
+        .graphql(
+            &token,
+            &format!(
+                r#"mutation {{ transfer(input: {{from: "{b}", to: "{a}", amount: 700, idempotencyKey: "{key}"}}) {{ id }} }}"#
+            ),
+        )
+        .await;
+    let graphql_id = graphql["data"]["transfer"]["id"].as_str().unwrap_or_else(|| panic!("{graphql}")).to_string();
+    flush(&writer).await;
+
+    let written = records(&live);
+    let moved = |id: &str| {
+        written
+            .iter()
+            .find_map(|r| r.event.money.clone().filter(|m| m.transaction_id == id))
+            .unwrap_or_else(|| panic!("no record names transaction {id}: {written:?}"))
+    };
+    let d = moved(deposit["id"].as_str().unwrap());
+    assert_eq!(
+        (d.kind.as_str(), d.amount, d.currency.as_str(), d.from_wallet, d.to_wallet.as_deref()),
+        ("deposit", 9_000, "EUR", None, Some(a))
+    );
+    let t = moved(transfer["id"].as_str().unwrap());
+    assert_eq!(
+        (t.kind.as_str(), t.amount, t.currency.as_str(), t.from_wallet.as_deref(), t.to_wallet.as_deref()),
+        ("transfer", 2_500, "EUR", Some(a), Some(b))
+    );
+    let g = moved(&graphql_id);
+    assert_eq!((g.amount, g.from_wallet.as_deref(), g.to_wallet.as_deref()), (700, Some(b), Some(a)));
+    // Opening a wallet moves no money.
+    let opened = written.iter().filter(|r| r.event.action == "POST /api/v1/fintech/wallets");
+    assert!(opened.clone().count() == 2 && opened.into_iter().all(|r| r.event.money.is_none()));
+}
+
+// --- The key ----------------------------------------------------------------------------------
+
+/// Rewrite every record from line `from` on as someone who can write the volume but does not
+/// hold the key would: change the outcome and reseal each line with plain SHA-256 so the links
+/// hold.
+fn forge_from(live: &Path, from: usize) -> String {
+    let mut records: Vec<AuditRecord> = std::fs::read_to_string(live)
+        .unwrap()
+        .lines()
+        .map(|l| AuditRecord::parse(l.as_bytes(), &keys()).unwrap())
+        .collect();
+    records[from].event.outcome = "success".into();
+    for i in from..records.len() {
+        records[i].prev_hash = records[i - 1].hash.clone();
+        records[i].key_id = None;
+        records[i].hash = records[i].expected_hash(None).unwrap();
+    }
+    records.iter().map(|r| r.to_line().unwrap()).collect()
+}
+
+#[actix_web::test]
+async fn a_chain_resealed_without_the_key_fails_verification_and_a_rotated_key_still_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("audit.log");
+    let app = app_with_audit(&live, |_| {}).await;
+    let first = writer(&app).await;
+    append(&first, (1..=10).map(|i| format!("first-key-{i}")));
+    flush(&first).await;
+    drop(app);
+
+    let forged_dir = tempfile::tempdir().unwrap();
+    let forged = forged_dir.path().join("audit.log");
+    std::fs::write(&forged, forge_from(&live, 6)).unwrap();
+    let (code, out, err) = run_cli(&["audit", "verify", forged.to_str().unwrap()], &[("AUDIT_HMAC_KEY", AUDIT_KEY)]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("line: 7") && out.contains("unkeyed record after keyed ones"), "{out}");
+    // Without the key the chain cannot be checked at all, which is said as such.
+    let (code, out, err) = run_cli(&["audit", "verify", live.to_str().unwrap()], &[]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("cannot verify") && err.contains("AUDIT_HMAC_KEY"), "{err}");
+
+    // Rotation: a new current key, the old one kept as previous; the chain continues.
+    const NEXT_KEY: &str = "audit-chain-next-key-0123456789abcdef0123456";
+    let app = spawn_with({
+        let live = live.clone();
+        move |s| {
+            s.audit.enabled = true;
+            s.audit.log_file = live;
+            s.audit.hmac_key = Some(NEXT_KEY.into());
+            s.audit.hmac_key_previous = Some(AUDIT_KEY.into());
+        }
+    })
+    .await;
+    let writer = writer(&app).await;
+    append(&writer, (1..=5).map(|i| format!("next-key-{i}")));
+    assert_eq!(flush(&writer).await.last_seq, 15);
+    let both = [("AUDIT_HMAC_KEY", NEXT_KEY), ("AUDIT_HMAC_KEY_PREVIOUS", AUDIT_KEY)];
+    let (code, out, err) = run_cli(&["audit", "verify", live.to_str().unwrap()], &both);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("records: 15") && !out.contains("unkeyed"), "{out}");
+    let (code, _, err) = run_cli(&["audit", "verify", live.to_str().unwrap()], &[("AUDIT_HMAC_KEY", NEXT_KEY)]);
+    assert_eq!(code, 2, "the first ten records need the previous key: {err}");
+}
+
+#[actix_web::test]
+async fn a_log_written_before_keys_verifies_as_unkeyed_and_continues_keyed() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("audit.log");
+    let app = app_with_audit(&live, |s| s.audit.hmac_key = None).await;
+    let first = writer(&app).await;
+    append(&first, (1..=4).map(|i| format!("unkeyed-{i}")));
+    flush(&first).await;
+    drop(app);
+    let (code, out, err) = run_cli(&["audit", "verify", live.to_str().unwrap()], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("unkeyed records: 4"), "{out}");
+
+    let app = app_with_audit(&live, |_| {}).await;
+    let writer = writer(&app).await;
+    append(&writer, (1..=3).map(|i| format!("keyed-{i}")));
+    assert_eq!(flush(&writer).await.last_seq, 7);
+    let (code, out, err) = run_cli(&["audit", "verify", live.to_str().unwrap()], &[("AUDIT_HMAC_KEY", AUDIT_KEY)]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("records: 7") && out.contains("unkeyed records: 4"), "{out}");
+}
+
+// --- The head in PostgreSQL -------------------------------------------------------------------
+
+async fn recorded_seq(app: &TestApp, log: &str) -> Option<i64> {
+    let url = app.state.settings.database.url.as_ref().unwrap().expose().to_string();
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    actix_rt::spawn(async move {
+        let _ = connection.await;
+    });
+    let row = client.query_opt("SELECT seq FROM audit_chain_heads WHERE log = $1", &[&log]).await.unwrap();
+    row.map(|r| r.get(0))
+}
+
+#[actix_web::test]
+async fn audit_verify_detects_records_cut_off_the_end_with_the_head_recorded_in_postgresql() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("audit.log");
+    let app = app_with_audit(&live, |s| s.audit.head_interval_secs = 1).await;
+    let writer = writer(&app).await;
+    append(&writer, (1..=20).map(|i| format!("headed-{i}")));
+    assert_eq!(flush(&writer).await.last_seq, 20);
+    let log = live.display().to_string();
+    eventually("the head to be recorded", Duration::from_secs(30), || async {
+        (recorded_seq(&app, &log).await == Some(20)).then_some(())
+    })
+    .await;
+    let url = app.state.settings.database.url.as_ref().unwrap().expose().to_string();
+    let env = [("AUDIT_HMAC_KEY", AUDIT_KEY), ("DATABASE_URL", url.as_str())];
+
+    let (code, out, err) = run_cli(&["audit", "verify", live.to_str().unwrap()], &env);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("recorded head: seq 20") && out.contains("matches"), "{out}");
+
+    // The last three records cut off: still a valid chain, but shorter than recorded.
+    let (code, out, _, _keep) = {
+        let mut lines: Vec<String> =
+            std::fs::read_to_string(&live).unwrap().lines().map(|l| format!("{l}\n")).collect();
+        lines.truncate(17);
+        let copy_dir = tempfile::tempdir().unwrap();
+        let copy = copy_dir.path().join("audit.log");
+        std::fs::write(&copy, lines.concat()).unwrap();
+        let (code, out, err) = run_cli(&["audit", "verify", "--log-name", &log, copy.to_str().unwrap()], &env);
+        (code, format!("{out}{err}"), copy, copy_dir)
+    };
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("TRUNCATED") && out.contains("ends at seq 17") && out.contains("seq 20"), "{out}");
+}
+
+// --- The volume -------------------------------------------------------------------------------
+
+#[actix_web::test]
+async fn rotated_files_past_their_retention_are_removed_and_free_space_is_exported() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("audit.log");
+    let app = app_with_audit(&live, |s| {
+        s.audit.max_file_bytes = 4096;
+        s.audit.batch_max = 8;
+        s.audit.retention_days = 1;
+    })
+    .await;
+    let writer = writer(&app).await;
+    append(&writer, (0..100).map(|i| format!("old-{i}")));
+    flush(&writer).await;
+    let old = rotated_files(&live).unwrap();
+    assert!(old.len() >= 3, "{old:?}");
+    let two_days_ago = std::time::SystemTime::now() - Duration::from_secs(2 * 86_400);
+    for (_, path) in &old {
+        std::fs::File::options().write(true).open(path).unwrap().set_modified(two_days_ago).unwrap();
+    }
+    // The next rotation removes what is past the retention.
+    append(&writer, (0..100).map(|i| format!("new-{i}")));
+    assert_eq!(flush(&writer).await.last_seq, 200);
+    let left = rotated_files(&live).unwrap();
+    assert!(old.iter().all(|f| !left.contains(f)), "old files left: {left:?}");
+    let removed = sample(&app.metrics().await, "beryl_audit_files_removed_total");
+    assert_eq!(removed, Some(old.len() as f64));
+    // What is left continues the chain from where the removed files ended.
+    assert!(verify(&live, Start::Genesis).is_err());
+    let summary = verify(&live, Start::Continuing).expect("the rest verifies");
+    assert_eq!(summary.last_seq, 200);
+
+    let metrics = eventually("the volume to be measured", Duration::from_secs(10), || async {
+        let m = app.metrics().await;
+        sample(&m, "beryl_audit_volume_free_bytes").is_some().then_some(m)
+    })
+    .await;
+    let free = sample(&metrics, "beryl_audit_volume_free_bytes").unwrap();
+    let size = sample(&metrics, "beryl_audit_volume_size_bytes").unwrap();
+    assert!(free > 0.0 && size >= free, "free {free}, size {size}");
+}
+
+// --- Crash between commit and record ----------------------------------------------------------
+
+#[actix_web::test]
+async fn under_fail_closed_a_change_is_answered_only_once_its_record_is_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("audit.log");
+    let mut process = Process::serve(&[
+        ("FAULT_INJECTION_ENABLED", "true"),
+        ("AUDIT_ENABLED", "true"),
+        ("AUDIT_LOG_FILE", live.to_str().unwrap()),
+        ("AUDIT_HMAC_KEY", AUDIT_KEY),
+        ("BERYL__AUDIT__FAILURE_POLICY", "fail_closed"),
+        // A record would wait this long in the writer's queue if nothing waited for it.
+        ("BERYL__AUDIT__FLUSH_INTERVAL_MS", "3000"),
+        ("BERYL__AUDIT__BATCH_MAX", "1000"),
+    ]);
+    let address = process.address().await;
+    let client = reqwest::Client::new();
+    // Until the writer has opened the log, fail_closed refuses writes (503) without changing anything.
+    eventually("a change to be answered", Duration::from_secs(20), || async {
+        let res = client
+            .post(format!("{address}/internal/faults/adapter-pool"))
+            .json(&json!({"kind": "delay", "millis": 1}))
+            .send()
+            .await
+            .unwrap();
+        (res.status() == 200).then_some(())
+    })
+    .await;
+    // The process dies right after the answer, with no chance to flush.
+    process.signal(Signal::SIGKILL);
+    process.exit_code(Duration::from_secs(20)).await;
+
+    let summary = verify(&live, Start::Genesis).expect("intact");
+    assert_eq!(summary.records, 1, "the answered change has its record on disk");
+    assert_eq!(records(&live)[0].event.resource, "/internal/faults/adapter-pool");
 }

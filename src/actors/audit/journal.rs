@@ -14,7 +14,7 @@ use std::{
 
 use crate::domain::audit::{
     verify::{rotated_files, rotated_path},
-    AuditEvent, AuditRecord, ChainHead,
+    AuditEvent, AuditKeys, AuditRecord, ChainHead,
 };
 
 /// The operation that failed; a bounded metric label.
@@ -30,6 +30,8 @@ pub enum Stage {
     Sync,
     /// Renaming the live file away.
     Rotate,
+    /// Removing rotated files past their retention.
+    Prune,
 }
 
 impl Stage {
@@ -41,6 +43,7 @@ impl Stage {
             Self::Write => "write",
             Self::Sync => "sync",
             Self::Rotate => "rotate",
+            Self::Prune => "prune",
         }
     }
 }
@@ -110,6 +113,10 @@ pub struct Journal {
     len: u64,
     head: ChainHead,
     next_rotation: u64,
+    /// The current key seals new records; both verify the head read back at open.
+    keys: AuditKeys,
+    /// How long rotated files are kept; `None` keeps them.
+    retention: Option<Duration>,
 }
 
 impl Journal {
@@ -117,7 +124,12 @@ impl Journal {
     /// disk: the live file's, or the newest rotated file's when the live one is empty. A torn
     /// last line (no newline: a write cut short) is saved next to the file and cut off; an
     /// invalid last record is an error, since the chain cannot be continued from it.
-    pub fn open(live: &Path, max_file_bytes: u64, batch_max: usize) -> Result<(Self, Option<TornTail>), JournalError> {
+    pub fn open(
+        live: &Path,
+        max_file_bytes: u64,
+        batch_max: usize,
+        keys: &AuditKeys,
+    ) -> Result<(Self, Option<TornTail>), JournalError> {
         let open = |e: io::Error| JournalError::io(Stage::Open, live, &e);
         if let Some(dir) = live.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir).map_err(open)?;
@@ -131,8 +143,8 @@ impl Journal {
             None => None,
         };
         let head = match &tail.last_line {
-            Some(line) => head_of(live, line)?,
-            None => head_from_rotated(live)?,
+            Some(line) => head_of(live, line, keys)?,
+            None => head_from_rotated(live, keys)?,
         };
         let next_rotation = rotated_files(live).map_err(recover)?.last().map_or(1, |(n, _)| n + 1);
         let journal = Self {
@@ -143,13 +155,50 @@ impl Journal {
             len: tail.complete_len,
             head,
             next_rotation,
+            keys: keys.clone(),
+            retention: None,
         };
         Ok((journal, torn))
+    }
+
+    /// Keep rotated files for `retention` (by the time they were rotated), then remove them;
+    /// `None` keeps them all.
+    pub fn with_retention(mut self, retention: Option<Duration>) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// Remove the rotated files older than the retention; returns how many were removed.
+    pub fn prune(&self) -> Result<usize, JournalError> {
+        let Some(retention) = self.retention else { return Ok(0) };
+        let prune = |path: &Path, e: io::Error| JournalError::io(Stage::Prune, path, &e);
+        let now = std::time::SystemTime::now();
+        let mut removed = 0;
+        let mut rotated = rotated_files(&self.live).map_err(|e| prune(&self.live, e))?;
+        // The newest rotated file holds the chain head while the live file is still empty.
+        rotated.pop();
+        for (_, path) in rotated {
+            let rotated_at = fs::metadata(&path).and_then(|m| m.modified()).map_err(|e| prune(&path, e))?;
+            if now.duration_since(rotated_at).is_ok_and(|age| age > retention) {
+                fs::remove_file(&path).map_err(|e| prune(&path, e))?;
+                tracing::info!(file = %path.display(), "removed a rotated audit file past its retention");
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            sync_dir(&self.live).map_err(|e| prune(&self.live, e))?;
+        }
+        Ok(removed)
     }
 
     /// The last record written and fsynced.
     pub fn head(&self) -> &ChainHead {
         &self.head
+    }
+
+    /// Number the next rotated file will get: changes at every rotation.
+    pub fn next_rotation(&self) -> u64 {
+        self.next_rotation
     }
 
     /// The live file.
@@ -186,7 +235,7 @@ impl Journal {
             let mut batch = Vec::new();
             let (mut records, mut skipped, mut next) = (0, 0, progress.consumed);
             while next < events.len() && records < self.batch_max {
-                let (line, sealed_head) = match head.seal_line(&events[next]) {
+                let (line, sealed_head) = match head.seal_line(&events[next], self.keys.current.as_ref()) {
                     Ok(sealed) => sealed,
                     Err(e) => {
                         tracing::error!(error = %e, "audit event cannot be encoded; dropped");
@@ -353,17 +402,22 @@ fn set_aside(live: &Path, file: &File, complete_len: u64, torn: &[u8]) -> io::Re
     Ok(TornTail { bytes: torn.len() as u64, saved_to })
 }
 
-fn head_of(path: &Path, line: &[u8]) -> Result<ChainHead, JournalError> {
-    AuditRecord::parse(line).map(|record| ChainHead::of(&record)).map_err(|problem| {
+fn head_of(path: &Path, line: &[u8], keys: &AuditKeys) -> Result<ChainHead, JournalError> {
+    let record = AuditRecord::parse(line, keys).map_err(|problem| {
         JournalError::chain(
             path,
             format!("its last record is not valid ({problem}); check it with `beryl-core-api audit verify`"),
         )
-    })
+    })?;
+    // Unkeyed records after a keyed one would break the chain.
+    if record.key_id.is_some() && keys.current.is_none() {
+        return Err(JournalError::chain(path, "the chain is keyed and no AUDIT_HMAC_KEY is set".into()));
+    }
+    Ok(ChainHead::of(&record))
 }
 
 /// The head from the newest rotated file, for a live file without records; genesis if none.
-fn head_from_rotated(live: &Path) -> Result<ChainHead, JournalError> {
+fn head_from_rotated(live: &Path, keys: &AuditKeys) -> Result<ChainHead, JournalError> {
     let recover = |path: &Path, e: io::Error| JournalError::io(Stage::Recover, path, &e);
     for (_, path) in rotated_files(live).map_err(|e| recover(live, e))?.iter().rev() {
         let tail = File::open(path).and_then(|f| read_tail(&f)).map_err(|e| recover(path, e))?;
@@ -371,7 +425,7 @@ fn head_from_rotated(live: &Path) -> Result<ChainHead, JournalError> {
             return Err(JournalError::chain(path, "a rotated file ends in a truncated line".into()));
         }
         if let Some(line) = tail.last_line {
-            return head_of(path, &line);
+            return head_of(path, &line, keys);
         }
     }
     Ok(ChainHead::genesis())
@@ -381,9 +435,13 @@ fn head_from_rotated(live: &Path) -> Result<ChainHead, JournalError> {
 mod tests {
     use super::*;
     use crate::domain::audit::{
-        tests::event,
-        verify::{verify, Start},
+        tests::{event, test_keys},
+        verify::{verify, Check, Start},
     };
+
+    fn genesis() -> Check {
+        Check::new(Start::Genesis, test_keys())
+    }
 
     fn events(from: u64, n: u64) -> Vec<AuditEvent> {
         (from..from + n).map(event).collect()
@@ -399,43 +457,43 @@ mod tests {
     fn a_new_log_starts_at_genesis_and_a_reopened_one_continues() {
         let dir = tempfile::tempdir().expect("tempdir");
         let live = dir.path().join("nested/audit.log");
-        let (mut journal, torn) = Journal::open(&live, 1 << 20, 100).expect("open");
+        let (mut journal, torn) = Journal::open(&live, 1 << 20, 100, &test_keys()).expect("open");
         assert_eq!((journal.head().seq, torn), (0, None));
         write_all(&mut journal, &events(1, 3));
         drop(journal);
-        let (mut journal, _) = Journal::open(&live, 1 << 20, 100).expect("reopen");
+        let (mut journal, _) = Journal::open(&live, 1 << 20, 100, &test_keys()).expect("reopen");
         assert_eq!(journal.head().seq, 3);
         write_all(&mut journal, &events(4, 2));
-        assert_eq!(verify(&live, Start::Genesis).expect("intact").last_seq, 5);
+        assert_eq!(verify(&live, &genesis()).expect("intact").last_seq, 5);
     }
 
     #[test]
     fn a_torn_last_line_is_set_aside_and_the_chain_continues() {
         let dir = tempfile::tempdir().expect("tempdir");
         let live = dir.path().join("audit.log");
-        let (mut journal, _) = Journal::open(&live, 1 << 20, 100).expect("open");
+        let (mut journal, _) = Journal::open(&live, 1 << 20, 100, &test_keys()).expect("open");
         write_all(&mut journal, &events(1, 3));
         drop(journal);
         let torn = b"{\"seq\":4,\"time\":\"2023-11";
         fs::OpenOptions::new().append(true).open(&live).and_then(|mut f| f.write_all(torn)).expect("tear");
-        let (mut journal, set_aside) = Journal::open(&live, 1 << 20, 100).expect("reopen");
+        let (mut journal, set_aside) = Journal::open(&live, 1 << 20, 100, &test_keys()).expect("reopen");
         let set_aside = set_aside.expect("the torn tail is reported");
         assert_eq!(fs::read(&set_aside.saved_to).expect("saved"), torn);
         assert_eq!(journal.head().seq, 3);
         write_all(&mut journal, &events(4, 2));
-        assert_eq!(verify(&live, Start::Genesis).expect("intact").last_seq, 5);
+        assert_eq!(verify(&live, &genesis()).expect("intact").last_seq, 5);
     }
 
     #[test]
     fn an_invalid_last_record_stops_the_chain_from_being_continued() {
         let dir = tempfile::tempdir().expect("tempdir");
         let live = dir.path().join("audit.log");
-        let (mut journal, _) = Journal::open(&live, 1 << 20, 100).expect("open");
+        let (mut journal, _) = Journal::open(&live, 1 << 20, 100, &test_keys()).expect("open");
         write_all(&mut journal, &events(1, 2));
         drop(journal);
         let text = fs::read_to_string(&live).expect("read");
         fs::write(&live, text.replacen("req-2", "req-9", 1)).expect("tamper");
-        let error = Journal::open(&live, 1 << 20, 100).err().expect("refused");
+        let error = Journal::open(&live, 1 << 20, 100, &test_keys()).err().expect("refused");
         assert_eq!(error.stage, Stage::Recover);
         assert!(error.detail.contains("not valid"), "{error}");
     }
@@ -444,11 +502,11 @@ mod tests {
     fn rotation_keeps_files_under_the_limit_and_the_chain_whole() {
         let dir = tempfile::tempdir().expect("tempdir");
         let live = dir.path().join("audit.log");
-        let (mut journal, _) = Journal::open(&live, 1500, 4).expect("open");
+        let (mut journal, _) = Journal::open(&live, 1500, 4, &test_keys()).expect("open");
         write_all(&mut journal, &events(1, 30));
         let rotated = rotated_files(&live).expect("list");
         assert!(rotated.len() >= 5, "{rotated:?}");
-        assert_eq!(verify(&live, Start::Genesis).expect("intact").last_seq, 30);
+        assert_eq!(verify(&live, &genesis()).expect("intact").last_seq, 30);
         for (_, path) in rotated.iter().chain([(0, live.clone())].iter()) {
             let size = fs::metadata(path).expect("stat").len();
             assert!(size <= 1500, "{} has {size} bytes", path.display());
@@ -457,12 +515,12 @@ mod tests {
         // The live file may be empty right after a rotation: the head then comes from the newest
         // rotated file.
         fs::write(&live, "").expect("empty the live file");
-        let before = verify(&live, Start::Genesis).expect("intact").last_seq;
+        let before = verify(&live, &genesis()).expect("intact").last_seq;
         assert!(before > 0);
-        let (mut journal, _) = Journal::open(&live, 1500, 4).expect("reopen");
+        let (mut journal, _) = Journal::open(&live, 1500, 4, &test_keys()).expect("reopen");
         assert_eq!(journal.head().seq, before);
         write_all(&mut journal, &events(100, 3));
-        let summary = verify(&live, Start::Genesis).expect("intact");
+        let summary = verify(&live, &genesis()).expect("intact");
         assert_eq!(summary.last_seq, before + 3);
     }
 
@@ -470,24 +528,45 @@ mod tests {
     fn the_remains_of_a_failed_write_are_cut_off_before_the_next() {
         let dir = tempfile::tempdir().expect("tempdir");
         let live = dir.path().join("audit.log");
-        let (mut journal, _) = Journal::open(&live, 1 << 20, 100).expect("open");
+        let (mut journal, _) = Journal::open(&live, 1 << 20, 100, &test_keys()).expect("open");
         write_all(&mut journal, &events(1, 2));
         // A write that failed part-way: bytes on disk, handle dropped, nothing acknowledged.
         fs::OpenOptions::new().append(true).open(&live).and_then(|mut f| f.write_all(b"{\"seq\":3,")).expect("tear");
         journal.file = None;
         write_all(&mut journal, &events(3, 2));
-        assert_eq!(verify(&live, Start::Genesis).expect("intact").last_seq, 4);
+        assert_eq!(verify(&live, &genesis()).expect("intact").last_seq, 4);
     }
 
     #[test]
     fn batches_hold_at_most_batch_max_records() {
         let dir = tempfile::tempdir().expect("tempdir");
         let live = dir.path().join("audit.log");
-        let (mut journal, _) = Journal::open(&live, 1 << 20, 4).expect("open");
+        let (mut journal, _) = Journal::open(&live, 1 << 20, 4, &test_keys()).expect("open");
         let mut batches = Vec::new();
         let (progress, result) = journal.write(&events(1, 10), |n, _| batches.push(n));
         result.expect("write");
         assert_eq!(progress.written, 10);
         assert_eq!(batches, vec![4, 4, 2]);
+    }
+
+    #[test]
+    fn rotated_files_past_their_retention_are_removed_but_the_newest_is_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let live = dir.path().join("audit.log");
+        let (mut journal, _) = Journal::open(&live, 4096, 4, &test_keys()).expect("open");
+        write_all(&mut journal, &events(1, 60));
+        let rotated = rotated_files(&live).expect("list");
+        assert!(rotated.len() >= 3, "{rotated:?}");
+        let old = std::time::SystemTime::now() - Duration::from_secs(3 * 86_400);
+        for (_, path) in &rotated {
+            fs::File::options().write(true).open(path).and_then(|f| f.set_modified(old)).expect("age the file");
+        }
+        let journal = journal.with_retention(Some(Duration::from_secs(2 * 86_400)));
+        assert_eq!(journal.prune().expect("prune"), rotated.len() - 1);
+        assert_eq!(rotated_files(&live).expect("list"), rotated[rotated.len() - 1..].to_vec());
+        let summary = verify(&live, &Check::new(Start::Continuing, test_keys())).expect("what is left verifies");
+        assert_eq!(summary.last_seq, 60);
+        // Without a retention nothing goes.
+        assert_eq!(journal.with_retention(None).prune().expect("prune"), 0);
     }
 }

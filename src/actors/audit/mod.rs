@@ -19,11 +19,29 @@
 //!   the queue. It only ever holds whole events, so a failed handler cannot leave it half-changed.
 //! - File I/O is blocking `std::fs` on the writer's own arbiter thread: nothing else runs there,
 //!   and a batch is one write and one fsync of at most `batch_max` records.
+//! - Records are sealed with the HMAC key AUDIT_HMAC_KEY (see [`crate::domain::audit::AuditKey`]).
+//! - Every record handed over gets a ticket, its position in the stream; [`AuditSink::durable`]
+//!   waits until the writer has fsynced up to it. Under fail_closed the audit layer waits so
+//!   before it answers a committed change.
+//! - Denials without a token go through a [`DenialAggregator`]: one record per client, action
+//!   and window, with a count.
+//! - A housekeeping task ([`housekeeping`]) closes due denial windows, records the chain head in
+//!   PostgreSQL every `head_interval_secs`, and exports the volume's free space. Rotated files
+//!   past `retention_days` are removed at open and after each rotation (never the newest).
 
+pub mod housekeeping;
 mod journal;
 pub mod messages;
 
-use std::{collections::VecDeque, path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    collections::VecDeque,
+    path::PathBuf,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use actix::AsyncContext;
 use chrono::Utc;
@@ -38,10 +56,14 @@ use crate::{
         ActorKind, ActorRef, ActorSpec, Ctx, Dependency, DependencyStatus, Envelope, Handle, Managed, Registry, Reply,
         Supervision,
     },
+    adapters::postgres::PgPool,
     config::{AuditFailurePolicy, Settings},
-    domain::audit::{AuditError, AuditEvent},
+    domain::audit::{AuditError, AuditEvent, AuditKeys, ChainHead, DenialAggregator},
     telemetry::{self, Metrics},
 };
+
+/// Most clients whose denials are aggregated separately within one window.
+const DENIAL_GROUPS_MAX: usize = 10_000;
 
 /// Registered name of the audit writer.
 pub const NAME: &str = "audit-writer";
@@ -71,6 +93,14 @@ pub struct AuditConfig {
     pub backlog_max: usize,
     /// Whether readiness requires the log to be writable (fail_closed).
     pub required: bool,
+    /// The current key seals, both verify the head at open.
+    pub keys: AuditKeys,
+    /// How long rotated files are kept.
+    pub retention: Option<Duration>,
+    /// Denial aggregation window.
+    pub denial_window: Duration,
+    /// How often the head is recorded in PostgreSQL.
+    pub head_interval: Duration,
 }
 
 impl From<&Settings> for AuditConfig {
@@ -83,6 +113,13 @@ impl From<&Settings> for AuditConfig {
             batch_max,
             backlog_max: batch_max.saturating_mul(BACKLOG_BATCHES),
             required: is_critical(s),
+            keys: AuditKeys::from_secrets(
+                s.audit.hmac_key.as_ref().map(|k| k.expose()),
+                s.audit.hmac_key_previous.as_ref().map(|k| k.expose()),
+            ),
+            retention: s.audit.retention(),
+            denial_window: Duration::from_secs(s.audit.denial_window_secs),
+            head_interval: Duration::from_secs(s.audit.head_interval_secs),
         }
     }
 }
@@ -93,6 +130,38 @@ pub fn is_critical(settings: &Settings) -> bool {
     settings.audit_failure_policy() == AuditFailurePolicy::FailClosed
 }
 
+/// What the sink and every instance of the writer share: the queue, the count of records
+/// accepted and done with, the chain head and the open denial windows.
+pub struct Shared {
+    queue: Mutex<VecDeque<AuditEvent>>,
+    /// Records ever queued; changed only under the queue's lock, so that it numbers them in
+    /// queue order.
+    accepted: AtomicU64,
+    /// Records ever taken off the queue (written, or lost and counted).
+    done: tokio::sync::watch::Sender<u64>,
+    head: Mutex<ChainHead>,
+    denials: Mutex<DenialAggregator>,
+}
+
+impl Shared {
+    fn new(config: &AuditConfig) -> Self {
+        Self {
+            queue: Mutex::default(),
+            accepted: AtomicU64::new(0),
+            done: tokio::sync::watch::Sender::new(0),
+            head: Mutex::new(ChainHead::genesis()),
+            denials: Mutex::new(DenialAggregator::new(config.denial_window, DENIAL_GROUPS_MAX)),
+        }
+    }
+
+    /// `n` records were taken off the queue.
+    fn taken(&self, n: usize) {
+        if n > 0 {
+            self.done.send_modify(|done| *done += n as u64);
+        }
+    }
+}
+
 /// How request handling hands records to the writer without waiting: a push onto the writer's
 /// queue, and a [`Queued`] wake-up only when the queue was empty or a batch became full, so the
 /// writer handles one message per batch rather than one per record.
@@ -100,21 +169,23 @@ pub fn is_critical(settings: &Settings) -> bool {
 pub struct AuditSink {
     /// The writer.
     pub writer: ActorRef<AuditWriter>,
-    queue: Arc<Mutex<VecDeque<AuditEvent>>>,
+    shared: Arc<Shared>,
     config: Arc<AuditConfig>,
     metrics: Metrics,
 }
 
 impl AuditSink {
-    /// Queue `event`; false (and counted) when the backlog is full.
-    pub fn record(&self, event: AuditEvent) -> bool {
-        let mut queue = self.queue.lock();
+    /// Queue `event`; its ticket for [`Self::durable`], or `None` (counted) when the backlog is
+    /// full.
+    pub fn record(&self, event: AuditEvent) -> Option<u64> {
+        let mut queue = self.shared.queue.lock();
         if queue.len() >= self.config.backlog_max {
             drop(queue);
             count_dropped(&self.metrics, "backlog", 1);
-            return false;
+            return None;
         }
         queue.push_back(event);
+        let ticket = self.shared.accepted.fetch_add(1, Ordering::Relaxed) + 1;
         let waiting = queue.len();
         drop(queue);
         // A lost wake-up delays the batch, never loses it: the next full batch, a restart and
@@ -122,12 +193,54 @@ impl AuditSink {
         if waiting == 1 || waiting == self.config.batch_max {
             self.writer.try_tell(Queued);
         }
-        true
+        Some(ticket)
+    }
+
+    /// Count a denial of a request without a valid token: it joins its client's window, and is
+    /// written with the window's count when the window closes.
+    pub fn deny(&self, event: AuditEvent) {
+        let now = event.time;
+        let mut denials = self.shared.denials.lock();
+        let single = denials.add(event);
+        let due = if denials.is_due(now) { denials.due(now) } else { Vec::new() };
+        drop(denials);
+        if single.is_none() {
+            self.metrics.with(|| metrics::counter!(telemetry::AUDIT_DENIALS_AGGREGATED_TOTAL).increment(1));
+        }
+        for event in single.into_iter().chain(due) {
+            self.record(event);
+        }
+    }
+
+    /// Write the records of the denial windows closed at `now`.
+    pub fn close_denial_windows(&self, now: chrono::DateTime<chrono::Utc>) {
+        let due = self.shared.denials.lock().due(now);
+        for event in due {
+            self.record(event);
+        }
+    }
+
+    /// Wait until the record with `ticket` is durable (or was given up as lost), at most
+    /// `within`; false when it is not by then.
+    pub async fn durable(&self, ticket: u64, within: Duration) -> bool {
+        let mut done = self.shared.done.subscribe();
+        let reached = tokio::time::timeout(within, done.wait_for(|d| *d >= ticket)).await;
+        matches!(reached, Ok(Ok(_)))
+    }
+
+    /// The chain head: the last record written and fsynced.
+    pub fn head(&self) -> ChainHead {
+        self.shared.head.lock().clone()
+    }
+
+    /// The live file.
+    pub fn log_file(&self) -> &std::path::Path {
+        &self.config.log_file
     }
 
     /// Records waiting to be written.
     pub fn backlog(&self) -> usize {
-        self.queue.lock().len()
+        self.shared.queue.lock().len()
     }
 
     /// Whether another record fits.
@@ -137,22 +250,30 @@ impl AuditSink {
 }
 
 /// Start the writer under supervision, or nothing when auditing is disabled.
+/// Start the writer under supervision, and its housekeeping (which records chain heads through
+/// `postgres` when there is one), or nothing when auditing is disabled.
 pub fn spawn(
     supervision: &Supervision,
     settings: &Settings,
     registry: Arc<Registry>,
     metrics: Metrics,
+    postgres: Option<PgPool>,
 ) -> anyhow::Result<Option<AuditSink>> {
     if !settings.audit.enabled {
         return Ok(None);
     }
     let config = Arc::new(AuditConfig::from(settings));
-    let queue: Arc<Mutex<VecDeque<AuditEvent>>> = Arc::default();
+    if config.keys.current.is_none() {
+        tracing::warn!("no AUDIT_HMAC_KEY: audit records are sealed with plain SHA-256, which anyone can recompute");
+    }
+    let shared = Arc::new(Shared::new(&config));
     let spec = ActorSpec::new(NAME, ActorKind::Audit, is_critical(settings));
-    let (c, q, m) = (config.clone(), queue.clone(), metrics.clone());
+    let (c, q, m) = (config.clone(), shared.clone(), metrics.clone());
     let writer =
         supervision.spawn(spec, move || AuditWriter::new(c.clone(), registry.clone(), m.clone(), q.clone()))?;
-    Ok(Some(AuditSink { writer, queue, config, metrics }))
+    let sink = AuditSink { writer, shared, config, metrics };
+    housekeeping::spawn(sink.clone(), postgres);
+    Ok(Some(sink))
 }
 
 fn count_dropped(metrics: &Metrics, reason: &'static str, n: usize) {
@@ -187,8 +308,9 @@ pub struct AuditWriter {
     config: Arc<AuditConfig>,
     registry: Arc<Registry>,
     metrics: WriterMetrics,
-    /// Records accepted and not yet durable; shared with every later instance.
-    queue: Arc<Mutex<VecDeque<AuditEvent>>>,
+    /// Records accepted and not yet durable, and what goes with them; shared with every later
+    /// instance.
+    shared: Arc<Shared>,
     /// `None` until the log has been opened and its chain head recovered.
     journal: Option<Journal>,
     /// Generation of the armed timer (end of the flush interval, or the next retry); a timer
@@ -205,18 +327,13 @@ pub struct AuditWriter {
 }
 
 impl AuditWriter {
-    /// A writer with nothing open yet; `queue` carries records over from earlier instances.
-    pub fn new(
-        config: Arc<AuditConfig>,
-        registry: Arc<Registry>,
-        metrics: Metrics,
-        queue: Arc<Mutex<VecDeque<AuditEvent>>>,
-    ) -> Self {
+    /// A writer with nothing open yet; `shared` carries records over from earlier instances.
+    pub fn new(config: Arc<AuditConfig>, registry: Arc<Registry>, metrics: Metrics, shared: Arc<Shared>) -> Self {
         Self {
             config,
             registry,
             metrics: WriterMetrics::new(metrics),
-            queue,
+            shared,
             journal: None,
             timer: None,
             timers: 0,
@@ -228,8 +345,10 @@ impl AuditWriter {
 
     /// Open the log and recover the chain head.
     fn open(&mut self) -> Result<(), AuditError> {
-        match Journal::open(&self.config.log_file, self.config.max_file_bytes, self.config.batch_max) {
+        match Journal::open(&self.config.log_file, self.config.max_file_bytes, self.config.batch_max, &self.config.keys)
+        {
             Ok((journal, torn)) => {
+                let journal = journal.with_retention(self.config.retention);
                 if let Some(torn) = torn {
                     tracing::warn!(
                         file = %self.config.log_file.display(),
@@ -241,6 +360,8 @@ impl AuditWriter {
                 let head = journal.head();
                 tracing::info!(file = %journal.live().display(), last_seq = head.seq, last_hash = %head.hash, "audit log open");
                 self.metrics.last_seq.set(head.seq as f64);
+                *self.shared.head.lock() = head.clone();
+                self.prune(&journal);
                 self.journal = Some(journal);
                 self.recovered();
                 Ok(())
@@ -257,7 +378,8 @@ impl AuditWriter {
         let Some(journal) = self.journal.as_mut() else {
             return Err(AuditError::Unavailable("the audit log is not open".into()));
         };
-        let mut queue = self.queue.lock();
+        let rotation = journal.next_rotation();
+        let mut queue = self.shared.queue.lock();
         let metrics = &self.metrics;
         let (progress, result) = journal.write(queue.make_contiguous(), |records, took| {
             metrics.batch_size.record(records as f64);
@@ -265,7 +387,14 @@ impl AuditWriter {
         });
         queue.drain(..progress.consumed);
         drop(queue);
+        *self.shared.head.lock() = journal.head().clone();
+        self.shared.taken(progress.consumed);
         let last_seq = journal.head().seq;
+        if journal.next_rotation() != rotation {
+            if let Some(journal) = &self.journal {
+                self.prune(journal);
+            }
+        }
         self.metrics.written.increment(progress.written as u64);
         self.metrics.last_seq.set(last_seq as f64);
         if progress.skipped > 0 {
@@ -307,9 +436,27 @@ impl AuditWriter {
         });
     }
 
+    /// Remove rotated files past their retention; a failure is counted and logged, and retried
+    /// at the next rotation.
+    fn prune(&self, journal: &Journal) {
+        match journal.prune() {
+            Ok(0) => {}
+            Ok(n) => self
+                .metrics
+                .metrics
+                .with(|| metrics::counter!(telemetry::AUDIT_FILES_REMOVED_TOTAL).increment(n as u64)),
+            Err(e) => {
+                tracing::warn!(error = %e, "rotated audit files past their retention could not be removed");
+                self.metrics.metrics.with(|| {
+                    metrics::counter!(telemetry::AUDIT_WRITE_FAILURES_TOTAL, "stage" => e.stage.as_str()).increment(1)
+                });
+            }
+        }
+    }
+
     /// Count and report a failure; the records stay queued. Returns what callers are told.
     fn failed(&mut self, error: JournalError) -> AuditError {
-        let queued = self.queue.lock().len();
+        let queued = self.shared.queue.lock().len();
         self.metrics.metrics.with(|| {
             metrics::counter!(telemetry::AUDIT_WRITE_FAILURES_TOTAL, "stage" => error.stage.as_str()).increment(1)
         });
@@ -358,7 +505,7 @@ impl Managed for AuditWriter {
     fn started(&mut self, ctx: &mut Ctx<Self>) {
         match self.open() {
             // Records a previous instance accepted go out first.
-            Ok(()) if !self.queue.lock().is_empty() => {
+            Ok(()) if !self.shared.queue.lock().is_empty() => {
                 let _ = self.write_queued(ctx);
             }
             Ok(()) => {}
@@ -368,9 +515,19 @@ impl Managed for AuditWriter {
 
     fn drained(&mut self, _: &mut Ctx<Self>) {
         self.timer = None;
-        if !self.queue.lock().is_empty() {
+        // Open denial windows close now: their counts go out with the rest.
+        let denials = self.shared.denials.lock().drain();
+        if !denials.is_empty() {
+            let mut queue = self.shared.queue.lock();
+            for event in denials {
+                queue.push_back(event);
+                self.shared.accepted.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if !self.shared.queue.lock().is_empty() {
             if let Err(e) = self.flush() {
-                let lost = std::mem::take(&mut *self.queue.lock()).len();
+                let lost = std::mem::take(&mut *self.shared.queue.lock()).len();
+                self.shared.taken(lost);
                 count_dropped(&self.metrics.metrics, "shutdown", lost);
                 tracing::error!(error = %e, lost, "audit records could not be written before shutdown");
             }
@@ -384,7 +541,7 @@ impl Managed for AuditWriter {
 
 impl Handle<Append> for AuditWriter {
     fn handle(&mut self, Append(event): Append, ctx: &mut Ctx<Self>) -> Reply<Self, Result<(), AuditError>> {
-        let mut queue = self.queue.lock();
+        let mut queue = self.shared.queue.lock();
         let waiting = queue.len();
         if waiting >= self.config.backlog_max {
             drop(queue);
@@ -395,6 +552,7 @@ impl Handle<Append> for AuditWriter {
             return Reply::Now(Err(AuditError::BacklogFull(waiting)));
         }
         queue.push_back(event);
+        self.shared.accepted.fetch_add(1, Ordering::Relaxed);
         drop(queue);
         if waiting + 1 >= self.config.batch_max && self.retry.is_none() {
             let _ = self.write_queued(ctx);
@@ -407,7 +565,7 @@ impl Handle<Append> for AuditWriter {
 
 impl Handle<Queued> for AuditWriter {
     fn handle(&mut self, _: Queued, ctx: &mut Ctx<Self>) -> Reply<Self, Result<(), AuditError>> {
-        let waiting = self.queue.lock().len();
+        let waiting = self.shared.queue.lock().len();
         if waiting >= self.config.batch_max && self.retry.is_none() {
             let _ = self.write_queued(ctx);
         } else if waiting > 0 && self.timer.is_none() {

@@ -1,6 +1,6 @@
 //! Checking a sequence of audit lines: each must be a valid record that follows the one before.
 
-use super::{AuditRecord, ChainHead};
+use super::{AuditKeys, AuditRecord, ChainHead};
 
 /// What is wrong with a line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,6 +41,16 @@ pub enum ChainBreak {
     /// The line has the right values but not the bytes the writer wrote: the line was altered.
     #[error("line is not the canonical form of its record")]
     NotCanonical,
+    /// The line was sealed with a key that was not provided: it cannot be checked.
+    #[error("sealed with key {key_id}, which was not provided (AUDIT_HMAC_KEY or AUDIT_HMAC_KEY_PREVIOUS)")]
+    UnknownKey {
+        /// Id of the key the line names.
+        key_id: String,
+    },
+    /// An unkeyed (plain SHA-256) line after keyed ones: anyone can compute it, the writer never
+    /// goes back to unkeyed records once it holds a key.
+    #[error("unkeyed record after keyed ones: it could have been written without the key")]
+    Unkeyed,
 }
 
 impl ChainBreak {
@@ -51,7 +61,11 @@ impl ChainBreak {
             Self::PrevHash { expected, found } | Self::Hash { expected, found } => {
                 Some((expected.clone(), found.clone()))
             }
-            Self::Invalid(_) | Self::Truncated { .. } | Self::NotCanonical => None,
+            Self::Invalid(_)
+            | Self::Truncated { .. }
+            | Self::NotCanonical
+            | Self::UnknownKey { .. }
+            | Self::Unkeyed => None,
         }
     }
 }
@@ -59,21 +73,46 @@ impl ChainBreak {
 /// Checks lines one at a time, in chain order, remembering where the chain has got to.
 #[derive(Debug, Clone)]
 pub struct ChainVerifier {
+    keys: AuditKeys,
     head: Option<ChainHead>,
     first_seq: Option<u64>,
     records: u64,
+    unkeyed: u64,
+    keyed_seen: bool,
+    checkpoint: Option<(u64, Option<String>)>,
 }
 
 impl ChainVerifier {
-    /// The first line must be the first record of a chain (seq 1, genesis `prev_hash`).
-    pub fn from_genesis() -> Self {
-        Self { head: Some(ChainHead::genesis()), first_seq: None, records: 0 }
+    /// The first line must be the first record of a chain (seq 1, genesis `prev_hash`); keyed
+    /// lines are checked with `keys`.
+    pub fn from_genesis(keys: AuditKeys) -> Self {
+        Self::new(keys, Some(ChainHead::genesis()))
     }
 
-    /// The first line may continue an older chain (older files archived): its seq and
-    /// `prev_hash` are taken as given; every later line is checked against it.
-    pub fn continuing() -> Self {
-        Self { head: None, first_seq: None, records: 0 }
+    /// The first line may continue an older chain (older files archived or removed after their
+    /// retention): its seq and `prev_hash` are taken as given; every later line is checked
+    /// against it.
+    pub fn continuing(keys: AuditKeys) -> Self {
+        Self::new(keys, None)
+    }
+
+    fn new(keys: AuditKeys, head: Option<ChainHead>) -> Self {
+        Self { keys, head, first_seq: None, records: 0, unkeyed: 0, keyed_seen: false, checkpoint: None }
+    }
+
+    /// Remember the hash of the record at `seq` while checking, for [`Self::hash_at`].
+    pub fn watch(&mut self, seq: u64) {
+        self.checkpoint = Some((seq, None));
+    }
+
+    /// The hash of the record at the seq given to [`Self::watch`], once it has been checked.
+    pub fn hash_at(&self) -> Option<&str> {
+        self.checkpoint.as_ref().and_then(|(_, hash)| hash.as_deref())
+    }
+
+    /// Unkeyed (plain SHA-256) records accepted: written before keys existed, or without one.
+    pub fn unkeyed(&self) -> u64 {
+        self.unkeyed
     }
 
     /// Check the next line; `line` excludes the newline and `terminated` says whether there was
@@ -82,9 +121,19 @@ impl ChainVerifier {
         if !terminated {
             return Err(ChainBreak::Truncated { bytes: line.len() });
         }
-        let record = AuditRecord::parse(line)?;
+        let record = AuditRecord::parse(line, &self.keys)?;
         if let Some(head) = &self.head {
             head.check_next(&record)?;
+        }
+        match record.key_id {
+            Some(_) => self.keyed_seen = true,
+            None if self.keyed_seen => return Err(ChainBreak::Unkeyed),
+            None => self.unkeyed += 1,
+        }
+        if let Some((seq, hash)) = &mut self.checkpoint {
+            if *seq == record.seq {
+                *hash = Some(record.hash.clone());
+            }
         }
         self.first_seq.get_or_insert(record.seq);
         self.records += 1;
@@ -133,10 +182,13 @@ pub fn check_bytes(verifier: &mut ChainVerifier, bytes: &[u8]) -> Result<(), Lin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::audit::tests::chain_text;
+    use crate::domain::audit::{
+        tests::{chain_from, chain_text, test_key, test_keys},
+        AuditKey,
+    };
 
     fn verify(text: &[u8]) -> Result<u64, LineProblem> {
-        let mut verifier = ChainVerifier::from_genesis();
+        let mut verifier = ChainVerifier::from_genesis(test_keys());
         check_bytes(&mut verifier, text)?;
         Ok(verifier.records())
     }
@@ -175,7 +227,7 @@ mod tests {
     #[test]
     fn a_changed_value_reports_the_expected_and_found_hash() {
         let text = chain_text(4);
-        let tampered = text.replacen("w-3", "w-9", 1);
+        let tampered = text.replacen("req-3", "req-9", 1);
         let found = verify(tampered.as_bytes()).expect_err("detected");
         assert_eq!(found.line, 3);
         let (expected, stored) = found.problem.mismatch().expect("a hash mismatch");
@@ -214,11 +266,13 @@ mod tests {
     #[test]
     fn a_forged_record_with_its_own_valid_hash_breaks_the_link_to_the_next() {
         let text = chain_text(3);
-        let mut records: Vec<AuditRecord> =
-            lines(&text).iter().map(|l| AuditRecord::parse(l.trim_end().as_bytes()).expect("valid")).collect();
+        let mut records: Vec<AuditRecord> = lines(&text)
+            .iter()
+            .map(|l| AuditRecord::parse(l.trim_end().as_bytes(), &test_keys()).expect("valid"))
+            .collect();
         records[1].event.outcome = "success".into();
         records[1].event.status = 200;
-        records[1].hash = records[1].expected_hash().expect("hash");
+        records[1].hash = records[1].expected_hash(Some(&test_key())).expect("hash");
         let forged: String = records.iter().map(|r| r.to_line().expect("line")).collect();
         let found = verify(forged.as_bytes()).expect_err("forgery detected");
         assert_eq!(found.line, 3);
@@ -240,9 +294,70 @@ mod tests {
         let text = chain_text(6);
         let tail: String = lines(&text)[3..].concat();
         assert!(verify(tail.as_bytes()).is_err(), "from genesis, the first line must be seq 1");
-        let mut verifier = ChainVerifier::continuing();
+        let mut verifier = ChainVerifier::continuing(test_keys());
         check_bytes(&mut verifier, tail.as_bytes()).expect("valid continuation");
         assert_eq!((verifier.first_seq(), verifier.records()), (Some(4), 3));
         assert_eq!(verifier.head().map(|h| h.seq), Some(6));
+    }
+
+    /// Rewrite every line from `from` on as someone without the key would: change a value, then
+    /// reseal it and every later line so that the links hold.
+    fn forge(text: &str, from: usize, key: Option<&AuditKey>) -> String {
+        let mut records: Vec<AuditRecord> = lines(text)
+            .iter()
+            .map(|l| AuditRecord::parse(l.trim_end().as_bytes(), &test_keys()).expect("valid"))
+            .collect();
+        records[from].event.outcome = "success".into();
+        for i in from..records.len() {
+            if i > 0 {
+                records[i].prev_hash = records[i - 1].hash.clone();
+            }
+            records[i].key_id = key.map(|k| k.id().to_string());
+            records[i].hash = records[i].expected_hash(key).expect("hash");
+        }
+        records.iter().map(|r| r.to_line().expect("line")).collect()
+    }
+
+    #[test]
+    fn a_chain_resealed_without_the_key_does_not_verify() {
+        let text = chain_text(6);
+        // Resealed as plain SHA-256 records, as the chain was before keys: refused after the
+        // first keyed record.
+        let found = verify(forge(&text, 2, None).as_bytes()).expect_err("forgery detected");
+        assert_eq!(found, LineProblem { line: 3, problem: ChainBreak::Unkeyed });
+        // Resealed with a guessed key under the real key id: the MAC does not match.
+        let guess = AuditKey::new(b"a-guessed-key-0123456789abcdef01234567");
+        let mut forged = forge(&text, 2, Some(&guess));
+        forged = forged.replace(guess.id(), test_key().id());
+        let found = verify(forged.as_bytes()).expect_err("forgery detected");
+        assert_eq!(found.line, 3);
+        assert!(matches!(found.problem, ChainBreak::Hash { .. }), "{found:?}");
+        // Resealed with a key of its own: not a key the verifier holds.
+        let found = verify(forge(&text, 2, Some(&guess)).as_bytes()).expect_err("forgery detected");
+        assert_eq!(found, LineProblem { line: 3, problem: ChainBreak::UnknownKey { key_id: guess.id().into() } });
+    }
+
+    #[test]
+    fn unkeyed_records_written_before_keys_verify_and_are_counted() {
+        let mut head = ChainHead::genesis();
+        let mut text = chain_from(&mut head, 1, 4, None);
+        text.push_str(&chain_from(&mut head, 5, 9, Some(&test_key())));
+        let mut verifier = ChainVerifier::from_genesis(test_keys());
+        check_bytes(&mut verifier, text.as_bytes()).expect("a legacy prefix then keyed records verify");
+        assert_eq!((verifier.records(), verifier.unkeyed()), (9, 4));
+    }
+
+    #[test]
+    fn a_rotated_key_keeps_the_chain_verifiable() {
+        let next = AuditKey::new(b"the-next-audit-key-0123456789abcdef0123");
+        let mut head = ChainHead::genesis();
+        let mut text = chain_from(&mut head, 1, 3, Some(&test_key()));
+        text.push_str(&chain_from(&mut head, 4, 6, Some(&next)));
+        let rotated = AuditKeys { current: Some(next.clone()), previous: Some(test_key()) };
+        let mut verifier = ChainVerifier::from_genesis(rotated);
+        check_bytes(&mut verifier, text.as_bytes()).expect("both keys verify their records");
+        let mut verifier = ChainVerifier::from_genesis(AuditKeys { current: Some(next), previous: None });
+        let found = check_bytes(&mut verifier, text.as_bytes()).expect_err("the old key is needed");
+        assert!(matches!(found.problem, ChainBreak::UnknownKey { .. }) && found.line == 1, "{found:?}");
     }
 }

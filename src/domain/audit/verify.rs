@@ -14,7 +14,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use super::{ChainBreak, ChainVerifier, GENESIS_HASH};
+use super::{AuditKeys, ChainBreak, ChainVerifier, GENESIS_HASH};
 
 /// Path of rotated file number `n` of the live file `live`: `audit.log` gives `audit.log.<n>`.
 pub fn rotated_path(live: &Path, n: u64) -> PathBuf {
@@ -110,6 +110,29 @@ pub struct Summary {
     pub last_seq: u64,
     /// Hash of the last record (the genesis hash if none).
     pub last_hash: String,
+    /// Unkeyed (plain SHA-256) records among them: written before the chain was keyed, or by a
+    /// service without a key.
+    pub unkeyed: u64,
+    /// Hash of the record at the seq asked for with [`Check::hash_at`], if the set holds it.
+    pub hash_at: Option<String>,
+}
+
+/// How to check a set.
+#[derive(Debug, Clone)]
+pub struct Check {
+    /// Where verification starts.
+    pub start: Start,
+    /// Keys for keyed records.
+    pub keys: AuditKeys,
+    /// A seq whose record's hash to report in [`Summary::hash_at`] (a recorded chain head).
+    pub hash_at: Option<u64>,
+}
+
+impl Check {
+    /// Check from `start` with `keys`.
+    pub fn new(start: Start, keys: AuditKeys) -> Self {
+        Self { start, keys, hash_at: None }
+    }
 }
 
 /// The first broken record.
@@ -146,11 +169,14 @@ pub enum VerifyError {
 }
 
 /// Verify `files` as one chain, in the order given.
-pub fn verify_files(files: &[PathBuf], start: Start) -> Result<Summary, VerifyError> {
-    let mut verifier = match start {
-        Start::Genesis => ChainVerifier::from_genesis(),
-        Start::Continuing => ChainVerifier::continuing(),
+pub fn verify_files(files: &[PathBuf], check: &Check) -> Result<Summary, VerifyError> {
+    let mut verifier = match check.start {
+        Start::Genesis => ChainVerifier::from_genesis(check.keys.clone()),
+        Start::Continuing => ChainVerifier::continuing(check.keys.clone()),
     };
+    if let Some(seq) = check.hash_at {
+        verifier.watch(seq);
+    }
     for path in files {
         let io_error = |source| VerifyError::Io { path: path.clone(), source };
         let mut reader = BufReader::with_capacity(64 * 1024, File::open(path).map_err(io_error)?);
@@ -180,18 +206,24 @@ pub fn verify_files(files: &[PathBuf], start: Start) -> Result<Summary, VerifyEr
         first_seq: verifier.first_seq(),
         last_seq,
         last_hash,
+        unkeyed: verifier.unkeyed(),
+        hash_at: verifier.hash_at().map(str::to_string),
     })
 }
 
 /// Verify the set `path` belongs to (see [`LogSet::of`]).
-pub fn verify(path: &Path, start: Start) -> Result<Summary, VerifyError> {
-    verify_files(&LogSet::of(path)?.files, start)
+pub fn verify(path: &Path, check: &Check) -> Result<Summary, VerifyError> {
+    verify_files(&LogSet::of(path)?.files, check)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::audit::tests::chain_text;
+    use crate::domain::audit::tests::{chain_text, test_keys};
+
+    fn genesis() -> Check {
+        Check::new(Start::Genesis, test_keys())
+    }
 
     /// Split `text` into files of `per_file` lines: `audit.log.1`, …, then the live file.
     fn write_set(dir: &Path, text: &str, per_file: usize) -> PathBuf {
@@ -220,13 +252,13 @@ mod tests {
     fn a_rotated_set_verifies_as_one_chain_in_numeric_order() {
         let dir = tempfile::tempdir().expect("tempdir");
         let live = write_set(dir.path(), &chain_text(25), 2);
-        let summary = verify(&live, Start::Genesis).expect("intact");
+        let summary = verify(&live, &genesis()).expect("intact");
         assert_eq!(summary.files.len(), 13);
         assert_eq!(summary.files[9], rotated_path(&live, 10), "audit.log.10 comes after audit.log.9");
         assert_eq!(summary.files.last(), Some(&live));
         assert_eq!((summary.records, summary.first_seq, summary.last_seq), (25, Some(1), 25));
         // Any member names the same set.
-        assert_eq!(verify(&rotated_path(&live, 4), Start::Genesis).expect("intact"), summary);
+        assert_eq!(verify(&rotated_path(&live, 4), &genesis()).expect("intact"), summary);
     }
 
     #[test]
@@ -234,7 +266,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let live = write_set(dir.path(), &chain_text(9), 3);
         std::fs::remove_file(rotated_path(&live, 2)).expect("remove");
-        match verify(&live, Start::Genesis) {
+        match verify(&live, &genesis()) {
             Err(VerifyError::Broken(b)) => {
                 assert_eq!((b.file, b.line, b.verified), (live.clone(), 1, 3));
                 assert_eq!(b.problem, ChainBreak::Seq { expected: 4, found: 7 });
@@ -250,7 +282,7 @@ mod tests {
         let second = rotated_path(&live, 2);
         let text = std::fs::read_to_string(&second).expect("read");
         std::fs::write(&second, text.replacen("req-5", "req-X", 1)).expect("write");
-        match verify(&live, Start::Genesis) {
+        match verify(&live, &genesis()) {
             Err(VerifyError::Broken(b)) => {
                 assert_eq!((b.file, b.line), (second, 2));
                 assert!(matches!(b.problem, ChainBreak::Hash { .. }), "{:?}", b.problem);
@@ -265,7 +297,7 @@ mod tests {
         let live = write_set(dir.path(), &chain_text(4), 3);
         let text = std::fs::read(&live).expect("read");
         std::fs::write(&live, &text[..text.len() - 1]).expect("write");
-        match verify(&live, Start::Genesis) {
+        match verify(&live, &genesis()) {
             Err(VerifyError::Broken(b)) => {
                 assert_eq!((b.file, b.line), (live, 1));
                 assert!(matches!(b.problem, ChainBreak::Truncated { .. }), "{:?}", b.problem);
@@ -277,7 +309,7 @@ mod tests {
     #[test]
     fn a_missing_log_is_not_found() {
         let dir = tempfile::tempdir().expect("tempdir");
-        assert!(matches!(verify(&dir.path().join("audit.log"), Start::Genesis), Err(VerifyError::NotFound(_))));
-        assert!(matches!(verify(&dir.path().join("nowhere/audit.log"), Start::Genesis), Err(VerifyError::NotFound(_))));
+        assert!(matches!(verify(&dir.path().join("audit.log"), &genesis()), Err(VerifyError::NotFound(_))));
+        assert!(matches!(verify(&dir.path().join("nowhere/audit.log"), &genesis()), Err(VerifyError::NotFound(_))));
     }
 }

@@ -19,6 +19,7 @@ use super::{json::Json, state::AppState};
 use crate::{
     auth::Principal,
     domain::{
+        audit::MoneyMovement,
         fintech::{check_reference, Amount, Currency, FintechError, LedgerCommand, Receipt, Wallet, WalletId},
         idempotency::{IdempotencyKey, Replayable},
     },
@@ -128,6 +129,10 @@ fn respond(answer: Replayable<Receipt>) -> HttpResponse {
         }
     };
     let mut res = HttpResponse::build(status).content_type(content_type).body(body);
+    // What moved, for the audit record.
+    if let Receipt::Moved(t) = &answer.value {
+        res.extensions_mut().insert(MoneyMovement::from(t));
+    }
     if answer.replayed {
         res.headers_mut()
             .insert(header::HeaderName::from_static("idempotent-replayed"), header::HeaderValue::from_static("true"));
