@@ -118,7 +118,25 @@ validate_schemas() {
 
 validate_crds() {
 	node k8s/checks/validate_crds.mjs "${PLAIN_DIRS[@]}" "${PLAIN_FILES[@]}" &&
-		node k8s/checks/validate_crds.mjs "${WORK}"/rendered-{staging,production}.yaml
+		node k8s/checks/validate_crds.mjs "${WORK}"/rendered-{staging,production}.yaml &&
+		refuses_unknown_fields
+}
+
+# validate_crds.mjs reports every misspelled field of k8s/checks/fixtures/unknown-fields.yaml.
+refuses_unknown_fields() {
+	local fixture=k8s/checks/fixtures/unknown-fields.yaml output field missing=0 expected
+	if output=$(node k8s/checks/validate_crds.mjs "${fixture}" 2>&1); then
+		echo "validate_crds.mjs accepted ${fixture}, whose fields are misspelled"
+		return 1
+	fi
+	read -r -a expected <<<"$(sed -n 's/^# EXPECTED: //p' "${fixture}" | tr '\n' ' ')"
+	for field in "${expected[@]}"; do
+		if ! grep -qF "unknown field ${field}" <<<"${output}"; then
+			echo "validate_crds.mjs did not report ${field} of ${fixture}"
+			missing=1
+		fi
+	done
+	((missing == 0)) && echo "all ${#expected[@]} misspelled fields of ${fixture} refused"
 }
 
 check_references() {
