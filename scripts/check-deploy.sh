@@ -65,8 +65,7 @@ export PYTHONDONTWRITEBYTECODE=1
 PY="${TOOLS}/venv/bin/python"
 KUBECTL="${TOOLS}/venv/bin/kubectl"
 
-SHELL_SCRIPTS=(deploy.sh scripts/check-deploy.sh scripts/install-deploy-tools.sh scripts/image-build.sh
-	k8s/secrets/create-secrets.sh k8s/checks/test_deploy.sh k8s/checks/fake-kubectl)
+SHELL_SCRIPTS=(deploy.sh scripts/*.sh k8s/secrets/create-secrets.sh k8s/checks/test_deploy.sh k8s/checks/fake-kubectl)
 # The folders of the infrastructure document, applied with `kubectl apply -f <folder>`, and the
 # files beside them.
 PLAIN_DIRS=(k8s/namespaces k8s/configmaps k8s/secrets k8s/deployments k8s/services k8s/ingress)
