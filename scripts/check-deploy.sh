@@ -59,7 +59,7 @@ if ! TOOLS=$(scripts/install-deploy-tools.sh); then
 	echo "check-deploy: cannot install the tools" >&2
 	exit 1
 fi
-export PATH="${TOOLS}/venv/bin:${TOOLS}/checkov/bin:${PATH}"
+export PATH="${TOOLS}/venv/bin:${TOOLS}/linters/bin:${TOOLS}/checkov/bin:${PATH}"
 export NODE_PATH="${TOOLS}/node/node_modules"
 export PYTHONDONTWRITEBYTECODE=1
 PY="${TOOLS}/venv/bin/python"
