@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 #
 # beryl-core-api image, in four stages:
-#   chef     Rust toolchain + the C toolchain librdkafka needs + cargo-chef and cargo-auditable
+#   chef     Rust toolchain + the C toolchain and OpenSSL headers librdkafka needs + cargo-chef and
+#            cargo-auditable
 #   planner  reduces the workspace to a dependency recipe (changes only when Cargo.toml/lock do)
 #   builder  builds the dependencies from the recipe (a cached layer), then the service
 #   runtime  FROM scratch: the binary, the shared libraries it loads, CA certificates, the default
@@ -17,10 +18,12 @@ ARG RUST_IMAGE=docker.io/library/rust:1.95-bookworm
 FROM ${RUST_IMAGE} AS chef
 ARG CARGO_CHEF_VERSION=0.1.73
 ARG CARGO_AUDITABLE_VERSION=0.7.7
-# rdkafka builds a bundled librdkafka: make, a C/C++ compiler, perl, python3, pkg-config, zlib.
+# rdkafka builds a bundled librdkafka: make, a C/C++ compiler, perl, python3, pkg-config, zlib, and
+# OpenSSL for TLS and SASL/SCRAM to the brokers (the runtime stage takes libssl3 along with the
+# other shared libraries the binary links).
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-        ca-certificates g++ gcc make perl pkg-config python3 zlib1g-dev \
+        ca-certificates g++ gcc libssl-dev make perl pkg-config python3 zlib1g-dev \
     && rm -rf /var/lib/apt/lists/*
 # cargo-auditable embeds the crate list in the binary, so that image scanners (Trivy) see the
 # Rust dependencies and their versions.

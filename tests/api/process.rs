@@ -47,6 +47,37 @@ fn config_check_prints_the_effective_configuration_with_secrets_redacted() {
 }
 
 #[test]
+fn config_check_redacts_kafka_credentials_from_the_file_and_the_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("test.yaml"),
+        "event_bus:\n  kafka_properties:\n    security.protocol: SASL_SSL\n    sasl.mechanisms: SCRAM-SHA-512\n    \
+         sasl.username: beryl-core-api\n    sasl.password: file-scram-pw\n    ssl.key.password: file-key-pw\n",
+    )
+    .unwrap();
+    let config_dir = dir.path().to_string_lossy().to_string();
+    let vars = [
+        ("ENVIRONMENT", "test"),
+        ("CONFIG_DIR", config_dir.as_str()),
+        ("KAFKA_PROPERTY_SASL_OAUTHBEARER_CLIENT_SECRET", "env-oidc-secret"),
+        ("KAFKA_PROPERTY_LINGER_MS", "5"),
+    ];
+    let (code, stdout, stderr) = run_cli(&["config", "check"], &vars);
+    assert_eq!(code, 0, "{stderr}");
+    for secret in ["file-scram-pw", "file-key-pw", "env-oidc-secret"] {
+        assert!(!stdout.contains(secret), "{secret} leaked: {stdout}");
+    }
+    let config: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let properties = &config["event_bus"]["kafka_properties"];
+    assert_eq!(properties["sasl.password"], "[redacted]", "{properties}");
+    assert_eq!(properties["ssl.key.password"], "[redacted]", "{properties}");
+    assert_eq!(properties["sasl.oauthbearer.client.secret"], "[redacted]", "{properties}");
+    assert_eq!(properties["security.protocol"], "SASL_SSL");
+    assert_eq!(properties["sasl.username"], "beryl-core-api");
+    assert_eq!(properties["linger.ms"], "5");
+}
+
+#[test]
 fn version_is_printed() {
     let (code, stdout, _) = run_cli(&["--version"], &[]);
     assert_eq!(code, 0);
