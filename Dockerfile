@@ -9,7 +9,11 @@
 #            configuration and an unprivileged user; no shell, no package manager
 #
 #   docker build -t beryl-core-api .
-#   docker run --rm -p 8000:8000 --read-only --tmpfs /tmp beryl-core-api
+#   docker run --rm -p 8000:8000 --read-only --tmpfs /tmp -e ENVIRONMENT=development beryl-core-api
+#
+# The image runs in production mode unless ENVIRONMENT says otherwise: it then refuses to start
+# without its database, Redis, Kafka and JWT key (the development key is public), audits fail
+# closed and fault injection is refused. A local try names its environment, as above.
 #
 # Base images are arguments so that an offline build can use locally made images of the same
 # Debian release (scripts/image-build.sh).
@@ -93,6 +97,7 @@ COPY --from=builder /rootfs/ /
 COPY --from=builder --chown=10001:10001 /rootfs-logs/ /
 WORKDIR /app
 ENV CONFIG_DIR=/app/config \
+    ENVIRONMENT=production \
     HOST=0.0.0.0 \
     PORT=8000 \
     SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt

@@ -77,6 +77,43 @@ fn config_check_redacts_kafka_credentials_from_the_file_and_the_variables() {
     assert_eq!(properties["linger.ms"], "5");
 }
 
+/// The environment the image gives the binary (the `ENV` of the Dockerfile's last stage).
+fn image_environment() -> Vec<(String, String)> {
+    let dockerfile = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Dockerfile")).unwrap();
+    let last_stage = dockerfile.rsplit_once("\nFROM ").map(|(_, stage)| stage).unwrap();
+    let mut vars = Vec::new();
+    let mut in_env = false;
+    for line in last_stage.lines().map(str::trim) {
+        let words = match line.strip_prefix("ENV ") {
+            Some(rest) => rest,
+            None if in_env => line,
+            None => continue,
+        };
+        in_env = words.ends_with('\\');
+        for word in words.trim_end_matches('\\').split_whitespace() {
+            let (k, v) = word.split_once('=').unwrap();
+            vars.push((k.to_string(), v.trim_matches('"').to_string()));
+        }
+    }
+    vars
+}
+
+#[test]
+fn the_image_runs_in_production_mode_unless_told_otherwise() {
+    let image = image_environment();
+    assert!(image.iter().any(|(k, _)| k == "CONFIG_DIR"), "{image:?}");
+    // The image's configuration directory is the repository's config/, which run_cli points at.
+    let vars: Vec<(&str, &str)> =
+        image.iter().filter(|(k, _)| k != "CONFIG_DIR").map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (code, stdout, stderr) = run_cli(&["config", "check"], &vars);
+    // Production's rules: no public development key, no in-memory stores (development would
+    // accept both and exit 0).
+    assert_eq!(code, 2, "the image's defaults were accepted: {stdout}");
+    for needle in ["auth.jwt_secret_key", "database.url", "redis.url"] {
+        assert!(stderr.contains(needle), "missing {needle} in {stderr}");
+    }
+}
+
 #[test]
 fn version_is_printed() {
     let (code, stdout, _) = run_cli(&["--version"], &[]);
