@@ -1,14 +1,19 @@
 # syntax=docker/dockerfile:1
 #
 # beryl-core-api image, in four stages:
-#   chef     Rust toolchain + the C toolchain librdkafka needs + cargo-chef and cargo-auditable
+#   chef     Rust toolchain + the C toolchain and OpenSSL headers librdkafka needs + cargo-chef and
+#            cargo-auditable
 #   planner  reduces the workspace to a dependency recipe (changes only when Cargo.toml/lock do)
 #   builder  builds the dependencies from the recipe (a cached layer), then the service
 #   runtime  FROM scratch: the binary, the shared libraries it loads, CA certificates, the default
 #            configuration and an unprivileged user; no shell, no package manager
 #
 #   docker build -t beryl-core-api .
-#   docker run --rm -p 8000:8000 --read-only --tmpfs /tmp beryl-core-api
+#   docker run --rm -p 8000:8000 --read-only --tmpfs /tmp -e ENVIRONMENT=development beryl-core-api
+#
+# The image runs in production mode unless ENVIRONMENT says otherwise: it then refuses to start
+# without its database, Redis, Kafka and JWT key (the development key is public), audits fail
+# closed and fault injection is refused. A local try names its environment, as above.
 #
 # Base images are arguments so that an offline build can use locally made images of the same
 # Debian release (scripts/image-build.sh).
@@ -17,10 +22,12 @@ ARG RUST_IMAGE=docker.io/library/rust:1.95-bookworm
 FROM ${RUST_IMAGE} AS chef
 ARG CARGO_CHEF_VERSION=0.1.73
 ARG CARGO_AUDITABLE_VERSION=0.7.7
-# rdkafka builds a bundled librdkafka: make, a C/C++ compiler, perl, python3, pkg-config, zlib.
+# rdkafka builds a bundled librdkafka: make, a C/C++ compiler, perl, python3, pkg-config, zlib, and
+# OpenSSL for TLS and SASL/SCRAM to the brokers (the runtime stage takes libssl3 along with the
+# other shared libraries the binary links).
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-        ca-certificates g++ gcc make perl pkg-config python3 zlib1g-dev \
+        ca-certificates g++ gcc libssl-dev make perl pkg-config python3 zlib1g-dev \
     && rm -rf /var/lib/apt/lists/*
 # cargo-auditable embeds the crate list in the binary, so that image scanners (Trivy) see the
 # Rust dependencies and their versions.
@@ -90,6 +97,7 @@ COPY --from=builder /rootfs/ /
 COPY --from=builder --chown=10001:10001 /rootfs-logs/ /
 WORKDIR /app
 ENV CONFIG_DIR=/app/config \
+    ENVIRONMENT=production \
     HOST=0.0.0.0 \
     PORT=8000 \
     SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt

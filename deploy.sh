@@ -270,7 +270,8 @@ check_rendered() {
 # Offline schema validation of the rendered objects, with the validators of scripts/check-deploy.sh.
 validate_offline() {
 	local rendered=$1 tools
-	tools=$("${ROOT}/scripts/install-deploy-tools.sh") || fail "cannot install the offline validators (scripts/install-deploy-tools.sh)"
+	tools=$("${ROOT}/scripts/install-deploy-tools.sh" --validators) ||
+		fail "cannot install the offline validators (scripts/install-deploy-tools.sh --validators)"
 	"${tools}/venv/bin/python" "${ROOT}/k8s/checks/validate_manifests.py" "${rendered}" ||
 		fail "the rendered manifests do not validate"
 	NODE_PATH="${tools}/node/node_modules" node "${ROOT}/k8s/checks/validate_crds.mjs" "${rendered}" ||

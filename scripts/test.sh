@@ -11,24 +11,26 @@ STEP=""
 STEP_STARTED=$SECONDS
 # End the current step, printing its duration.
 end_step() {
-  if [ -n "$STEP" ]; then
-    printf '==> %s (%d s)\n' "$STEP" $((SECONDS - STEP_STARTED))
-  fi
-  STEP=""
+	if [ -n "$STEP" ]; then
+		printf '==> %s (%d s)\n' "$STEP" $((SECONDS - STEP_STARTED))
+	fi
+	STEP=""
 }
 step() {
-  end_step
-  STEP="$*"
-  STEP_STARTED=$SECONDS
-  printf '\n==> %s\n' "$*"
+	end_step
+	STEP="$*"
+	STEP_STARTED=$SECONDS
+	printf '\n==> %s\n' "$*"
 }
 
 drop_test_databases() {
-  psql -h 127.0.0.1 -U postgres -d postgres -Atqc \
-    "SELECT datname FROM pg_database WHERE datname LIKE 'beryl_test_%'" 2>/dev/null |
-    while read -r db; do
-      [ -n "$db" ] && psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1 || true
-    done
+	psql -h 127.0.0.1 -U postgres -d postgres -Atqc \
+		"SELECT datname FROM pg_database WHERE datname LIKE 'beryl_test_%'" 2>/dev/null |
+		while read -r db; do
+			if [ -n "$db" ]; then
+				psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1 || true
+			fi
+		done
 }
 
 KAFKA_PORT=${BERYL_TEST_KAFKA_PORT:-19092}
@@ -36,15 +38,15 @@ KAFKA_DIR=target/kafka-test
 
 SERVICES_STARTED=false
 cleanup() {
-  local status=$?
-  if [ -n "$STEP" ]; then
-    printf '==> %s failed after %d s (%d s in total)\n' "$STEP" $((SECONDS - STEP_STARTED)) "$SECONDS"
-  fi
-  if [ "$SERVICES_STARTED" = true ]; then
-    drop_test_databases
-    scripts/kafka.sh stop "$KAFKA_PORT" "$KAFKA_DIR" || true
-  fi
-  return "$status"
+	local status=$?
+	if [ -n "$STEP" ]; then
+		printf '==> %s failed after %d s (%d s in total)\n' "$STEP" $((SECONDS - STEP_STARTED)) "$SECONDS"
+	fi
+	if [ "$SERVICES_STARTED" = true ]; then
+		drop_test_databases
+		scripts/kafka.sh stop "$KAFKA_PORT" "$KAFKA_DIR" || true
+	fi
+	return "$status"
 }
 trap cleanup EXIT
 
@@ -73,8 +75,8 @@ step "schemathesis"
 scripts/schemathesis.sh
 
 if [ -x scripts/check-deploy.sh ]; then
-  step "deployment checks"
-  scripts/check-deploy.sh
+	step "deployment checks"
+	scripts/check-deploy.sh
 fi
 
 end_step

@@ -39,11 +39,16 @@ SERVICE_ENV = {
 
 
 def service_reads(name: str) -> bool:
-    """A flat variable of the contract, or the nested BERYL__SECTION__KEY form (whose keys the
-    live check validates with the service's own `config check`)."""
-    return name in SERVICE_ENV or (name.startswith("BERYL__") and name.count("__") >= 2)
-# Objects that live outside these manifests but that they legitimately name.
-EXTERNAL_SERVICES = {("beryl-monitoring", "grafana")}
+    """A flat variable of the contract, a librdkafka property (KAFKA_PROPERTY_<NAME>), or the
+    nested BERYL__SECTION__KEY form (whose keys the live check validates with the service's own
+    `config check`)."""
+    return (name in SERVICE_ENV or (name.startswith("KAFKA_PROPERTY_") and len(name) > len("KAFKA_PROPERTY_"))
+            or (name.startswith("BERYL__") and name.count("__") >= 2))
+# Objects that live outside these manifests but that they legitimately name. The monitoring stack
+# is the kube-prometheus-stack release whose name the ServiceMonitor and PrometheusRule select
+# (label `release`); its Grafana chart names the Service `<release>-grafana` (port 80, http-web).
+MONITORING_NAMESPACE = "beryl-monitoring"
+GRAFANA_PORTS = {80, "http-web"}
 EXTERNAL_POD_LABELS = {"acme.cert-manager.io/http01-solver"}
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection", "*", "escalate", "bind", "impersonate"}
 
@@ -325,7 +330,16 @@ def check_ingress(ix: Index) -> None:
                 error(ing, f"host {rule.get('host')} has no TLS")
             for path in rule["http"]["paths"]:
                 backend = path["backend"]["service"]
-                if (ns, backend["name"]) in EXTERNAL_SERVICES:
+                port = backend["port"].get("name") or backend["port"].get("number")
+                if ns == MONITORING_NAMESPACE and not ix.find("Service", ns, backend["name"]):
+                    releases = sorted({o["metadata"].get("labels", {}).get("release") for o in ix.objects
+                                       if o.get("kind") in ("ServiceMonitor", "PrometheusRule")} - {None})
+                    expected = [f"{r}-grafana" for r in releases]
+                    if backend["name"] not in expected:
+                        error(ing, f"backend service {backend['name']} is not the Grafana of the monitoring release "
+                                   f"({', '.join(expected) or 'no ServiceMonitor or PrometheusRule names a release'})")
+                    elif port not in GRAFANA_PORTS:
+                        error(ing, f"backend port {port} is not the Grafana service's port (80 or http-web)")
                     continue
                 svc = ix.find("Service", ns, backend["name"])
                 if not svc:

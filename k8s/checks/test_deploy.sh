@@ -172,9 +172,23 @@ expect "undoes the three deployments, waits and checks health" '[[ $(calls | gre
 
 echo "scenario: --dry-run"
 new_state dry
-run_deploy --dry-run
+# A tools directory holding only the validators (those of the real one), and python3 and npm that
+# refuse to install anything: a dry run that wants a linter, checkov or a package fails.
+TOOLS_REAL=${BERYL_TOOLS_DIR:-${HOME}/.cache/beryl-tools}
+mkdir -p "${WORK}/validators" "${WORK}/no-install"
+for group in venv node; do
+	ln -sfn "${TOOLS_REAL}/${group}" "${WORK}/validators/${group}"
+	cp "${TOOLS_REAL}/.stamp-${group}" "${WORK}/validators/"
+done
+printf '%s\n' '#!/usr/bin/env bash' \
+	'if [[ " $* " == *" -m venv "* ]]; then echo "refused: python3 $*" >&2; exit 1; fi' \
+	'exec /usr/bin/python3 "$@"' >"${WORK}/no-install/python3"
+printf '%s\n' '#!/bin/sh' 'echo "refused: npm $*" >&2' 'exit 1' >"${WORK}/no-install/npm"
+chmod +x "${WORK}/no-install/python3" "${WORK}/no-install/npm"
+PATH="${WORK}/no-install:${PATH}" BERYL_TOOLS_DIR="${WORK}/validators" run_deploy --dry-run
 expect "exits 0" '[[ ${STATUS} -eq 0 ]]'
 expect "touches no cluster (only client version and kustomize)" '! calls | grep -vqE "^(version --client|kustomize )"'
+expect "installs nothing beyond the validators (no linters, no checkov)" '! grep -q "refused:" <<<"${OUTPUT}" && [[ ! -e "${WORK}/validators/checkov" && ! -e "${WORK}/validators/linters" ]]'
 
 echo "scenario: --verify"
 new_state verify

@@ -5,7 +5,10 @@
 //   NODE_PATH=<tools>/node/node_modules node validate_crds.mjs FILE_OR_DIR...
 //
 // An object whose apiVersion is not one of PACKAGES is an error, so a typo in a group or version
-// never passes unchecked.
+// never passes unchecked. Unknown fields are errors too, as the API server's strict field
+// validation makes them (`kubectl apply --validate=strict`): the schemas of kubernetes-models do
+// not refuse them, so each field is probed (see unknownFields), and a misspelled
+// `minReplicaCounts` fails instead of being dropped silently by the cluster.
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
@@ -51,6 +54,58 @@ async function modelFor(apiVersion, kind) {
   return (await import(pathToFileURL(file).href))[kind] ?? null;
 }
 
+// A value no schema type accepts (not a string, number, boolean, null, array or object): a field
+// the schema knows fails validation at its own path when it holds this; a field the schema does
+// not know passes.
+const PROBE = Symbol("probe");
+const PROBE_KEY = "__validate_crds_probe__";
+
+function pointer(path) {
+  return path.map((p) => "/" + String(p).replace(/~/g, "~0").replace(/\//g, "~1")).join("");
+}
+
+function errorsOf(Model, doc) {
+  try {
+    new Model(doc).validate();
+    return [];
+  } catch (err) {
+    return err.errors ?? [{ instancePath: "", message: err.message }];
+  }
+}
+
+// The document with the value at `path` replaced.
+function withValue(doc, path, value) {
+  const copy = structuredClone(doc);
+  let node = copy;
+  for (const p of path.slice(0, -1)) node = node[p];
+  node[path[path.length - 1]] = value;
+  return copy;
+}
+
+// Paths (JSON pointers) of the fields of a valid `doc` that its schema does not define.
+function unknownFields(Model, doc) {
+  const unknown = [];
+  const fails = (path) => errorsOf(Model, withValue(doc, path, PROBE)).some((e) => e.instancePath === pointer(path));
+  const walk = (value, path) => {
+    if (Array.isArray(value)) {
+      value.forEach((item, i) => walk(item, [...path, i]));
+      return;
+    }
+    if (value === null || typeof value !== "object") return;
+    // A map (typed additionalProperties) takes any key: only its values are checked.
+    const isMap = fails([...path, PROBE_KEY]);
+    for (const [key, child] of Object.entries(value)) {
+      if (!isMap && !fails([...path, key])) {
+        unknown.push(pointer([...path, key]));
+        continue;
+      }
+      walk(child, [...path, key]);
+    }
+  };
+  walk(doc, []);
+  return unknown;
+}
+
 let errors = 0;
 let checked = 0;
 const args = process.argv.slice(2);
@@ -77,15 +132,21 @@ for (const file of files(args)) {
     }
     try {
       new Model(doc).validate();
-      checked++;
     } catch (err) {
       console.error(`${where}: ${err.message}`);
       errors++;
+      continue;
     }
+    const unknown = unknownFields(Model, doc);
+    for (const path of unknown) {
+      console.error(`${where}: unknown field ${path}`);
+      errors++;
+    }
+    if (unknown.length === 0) checked++;
   }
 }
 if (errors) {
   console.error(`validate_crds: ${errors} error(s)`);
   process.exit(1);
 }
-console.log(`validate_crds: ${checked} objects valid (kubernetes-models, cert-manager, prometheus-operator, keda)`);
+console.log(`validate_crds: ${checked} objects valid, no unknown field (kubernetes-models, cert-manager, prometheus-operator, keda)`);

@@ -18,7 +18,8 @@
    fire (BerylActorRestarting, and BerylActorFailed when the supervisor gives up), seen in
    Prometheus' /api/v1/alerts.
 6. metrics: every metric named by a rule, a dashboard (panels and variables) or the KEDA query
-   is exported by the service (or is a series Prometheus records for every scrape, like `up`),
+   is exported by the service (or is a series Prometheus records for every scrape, like `up`, or
+   one of the kube-state-metrics series of KUBE_STATE_SERIES),
    and every such expression evaluates in Prometheus.
 7. shutdown: SIGTERM stops each instance with exit status 0 within SHUTDOWN_GRACE_PERIOD.
 
@@ -58,6 +59,8 @@ FAULT_ACTOR = "adapter-pool"
 ACTOR_ALERTS = ("BerylActorRestarting", "BerylActorFailed")
 # Series Prometheus itself records for every scrape target.
 SCRAPE_SERIES = {"up", "scrape_duration_seconds", "scrape_samples_scraped", "scrape_samples_post_metric_relabeling", "scrape_series_added"}
+# Series of kube-state-metrics (kube-prometheus-stack) the rules use: the kubelet's view of the pods.
+KUBE_STATE_SERIES = {"kube_pod_container_status_restarts_total"}
 ADMIN_DATABASE_URL = os.environ.get("LIVE_CHECK_ADMIN_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 DATABASE = "beryl_test_live_check"
 REDIS_URL = os.environ.get("LIVE_CHECK_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -543,7 +546,7 @@ def substitute(expr: str) -> str:
 def check_metric_names(prom: str, instances: dict, rendered: list[dict], node_modules: str) -> None:
     exported = exported_metrics(instances)
     recorded = set(json.loads(http("GET", prom + "/api/v1/label/__name__/values")[1] or b"{}").get("data", []))
-    allowed = exported | (SCRAPE_SERIES & recorded)
+    allowed = exported | (SCRAPE_SERIES & recorded) | KUBE_STATE_SERIES
     exprs = collect_expressions(rendered)
     proc = subprocess.run(["node", str(ROOT / "monitoring" / "tools" / "promql_metrics.mjs")], input=json.dumps(exprs),
                           capture_output=True, text=True, env=base_env() | {"NODE_PATH": node_modules}, check=False)
@@ -561,6 +564,7 @@ def check_metric_names(prom: str, instances: dict, rendered: list[dict], node_mo
                 unknown.append(f"{item['source']}: {name}")
     report("metric names", not unknown and not syntax,
            f"{len(used)} metric names in {len(analysed)} expressions (rules, dashboards, KEDA), all exported by the service"
+           f" (or by Prometheus or kube-state-metrics: {', '.join(sorted(used - exported))})"
            if not unknown and not syntax else "; ".join(syntax + [f"not exported: {u}" for u in unknown]))
 
     failures = []

@@ -1,8 +1,14 @@
 //! `event_bus`: Kafka or the in-process bus, topics, the outbox relay and the consumer.
 
-use serde::{Deserialize, Serialize};
+use std::{collections::BTreeMap, fmt, path::Path};
+
+use serde::{Deserialize, Serialize, Serializer};
 
 use super::{Section, SettingsProblems, ValidationContext};
+
+/// Prefix of the variables that set one librdkafka property each: `KAFKA_PROPERTY_SASL_PASSWORD`
+/// sets `sasl.password` (`_` stands for `.`, `__` for `_`).
+pub const KAFKA_PROPERTY_PREFIX: &str = "KAFKA_PROPERTY_";
 
 /// Event bus.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -53,8 +59,10 @@ pub struct EventBusSettings {
     /// Idempotent producer (ordering and no duplicates across producer retries); turn off only for
     /// brokers without it, which then get one request in flight per connection.
     pub idempotent_producer: bool,
-    /// Extra librdkafka properties for every client (security.protocol, sasl.*, ...).
-    pub kafka_properties: std::collections::BTreeMap<String, String>,
+    /// Extra librdkafka properties for every client: TLS and SASL (`security.protocol`,
+    /// `sasl.mechanisms`, `sasl.username`, `sasl.password`, `ssl.ca.location`, ...) or tuning;
+    /// also one `KAFKA_PROPERTY_<NAME>` variable each. Credentials are redacted when shown.
+    pub kafka_properties: KafkaProperties,
 }
 
 impl Default for EventBusSettings {
@@ -153,5 +161,259 @@ impl Section for EventBusSettings {
                 "for example 50, 500 and 100",
             );
         }
+        self.kafka_properties.validate(ctx, problems);
+    }
+}
+
+/// librdkafka properties given by the operator, applied to every Kafka client. Shown (`config
+/// check`, `Debug`) with the values of credentials redacted.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct KafkaProperties(BTreeMap<String, String>);
+
+/// Security protocols librdkafka knows (`security.protocol`, any case).
+const SECURITY_PROTOCOLS: &[&str] = &["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"];
+/// SASL mechanisms this build supports: librdkafka's own (PLAIN, SCRAM, OAUTHBEARER); GSSAPI
+/// (Kerberos) would need Cyrus SASL, which the image does not carry.
+const SASL_MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"];
+/// Properties naming a file (or, for the CA, a directory) that librdkafka reads when a client is
+/// created.
+const FILE_PROPERTIES: &[&str] =
+    &["ssl.ca.location", "ssl.certificate.location", "ssl.key.location", "ssl.crl.location", "ssl.keystore.location"];
+
+impl KafkaProperties {
+    /// The value of `name`, if set.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// Set `name` to `value`, replacing any previous value.
+    pub fn insert(&mut self, name: String, value: String) {
+        self.0.insert(name, value);
+    }
+
+    /// Every property, by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.0.iter()
+    }
+
+    /// Whether no property is set.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether the value of property `name` is a credential (a password, a secret, a private key
+    /// or a token), never to be shown.
+    pub fn is_sensitive(name: &str) -> bool {
+        let name = name.to_ascii_lowercase();
+        ["password", "secret", "passphrase", "token", "credential", "jaas", "pem", "private", "sasl.oauthbearer.config"]
+            .iter()
+            .any(|marker| name.contains(marker))
+    }
+
+    /// The property set by variable `KAFKA_PROPERTY_<suffix>`: `SASL_PASSWORD` is `sasl.password`,
+    /// `__` stands for `_`. `None` when the suffix names no property.
+    pub fn name_from_variable(suffix: &str) -> Option<String> {
+        let parts: Vec<String> = suffix.split("__").map(|part| part.to_ascii_lowercase().replace('_', ".")).collect();
+        let valid = |p: &String| {
+            !p.is_empty()
+                && !p.starts_with('.')
+                && !p.ends_with('.')
+                && !p.contains("..")
+                && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '.')
+        };
+        parts.iter().all(valid).then(|| parts.join("_"))
+    }
+
+    fn shown(&self) -> BTreeMap<&str, &str> {
+        self.0
+            .iter()
+            .map(|(k, v)| (k.as_str(), if Self::is_sensitive(k) { "[redacted]" } else { v.as_str() }))
+            .collect()
+    }
+
+    fn value_lowercase(&self, name: &str) -> Option<String> {
+        self.get(name).map(|v| v.trim().to_ascii_lowercase())
+    }
+
+    fn validate(&self, ctx: &ValidationContext, problems: &mut SettingsProblems) {
+        let protocol = self.value_lowercase("security.protocol");
+        if let Some(p) = protocol.as_deref().filter(|p| !SECURITY_PROTOCOLS.contains(p)) {
+            problems.add(
+                "event_bus.kafka_properties.security.protocol",
+                format!("unknown security protocol {p:?}"),
+                "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (KAFKA_PROPERTY_SECURITY_PROTOCOL)",
+            );
+        }
+        let sasl = protocol.as_deref().is_some_and(|p| p.starts_with("sasl_"));
+        // librdkafka takes either spelling.
+        let mechanism = self.get("sasl.mechanisms").or_else(|| self.get("sasl.mechanism")).map(str::trim);
+        if let Some(m) = mechanism {
+            let m = m.to_ascii_uppercase();
+            if !SASL_MECHANISMS.contains(&m.as_str()) {
+                problems.add(
+                    "event_bus.kafka_properties.sasl.mechanisms",
+                    format!("unsupported SASL mechanism {m:?}"),
+                    "SCRAM-SHA-512, SCRAM-SHA-256, PLAIN or OAUTHBEARER",
+                );
+            }
+            if !sasl {
+                problems.add(
+                    "event_bus.kafka_properties.sasl.mechanisms",
+                    "a SASL mechanism is set but security.protocol is not SASL_SSL or SASL_PLAINTEXT: the credentials would never be sent",
+                    "set KAFKA_PROPERTY_SECURITY_PROTOCOL=SASL_SSL",
+                );
+            }
+            let with_password = m == "PLAIN" || m.starts_with("SCRAM-");
+            if with_password && (self.get("sasl.username").is_none() || self.get("sasl.password").is_none()) {
+                problems.add(
+                    "event_bus.kafka_properties.sasl.username",
+                    format!("SASL {m} needs sasl.username and sasl.password"),
+                    "set KAFKA_PROPERTY_SASL_USERNAME and KAFKA_PROPERTY_SASL_PASSWORD (from a Secret)",
+                );
+            }
+            if ctx.production() && m == "PLAIN" && protocol.as_deref() == Some("sasl_plaintext") {
+                problems.add(
+                    "event_bus.kafka_properties.security.protocol",
+                    "SASL PLAIN over an unencrypted connection sends the password in clear",
+                    "use SASL_SSL (or SCRAM-SHA-512)",
+                );
+            }
+        }
+        for name in FILE_PROPERTIES {
+            if let Some(path) = self.get(name) {
+                // `probe`: librdkafka looks for the system's CA bundle itself.
+                if *name == "ssl.ca.location" && path == "probe" {
+                    continue;
+                }
+                if !Path::new(path).exists() {
+                    problems.add(
+                        &format!("event_bus.kafka_properties.{name}"),
+                        format!("{path} does not exist"),
+                        "mount the file (for example from a Secret) at this path, or correct the path",
+                    );
+                }
+            }
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a KafkaProperties {
+    type Item = (&'a String, &'a String);
+    type IntoIter = std::collections::btree_map::Iter<'a, String, String>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl FromIterator<(String, String)> for KafkaProperties {
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> Self {
+        Self(iter.into_iter().collect())
+    }
+}
+
+impl fmt::Debug for KafkaProperties {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.shown()).finish()
+    }
+}
+
+impl Serialize for KafkaProperties {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.shown().serialize(serializer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Environment;
+
+    fn properties(pairs: &[(&str, &str)]) -> KafkaProperties {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn problems_of(properties: KafkaProperties, environment: Environment) -> Vec<String> {
+        let mut problems = SettingsProblems::default();
+        properties.validate(&ValidationContext { environment }, &mut problems);
+        problems.0.iter().map(|p| format!("{}: {}", p.key, p.message)).collect()
+    }
+
+    #[test]
+    fn variables_name_librdkafka_properties() {
+        let name = KafkaProperties::name_from_variable;
+        assert_eq!(name("SASL_PASSWORD").as_deref(), Some("sasl.password"));
+        assert_eq!(name("SECURITY_PROTOCOL").as_deref(), Some("security.protocol"));
+        assert_eq!(name("SSL_CA_LOCATION").as_deref(), Some("ssl.ca.location"));
+        assert_eq!(name("SSL__KEY_PASSWORD").as_deref(), Some("ssl_key.password"));
+        for bad in ["", "_SASL", "SASL_", "SASL__", "SASL-PASSWORD", "A__B__"] {
+            assert_eq!(name(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn credentials_are_redacted_and_the_rest_shown() {
+        let properties = properties(&[
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanisms", "SCRAM-SHA-512"),
+            ("sasl.username", "beryl-core-api"),
+            ("sasl.password", "scram-pw"),
+            ("ssl.key.password", "key-pw"),
+            ("ssl.key.pem", "-----BEGIN PRIVATE KEY-----"),
+            ("sasl.oauthbearer.client.secret", "oidc-secret"),
+            ("linger.ms", "5"),
+        ]);
+        let json = serde_json::to_value(&properties).unwrap();
+        let debug = format!("{properties:?}");
+        for secret in ["scram-pw", "key-pw", "BEGIN PRIVATE", "oidc-secret"] {
+            assert!(!json.to_string().contains(secret), "{secret} in {json}");
+            assert!(!debug.contains(secret), "{secret} in {debug}");
+        }
+        assert_eq!(json["sasl.password"], "[redacted]");
+        assert_eq!(json["security.protocol"], "SASL_SSL");
+        assert_eq!(json["sasl.username"], "beryl-core-api");
+        assert_eq!(json["linger.ms"], "5");
+        // What the clients get is the value itself.
+        assert_eq!(properties.get("sasl.password"), Some("scram-pw"));
+    }
+
+    #[test]
+    fn tls_and_sasl_settings_are_checked_before_any_client_is_made() {
+        let scram = [("security.protocol", "SASL_SSL"), ("sasl.mechanisms", "SCRAM-SHA-512")];
+        let complete = [&scram[..], &[("sasl.username", "u"), ("sasl.password", "p")][..]].concat();
+        assert_eq!(problems_of(properties(&complete), Environment::Production), Vec::<String>::new());
+
+        let problems = problems_of(properties(&scram), Environment::Production);
+        assert!(problems.iter().any(|p| p.contains("needs sasl.username and sasl.password")), "{problems:?}");
+
+        let problems = problems_of(properties(&[("security.protocol", "TLS")]), Environment::Development);
+        assert!(problems.iter().any(|p| p.contains("unknown security protocol")), "{problems:?}");
+
+        let problems = problems_of(
+            properties(&[("sasl.mechanism", "GSSAPI"), ("sasl.username", "u"), ("sasl.password", "p")]),
+            Environment::Development,
+        );
+        assert!(problems.iter().any(|p| p.contains("unsupported SASL mechanism")), "{problems:?}");
+        assert!(problems.iter().any(|p| p.contains("would never be sent")), "{problems:?}");
+
+        let plain = [
+            ("security.protocol", "SASL_PLAINTEXT"),
+            ("sasl.mechanisms", "PLAIN"),
+            ("sasl.username", "u"),
+            ("sasl.password", "p"),
+        ];
+        assert!(problems_of(properties(&plain), Environment::Staging).is_empty());
+        let problems = problems_of(properties(&plain), Environment::Production);
+        assert!(problems.iter().any(|p| p.contains("password in clear")), "{problems:?}");
+
+        let missing = [("security.protocol", "SSL"), ("ssl.ca.location", "/nonexistent/kafka-ca.pem")];
+        let problems = problems_of(properties(&missing), Environment::Production);
+        assert_eq!(
+            problems,
+            vec!["event_bus.kafka_properties.ssl.ca.location: /nonexistent/kafka-ca.pem does not exist".to_string()]
+        );
+        let present = [("security.protocol", "SSL"), ("ssl.ca.location", env!("CARGO_MANIFEST_DIR"))];
+        assert!(problems_of(properties(&present), Environment::Production).is_empty());
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use config::{Config, ConfigError, Environment as EnvSource, File, FileFormat, Value};
 
-use super::{Environment, Settings, SettingsProblem, SettingsProblems};
+use super::{Environment, KafkaProperties, Settings, SettingsProblem, SettingsProblems, KAFKA_PROPERTY_PREFIX};
 
 /// Flat variable names documented by the infrastructure document (and a few more), with the
 /// settings key each one sets. They win over `BERYL__*` and the configuration file.
@@ -135,7 +135,7 @@ impl Settings {
 
         // Deserialize; on a malformed value record it, put the default back and try again, so
         // that every malformed value is reported at once.
-        let settings = loop {
+        let mut settings = loop {
             let config = match builder.build_cloned() {
                 Ok(c) => c,
                 Err(e) => {
@@ -160,6 +160,23 @@ impl Settings {
                 }
             }
         };
+        // One variable per librdkafka property (names with dots cannot be variable names).
+        for (var, value) in &vars {
+            let Some(suffix) = var.strip_prefix(KAFKA_PROPERTY_PREFIX) else { continue };
+            if value.is_empty() {
+                continue;
+            }
+            match KafkaProperties::name_from_variable(suffix) {
+                Some(name) => settings.event_bus.kafka_properties.insert(name, value.clone()),
+                None => problems.push(SettingsProblem {
+                    key: var.clone(),
+                    message: "names no librdkafka property".into(),
+                    hint: "KAFKA_PROPERTY_ then the property in capitals, `_` for `.` and `__` for `_` \
+                           (KAFKA_PROPERTY_SASL_PASSWORD sets sasl.password)"
+                        .into(),
+                }),
+            }
+        }
         problems.extend(settings.validate());
         if problems.is_empty() {
             Ok(settings)
@@ -292,6 +309,24 @@ mod tests {
         assert_eq!(settings.server.shutdown_drain_delay_secs, 7);
         let problems = load(&[("TRUSTED_PROXIES", "10.0.0.0/33")]).unwrap_err();
         assert!(problems.0.iter().any(|p| p.key.contains("rate_limit.trusted_proxies")), "{problems}");
+    }
+
+    #[test]
+    fn kafka_property_variables_set_librdkafka_properties() {
+        let settings = load(&[
+            ("KAFKA_PROPERTY_SECURITY_PROTOCOL", "SASL_SSL"),
+            ("KAFKA_PROPERTY_SASL_MECHANISMS", "SCRAM-SHA-512"),
+            ("KAFKA_PROPERTY_SASL_USERNAME", "beryl-core-api"),
+            ("KAFKA_PROPERTY_SASL_PASSWORD", "scram-pw"),
+            ("KAFKA_PROPERTY_LINGER_MS", ""),
+        ])
+        .unwrap();
+        let properties = &settings.event_bus.kafka_properties;
+        assert_eq!(properties.get("security.protocol"), Some("SASL_SSL"));
+        assert_eq!(properties.get("sasl.password"), Some("scram-pw"));
+        assert_eq!(properties.get("linger.ms"), None);
+        let problems = load(&[("KAFKA_PROPERTY_SASL-PASSWORD", "x")]).unwrap_err();
+        assert_eq!(problems.0[0].key, "KAFKA_PROPERTY_SASL-PASSWORD", "{problems}");
     }
 
     #[test]

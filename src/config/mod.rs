@@ -32,7 +32,7 @@ pub use audit::{AuditFailurePolicy, AuditSettings};
 pub use auth::{AuthSettings, DEVELOPMENT_JWT_KEY};
 pub use cors::CorsSettings;
 pub use database::DatabaseSettings;
-pub use event_bus::{EventBusKind, EventBusSettings};
+pub use event_bus::{EventBusKind, EventBusSettings, KafkaProperties, KAFKA_PROPERTY_PREFIX};
 pub use fault_injection::FaultInjectionSettings;
 pub use fintech::FintechSettings;
 pub use health::HealthSettings;

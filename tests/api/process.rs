@@ -47,6 +47,74 @@ fn config_check_prints_the_effective_configuration_with_secrets_redacted() {
 }
 
 #[test]
+fn config_check_redacts_kafka_credentials_from_the_file_and_the_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("test.yaml"),
+        "event_bus:\n  kafka_properties:\n    security.protocol: SASL_SSL\n    sasl.mechanisms: SCRAM-SHA-512\n    \
+         sasl.username: beryl-core-api\n    sasl.password: file-scram-pw\n    ssl.key.password: file-key-pw\n",
+    )
+    .unwrap();
+    let config_dir = dir.path().to_string_lossy().to_string();
+    let vars = [
+        ("ENVIRONMENT", "test"),
+        ("CONFIG_DIR", config_dir.as_str()),
+        ("KAFKA_PROPERTY_SASL_OAUTHBEARER_CLIENT_SECRET", "env-oidc-secret"),
+        ("KAFKA_PROPERTY_LINGER_MS", "5"),
+    ];
+    let (code, stdout, stderr) = run_cli(&["config", "check"], &vars);
+    assert_eq!(code, 0, "{stderr}");
+    for secret in ["file-scram-pw", "file-key-pw", "env-oidc-secret"] {
+        assert!(!stdout.contains(secret), "{secret} leaked: {stdout}");
+    }
+    let config: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let properties = &config["event_bus"]["kafka_properties"];
+    assert_eq!(properties["sasl.password"], "[redacted]", "{properties}");
+    assert_eq!(properties["ssl.key.password"], "[redacted]", "{properties}");
+    assert_eq!(properties["sasl.oauthbearer.client.secret"], "[redacted]", "{properties}");
+    assert_eq!(properties["security.protocol"], "SASL_SSL");
+    assert_eq!(properties["sasl.username"], "beryl-core-api");
+    assert_eq!(properties["linger.ms"], "5");
+}
+
+/// The environment the image gives the binary (the `ENV` of the Dockerfile's last stage).
+fn image_environment() -> Vec<(String, String)> {
+    let dockerfile = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Dockerfile")).unwrap();
+    let last_stage = dockerfile.rsplit_once("\nFROM ").map(|(_, stage)| stage).unwrap();
+    let mut vars = Vec::new();
+    let mut in_env = false;
+    for line in last_stage.lines().map(str::trim) {
+        let words = match line.strip_prefix("ENV ") {
+            Some(rest) => rest,
+            None if in_env => line,
+            None => continue,
+        };
+        in_env = words.ends_with('\\');
+        for word in words.trim_end_matches('\\').split_whitespace() {
+            let (k, v) = word.split_once('=').unwrap();
+            vars.push((k.to_string(), v.trim_matches('"').to_string()));
+        }
+    }
+    vars
+}
+
+#[test]
+fn the_image_runs_in_production_mode_unless_told_otherwise() {
+    let image = image_environment();
+    assert!(image.iter().any(|(k, _)| k == "CONFIG_DIR"), "{image:?}");
+    // The image's configuration directory is the repository's config/, which run_cli points at.
+    let vars: Vec<(&str, &str)> =
+        image.iter().filter(|(k, _)| k != "CONFIG_DIR").map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (code, stdout, stderr) = run_cli(&["config", "check"], &vars);
+    // Production's rules: no public development key, no in-memory stores (development would
+    // accept both and exit 0).
+    assert_eq!(code, 2, "the image's defaults were accepted: {stdout}");
+    for needle in ["auth.jwt_secret_key", "database.url", "redis.url"] {
+        assert!(stderr.contains(needle), "missing {needle} in {stderr}");
+    }
+}
+
+#[test]
 fn version_is_printed() {
     let (code, stdout, _) = run_cli(&["--version"], &[]);
     assert_eq!(code, 0);

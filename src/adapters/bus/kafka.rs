@@ -301,4 +301,37 @@ mod tests {
         settings.idempotent_producer = false;
         assert_eq!(producer_config(&settings).get("max.in.flight.requests.per.connection"), Some("1"));
     }
+
+    /// TLS with a private CA and SASL/SCRAM: librdkafka refuses both when built without OpenSSL.
+    #[tokio::test]
+    async fn every_client_accepts_sasl_ssl_with_scram_and_a_private_ca() {
+        let mut settings = EventBusSettings {
+            kafka_bootstrap_servers: Some("127.0.0.1:9".into()),
+            create_topic_partitions: 0,
+            ..Default::default()
+        };
+        for (k, v) in [
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanisms", "SCRAM-SHA-512"),
+            ("sasl.username", "beryl-core-api"),
+            ("sasl.password", "scram-password"),
+            ("ssl.ca.location", concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/kafka-ca.pem")),
+        ] {
+            settings.kafka_properties.insert(k.into(), v.into());
+        }
+        let publisher = KafkaPublisher::new(&settings);
+        assert!(publisher.is_ok(), "producer refused the properties: {:?}", publisher.err());
+        let admin: Result<AdminClient<DefaultClientContext>, _> = client_config(&settings, &[]).create();
+        assert!(admin.is_ok(), "admin client refused the properties: {:?}", admin.err());
+        let metrics = Metrics::new().unwrap();
+        let consumer = KafkaConsumer::new(&settings, &["beryl.fintech.payments".into()], Default::default(), metrics);
+        assert!(consumer.is_ok(), "consumer refused the properties: {:?}", consumer.err());
+
+        // The CA file is read when the client is made: a certificate that is not one is refused
+        // there, not at the first connection.
+        settings
+            .kafka_properties
+            .insert("ssl.ca.location".into(), concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml").into());
+        assert!(KafkaPublisher::new(&settings).is_err());
+    }
 }
