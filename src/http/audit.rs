@@ -1,9 +1,8 @@
 //! Every state-changing request is audited: before the handler runs, a fail-closed policy
 //! refuses it when the audit writer cannot take its record; after, the record (who, what, on
 //! which resource, with what outcome) goes to the audit writer without waiting. Denials are
-//! recorded by the guard, which knows why. GraphQL mutations are audited by their resolvers.
-
-use std::time::Duration;
+//! recorded by the guard, which knows why. GraphQL mutations pass the same precondition and leave
+//! the same records, one per mutation, from their resolvers (`graphql::caller`).
 
 use actix_web::{
     body::{BoxBody, MessageBody},
@@ -13,14 +12,10 @@ use actix_web::{
 };
 
 use super::{
-    guard::{is_read, AlreadyAudited, RequestFacts},
+    guard::{is_read, outcome, AlreadyAudited, RequestFacts},
     state::AppState,
 };
-use crate::{
-    auth::Principal,
-    error::{AppError, ErrorCode},
-    telemetry,
-};
+use crate::auth::Principal;
 
 /// The middleware function.
 pub async fn audit_layer(
@@ -36,23 +31,15 @@ pub async fn audit_layer(
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
     let facts = RequestFacts::with_route(&req, route, state.guard.limits.trust_forwarded_for);
-    if !state.guard.audit_ready() {
-        state.metrics.with(|| metrics::counter!(telemetry::AUDIT_REFUSED_TOTAL).increment(1));
-        let err = AppError::server(ErrorCode::AuditUnavailable, "the audit writer cannot take a record")
-            .with_retry_after(Duration::from_secs(5));
+    if let Err(err) = state.guard.admit_write() {
         return Ok(req.into_response(actix_web::ResponseError::error_response(&err)));
     }
     let res = next.call(req).await?.map_into_boxed_body();
     let extensions = res.request().extensions();
     if extensions.get::<AlreadyAudited>().is_none() {
         let status = res.status().as_u16();
-        let outcome = match status {
-            200..=399 => "success",
-            401 | 403 => "denied",
-            _ => "failure",
-        };
         let subject = extensions.get::<Principal>().map(|p| p.subject.clone());
-        state.guard.audit(facts.event(subject.as_deref(), status, outcome));
+        state.guard.audit(facts.event(subject.as_deref(), status, outcome(status)));
     }
     drop(extensions);
     Ok(res)
