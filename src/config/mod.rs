@@ -14,6 +14,7 @@ mod database;
 mod event_bus;
 mod fault_injection;
 mod fintech;
+mod graphql;
 mod health;
 mod load;
 mod log;
@@ -35,6 +36,7 @@ pub use database::DatabaseSettings;
 pub use event_bus::{EventBusKind, EventBusSettings, KafkaProperties, KAFKA_PROPERTY_PREFIX};
 pub use fault_injection::FaultInjectionSettings;
 pub use fintech::FintechSettings;
+pub use graphql::{GraphqlSettings, GRAPHQL_DEPTH_CEILING};
 pub use health::HealthSettings;
 pub use load::{variables_for, Sources, FLAT_VARIABLES, NESTED_PREFIX};
 pub use log::{LogFormat, LogSettings};
@@ -83,6 +85,8 @@ pub struct Settings {
     pub health: HealthSettings,
     /// Fault-injection switch used by resilience tests; refused in production.
     pub fault_injection: FaultInjectionSettings,
+    /// GraphQL: introspection, GraphiQL and operation limits.
+    pub graphql: GraphqlSettings,
 }
 
 /// Where the process runs; changes defaults (log format) and what validation allows.
@@ -175,6 +179,7 @@ impl Settings {
             &self.fintech,
             &self.health,
             &self.fault_injection,
+            &self.graphql,
         ];
         let mut problems = SettingsProblems::default();
         for section in sections {

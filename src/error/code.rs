@@ -90,6 +90,8 @@ error_codes! {
     PageTooLarge => ("page_too_large", 400, "Page too large"),
     /// The pagination cursor is not one this service issued.
     InvalidCursor => ("invalid_cursor", 400, "Invalid cursor"),
+    /// A GraphQL operation is deeper, taller or larger than allowed; `limit` names the limit.
+    OperationLimitExceeded => ("operation_limit_exceeded", 400, "Operation limit exceeded"),
     /// No such wallet.
     WalletNotFound => ("wallet_not_found", 404, "Wallet not found"),
     /// No route matches the path.

@@ -5,16 +5,16 @@ use actix_web::web;
 use async_graphql::{Context, ErrorExtensions, InputObject, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 
+use super::caller::Caller;
 use crate::{
     auth::Principal,
     domain::{
-        audit::{AuditEvent, MoneyMovement},
+        audit::MoneyMovement,
         fintech::{Amount, FintechError, LedgerCommand, Receipt, WalletId, PAGE_MAX},
         idempotency::{IdempotencyError, IdempotencyKey},
     },
     error::{AppError, ErrorCode},
     http::state::AppState,
-    telemetry,
 };
 
 /// A wallet.
@@ -98,25 +98,26 @@ pub struct TransferInput {
     pub idempotency_key: String,
 }
 
-fn state<'a>(ctx: &'a Context<'_>, scope: &str) -> Result<(&'a web::Data<AppState>, &'a Principal)> {
-    let principal = ctx.data::<Principal>()?;
-    principal.require(scope).map_err(|e| AppError::from(e).extend())?;
-    Ok((ctx.data::<web::Data<AppState>>()?, principal))
+/// The application and the caller of a query field that reads a wallet, once it passed its
+/// protection.
+async fn reader<'a>(ctx: &'a Context<'_>, field: &str) -> Result<(&'a web::Data<AppState>, &'a Caller)> {
+    let caller = Caller::of(ctx)?;
+    caller.read(field, "fintech:read").await.map_err(|e| e.extend())?;
+    Ok((ctx.data::<web::Data<AppState>>()?, caller))
 }
 
-fn wallet_id(id: &ID, field: &str) -> Result<WalletId> {
-    id.parse::<WalletId>().map_err(|e| AppError::from(e).with("field", field).extend())
+fn wallet_id(id: &ID, field: &str) -> Result<WalletId, AppError> {
+    id.parse::<WalletId>().map_err(|e| AppError::from(e).with("field", field))
 }
 
-async fn owned(state: &AppState, principal: &Principal, id: WalletId) -> Result<crate::domain::fintech::Wallet> {
-    let wallet = state
-        .actors
-        .fintech
-        .wallet(id, true)
-        .await
-        .map_err(|e| AppError::from(e).extend())?
-        .ok_or_else(|| AppError::from(FintechError::WalletNotFound(id)).extend())?;
-    principal.require_owner(&wallet.owner).map_err(|e| AppError::from(e).extend())?;
+async fn owned(
+    state: &AppState,
+    principal: &Principal,
+    id: WalletId,
+) -> Result<crate::domain::fintech::Wallet, AppError> {
+    let wallet =
+        state.actors.fintech.wallet(id, true).await?.ok_or_else(|| AppError::from(FintechError::WalletNotFound(id)))?;
+    principal.require_owner(&wallet.owner)?;
     Ok(wallet)
 }
 
@@ -128,8 +129,9 @@ pub struct FintechQuery;
 impl FintechQuery {
     /// A wallet of the caller (scope `fintech:read`).
     async fn wallet(&self, ctx: &Context<'_>, id: ID) -> Result<Wallet> {
-        let (state, principal) = state(ctx, "fintech:read")?;
-        let w = owned(state, principal, wallet_id(&id, "id")?).await?;
+        let (state, caller) = reader(ctx, "wallet").await?;
+        let id = wallet_id(&id, "id").map_err(|e| e.extend())?;
+        let w = owned(state, &caller.principal, id).await.map_err(|e| e.extend())?;
         Ok(Wallet {
             id: ID(w.id.to_string()),
             owner: w.owner,
@@ -149,15 +151,15 @@ impl FintechQuery {
         first: Option<i32>,
         before: Option<i64>,
     ) -> Result<MovementPage> {
-        let (state, principal) = state(ctx, "fintech:read")?;
-        let id = wallet_id(&wallet, "wallet")?;
+        let (state, caller) = reader(ctx, "transactions").await?;
+        let id = wallet_id(&wallet, "wallet").map_err(|e| e.extend())?;
         let limit = first.unwrap_or(50);
         if limit <= 0 || limit as usize > PAGE_MAX {
             return Err(
                 AppError::client(ErrorCode::PageTooLarge, format!("first must be between 1 and {PAGE_MAX}")).extend()
             );
         }
-        owned(state, principal, id).await?;
+        owned(state, &caller.principal, id).await.map_err(|e| e.extend())?;
         let page =
             state.actors.fintech.movements(id, before, limit as usize).await.map_err(|e| AppError::from(e).extend())?;
         Ok(MovementPage {
@@ -189,47 +191,30 @@ impl FintechMutation {
     /// Move money between two wallets of one currency (scope `fintech:write`); idempotent under
     /// `idempotencyKey`, shared with the REST API.
     async fn transfer(&self, ctx: &Context<'_>, input: TransferInput) -> Result<Transfer> {
-        let (state, principal) = state(ctx, "fintech:write")?;
-        let from = wallet_id(&input.from, "from")?;
-        let to = wallet_id(&input.to, "to")?;
-        let amount = Amount::new(input.amount).map_err(|e| AppError::from(e).extend())?;
-        let key = IdempotencyKey::parse(&input.idempotency_key).map_err(|e| AppError::from(e).extend())?;
-        owned(state, principal, from).await?;
-        let command = LedgerCommand::Transfer { from, to, amount, currency: None };
-        let answer = state.actors.fintech.execute(&principal.subject, &key, command).await.map_err(AppError::from);
-        let answer = answer.and_then(|a| match a.value {
-            Receipt::Moved(t) => Ok((t, a.replayed)),
-            Receipt::Refused(e) => Err(AppError::from(e)),
-            // The key was first used for another kind of command over REST.
-            Receipt::Opened(_) | Receipt::StatusChanged(_) => {
-                Err(AppError::from(IdempotencyError::Reused(vec!["operation".into()])))
+        let caller = Caller::of(ctx)?;
+        let state = ctx.data::<web::Data<AppState>>()?;
+        let resource = format!("/api/v1/fintech/wallets/{}", input.from.as_str());
+        let run = async {
+            let from = wallet_id(&input.from, "from")?;
+            let to = wallet_id(&input.to, "to")?;
+            let amount = Amount::new(input.amount)?;
+            let key = IdempotencyKey::parse(&input.idempotency_key)?;
+            owned(state, &caller.principal, from).await?;
+            let command = LedgerCommand::Transfer { from, to, amount, currency: None };
+            let answer = state.actors.fintech.execute(&caller.principal.subject, &key, command).await?;
+            match answer.value {
+                Receipt::Moved(t) => Ok((t, answer.replayed)),
+                Receipt::Refused(e) => Err(AppError::from(e)),
+                // The key was first used for another kind of command over REST.
+                Receipt::Opened(_) | Receipt::StatusChanged(_) => {
+                    Err(AppError::from(IdempotencyError::Reused(vec!["operation".into()])))
+                }
             }
-        });
-        let status = match &answer {
-            Ok(_) => 201,
-            Err(e) => e.code().status(),
         };
-        // The HTTP audit layer does not see inside GraphQL: the mutation records itself.
-        let ticket = state.guard.audit(AuditEvent {
-            time: Utc::now(),
-            subject: Some(principal.subject.clone()),
-            action: "graphql transfer".into(),
-            resource: format!("/api/v1/fintech/wallets/{from}"),
-            outcome: if (200..300).contains(&status) { "success" } else { "failure" }.into(),
-            status,
-            request_id: telemetry::current_request_id().map(|r| r.as_str().to_string()),
-            client_ip: None,
-            count: None,
-            money: answer.as_ref().ok().map(|(t, _)| MoneyMovement::from(t)),
-        });
-        if answer.is_ok() && !state.guard.audit_confirmed(ticket).await {
-            let err = AppError::server(
-                ErrorCode::AuditUnavailable,
-                "the change was made but its audit record is not durable",
-            );
-            return Err(err.extend());
-        }
-        let (transaction, replayed) = answer.map_err(|e| e.extend())?;
+        let (transaction, replayed) = caller
+            .write("transfer", resource, "fintech:write", 201, |(t, _)| Some(MoneyMovement::from(t)), run)
+            .await
+            .map_err(|e| e.extend())?;
         Ok(Transfer {
             id: ID(transaction.id.to_string()),
             from: input.from,

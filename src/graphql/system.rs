@@ -1,19 +1,51 @@
 //! Supervision state over GraphQL, for operators and dashboards that prefer it to `/health`.
 
+use std::time::{Duration, Instant};
+
 use actix_web::web;
 use async_graphql::{Context, ErrorExtensions, Object, Result, SimpleObject};
 
+use super::caller::Caller;
 use crate::{
-    actors::{pools::ProbeDependencies, runtime},
-    auth::Principal,
+    actors::{
+        pools::{AdapterPool, ProbeDependencies},
+        runtime::{self, ActorRef},
+    },
     error::AppError,
     http::{ask::ask, state::AppState},
 };
 
 /// The application state, once the caller is known to hold `scope`.
-fn authorized<'a>(ctx: &'a Context<'_>, scope: &str) -> Result<&'a web::Data<AppState>> {
-    ctx.data::<Principal>()?.require(scope).map_err(|e| AppError::from(e).extend())?;
+fn authorized<'a>(ctx: &'a Context<'_>, field: &str, scope: &str) -> Result<&'a web::Data<AppState>> {
+    Caller::of(ctx)?.require(field, scope).map_err(|e| e.extend())?;
     ctx.data::<web::Data<AppState>>()
+}
+
+/// Fresh probes of the dependencies, at most one per interval, whoever asks and however often an
+/// operation repeats the field: callers within the interval, or waiting for a probe in flight,
+/// get that probe's result.
+pub struct FreshProbes {
+    interval: Duration,
+    last: tokio::sync::Mutex<Option<(Instant, Vec<runtime::Dependency>)>>,
+}
+
+impl FreshProbes {
+    /// At most one probe per `interval`.
+    pub fn new(interval: Duration) -> Self {
+        Self { interval, last: tokio::sync::Mutex::new(None) }
+    }
+
+    async fn probe(&self, pools: &ActorRef<AdapterPool>) -> Result<Vec<runtime::Dependency>, AppError> {
+        let mut last = self.last.lock().await;
+        if let Some((at, found)) = last.as_ref() {
+            if at.elapsed() < self.interval {
+                return Ok(found.clone());
+            }
+        }
+        let found = ask(pools, ProbeDependencies).await?;
+        *last = Some((Instant::now(), found.clone()));
+        Ok(found)
+    }
 }
 
 /// One actor's supervision state.
@@ -77,7 +109,7 @@ impl SystemQuery {
 
     /// Every supervised actor.
     async fn actors(&self, ctx: &Context<'_>) -> Result<Vec<Actor>> {
-        let state = authorized(ctx, "system:read")?;
+        let state = authorized(ctx, "actors", "system:read")?;
         Ok(state
             .registry
             .report(state.live_stall)
@@ -96,16 +128,20 @@ impl SystemQuery {
             .collect())
     }
 
-    /// Every dependency; `refresh` asks the adapter pool to probe them now.
+    /// Every dependency; `refresh` asks the adapter pool to probe them now, at most once per
+    /// `graphql.refresh_interval_ms` (callers in between share that probe).
     async fn dependencies(
         &self,
         ctx: &Context<'_>,
         #[graphql(default = false)] refresh: bool,
     ) -> Result<Vec<Dependency>> {
-        let state = authorized(ctx, "system:read")?;
         let found = if refresh {
-            ask(&state.actors.pools, ProbeDependencies).await.map_err(|e| e.extend())?
+            // A probe is a round trip to every dependency: charged as a read, and shared.
+            Caller::of(ctx)?.read("dependencies", "system:read").await.map_err(|e| e.extend())?;
+            let state = ctx.data::<web::Data<AppState>>()?;
+            ctx.data::<FreshProbes>()?.probe(&state.actors.pools).await.map_err(|e| e.extend())?
         } else {
+            let state = authorized(ctx, "dependencies", "system:read")?;
             state.registry.dependencies()
         };
         Ok(found.into_iter().map(Dependency::from).collect())

@@ -1,15 +1,15 @@
 //! Every state-changing request is audited: before the handler runs, a fail-closed policy
 //! refuses it when the audit writer cannot take its record; after, the record (who, what, on
 //! which resource, with what outcome, and for a money movement what moved, which the handler
-//! leaves in the response's extensions as a [`MoneyMovement`]) goes to the audit writer. Under
-//! fail_closed a successful change is answered only once its record is durable, so that no
-//! change is reported done whose record a crash could still lose; when it is not durable within
+//! leaves in the response's extensions as a [`MoneyMovement`]) goes to the audit writer through
+//! [`Guard::settle`](super::guard::Guard::settle): under fail_closed a successful change is
+//! answered only once its record is durable, so that no change is reported done whose record a
+//! crash could still lose; when it is not durable within
 //! [`AUDIT_CONFIRM_WITHIN`](super::guard::AUDIT_CONFIRM_WITHIN) the answer is 503
 //! `audit_unavailable` (a retry with the same `Idempotency-Key` replays the change and is
 //! audited again). Under fail_open the record goes without waiting. Denials are recorded by the
-//! guard, which knows why. GraphQL mutations are audited by their resolvers.
-
-use std::time::Duration;
+//! guard, which knows why. GraphQL mutations pass the same precondition and leave the same
+//! records, one per mutation, from their resolvers (`graphql::caller`).
 
 use actix_web::{
     body::{BoxBody, MessageBody},
@@ -19,15 +19,10 @@ use actix_web::{
 };
 
 use super::{
-    guard::{is_read, AlreadyAudited, RequestFacts},
+    guard::{is_read, outcome, AlreadyAudited, RequestFacts},
     state::AppState,
 };
-use crate::{
-    auth::Principal,
-    domain::audit::MoneyMovement,
-    error::{AppError, ErrorCode},
-    telemetry,
-};
+use crate::{auth::Principal, domain::audit::MoneyMovement};
 
 /// The middleware function.
 pub async fn audit_layer(
@@ -43,10 +38,7 @@ pub async fn audit_layer(
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
     let facts = RequestFacts::with_route(&req, route, &state.guard.limits.trusted_proxies);
-    if !state.guard.audit_ready() {
-        state.metrics.with(|| metrics::counter!(telemetry::AUDIT_REFUSED_TOTAL).increment(1));
-        let err = AppError::server(ErrorCode::AuditUnavailable, "the audit writer cannot take a record")
-            .with_retry_after(Duration::from_secs(5));
+    if let Err(err) = state.guard.admit_write() {
         return Ok(req.into_response(actix_web::ResponseError::error_response(&err)));
     }
     let res = next.call(req).await?.map_into_boxed_body();
@@ -57,18 +49,9 @@ pub async fn audit_layer(
     };
     let Some(subject) = audited else { return Ok(res) };
     let status = res.status().as_u16();
-    let outcome = match status {
-        200..=399 => "success",
-        401 | 403 => "denied",
-        _ => "failure",
-    };
-    let mut event = facts.event(subject.as_deref(), status, outcome);
+    let mut event = facts.event(subject.as_deref(), status, outcome(status));
     event.money = res.response().extensions().get::<MoneyMovement>().cloned();
-    let ticket = state.guard.audit(event);
-    if outcome == "success" && !state.guard.audit_confirmed(ticket).await {
-        let err =
-            AppError::server(ErrorCode::AuditUnavailable, "the change was made but its audit record is not durable")
-                .with_retry_after(Duration::from_secs(5));
+    if let Err(err) = state.guard.settle(event).await {
         return Ok(res.into_response(actix_web::ResponseError::error_response(&err)));
     }
     Ok(res)

@@ -2,6 +2,10 @@
 //! rate limit per client IP, authentication (JWT), rate limit per subject, authorization (the
 //! scope table in `auth::policy`), the audit precondition for writes, the handler, and the audit
 //! record. Denials are audited too.
+//!
+//! GraphQL fields go through the same pieces one by one ([`Guard::charge`], [`Guard::admit_write`],
+//! [`RequestFacts`], [`outcome`]), so that a mutation is limited, refused and recorded exactly as
+//! the REST request doing the same would be.
 
 use std::{net::IpAddr, sync::Arc, time::Duration};
 
@@ -24,7 +28,7 @@ use crate::{
         required_scope, AuthError, KeySet, Principal, Revocations,
     },
     config::{AuditFailurePolicy, IpNetwork, RateLimitGroup, RateLimitSettings},
-    domain::audit::AuditEvent,
+    domain::audit::{AuditEvent, OUTCOME_DENIED, OUTCOME_FAILURE, OUTCOME_SUCCESS},
     error::{AppError, ErrorCode},
     telemetry::{self, Metrics},
 };
@@ -55,9 +59,12 @@ pub const AUDIT_CONFIRM_WITHIN: Duration = Duration::from_secs(5);
 
 /// Route groups that carry their own limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Group {
+pub enum Group {
+    /// Reads under `/api`, and GraphQL query fields that reach a dependency.
     ApiRead,
+    /// Writes under `/api`, and GraphQL mutations.
     ApiWrite,
+    /// `POST /graphql` requests.
     Graphql,
 }
 
@@ -169,6 +176,50 @@ impl Guard {
         None
     }
 
+    /// Count one request of `group` against the client IP's quota, always, and the subject's once
+    /// the caller is known, in one decision (one round trip to Redis). `Err` is the 429 to answer;
+    /// `Ok` carries the tightest remaining budget, for the RateLimit headers.
+    pub async fn charge(
+        &self,
+        group: Group,
+        ip: Option<IpAddr>,
+        subject: Option<&str>,
+    ) -> Result<Option<Decision>, AppError> {
+        let limits = group.limits(&self.limits);
+        let period = Duration::from_secs(limits.period_secs);
+        let mut checks = Vec::with_capacity(2);
+        let ip_limited = match ip {
+            Some(ip) if limits.per_ip > 0 => {
+                checks.push((format!("{}:ip:{ip}", group.name()), Quota { limit: limits.per_ip, period }));
+                true
+            }
+            _ => false,
+        };
+        if let Some(subject) = subject.filter(|_| limits.per_subject > 0) {
+            checks.push((format!("{}:sub:{subject}", group.name()), Quota { limit: limits.per_subject, period }));
+        }
+        let decisions = self.limit(checks).await.unwrap_or_default();
+        if let Some((i, d)) = decisions.iter().enumerate().find(|(_, d)| !d.allowed) {
+            let by = if i == 0 && ip_limited { "ip" } else { "subject" };
+            count_limited(&self.metrics, group, by);
+            let who = if by == "ip" { "client IP" } else { "subject" };
+            return Err(too_many(d, limits.period_secs, who));
+        }
+        Ok(decisions.into_iter().min_by_key(|d| d.remaining))
+    }
+
+    /// The audit precondition of every state-changing operation, whichever transport carries it:
+    /// under `fail_closed`, refused with 503 `audit_unavailable` when the writer cannot take its
+    /// record.
+    pub fn admit_write(&self) -> Result<(), AppError> {
+        if self.audit_ready() {
+            return Ok(());
+        }
+        self.metrics.with(|| metrics::counter!(telemetry::AUDIT_REFUSED_TOTAL).increment(1));
+        Err(AppError::server(ErrorCode::AuditUnavailable, "the audit writer cannot take a record")
+            .with_retry_after(Duration::from_secs(5)))
+    }
+
     /// Whether a write may proceed under the audit policy: the writer must be running, healthy
     /// and have room in its mailbox.
     pub fn audit_ready(&self) -> bool {
@@ -189,6 +240,22 @@ impl Guard {
             tracing::error!("audit record dropped: the audit writer cannot take it");
         }
         ticket
+    }
+
+    /// Record the outcome of a write (REST request or GraphQL mutation). Under fail_closed a
+    /// success is settled only once its record is durable: `Err(audit_unavailable)` when it is not
+    /// within [`AUDIT_CONFIRM_WITHIN`], and the change must not be answered as done.
+    pub async fn settle(&self, event: AuditEvent) -> Result<(), AppError> {
+        let success = event.outcome == OUTCOME_SUCCESS;
+        let ticket = self.audit(event);
+        if success && !self.audit_confirmed(ticket).await {
+            return Err(AppError::server(
+                ErrorCode::AuditUnavailable,
+                "the change was made but its audit record is not durable",
+            )
+            .with_retry_after(Duration::from_secs(5)));
+        }
+        Ok(())
     }
 
     /// Record a denial of a request without a valid token: aggregated with the same client's
@@ -225,7 +292,18 @@ fn count_limited(metrics: &Metrics, group: Group, by: &'static str) {
     });
 }
 
-/// What an audit record says about a request.
+/// How an answer's status reads in an audit record.
+pub fn outcome(status: u16) -> &'static str {
+    match status {
+        200..=399 => OUTCOME_SUCCESS,
+        401 | 403 => OUTCOME_DENIED,
+        _ => OUTCOME_FAILURE,
+    }
+}
+
+/// What an audit record says about a request. The guard leaves a copy in the request's
+/// extensions, where GraphQL finds it for the records of its fields.
+#[derive(Debug, Clone)]
 pub struct RequestFacts {
     /// Method.
     pub method: Method,
@@ -258,11 +336,24 @@ impl RequestFacts {
 
     /// The audit record for this request.
     pub fn event(&self, subject: Option<&str>, status: u16, outcome: &str) -> AuditEvent {
+        self.event_for(format!("{} {}", self.method, self.route), self.path.clone(), subject, status, outcome)
+    }
+
+    /// The audit record of one operation of this request (a GraphQL field): `action` and
+    /// `resource` name it, the rest comes from the request.
+    pub fn event_for(
+        &self,
+        action: String,
+        resource: String,
+        subject: Option<&str>,
+        status: u16,
+        outcome: &str,
+    ) -> AuditEvent {
         AuditEvent {
             time: Utc::now(),
             subject: subject.map(str::to_string),
-            action: format!("{} {}", self.method, self.route),
-            resource: self.path.clone(),
+            action,
+            resource,
             outcome: outcome.into(),
             status,
             request_id: self.request_id.clone(),
@@ -299,31 +390,11 @@ pub async fn protect(
         _ => Ok(p),
     });
 
-    // Both limits in one decision (one round trip to Redis): the client IP always, before the
-    // token counts for anything, and the subject once the token is known to be good.
-    let period = Duration::from_secs(limits.period_secs);
-    let mut checks = Vec::with_capacity(2);
-    let ip_limited = match facts.ip {
-        Some(ip) if limits.per_ip > 0 => {
-            checks.push((format!("{}:ip:{ip}", group.name()), Quota { limit: limits.per_ip, period }));
-            true
-        }
-        _ => false,
+    let subject = verified.as_ref().ok().map(|p| p.subject.as_str());
+    let decision = match guard.charge(group, facts.ip, subject).await {
+        Ok(decision) => decision,
+        Err(err) => return Ok(refuse(req, err)),
     };
-    if let Ok(p) = &verified {
-        if limits.per_subject > 0 {
-            checks.push((format!("{}:sub:{}", group.name(), p.subject), Quota { limit: limits.per_subject, period }));
-        }
-    }
-    let decisions = guard.limit(checks).await.unwrap_or_default();
-    if let Some((i, d)) = decisions.iter().enumerate().find(|(_, d)| !d.allowed) {
-        let by = if i == 0 && ip_limited { "ip" } else { "subject" };
-        count_limited(&guard.metrics, group, by);
-        let who = if by == "ip" { "client IP" } else { "subject" };
-        return Ok(refuse(req, too_many(d, limits.period_secs, who)));
-    }
-    // The tightest remaining budget goes in the RateLimit headers.
-    let decision = decisions.into_iter().min_by_key(|d| d.remaining);
 
     let principal: Principal = match verified {
         Ok(p) => p,
@@ -344,6 +415,7 @@ pub async fn protect(
     }
 
     req.extensions_mut().insert(principal);
+    req.extensions_mut().insert(facts);
     let mut res = next.call(req).await?.map_into_boxed_body();
     if let Some(d) = decision {
         for (name, value) in rate_headers(&d, limits.period_secs) {

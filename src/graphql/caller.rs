@@ -1,0 +1,99 @@
+//! The caller of a GraphQL operation, and the protection each field passes on its behalf, made of
+//! the REST guard's own pieces: a field is rate limited, refused under `fail_closed` and audited
+//! exactly as the REST request doing the same work would be.
+
+use std::future::Future;
+
+use actix_web::web;
+use async_graphql::Context;
+
+use crate::{
+    auth::Principal,
+    domain::audit::{AuditEvent, MoneyMovement},
+    error::AppError,
+    http::guard::{outcome, Group, Guard, RequestFacts},
+};
+
+/// Resource named by the audit records of fields that act on nothing more specific.
+const ENDPOINT: &str = "/graphql";
+
+/// Who runs the operation, from where, and the guard that protects its fields; in the request
+/// data of every operation.
+pub struct Caller {
+    /// The verified caller.
+    pub principal: Principal,
+    facts: RequestFacts,
+    guard: web::Data<Guard>,
+}
+
+impl Caller {
+    /// The caller `principal`, whose HTTP request the guard described in `facts`.
+    pub fn new(principal: Principal, facts: RequestFacts, guard: web::Data<Guard>) -> Self {
+        Self { principal, facts, guard }
+    }
+
+    /// The caller of the operation a resolver runs in.
+    pub fn of<'a>(ctx: &'a Context<'_>) -> async_graphql::Result<&'a Caller> {
+        ctx.data::<Caller>()
+    }
+
+    /// Refused unless the caller holds `scope`; the denial is audited, as the guard audits a REST
+    /// request without its route's scope.
+    pub fn require(&self, field: &str, scope: &str) -> Result<(), AppError> {
+        self.principal.require(scope).map_err(|denied| {
+            self.record(field, ENDPOINT.into(), 403);
+            AppError::from(denied)
+        })
+    }
+
+    /// A query field that costs a round trip to a dependency: one request charged to `api_read`,
+    /// then its scope, as for a REST read.
+    pub async fn read(&self, field: &str, scope: &str) -> Result<(), AppError> {
+        self.charge(Group::ApiRead).await?;
+        self.require(field, scope)
+    }
+
+    /// A mutation, run as REST runs a write: the audit precondition, one request charged to
+    /// `api_write`, its scope (a denial is recorded); then `run`, whose outcome is recorded
+    /// against `resource`, with `status` when it succeeds and what moved (`money`) for a money
+    /// movement. Under fail_closed a success is answered only once its record is durable.
+    pub async fn write<T>(
+        &self,
+        field: &str,
+        resource: String,
+        scope: &str,
+        status: u16,
+        money: impl FnOnce(&T) -> Option<MoneyMovement>,
+        run: impl Future<Output = Result<T, AppError>>,
+    ) -> Result<T, AppError> {
+        self.guard.admit_write()?;
+        self.charge(Group::ApiWrite).await?;
+        if let Err(denied) = self.principal.require(scope) {
+            self.record(field, resource, 403);
+            return Err(denied.into());
+        }
+        let answer = run.await;
+        let status = match &answer {
+            Ok(_) => status,
+            Err(e) => e.code().status(),
+        };
+        let mut event = self.event(field, resource, status);
+        event.money = answer.as_ref().ok().and_then(money);
+        self.guard.settle(event).await?;
+        answer
+    }
+
+    async fn charge(&self, group: Group) -> Result<(), AppError> {
+        self.guard.charge(group, self.facts.ip, Some(&self.principal.subject)).await.map(|_| ())
+    }
+
+    fn event(&self, field: &str, resource: String, status: u16) -> AuditEvent {
+        let action = format!("graphql {field}");
+        let subject = Some(self.principal.subject.as_str());
+        self.facts.event_for(action, resource, subject, status, outcome(status))
+    }
+
+    fn record(&self, field: &str, resource: String, status: u16) {
+        self.guard.audit(self.event(field, resource, status));
+    }
+}
