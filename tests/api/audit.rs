@@ -653,10 +653,12 @@ async fn under_fail_closed_a_change_is_answered_only_once_its_record_is_durable(
     ]);
     let address = process.address().await;
     let client = reqwest::Client::new();
+    let admin = test_token("root", &["admin"]);
     // Until the writer has opened the log, fail_closed refuses writes (503) without changing anything.
     eventually("a change to be answered", Duration::from_secs(20), || async {
         let res = client
             .post(format!("{address}/internal/faults/adapter-pool"))
+            .bearer_auth(&admin)
             .json(&json!({"kind": "delay", "millis": 1}))
             .send()
             .await
