@@ -49,6 +49,12 @@ pub fn connect_config(settings: &DatabaseSettings) -> Result<Option<tokio_postgr
     }
     config.application_name("beryl-core-api");
     config.connect_timeout(Duration::from_secs(settings.connect_timeout_secs));
+    // A dead peer or lost packets end the connection instead of hanging it: keepalive probes
+    // when idle, a bound on unacknowledged data when not, and a bound on every statement.
+    config.keepalives(true);
+    config.keepalives_idle(Duration::from_secs(settings.keepalive_idle_secs));
+    config.tcp_user_timeout(Duration::from_millis(settings.tcp_user_timeout_ms));
+    config.options(format!("-c statement_timeout={}", settings.statement_timeout_ms));
     Ok(Some(config))
 }
 

@@ -20,6 +20,16 @@ pub struct DatabaseSettings {
     pub required: bool,
     /// Apply pending migrations when the service starts (otherwise run `beryl-core-api migrate`).
     pub migrate_on_start: bool,
+    /// Longest a statement may run, milliseconds (PostgreSQL `statement_timeout`, set on every
+    /// connection; migrations lift it). The ledger writer also gives up on a commit after this
+    /// long plus a second, drops its connection and opens a new one, so that a connection whose
+    /// packets are lost cannot hang it.
+    pub statement_timeout_ms: u64,
+    /// Idle seconds before TCP keepalive probes start on a connection.
+    pub keepalive_idle_secs: u64,
+    /// Longest data sent may stay unacknowledged before the kernel closes the connection,
+    /// milliseconds (TCP_USER_TIMEOUT; Linux).
+    pub tcp_user_timeout_ms: u64,
 }
 
 impl Default for DatabaseSettings {
@@ -31,6 +41,9 @@ impl Default for DatabaseSettings {
             connect_timeout_secs: 5,
             required: true,
             migrate_on_start: true,
+            statement_timeout_ms: 5_000,
+            keepalive_idle_secs: 10,
+            tcp_user_timeout_ms: 10_000,
         }
     }
 }
@@ -56,6 +69,13 @@ impl Section for DatabaseSettings {
                 "database.url",
                 "production cannot run on the embedded in-memory store",
                 "set DATABASE_URL (and DATABASE_PASSWORD from the secret)",
+            );
+        }
+        if self.statement_timeout_ms == 0 || self.keepalive_idle_secs == 0 || self.tcp_user_timeout_ms == 0 {
+            problems.add(
+                "database.statement_timeout_ms",
+                "statement_timeout_ms, keepalive_idle_secs and tcp_user_timeout_ms must be at least 1 (0 would wait forever)",
+                "for example 5000, 10 and 10000",
             );
         }
         if self.max_connections == 0 {

@@ -599,3 +599,39 @@ async fn a_worker_without_the_relay_applies_payments_and_leaves_their_events_in_
         db.query_one("SELECT COALESCE(SUM(event_count), 0)::int8 FROM outbox", &[]).await.unwrap().get(0);
     assert_eq!(waiting, 2, "the opening and the deposit");
 }
+
+#[actix_web::test]
+async fn a_payment_id_applied_before_with_other_content_is_dead_lettered_as_a_conflicting_duplicate() {
+    let app = spawn_embedded(false).await;
+    let token = app.token("alice", &["fintech:read", "fintech:write"]);
+    let wallet = open_funded(&app, &token, 1, 0).await.remove(0);
+    let broker = app.state.actors.broker.clone();
+    deliver(&broker, "evt-twice", &wallet, 1_000);
+    deliver(&broker, "evt-twice", &wallet, 1_000);
+    let other = broker.append(OutRecord {
+        topic: "beryl.fintech.payments".into(),
+        key: Some(wallet.as_bytes().to_vec()),
+        payload: payment("evt-twice", &wallet, 9_000),
+        headers: vec![],
+    });
+    let series = |result: &str| {
+        format!("beryl_events_applied_total{{topic=\"beryl.fintech.payments\",actor=\"fintech\",result=\"{result}\"}}")
+    };
+    let conflicting =
+        "beryl_events_dead_lettered_total{topic=\"beryl.fintech.payments\",reason=\"conflicting_duplicate\"}";
+    eventually("the three deliveries handled", Duration::from_secs(10), || async {
+        let m = app.metrics().await;
+        let done = sample(&m, &series("applied")) == Some(1.0)
+            && sample(&m, &series("duplicate")) == Some(1.0)
+            && sample(&m, conflicting) == Some(1.0);
+        done.then_some(())
+    })
+    .await;
+    assert_eq!(version_and_balance(&app, &token, &wallet).await.1, 1_000, "credited once, with the first content");
+    let letters = broker.records("beryl.fintech.payments.dlq");
+    assert_eq!(letters.len(), 1);
+    let letter = &letters[0];
+    assert_eq!(letter.header("dlq-reason"), Some("conflicting_duplicate"));
+    assert_eq!(letter.header("dlq-original-offset"), Some(other.offset.to_string().as_str()));
+    assert_eq!(letter.payload.as_deref(), Some(payment("evt-twice", &wallet, 9_000).as_slice()));
+}

@@ -255,6 +255,21 @@ impl KafkaConsumer {
         })
     }
 
+    /// Fetch nothing more of `partition` of `topic` until it is resumed (librdkafka keeps the
+    /// position: the partition resumes after the last message received).
+    pub fn pause(&self, topic: &str, partition: i32) -> Result<(), BusError> {
+        let mut list = TopicPartitionList::new();
+        list.add_partition(topic, partition);
+        self.consumer.pause(&list).map_err(err)
+    }
+
+    /// Fetch `partition` of `topic` again.
+    pub fn resume(&self, topic: &str, partition: i32) -> Result<(), BusError> {
+        let mut list = TopicPartitionList::new();
+        list.add_partition(topic, partition);
+        self.consumer.resume(&list).map_err(err)
+    }
+
     /// Commit `offsets` (the next offset to read of each partition).
     pub fn commit(&self, offsets: &Offsets, mode: CommitMode) -> Result<(), BusError> {
         if offsets.is_empty() {

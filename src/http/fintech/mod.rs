@@ -33,7 +33,7 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 pub const REFUSALS: &[(&str, &[ErrorCode])] = {
     use ErrorCode::*;
     &[
-        ("openWallet", &[UnknownCurrency, InvalidReference, NotOwner, LedgerUnavailable]),
+        ("openWallet", &[UnknownCurrency, InvalidReference, NotOwner, LedgerUnavailable, Overloaded]),
         ("getWallet", &[InvalidWalletId, NotOwner, WalletNotFound, LedgerUnavailable]),
         (
             "deposit",
@@ -47,6 +47,7 @@ pub const REFUSALS: &[(&str, &[ErrorCode])] = {
                 WalletFrozen,
                 WalletClosed,
                 LedgerUnavailable,
+                Overloaded,
             ],
         ),
         (
@@ -62,6 +63,7 @@ pub const REFUSALS: &[(&str, &[ErrorCode])] = {
                 WalletClosed,
                 InsufficientFunds,
                 LedgerUnavailable,
+                Overloaded,
             ],
         ),
         (
@@ -79,6 +81,7 @@ pub const REFUSALS: &[(&str, &[ErrorCode])] = {
                 InsufficientFunds,
                 CurrencyMismatch,
                 LedgerUnavailable,
+                Overloaded,
             ],
         ),
         (
@@ -91,6 +94,7 @@ pub const REFUSALS: &[(&str, &[ErrorCode])] = {
                 BalanceNotZero,
                 InvalidTransition,
                 LedgerUnavailable,
+                Overloaded,
             ],
         ),
         (
