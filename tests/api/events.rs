@@ -635,3 +635,55 @@ async fn a_payment_id_applied_before_with_other_content_is_dead_lettered_as_a_co
     assert_eq!(letter.header("dlq-original-offset"), Some(other.offset.to_string().as_str()));
     assert_eq!(letter.payload.as_deref(), Some(payment("evt-twice", &wallet, 9_000).as_slice()));
 }
+
+#[actix_web::test]
+async fn on_kafka_a_payment_waits_out_a_database_outage_with_its_partition_paused() {
+    use crate::{
+        helpers::admin_database_url,
+        outage::spawn_through,
+        proxy::{upstream_of, PgProxy},
+    };
+
+    let (brokers, ns) = (kafka::broker(), kafka::unique("blip"));
+    let proxy = PgProxy::start(&upstream_of(&admin_database_url())).await;
+    let app = spawn_through(&proxy, |s| {
+        on_kafka(s, &brokers, &ns);
+        s.event_bus.create_topic_partitions = 1;
+        s.event_bus.retry_backoff_max_ms = 200;
+    })
+    .await;
+    let token = app.token("alice", &["fintech:read", "fintech:write"]);
+    let wallet = open_funded(&app, &token, 1, 0).await.remove(0);
+    let topic = format!("{ns}.payments");
+    kafka::create_topics(&brokers, &[&topic], 1).await;
+    let producer = kafka::producer(&brokers);
+    let applied = format!("beryl_events_applied_total{{topic=\"{topic}\",actor=\"fintech\",result=\"applied\"}}");
+    let failed = format!("beryl_events_failed_total{{topic=\"{topic}\",reason=\"ledger_unavailable\"}}");
+    let paused = "beryl_events_paused_partitions";
+    kafka::produce(&producer, &topic, &wallet, &payment("evt-before", &wallet, 500)).await;
+    eventually("the first payment applied", Duration::from_secs(30), || async {
+        (sample(&app.metrics().await, &applied) == Some(1.0)).then_some(())
+    })
+    .await;
+
+    proxy.lose_traffic();
+    kafka::produce(&producer, &topic, &wallet, &payment("evt-during-1", &wallet, 200)).await;
+    kafka::produce(&producer, &topic, &wallet, &payment("evt-during-2", &wallet, 300)).await;
+    eventually("the payment retried with its partition paused", Duration::from_secs(30), || async {
+        let m = app.metrics().await;
+        (sample(&m, &failed).unwrap_or_default() >= 2.0 && sample(&m, paused) == Some(1.0)).then_some(())
+    })
+    .await;
+    proxy.cut();
+    proxy.restore();
+    eventually("both payments applied once the ledger answers", Duration::from_secs(15), || async {
+        let m = app.metrics().await;
+        (sample(&m, &applied) == Some(3.0) && sample(&m, paused) == Some(0.0)).then_some(())
+    })
+    .await;
+    assert_eq!(version_and_balance(&app, &token, &wallet).await.1, 1_000);
+    let (b, dlq) = (brokers.clone(), format!("{topic}.dlq"));
+    let letters =
+        tokio::task::spawn_blocking(move || kafka::read_topic(&b, &dlq, 0, Duration::from_secs(5))).await.unwrap();
+    assert!(letters.is_empty(), "a transient failure is never dead-lettered: {letters:?}");
+}

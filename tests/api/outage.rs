@@ -30,7 +30,7 @@ fn key() -> String {
 }
 
 /// The application with its database reached through `proxy`, and short timeouts.
-async fn spawn_through(proxy: &PgProxy, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+pub async fn spawn_through(proxy: &PgProxy, adjust: impl FnOnce(&mut Settings)) -> TestApp {
     spawn_with(|s| {
         let url = s.database.url.as_ref().unwrap().expose().to_string();
         s.database.url = Some(proxy.route(&url).as_str().into());
