@@ -87,3 +87,23 @@ impl Section for DatabaseSettings {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Environment;
+
+    #[test]
+    fn no_timeout_may_be_zero() {
+        for settings in [
+            DatabaseSettings { statement_timeout_ms: 0, ..DatabaseSettings::default() },
+            DatabaseSettings { keepalive_idle_secs: 0, ..DatabaseSettings::default() },
+            DatabaseSettings { tcp_user_timeout_ms: 0, ..DatabaseSettings::default() },
+        ] {
+            let mut found = SettingsProblems::default();
+            settings.validate(&ValidationContext { environment: Environment::Test }, &mut found);
+            let keys: Vec<String> = found.0.into_iter().map(|p| p.key).collect();
+            assert_eq!(keys, vec!["database.statement_timeout_ms"]);
+        }
+    }
+}

@@ -165,3 +165,18 @@ impl Section for EventBusSettings {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Environment;
+
+    #[test]
+    fn the_retry_backoff_is_capped_above_its_start() {
+        let mut found = SettingsProblems::default();
+        let settings = EventBusSettings { retry_backoff_ms: 500, retry_backoff_max_ms: 100, ..Default::default() };
+        settings.validate(&ValidationContext { environment: Environment::Test }, &mut found);
+        let keys: Vec<String> = found.0.into_iter().map(|p| p.key).collect();
+        assert_eq!(keys, vec!["event_bus.retry_backoff_max_ms"]);
+    }
+}

@@ -66,3 +66,24 @@ impl Section for FintechSettings {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Environment;
+
+    fn problems(settings: &FintechSettings) -> Vec<String> {
+        let mut found = SettingsProblems::default();
+        settings.validate(&ValidationContext { environment: Environment::Test }, &mut found);
+        found.0.into_iter().map(|p| p.key).collect()
+    }
+
+    #[test]
+    fn the_purge_and_the_writer_queue_need_room() {
+        assert!(problems(&FintechSettings::default()).is_empty());
+        let purge = FintechSettings { idempotency_purge_batch: 0, ..FintechSettings::default() };
+        assert_eq!(problems(&purge), vec!["fintech.idempotency_purge_interval_secs"]);
+        let queue = FintechSettings { writer_queue_max: 0, ..FintechSettings::default() };
+        assert_eq!(problems(&queue), vec!["fintech.writer_queue_max"]);
+    }
+}
