@@ -269,6 +269,9 @@ async fn replay(
     let registry = Arc::new(Registry::default());
     let supervision = Supervision::new(registry.clone(), settings.supervision.clone(), metrics.clone());
     let audit = audit_writer::spawn(&supervision, &settings, registry, metrics)?;
+    if audit.is_none() {
+        eprintln!("the audit log is disabled (AUDIT_ENABLED=false): this replay is not recorded");
+    }
     let publisher = Publisher::from_settings(&bus, &MemoryBroker::new())?;
     let mut failed = 0;
     for letter in chosen {
