@@ -4,17 +4,27 @@ use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 
+use std::{sync::Arc, time::Duration};
+
 use crate::{
-    actors::audit::housekeeping::log_name,
+    actors::{
+        audit::{self as audit_writer, housekeeping::log_name, messages::Flush},
+        runtime::{Registry, Supervision},
+    },
     adapters::{
         audit_heads::{self, RecordedHead},
+        bus::{
+            dlq::{self, Selection},
+            kafka, MemoryBroker, Publisher,
+        },
         postgres,
     },
-    config::DatabaseSettings,
+    config::{DatabaseSettings, EventBusKind, Settings},
     domain::audit::{
         verify::{verify_files, Check, LogSet, Start, Summary, VerifyError},
-        AuditKeys, ChainBreak,
+        AuditEvent, AuditKeys, ChainBreak, OUTCOME_FAILURE, OUTCOME_SUCCESS,
     },
+    telemetry::Metrics,
 };
 
 /// beryl-core-api: actor-based backend for wallets, rides, ESG scores and social features.
@@ -50,6 +60,44 @@ pub enum Command {
         /// What to do with it.
         #[command(subcommand)]
         action: ConfigCommand,
+    },
+    /// Dead-letter topics (Kafka).
+    Dlq {
+        /// What to do.
+        #[command(subcommand)]
+        action: DlqCommand,
+    },
+}
+
+/// `dlq` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// Publish chosen dead letters again to the topic they came from (`dlq-original-topic`),
+    /// with their original key, value and headers (`replayed-from` added). Each one replayed is
+    /// recorded in the audit log. Applying is idempotent by event id: a letter that was in fact
+    /// applied changes nothing the second time.
+    ///
+    /// Exits 0 when every chosen letter was published, 1 when one could not be, 2 when nothing
+    /// was chosen or the dead-letter topic cannot be read.
+    Replay {
+        /// The dead-letter topic, e.g. `beryl.fintech.payments.dlq`.
+        #[arg(long)]
+        topic: String,
+        /// A letter to replay, as `<partition>:<offset>`; repeat for several.
+        #[arg(long = "offset")]
+        offsets: Vec<String>,
+        /// Replay the letters with this `dlq-reason` (with --offset: only those of them).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Replay every letter of the topic (with --reason: every letter of that reason).
+        #[arg(long)]
+        all: bool,
+        /// Who replays, as the audit log records it.
+        #[arg(long)]
+        operator: String,
+        /// List what would be replayed, publish nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -273,6 +321,126 @@ fn print_summary(set: &LogSet, summary: &Summary, checked: bool, recorded: Optio
             println!("  recorded head: seq {} at {}, matches", r.head.seq, r.recorded_at.to_rfc3339())
         }
     }
+}
+
+/// How long reading the dead-letter topic may take.
+const DLQ_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Run a `dlq` subcommand.
+pub fn dlq(settings: Settings, command: DlqCommand) -> ExitCode {
+    let DlqCommand::Replay { topic, offsets, reason, all, operator, dry_run } = command;
+    if settings.event_bus.effective_kind() != EventBusKind::Kafka {
+        eprintln!("dlq replay needs Kafka (KAFKA_BOOTSTRAP_SERVERS): the in-process bus lives in the service");
+        return ExitCode::from(2);
+    }
+    let offsets: Result<Vec<(i32, i64)>, String> = offsets.iter().map(|o| dlq::parse_coordinates(o)).collect();
+    let selection = match offsets {
+        Ok(offsets) => Selection { offsets, reason, all },
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    if selection.is_empty() {
+        eprintln!("choose the letters to replay: --offset <partition>:<offset>, --reason <reason> or --all");
+        return ExitCode::from(2);
+    }
+    if operator.trim().is_empty() {
+        eprintln!("--operator names who replays, for the audit log");
+        return ExitCode::from(2);
+    }
+    let result = actix_rt::System::new().block_on(replay(settings, topic, selection, operator, dry_run));
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("dlq replay failed: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The audit log of a command run by an operator: next to the service's own file, never the same
+/// one (each file has one writer).
+fn operator_audit_file(live: &std::path::Path) -> PathBuf {
+    let stem = live.file_stem().and_then(|s| s.to_str()).unwrap_or("audit");
+    live.with_file_name(format!("{stem}-cli.log"))
+}
+
+async fn replay(
+    mut settings: Settings,
+    topic: String,
+    selection: Selection,
+    operator: String,
+    dry_run: bool,
+) -> anyhow::Result<ExitCode> {
+    let bus = settings.event_bus.clone();
+    let reader = (bus.clone(), topic.clone());
+    let letters =
+        tokio::task::spawn_blocking(move || kafka::read_all(&reader.0, &reader.1, DLQ_READ_TIMEOUT)).await??;
+    let chosen: Vec<_> = letters.iter().filter(|l| selection.chooses(l)).collect();
+    println!("{topic}: {} dead letters, {} chosen", letters.len(), chosen.len());
+    if dry_run {
+        for letter in &chosen {
+            let reason = letter.header("dlq-reason").unwrap_or("?");
+            println!("would replay {}:{} ({reason})", letter.partition, letter.offset);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    settings.audit.log_file = operator_audit_file(&settings.audit.log_file);
+    let metrics = Metrics::new()?;
+    let registry = Arc::new(Registry::default());
+    let supervision = Supervision::new(registry.clone(), settings.supervision.clone(), metrics.clone());
+    let audit = audit_writer::spawn(&supervision, &settings, registry, metrics, None)?;
+    if audit.is_none() {
+        eprintln!("the audit log is disabled (AUDIT_ENABLED=false): this replay is not recorded");
+    }
+    let publisher = Publisher::from_settings(&bus, &MemoryBroker::new())?;
+    let mut failed = 0;
+    for letter in chosen {
+        let coordinates = format!("{topic}/{}/{}", letter.partition, letter.offset);
+        let sent = match dlq::original(letter) {
+            Ok(record) => {
+                let to = record.topic.clone();
+                publisher
+                    .send(record)
+                    .await
+                    .map(|d| format!("{to}/{}/{}", d.partition, d.offset))
+                    .map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e),
+        };
+        let outcome = match &sent {
+            Ok(at) => {
+                println!("replayed {coordinates} -> {at}");
+                OUTCOME_SUCCESS
+            }
+            Err(e) => {
+                eprintln!("cannot replay {coordinates}: {e}");
+                failed += 1;
+                OUTCOME_FAILURE
+            }
+        };
+        if let Some(audit) = &audit {
+            audit.record(AuditEvent {
+                time: chrono::Utc::now(),
+                subject: Some(operator.clone()),
+                action: "dlq replay".into(),
+                resource: coordinates,
+                outcome: outcome.into(),
+                status: 0,
+                request_id: None,
+                client_ip: None,
+                count: None,
+                money: None,
+            });
+        }
+    }
+    if let Some(audit) = &audit {
+        audit.writer.ask(Flush).await??;
+        println!("audited in {}", settings.audit.log_file.display());
+    }
+    supervision.shutdown(Duration::from_secs(5)).await;
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 #[cfg(test)]

@@ -40,6 +40,7 @@ fn main() -> ExitCode {
             mint(&settings, &subject, &scopes, ttl_secs)
         }
         Command::Migrate => migrate(&settings),
+        Command::Dlq { action } => cli::dlq(settings, action),
         Command::Serve => serve(settings),
     }
 }

@@ -15,7 +15,7 @@ use anyhow::Context as _;
 use crate::{
     actors::{
         events::{self, consumer::ConsumerDeps, relay::RelayDeps, EventConsumer, EventRoutes, OutboxRelay},
-        fintech::{self, FintechClient, FintechDomain, LedgerWriter},
+        fintech::{self, FintechClient, FintechDomain, KeyPurger, LedgerWriter},
         pools::{self, AdapterPool, Connections, PoolConfig},
         runtime::{ActorKind, ActorSpec, EntityPolicy, Registry, Supervision},
         Actors,
@@ -231,7 +231,8 @@ async fn spawn_fintech(
                 tracing::info!(applied = ?report.applied, present = report.present.len(), "database migrated");
             }
             let outbox = OutboxSource::Postgres(Arc::new(config.clone()));
-            (LedgerStore::Postgres(PgLedger::new(pool, config)), outbox)
+            let commit_timeout = Duration::from_millis(settings.database.statement_timeout_ms) + Duration::from_secs(1);
+            (LedgerStore::Postgres(PgLedger::new(pool, config).with_timeout(commit_timeout)), outbox)
         }
         None => {
             let outbox = MemOutbox::new();
@@ -240,8 +241,15 @@ async fn spawn_fintech(
     };
     let writer_store = store.clone();
     let writer_metrics = metrics.clone();
+    let queue_max = settings.fintech.writer_queue_max;
     let writer = supervision.spawn(ActorSpec::new(fintech::writer::NAME, ActorKind::Adapter, true), move || {
-        LedgerWriter::new(writer_store.clone(), &writer_metrics)
+        LedgerWriter::new(writer_store.clone(), queue_max, &writer_metrics)
+    })?;
+    let (purge_store, purge_metrics) = (store.clone(), metrics.clone());
+    let purge_every = Duration::from_secs(settings.fintech.idempotency_purge_interval_secs);
+    let purge_batch = settings.fintech.idempotency_purge_batch;
+    supervision.spawn(ActorSpec::new(fintech::purge::NAME, ActorKind::Adapter, false), move || {
+        KeyPurger::new(purge_store.clone(), purge_every, purge_batch, &purge_metrics)
     })?;
     let me: fintech::SelfRef = Arc::default();
     let policy = EntityPolicy {

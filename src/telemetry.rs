@@ -86,14 +86,21 @@ pub const BUSINESS_OPERATIONS_TOTAL: &str = "beryl_business_operations_total";
 pub const LEDGER_CONSERVATION_GAP: &str = "beryl_ledger_conservation_gap_minor_units";
 /// Commands committed together by the ledger writer.
 pub const LEDGER_BATCH_SIZE: &str = "beryl_ledger_batch_size";
+/// Commands the ledger writer refused because its queue was full.
+pub const LEDGER_OVERLOADED_TOTAL: &str = "beryl_ledger_overloaded_total";
+/// Expired idempotency keys forgotten by the purger.
+pub const IDEMPOTENCY_KEYS_PURGED_TOTAL: &str = "beryl_idempotency_keys_purged_total";
 /// Events published to the broker and acknowledged, by topic.
 pub const EVENTS_PUBLISHED_TOTAL: &str = "beryl_events_published_total";
 /// Inbound events received, by topic and partition.
 pub const EVENTS_CONSUMED_TOTAL: &str = "beryl_events_consumed_total";
 /// Inbound events applied, by topic, actor and result (applied, duplicate).
 pub const EVENTS_APPLIED_TOTAL: &str = "beryl_events_applied_total";
-/// Failed attempts to apply an inbound event or publish an event, by topic and reason.
+/// Failed attempts to apply an inbound event (each one retried) or publish an event, by topic and
+/// reason.
 pub const EVENTS_FAILED_TOTAL: &str = "beryl_events_failed_total";
+/// Inbound partitions paused while one of their events waits for a transient failure to pass.
+pub const EVENTS_PAUSED_PARTITIONS: &str = "beryl_events_paused_partitions";
 /// Inbound events sent to the dead-letter topic, by topic and reason.
 pub const EVENTS_DEAD_LETTERED_TOTAL: &str = "beryl_events_dead_lettered_total";
 /// Messages between the consumer group's position and the end of a partition (librdkafka).
@@ -119,6 +126,7 @@ pub fn describe_metrics() {
     describe_counter!(EVENTS_APPLIED_TOTAL, Unit::Count, "Inbound events applied, by topic, actor and result.");
     describe_counter!(EVENTS_FAILED_TOTAL, Unit::Count, "Failed event applications or publications, by reason.");
     describe_counter!(EVENTS_DEAD_LETTERED_TOTAL, Unit::Count, "Inbound events sent to the dead-letter topic.");
+    describe_gauge!(EVENTS_PAUSED_PARTITIONS, Unit::Count, "Inbound partitions paused until the ledger answers again.");
     describe_gauge!(EVENTS_CONSUMER_LAG, Unit::Count, "Messages the consumer group is behind, by partition.");
     describe_gauge!(EVENTS_CONSUMER_LAG_SECONDS, Unit::Seconds, "Age of the last message received while behind.");
     describe_gauge!(OUTBOX_LAG_EVENTS, Unit::Count, "Events committed and not yet acknowledged by the broker.");
@@ -145,6 +153,12 @@ pub fn describe_metrics() {
         "Sum of wallet balances minus net external flows; 0 when money is conserved."
     );
     describe_histogram!(LEDGER_BATCH_SIZE, Unit::Count, "Commands committed in one ledger transaction.");
+    describe_counter!(
+        LEDGER_OVERLOADED_TOTAL,
+        Unit::Count,
+        "Commands refused because the ledger writer's queue was full."
+    );
+    describe_counter!(IDEMPOTENCY_KEYS_PURGED_TOTAL, Unit::Count, "Expired idempotency keys forgotten by the purger.");
     describe_counter!(AUTH_FAILURES_TOTAL, Unit::Count, "Requests refused for a missing or invalid token.");
     describe_counter!(
         AUTH_REVOCATION_SYNC_FAILURES_TOTAL,

@@ -77,6 +77,8 @@ fn checksum(sql: &str) -> String {
 /// Apply every pending migration.
 pub async fn run(client: &mut Client) -> Result<Report, MigrateError> {
     let pg = |e: tokio_postgres::Error| MigrateError::Postgres(PostgresError::Query(e));
+    // A migration (or waiting for another replica's) may take longer than a statement may.
+    client.batch_execute("SET statement_timeout = 0").await.map_err(pg)?;
     client.execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY]).await.map_err(pg)?;
     let result = apply(client).await;
     let unlock = client.execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY]).await.map_err(pg);

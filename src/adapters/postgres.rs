@@ -49,6 +49,17 @@ pub fn connect_config(settings: &DatabaseSettings) -> Result<Option<tokio_postgr
     }
     config.application_name("beryl-core-api");
     config.connect_timeout(Duration::from_secs(settings.connect_timeout_secs));
+    // A dead peer or lost packets end the connection instead of hanging it: keepalive probes
+    // when idle, a bound on unacknowledged data when not, and a bound on every statement.
+    config.keepalives(true);
+    config.keepalives_idle(Duration::from_secs(settings.keepalive_idle_secs));
+    config.tcp_user_timeout(Duration::from_millis(settings.tcp_user_timeout_ms));
+    let timeout = format!("-c statement_timeout={}", settings.statement_timeout_ms);
+    let options = match config.get_options() {
+        Some(given) if !given.trim().is_empty() => format!("{given} {timeout}"),
+        _ => timeout,
+    };
+    config.options(options);
     Ok(Some(config))
 }
 
@@ -87,4 +98,25 @@ pub async fn ping(pool: &PgPool, timeout: Duration) -> Result<Duration, Postgres
     };
     tokio::time::timeout(timeout, probe).await.map_err(|_| PostgresError::Timeout)??;
     Ok(started.elapsed())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_connection_is_bounded_in_time_and_keeps_the_options_of_the_url() {
+        let settings = DatabaseSettings {
+            url: Some("postgres://beryl@db:5432/beryl?options=-c%20search_path%3Dledger".into()),
+            statement_timeout_ms: 1_500,
+            keepalive_idle_secs: 7,
+            tcp_user_timeout_ms: 9_000,
+            ..DatabaseSettings::default()
+        };
+        let config = connect_config(&settings).unwrap().unwrap();
+        assert_eq!(config.get_options(), Some("-c search_path=ledger -c statement_timeout=1500"));
+        assert!(config.get_keepalives());
+        assert_eq!(config.get_keepalives_idle(), Duration::from_secs(7));
+        assert_eq!(config.get_tcp_user_timeout(), Some(&Duration::from_millis(9_000)));
+    }
 }

@@ -20,6 +20,16 @@ pub struct DatabaseSettings {
     pub required: bool,
     /// Apply pending migrations when the service starts (otherwise run `beryl-core-api migrate`).
     pub migrate_on_start: bool,
+    /// Longest a statement may run, milliseconds (PostgreSQL `statement_timeout`, set on every
+    /// connection; migrations lift it). The ledger writer also gives up on a commit after this
+    /// long plus a second, drops its connection and opens a new one, so that a connection whose
+    /// packets are lost cannot hang it.
+    pub statement_timeout_ms: u64,
+    /// Idle seconds before TCP keepalive probes start on a connection.
+    pub keepalive_idle_secs: u64,
+    /// Longest data sent may stay unacknowledged before the kernel closes the connection,
+    /// milliseconds (TCP_USER_TIMEOUT; Linux).
+    pub tcp_user_timeout_ms: u64,
 }
 
 impl Default for DatabaseSettings {
@@ -31,6 +41,9 @@ impl Default for DatabaseSettings {
             connect_timeout_secs: 5,
             required: true,
             migrate_on_start: true,
+            statement_timeout_ms: 5_000,
+            keepalive_idle_secs: 10,
+            tcp_user_timeout_ms: 10_000,
         }
     }
 }
@@ -58,12 +71,39 @@ impl Section for DatabaseSettings {
                 "set DATABASE_URL (and DATABASE_PASSWORD from the secret)",
             );
         }
+        if self.statement_timeout_ms == 0 || self.keepalive_idle_secs == 0 || self.tcp_user_timeout_ms == 0 {
+            problems.add(
+                "database.statement_timeout_ms",
+                "statement_timeout_ms, keepalive_idle_secs and tcp_user_timeout_ms must be at least 1 (0 would wait forever)",
+                "for example 5000, 10 and 10000",
+            );
+        }
         if self.max_connections == 0 {
             problems.add(
                 "database.max_connections",
                 "a pool needs at least one connection",
                 "use a number from 1 to a few dozen",
             );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Environment;
+
+    #[test]
+    fn no_timeout_may_be_zero() {
+        for settings in [
+            DatabaseSettings { statement_timeout_ms: 0, ..DatabaseSettings::default() },
+            DatabaseSettings { keepalive_idle_secs: 0, ..DatabaseSettings::default() },
+            DatabaseSettings { tcp_user_timeout_ms: 0, ..DatabaseSettings::default() },
+        ] {
+            let mut found = SettingsProblems::default();
+            settings.validate(&ValidationContext { environment: Environment::Test }, &mut found);
+            let keys: Vec<String> = found.0.into_iter().map(|p| p.key).collect();
+            assert_eq!(keys, vec!["database.statement_timeout_ms"]);
         }
     }
 }

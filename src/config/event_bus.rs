@@ -46,10 +46,13 @@ pub struct EventBusSettings {
     /// (512 commands) while the previous one commits; all of them are delivered again after a
     /// crash (and found applied).
     pub max_in_flight: usize,
-    /// Attempts to apply an event whose failure may be transient before it is dead-lettered.
-    pub max_attempts: u32,
-    /// Wait before the first retry, doubled at each attempt, milliseconds.
+    /// Wait before the first retry of an event whose failure is transient (the ledger
+    /// unreachable, timed out or overloaded), doubled at each attempt, milliseconds. Such an
+    /// event is retried until it is applied, never dead-lettered; its partition is paused
+    /// meanwhile.
     pub retry_backoff_ms: u64,
+    /// Longest wait between two retries, milliseconds.
+    pub retry_backoff_max_ms: u64,
     /// Longest time the broker holds a fetch while waiting for data (librdkafka
     /// `fetch.wait.max.ms`).
     pub fetch_wait_max_ms: u64,
@@ -81,8 +84,8 @@ impl Default for EventBusSettings {
             relay_batch_rows: 64,
             commit_interval_ms: 100,
             max_in_flight: 2048,
-            max_attempts: 5,
             retry_backoff_ms: 100,
+            retry_backoff_max_ms: 5_000,
             fetch_wait_max_ms: 100,
             session_timeout_ms: 10_000,
             idempotent_producer: true,
@@ -147,11 +150,18 @@ impl Section for EventBusSettings {
                 "for example .dlq and beryl-core-api",
             );
         }
-        if self.max_in_flight == 0 || self.max_attempts == 0 || self.relay_batch_rows == 0 {
+        if self.max_in_flight == 0 || self.relay_batch_rows == 0 {
             problems.add(
                 "event_bus.max_in_flight",
-                "max_in_flight, max_attempts and relay_batch_rows must be at least 1",
-                "for example 2048, 5 and 64",
+                "max_in_flight and relay_batch_rows must be at least 1",
+                "for example 2048 and 64",
+            );
+        }
+        if self.retry_backoff_ms == 0 || self.retry_backoff_max_ms < self.retry_backoff_ms {
+            problems.add(
+                "event_bus.retry_backoff_max_ms",
+                "retry_backoff_ms must be at least 1 ms and retry_backoff_max_ms at least retry_backoff_ms",
+                "for example 100 and 5000",
             );
         }
         if self.relay_poll_ms == 0 || self.commit_interval_ms == 0 || self.fetch_wait_max_ms == 0 {
@@ -415,5 +425,14 @@ mod tests {
         );
         let present = [("security.protocol", "SSL"), ("ssl.ca.location", env!("CARGO_MANIFEST_DIR"))];
         assert!(problems_of(properties(&present), Environment::Production).is_empty());
+    }
+
+    #[test]
+    fn the_retry_backoff_is_capped_above_its_start() {
+        let mut found = SettingsProblems::default();
+        let settings = EventBusSettings { retry_backoff_ms: 500, retry_backoff_max_ms: 100, ..Default::default() };
+        settings.validate(&ValidationContext { environment: Environment::Test }, &mut found);
+        let keys: Vec<String> = found.0.into_iter().map(|p| p.key).collect();
+        assert_eq!(keys, vec!["event_bus.retry_backoff_max_ms"]);
     }
 }

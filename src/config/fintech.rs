@@ -18,11 +18,26 @@ pub struct FintechSettings {
     /// actor's thread, which saves a thread switch on the way in and on the way out of every
     /// command.
     pub wallet_threads: usize,
+    /// How often expired idempotency keys are purged, seconds.
+    pub idempotency_purge_interval_secs: u64,
+    /// Most expired idempotency keys deleted by one statement of the purge.
+    pub idempotency_purge_batch: usize,
+    /// Most commands waiting for the ledger writer; beyond it a command is refused at once with
+    /// 503 `overloaded` (and `Retry-After`) instead of queueing while the database is slow.
+    pub writer_queue_max: usize,
 }
 
 impl Default for FintechSettings {
     fn default() -> Self {
-        Self { idempotency_ttl_secs: 24 * 3600, wallet_idle_secs: 300, max_live_wallets: 10_000, wallet_threads: 0 }
+        Self {
+            idempotency_ttl_secs: 24 * 3600,
+            wallet_idle_secs: 300,
+            max_live_wallets: 10_000,
+            wallet_threads: 0,
+            idempotency_purge_interval_secs: 60,
+            idempotency_purge_batch: 1_000,
+            writer_queue_max: 8_192,
+        }
     }
 }
 
@@ -35,5 +50,40 @@ impl Section for FintechSettings {
                 "for example 86400 and 10000",
             );
         }
+        if self.idempotency_purge_interval_secs == 0 || self.idempotency_purge_batch == 0 {
+            problems.add(
+                "fintech.idempotency_purge_interval_secs",
+                "the purge of expired idempotency keys needs an interval and a batch of at least 1",
+                "for example 60 (seconds) and 1000 (keys)",
+            );
+        }
+        if self.writer_queue_max == 0 {
+            problems.add(
+                "fintech.writer_queue_max",
+                "the ledger writer's queue must hold at least one command",
+                "for example 8192 (a few full batches of 512)",
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Environment;
+
+    fn problems(settings: &FintechSettings) -> Vec<String> {
+        let mut found = SettingsProblems::default();
+        settings.validate(&ValidationContext { environment: Environment::Test }, &mut found);
+        found.0.into_iter().map(|p| p.key).collect()
+    }
+
+    #[test]
+    fn the_purge_and_the_writer_queue_need_room() {
+        assert!(problems(&FintechSettings::default()).is_empty());
+        let purge = FintechSettings { idempotency_purge_batch: 0, ..FintechSettings::default() };
+        assert_eq!(problems(&purge), vec!["fintech.idempotency_purge_interval_secs"]);
+        let queue = FintechSettings { writer_queue_max: 0, ..FintechSettings::default() };
+        assert_eq!(problems(&queue), vec!["fintech.writer_queue_max"]);
     }
 }

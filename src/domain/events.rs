@@ -52,6 +52,9 @@ pub enum InboundError {
     /// An event type no domain consumes.
     #[error("unknown event type `{0}`")]
     UnknownType(String),
+    /// Its id was applied before, with different content: the same id names another change.
+    #[error("event `{0}` was applied before with different content")]
+    ConflictingDuplicate(String),
     /// A rule of the domain that consumes it refused it.
     #[error("{detail}")]
     Refused {
@@ -69,6 +72,7 @@ impl InboundError {
             Self::Malformed(_) => "malformed",
             Self::SchemaVersion { .. } => "schema_version",
             Self::UnknownType(_) => "unknown_type",
+            Self::ConflictingDuplicate(_) => "conflicting_duplicate",
             Self::Refused { reason, .. } => reason,
         }
     }

@@ -101,6 +101,12 @@ impl Claim {
     }
 }
 
+/// Whether a key kept until `expires_at` has expired at `now`: an expired key is forgotten, and a
+/// request sending it again counts as new.
+pub fn expired(expires_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    expires_at <= now
+}
+
 /// Hash of an operation and its request; serde_json writes an object's fields in a fixed
 /// (sorted) order, so equal requests hash equally.
 pub fn fingerprint(operation: &str, request: &Value) -> String {
@@ -189,6 +195,14 @@ mod tests {
         assert_eq!(kept.replay::<i64>(&other), Err(IdempotencyError::Reused(vec!["amount".into()])));
         let elsewhere = claim("fintech.deposit", json!({"from": "a", "to": "b", "amount": 5}));
         assert_eq!(kept.replay::<i64>(&elsewhere), Err(IdempotencyError::Reused(vec!["operation".into()])));
+    }
+
+    #[test]
+    fn a_key_expires_at_its_expiry_time() {
+        let now = Utc::now();
+        assert!(!expired(now + chrono::Duration::seconds(1), now));
+        assert!(expired(now, now));
+        assert!(expired(now - chrono::Duration::seconds(1), now));
     }
 
     #[test]

@@ -128,6 +128,9 @@ error_codes! {
     ServiceUnavailable => ("service_unavailable", 503, "Service unavailable"),
     /// The ledger store cannot be reached; retry with the same idempotency key.
     LedgerUnavailable => ("ledger_unavailable", 503, "Service unavailable"),
+    /// Too many commands are waiting for the ledger (the database is slow or unreachable);
+    /// `Retry-After` says when to try again.
+    Overloaded => ("overloaded", 503, "Service unavailable"),
     /// A state-changing request could not be audited and the policy is fail-closed.
     AuditUnavailable => ("audit_unavailable", 503, "Service unavailable"),
     /// The actor that owns the resource did not answer in time.

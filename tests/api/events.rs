@@ -599,3 +599,178 @@ async fn a_worker_without_the_relay_applies_payments_and_leaves_their_events_in_
         db.query_one("SELECT COALESCE(SUM(event_count), 0)::int8 FROM outbox", &[]).await.unwrap().get(0);
     assert_eq!(waiting, 2, "the opening and the deposit");
 }
+
+#[actix_web::test]
+async fn a_payment_id_applied_before_with_other_content_is_dead_lettered_as_a_conflicting_duplicate() {
+    let app = spawn_embedded(false).await;
+    let token = app.token("alice", &["fintech:read", "fintech:write"]);
+    let wallet = open_funded(&app, &token, 1, 0).await.remove(0);
+    let broker = app.state.actors.broker.clone();
+    deliver(&broker, "evt-twice", &wallet, 1_000);
+    deliver(&broker, "evt-twice", &wallet, 1_000);
+    let other = broker.append(OutRecord {
+        topic: "beryl.fintech.payments".into(),
+        key: Some(wallet.as_bytes().to_vec()),
+        payload: payment("evt-twice", &wallet, 9_000),
+        headers: vec![],
+    });
+    let series = |result: &str| {
+        format!("beryl_events_applied_total{{topic=\"beryl.fintech.payments\",actor=\"fintech\",result=\"{result}\"}}")
+    };
+    let conflicting =
+        "beryl_events_dead_lettered_total{topic=\"beryl.fintech.payments\",reason=\"conflicting_duplicate\"}";
+    eventually("the three deliveries handled", Duration::from_secs(10), || async {
+        let m = app.metrics().await;
+        let done = sample(&m, &series("applied")) == Some(1.0)
+            && sample(&m, &series("duplicate")) == Some(1.0)
+            && sample(&m, conflicting) == Some(1.0);
+        done.then_some(())
+    })
+    .await;
+    assert_eq!(version_and_balance(&app, &token, &wallet).await.1, 1_000, "credited once, with the first content");
+    let letters = broker.records("beryl.fintech.payments.dlq");
+    assert_eq!(letters.len(), 1);
+    let letter = &letters[0];
+    assert_eq!(letter.header("dlq-reason"), Some("conflicting_duplicate"));
+    assert_eq!(letter.header("dlq-original-offset"), Some(other.offset.to_string().as_str()));
+    assert_eq!(letter.payload.as_deref(), Some(payment("evt-twice", &wallet, 9_000).as_slice()));
+}
+
+#[actix_web::test]
+async fn on_kafka_a_payment_waits_out_a_database_outage_with_its_partition_paused() {
+    use crate::{
+        helpers::admin_database_url,
+        outage::spawn_through,
+        proxy::{upstream_of, PgProxy},
+    };
+
+    let (brokers, ns) = (kafka::broker(), kafka::unique("blip"));
+    let proxy = PgProxy::start(&upstream_of(&admin_database_url())).await;
+    let app = spawn_through(&proxy, |s| {
+        on_kafka(s, &brokers, &ns);
+        s.event_bus.create_topic_partitions = 1;
+        s.event_bus.retry_backoff_max_ms = 200;
+    })
+    .await;
+    let token = app.token("alice", &["fintech:read", "fintech:write"]);
+    let wallet = open_funded(&app, &token, 1, 0).await.remove(0);
+    let topic = format!("{ns}.payments");
+    kafka::create_topics(&brokers, &[&topic], 1).await;
+    let producer = kafka::producer(&brokers);
+    let applied = format!("beryl_events_applied_total{{topic=\"{topic}\",actor=\"fintech\",result=\"applied\"}}");
+    let failed = format!("beryl_events_failed_total{{topic=\"{topic}\",reason=\"ledger_unavailable\"}}");
+    let paused = "beryl_events_paused_partitions";
+    kafka::produce(&producer, &topic, &wallet, &payment("evt-before", &wallet, 500)).await;
+    eventually("the first payment applied", Duration::from_secs(30), || async {
+        (sample(&app.metrics().await, &applied) == Some(1.0)).then_some(())
+    })
+    .await;
+
+    proxy.lose_traffic();
+    kafka::produce(&producer, &topic, &wallet, &payment("evt-during-1", &wallet, 200)).await;
+    kafka::produce(&producer, &topic, &wallet, &payment("evt-during-2", &wallet, 300)).await;
+    eventually("the payment retried with its partition paused", Duration::from_secs(30), || async {
+        let m = app.metrics().await;
+        (sample(&m, &failed).unwrap_or_default() >= 2.0 && sample(&m, paused) == Some(1.0)).then_some(())
+    })
+    .await;
+    proxy.cut();
+    proxy.restore();
+    eventually("both payments applied once the ledger answers", Duration::from_secs(15), || async {
+        let m = app.metrics().await;
+        (sample(&m, &applied) == Some(3.0) && sample(&m, paused) == Some(0.0)).then_some(())
+    })
+    .await;
+    assert_eq!(version_and_balance(&app, &token, &wallet).await.1, 1_000);
+    let (b, dlq) = (brokers.clone(), format!("{topic}.dlq"));
+    let letters =
+        tokio::task::spawn_blocking(move || kafka::read_topic(&b, &dlq, 0, Duration::from_secs(5))).await.unwrap();
+    assert!(letters.is_empty(), "a transient failure is never dead-lettered: {letters:?}");
+}
+
+#[actix_web::test]
+async fn dlq_replay_publishes_the_chosen_dead_letters_to_their_topic_again_and_audits_each() {
+    let (brokers, ns) = (kafka::broker(), kafka::unique("replay"));
+    let app = spawn_with(|s| {
+        on_kafka(s, &brokers, &ns);
+        s.event_bus.create_topic_partitions = 1;
+    })
+    .await;
+    let token = app.token("alice", &["fintech:read", "fintech:write"]);
+    let admin = app.token("compliance", &["admin"]);
+    let wallet = open_funded(&app, &token, 1, 0).await.remove(0);
+    let (status, body, _) = post(&app, &admin, &format!("/api/v1/fintech/wallets/{wallet}/freeze"), json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let topic = format!("{ns}.payments");
+    let dlq = format!("{topic}.dlq");
+    kafka::create_topics(&brokers, &[&topic], 1).await;
+    let producer = kafka::producer(&brokers);
+    kafka::produce(&producer, &topic, &wallet, b"{not json").await;
+    kafka::produce(&producer, &topic, &wallet, &payment("evt-frozen", &wallet, 400)).await;
+    let letters = |reason: &str| format!("beryl_events_dead_lettered_total{{topic=\"{topic}\",reason=\"{reason}\"}}");
+    eventually("both messages dead-lettered", Duration::from_secs(30), || async {
+        let m = app.metrics().await;
+        (sample(&m, &letters("malformed")) == Some(1.0) && sample(&m, &letters("wallet_frozen")) == Some(1.0))
+            .then_some(())
+    })
+    .await;
+
+    // The cause fixed (the wallet unfrozen), the operator replays what it refused, and only that.
+    let (status, body, _) = post(&app, &admin, &format!("/api/v1/fintech/wallets/{wallet}/unfreeze"), json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let dir = tempfile::tempdir().unwrap();
+    let audit_file = dir.path().join("pod-a.log");
+    let mut vars = kafka_vars(&brokers, &ns);
+    vars.push(("AUDIT_ENABLED".into(), "true".into()));
+    vars.push(("AUDIT_LOG_FILE".into(), audit_file.to_str().unwrap().into()));
+    let cli = |args: Vec<String>, vars: Vec<(String, String)>| async move {
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            crate::helpers::run_cli(&args, &vars)
+        })
+        .await
+        .unwrap()
+    };
+    let args = |extra: &[&str]| {
+        let mut a: Vec<String> = ["dlq", "replay", "--topic", &dlq].iter().map(|s| s.to_string()).collect();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let (code, _, stderr) = cli(args(&["--operator", "sre-alice"]), vars.clone()).await;
+    assert_eq!(code, 2, "nothing chosen: {stderr}");
+    let (code, stdout, stderr) =
+        cli(args(&["--reason", "wallet_frozen", "--operator", "sre-alice", "--dry-run"]), vars.clone()).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("2 dead letters, 1 chosen") && stdout.contains("would replay 0:1"), "{stdout}");
+    assert_eq!(version_and_balance(&app, &token, &wallet).await.1, 0, "a dry run publishes nothing");
+    let (code, stdout, stderr) =
+        cli(args(&["--reason", "wallet_frozen", "--operator", "sre-alice"]), vars.clone()).await;
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains(&format!("replayed {dlq}/0/1 -> {topic}/0/2")), "{stdout}");
+    eventually("the replayed payment applied", Duration::from_secs(30), || async {
+        (version_and_balance(&app, &token, &wallet).await.1 == 400).then_some(())
+    })
+    .await;
+    let (b, t) = (brokers.clone(), topic.clone());
+    let inbound =
+        tokio::task::spawn_blocking(move || kafka::read_topic(&b, &t, 3, Duration::from_secs(30))).await.unwrap();
+    assert_eq!(inbound.len(), 3, "the malformed message was not replayed");
+    let replayed = &inbound[2];
+    assert_eq!(replayed.header("replayed-from"), Some(format!("{dlq}/0/1").as_str()));
+    assert_eq!(replayed.header("request-id"), Some("test-producer"), "original headers kept");
+    assert!(replayed.header("dlq-reason").is_none());
+    assert_eq!(replayed.key, wallet);
+
+    // The audit log next to the service's file records who replayed what, in a chain that verifies.
+    let audited = dir.path().join("pod-a-cli.log");
+    let text = std::fs::read_to_string(&audited).unwrap();
+    let records: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(records.len(), 1, "{text}");
+    assert_eq!(records[0]["subject"], "sre-alice");
+    assert_eq!(records[0]["action"], "dlq replay");
+    assert_eq!(records[0]["resource"], format!("{dlq}/0/1"));
+    assert_eq!(records[0]["outcome"], "success");
+    let (code, stdout, _) = cli(vec!["audit".into(), "verify".into(), audited.to_str().unwrap().into()], vec![]).await;
+    assert_eq!(code, 0, "{stdout}");
+}

@@ -472,3 +472,58 @@ async fn a_panicking_wallet_restarts_alone_while_the_others_keep_serving() {
     }
     assert_eq!(total, 60_000, "transfers between the others moved money without creating or losing any");
 }
+
+/// The application's own database, outside it.
+async fn database(app: &TestApp) -> tokio_postgres::Client {
+    let url = app.state.settings.database.url.as_ref().unwrap().expose().to_string();
+    let (db, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    actix_rt::spawn(connection);
+    db
+}
+
+#[actix_web::test]
+async fn an_expired_idempotency_key_counts_as_new_and_the_purger_forgets_it() {
+    let app = spawn_with(|s| s.fintech.idempotency_purge_interval_secs = 1).await;
+    let token = alice(&app);
+    let a = open(&app, &token, "EUR").await;
+    let path = format!("/api/v1/fintech/wallets/{a}/deposits");
+    let k = key();
+    let (s1, first, _) = post(&app, &token, &path, json!({"amount": 100, "reference": "psp-1"}), &k).await;
+    assert_eq!(s1, 201, "{first}");
+    // While the key lives, another request under it is refused.
+    let (s2, reused, _) = post(&app, &token, &path, json!({"amount": 250, "reference": "psp-2"}), &k).await;
+    assert_eq!((s2, reused["code"].as_str()), (409, Some("idempotency_key_reused")));
+
+    // Once it has expired (its time moved back, as if a day had passed), the same key is new,
+    // purged or not.
+    let db = database(&app).await;
+    let expire = "UPDATE idempotency_keys SET expires_at = now() - interval '1 second' WHERE key = $1";
+    assert_eq!(db.execute(expire, &[&k]).await.unwrap(), 1);
+    let (s3, second, headers) = post(&app, &token, &path, json!({"amount": 250, "reference": "psp-2"}), &k).await;
+    assert_eq!(s3, 201, "{second}");
+    assert!(headers.get("idempotent-replayed").is_none_or(|v| v != "true"));
+    assert_ne!(second["id"], first["id"]);
+    assert_eq!(wallet(&app, &token, &a).await["balance"], 350);
+    // The key now keeps the new request: a retry replays it.
+    let (s4, replay, headers) = post(&app, &token, &path, json!({"amount": 250, "reference": "psp-2"}), &k).await;
+    assert_eq!((s4, &replay), (201, &second));
+    assert_eq!(headers["idempotent-replayed"], "true");
+
+    // The purger forgets expired keys by itself, and only those.
+    let count = "SELECT count(*) FROM idempotency_keys WHERE key = $1";
+    let expired_before: i64 = db.query_one("SELECT count(*) FROM idempotency_keys", &[]).await.unwrap().get(0);
+    assert!(expired_before >= 2, "the wallet's opening and the deposit");
+    assert_eq!(db.execute(expire, &[&k]).await.unwrap(), 1);
+    eventually("the expired key purged", Duration::from_secs(10), || async {
+        let left: i64 = db.query_one(count, &[&k]).await.unwrap().get(0);
+        (left == 0).then_some(())
+    })
+    .await;
+    let live: i64 = db.query_one("SELECT count(*) FROM idempotency_keys", &[]).await.unwrap().get(0);
+    assert_eq!(live, expired_before - 1, "live keys stay");
+    let purged = sample(&app.metrics().await, "beryl_idempotency_keys_purged_total").unwrap_or_default();
+    assert!(purged >= 1.0, "purged {purged}");
+    let health = app.health().await;
+    let actors = health["actors"].as_array().cloned().unwrap_or_default();
+    assert!(actors.iter().any(|a| a["name"] == "idempotency-purger"), "{health}");
+}

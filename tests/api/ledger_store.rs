@@ -262,8 +262,33 @@ async fn contract(store: LedgerStore, outbox: OutboxSource) {
     assert_eq!(totals.balances, totals.net_external);
     assert_eq!(totals.balances, 7_600);
 
-    assert_eq!(store.purge_expired_keys(Utc::now() + Duration::hours(2)).await.unwrap(), 4);
+    // Expired keys are forgotten in batches of the size asked for.
+    let later = Utc::now() + Duration::hours(2);
+    assert_eq!(store.purge_expired_keys(later, 3).await.unwrap(), 3);
+    assert_eq!(store.purge_expired_keys(later, 3).await.unwrap(), 1);
+    assert_eq!(store.purge_expired_keys(later, 3).await.unwrap(), 0);
     assert!(store.kept("alice", "k-1").await.unwrap().is_none());
+
+    // An expired key counts as new, purged or not: the command is applied again and the key
+    // keeps its new receipt.
+    let expired = |key: &str, reference: &str| {
+        let mut op =
+            keyed(Command::Deposit { wallet: a, amount: amount(5), reference: reference.into(), currency: None }, key);
+        if let Some(claim) = op.idempotency.as_mut() {
+            claim.expires_at = Utc::now() - Duration::seconds(1);
+        }
+        op
+    };
+    assert!(matches!(one(&store, expired("k-old", "psp-old-1")).await, Outcome::Applied { .. }));
+    assert!(matches!(one(&store, expired("k-old", "psp-old-2")).await, Outcome::Applied { .. }));
+    let fresh = keyed(
+        Command::Deposit { wallet: a, amount: amount(5), reference: "psp-old-3".into(), currency: None },
+        "k-old",
+    );
+    assert!(matches!(one(&store, fresh.clone()).await, Outcome::Applied { .. }));
+    assert_eq!(one(&store, fresh).await, Outcome::DuplicateKey, "a live key is still held");
+    assert_eq!(store.purge_expired_keys(Utc::now(), 10).await.unwrap(), 0, "the key was kept again, live");
+    assert_eq!(balance(&store, a).await.0, 7_615);
 
     // A command named by its transaction id (an inbound event's) is applied once: the same id
     // again, in the same batch or a later one, is a duplicate and changes nothing.
@@ -274,8 +299,24 @@ async fn contract(store: LedgerStore, outbox: OutboxSource) {
     let both = store.commit(&[pay.clone(), pay.clone()]).await;
     assert!(matches!(both[0], Ok(Outcome::Applied { .. })), "{both:?}");
     assert!(matches!(both[1], Ok(Outcome::DuplicateKey)), "{both:?}");
-    assert_eq!(one(&store, pay).await, Outcome::DuplicateKey);
-    assert_eq!(balance(&store, a).await.0, 7_640);
+    assert_eq!(one(&store, pay.clone()).await, Outcome::DuplicateKey);
+    // The same id with other content is a conflicting duplicate, in a later batch or the same one.
+    for other in [
+        Command::Deposit { wallet: a, amount: amount(41), reference: "psp-9".into(), currency: None },
+        Command::Deposit { wallet: a, amount: amount(40), reference: "psp-99".into(), currency: None },
+        Command::Deposit { wallet: b, amount: amount(40), reference: "psp-9".into(), currency: None },
+    ] {
+        assert_eq!(one(&store, once(event, other)).await, Outcome::ConflictingDuplicate);
+    }
+    let fresh = Uuid::new_v4();
+    let first =
+        once(fresh, Command::Deposit { wallet: a, amount: amount(1), reference: "psp-11".into(), currency: None });
+    let second =
+        once(fresh, Command::Deposit { wallet: a, amount: amount(2), reference: "psp-11".into(), currency: None });
+    let both = store.commit(&[first, second]).await;
+    assert!(matches!(both[0], Ok(Outcome::Applied { .. })), "{both:?}");
+    assert!(matches!(both[1], Ok(Outcome::ConflictingDuplicate)), "{both:?}");
+    assert_eq!(balance(&store, a).await.0, 7_656);
     // A refusal leaves no record: the same id is checked again when it comes back.
     let event = Uuid::new_v4();
     let to_closed =
@@ -285,7 +326,7 @@ async fn contract(store: LedgerStore, outbox: OutboxSource) {
         once(event, Command::Deposit { wallet: a, amount: amount(60), reference: "psp-10".into(), currency: None });
     assert!(matches!(one(&store, to_open).await, Outcome::Applied { .. }));
     let totals = store.totals().await.unwrap();
-    assert_eq!((totals.balances, totals.net_external), (7_700, 7_700));
+    assert_eq!((totals.balances, totals.net_external), (7_716, 7_716));
 }
 
 #[actix_web::test]

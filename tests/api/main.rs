@@ -14,6 +14,8 @@ mod kafka;
 mod ledger_store;
 mod metrics;
 mod openapi;
+mod outage;
 mod process;
+mod proxy;
 mod ratelimit;
 mod supervision;

@@ -3,8 +3,12 @@
 //! queues it to the actor owning its aggregate; many are applied at once. A partition's offset is committed
 //! only up to the first message still being applied, so a crash re-delivers what was not
 //! finished; the change is recorded under a transaction id derived from the event id, so a
-//! re-delivery changes nothing. A message that cannot be applied goes to `<topic>.dlq` with the
-//! reason and its original coordinates, and its partition moves on.
+//! re-delivery changes nothing. A message that can never be applied (malformed, refused by a rule
+//! of its domain, a conflicting duplicate) goes to `<topic>.dlq` with the reason and its original
+//! coordinates, and its partition moves on. A transient failure (the ledger unreachable, timed
+//! out or overloaded) never dead-letters: the message is retried with capped backoff until it is
+//! applied, its partition paused meanwhile (nothing more of it is fetched) and its offset not
+//! committed.
 
 use std::{convert::Infallible, sync::Arc, time::Duration};
 
@@ -50,6 +54,71 @@ impl Source {
             Self::Kafka(c) => c.recv().await,
             Self::Memory(c) => Ok(c.recv().await),
         }
+    }
+
+    fn pause(&self, topic: &str, partition: i32) {
+        match self {
+            Self::Kafka(c) => {
+                if let Err(e) = c.pause(topic, partition) {
+                    tracing::warn!(error = %e, topic, partition, "cannot pause the partition");
+                }
+            }
+            Self::Memory(c) => c.pause(topic, partition),
+        }
+    }
+
+    fn resume(&self, topic: &str, partition: i32) {
+        match self {
+            Self::Kafka(c) => {
+                if let Err(e) = c.resume(topic, partition) {
+                    tracing::warn!(error = %e, topic, partition, "cannot resume the partition");
+                }
+            }
+            Self::Memory(c) => c.resume(topic, partition),
+        }
+    }
+}
+
+/// The partitions paused while some of their messages wait for a transient failure to pass, with
+/// how many messages each is paused for.
+struct Holds {
+    source: Arc<Source>,
+    paused: Mutex<std::collections::HashMap<(String, i32), usize>>,
+    gauge: metrics::Gauge,
+}
+
+impl Holds {
+    fn new(source: Arc<Source>, metrics: &Metrics) -> Self {
+        let gauge = metrics.with(|| metrics::gauge!(telemetry::EVENTS_PAUSED_PARTITIONS));
+        gauge.set(0.0);
+        Self { source, paused: Mutex::default(), gauge }
+    }
+
+    /// Pause `record`'s partition for it (the first message held pauses it).
+    fn hold(&self, record: &InRecord) {
+        let mut paused = self.paused.lock();
+        let count = paused.entry((record.topic.clone(), record.partition)).or_insert(0);
+        *count += 1;
+        if *count == 1 {
+            self.source.pause(&record.topic, record.partition);
+            tracing::warn!(topic = %record.topic, partition = record.partition, offset = record.offset, "partition paused until the ledger answers again");
+        }
+        self.gauge.set(paused.len() as f64);
+    }
+
+    /// Release `record`'s hold on its partition (the last one resumes it).
+    fn release(&self, record: &InRecord) {
+        let mut paused = self.paused.lock();
+        let key = (record.topic.clone(), record.partition);
+        if let Some(count) = paused.get_mut(&key) {
+            *count -= 1;
+            if *count == 0 {
+                paused.remove(&key);
+                self.source.resume(&record.topic, record.partition);
+                tracing::info!(topic = %record.topic, partition = record.partition, "partition resumed");
+            }
+        }
+        self.gauge.set(paused.len() as f64);
     }
 }
 
@@ -128,6 +197,7 @@ impl Managed for EventConsumer {
         };
         let source = Arc::new(source);
         self.source = Some(source.clone());
+        let holds = Arc::new(Holds::new(source.clone(), &deps.metrics));
         // Messages are decoded and applied on a few threads of their own; the actor's thread only
         // receives them and keeps the offsets.
         self.stop_workers();
@@ -169,7 +239,7 @@ impl Managed for EventConsumer {
                 if let Some(ts) = record.timestamp_ms {
                     meters.age.set((Utc::now().timestamp_millis() - ts).max(0) as f64 / 1000.0);
                 }
-                let (deps, tracker, meters) = (deps.clone(), tracker.clone(), meters.clone());
+                let (deps, tracker, meters, holds) = (deps.clone(), tracker.clone(), meters.clone(), holds.clone());
                 let turn = turns.take(&record, settings.max_in_flight);
                 // One key's messages go to one thread, where waiting for the previous one of the
                 // key wakes no other thread.
@@ -179,7 +249,7 @@ impl Managed for EventConsumer {
                 });
                 let worker = &workers[pick % workers.len()];
                 worker.spawn(async move {
-                    handle_record(&deps, &meters, &record, route, turn).await;
+                    handle_record(&deps, &holds, &meters, &record, route, turn).await;
                     tracker.lock().finish(&record.topic, record.partition, record.offset);
                     drop(slot);
                 });
@@ -343,13 +413,14 @@ fn key_hash(key: &[u8]) -> usize {
 /// Apply one message, retrying transient failures, and dead-letter it when it cannot be applied.
 async fn handle_record(
     deps: &ConsumerDeps,
+    holds: &Holds,
     meters: &PartitionMeters,
     record: &InRecord,
     route: Result<Route, InboundError>,
     mut turn: Turn,
 ) {
     let verdict = match route {
-        Ok(route) => apply_with_retries(deps, &route, record, &mut turn).await,
+        Ok(route) => apply_with_retries(deps, holds, &route, record, &mut turn).await,
         Err(e) => Verdict::DeadLetter { reason: e.reason(), detail: e.to_string() },
     };
     drop(turn);
@@ -392,38 +463,48 @@ pub fn dead_letter(record: &InRecord, suffix: &str, reason: &str, detail: &str) 
     }
 }
 
-async fn apply_with_retries(deps: &ConsumerDeps, route: &Route, record: &InRecord, turn: &mut Turn) -> Verdict {
+async fn apply_with_retries(
+    deps: &ConsumerDeps,
+    holds: &Holds,
+    route: &Route,
+    record: &InRecord,
+    turn: &mut Turn,
+) -> Verdict {
     let attempt = match route.handler.prepare(record) {
         Ok(attempt) => attempt,
         Err(e) => return Verdict::DeadLetter { reason: e.reason(), detail: e.to_string() },
     };
     let mut backoff = Duration::from_millis(deps.settings.retry_backoff_ms.max(1));
-    let mut attempts = 1;
-    loop {
+    let most = Duration::from_millis(deps.settings.retry_backoff_max_ms).max(backoff);
+    let mut held = false;
+    let verdict = loop {
         // Queued in the order the messages of this key were received (the first attempt only:
         // a retry keeps the place its first attempt took).
         turn.wait().await;
         let answer = attempt();
         turn.queued();
         match answer.await {
-            Ok(Applied::Applied) => return Verdict::Applied,
-            Ok(Applied::Duplicate) => return Verdict::Duplicate,
-            Ok(Applied::Refused(e)) => return Verdict::DeadLetter { reason: e.reason(), detail: e.to_string() },
+            Ok(Applied::Applied) => break Verdict::Applied,
+            Ok(Applied::Duplicate) => break Verdict::Duplicate,
+            Ok(Applied::Refused(e)) => break Verdict::DeadLetter { reason: e.reason(), detail: e.to_string() },
             Err(failure) => {
+                // Transient: retried until applied, however long the ledger takes to answer,
+                // with the partition paused so that nothing after it is fetched meanwhile.
                 deps.metrics.with(|| {
                     metrics::counter!(telemetry::EVENTS_FAILED_TOTAL, "topic" => record.topic.clone(), "reason" => failure)
                         .increment(1)
                 });
-                if attempts >= deps.settings.max_attempts {
-                    return Verdict::DeadLetter {
-                        reason: "retries_exhausted",
-                        detail: format!("{failure} after {attempts} attempts"),
-                    };
+                if !held {
+                    holds.hold(record);
+                    held = true;
                 }
                 tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-                attempts += 1;
+                backoff = (backoff * 2).min(most);
             }
         }
+    };
+    if held {
+        holds.release(record);
     }
+    verdict
 }

@@ -168,6 +168,7 @@ impl FintechClient {
             Ok(LedgerOutcome::Applied { .. }) => "applied",
             Ok(LedgerOutcome::Refused(_)) => "refused",
             Ok(LedgerOutcome::DuplicateKey) => "duplicate",
+            Ok(LedgerOutcome::ConflictingDuplicate) => "conflicting",
             Err(_) => "failed",
         };
         self.metrics.with(|| {

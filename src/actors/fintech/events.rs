@@ -32,12 +32,17 @@ impl EventHandler for PaymentsSettled {
         let client = self.client.clone();
         Ok(Box::new(move || -> BoxFuture<'static, Result<Applied, &'static str>> {
             let answer = client.settle_payment(&payment, request_id.clone());
+            let event_id = payment.event_id.clone();
             Box::pin(async move {
                 match answer.await {
                     Ok(LedgerOutcome::Applied { .. }) => Ok(Applied::Applied),
                     Ok(LedgerOutcome::DuplicateKey) => Ok(Applied::Duplicate),
+                    Ok(LedgerOutcome::ConflictingDuplicate) => {
+                        Ok(Applied::Refused(InboundError::ConflictingDuplicate(event_id)))
+                    }
                     Ok(LedgerOutcome::Refused(e)) => Ok(Applied::Refused(e.into())),
                     Err(CallError::Ledger(LedgerFailure::Store)) => Err("ledger_unavailable"),
+                    Err(CallError::Ledger(LedgerFailure::Overloaded)) => Err("ledger_overloaded"),
                     Err(_) => Err("actor_unavailable"),
                 }
             })

@@ -20,6 +20,10 @@ pub enum LedgerFailure {
     /// The wallet's actor could not be reached.
     #[error("the wallet's actor is unavailable")]
     Unavailable,
+    /// The ledger writer's queue is full (the database is slow or unreachable): the command was
+    /// refused before it was queued, so nothing was applied.
+    #[error("too many commands are waiting for the ledger")]
+    Overloaded,
 }
 
 impl Coded for LedgerFailure {
@@ -27,6 +31,7 @@ impl Coded for LedgerFailure {
         match self {
             Self::Store => ErrorCode::LedgerUnavailable,
             Self::Unavailable => ErrorCode::ActorUnavailable,
+            Self::Overloaded => ErrorCode::Overloaded,
         }
     }
 

@@ -7,6 +7,7 @@
 pub mod client;
 pub mod events;
 pub mod messages;
+pub mod purge;
 pub mod wallet;
 pub mod writer;
 
@@ -18,6 +19,7 @@ use std::{
 
 pub use client::{CallError, FintechClient};
 pub use messages::{Commit, Execute, GetMovements, GetWallet, LedgerFailure, Refresh};
+pub use purge::KeyPurger;
 pub use wallet::WalletActor;
 pub use writer::LedgerWriter;
 

@@ -1,6 +1,8 @@
 //! The ledger writer: commits what many wallet actors queue up while the previous commit is in
 //! flight in one database transaction (group commit), so that a commit's cost is shared by every
-//! command waiting for it.
+//! command waiting for it. Its queue is bounded: while the database is slow or unreachable, a
+//! command beyond the bound is refused at once (`overloaded`) instead of piling up; the store
+//! bounds each commit in time, so the queue drains again as soon as the database answers.
 
 use actix::fut::{wrap_future, ActorFutureExt};
 use actix::AsyncContext;
@@ -27,14 +29,17 @@ pub struct LedgerWriter {
     store: LedgerStore,
     pending: Vec<(LedgerOp, Waiter)>,
     in_flight: bool,
+    queue_max: usize,
     batch_size: metrics::Histogram,
+    overloaded: metrics::Counter,
 }
 
 impl LedgerWriter {
-    /// A writer committing to `store`.
-    pub fn new(store: LedgerStore, metrics: &Metrics) -> Self {
+    /// A writer committing to `store`, holding at most `queue_max` commands waiting.
+    pub fn new(store: LedgerStore, queue_max: usize, metrics: &Metrics) -> Self {
         let batch_size = metrics.with(|| metrics::histogram!(telemetry::LEDGER_BATCH_SIZE));
-        Self { store, pending: Vec::new(), in_flight: false, batch_size }
+        let overloaded = metrics.with(|| metrics::counter!(telemetry::LEDGER_OVERLOADED_TOTAL));
+        Self { store, pending: Vec::new(), in_flight: false, queue_max: queue_max.max(1), batch_size, overloaded }
     }
 
     /// Start a commit of everything pending, unless one is in flight (it starts the next one
@@ -70,6 +75,10 @@ impl Managed for LedgerWriter {}
 
 impl Handle<Commit> for LedgerWriter {
     fn handle(&mut self, Commit(op): Commit, ctx: &mut Ctx<Self>) -> Reply<Self, Result<LedgerOutcome, LedgerFailure>> {
+        if self.pending.len() >= self.queue_max {
+            self.overloaded.increment(1);
+            return Reply::Now(Err(LedgerFailure::Overloaded));
+        }
         let (tx, rx) = oneshot::channel();
         self.pending.push((op, tx));
         self.flush(ctx);

@@ -255,6 +255,21 @@ impl KafkaConsumer {
         })
     }
 
+    /// Fetch nothing more of `partition` of `topic` until it is resumed (librdkafka keeps the
+    /// position: the partition resumes after the last message received).
+    pub fn pause(&self, topic: &str, partition: i32) -> Result<(), BusError> {
+        let mut list = TopicPartitionList::new();
+        list.add_partition(topic, partition);
+        self.consumer.pause(&list).map_err(err)
+    }
+
+    /// Fetch `partition` of `topic` again.
+    pub fn resume(&self, topic: &str, partition: i32) -> Result<(), BusError> {
+        let mut list = TopicPartitionList::new();
+        list.add_partition(topic, partition);
+        self.consumer.resume(&list).map_err(err)
+    }
+
     /// Commit `offsets` (the next offset to read of each partition).
     pub fn commit(&self, offsets: &Offsets, mode: CommitMode) -> Result<(), BusError> {
         if offsets.is_empty() {
@@ -279,6 +294,69 @@ impl KafkaConsumer {
         }
         self.consumer.unsubscribe();
     }
+}
+
+/// Every record of `topic` from the beginning of each partition to its end as it was when the
+/// read began, outside any consumer group (nothing is committed). Blocking.
+pub fn read_all(settings: &EventBusSettings, topic: &str, timeout: Duration) -> Result<Vec<InRecord>, BusError> {
+    use rdkafka::consumer::BaseConsumer;
+    let group = format!("beryl-core-api-reader-{}", uuid::Uuid::new_v4().simple());
+    let consumer: BaseConsumer = client_config(
+        settings,
+        &[("group.id", group.as_str()), ("enable.auto.commit", "false"), ("enable.auto.offset.store", "false")],
+    )
+    .create()
+    .map_err(err)?;
+    let metadata = consumer.fetch_metadata(Some(topic), timeout).map_err(err)?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic)
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    let mut list = TopicPartitionList::new();
+    let mut ends = std::collections::HashMap::new();
+    for p in &partitions {
+        let (low, high) = consumer.fetch_watermarks(topic, *p, timeout).map_err(err)?;
+        if high > low {
+            list.add_partition_offset(topic, *p, Offset::Offset(low)).map_err(err)?;
+            ends.insert(*p, high);
+        }
+    }
+    let mut records = Vec::new();
+    if ends.is_empty() {
+        return Ok(records);
+    }
+    consumer.assign(&list).map_err(err)?;
+    let started = Instant::now();
+    while !ends.is_empty() {
+        if started.elapsed() > timeout {
+            return Err(BusError::Kafka(format!("{topic} not read to its end within {timeout:?}")));
+        }
+        let Some(message) = consumer.poll(Duration::from_millis(100)) else { continue };
+        let m = message.map_err(err)?;
+        if let Some(end) = ends.get(&m.partition()).copied() {
+            let headers = m
+                .headers()
+                .map(|h| {
+                    h.iter().map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec).unwrap_or_default())).collect()
+                })
+                .unwrap_or_default();
+            records.push(InRecord {
+                topic: m.topic().to_owned(),
+                partition: m.partition(),
+                offset: m.offset(),
+                key: m.key().map(<[u8]>::to_vec),
+                payload: m.payload().map(<[u8]>::to_vec),
+                headers,
+                timestamp_ms: m.timestamp().to_millis(),
+            });
+            if m.offset() + 1 >= end {
+                ends.remove(&m.partition());
+            }
+        }
+    }
+    Ok(records)
 }
 
 #[cfg(test)]

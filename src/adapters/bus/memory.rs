@@ -127,7 +127,17 @@ impl MemoryBroker {
             }
             positions
         };
-        MemoryConsumer { broker: self.clone(), group: group.to_owned(), positions: Mutex::new(positions) }
+        MemoryConsumer {
+            broker: self.clone(),
+            group: group.to_owned(),
+            positions: Mutex::new(positions),
+            paused: Mutex::default(),
+        }
+    }
+
+    /// The offset `group` has committed on `partition` of `topic` (0 when none).
+    pub fn committed(&self, group: &str, topic: &str, partition: i32) -> i64 {
+        self.state.lock().committed.get(&(group.to_owned(), topic.to_owned(), partition)).copied().unwrap_or(0)
     }
 
     fn commit(&self, group: &str, offsets: &Offsets) {
@@ -144,15 +154,17 @@ pub struct MemoryConsumer {
     broker: MemoryBroker,
     group: String,
     positions: Mutex<BTreeMap<(String, i32), i64>>,
+    paused: Mutex<std::collections::HashSet<(String, i32)>>,
 }
 
 impl MemoryConsumer {
     fn next_ready(&self) -> Option<InRecord> {
         let state = self.broker.state.lock();
         let mut positions = self.positions.lock();
+        let paused = self.paused.lock();
         // The partition whose next record is oldest, so that no partition starves.
         let mut best: Option<(&(String, i32), &InRecord)> = None;
-        for (tp, at) in positions.iter() {
+        for (tp, at) in positions.iter().filter(|(tp, _)| !paused.contains(*tp)) {
             let Some(record) = state.topics.get(&tp.0).and_then(|p| p.get(tp.1 as usize)).and_then(|l| l.get(*at))
             else {
                 continue;
@@ -175,6 +187,17 @@ impl MemoryConsumer {
             }
             appended.await;
         }
+    }
+
+    /// Deliver nothing more of `partition` of `topic` until it is resumed.
+    pub fn pause(&self, topic: &str, partition: i32) {
+        self.paused.lock().insert((topic.to_owned(), partition));
+    }
+
+    /// Deliver `partition` of `topic` again.
+    pub fn resume(&self, topic: &str, partition: i32) {
+        self.paused.lock().remove(&(topic.to_owned(), partition));
+        self.broker.appended.notify_waiters();
     }
 
     /// Record that the group has processed everything before these offsets.

@@ -3,6 +3,7 @@
 //! groups with committed offsets, dead-letter topics). Actors own the clients; nothing here
 //! knows about actors.
 
+pub mod dlq;
 pub mod kafka;
 pub mod memory;
 

@@ -1,18 +1,18 @@
 //! The ledger in process memory, for the embedded mode: one lock, commands applied in order with
 //! the same rules and answers as PostgreSQL. Nothing survives the process.
 
-use std::{
-    collections::{HashMap, HashSet},
-    sync::Arc,
-};
+use std::{collections::HashMap, sync::Arc};
 
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 
 use crate::adapters::outbox::MemOutbox;
 use crate::domain::{
-    fintech::{Book, FintechError, LedgerOp, LedgerOutcome as Outcome, Movement, Page, Totals, Wallet, WalletId},
-    idempotency::Kept,
+    fintech::{
+        Book, FintechError, LedgerOp, LedgerOutcome as Outcome, Movement, Page, Totals, TransactionRecord, Wallet,
+        WalletId,
+    },
+    idempotency::{self, Kept},
 };
 
 #[derive(Default)]
@@ -20,8 +20,8 @@ struct State {
     book: Book,
     journal: HashMap<WalletId, Vec<Movement>>,
     keys: HashMap<(String, String), (Kept, DateTime<Utc>)>,
-    /// Ids of the ledger transactions applied.
-    transactions: HashSet<uuid::Uuid>,
+    /// The ledger transactions applied, by id.
+    transactions: HashMap<uuid::Uuid, TransactionRecord>,
     net_external: i128,
 }
 
@@ -44,12 +44,19 @@ impl MemLedger {
             .iter()
             .map(|op| {
                 if let Some(claim) = &op.idempotency {
-                    if state.keys.contains_key(&(claim.scope.clone(), claim.key.clone())) {
+                    let held = state.keys.get(&(claim.scope.clone(), claim.key.clone()));
+                    if held.is_some_and(|(_, expires_at)| !idempotency::expired(*expires_at, op.at)) {
                         return Outcome::DuplicateKey;
                     }
                 }
-                if op.once && state.transactions.contains(&op.transaction_id) {
-                    return Outcome::DuplicateKey;
+                if op.once {
+                    if let Some(record) = state.transactions.get(&op.transaction_id) {
+                        return if record.recorded_by(&op.command) {
+                            Outcome::DuplicateKey
+                        } else {
+                            Outcome::ConflictingDuplicate
+                        };
+                    }
                 }
                 let outcome = match state.apply(op) {
                     Ok(outcome) => outcome,
@@ -103,11 +110,20 @@ impl MemLedger {
         self.state.lock().keys.get(&(scope.to_string(), key.to_string())).map(|(k, _)| k.clone())
     }
 
-    pub(super) fn purge_expired_keys(&self, now: DateTime<Utc>) -> u64 {
+    pub(super) fn purge_expired_keys(&self, now: DateTime<Utc>, limit: usize) -> u64 {
         let mut state = self.state.lock();
-        let before = state.keys.len();
-        state.keys.retain(|_, (_, expires)| *expires > now);
-        (before - state.keys.len()) as u64
+        let mut expired: Vec<_> = state
+            .keys
+            .iter()
+            .filter(|(_, (_, at))| idempotency::expired(*at, now))
+            .map(|(k, (_, at))| (*at, k.clone()))
+            .collect();
+        expired.sort();
+        expired.truncate(limit);
+        for (_, key) in &expired {
+            state.keys.remove(key);
+        }
+        expired.len() as u64
     }
 
     pub(super) fn totals(&self) -> Totals {
@@ -122,8 +138,9 @@ impl MemLedger {
 impl State {
     fn apply(&mut self, op: &LedgerOp) -> Result<Outcome, FintechError> {
         let change = self.book.apply(op)?;
-        if op.command.creates_transaction() {
-            self.transactions.insert(op.transaction_id);
+        let currency = change.wallets.first().map(|w| w.currency.code());
+        if let Some(record) = currency.and_then(|c| TransactionRecord::of(&op.command, c)) {
+            self.transactions.insert(op.transaction_id, record);
         }
         for m in &change.movements {
             self.journal.entry(m.wallet_id).or_default().push(m.clone());

@@ -118,11 +118,11 @@ impl LedgerStore {
         }
     }
 
-    /// Forget idempotency keys expired before `now`; returns how many.
-    pub async fn purge_expired_keys(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+    /// Forget at most `limit` idempotency keys expired at `now`; returns how many.
+    pub async fn purge_expired_keys(&self, now: DateTime<Utc>, limit: usize) -> Result<u64, StoreError> {
         match self {
-            Self::Postgres(s) => s.purge_expired_keys(now).await,
-            Self::Memory(s) => Ok(s.purge_expired_keys(now)),
+            Self::Postgres(s) => s.purge_expired_keys(now, limit).await,
+            Self::Memory(s) => Ok(s.purge_expired_keys(now, limit)),
         }
     }
 

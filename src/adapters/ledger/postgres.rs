@@ -13,7 +13,9 @@
 
 use std::{
     collections::{HashMap, HashSet},
+    future::Future,
     sync::Arc,
+    time::Duration,
 };
 
 use chrono::{DateTime, Utc};
@@ -32,7 +34,7 @@ use crate::{
     domain::{
         fintech::{
             Book, Currency, LedgerCommand as Command, LedgerOp, LedgerOutcome as Outcome, Movement, MovementKind, Page,
-            Totals, Wallet, WalletId, WalletStatus,
+            Totals, TransactionKind, TransactionRecord, Wallet, WalletId, WalletStatus,
         },
         idempotency::{Claim, Kept},
     },
@@ -51,11 +53,15 @@ pub mod sql {
     /// Lock and read the batch's wallets, in id order (batches of different replicas never deadlock).
     pub const LOCK: &str = "SELECT id, owner, currency, balance, status, version, created_at FROM wallets
                      WHERE id = ANY($1) ORDER BY id FOR UPDATE";
-    /// Which of the batch's idempotency keys are taken.
-    pub const TAKEN: &str = "SELECT scope, key FROM idempotency_keys
+    /// Which of the batch's idempotency keys are taken, and whether each has expired at $3.
+    pub const TAKEN: &str = "SELECT scope, key, expires_at <= $3 FROM idempotency_keys
                      WHERE (scope, key) IN (SELECT * FROM unnest($1::text[], $2::text[]))";
-    /// Which of the transactions of the batch's commands applied once exist.
-    pub const EXISTING: &str = "SELECT id FROM ledger_transactions WHERE id = ANY($1)";
+    /// The existing transactions of the batch's commands applied once, to compare with them.
+    pub const EXISTING: &str = "SELECT id, kind, debit_account, credit_account, amount, currency, reference
+                     FROM ledger_transactions WHERE id = ANY($1)";
+    /// Forget the expired keys the batch claims anew (before they are kept again).
+    pub const FORGET: &str = "DELETE FROM idempotency_keys
+                     WHERE (scope, key) IN (SELECT * FROM unnest($1::text[], $2::text[])) AND expires_at <= $3";
     /// The new state of every wallet the batch changed.
     pub const UPDATE_WALLETS: &str =
         "UPDATE wallets w SET balance = v.balance, status = v.status, version = v.version, updated_at = v.at
@@ -87,7 +93,7 @@ pub mod sql {
     /// The batch's events, one row.
     pub const OUTBOX: &str = crate::adapters::outbox::sql::INSERT;
     /// Every statement, with its name.
-    pub const ALL: [(&str, &str); 9] = [
+    pub const ALL: [(&str, &str); 10] = [
         ("lock", LOCK),
         ("taken", TAKEN),
         ("existing", EXISTING),
@@ -95,6 +101,7 @@ pub mod sql {
         ("insert_wallets", INSERT_WALLETS),
         ("journal", JOURNAL),
         ("transactions", TRANSACTIONS),
+        ("forget", FORGET),
         ("keep", KEEP),
         ("outbox", OUTBOX),
     ];
@@ -108,6 +115,7 @@ struct Statements {
     insert_wallets: Statement,
     journal: Statement,
     transactions: Statement,
+    forget: Statement,
     keep: Statement,
     outbox: Statement,
 }
@@ -117,7 +125,7 @@ impl Statements {
         use Type as T;
         Ok(Self {
             lock: client.prepare_typed(sql::LOCK, &[T::UUID_ARRAY]).await?,
-            taken: client.prepare_typed(sql::TAKEN, &[T::TEXT_ARRAY, T::TEXT_ARRAY]).await?,
+            taken: client.prepare_typed(sql::TAKEN, &[T::TEXT_ARRAY, T::TEXT_ARRAY, T::TIMESTAMPTZ]).await?,
             existing: client.prepare_typed(sql::EXISTING, &[T::UUID_ARRAY]).await?,
             update_wallets: client
                 .prepare_typed(
@@ -172,6 +180,7 @@ impl Statements {
                     ],
                 )
                 .await?,
+            forget: client.prepare_typed(sql::FORGET, &[T::TEXT_ARRAY, T::TEXT_ARRAY, T::TIMESTAMPTZ]).await?,
             keep: client
                 .prepare_typed(
                     sql::KEEP,
@@ -202,7 +211,11 @@ pub struct PgLedger {
     pool: PgPool,
     config: Arc<tokio_postgres::Config>,
     writer: Arc<Mutex<Option<Writer>>>,
+    timeout: Duration,
 }
+
+/// How long a commit or a read may take before it is given up, unless set otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(6);
 
 fn pg_err(e: tokio_postgres::Error) -> StoreError {
     StoreError::Postgres(PostgresError::Query(e))
@@ -211,7 +224,20 @@ fn pg_err(e: tokio_postgres::Error) -> StoreError {
 impl PgLedger {
     /// A ledger reading through `pool` and writing on its own connection made from `config`.
     pub fn new(pool: PgPool, config: tokio_postgres::Config) -> Self {
-        Self { pool, config: Arc::new(config), writer: Arc::default() }
+        Self { pool, config: Arc::new(config), writer: Arc::default(), timeout: DEFAULT_TIMEOUT }
+    }
+
+    /// The same ledger, giving up on a commit or a read after `timeout`: a connection that
+    /// stopped answering (lost packets, a peer gone without a word) fails the call instead of
+    /// hanging it, and the writer's connection is then replaced.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// `call`, or a timeout failure once the ledger's timeout has passed.
+    async fn timed<T>(&self, call: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+        tokio::time::timeout(self.timeout, call).await.unwrap_or(Err(StoreError::Postgres(PostgresError::Timeout)))
     }
 
     async fn writer(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Writer>>, StoreError> {
@@ -236,39 +262,37 @@ impl PgLedger {
         &self.config
     }
 
-    /// Apply `ops` in one transaction; if that fails, each alone.
+    /// Apply `ops` in one transaction; if that fails, each alone. A commit that does not end
+    /// within the ledger's timeout fails every op (which may or may not have been applied) and
+    /// drops the writer's connection: the next commit opens a new one.
     pub async fn commit(&self, ops: &[LedgerOp]) -> Vec<Result<Outcome, StoreError>> {
-        let mut guard = match self.writer().await {
-            Ok(guard) => guard,
-            Err(e) => return ops.iter().map(|_| Err(clone_err(&e))).collect(),
+        let timeout = || -> Vec<Result<Outcome, StoreError>> {
+            ops.iter().map(|_| Err(StoreError::Postgres(PostgresError::Timeout))).collect()
+        };
+        let mut guard = match tokio::time::timeout(self.timeout, self.writer()).await {
+            Ok(Ok(guard)) => guard,
+            Ok(Err(e)) => return ops.iter().map(|_| Err(clone_err(&e))).collect(),
+            Err(_) => return timeout(),
         };
         let Some(writer) = guard.as_mut() else {
             return ops.iter().map(|_| Err(StoreError::Unreachable("no writer connection".into()))).collect();
         };
-        match batch(writer, ops).await {
-            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
-            Err(e) if ops.len() == 1 => {
-                rollback(writer).await;
-                vec![Err(e)]
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, ops = ops.len(), "ledger batch failed; applying its commands one by one");
-                rollback(writer).await;
-                let mut results = Vec::with_capacity(ops.len());
-                for op in ops {
-                    let one = batch(writer, std::slice::from_ref(op)).await;
-                    if one.is_err() {
-                        rollback(writer).await;
-                    }
-                    results.push(one.map(|mut v| v.remove(0)));
-                }
-                results
+        match tokio::time::timeout(self.timeout, commit_on(writer, ops)).await {
+            Ok(results) => results,
+            Err(_) => {
+                tracing::warn!(ops = ops.len(), "ledger commit timed out; reconnecting the writer");
+                *guard = None;
+                timeout()
             }
         }
     }
 
     /// A wallet as stored.
     pub async fn wallet(&self, id: WalletId) -> Result<Option<Wallet>, StoreError> {
+        self.timed(self.wallet_now(id)).await
+    }
+
+    async fn wallet_now(&self, id: WalletId) -> Result<Option<Wallet>, StoreError> {
         let conn = self.pool.get().await.map_err(|e| StoreError::Postgres(e.into()))?;
         let rows = conn
             .query_typed(
@@ -282,6 +306,10 @@ impl PgLedger {
 
     /// A wallet's stored version.
     pub async fn version(&self, id: WalletId) -> Result<Option<i64>, StoreError> {
+        self.timed(self.version_now(id)).await
+    }
+
+    async fn version_now(&self, id: WalletId) -> Result<Option<i64>, StoreError> {
         let conn = self.pool.get().await.map_err(|e| StoreError::Postgres(e.into()))?;
         let rows = conn
             .query_typed("SELECT version FROM wallets WHERE id = $1", &[(&id.0, Type::UUID)])
@@ -292,6 +320,10 @@ impl PgLedger {
 
     /// Money movements, newest first, before `before`.
     pub async fn movements(&self, id: WalletId, before: Option<i64>, limit: usize) -> Result<Page, StoreError> {
+        self.timed(self.movements_now(id, before, limit)).await
+    }
+
+    async fn movements_now(&self, id: WalletId, before: Option<i64>, limit: usize) -> Result<Page, StoreError> {
         let conn = self.pool.get().await.map_err(|e| StoreError::Postgres(e.into()))?;
         let fetch = (limit + 1) as i64;
         let rows = conn
@@ -316,6 +348,10 @@ impl PgLedger {
 
     /// What an idempotency key keeps (no result for a key kept before receipts were).
     pub async fn kept(&self, scope: &str, key: &str) -> Result<Option<Kept>, StoreError> {
+        self.timed(self.kept_now(scope, key)).await
+    }
+
+    async fn kept_now(&self, scope: &str, key: &str) -> Result<Option<Kept>, StoreError> {
         let conn = self.pool.get().await.map_err(|e| StoreError::Postgres(e.into()))?;
         let rows = conn
             .query_typed(
@@ -327,14 +363,28 @@ impl PgLedger {
         Ok(rows.first().map(|r| Kept { fingerprint: r.get(0), request: r.get(1), result: r.get(2) }))
     }
 
-    /// Forget expired idempotency keys.
-    pub async fn purge_expired_keys(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        let conn = self.pool.get().await.map_err(|e| StoreError::Postgres(e.into()))?;
-        conn.execute("DELETE FROM idempotency_keys WHERE expires_at < $1", &[&now]).await.map_err(pg_err)
+    /// Forget at most `limit` idempotency keys expired at `now`, oldest first.
+    pub async fn purge_expired_keys(&self, now: DateTime<Utc>, limit: usize) -> Result<u64, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.timed(async {
+            let conn = self.pool.get().await.map_err(|e| StoreError::Postgres(e.into()))?;
+            conn.execute(
+                "DELETE FROM idempotency_keys WHERE (scope, key) IN
+                     (SELECT scope, key FROM idempotency_keys WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2)",
+                &[&now, &limit],
+            )
+            .await
+            .map_err(pg_err)
+        })
+        .await
     }
 
     /// Conservation totals.
     pub async fn totals(&self) -> Result<Totals, StoreError> {
+        self.timed(self.totals_now()).await
+    }
+
+    async fn totals_now(&self) -> Result<Totals, StoreError> {
         let conn = self.pool.get().await.map_err(|e| StoreError::Postgres(e.into()))?;
         let row = conn
             .query_one(
@@ -349,6 +399,30 @@ impl PgLedger {
             row.get::<_, String>(i).parse().map_err(|_| StoreError::Corrupt("totals".into()))
         };
         Ok(Totals { balances: parse(0)?, net_external: parse(1)? })
+    }
+}
+
+/// `ops` in one transaction on `writer`; if that fails, each alone.
+async fn commit_on(writer: &mut Writer, ops: &[LedgerOp]) -> Vec<Result<Outcome, StoreError>> {
+    match batch(writer, ops).await {
+        Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+        Err(e) if ops.len() == 1 => {
+            rollback(writer).await;
+            vec![Err(e)]
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, ops = ops.len(), "ledger batch failed; applying its commands one by one");
+            rollback(writer).await;
+            let mut results = Vec::with_capacity(ops.len());
+            for op in ops {
+                let one = batch(writer, std::slice::from_ref(op)).await;
+                if one.is_err() {
+                    rollback(writer).await;
+                }
+                results.push(one.map(|mut v| v.remove(0)));
+            }
+            results
+        }
     }
 }
 
@@ -398,12 +472,13 @@ async fn batch(writer: &mut Writer, ops: &[LedgerOp]) -> Result<Vec<Outcome>, St
     let keys: Vec<&str> = claims.iter().map(|c| c.key.as_str()).collect();
     let once: Vec<Uuid> = ops.iter().filter(|op| op.once).map(|op| op.transaction_id).collect();
 
+    let now = Utc::now();
     let mut phase: Vec<RowsFuture<'_>> = vec![
         Box::pin(async move { client.simple_query("BEGIN").await.map(|_| Vec::new()) }),
         run(client, &st.lock, vec![&ids]),
     ];
     if !scopes.is_empty() {
-        phase.push(run(client, &st.taken, vec![&scopes, &keys]));
+        phase.push(run(client, &st.taken, vec![&scopes, &keys, &now]));
     }
     if !once.is_empty() {
         phase.push(run(client, &st.existing, vec![&once]));
@@ -416,15 +491,21 @@ async fn batch(writer: &mut Writer, ops: &[LedgerOp]) -> Result<Vec<Outcome>, St
         let wallet = wallet_from(row, 0)?;
         book.wallets.insert(wallet.id, wallet);
     }
+    // Keys held, and expired keys (which count as new: forgotten before they are kept again).
     let mut taken: HashSet<(String, String)> = HashSet::new();
+    let mut expired: HashSet<(String, String)> = HashSet::new();
     if !scopes.is_empty() {
         let rows = results.next().transpose().map_err(pg_err)?.unwrap_or_default();
-        taken.extend(rows.iter().map(|r| (r.get(0), r.get(1))));
+        for r in &rows {
+            if r.get::<_, bool>(2) { &mut expired } else { &mut taken }.insert((r.get(0), r.get(1)));
+        }
     }
-    let mut transactions: HashSet<Uuid> = HashSet::new();
+    let mut transactions: HashMap<Uuid, TransactionRecord> = HashMap::new();
     if !once.is_empty() {
         let rows = results.next().transpose().map_err(pg_err)?.unwrap_or_default();
-        transactions.extend(rows.iter().map(|r| r.get::<_, Uuid>(0)));
+        for r in &rows {
+            transactions.insert(r.get(0), transaction_from(r)?);
+        }
     }
 
     // The rules, command after command, on the locked state.
@@ -439,14 +520,21 @@ async fn batch(writer: &mut Writer, ops: &[LedgerOp]) -> Result<Vec<Outcome>, St
                 continue;
             }
         }
-        if op.once && transactions.contains(&op.transaction_id) {
-            outcomes.push(Outcome::DuplicateKey);
-            continue;
+        if op.once {
+            if let Some(record) = transactions.get(&op.transaction_id) {
+                outcomes.push(if record.recorded_by(&op.command) {
+                    Outcome::DuplicateKey
+                } else {
+                    Outcome::ConflictingDuplicate
+                });
+                continue;
+            }
         }
         let outcome = match book.apply(op) {
             Ok(change) => {
-                if op.command.creates_transaction() {
-                    transactions.insert(op.transaction_id);
+                let currency = change.wallets.first().map(|w| w.currency.code());
+                if let Some(record) = currency.and_then(|c| TransactionRecord::of(&op.command, c)) {
+                    transactions.insert(op.transaction_id, record);
                 }
                 for w in &change.wallets {
                     touched.insert(w.id, (w.clone(), op.at));
@@ -469,6 +557,11 @@ async fn batch(writer: &mut Writer, ops: &[LedgerOp]) -> Result<Vec<Outcome>, St
     let count = count as i32;
     let at = ops.last().map(|op| op.at).unwrap_or_else(Utc::now);
 
+    let forget: (Vec<&str>, Vec<&str>) = claims
+        .iter()
+        .filter(|c| expired.contains(&(c.scope.clone(), c.key.clone())))
+        .map(|c| (c.scope.as_str(), c.key.as_str()))
+        .unzip();
     let (u, o, r) = (&updated, &opened, &rows);
     let mut phase: Vec<RowsFuture<'_>> = Vec::with_capacity(7);
     if !u.ids.is_empty() {
@@ -506,6 +599,9 @@ async fn batch(writer: &mut Writer, ops: &[LedgerOp]) -> Result<Vec<Outcome>, St
             &r.t_at,
         ];
         phase.push(run(client, &st.transactions, params));
+    }
+    if !forget.0.is_empty() {
+        phase.push(run(client, &st.forget, vec![&forget.0, &forget.1, &now]));
     }
     if !r.k_scope.is_empty() {
         let params: Params<'_> = vec![&r.k_scope, &r.k_key, &r.k_hash, &r.k_body, &r.k_receipt, &r.k_at, &r.k_expires];
@@ -591,27 +687,15 @@ impl Rows {
             self.j_reference.push(m.reference.clone());
             self.j_at.push(m.created_at);
         }
-        let Some(currency) = wallets.first().map(|w| w.currency.code().to_owned()) else { return };
-        let external = format!("external:{currency}");
-        let (kind, debit, credit, amount, reference) = match &op.command {
-            Command::Deposit { wallet, amount, reference, .. } => {
-                ("deposit", external, wallet.to_string(), amount.get(), Some(reference.clone()))
-            }
-            Command::Withdraw { wallet, amount, reference } => {
-                ("withdrawal", wallet.to_string(), external, amount.get(), Some(reference.clone()))
-            }
-            Command::Transfer { from, to, amount, .. } => {
-                ("transfer", from.to_string(), to.to_string(), amount.get(), None)
-            }
-            Command::Open(_) | Command::SetStatus { .. } => return,
-        };
+        let currency = wallets.first().map(|w| w.currency.code());
+        let Some(record) = currency.and_then(|c| TransactionRecord::of(&op.command, c)) else { return };
         self.t_id.push(op.transaction_id);
-        self.t_kind.push(kind);
-        self.t_debit.push(debit);
-        self.t_credit.push(credit);
-        self.t_amount.push(amount);
-        self.t_currency.push(currency);
-        self.t_reference.push(reference);
+        self.t_kind.push(record.kind.as_str());
+        self.t_debit.push(record.debit);
+        self.t_credit.push(record.credit);
+        self.t_amount.push(record.amount);
+        self.t_currency.push(record.currency);
+        self.t_reference.push(record.reference);
         self.t_request.push(op.request_id.clone());
         self.t_at.push(op.at);
     }
@@ -639,6 +723,19 @@ fn wallet_from(r: &Row, at: usize) -> Result<Wallet, StoreError> {
         status: WalletStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?,
         version: r.get(at + 5),
         created_at: r.get(at + 6),
+    })
+}
+
+fn transaction_from(r: &Row) -> Result<TransactionRecord, StoreError> {
+    let kind: String = r.get(1);
+    let currency: String = r.get(5);
+    Ok(TransactionRecord {
+        kind: TransactionKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("transaction kind {kind}")))?,
+        debit: r.get(2),
+        credit: r.get(3),
+        amount: r.get(4),
+        currency: currency.trim().to_owned(),
+        reference: r.get(6),
     })
 }
 

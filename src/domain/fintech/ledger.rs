@@ -158,6 +158,60 @@ pub enum LedgerOutcome {
     /// Another request holds the idempotency key, or (for a command applied [`LedgerOp::once`])
     /// its transaction exists; nothing changed.
     DuplicateKey,
+    /// A command applied [`LedgerOp::once`] whose transaction exists but records something else
+    /// (another wallet, amount, currency or reference): the id was reused for a different
+    /// change, which is refused; nothing changed.
+    ConflictingDuplicate,
+}
+
+/// A double-entry ledger transaction as stored: what a command applied once leaves behind, and
+/// what a later command naming the same transaction is compared with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionRecord {
+    /// Kind.
+    pub kind: TransactionKind,
+    /// Account debited: a wallet id or `external:<currency>`.
+    pub debit: String,
+    /// Account credited.
+    pub credit: String,
+    /// Minor units.
+    pub amount: i64,
+    /// Currency code of the wallets.
+    pub currency: String,
+    /// External reference of a deposit or withdrawal.
+    pub reference: Option<String>,
+}
+
+impl TransactionRecord {
+    /// The transaction `command` records when applied to wallets of `currency`; `None` for a
+    /// command that moves no money.
+    pub fn of(command: &LedgerCommand, currency: &str) -> Option<Self> {
+        let external = format!("external:{currency}");
+        let (kind, debit, credit, amount, reference) = match command {
+            LedgerCommand::Deposit { wallet, amount, reference, .. } => {
+                (TransactionKind::Deposit, external, wallet.to_string(), amount.get(), Some(reference.clone()))
+            }
+            LedgerCommand::Withdraw { wallet, amount, reference } => {
+                (TransactionKind::Withdrawal, wallet.to_string(), external, amount.get(), Some(reference.clone()))
+            }
+            LedgerCommand::Transfer { from, to, amount, .. } => {
+                (TransactionKind::Transfer, from.to_string(), to.to_string(), amount.get(), None)
+            }
+            LedgerCommand::Open(_) | LedgerCommand::SetStatus { .. } => return None,
+        };
+        Some(Self { kind, debit, credit, amount, currency: currency.to_owned(), reference })
+    }
+
+    /// Whether `command` is the one that recorded this transaction: the same kind, accounts,
+    /// amount and reference, and the same currency when the command names one.
+    pub fn recorded_by(&self, command: &LedgerCommand) -> bool {
+        let named = match command {
+            LedgerCommand::Deposit { currency, .. } | LedgerCommand::Transfer { currency, .. } => *currency,
+            _ => None,
+        };
+        let currency = named.map_or_else(|| self.currency.clone(), |c| c.code().to_owned());
+        Self::of(command, &currency).as_ref() == Some(self)
+    }
 }
 
 /// What kind of money movement a transaction is.
@@ -173,6 +227,16 @@ pub enum TransactionKind {
 }
 
 impl TransactionKind {
+    /// The kind named `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "deposit" => Some(Self::Deposit),
+            "withdrawal" => Some(Self::Withdrawal),
+            "transfer" => Some(Self::Transfer),
+            _ => None,
+        }
+    }
+
     /// Lower-case name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -229,7 +293,7 @@ impl Receipt {
         let (wallets, movements) = match outcome {
             LedgerOutcome::Applied { wallets, movements } => (wallets, movements),
             LedgerOutcome::Refused(e) => return Some(Self::Refused(e.clone())),
-            LedgerOutcome::DuplicateKey => return None,
+            LedgerOutcome::DuplicateKey | LedgerOutcome::ConflictingDuplicate => return None,
         };
         let first = wallets.first()?;
         let moved = |kind, from, to, amount: &Amount| {
@@ -278,4 +342,40 @@ pub struct Totals {
     pub balances: i128,
     /// Money that entered minus money that left.
     pub net_external: i128,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deposit(wallet: WalletId, amount: i64, reference: &str, currency: Option<&str>) -> LedgerCommand {
+        LedgerCommand::Deposit {
+            wallet,
+            amount: Amount::new(amount).unwrap(),
+            reference: reference.into(),
+            currency: currency.map(|c| Currency::parse(c).unwrap()),
+        }
+    }
+
+    #[test]
+    fn a_transaction_is_recorded_by_its_own_command_only() {
+        let (a, b) = (WalletId(Uuid::now_v7()), WalletId(Uuid::now_v7()));
+        let first = deposit(a, 500, "psp-1", Some("EUR"));
+        let record = TransactionRecord::of(&first, "EUR").unwrap();
+        assert_eq!((record.debit.as_str(), record.credit.clone()), ("external:EUR", a.to_string()));
+        assert!(record.recorded_by(&first));
+        assert!(record.recorded_by(&deposit(a, 500, "psp-1", None)), "no currency named: the wallet's");
+        for other in [
+            deposit(b, 500, "psp-1", Some("EUR")),
+            deposit(a, 501, "psp-1", Some("EUR")),
+            deposit(a, 500, "psp-2", Some("EUR")),
+            deposit(a, 500, "psp-1", Some("USD")),
+            LedgerCommand::Withdraw { wallet: a, amount: Amount::new(500).unwrap(), reference: "psp-1".into() },
+        ] {
+            assert!(!record.recorded_by(&other), "{other:?}");
+        }
+        assert!(TransactionRecord::of(&LedgerCommand::SetStatus { wallet: a, status: WalletStatus::Frozen }, "EUR")
+            .is_none());
+        assert_eq!(TransactionKind::parse(TransactionKind::Withdrawal.as_str()), Some(TransactionKind::Withdrawal));
+    }
 }

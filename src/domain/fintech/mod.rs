@@ -11,7 +11,9 @@ mod wallet;
 pub use book::{Book, Change};
 pub use currency::Currency;
 pub use events::{PaymentSettled, WalletEvent, PAYMENT_SCHEMA_VERSION, PAYMENT_SETTLED};
-pub use ledger::{LedgerCommand, LedgerOp, LedgerOutcome, Page, Receipt, Totals, Transaction, TransactionKind};
+pub use ledger::{
+    LedgerCommand, LedgerOp, LedgerOutcome, Page, Receipt, Totals, Transaction, TransactionKind, TransactionRecord,
+};
 pub use wallet::{
     check_reference, status_entry_kind, Amount, Movement, MovementKind, Wallet, WalletId, WalletStatus, MAX_AMOUNT,
     TEXT_MAX,

@@ -34,7 +34,7 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 pub const REFUSALS: &[(&str, &[ErrorCode])] = {
     use ErrorCode::*;
     &[
-        ("openWallet", &[UnknownCurrency, InvalidReference, NotOwner, LedgerUnavailable]),
+        ("openWallet", &[UnknownCurrency, InvalidReference, NotOwner, LedgerUnavailable, Overloaded]),
         ("getWallet", &[InvalidWalletId, NotOwner, WalletNotFound, LedgerUnavailable]),
         (
             "deposit",
@@ -47,6 +47,7 @@ pub const REFUSALS: &[(&str, &[ErrorCode])] = {
                 WalletFrozen,
                 WalletClosed,
                 LedgerUnavailable,
+                Overloaded,
             ],
         ),
         (
@@ -61,6 +62,7 @@ pub const REFUSALS: &[(&str, &[ErrorCode])] = {
                 WalletClosed,
                 InsufficientFunds,
                 LedgerUnavailable,
+                Overloaded,
             ],
         ),
         (
@@ -78,6 +80,7 @@ pub const REFUSALS: &[(&str, &[ErrorCode])] = {
                 InsufficientFunds,
                 CurrencyMismatch,
                 LedgerUnavailable,
+                Overloaded,
             ],
         ),
         (
@@ -90,6 +93,7 @@ pub const REFUSALS: &[(&str, &[ErrorCode])] = {
                 BalanceNotZero,
                 InvalidTransition,
                 LedgerUnavailable,
+                Overloaded,
             ],
         ),
         (
