@@ -485,13 +485,14 @@ async fn database(app: &TestApp) -> tokio_postgres::Client {
 async fn an_expired_idempotency_key_counts_as_new_and_the_purger_forgets_it() {
     let app = spawn_with(|s| s.fintech.idempotency_purge_interval_secs = 1).await;
     let token = alice(&app);
+    let settle = settler(&app);
     let a = open(&app, &token, "EUR").await;
     let path = format!("/api/v1/fintech/wallets/{a}/deposits");
     let k = key();
-    let (s1, first, _) = post(&app, &token, &path, json!({"amount": 100, "reference": "psp-1"}), &k).await;
+    let (s1, first, _) = post(&app, &settle, &path, json!({"amount": 100, "reference": "psp-1"}), &k).await;
     assert_eq!(s1, 201, "{first}");
     // While the key lives, another request under it is refused.
-    let (s2, reused, _) = post(&app, &token, &path, json!({"amount": 250, "reference": "psp-2"}), &k).await;
+    let (s2, reused, _) = post(&app, &settle, &path, json!({"amount": 250, "reference": "psp-2"}), &k).await;
     assert_eq!((s2, reused["code"].as_str()), (409, Some("idempotency_key_reused")));
 
     // Once it has expired (its time moved back, as if a day had passed), the same key is new,
@@ -499,13 +500,13 @@ async fn an_expired_idempotency_key_counts_as_new_and_the_purger_forgets_it() {
     let db = database(&app).await;
     let expire = "UPDATE idempotency_keys SET expires_at = now() - interval '1 second' WHERE key = $1";
     assert_eq!(db.execute(expire, &[&k]).await.unwrap(), 1);
-    let (s3, second, headers) = post(&app, &token, &path, json!({"amount": 250, "reference": "psp-2"}), &k).await;
+    let (s3, second, headers) = post(&app, &settle, &path, json!({"amount": 250, "reference": "psp-2"}), &k).await;
     assert_eq!(s3, 201, "{second}");
     assert!(headers.get("idempotent-replayed").is_none_or(|v| v != "true"));
     assert_ne!(second["id"], first["id"]);
     assert_eq!(wallet(&app, &token, &a).await["balance"], 350);
     // The key now keeps the new request: a retry replays it.
-    let (s4, replay, headers) = post(&app, &token, &path, json!({"amount": 250, "reference": "psp-2"}), &k).await;
+    let (s4, replay, headers) = post(&app, &settle, &path, json!({"amount": 250, "reference": "psp-2"}), &k).await;
     assert_eq!((s4, &replay), (201, &second));
     assert_eq!(headers["idempotent-replayed"], "true");
 

@@ -104,7 +104,7 @@ async fn deposits(app: Arc<TestApp>, token: String, wallet: String, stop: Arc<At
 async fn writes_survive_lost_traffic_and_cut_connections_and_resume_within_ten_seconds() {
     let proxy = PgProxy::start(&upstream_of(&admin_database_url())).await;
     let app = Arc::new(spawn_through(&proxy, |s| s.fintech.writer_queue_max = 4).await);
-    let token = app.token("alice", &["fintech:read", "fintech:write"]);
+    let token = app.token("alice", &["fintech:read", "fintech:write", "fintech:settle"]);
     let mut wallets = Vec::new();
     for _ in 0..4 {
         wallets.push(open_wallet(&app, &token).await);
@@ -194,7 +194,7 @@ async fn a_payment_waits_out_an_outage_with_its_partition_paused_and_is_never_de
         s.event_bus.retry_backoff_max_ms = 200;
     })
     .await;
-    let token = app.token("alice", &["fintech:read", "fintech:write"]);
+    let token = app.token("alice", &["fintech:read", "fintech:write", "fintech:settle"]);
     let wallet = open_wallet(&app, &token).await;
     let (broker, topic, group) = (app.state.actors.broker.clone(), "beryl.fintech.payments", "beryl-core-api");
     let deliver = |event: &str, amount: i64| {
