@@ -9,7 +9,7 @@ use std::{
 
 use beryl_core_api::{
     actors::{
-        audit::{Append, AuditWriter, Flush, FlushReport, NAME},
+        audit::{housekeeping::NAME as HOUSEKEEPING, Append, AuditWriter, Flush, FlushReport, NAME},
         runtime::{ActorRef, ActorState, FaultKind},
     },
     config::AuditFailurePolicy,
@@ -583,6 +583,55 @@ async fn audit_verify_detects_records_cut_off_the_end_with_the_head_recorded_in_
     };
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("TRUNCATED") && out.contains("ends at seq 17") && out.contains("seq 20"), "{out}");
+}
+
+#[actix_web::test]
+async fn housekeeping_is_a_supervised_actor_that_records_heads_again_after_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("audit.log");
+    let app = app_with_audit(&live, |s| {
+        s.audit.head_interval_secs = 1;
+        s.supervision.min_backoff_ms = 2000;
+        s.supervision.jitter = 0.0;
+    })
+    .await;
+    let writer = writer(&app).await;
+    let log = live.display().to_string();
+    append(&writer, (1..=5).map(|i| format!("before-{i}")));
+    assert_eq!(flush(&writer).await.last_seq, 5);
+    eventually("the head to be recorded", Duration::from_secs(30), || async {
+        (recorded_seq(&app, &log).await == Some(5)).then_some(())
+    })
+    .await;
+    eventually("ready", Duration::from_secs(10), || async { (app.ready_status().await == 200).then_some(()) }).await;
+    let housekeeping = |health: serde_json::Value| {
+        health["actors"].as_array().unwrap().iter().find(|a| a["name"] == HOUSEKEEPING).cloned()
+    };
+    let entry = housekeeping(app.health().await).expect("health lists the housekeeping actor");
+    assert_eq!(
+        (&entry["kind"], &entry["critical"], &entry["state"]),
+        (&json!("audit"), &json!(false), &json!("running"))
+    );
+
+    let res = app.inject(HOUSEKEEPING, json!({"kind": "panic"})).await;
+    assert_eq!(res.status(), 503, "the panicking actor does not answer");
+    // It is not critical: readiness holds while it waits out its backoff.
+    assert_eq!(app.ready_status().await, 200);
+    let entry = housekeeping(app.health().await).unwrap();
+    assert_eq!((&entry["state"], &entry["last_failure"]["reason"]), (&json!("restarting"), &json!("panic")), "{entry}");
+
+    eventually("the housekeeping actor to run again", Duration::from_secs(10), || async {
+        housekeeping(app.health().await).filter(|e| e["state"] == "running" && e["restarts"] == 1).map(|_| ())
+    })
+    .await;
+    append(&writer, (1..=5).map(|i| format!("after-{i}")));
+    assert_eq!(flush(&writer).await.last_seq, 11, "five more, and the record of the injection itself");
+    eventually("the new head to be recorded", Duration::from_secs(30), || async {
+        (recorded_seq(&app, &log).await == Some(11)).then_some(())
+    })
+    .await;
+    let metrics = app.metrics().await;
+    assert_eq!(sample(&metrics, &format!("beryl_actor_restarts_total{{actor=\"{HOUSEKEEPING}\"}}")), Some(1.0));
 }
 
 // --- The volume -------------------------------------------------------------------------------

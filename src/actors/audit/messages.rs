@@ -51,3 +51,12 @@ pub struct Queued;
 impl Message for Queued {
     type Result = Result<(), AuditError>;
 }
+
+/// The housekeeping actor's tick: close due denial windows, measure the volume, and record the
+/// chain head when it is due. `Err` when the head could not be recorded.
+#[derive(Debug, Clone, Copy)]
+pub struct Housekeep;
+
+impl Message for Housekeep {
+    type Result = Result<(), crate::adapters::postgres::PostgresError>;
+}

@@ -25,9 +25,10 @@
 //!   before it answers a committed change.
 //! - Denials without a token go through a [`DenialAggregator`]: one record per client, action
 //!   and window, with a count.
-//! - A housekeeping task ([`housekeeping`]) closes due denial windows, records the chain head in
-//!   PostgreSQL every `head_interval_secs`, and exports the volume's free space. Rotated files
-//!   past `retention_days` are removed at open and after each rotation (never the newest).
+//! - A supervised housekeeping actor ([`housekeeping`], not critical) closes due denial windows,
+//!   records the chain head in PostgreSQL every `head_interval_secs`, and exports the volume's
+//!   free space. Rotated files past `retention_days` are removed at open and after each rotation
+//!   (never the newest).
 
 pub mod housekeeping;
 mod journal;
@@ -48,9 +49,12 @@ use chrono::Utc;
 use metrics::{Counter, Gauge, Histogram};
 use parking_lot::Mutex;
 
-pub use messages::{Append, Flush, FlushReport, Queued, WriteQueued};
+pub use messages::{Append, Flush, FlushReport, Housekeep, Queued, WriteQueued};
 
-use self::journal::{Journal, JournalError};
+use self::{
+    housekeeping::Housekeeping,
+    journal::{Journal, JournalError},
+};
 use crate::{
     actors::runtime::{
         ActorKind, ActorRef, ActorSpec, Ctx, Dependency, DependencyStatus, Envelope, Handle, Managed, Registry, Reply,
@@ -249,9 +253,8 @@ impl AuditSink {
     }
 }
 
-/// Start the writer under supervision, or nothing when auditing is disabled.
-/// Start the writer under supervision, and its housekeeping (which records chain heads through
-/// `postgres` when there is one), or nothing when auditing is disabled.
+/// Start the writer and its housekeeping (which records chain heads through `postgres` when
+/// there is one) under supervision, or nothing when auditing is disabled.
 pub fn spawn(
     supervision: &Supervision,
     settings: &Settings,
@@ -272,7 +275,8 @@ pub fn spawn(
     let writer =
         supervision.spawn(spec, move || AuditWriter::new(c.clone(), registry.clone(), m.clone(), q.clone()))?;
     let sink = AuditSink { writer, shared, config, metrics };
-    housekeeping::spawn(sink.clone(), postgres);
+    let (s, spec) = (sink.clone(), ActorSpec::new(housekeeping::NAME, ActorKind::Audit, false));
+    supervision.spawn(spec, move || Housekeeping::new(s.clone(), postgres.clone()))?;
     Ok(Some(sink))
 }
 
