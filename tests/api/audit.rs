@@ -714,3 +714,38 @@ async fn under_fail_closed_a_change_is_answered_only_once_its_record_is_durable(
     assert_eq!(summary.records, 1, "the answered change has its record on disk");
     assert_eq!(records(&live)[0].event.resource, "/internal/faults/adapter-pool");
 }
+
+#[actix_web::test]
+async fn under_fail_closed_a_waiting_change_is_written_at_once_not_at_the_end_of_the_flush_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("audit.log");
+    // Nothing waits this long: a record nobody waits for would stay queued for the whole test,
+    // and a change waits for its record at most 5 s before it is answered 503.
+    let app = app_with_audit(&live, |s| {
+        s.audit.failure_policy = Some(AuditFailurePolicy::FailClosed);
+        s.audit.flush_interval_ms = 10_000;
+        s.audit.batch_max = 1000;
+    })
+    .await;
+    let sink = app.state.actors.audit.clone().unwrap();
+    eventually("ready", Duration::from_secs(10), || async { (app.ready_status().await == 200).then_some(()) }).await;
+    // Queued without a waiter: it goes out with the next batch someone waits for.
+    assert!(sink.record(event("unawaited".into())).is_some());
+
+    let changes: Vec<_> = (0..20)
+        .map(|_| {
+            let (client, url) = (app.client.clone(), app.url("/internal/faults/adapter-pool"));
+            actix_rt::spawn(async move { client.post(url).json(&json!({"kind": "delay", "millis": 0})).send().await })
+        })
+        .collect();
+    for change in changes {
+        assert_eq!(change.await.unwrap().unwrap().status(), 200, "the change is answered once its record is durable");
+    }
+    // On disk already: nothing flushed the writer.
+    let written = records(&live);
+    let answered = written.iter().filter(|r| r.event.resource == "/internal/faults/adapter-pool").count();
+    assert_eq!(answered, 20);
+    assert!(written.iter().any(|r| r.event.resource == "unawaited"), "the record queued before went with them");
+    assert_eq!(verify(&live, Start::Genesis).expect("intact").records, 21);
+    assert_eq!(sink.backlog(), 0);
+}
