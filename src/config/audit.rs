@@ -16,7 +16,8 @@ pub struct AuditSettings {
     pub log_file: PathBuf,
     /// Size in bytes after which the file is rotated; the hash chain continues in the next file.
     pub max_file_bytes: u64,
-    /// Longest time a record waits before its batch is written and fsynced, milliseconds.
+    /// Longest time a record waits before its batch is written and fsynced, milliseconds; a
+    /// record someone waits for (a change under fail_closed) is written at once.
     pub flush_interval_ms: u64,
     /// Most records written and fsynced together.
     pub batch_max: usize,

@@ -9,7 +9,7 @@ use std::{
 
 use beryl_core_api::{
     actors::{
-        audit::{Append, AuditWriter, Flush, FlushReport, NAME},
+        audit::{housekeeping::NAME as HOUSEKEEPING, Append, AuditWriter, Flush, FlushReport, NAME},
         runtime::{ActorRef, ActorState, FaultKind},
     },
     config::AuditFailurePolicy,
@@ -592,6 +592,55 @@ async fn audit_verify_detects_records_cut_off_the_end_with_the_head_recorded_in_
     assert!(out.contains("TRUNCATED") && out.contains("ends at seq 17") && out.contains("seq 20"), "{out}");
 }
 
+#[actix_web::test]
+async fn housekeeping_is_a_supervised_actor_that_records_heads_again_after_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("audit.log");
+    let app = app_with_audit(&live, |s| {
+        s.audit.head_interval_secs = 1;
+        s.supervision.min_backoff_ms = 2000;
+        s.supervision.jitter = 0.0;
+    })
+    .await;
+    let writer = writer(&app).await;
+    let log = live.display().to_string();
+    append(&writer, (1..=5).map(|i| format!("before-{i}")));
+    assert_eq!(flush(&writer).await.last_seq, 5);
+    eventually("the head to be recorded", Duration::from_secs(30), || async {
+        (recorded_seq(&app, &log).await == Some(5)).then_some(())
+    })
+    .await;
+    eventually("ready", Duration::from_secs(10), || async { (app.ready_status().await == 200).then_some(()) }).await;
+    let housekeeping = |health: serde_json::Value| {
+        health["actors"].as_array().unwrap().iter().find(|a| a["name"] == HOUSEKEEPING).cloned()
+    };
+    let entry = housekeeping(app.health().await).expect("health lists the housekeeping actor");
+    assert_eq!(
+        (&entry["kind"], &entry["critical"], &entry["state"]),
+        (&json!("audit"), &json!(false), &json!("running"))
+    );
+
+    let res = app.inject(HOUSEKEEPING, json!({"kind": "panic"})).await;
+    assert_eq!(res.status(), 503, "the panicking actor does not answer");
+    // It is not critical: readiness holds while it waits out its backoff.
+    assert_eq!(app.ready_status().await, 200);
+    let entry = housekeeping(app.health().await).unwrap();
+    assert_eq!((&entry["state"], &entry["last_failure"]["reason"]), (&json!("restarting"), &json!("panic")), "{entry}");
+
+    eventually("the housekeeping actor to run again", Duration::from_secs(10), || async {
+        housekeeping(app.health().await).filter(|e| e["state"] == "running" && e["restarts"] == 1).map(|_| ())
+    })
+    .await;
+    append(&writer, (1..=5).map(|i| format!("after-{i}")));
+    assert_eq!(flush(&writer).await.last_seq, 11, "five more, and the record of the injection itself");
+    eventually("the new head to be recorded", Duration::from_secs(30), || async {
+        (recorded_seq(&app, &log).await == Some(11)).then_some(())
+    })
+    .await;
+    let metrics = app.metrics().await;
+    assert_eq!(sample(&metrics, &format!("beryl_actor_restarts_total{{actor=\"{HOUSEKEEPING}\"}}")), Some(1.0));
+}
+
 // --- The volume -------------------------------------------------------------------------------
 
 #[actix_web::test]
@@ -673,4 +722,39 @@ async fn under_fail_closed_a_change_is_answered_only_once_its_record_is_durable(
     let summary = verify(&live, Start::Genesis).expect("intact");
     assert_eq!(summary.records, 1, "the answered change has its record on disk");
     assert_eq!(records(&live)[0].event.resource, "/internal/faults/adapter-pool");
+}
+
+#[actix_web::test]
+async fn under_fail_closed_a_waiting_change_is_written_at_once_not_at_the_end_of_the_flush_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("audit.log");
+    // Nothing waits this long: a record nobody waits for would stay queued for the whole test,
+    // and a change waits for its record at most 5 s before it is answered 503.
+    let app = app_with_audit(&live, |s| {
+        s.audit.failure_policy = Some(AuditFailurePolicy::FailClosed);
+        s.audit.flush_interval_ms = 10_000;
+        s.audit.batch_max = 1000;
+    })
+    .await;
+    let sink = app.state.actors.audit.clone().unwrap();
+    eventually("ready", Duration::from_secs(10), || async { (app.ready_status().await == 200).then_some(()) }).await;
+    // Queued without a waiter: it goes out with the next batch someone waits for.
+    assert!(sink.record(event("unawaited".into())).is_some());
+
+    let changes: Vec<_> = (0..20)
+        .map(|_| {
+            let (client, url) = (app.client.clone(), app.url("/internal/faults/adapter-pool"));
+            actix_rt::spawn(async move { client.post(url).json(&json!({"kind": "delay", "millis": 0})).send().await })
+        })
+        .collect();
+    for change in changes {
+        assert_eq!(change.await.unwrap().unwrap().status(), 200, "the change is answered once its record is durable");
+    }
+    // On disk already: nothing flushed the writer.
+    let written = records(&live);
+    let answered = written.iter().filter(|r| r.event.resource == "/internal/faults/adapter-pool").count();
+    assert_eq!(answered, 20);
+    assert!(written.iter().any(|r| r.event.resource == "unawaited"), "the record queued before went with them");
+    assert_eq!(verify(&live, Start::Genesis).expect("intact").records, 21);
+    assert_eq!(sink.backlog(), 0);
 }

@@ -51,3 +51,22 @@ pub struct Queued;
 impl Message for Queued {
     type Result = Result<(), AuditError>;
 }
+
+/// A caller waits until queued records are durable ([`super::AuditSink::durable`]): write what
+/// is queued now instead of at the end of the flush interval. Records queued while that write
+/// runs go out together in the next one. At most one is waiting in the mailbox at a time.
+#[derive(Debug, Clone, Copy)]
+pub struct Awaited;
+
+impl Message for Awaited {
+    type Result = Result<(), AuditError>;
+}
+
+/// The housekeeping actor's tick: close due denial windows, measure the volume, and record the
+/// chain head when it is due. `Err` when the head could not be recorded.
+#[derive(Debug, Clone, Copy)]
+pub struct Housekeep;
+
+impl Message for Housekeep {
+    type Result = Result<(), crate::adapters::postgres::PostgresError>;
+}

@@ -5,8 +5,10 @@
 //! - Request handling hands records over with `ActorRef::try_tell(Append(..))`, which never
 //!   blocks; [`record_dropped`] counts those the mailbox could not take.
 //! - A batch is written when `batch_max` records wait, or `flush_interval_ms` after the first of
-//!   them, whichever comes first. [`Flush`] writes at once and answers when the records are
-//!   durable; shutdown (`drained`) does the same for whatever is still queued.
+//!   them, whichever comes first, or at once when a caller waits for it to be durable
+//!   ([`AuditSink::durable`] sends [`Awaited`]): group commit, the records queued while one
+//!   batch is written and fsynced form the next. [`Flush`] writes at once and answers when the
+//!   records are durable; shutdown (`drained`) does the same for whatever is still queued.
 //! - On every (re)start the chain head is read back from the last complete line on disk. A torn
 //!   last line (a write cut short by a crash) is saved to `<file>.torn-<millis>` and cut off; an
 //!   invalid last record stops the writer from continuing the chain until someone has looked at
@@ -21,13 +23,15 @@
 //!   and a batch is one write and one fsync of at most `batch_max` records.
 //! - Records are sealed with the HMAC key AUDIT_HMAC_KEY (see [`crate::domain::audit::AuditKey`]).
 //! - Every record handed over gets a ticket, its position in the stream; [`AuditSink::durable`]
-//!   waits until the writer has fsynced up to it. Under fail_closed the audit layer waits so
-//!   before it answers a committed change.
+//!   waits until the writer has fsynced up to it, without waiting for the flush interval. Under
+//!   fail_closed the audit layer waits so before it answers a committed change; under fail_open
+//!   nobody waits and records are batched by the interval.
 //! - Denials without a token go through a [`DenialAggregator`]: one record per client, action
 //!   and window, with a count.
-//! - A housekeeping task ([`housekeeping`]) closes due denial windows, records the chain head in
-//!   PostgreSQL every `head_interval_secs`, and exports the volume's free space. Rotated files
-//!   past `retention_days` are removed at open and after each rotation (never the newest).
+//! - A supervised housekeeping actor ([`housekeeping`], not critical) closes due denial windows,
+//!   records the chain head in PostgreSQL every `head_interval_secs`, and exports the volume's
+//!   free space. Rotated files past `retention_days` are removed at open and after each rotation
+//!   (never the newest).
 
 pub mod housekeeping;
 mod journal;
@@ -37,7 +41,7 @@ use std::{
     collections::VecDeque,
     path::PathBuf,
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Arc,
     },
     time::Duration,
@@ -48,9 +52,12 @@ use chrono::Utc;
 use metrics::{Counter, Gauge, Histogram};
 use parking_lot::Mutex;
 
-pub use messages::{Append, Flush, FlushReport, Queued, WriteQueued};
+pub use messages::{Append, Awaited, Flush, FlushReport, Housekeep, Queued, WriteQueued};
 
-use self::journal::{Journal, JournalError};
+use self::{
+    housekeeping::Housekeeping,
+    journal::{Journal, JournalError},
+};
 use crate::{
     actors::runtime::{
         ActorKind, ActorRef, ActorSpec, Ctx, Dependency, DependencyStatus, Envelope, Handle, Managed, Registry, Reply,
@@ -141,6 +148,9 @@ pub struct Shared {
     done: tokio::sync::watch::Sender<u64>,
     head: Mutex<ChainHead>,
     denials: Mutex<DenialAggregator>,
+    /// An [`Awaited`] is on its way to the writer and has not yet taken the queue: records
+    /// queued before it does go out with it, so a waiter that finds it set sends no other.
+    awaited: AtomicBool,
 }
 
 impl Shared {
@@ -151,6 +161,7 @@ impl Shared {
             done: tokio::sync::watch::Sender::new(0),
             head: Mutex::new(ChainHead::genesis()),
             denials: Mutex::new(DenialAggregator::new(config.denial_window, DENIAL_GROUPS_MAX)),
+            awaited: AtomicBool::new(false),
         }
     }
 
@@ -221,9 +232,17 @@ impl AuditSink {
     }
 
     /// Wait until the record with `ticket` is durable (or was given up as lost), at most
-    /// `within`; false when it is not by then.
+    /// `within`; false when it is not by then. The writer writes what is queued at once rather
+    /// than at the end of the flush interval.
     pub async fn durable(&self, ticket: u64, within: Duration) -> bool {
         let mut done = self.shared.done.subscribe();
+        if *done.borrow_and_update() < ticket && !self.shared.awaited.swap(true, Ordering::SeqCst) {
+            // A closed mailbox loses the wake-up: the next waiter sends one again, and a new
+            // instance writes what is queued when it starts.
+            if !self.writer.tell(Awaited) {
+                self.shared.awaited.store(false, Ordering::SeqCst);
+            }
+        }
         let reached = tokio::time::timeout(within, done.wait_for(|d| *d >= ticket)).await;
         matches!(reached, Ok(Ok(_)))
     }
@@ -249,9 +268,8 @@ impl AuditSink {
     }
 }
 
-/// Start the writer under supervision, or nothing when auditing is disabled.
-/// Start the writer under supervision, and its housekeeping (which records chain heads through
-/// `postgres` when there is one), or nothing when auditing is disabled.
+/// Start the writer and its housekeeping (which records chain heads through `postgres` when
+/// there is one) under supervision, or nothing when auditing is disabled.
 pub fn spawn(
     supervision: &Supervision,
     settings: &Settings,
@@ -272,7 +290,8 @@ pub fn spawn(
     let writer =
         supervision.spawn(spec, move || AuditWriter::new(c.clone(), registry.clone(), m.clone(), q.clone()))?;
     let sink = AuditSink { writer, shared, config, metrics };
-    housekeeping::spawn(sink.clone(), postgres);
+    let (s, spec) = (sink.clone(), ActorSpec::new(housekeeping::NAME, ActorKind::Audit, false));
+    supervision.spawn(spec, move || Housekeeping::new(s.clone(), postgres.clone()))?;
     Ok(Some(sink))
 }
 
@@ -503,6 +522,8 @@ impl AuditWriter {
 
 impl Managed for AuditWriter {
     fn started(&mut self, ctx: &mut Ctx<Self>) {
+        // An `Awaited` an earlier instance did not handle is lost; what it was for goes out now.
+        self.shared.awaited.store(false, Ordering::SeqCst);
         match self.open() {
             // Records a previous instance accepted go out first.
             Ok(()) if !self.shared.queue.lock().is_empty() => {
@@ -572,6 +593,19 @@ impl Handle<Queued> for AuditWriter {
             self.schedule(ctx, self.config.flush_interval);
         }
         Reply::Now(Ok(()))
+    }
+}
+
+impl Handle<Awaited> for AuditWriter {
+    fn handle(&mut self, _: Awaited, ctx: &mut Ctx<Self>) -> Reply<Self, Result<(), AuditError>> {
+        // Cleared before the queue is taken (an acquiring swap, so that the records of the
+        // waiters who found it set are seen): a waiter who queues after this sends another.
+        self.shared.awaited.swap(false, Ordering::SeqCst);
+        // While the log cannot be written the retry timer writes; nothing queued, nothing to do.
+        if self.retry.is_some() || self.shared.queue.lock().is_empty() {
+            return Reply::Now(Ok(()));
+        }
+        Reply::Now(self.write_queued(ctx).map(|_| ()))
     }
 }
 
