@@ -70,6 +70,9 @@ impl Application {
             AdapterPool::new(pool_connections.clone(), pool_config.clone(), pool_registry.clone())
         })?;
         let audit = crate::actors::audit::spawn(&supervision, &settings, registry.clone(), metrics.clone())?;
+        let (routing, emissions) =
+            crate::actors::adapters::spawn(&supervision, &settings, connections.redis.clone(), &metrics)
+                .context("external API adapters")?;
         let (fintech, outbox) = spawn_fintech(&supervision, &settings, &metrics, connections.postgres.clone()).await?;
         let broker = MemoryBroker::new();
         if settings.server.role.runs_worker() {
@@ -105,7 +108,7 @@ impl Application {
             registry,
             supervision,
             metrics,
-            actors: Actors { pools, fintech, audit, broker },
+            actors: Actors { pools, fintech, audit, broker, routing, emissions },
             live_stall: Duration::from_secs(settings.health.live_stall_secs),
             guard,
         });

@@ -40,6 +40,10 @@ pub const FLAT_VARIABLES: &[(&str, &str)] = &[
     ("SERVICE_ROLE", "server.role"),
     ("SHUTDOWN_GRACE_PERIOD", "server.shutdown_grace_period_secs"),
     ("FAULT_INJECTION_ENABLED", "fault_injection.enabled"),
+    ("ROUTING_URL", "adapters.routing.url"),
+    ("ROUTING_API_KEY", "adapters.routing.api_key"),
+    ("EMISSIONS_URL", "adapters.emissions.url"),
+    ("EMISSIONS_API_KEY", "adapters.emissions.api_key"),
 ];
 
 /// Prefix of the nested form: `BERYL__SUPERVISION__MAX_RESTARTS=5`.

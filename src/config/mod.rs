@@ -7,6 +7,7 @@
 //! Each section is a file holding its types, defaults and rules (a [`Section`]); a new section is
 //! one file, one field of [`Settings`] and one line of [`Settings::validate`].
 
+mod adapters;
 mod audit;
 mod auth;
 mod cors;
@@ -28,6 +29,7 @@ mod validate;
 
 use serde::{Deserialize, Serialize};
 
+pub use adapters::{AdapterSettings, AdaptersSettings};
 pub use audit::{AuditFailurePolicy, AuditSettings};
 pub use auth::{AuthSettings, DEVELOPMENT_JWT_KEY};
 pub use cors::CorsSettings;
@@ -83,6 +85,8 @@ pub struct Settings {
     pub health: HealthSettings,
     /// Fault-injection switch used by resilience tests; refused in production.
     pub fault_injection: FaultInjectionSettings,
+    /// External APIs (routing, emissions).
+    pub adapters: AdaptersSettings,
 }
 
 /// Where the process runs; changes defaults (log format) and what validation allows.
@@ -175,6 +179,7 @@ impl Settings {
             &self.fintech,
             &self.health,
             &self.fault_injection,
+            &self.adapters,
         ];
         let mut problems = SettingsProblems::default();
         for section in sections {
