@@ -107,7 +107,7 @@ fn main() {
     actix_rt::System::new().block_on(async move {
         let mut settings = Settings::default();
         let routing = &mut settings.adapters.routing;
-        routing.url = Some(base.clone());
+        routing.url = Some(base.as_str().into());
         routing.max_concurrency = args.connections * 2;
         let metrics = Metrics::new().unwrap();
         let supervision =

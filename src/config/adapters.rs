@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Secret, Section, SettingsProblems, ValidationContext};
+use super::{Secret, SecretUrl, Section, SettingsProblems, ValidationContext};
 
 /// Every external API adapter.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -29,8 +29,8 @@ impl Default for AdaptersSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct AdapterSettings {
     /// Base URL of the provider (e.g. `https://router.example.com`); unset runs the in-process
-    /// simulator of the provider, refused in production.
-    pub url: Option<String>,
+    /// simulator of the provider, refused in production. A password in it is redacted when shown.
+    pub url: Option<SecretUrl>,
     /// API key sent as a bearer token; redacted when shown.
     pub api_key: Option<Secret>,
     /// Longest time to open a connection, milliseconds.
@@ -113,9 +113,13 @@ impl Section for AdaptersSettings {
 impl AdapterSettings {
     fn check(&self, name: &str, variable: &str, ctx: &ValidationContext, problems: &mut SettingsProblems) {
         let key = |field: &str| format!("adapters.{name}.{field}");
-        match &self.url {
+        match self.url.as_ref().map(|u| u.expose()) {
             Some(url) if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 => problems
-                .add(&key("url"), format!("`{url}` is not an http(s) URL"), "for example https://api.example.com"),
+                .add(
+                    &key("url"),
+                    format!("`{}` is not an http(s) URL", self.url.as_ref().map(|u| u.redacted()).unwrap_or_default()),
+                    "for example https://api.example.com",
+                ),
             None if ctx.production() => problems.add(
                 &key("url"),
                 "production cannot run on the in-process simulator of the provider",
@@ -196,17 +200,18 @@ mod tests {
     fn variables_set_the_providers_and_keys_are_redacted() {
         let settings = load(&[
             ("ROUTING_URL", "http://osrm:5000"),
-            ("EMISSIONS_URL", "https://api.climatiq.io"),
+            ("EMISSIONS_URL", "https://gateway:hunter2@api.climatiq.io"),
             ("EMISSIONS_API_KEY", "sk-live-0123456789"),
             ("BERYL__ADAPTERS__ROUTING__MAX_ATTEMPTS", "2"),
         ])
         .unwrap();
-        assert_eq!(settings.adapters.routing.url.as_deref(), Some("http://osrm:5000"));
+        assert_eq!(settings.adapters.routing.url.as_ref().map(|u| u.expose()), Some("http://osrm:5000"));
         assert_eq!(settings.adapters.routing.max_attempts, 2);
         assert_eq!(settings.adapters.emissions.api_key.as_ref().map(|k| k.expose()), Some("sk-live-0123456789"));
         let shown = settings.redacted_json().to_string();
         assert!(!shown.contains("sk-live"), "{shown}");
-        assert!(shown.contains("https://api.climatiq.io"));
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("https://gateway:[redacted]@api.climatiq.io"), "{shown}");
     }
 
     #[test]

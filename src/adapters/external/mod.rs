@@ -211,7 +211,7 @@ impl Parts {
         let http = match &settings.url {
             Some(url) => Some((
                 build_client(Duration::from_millis(settings.connect_timeout_ms), settings.max_concurrency)?,
-                url.trim_end_matches('/').to_string(),
+                url.expose().trim_end_matches('/').to_string(),
                 settings.api_key.clone(),
             )),
             None => None,
