@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Writes the values of the beryl-secrets Secret, or rotates the JWT signing key.
 #
-#   DATABASE_PASSWORD=... k8s/secrets/create-secrets.sh            create (or fill the empty Secret)
+#   DATABASE_PASSWORD=... EMISSIONS_API_KEY=... k8s/secrets/create-secrets.sh
+#                                                                  create (or fill the empty Secret)
 #   k8s/secrets/create-secrets.sh --rotate-jwt [--restart]         new jwt-secret-key, the old one
 #                                                                  kept as jwt-secret-key-previous
 #
-# Environment: NAMESPACE (default beryl), DATABASE_PASSWORD (required to create), JWT_SECRET_KEY
+# Environment: NAMESPACE (default beryl), DATABASE_PASSWORD and EMISSIONS_API_KEY (required to
+# create), JWT_SECRET_KEY
 # (default: 32 random bytes, hex), REDIS_URL_SECRET (optional redis-url key, a URL with password).
 # Values never appear on a command line: they go through files in a private temporary directory.
 set -Eeuo pipefail
@@ -35,6 +37,7 @@ secret_key_count() {
 
 create() {
 	[[ -n "${DATABASE_PASSWORD:-}" ]] || die "set DATABASE_PASSWORD"
+	[[ -n "${EMISSIONS_API_KEY:-}" ]] || die "set EMISSIONS_API_KEY"
 	local count
 	count=$(secret_key_count)
 	if [[ ${count} -gt 0 ]]; then
@@ -48,6 +51,7 @@ create() {
 	mkdir "${dir}/values"
 	printf '%s' "${JWT_SECRET_KEY:-$(openssl rand -hex 32)}" >"${dir}/values/jwt-secret-key"
 	printf '%s' "${DATABASE_PASSWORD}" >"${dir}/values/database-password"
+	printf '%s' "${EMISSIONS_API_KEY}" >"${dir}/values/emissions-api-key"
 	if [[ -n "${REDIS_URL_SECRET:-}" ]]; then
 		printf '%s' "${REDIS_URL_SECRET}" >"${dir}/values/redis-url"
 	fi

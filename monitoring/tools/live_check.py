@@ -156,7 +156,8 @@ def pod_environment(objects: list[dict], deployment: str) -> dict[str, str]:
     env: dict[str, str] = {}
     for source in container.get("envFrom") or []:
         env.update(find(objects, "ConfigMap", source["configMapRef"]["name"]).get("data") or {})
-    placeholders = {"jwt-secret-key": "0123456789abcdef" * 4, "database-password": "placeholder-password"}
+    placeholders = {"jwt-secret-key": "0123456789abcdef" * 4, "database-password": "placeholder-password",
+                    "emissions-api-key": "placeholder-api-key"}
     for var in container.get("env") or []:
         value_from = var.get("valueFrom") or {}
         if "value" in var:
