@@ -374,6 +374,18 @@ async fn a_cached_factor_serves_estimates_for_any_distance() {
 #[actix_web::test]
 async fn without_a_provider_url_the_simulators_answer_honestly() {
     let app = spawn_app().await;
+    // Every series the dashboards and alerts read exists before the first call.
+    let metrics = app.metrics().await;
+    for series in [
+        "beryl_adapter_calls_total{adapter=\"emissions\",operation=\"estimate\",outcome=\"timeout\"}",
+        "beryl_adapter_calls_total{adapter=\"routing\",operation=\"route\",outcome=\"rejected_open_circuit\"}",
+        "beryl_adapter_retries_total{adapter=\"routing\",operation=\"route\"}",
+        "beryl_adapter_call_duration_seconds_count{adapter=\"emissions\",operation=\"estimate\"}",
+        "beryl_adapter_circuit_state{adapter=\"routing\"}",
+        "beryl_adapter_cache_lookups_total{adapter=\"routing\",result=\"hit\"}",
+    ] {
+        assert_eq!(sample(&metrics, series), Some(0.0), "{series}");
+    }
 
     let route = app.state.actors.routing.route(paris_london()).await.unwrap();
     assert_eq!(route.provenance.source, Source::Simulator);

@@ -124,13 +124,15 @@ pub fn spawn(
     metrics: &Metrics,
 ) -> anyhow::Result<(RoutingClient, EmissionsClient)> {
     let prefix = &settings.redis.key_prefix;
-    let parts = Parts::build(routing::NAME, &settings.adapters.routing, redis.clone(), prefix, metrics)?;
+    let parts =
+        Parts::build(routing::NAME, &[routing::OPERATION], &settings.adapters.routing, redis.clone(), prefix, metrics)?;
     let backend = match parts.http {
         Some((client, base, api_key)) => routing::Backend::Osrm { client, base, api_key },
         None => routing::Backend::Simulator,
     };
     let routing = Arc::new(RoutingAdapter::new(parts.guard, backend, parts.cache));
-    let parts = Parts::build(emissions::NAME, &settings.adapters.emissions, redis, prefix, metrics)?;
+    let parts =
+        Parts::build(emissions::NAME, &[emissions::OPERATION], &settings.adapters.emissions, redis, prefix, metrics)?;
     let backend = match parts.http {
         Some((client, base, api_key)) => emissions::Backend::Climatiq { client, base, api_key },
         None => emissions::Backend::Simulator,

@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use metrics::Gauge;
+use metrics::{Counter, Gauge, Histogram};
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
@@ -53,12 +53,40 @@ pub struct Guard {
     rate: Option<RateLimit>,
     metrics: Metrics,
     circuit_gauge: Gauge,
+    operations: Vec<OperationMetrics>,
+}
+
+/// The series of one operation, registered (at zero) when the adapter is built, so that they
+/// exist before the first call and no call looks them up.
+struct OperationMetrics {
+    operation: &'static str,
+    /// By outcome, in [`Outcome::ALL`] order.
+    calls: Vec<Counter>,
+    duration: Histogram,
+    retries: Counter,
+}
+
+impl OperationMetrics {
+    fn new(adapter: &'static str, operation: &'static str) -> Self {
+        Self {
+            operation,
+            calls: Outcome::ALL
+                .iter()
+                .map(|o| metrics::counter!(telemetry::ADAPTER_CALLS_TOTAL, "adapter" => adapter, "operation" => operation, "outcome" => o.as_str()))
+                .collect(),
+            duration: metrics::histogram!(telemetry::ADAPTER_CALL_DURATION_SECONDS, "adapter" => adapter, "operation" => operation),
+            retries: metrics::counter!(telemetry::ADAPTER_RETRIES_TOTAL, "adapter" => adapter, "operation" => operation),
+        }
+    }
 }
 
 impl Guard {
-    /// The guard of `adapter`.
-    pub fn new(adapter: &'static str, policy: GuardPolicy, metrics: Metrics) -> Self {
-        let circuit_gauge = metrics.with(|| metrics::gauge!(telemetry::ADAPTER_CIRCUIT_STATE, "adapter" => adapter));
+    /// The guard of `adapter`, whose calls are the `operations`.
+    pub fn new(adapter: &'static str, operations: &[&'static str], policy: GuardPolicy, metrics: Metrics) -> Self {
+        let (circuit_gauge, operations) = metrics.with(|| {
+            let gauge = metrics::gauge!(telemetry::ADAPTER_CIRCUIT_STATE, "adapter" => adapter);
+            (gauge, operations.iter().map(|op| OperationMetrics::new(adapter, op)).collect())
+        });
         circuit_gauge.set(CircuitState::Closed.as_gauge());
         Self {
             adapter,
@@ -69,6 +97,7 @@ impl Guard {
             policy,
             metrics,
             circuit_gauge,
+            operations,
         }
     }
 
@@ -111,13 +140,11 @@ impl Guard {
         let (result, outcome, attempts) = self.run(idempotent, attempt).instrument(span.clone()).await;
         span.record("outcome", outcome.as_str());
         span.record("attempts", attempts);
-        self.count(operation, outcome);
-        self.metrics.with(|| {
-            metrics::histogram!(telemetry::ADAPTER_CALL_DURATION_SECONDS, "adapter" => self.adapter, "operation" => operation)
-                .record(started.elapsed().as_secs_f64());
+        self.with_operation(operation, |m| {
+            m.calls[outcome as usize].increment(1);
+            m.duration.record(started.elapsed().as_secs_f64());
             if attempts > 1 {
-                metrics::counter!(telemetry::ADAPTER_RETRIES_TOTAL, "adapter" => self.adapter, "operation" => operation)
-                    .increment(u64::from(attempts - 1));
+                m.retries.increment(u64::from(attempts - 1));
             }
         });
         result
@@ -189,10 +216,15 @@ impl Guard {
     }
 
     fn count(&self, operation: &'static str, outcome: Outcome) {
-        self.metrics.with(|| {
-            metrics::counter!(telemetry::ADAPTER_CALLS_TOTAL, "adapter" => self.adapter, "operation" => operation, "outcome" => outcome.as_str())
-                .increment(1)
-        });
+        self.with_operation(operation, |m| m.calls[outcome as usize].increment(1));
+    }
+
+    /// Run `f` on the operation's series (registered now if the adapter did not name it).
+    fn with_operation(&self, operation: &'static str, f: impl FnOnce(&OperationMetrics)) {
+        match self.operations.iter().find(|m| m.operation == operation) {
+            Some(m) => f(m),
+            None => f(&self.metrics.with(|| OperationMetrics::new(self.adapter, operation))),
+        }
     }
 
     fn changed(&self, transition: Transition) {

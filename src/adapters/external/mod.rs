@@ -24,6 +24,7 @@ use crate::error::code::{Coded, ErrorCode};
 /// How one call to the provider ended: the `outcome` label of `beryl_adapter_calls_total` and
 /// of the `adapter.call` span.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
 pub enum Outcome {
     /// The provider answered (after retries, if any).
     Ok,
@@ -40,6 +41,10 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every outcome, in declaration order (`outcome as usize` indexes it).
+    pub const ALL: [Outcome; 6] =
+        [Self::Ok, Self::Error, Self::Timeout, Self::RejectedOpenCircuit, Self::RejectedBulkhead, Self::Fallback];
+
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -190,16 +195,17 @@ pub struct Parts {
 }
 
 impl Parts {
-    /// The parts of adapter `name` for `settings`; Redis (when configured) holds the cache under
+    /// The parts of adapter `name`, whose calls are the `operations`, for `settings`; Redis (when configured) holds the cache under
     /// `key_prefix`.
     pub fn build(
         name: &'static str,
+        operations: &[&'static str],
         settings: &crate::config::AdapterSettings,
         redis: Option<crate::adapters::redis::RedisConnection>,
         key_prefix: &str,
         metrics: &crate::telemetry::Metrics,
     ) -> reqwest::Result<Self> {
-        let guard = Guard::new(name, GuardPolicy::from(settings), metrics.clone());
+        let guard = Guard::new(name, operations, GuardPolicy::from(settings), metrics.clone());
         let cache = AdapterCache::new(
             redis,
             key_prefix,
