@@ -76,6 +76,9 @@ impl Application {
             metrics.clone(),
             connections.postgres.clone(),
         )?;
+        let (routing, emissions) =
+            crate::actors::adapters::spawn(&supervision, &settings, connections.redis.clone(), &metrics)
+                .context("external API adapters")?;
         let (fintech, outbox) = spawn_fintech(&supervision, &settings, &metrics, connections.postgres.clone()).await?;
         let broker = MemoryBroker::new();
         if settings.server.role.runs_worker() {
@@ -119,7 +122,7 @@ impl Application {
             registry,
             supervision,
             metrics,
-            actors: Actors { pools, fintech, audit, broker },
+            actors: Actors { pools, fintech, audit, broker, routing, emissions },
             live_stall: Duration::from_secs(settings.health.live_stall_secs),
             guard,
         });

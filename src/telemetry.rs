@@ -111,6 +111,17 @@ pub const EVENTS_CONSUMER_LAG_SECONDS: &str = "beryl_events_consumer_lag_seconds
 pub const OUTBOX_LAG_EVENTS: &str = "beryl_outbox_lag_events";
 /// Age of the oldest event not yet published.
 pub const OUTBOX_LAG_SECONDS: &str = "beryl_outbox_lag_seconds";
+/// Calls to an external API, by adapter, operation and outcome (ok, error, timeout,
+/// rejected_open_circuit, rejected_bulkhead, fallback).
+pub const ADAPTER_CALLS_TOTAL: &str = "beryl_adapter_calls_total";
+/// Time of one call to an external API, retries included, by adapter and operation.
+pub const ADAPTER_CALL_DURATION_SECONDS: &str = "beryl_adapter_call_duration_seconds";
+/// State of an adapter's circuit breaker: 0 closed, 1 half-open, 2 open.
+pub const ADAPTER_CIRCUIT_STATE: &str = "beryl_adapter_circuit_state";
+/// Retries of calls to an external API, by adapter and operation.
+pub const ADAPTER_RETRIES_TOTAL: &str = "beryl_adapter_retries_total";
+/// Lookups in an adapter's shared cache, by adapter and result (hit, miss, error).
+pub const ADAPTER_CACHE_LOOKUPS_TOTAL: &str = "beryl_adapter_cache_lookups_total";
 /// Prefix of the process collector's metrics (CPU seconds, resident memory, threads, fds).
 pub const PROCESS_PREFIX: &str = "beryl_";
 
@@ -200,6 +211,11 @@ pub fn describe_metrics() {
         Unit::Count,
         "Committed changes answered 503 because their audit record was not durable in time."
     );
+    describe_counter!(ADAPTER_CALLS_TOTAL, Unit::Count, "Calls to an external API, by adapter, operation and outcome.");
+    describe_histogram!(ADAPTER_CALL_DURATION_SECONDS, Unit::Seconds, "Time of one call to an external API.");
+    describe_gauge!(ADAPTER_CIRCUIT_STATE, "Circuit breaker state: 0 closed, 1 half-open, 2 open.");
+    describe_counter!(ADAPTER_RETRIES_TOTAL, Unit::Count, "Retries of calls to an external API.");
+    describe_counter!(ADAPTER_CACHE_LOOKUPS_TOTAL, Unit::Count, "Lookups in an adapter's shared cache, by result.");
 }
 
 /// The metrics of one `Application`: its own Prometheus recorder, so that several instances in

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Writes the values of the beryl-secrets Secret, or rotates the JWT signing key or the audit chain key.
 #
-#   DATABASE_PASSWORD=... k8s/secrets/create-secrets.sh            create (or fill the empty Secret)
+#   DATABASE_PASSWORD=... EMISSIONS_API_KEY=... k8s/secrets/create-secrets.sh
+#                                                                  create (or fill the empty Secret)
 #   k8s/secrets/create-secrets.sh --rotate-jwt [--restart]         new jwt-secret-key, the old one
 #                                                                  kept as jwt-secret-key-previous
 #                                                                  until jwt-secret-key-previous-until
@@ -9,10 +10,10 @@
 #                                                                  missing), the old one kept as
 #                                                                  audit-hmac-key-previous
 #
-# Environment: NAMESPACE (default beryl), DATABASE_PASSWORD (required to create), JWT_SECRET_KEY
-# (default: 32 random bytes, hex), REDIS_URL_SECRET (optional redis-url key, a URL with password),
-# JWT_PREVIOUS_WINDOW_SECS (how long the previous key stays accepted, default 86400: the longest
-# token lifetime).
+# Environment: NAMESPACE (default beryl), DATABASE_PASSWORD and EMISSIONS_API_KEY (required to
+# create), JWT_SECRET_KEY (default: 32 random bytes, hex), REDIS_URL_SECRET (optional redis-url
+# key, a URL with password), JWT_PREVIOUS_WINDOW_SECS (how long the previous key stays
+# accepted, default 86400: the longest token lifetime).
 # Values never appear on a command line: they go through files in a private temporary directory.
 set -Eeuo pipefail
 
@@ -22,7 +23,7 @@ KUBECTL="${KUBECTL:-kubectl}"
 DEPLOYMENTS=(beryl-core-api graphql-gateway event-bus)
 
 usage() {
-	sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 die() {
@@ -41,6 +42,7 @@ secret_key_count() {
 
 create() {
 	[[ -n "${DATABASE_PASSWORD:-}" ]] || die "set DATABASE_PASSWORD"
+	[[ -n "${EMISSIONS_API_KEY:-}" ]] || die "set EMISSIONS_API_KEY"
 	local count
 	count=$(secret_key_count)
 	if [[ ${count} -gt 0 ]]; then
@@ -55,6 +57,7 @@ create() {
 	printf '%s' "${JWT_SECRET_KEY:-$(openssl rand -hex 32)}" >"${dir}/values/jwt-secret-key"
 	printf '%s' "${DATABASE_PASSWORD}" >"${dir}/values/database-password"
 	printf '%s' "$(openssl rand -hex 32)" >"${dir}/values/audit-hmac-key"
+	printf '%s' "${EMISSIONS_API_KEY}" >"${dir}/values/emissions-api-key"
 	if [[ -n "${REDIS_URL_SECRET:-}" ]]; then
 		printf '%s' "${REDIS_URL_SECRET}" >"${dir}/values/redis-url"
 	fi

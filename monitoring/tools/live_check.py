@@ -163,6 +163,7 @@ def pod_environment(objects: list[dict], deployment: str) -> dict[str, str]:
         "jwt-secret-key": "0123456789abcdef" * 4,
         "database-password": "placeholder-password",
         "audit-hmac-key": "fedcba9876543210" * 4,
+        "emissions-api-key": "placeholder-api-key",
     }
     for var in container.get("env") or []:
         value_from = var.get("valueFrom") or {}

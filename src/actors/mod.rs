@@ -1,6 +1,7 @@
 //! The actor runtime and the actors that hold the service's state. HTTP and GraphQL handlers
 //! reach them only through [`runtime::ActorRef`] messages.
 
+pub mod adapters;
 pub mod audit;
 pub mod events;
 pub mod fintech;
@@ -20,4 +21,8 @@ pub struct Actors {
     pub audit: Option<audit::AuditSink>,
     /// The in-process event broker (used when EVENT_BUS=memory).
     pub broker: crate::adapters::bus::MemoryBroker,
+    /// Routes (distance, duration) from the routing adapter.
+    pub routing: adapters::RoutingClient,
+    /// Emissions estimates from the emissions adapter.
+    pub emissions: adapters::EmissionsClient,
 }

@@ -1,10 +1,13 @@
-//! Connections to infrastructure: pool builders, probes and typed errors. Actors own the pools;
-//! nothing here knows about actors.
+//! Connections to infrastructure and external APIs: pool builders, probes, HTTP clients with
+//! their protections, and typed errors. Actors own the pools; nothing here knows about actors.
 
 pub mod audit_heads;
 pub mod bus;
+pub mod emissions;
+pub mod external;
 pub mod ledger;
 pub mod migrate;
 pub mod outbox;
 pub mod postgres;
 pub mod redis;
+pub mod routing;

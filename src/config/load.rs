@@ -45,6 +45,10 @@ pub const FLAT_VARIABLES: &[(&str, &str)] = &[
     ("SHUTDOWN_DRAIN_DELAY", "server.shutdown_drain_delay_secs"),
     ("FAULT_INJECTION_ENABLED", "fault_injection.enabled"),
     ("TRUSTED_PROXIES", "rate_limit.trusted_proxies"),
+    ("ROUTING_URL", "adapters.routing.url"),
+    ("ROUTING_API_KEY", "adapters.routing.api_key"),
+    ("EMISSIONS_URL", "adapters.emissions.url"),
+    ("EMISSIONS_API_KEY", "adapters.emissions.api_key"),
 ];
 
 /// Prefix of the nested form: `BERYL__SUPERVISION__MAX_RESTARTS=5`.

@@ -7,6 +7,7 @@
 //! Each section is a file holding its types, defaults and rules (a [`Section`]); a new section is
 //! one file, one field of [`Settings`] and one line of [`Settings::validate`].
 
+mod adapters;
 mod audit;
 mod auth;
 mod cors;
@@ -29,6 +30,7 @@ mod validate;
 
 use serde::{Deserialize, Serialize};
 
+pub use adapters::{AdapterSettings, AdaptersSettings};
 pub use audit::{AuditFailurePolicy, AuditSettings};
 pub use auth::{AuthSettings, DEVELOPMENT_JWT_KEY};
 pub use cors::CorsSettings;
@@ -87,6 +89,8 @@ pub struct Settings {
     pub fault_injection: FaultInjectionSettings,
     /// GraphQL: introspection, GraphiQL and operation limits.
     pub graphql: GraphqlSettings,
+    /// External APIs (routing, emissions).
+    pub adapters: AdaptersSettings,
 }
 
 /// Where the process runs; changes defaults (log format) and what validation allows.
@@ -180,6 +184,7 @@ impl Settings {
             &self.health,
             &self.fault_injection,
             &self.graphql,
+            &self.adapters,
         ];
         let mut problems = SettingsProblems::default();
         for section in sections {

@@ -67,6 +67,15 @@ pub trait Section {
 
 /// The rules that involve more than one section.
 pub(super) fn across_sections(settings: &Settings, problems: &mut SettingsProblems) {
+    for (name, adapter) in [("routing", &settings.adapters.routing), ("emissions", &settings.adapters.emissions)] {
+        if adapter.total_timeout_ms >= settings.supervision.ask_timeout_ms {
+            problems.add(
+                &format!("adapters.{name}.total_timeout_ms"),
+                "a call must end before its ask to the adapter's actor times out",
+                "keep it below supervision.ask_timeout_ms",
+            );
+        }
+    }
     if settings.event_bus.effective_kind() == EventBusKind::Memory && settings.server.role != Role::All {
         problems.add(
             "event_bus.kind",
