@@ -185,7 +185,7 @@ impl Managed for EventConsumer {
         }
         let source = match deps.settings.effective_kind() {
             EventBusKind::Kafka => {
-                match KafkaConsumer::new(&deps.settings, &topics, self.tracker.clone(), deps.metrics.clone()) {
+                match KafkaConsumer::new(&deps.settings, self.tracker.clone(), deps.metrics.clone()) {
                     Ok(c) => Source::Kafka(c),
                     Err(e) => {
                         tracing::error!(error = %e, "cannot create the Kafka consumer");
@@ -215,6 +215,13 @@ impl Managed for EventConsumer {
                     .await
                 {
                     tracing::warn!(error = %e, "cannot create the inbound topics");
+                }
+            }
+            // Subscribed only once the topics exist (see `KafkaConsumer::subscribe`).
+            if let Source::Kafka(consumer) = source.as_ref() {
+                if let Err(e) = consumer.subscribe(&topics) {
+                    tracing::error!(error = %e, "cannot subscribe to the inbound topics");
+                    return;
                 }
             }
             let slots = Arc::new(Semaphore::new(settings.max_in_flight));

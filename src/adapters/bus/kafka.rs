@@ -214,13 +214,9 @@ pub struct KafkaConsumer {
 }
 
 impl KafkaConsumer {
-    /// Join `settings.consumer_group` on `topics`; `committable` is what may be committed.
-    pub fn new(
-        settings: &EventBusSettings,
-        topics: &[String],
-        committable: Committable,
-        metrics: Metrics,
-    ) -> Result<Self, BusError> {
+    /// A member of `settings.consumer_group`, not subscribed yet ([`Self::subscribe`]);
+    /// `committable` is what may be committed.
+    pub fn new(settings: &EventBusSettings, committable: Committable, metrics: Metrics) -> Result<Self, BusError> {
         let mut config = client_config(settings, &[]);
         config
             .set("group.id", &settings.consumer_group)
@@ -232,9 +228,15 @@ impl KafkaConsumer {
             .set("statistics.interval.ms", "5000");
         let callbacks = Callbacks { committable, metrics };
         let consumer: StreamConsumer<Callbacks> = config.create_with_context(callbacks).map_err(err)?;
-        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
-        consumer.subscribe(&names).map_err(err)?;
         Ok(Self { consumer })
+    }
+
+    /// Subscribe to `topics`. Create them first when the service creates its topics: librdkafka
+    /// looks again for a subscribed topic it did not find only every
+    /// `topic.metadata.refresh.interval.ms` (5 minutes by default).
+    pub fn subscribe(&self, topics: &[String]) -> Result<(), BusError> {
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        self.consumer.subscribe(&names).map_err(err)
     }
 
     /// The next message.
@@ -402,7 +404,7 @@ mod tests {
         let admin: Result<AdminClient<DefaultClientContext>, _> = client_config(&settings, &[]).create();
         assert!(admin.is_ok(), "admin client refused the properties: {:?}", admin.err());
         let metrics = Metrics::new().unwrap();
-        let consumer = KafkaConsumer::new(&settings, &["beryl.fintech.payments".into()], Default::default(), metrics);
+        let consumer = KafkaConsumer::new(&settings, Default::default(), metrics);
         assert!(consumer.is_ok(), "consumer refused the properties: {:?}", consumer.err());
 
         // The CA file is read when the client is made: a certificate that is not one is refused
