@@ -741,10 +741,13 @@ async fn under_fail_closed_a_waiting_change_is_written_at_once_not_at_the_end_of
     // Queued without a waiter: it goes out with the next batch someone waits for.
     assert!(sink.record(event("unawaited".into())).is_some());
 
+    let admin = app.token("root", &["admin"]);
     let changes: Vec<_> = (0..20)
         .map(|_| {
-            let (client, url) = (app.client.clone(), app.url("/internal/faults/adapter-pool"));
-            actix_rt::spawn(async move { client.post(url).json(&json!({"kind": "delay", "millis": 0})).send().await })
+            let (client, url, admin) = (app.client.clone(), app.url("/internal/faults/adapter-pool"), admin.clone());
+            actix_rt::spawn(async move {
+                client.post(url).bearer_auth(admin).json(&json!({"kind": "delay", "millis": 0})).send().await
+            })
         })
         .collect();
     for change in changes {
