@@ -77,6 +77,19 @@ create() {
 	echo "  ${KUBECTL} rollout restart deployment ${DEPLOYMENTS[*]} -n ${NAMESPACE}"
 }
 
+# Restart the workloads so that they load the Secret again (with "true"), or say how to.
+restart_workloads() {
+	if [[ $1 == true ]]; then
+		local deployment
+		for deployment in "${DEPLOYMENTS[@]}"; do
+			"${KUBECTL}" rollout restart "deployment/${deployment}" -n "${NAMESPACE}"
+			"${KUBECTL}" rollout status "deployment/${deployment}" -n "${NAMESPACE}" --timeout=300s
+		done
+	else
+		echo "restart the workloads to load it: ${KUBECTL} rollout restart deployment ${DEPLOYMENTS[*]} -n ${NAMESPACE}"
+	fi
+}
+
 rotate_jwt() {
 	local restart=$1 current new until patch
 	current=$("${KUBECTL}" get secret "${SECRET}" -n "${NAMESPACE}" -o go-template='{{index .data "jwt-secret-key"}}') ||
@@ -92,15 +105,7 @@ rotate_jwt() {
 	patch=$(printf '[{"op":"add","path":"/data/jwt-secret-key-previous","value":"%s"},{"op":"add","path":"/data/jwt-secret-key-previous-until","value":"%s"},{"op":"replace","path":"/data/jwt-secret-key","value":"%s"}]' "${current}" "${until}" "${new}")
 	"${KUBECTL}" patch secret "${SECRET}" -n "${NAMESPACE}" --type=json -p "${patch}" >/dev/null
 	echo "jwt-secret-key rotated in ${NAMESPACE}/${SECRET} (previous key kept as jwt-secret-key-previous until jwt-secret-key-previous-until)"
-	if [[ ${restart} == true ]]; then
-		local deployment
-		for deployment in "${DEPLOYMENTS[@]}"; do
-			"${KUBECTL}" rollout restart "deployment/${deployment}" -n "${NAMESPACE}"
-			"${KUBECTL}" rollout status "deployment/${deployment}" -n "${NAMESPACE}" --timeout=300s
-		done
-	else
-		echo "restart the workloads to load it: ${KUBECTL} rollout restart deployment ${DEPLOYMENTS[*]} -n ${NAMESPACE}"
-	fi
+	restart_workloads "${restart}"
 }
 
 rotate_audit() {
@@ -117,15 +122,7 @@ rotate_audit() {
 	fi
 	"${KUBECTL}" patch secret "${SECRET}" -n "${NAMESPACE}" --type=json -p "${patch}" >/dev/null
 	echo "audit-hmac-key rotated in ${NAMESPACE}/${SECRET} (previous key kept as audit-hmac-key-previous)"
-	if [[ ${restart} == true ]]; then
-		local deployment
-		for deployment in "${DEPLOYMENTS[@]}"; do
-			"${KUBECTL}" rollout restart "deployment/${deployment}" -n "${NAMESPACE}"
-			"${KUBECTL}" rollout status "deployment/${deployment}" -n "${NAMESPACE}" --timeout=300s
-		done
-	else
-		echo "restart the workloads to load it: ${KUBECTL} rollout restart deployment ${DEPLOYMENTS[*]} -n ${NAMESPACE}"
-	fi
+	restart_workloads "${restart}"
 }
 
 main() {

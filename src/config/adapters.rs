@@ -175,16 +175,7 @@ impl AdapterSettings {
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-
-    use crate::config::{Settings, SettingsProblems, Sources};
-
-    fn load(vars: &[(&str, &str)]) -> Result<Settings, SettingsProblems> {
-        Settings::load(&Sources {
-            config_dir: Some(PathBuf::from("/nonexistent")),
-            vars: Some(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
-        })
-    }
+    use crate::config::load::tests::load;
 
     #[test]
     fn production_requires_the_real_providers_and_the_emissions_key() {

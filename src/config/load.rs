@@ -211,11 +211,12 @@ fn problem_from(key: &str, error: &ConfigError) -> SettingsProblem {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::{EventBusKind, LogFormat};
 
-    fn load(vars: &[(&str, &str)]) -> Result<Settings, SettingsProblems> {
+    /// Settings from `vars` alone (no configuration file), as other sections' tests load them.
+    pub(crate) fn load(vars: &[(&str, &str)]) -> Result<Settings, SettingsProblems> {
         Settings::load(&Sources {
             config_dir: Some(PathBuf::from("/nonexistent")),
             vars: Some(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),

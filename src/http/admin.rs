@@ -8,7 +8,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{json::Json, state::AppState};
+use super::{
+    json::{self, Json},
+    state::AppState,
+};
 use crate::{
     auth::Principal,
     error::{AppError, ErrorCode},
@@ -32,6 +35,7 @@ pub struct RevocationRequest {
     /// The token's `exp` claim, seconds since the epoch: the revocation is kept until then (plus
     /// the clock leeway, and no longer than a token may live from now).
     #[schema(minimum = 1, example = 4102444800i64)]
+    #[serde(deserialize_with = "json::integer")]
     pub exp: i64,
 }
 
