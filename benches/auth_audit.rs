@@ -4,7 +4,9 @@
 //! check) and the audit layer (hash-chained, fsynced audit records), once without either.
 //!
 //! `cargo bench --bench auth_audit -- [--seconds N] [--rounds N] [--connections N]`
-//! Set BENCH_REDIS_URL (e.g. redis://127.0.0.1:6379) to take rate-limit decisions in Redis.
+//! Set BENCH_REDIS_URL (e.g. redis://127.0.0.1:6379) to take rate-limit decisions in Redis, and
+//! BENCH_AUDIT=production to audit as production does (HMAC-sealed records, fail_closed: a write
+//! is answered once its record is fsynced).
 
 use std::net::TcpListener;
 
@@ -36,6 +38,12 @@ fn main() {
             settings.audit.log_file = audit_file;
             settings.rate_limit.api_write.per_subject = u32::MAX;
             settings.rate_limit.api_write.per_ip = u32::MAX;
+            // As production runs it: records sealed with an HMAC key, and a write answered only
+            // once its record is durable.
+            if std::env::var("BENCH_AUDIT").as_deref() == Ok("production") {
+                settings.audit.failure_policy = Some(beryl_core_api::config::AuditFailurePolicy::FailClosed);
+                settings.audit.hmac_key = Some("bench-audit-key-0123456789abcdef0123456789".into());
+            }
             if let Ok(url) = std::env::var("BENCH_REDIS_URL") {
                 settings.redis.url = Some(url.as_str().into());
             }
