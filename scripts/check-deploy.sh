@@ -8,7 +8,7 @@
 #   scripts/check-deploy.sh --no-live    everything but the live check (no service binary needed)
 #
 # Tools are installed by scripts/install-deploy-tools.sh into BERYL_TOOLS_DIR (default
-# ~/.cache/beryl-tools). The live check uses BERYL_BIN, or builds target/debug/beryl-core-api
+# ~/.cache/beryl-tools). The live check uses BERYL_BIN, or builds beryl-core-api into the target dir
 # with cargo, PostgreSQL and Redis (scripts/services.sh starts them), and starts its own
 # Kafka-compatible broker (tansu, from BERYL_TANSU_BIN or scripts/kafka.sh, which builds it once).
 # Runs every check, prints a summary, exits 1 when any failed.
@@ -170,7 +170,7 @@ run_live() {
 	local binary=${BERYL_BIN:-}
 	if [[ -z ${binary} ]]; then
 		cargo build --quiet --bin beryl-core-api || return 1
-		binary=target/debug/beryl-core-api
+		binary=${CARGO_TARGET_DIR:-target}/debug/beryl-core-api
 	fi
 	if [[ -x scripts/services.sh ]]; then
 		scripts/services.sh start || return 1

@@ -86,8 +86,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def http(method: str, url: str, body: bytes | None = None, timeout: float = 5) -> tuple[int, bytes]:
-    req = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": "application/json"} if body else {})
+def http(method: str, url: str, body: bytes | None = None, timeout: float = 5, token: str = "") -> tuple[int, bytes]:
+    headers = {"Content-Type": "application/json"} if body else {}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(url, data=body, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, resp.read()
@@ -381,13 +384,22 @@ def produce(tansu: str, brokers: str, topic: str, key: str, value: dict, timeout
         time.sleep(1)
 
 
+def mint_token(binary: Path, instance: dict, scopes: list[str]) -> tuple[str, str]:
+    """A token for `scopes` signed with the instance's key: (token, "") or ("", what went wrong)."""
+    args = [str(binary), "token", "mint", "--subject", "live-check"]
+    for scope in scopes:
+        args += ["--scope", scope]
+    mint = subprocess.run(args, env=instance["env"], capture_output=True, text=True, timeout=30, check=False)
+    if mint.returncode == 0 and mint.stdout.strip():
+        return mint.stdout.strip().splitlines()[-1], ""
+    return "", (mint.stdout + mint.stderr).strip()[-300:]
+
+
 def check_event_bus(binary: Path, instances: dict, tansu: str, brokers: str) -> None:
     api, worker = instances["beryl-core-api"], instances["event-bus"]
-    mint = subprocess.run([str(binary), "token", "mint", "--subject", "live-check", "--scope", "fintech:read",
-                           "--scope", "fintech:write"], env=api["env"], capture_output=True, text=True, timeout=30, check=False)
-    token = mint.stdout.strip().splitlines()[-1] if mint.returncode == 0 and mint.stdout.strip() else ""
+    token, failure = mint_token(binary, api, ["fintech:read", "fintech:write"])
     if not token:
-        report("event bus", False, f"`token mint` failed: {(mint.stdout + mint.stderr).strip()[-300:]}")
+        report("event bus", False, f"`token mint` failed: {failure}")
         return
 
     def call(method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
@@ -455,18 +467,23 @@ def actor_failures(api: dict) -> float:
     return sum(float(v) for v in pattern.findall(body))
 
 
-def check_fault_alert(prom: str, api: dict, injections: int) -> None:
+def check_fault_alert(binary: Path, prom: str, api: dict, injections: int) -> None:
     # Some traffic first, so that the HTTP series exist.
     for path in ("/health", "/health/ready", "/no-such-route"):
         http("GET", api["url"] + path)
     http("POST", api["url"] + "/graphql", json.dumps({"query": "{ __typename }"}).encode())
+    # Fault injection sits behind the guard: it takes an admin token.
+    admin, failure = mint_token(binary, api, ["admin"])
+    if not admin:
+        report("fault injection", False, f"`token mint` failed: {failure}")
+        return
     before = actor_failures(api)
     statuses = []
     # Panic the actor, let its supervisor restart it, again, until the supervisor gives up.
     for _ in range(injections):
         if actor_state(api) == "failed":
             break
-        status = http("POST", f"{api['url']}/internal/faults/{FAULT_ACTOR}", json.dumps({"kind": "panic"}).encode())[0]
+        status = http("POST", f"{api['url']}/internal/faults/{FAULT_ACTOR}", json.dumps({"kind": "panic"}).encode(), token=admin)[0]
         statuses.append(status)
         if status in (0, 400, 404, 405):
             break
@@ -626,7 +643,7 @@ def main() -> int:
         prom = start_prometheus(args.prometheus, instances, procs, work)
         check_rules(prom, instances)
         check_event_bus(args.binary, instances, tansu, brokers)
-        check_fault_alert(prom, instances["beryl-core-api"], args.injections)
+        check_fault_alert(args.binary, prom, instances["beryl-core-api"], args.injections)
         check_metric_names(prom, instances, first, args.node_modules)
         check_shutdown(procs, instances)
     finally:
