@@ -15,7 +15,7 @@ use rdkafka::{
     config::ClientConfig,
     consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer},
     error::RDKafkaErrorCode,
-    message::{Header, Headers, OwnedHeaders},
+    message::{BorrowedMessage, Header, Headers, OwnedHeaders},
     producer::{FutureProducer, FutureRecord, Producer},
     statistics::Statistics,
     ClientContext, Message, Offset, TopicPartitionList,
@@ -213,6 +213,23 @@ pub struct KafkaConsumer {
     consumer: StreamConsumer<Callbacks>,
 }
 
+/// A received message as the rest of the service sees it.
+fn in_record(m: &BorrowedMessage<'_>) -> InRecord {
+    let headers = m
+        .headers()
+        .map(|h| h.iter().map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec).unwrap_or_default())).collect())
+        .unwrap_or_default();
+    InRecord {
+        topic: m.topic().to_owned(),
+        partition: m.partition(),
+        offset: m.offset(),
+        key: m.key().map(<[u8]>::to_vec),
+        payload: m.payload().map(<[u8]>::to_vec),
+        headers,
+        timestamp_ms: m.timestamp().to_millis(),
+    }
+}
+
 impl KafkaConsumer {
     /// A member of `settings.consumer_group`, not subscribed yet ([`Self::subscribe`]);
     /// `committable` is what may be committed.
@@ -242,19 +259,7 @@ impl KafkaConsumer {
     /// The next message.
     pub async fn recv(&self) -> Result<InRecord, BusError> {
         let m = self.consumer.recv().await.map_err(err)?;
-        let headers = m
-            .headers()
-            .map(|h| h.iter().map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec).unwrap_or_default())).collect())
-            .unwrap_or_default();
-        Ok(InRecord {
-            topic: m.topic().to_owned(),
-            partition: m.partition(),
-            offset: m.offset(),
-            key: m.key().map(<[u8]>::to_vec),
-            payload: m.payload().map(<[u8]>::to_vec),
-            headers,
-            timestamp_ms: m.timestamp().to_millis(),
-        })
+        Ok(in_record(&m))
     }
 
     /// Fetch nothing more of `partition` of `topic` until it is resumed (librdkafka keeps the
@@ -338,21 +343,7 @@ pub fn read_all(settings: &EventBusSettings, topic: &str, timeout: Duration) -> 
         let Some(message) = consumer.poll(Duration::from_millis(100)) else { continue };
         let m = message.map_err(err)?;
         if let Some(end) = ends.get(&m.partition()).copied() {
-            let headers = m
-                .headers()
-                .map(|h| {
-                    h.iter().map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec).unwrap_or_default())).collect()
-                })
-                .unwrap_or_default();
-            records.push(InRecord {
-                topic: m.topic().to_owned(),
-                partition: m.partition(),
-                offset: m.offset(),
-                key: m.key().map(<[u8]>::to_vec),
-                payload: m.payload().map(<[u8]>::to_vec),
-                headers,
-                timestamp_ms: m.timestamp().to_millis(),
-            });
+            records.push(in_record(&m));
             if m.offset() + 1 >= end {
                 ends.remove(&m.partition());
             }
