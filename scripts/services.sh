@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make sure the services the test suite talks to are running on this machine:
 # PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth) and Redis on 127.0.0.1:6379.
-# Installs them from Debian packages when missing. Idempotent.
+# Installs them from Debian packages when missing, with the OpenSSL headers the build links
+# librdkafka against. Idempotent.
 #
 #   scripts/services.sh start     start whatever is not running
 #   scripts/services.sh status    print what is running
@@ -68,6 +69,9 @@ start_redis() {
 
 case "${1:-start}" in
 start)
+	# The build links librdkafka with OpenSSL (TLS and SASL/SCRAM to the brokers).
+	command -v pkg-config >/dev/null 2>&1 || apt_install pkg-config
+	pkg-config --exists openssl || apt_install libssl-dev
 	command -v pg_isready >/dev/null 2>&1 || apt_install postgresql-client
 	command -v redis-cli >/dev/null 2>&1 || apt_install redis-tools
 	start_postgres
