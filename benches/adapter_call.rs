@@ -113,7 +113,8 @@ fn main() {
         let supervision =
             Supervision::new(Arc::new(Registry::default()), settings.supervision.clone(), metrics.clone());
         // No Redis: every call reaches the provider.
-        let (client, _) = adapters::spawn(&supervision, &settings, None, &metrics).unwrap();
+        let client =
+            adapters::spawn(&supervision, &settings, None, &metrics, "unused".into(), Arc::default()).unwrap().routing;
         let bare = build_client(Duration::from_secs(1), args.connections * 2).unwrap();
         let url = format!(
             "{base}/route/v1/driving/{}",

@@ -4,7 +4,7 @@
 use std::{
     future::Future,
     net::TcpListener,
-    sync::Arc,
+    sync::{Arc, OnceLock},
     time::{Duration, Instant},
 };
 
@@ -16,6 +16,7 @@ use crate::{
     actors::{
         events::{self, consumer::ConsumerDeps, relay::RelayDeps, EventConsumer, EventRoutes, OutboxRelay},
         fintech::{self, FintechClient, FintechDomain, KeyPurger, LedgerWriter},
+        payments::{Payments, WebhookKeys},
         pools::{self, AdapterPool, Connections, PoolConfig},
         runtime::{ActorKind, ActorSpec, EntityPolicy, Registry, Supervision},
         Actors,
@@ -25,10 +26,11 @@ use crate::{
         bus::{MemoryBroker, Publisher},
         ledger::{LedgerStore, MemLedger, PgLedger},
         outbox::{MemOutbox, OutboxSource},
+        payments::PaymentsStore,
         postgres::PgPool,
     },
     auth::{self, rate_limit::Limiter, KeySet, Revocations},
-    config::{CorsSettings, Settings},
+    config::{CorsSettings, Secret, Settings},
     graphql,
     http::{self, guard::Guard, problem, request_context::request_context, AppState},
     telemetry::{self, Metrics},
@@ -76,10 +78,23 @@ impl Application {
             metrics.clone(),
             connections.postgres.clone(),
         )?;
-        let (routing, emissions) =
-            crate::actors::adapters::spawn(&supervision, &settings, connections.redis.clone(), &metrics)
-                .context("external API adapters")?;
+        let webhook_keys = webhook_keys(&settings);
+        let webhook_url = Arc::new(OnceLock::new());
+        let adapters = crate::actors::adapters::spawn(
+            &supervision,
+            &settings,
+            connections.redis.clone(),
+            &metrics,
+            webhook_keys.secrets[0].clone(),
+            webhook_url.clone(),
+        )
+        .context("external API adapters")?;
         let (fintech, outbox) = spawn_fintech(&supervision, &settings, &metrics, connections.postgres.clone()).await?;
+        let payments_store = match &connections.postgres {
+            Some(pool) => PaymentsStore::Postgres(pool.clone()),
+            None => PaymentsStore::memory(),
+        };
+        let payments = Payments::new(adapters.payments, payments_store, fintech.clone(), webhook_keys, metrics.clone());
         let broker = MemoryBroker::new();
         if settings.server.role.runs_worker() {
             let routes = register_events(&fintech);
@@ -122,7 +137,15 @@ impl Application {
             registry,
             supervision,
             metrics,
-            actors: Actors { pools, fintech, audit, broker, routing, emissions },
+            actors: Actors {
+                pools,
+                fintech,
+                audit,
+                broker,
+                routing: adapters.routing,
+                emissions: adapters.emissions,
+                payments,
+            },
             live_stall: Duration::from_secs(settings.health.live_stall_secs),
             guard,
         });
@@ -131,6 +154,13 @@ impl Application {
         let address = (settings.server.host.as_str(), settings.server.port);
         let listener = TcpListener::bind(address).with_context(|| format!("bind {}:{}", address.0, address.1))?;
         let local = listener.local_addr()?;
+        // Where the payments simulator delivers its webhooks: this very listener.
+        let own = if local.ip().is_unspecified() {
+            std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), local.port())
+        } else {
+            local
+        };
+        let _ = webhook_url.set(format!("http://{own}{}", http::payments::WEBHOOK_ROUTE));
         let max_body = settings.server.max_body_bytes;
         let grace = settings.server.shutdown_grace_period();
         let app_state = state.clone();
@@ -213,6 +243,23 @@ impl Application {
             tracing::warn!(actors = ?undrained, "shutdown complete; some mailboxes did not drain in time");
         }
         Ok(())
+    }
+}
+
+/// The payments webhook's secrets: the configured one then those of a rotation; outside
+/// production without one, a secret generated for this process (the simulator signs with it).
+fn webhook_keys(settings: &Settings) -> WebhookKeys {
+    let payments = &settings.adapters.payments;
+    let current = payments.webhook_secret.clone().unwrap_or_else(|| {
+        tracing::info!("no payments webhook secret configured: one is generated for the in-process simulator");
+        let tail: String =
+            rand::Rng::sample_iter(rand::rng(), &rand::distr::Alphanumeric).take(32).map(char::from).collect();
+        Secret::from(format!("whsec_{tail}").as_str())
+    });
+    let secrets = std::iter::once(current).chain(payments.webhook_secrets_previous.iter().cloned()).collect();
+    WebhookKeys {
+        secrets: Arc::new(secrets),
+        tolerance_secs: i64::try_from(payments.webhook_tolerance_secs).unwrap_or(300),
     }
 }
 

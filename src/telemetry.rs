@@ -122,6 +122,12 @@ pub const ADAPTER_CIRCUIT_STATE: &str = "beryl_adapter_circuit_state";
 pub const ADAPTER_RETRIES_TOTAL: &str = "beryl_adapter_retries_total";
 /// Lookups in an adapter's shared cache, by adapter and result (hit, miss, error).
 pub const ADAPTER_CACHE_LOOKUPS_TOTAL: &str = "beryl_adapter_cache_lookups_total";
+/// Payments webhook deliveries, by outcome (applied, duplicate, ignored, unsigned,
+/// bad_signature, stale, replayed, malformed, mismatch, failed).
+pub const PAYMENTS_WEBHOOKS_TOTAL: &str = "beryl_payments_webhooks_total";
+/// Payouts reaching a status (pending: not confirmed by the provider yet, in_transit, paid,
+/// failed).
+pub const PAYMENTS_PAYOUTS_TOTAL: &str = "beryl_payments_payouts_total";
 /// Prefix of the process collector's metrics (CPU seconds, resident memory, threads, fds).
 pub const PROCESS_PREFIX: &str = "beryl_";
 
@@ -216,6 +222,8 @@ pub fn describe_metrics() {
     describe_gauge!(ADAPTER_CIRCUIT_STATE, "Circuit breaker state: 0 closed, 1 half-open, 2 open.");
     describe_counter!(ADAPTER_RETRIES_TOTAL, Unit::Count, "Retries of calls to an external API.");
     describe_counter!(ADAPTER_CACHE_LOOKUPS_TOTAL, Unit::Count, "Lookups in an adapter's shared cache, by result.");
+    describe_counter!(PAYMENTS_WEBHOOKS_TOTAL, Unit::Count, "Payments webhook deliveries, by outcome.");
+    describe_counter!(PAYMENTS_PAYOUTS_TOTAL, Unit::Count, "Payouts reaching a status, by status.");
 }
 
 /// The metrics of one `Application`: its own Prometheus recorder, so that several instances in

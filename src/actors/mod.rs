@@ -5,6 +5,7 @@ pub mod adapters;
 pub mod audit;
 pub mod events;
 pub mod fintech;
+pub mod payments;
 pub mod pools;
 pub mod runtime;
 
@@ -25,4 +26,6 @@ pub struct Actors {
     pub routing: adapters::RoutingClient,
     /// Emissions estimates from the emissions adapter.
     pub emissions: adapters::EmissionsClient,
+    /// Top-ups, payouts and the provider's webhook.
+    pub payments: payments::Payments,
 }

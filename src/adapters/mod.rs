@@ -8,6 +8,7 @@ pub mod external;
 pub mod ledger;
 pub mod migrate;
 pub mod outbox;
+pub mod payments;
 pub mod postgres;
 pub mod redis;
 pub mod routing;

@@ -1,5 +1,6 @@
-//! `adapters`: the external APIs (routing, emissions): where they are, their key, timeouts,
-//! retries, circuit breaker, bulkhead, rate limit and cache.
+//! `adapters`: the external APIs (routing, emissions, payments): where they are, their key,
+//! timeouts, retries, circuit breaker, bulkhead, rate limit and cache; for payments also the
+//! webhook's secrets and tolerance.
 
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +14,42 @@ pub struct AdaptersSettings {
     pub routing: AdapterSettings,
     /// Emissions estimates (Climatiq API): kg CO2e of a distance travelled.
     pub emissions: AdapterSettings,
+    /// Payments (Stripe-style API): top-ups, payouts and their signed webhook.
+    pub payments: PaymentsSettings,
+}
+
+/// The payment provider.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PaymentsSettings {
+    /// The provider's API: URL (unset runs the in-process simulator, refused in production), API
+    /// key (sent as a bearer token, required in production) and protections. Payments are never
+    /// cached and have no fallback.
+    pub provider: AdapterSettings,
+    /// Secret the provider signs webhooks with; redacted. Required in production and whenever a
+    /// provider URL is set; outside production without one, a secret is generated at start for
+    /// the simulator.
+    pub webhook_secret: Option<Secret>,
+    /// Earlier secrets still accepted while a rotation is under way; redacted.
+    pub webhook_secrets_previous: Vec<Secret>,
+    /// Largest distance between a webhook's signed timestamp and now, seconds; also how long a
+    /// delivery's signature is remembered to refuse its replay.
+    pub webhook_tolerance_secs: u64,
+    /// The simulator reports a collected payment or a paid payout this long after it was
+    /// created, milliseconds.
+    pub simulator_settle_ms: u64,
+}
+
+impl Default for PaymentsSettings {
+    fn default() -> Self {
+        Self {
+            provider: AdapterSettings { cache_ttl_secs: 0, ..AdapterSettings::default() },
+            webhook_secret: None,
+            webhook_secrets_previous: Vec::new(),
+            webhook_tolerance_secs: 300,
+            simulator_settle_ms: 1000,
+        }
+    }
 }
 
 impl Default for AdaptersSettings {
@@ -20,6 +57,7 @@ impl Default for AdaptersSettings {
         Self {
             routing: AdapterSettings { cache_ttl_secs: 24 * 3600, ..AdapterSettings::default() },
             emissions: AdapterSettings { cache_ttl_secs: 7 * 24 * 3600, ..AdapterSettings::default() },
+            payments: PaymentsSettings::default(),
         }
     }
 }
@@ -106,6 +144,45 @@ impl Section for AdaptersSettings {
                 "the emissions provider needs an API key in production",
                 "set EMISSIONS_API_KEY from the beryl-secrets secret",
             );
+        }
+        self.payments.validate(ctx, problems);
+    }
+}
+
+impl PaymentsSettings {
+    fn validate(&self, ctx: &ValidationContext, problems: &mut SettingsProblems) {
+        self.provider.check("payments.provider", "PAYMENTS_URL", ctx, problems);
+        if ctx.production() && self.provider.api_key.is_none() {
+            problems.add(
+                "adapters.payments.provider.api_key",
+                "the payment provider needs an API key in production",
+                "set PAYMENTS_API_KEY from the beryl-secrets secret",
+            );
+        }
+        let blank = |s: &Secret| s.expose().trim().is_empty();
+        if (ctx.production() || self.provider.url.is_some()) && self.webhook_secret.as_ref().is_none_or(blank) {
+            problems.add(
+                "adapters.payments.webhook_secret",
+                "webhooks of a real payment provider cannot be verified without its signing secret",
+                "set PAYMENTS_WEBHOOK_SECRET from the beryl-secrets secret",
+            );
+        }
+        if self.webhook_secrets_previous.iter().any(blank) {
+            problems.add(
+                "adapters.payments.webhook_secrets_previous",
+                "a previous webhook secret is empty",
+                "list the secrets still in use, comma-separated, or leave PAYMENTS_WEBHOOK_SECRET_PREVIOUS unset",
+            );
+        }
+        if !(1..=3600).contains(&self.webhook_tolerance_secs) {
+            problems.add(
+                "adapters.payments.webhook_tolerance_secs",
+                "must be between 1 and 3600 seconds",
+                "300, as the provider recommends",
+            );
+        }
+        if self.simulator_settle_ms > 60_000 {
+            problems.add("adapters.payments.simulator_settle_ms", "at most 60000", "for example 1000");
         }
     }
 }
@@ -203,6 +280,46 @@ mod tests {
         assert!(!shown.contains("sk-live"), "{shown}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("https://gateway:[redacted]@api.climatiq.io"), "{shown}");
+    }
+
+    #[test]
+    fn payments_need_their_provider_key_and_webhook_secret_in_production() {
+        let problems = load(&[("ENVIRONMENT", "production")]).unwrap_err();
+        let keys: Vec<_> = problems.0.iter().map(|p| p.key.as_str()).collect();
+        for key in
+            ["adapters.payments.provider.url", "adapters.payments.provider.api_key", "adapters.payments.webhook_secret"]
+        {
+            assert!(keys.contains(&key), "{key} missing from {problems}");
+        }
+        assert!(problems.to_string().contains("PAYMENTS_WEBHOOK_SECRET or BERYL__ADAPTERS__PAYMENTS__WEBHOOK_SECRET"));
+        // A real provider outside production needs the secret too: its webhooks could not be verified.
+        let problems = load(&[("PAYMENTS_URL", "https://api.stripe.com")]).unwrap_err();
+        assert!(problems.0.iter().any(|p| p.key == "adapters.payments.webhook_secret"), "{problems}");
+    }
+
+    #[test]
+    fn payments_variables_set_the_provider_and_the_rotation_and_stay_redacted() {
+        let settings = load(&[
+            ("PAYMENTS_URL", "https://api.stripe.com"),
+            ("PAYMENTS_API_KEY", "sk_live_0123456789"),
+            ("PAYMENTS_WEBHOOK_SECRET", "whsec_new_0123"),
+            ("PAYMENTS_WEBHOOK_SECRET_PREVIOUS", "whsec_old_1, whsec_old_2"),
+            ("PAYMENTS_WEBHOOK_TOLERANCE", "120"),
+            ("BERYL__ADAPTERS__PAYMENTS__PROVIDER__MAX_ATTEMPTS", "2"),
+        ])
+        .unwrap();
+        let p = &settings.adapters.payments;
+        assert_eq!(p.provider.url.as_ref().map(|u| u.expose()), Some("https://api.stripe.com"));
+        assert_eq!(p.provider.max_attempts, 2);
+        assert_eq!(p.webhook_tolerance_secs, 120);
+        let previous: Vec<_> = p.webhook_secrets_previous.iter().map(|s| s.expose()).collect();
+        assert_eq!(previous, ["whsec_old_1", "whsec_old_2"]);
+        let shown = settings.redacted_json().to_string();
+        for secret in ["sk_live", "whsec_"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        let problems = load(&[("PAYMENTS_WEBHOOK_TOLERANCE", "0")]).unwrap_err();
+        assert!(problems.0.iter().any(|p| p.key == "adapters.payments.webhook_tolerance_secs"), "{problems}");
     }
 
     #[test]

@@ -49,6 +49,11 @@ pub const FLAT_VARIABLES: &[(&str, &str)] = &[
     ("ROUTING_API_KEY", "adapters.routing.api_key"),
     ("EMISSIONS_URL", "adapters.emissions.url"),
     ("EMISSIONS_API_KEY", "adapters.emissions.api_key"),
+    ("PAYMENTS_URL", "adapters.payments.provider.url"),
+    ("PAYMENTS_API_KEY", "adapters.payments.provider.api_key"),
+    ("PAYMENTS_WEBHOOK_SECRET", "adapters.payments.webhook_secret"),
+    ("PAYMENTS_WEBHOOK_SECRET_PREVIOUS", "adapters.payments.webhook_secrets_previous"),
+    ("PAYMENTS_WEBHOOK_TOLERANCE", "adapters.payments.webhook_tolerance_secs"),
 ];
 
 /// Prefix of the nested form: `BERYL__SUPERVISION__MAX_RESTARTS=5`.
@@ -118,18 +123,23 @@ impl Settings {
                 if value.is_empty() {
                     continue;
                 }
-                let value: Value =
-                    if matches!(*var, "CORS_ALLOWED_ORIGINS" | "KAFKA_INBOUND_TOPICS" | "TRUSTED_PROXIES") {
-                        value
-                            .split(',')
-                            .map(str::trim)
-                            .filter(|o| !o.is_empty())
-                            .map(String::from)
-                            .collect::<Vec<_>>()
-                            .into()
-                    } else {
-                        value.into()
-                    };
+                let value: Value = if matches!(
+                    *var,
+                    "CORS_ALLOWED_ORIGINS"
+                        | "KAFKA_INBOUND_TOPICS"
+                        | "TRUSTED_PROXIES"
+                        | "PAYMENTS_WEBHOOK_SECRET_PREVIOUS"
+                ) {
+                    value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|o| !o.is_empty())
+                        .map(String::from)
+                        .collect::<Vec<_>>()
+                        .into()
+                } else {
+                    value.into()
+                };
                 builder = match builder.set_override(*key, value) {
                     Ok(b) => b,
                     Err(e) => return Err(SettingsProblems(vec![problem_from(key, &e)])),

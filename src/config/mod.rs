@@ -30,7 +30,7 @@ mod validate;
 
 use serde::{Deserialize, Serialize};
 
-pub use adapters::{AdapterSettings, AdaptersSettings};
+pub use adapters::{AdapterSettings, AdaptersSettings, PaymentsSettings};
 pub use audit::{AuditFailurePolicy, AuditSettings};
 pub use auth::{AuthSettings, DEVELOPMENT_JWT_KEY};
 pub use cors::CorsSettings;
@@ -89,7 +89,7 @@ pub struct Settings {
     pub fault_injection: FaultInjectionSettings,
     /// GraphQL: introspection, GraphiQL and operation limits.
     pub graphql: GraphqlSettings,
-    /// External APIs (routing, emissions).
+    /// External APIs (routing, emissions, payments).
     pub adapters: AdaptersSettings,
 }
 

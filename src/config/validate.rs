@@ -67,7 +67,11 @@ pub trait Section {
 
 /// The rules that involve more than one section.
 pub(super) fn across_sections(settings: &Settings, problems: &mut SettingsProblems) {
-    for (name, adapter) in [("routing", &settings.adapters.routing), ("emissions", &settings.adapters.emissions)] {
+    for (name, adapter) in [
+        ("routing", &settings.adapters.routing),
+        ("emissions", &settings.adapters.emissions),
+        ("payments.provider", &settings.adapters.payments.provider),
+    ] {
         if adapter.total_timeout_ms >= settings.supervision.ask_timeout_ms {
             problems.add(
                 &format!("adapters.{name}.total_timeout_ms"),

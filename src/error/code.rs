@@ -92,6 +92,16 @@ error_codes! {
     InvalidCursor => ("invalid_cursor", 400, "Invalid cursor"),
     /// A GraphQL operation is deeper, taller or larger than allowed; `limit` names the limit.
     OperationLimitExceeded => ("operation_limit_exceeded", 400, "Operation limit exceeded"),
+    /// A payments webhook without a usable `Stripe-Signature` header.
+    WebhookUnsigned => ("webhook_unsigned", 400, "Unsigned webhook"),
+    /// No signature of a payments webhook matches a webhook secret in use.
+    WebhookSignatureInvalid => ("webhook_signature_invalid", 400, "Invalid webhook signature"),
+    /// A payments webhook signed too long ago (or ahead), beyond the tolerance window.
+    WebhookTimestampStale => ("webhook_timestamp_stale", 400, "Stale webhook"),
+    /// The very same signed payments webhook was already received.
+    WebhookReplayed => ("webhook_replayed", 400, "Replayed webhook"),
+    /// A signed payments webhook whose event cannot be read.
+    WebhookMalformed => ("webhook_malformed", 400, "Malformed webhook event"),
     /// No such wallet.
     WalletNotFound => ("wallet_not_found", 404, "Wallet not found"),
     /// No route matches the path.
@@ -118,6 +128,11 @@ error_codes! {
     InsufficientFunds => ("insufficient_funds", 422, "Insufficient funds"),
     /// The wallets hold different currencies.
     CurrencyMismatch => ("currency_mismatch", 422, "Currency mismatch"),
+    /// A signed payments webhook reports something else than was asked (wallet, amount,
+    /// currency of the intent).
+    WebhookMismatch => ("webhook_mismatch", 422, "Webhook does not match the payment"),
+    /// The payment provider refused the request on its merits; `reason` gives its code.
+    PaymentRefused => ("payment_refused", 422, "Payment refused by the provider"),
     /// Too many requests; `Retry-After` says when to try again.
     RateLimited => ("rate_limited", 429, "Too many requests"),
     /// An unexpected failure; details are in the logs under the request id.

@@ -182,6 +182,44 @@ impl FintechQuery {
     }
 }
 
+/// A top-up to confirm with the payment provider.
+#[derive(SimpleObject)]
+pub struct TopUp {
+    /// The provider's payment intent id.
+    pub intent_id: String,
+    /// The secret the client confirms the payment with.
+    pub client_secret: String,
+    /// Wallet credited once the payment is collected.
+    pub wallet: ID,
+    /// Minor units.
+    pub amount: i64,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// The intent's status at the provider.
+    pub status: String,
+}
+
+/// A payout to a bank account.
+#[derive(SimpleObject)]
+pub struct Payout {
+    /// Id.
+    pub id: ID,
+    /// Wallet debited.
+    pub wallet: ID,
+    /// Minor units.
+    pub amount: i64,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// The provider's bank account or card id.
+    pub destination: String,
+    /// pending, in_transit, paid or failed.
+    pub status: String,
+    /// The provider's payout id, once confirmed.
+    pub provider_id: Option<String>,
+    /// Why it failed, when it did.
+    pub failure: Option<String>,
+}
+
 /// Fintech mutations.
 #[derive(Default)]
 pub struct FintechMutation;
@@ -223,6 +261,68 @@ impl FintechMutation {
             currency: Some(transaction.currency.code().to_string()),
             balance_after: Some(transaction.balance_after),
             replayed,
+        })
+    }
+
+    /// Pay money into one of the caller's wallets with the payment provider (scope
+    /// `fintech:write`): answers the provider's payment intent; the wallet is credited when the
+    /// provider reports it collected. Idempotent under `idempotencyKey`, which goes to the
+    /// provider.
+    async fn top_up(&self, ctx: &Context<'_>, wallet: ID, amount: i64, idempotency_key: String) -> Result<TopUp> {
+        let caller = Caller::of(ctx)?;
+        let state = ctx.data::<web::Data<AppState>>()?;
+        let resource = format!("/api/v1/fintech/wallets/{}", wallet.as_str());
+        let run = async {
+            let id = wallet_id(&wallet, "wallet")?;
+            let amount = Amount::new(amount)?;
+            let key = IdempotencyKey::parse(&idempotency_key)?;
+            let found = owned(state, &caller.principal, id).await?;
+            Ok::<_, AppError>(state.actors.payments.top_up(&caller.principal.subject, &key, &found, amount).await?)
+        };
+        let t = caller.write("topUp", resource, "fintech:write", 201, |_| None, run).await.map_err(|e| e.extend())?;
+        Ok(TopUp {
+            intent_id: t.intent,
+            client_secret: t.client_secret,
+            wallet: ID(t.wallet.to_string()),
+            amount: t.amount,
+            currency: t.currency.code().to_string(),
+            status: t.status,
+        })
+    }
+
+    /// Send money of one of the caller's wallets to a bank account at the payment provider
+    /// (scope `fintech:write`): held at once, back in the wallet if the payout fails. Idempotent
+    /// under `idempotencyKey` (shared with the REST API): a retry never pays twice.
+    async fn payout(
+        &self,
+        ctx: &Context<'_>,
+        wallet: ID,
+        amount: i64,
+        destination: String,
+        idempotency_key: String,
+    ) -> Result<Payout> {
+        let caller = Caller::of(ctx)?;
+        let state = ctx.data::<web::Data<AppState>>()?;
+        let resource = format!("/api/v1/fintech/wallets/{}", wallet.as_str());
+        let run = async {
+            let id = wallet_id(&wallet, "wallet")?;
+            let amount = Amount::new(amount)?;
+            let key = IdempotencyKey::parse(&idempotency_key)?;
+            let found = owned(state, &caller.principal, id).await?;
+            let payout =
+                state.actors.payments.payout(&caller.principal.subject, &key, &found, amount, &destination).await?;
+            Ok::<_, AppError>(payout)
+        };
+        let p = caller.write("payout", resource, "fintech:write", 201, |_| None, run).await.map_err(|e| e.extend())?;
+        Ok(Payout {
+            id: ID(p.id.to_string()),
+            wallet: ID(p.wallet.to_string()),
+            amount: p.amount,
+            currency: p.currency.code().to_string(),
+            destination: p.destination,
+            status: p.status.as_str().into(),
+            provider_id: p.provider_id,
+            failure: p.failure,
         })
     }
 }

@@ -12,6 +12,7 @@ pub mod json;
 pub mod me;
 pub mod metrics;
 pub mod openapi;
+pub mod payments;
 pub mod problem;
 pub mod request_context;
 pub mod state;
@@ -49,6 +50,8 @@ pub fn routes(settings: &Settings) -> impl FnOnce(&mut web::ServiceConfig) {
         }
         if role.serves_rest() {
             cfg.service(web::resource("/api/openapi.json").route(web::get().to(openapi::serve)));
+            // No token: the provider signs each delivery.
+            cfg.service(web::resource(payments::WEBHOOK_ROUTE).route(web::post().to(payments::webhook)));
             cfg.service(
                 web::scope("/api/v1")
                     .wrap(from_fn(guard::protect))

@@ -19,7 +19,7 @@ use utoipa::{
     Modify, OpenApi,
 };
 
-use super::{admin, fintech, health, me, problem::ProblemSchema, system};
+use super::{admin, fintech, health, me, payments, problem::ProblemSchema, system};
 use crate::{
     auth::policy,
     error::{ErrorCode, PROBLEM_JSON},
@@ -52,10 +52,14 @@ pub const BEARER: &str = "bearer";
         fintech::transactions,
         fintech::set_status,
         fintech::transfer,
+        fintech::top_up,
+        fintech::payout,
+        payments::webhook,
     ),
     components(schemas(ProblemSchema, fintech::CurrencyCode)),
     tags(
-        (name = "fintech", description = "Wallets, movements and transfers."),
+        (name = "fintech", description = "Wallets, movements, transfers, top-ups and payouts."),
+        (name = "payments", description = "The payment provider's signed webhook; no token needed."),
         (name = "system", description = "Supervision state and operator actions."),
         (name = "admin", description = "Operator actions on authentication (scope `admin`)."),
         (name = "identity", description = "The caller."),
@@ -114,7 +118,7 @@ const IDEMPOTENT: &[ErrorCode] = &[ErrorCode::IdempotencyKeyMissing, ErrorCode::
 
 /// The codes an operation's own module says it can refuse with, by operation id.
 fn refusals(operation_id: &str) -> &'static [ErrorCode] {
-    [fintech::REFUSALS, system::REFUSALS, admin::REFUSALS]
+    [fintech::REFUSALS, system::REFUSALS, admin::REFUSALS, payments::REFUSALS]
         .into_iter()
         .flatten()
         .find(|(id, _)| *id == operation_id)
@@ -161,7 +165,25 @@ fn operations(item: &mut PathItem) -> Vec<(Method, &mut Operation)> {
     .collect()
 }
 
+/// What a webhook can answer besides its own refusals: it takes no token and is not rate
+/// limited, but is audited and reads a body.
+const WEBHOOK: &[ErrorCode] = &[
+    ErrorCode::Internal,
+    ErrorCode::ActorUnavailable,
+    ErrorCode::ActorTimeout,
+    ErrorCode::AuditUnavailable,
+    ErrorCode::PayloadTooLarge,
+];
+
 fn describe(path: &str, method: &Method, op: &mut Operation) {
+    if path.starts_with("/webhooks/") {
+        // Authenticated by the provider's signature, not by a token.
+        op.security = Some(Vec::new());
+        let codes: Vec<ErrorCode> =
+            WEBHOOK.iter().chain(refusals(op.operation_id.as_deref().unwrap_or_default())).copied().collect();
+        add_problems(op, codes);
+        return;
+    }
     if !path.starts_with("/api/") {
         // Probes are open.
         op.security = Some(Vec::new());
@@ -189,7 +211,14 @@ fn describe(path: &str, method: &Method, op: &mut Operation) {
         }
     }
     codes.extend_from_slice(refusals(op.operation_id.as_deref().unwrap_or_default()));
+    add_problems(op, codes);
+    if idempotent {
+        mark_replays(op);
+    }
+}
 
+/// The problem answers of `codes`, grouped by status.
+fn add_problems(op: &mut Operation, codes: Vec<ErrorCode>) {
     let mut by_status: BTreeMap<u16, Vec<ErrorCode>> = BTreeMap::new();
     for code in codes {
         let listed = by_status.entry(code.status()).or_default();
@@ -200,17 +229,19 @@ fn describe(path: &str, method: &Method, op: &mut Operation) {
     for (status, codes) in by_status {
         op.responses.responses.entry(status.to_string()).or_insert_with(|| problem_response(status, &codes).into());
     }
-    if idempotent {
-        for (status, response) in op.responses.responses.iter_mut() {
-            if let (true, RefOr::T(response)) = (status.starts_with('2'), response) {
-                response.headers.insert(
-                    "Idempotent-Replayed".into(),
-                    HeaderBuilder::new()
-                        .schema(ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["true"])))
-                        .description(Some("Present on the replay of an answer kept under the `Idempotency-Key`."))
-                        .build(),
-                );
-            }
+}
+
+/// The `Idempotent-Replayed` header on the success answers of an idempotent write.
+fn mark_replays(op: &mut Operation) {
+    for (status, response) in op.responses.responses.iter_mut() {
+        if let (true, RefOr::T(response)) = (status.starts_with('2'), response) {
+            response.headers.insert(
+                "Idempotent-Replayed".into(),
+                HeaderBuilder::new()
+                    .schema(ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["true"])))
+                    .description(Some("Present on the replay of an answer kept under the `Idempotency-Key`."))
+                    .build(),
+            );
         }
     }
 }
@@ -271,7 +302,8 @@ mod tests {
             .flat_map(|item| item.as_object().unwrap().values())
             .filter_map(|op| op["operationId"].as_str())
             .collect();
-        for (id, _) in fintech::REFUSALS.iter().chain(system::REFUSALS).chain(admin::REFUSALS) {
+        for (id, _) in fintech::REFUSALS.iter().chain(system::REFUSALS).chain(admin::REFUSALS).chain(payments::REFUSALS)
+        {
             assert!(ids.contains(id), "{id} is not an operation of the document");
         }
     }
@@ -279,7 +311,9 @@ mod tests {
     #[test]
     fn every_refusal_is_documented_under_its_status() {
         let doc = serde_json::to_value(document()).unwrap();
-        for (id, codes) in fintech::REFUSALS.iter().chain(system::REFUSALS).chain(admin::REFUSALS) {
+        for (id, codes) in
+            fintech::REFUSALS.iter().chain(system::REFUSALS).chain(admin::REFUSALS).chain(payments::REFUSALS)
+        {
             let op = doc["paths"]
                 .as_object()
                 .unwrap()

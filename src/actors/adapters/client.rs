@@ -2,14 +2,16 @@
 
 use std::time::Duration;
 
-use super::{AdapterActor, GetEmissionsEstimate, GetRoute};
+use super::{AdapterActor, CreateIntent, CreatePayout, GetEmissionsEstimate, GetRoute};
 use crate::{
     actors::runtime::{ActorRef, AskError},
     adapters::{
         emissions::{self, EmissionsAdapter, Estimate, EstimateRequest},
         external::AdapterError,
+        payments::{self, IntentRequest, PaymentsAdapter, PayoutAnswer},
         routing::{self, Route, RouteRequest, RoutingAdapter},
     },
+    domain::payments::{Payout, TopUp},
     error::code::Coded,
 };
 
@@ -44,6 +46,28 @@ impl EmissionsClient {
     /// The emissions of `request`'s distance, with their provenance.
     pub async fn estimate(&self, request: EstimateRequest) -> Result<Estimate, AdapterError> {
         self.actor.ask(GetEmissionsEstimate(request)).await.map_err(|e| unavailable(emissions::NAME, &e))?
+    }
+}
+
+/// Intents and payouts through the payments adapter's actor.
+#[derive(Clone)]
+pub struct PaymentsClient {
+    actor: ActorRef<AdapterActor<PaymentsAdapter>>,
+}
+
+impl PaymentsClient {
+    pub(super) fn new(actor: ActorRef<AdapterActor<PaymentsAdapter>>) -> Self {
+        Self { actor }
+    }
+
+    /// Create a payment intent with the provider.
+    pub async fn create_intent(&self, request: IntentRequest) -> Result<TopUp, AdapterError> {
+        self.actor.ask(CreateIntent(request)).await.map_err(|e| unavailable(payments::NAME, &e))?
+    }
+
+    /// Create the provider's payout of `payout`.
+    pub async fn create_payout(&self, payout: Payout) -> Result<PayoutAnswer, AdapterError> {
+        self.actor.ask(CreatePayout(payout)).await.map_err(|e| unavailable(payments::NAME, &e))?
     }
 }
 

@@ -4,10 +4,14 @@ use std::convert::Infallible;
 
 use actix::Message;
 
-use crate::adapters::{
-    emissions::{Estimate, EstimateRequest},
-    external::{AdapterError, CircuitState},
-    routing::{Route, RouteRequest},
+use crate::{
+    adapters::{
+        emissions::{Estimate, EstimateRequest},
+        external::{AdapterError, CircuitState},
+        payments::{IntentRequest, PayoutAnswer},
+        routing::{Route, RouteRequest},
+    },
+    domain::payments::{Payout, TopUp},
 };
 
 /// Get the route through the request's points (routing adapter).
@@ -24,6 +28,23 @@ pub struct GetEmissionsEstimate(pub EstimateRequest);
 
 impl Message for GetEmissionsEstimate {
     type Result = Result<Estimate, AdapterError>;
+}
+
+/// Create a payment intent with the provider (payments adapter).
+#[derive(Debug, Clone)]
+pub struct CreateIntent(pub IntentRequest);
+
+impl Message for CreateIntent {
+    type Result = Result<TopUp, AdapterError>;
+}
+
+/// Create the provider's payout of a held payout, under the payout's id as idempotency key
+/// (payments adapter).
+#[derive(Debug, Clone)]
+pub struct CreatePayout(pub Payout);
+
+impl Message for CreatePayout {
+    type Result = Result<PayoutAnswer, AdapterError>;
 }
 
 /// Report the circuit's state to the registry as an optional dependency, and return it.

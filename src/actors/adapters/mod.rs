@@ -3,17 +3,22 @@
 //! thread, so a slow provider never holds the actor's mailbox; the actor reports its circuit to
 //! the registry as an optional dependency (an open circuit makes the service `degraded`, never
 //! not-ready; an adapter answered by its in-process simulator has no outside dependency to
-//! report). Domains reach them through [`RoutingClient`] and [`EmissionsClient`].
+//! report). Domains reach them through [`RoutingClient`], [`EmissionsClient`] and
+//! [`PaymentsClient`].
 
 pub mod client;
 pub mod messages;
 
-use std::{convert::Infallible, sync::Arc, time::Duration};
+use std::{
+    convert::Infallible,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use chrono::Utc;
 
-pub use client::{EmissionsClient, RoutingClient};
-pub use messages::{GetEmissionsEstimate, GetRoute, ReportCircuit};
+pub use client::{EmissionsClient, PaymentsClient, RoutingClient};
+pub use messages::{CreateIntent, CreatePayout, GetEmissionsEstimate, GetRoute, ReportCircuit};
 
 use crate::{
     actors::runtime::{
@@ -21,11 +26,12 @@ use crate::{
     },
     adapters::{
         emissions::{self, EmissionsAdapter},
-        external::{CircuitState, Guard, Parts},
+        external::{build_client, CircuitState, Guard, Parts},
+        payments::{self, PaymentsAdapter, Simulator},
         redis::RedisConnection,
         routing::{self, RoutingAdapter},
     },
-    config::Settings,
+    config::{Secret, Settings},
     telemetry::Metrics,
 };
 
@@ -60,6 +66,17 @@ impl External for EmissionsAdapter {
     }
     fn simulated(&self) -> bool {
         EmissionsAdapter::simulated(self)
+    }
+}
+
+impl External for PaymentsAdapter {
+    const NAME: &'static str = payments::NAME;
+    const ACTOR: &'static str = "payments-adapter";
+    fn guard(&self) -> &Guard {
+        PaymentsAdapter::guard(self)
+    }
+    fn simulated(&self) -> bool {
+        PaymentsAdapter::simulated(self)
     }
 }
 
@@ -115,14 +132,49 @@ impl Handle<GetEmissionsEstimate> for AdapterActor<EmissionsAdapter> {
     }
 }
 
-/// Build both adapters from the settings and start their actors (not critical: readiness never
-/// waits for an outside API).
+impl Handle<CreateIntent> for AdapterActor<PaymentsAdapter> {
+    fn handle(
+        &mut self,
+        msg: CreateIntent,
+        _: &mut Ctx<Self>,
+    ) -> Reply<Self, <CreateIntent as actix::Message>::Result> {
+        let adapter = self.adapter.clone();
+        Reply::later(async move { adapter.create_intent(&msg.0).await })
+    }
+}
+
+impl Handle<CreatePayout> for AdapterActor<PaymentsAdapter> {
+    fn handle(
+        &mut self,
+        msg: CreatePayout,
+        _: &mut Ctx<Self>,
+    ) -> Reply<Self, <CreatePayout as actix::Message>::Result> {
+        let adapter = self.adapter.clone();
+        Reply::later(async move { adapter.create_payout(&msg.0).await })
+    }
+}
+
+/// The adapters' clients.
+pub struct Clients {
+    /// Routing.
+    pub routing: RoutingClient,
+    /// Emissions estimates.
+    pub emissions: EmissionsClient,
+    /// Payments.
+    pub payments: PaymentsClient,
+}
+
+/// Build the adapters from the settings and start their actors (not critical: readiness never
+/// waits for an outside API). The payments simulator, when it answers, signs its webhooks with
+/// `webhook_secret` and delivers them to the URL `webhook` holds once the service listens.
 pub fn spawn(
     supervision: &Supervision,
     settings: &Settings,
     redis: Option<RedisConnection>,
     metrics: &Metrics,
-) -> anyhow::Result<(RoutingClient, EmissionsClient)> {
+    webhook_secret: Secret,
+    webhook: Arc<OnceLock<String>>,
+) -> anyhow::Result<Clients> {
     let prefix = &settings.redis.key_prefix;
     let parts =
         Parts::build(routing::NAME, &[routing::OPERATION], &settings.adapters.routing, redis.clone(), prefix, metrics)?;
@@ -139,9 +191,32 @@ pub fn spawn(
     };
     let emissions = Arc::new(EmissionsAdapter::new(parts.guard, backend, parts.cache));
     let report_every = Duration::from_millis(settings.health.probe_interval_ms);
+    let pay = &settings.adapters.payments;
+    let parts = Parts::build(
+        payments::NAME,
+        &[payments::CREATE_INTENT, payments::CREATE_PAYOUT],
+        &pay.provider,
+        None,
+        prefix,
+        metrics,
+    )?;
+    let backend = match parts.http {
+        Some((client, base, api_key)) => payments::Backend::Provider { client, base, api_key },
+        None => {
+            let client = build_client(Duration::from_millis(pay.provider.connect_timeout_ms), 4)?;
+            let settle = Duration::from_millis(pay.simulator_settle_ms);
+            payments::Backend::Simulator(Simulator::new(webhook_secret, webhook, settle, client))
+        }
+    };
+    let payments = Arc::new(PaymentsAdapter::new(parts.guard, backend));
     let routing = start(supervision, routing, report_every)?;
     let emissions = start(supervision, emissions, report_every)?;
-    Ok((RoutingClient::new(routing), EmissionsClient::new(emissions)))
+    let payments = start(supervision, payments, report_every)?;
+    Ok(Clients {
+        routing: RoutingClient::new(routing),
+        emissions: EmissionsClient::new(emissions),
+        payments: PaymentsClient::new(payments),
+    })
 }
 
 fn start<S: External>(

@@ -152,6 +152,28 @@ impl FintechClient {
         }
     }
 
+    /// Apply `command` once, named for good by `transaction_id` (a payout's hold or return): a
+    /// second call with the same id changes nothing and answers a duplicate.
+    pub async fn apply_once(
+        &self,
+        command: LedgerCommand,
+        transaction_id: Uuid,
+        request_id: Option<String>,
+    ) -> Result<LedgerOutcome, CallError> {
+        let name = command.name();
+        let op = LedgerOp {
+            command,
+            transaction_id,
+            idempotency: None,
+            once: true,
+            request_id: request_id.or_else(|| telemetry::current_request_id().map(|r| r.as_str().to_owned())),
+            at: Utc::now(),
+        };
+        let result = flatten(self.domain.ask(Execute(op)).await);
+        self.count(name, &result);
+        result
+    }
+
     /// A wallet, or `None`; `fresh` confirms with the store that the state is current (another
     /// replica may have written), otherwise a live actor answers from its state.
     pub async fn wallet(&self, id: WalletId, fresh: bool) -> Result<Option<Wallet>, CallError> {

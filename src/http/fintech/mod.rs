@@ -97,6 +97,40 @@ pub const REFUSALS: &[(&str, &[ErrorCode])] = {
             ],
         ),
         (
+            "topUp",
+            &[
+                InvalidWalletId,
+                InvalidAmount,
+                AmountTooLarge,
+                NotOwner,
+                WalletNotFound,
+                WalletFrozen,
+                WalletClosed,
+                PaymentRefused,
+                ServiceUnavailable,
+                LedgerUnavailable,
+            ],
+        ),
+        (
+            "payout",
+            &[
+                InvalidWalletId,
+                InvalidAmount,
+                AmountTooLarge,
+                InvalidReference,
+                NotOwner,
+                WalletNotFound,
+                WalletFrozen,
+                WalletClosed,
+                InsufficientFunds,
+                IdempotencyKeyReused,
+                PaymentRefused,
+                ServiceUnavailable,
+                LedgerUnavailable,
+                Overloaded,
+            ],
+        ),
+        (
             "listTransactions",
             &[InvalidWalletId, PageTooLarge, InvalidCursor, NotOwner, WalletNotFound, LedgerUnavailable],
         ),
@@ -110,6 +144,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/fintech/wallets/{id}/deposits").route(web::post().to(deposit)))
         .service(web::resource("/fintech/wallets/{id}/withdrawals").route(web::post().to(withdraw)))
         .service(web::resource("/fintech/wallets/{id}/transactions").route(web::get().to(transactions)))
+        .service(web::resource("/fintech/wallets/{id}/top-ups").route(web::post().to(top_up)))
+        .service(web::resource("/fintech/wallets/{id}/payouts").route(web::post().to(payout)))
         .service(web::resource("/fintech/wallets/{id}/{action}").route(web::post().to(set_status)))
         .service(web::resource("/fintech/transfers").route(web::post().to(transfer)));
 }
@@ -390,4 +426,63 @@ pub async fn transactions(
         items: page.items.iter().map(MovementBody::from).collect(),
         next_cursor: page.next_before.map(encode_cursor),
     }))
+}
+
+/// Pay money into one of the caller's wallets with the payment provider: creates the provider's
+/// payment intent (the `Idempotency-Key` goes with it, so a retry gets the same intent) and
+/// answers its client secret. The wallet is credited once the provider reports the payment
+/// collected, by its signed webhook. When the provider cannot be reached the answer is 503 with
+/// `Retry-After`: there is no fallback.
+#[utoipa::path(
+    post,
+    path = "/api/v1/fintech/wallets/{id}/top-ups",
+    operation_id = "topUp",
+    tag = "fintech",
+    params(WalletPath, IdempotencyKeyHeader),
+    request_body(content = TopUpRequest, example = json!({"amount": 5000})),
+    responses((status = 201, description = "The payment intent to confirm.", body = TopUpBody))
+)]
+pub async fn top_up(
+    state: web::Data<AppState>,
+    principal: Principal,
+    key: IdempotencyKeyHeader,
+    path: web::Path<WalletPath>,
+    body: Json<TopUpRequest>,
+) -> Result<HttpResponse, AppError> {
+    let wallet = wallet_id(&path.id, "id")?;
+    let amount = amount_of(body.into_inner().amount)?;
+    let wallet = owned_wallet(&state, &principal, wallet, false).await?;
+    let top_up = state.actors.payments.top_up(&principal.subject, &key.0, &wallet, amount).await?;
+    Ok(HttpResponse::Created().json(TopUpBody::from(&top_up)))
+}
+
+/// Send money of one of the caller's wallets to a bank account at the payment provider. The
+/// money is held at once; it stays out when the provider reports the payout paid and comes back
+/// when it reports it failed. When the provider does not confirm the payout (503 with
+/// `Retry-After`) it stays `pending` with its money held: retry with the same `Idempotency-Key`,
+/// which never pays twice.
+#[utoipa::path(
+    post,
+    path = "/api/v1/fintech/wallets/{id}/payouts",
+    operation_id = "payout",
+    tag = "fintech",
+    params(WalletPath, IdempotencyKeyHeader),
+    request_body(content = PayoutRequest, example = json!({"amount": 2500, "destination": "ba_1NXWPU2eZvKYlo2C"})),
+    responses((status = 201, description = "The payout.", body = PayoutBody))
+)]
+pub async fn payout(
+    state: web::Data<AppState>,
+    principal: Principal,
+    key: IdempotencyKeyHeader,
+    path: web::Path<WalletPath>,
+    body: Json<PayoutRequest>,
+) -> Result<HttpResponse, AppError> {
+    let PayoutRequest { amount, destination } = body.into_inner();
+    let wallet = wallet_id(&path.id, "id")?;
+    let amount = amount_of(amount)?;
+    crate::domain::payments::check_destination(&destination)
+        .map_err(|e| AppError::from(e).with("field", "destination"))?;
+    let wallet = owned_wallet(&state, &principal, wallet, false).await?;
+    let payout = state.actors.payments.payout(&principal.subject, &key.0, &wallet, amount, &destination).await?;
+    Ok(HttpResponse::Created().json(PayoutBody::from(&payout)))
 }

@@ -158,6 +158,38 @@ pub struct Transfer {
     pub currency: Option<String>,
 }
 
+/// A top-up: money the caller pays with the payment provider into one of their wallets.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TopUpRequest {
+    /// Minor units of the wallet's currency.
+    #[serde(deserialize_with = "json::integer")]
+    #[schema(schema_with = amount)]
+    pub amount: i64,
+}
+
+/// A payout: money of one of the caller's wallets sent to a bank account at the provider.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PayoutRequest {
+    /// Minor units of the wallet's currency.
+    #[serde(deserialize_with = "json::integer")]
+    #[schema(schema_with = amount)]
+    pub amount: i64,
+    /// The provider's bank account (`ba_...`) or card (`card_...`) id.
+    #[schema(schema_with = destination)]
+    pub destination: String,
+}
+
+/// Destinations, as [`crate::domain::payments::check_destination`] checks them.
+pub const DESTINATION_PATTERN: &str = "^(ba|card)_[A-Za-z0-9_]{1,64}$";
+
+fn destination() -> ObjectBuilder {
+    string()
+        .pattern(Some(DESTINATION_PATTERN))
+        .description(Some("The provider's bank account (`ba_...`) or card (`card_...`) id."))
+}
+
 fn from_wallet() -> ObjectBuilder {
     uuid("Wallet debited (the caller's).")
 }

@@ -10,7 +10,10 @@ use utoipa::{
 use uuid::Uuid;
 
 use super::requests::{cursor, nullable_uuid, string, string_or_null, CurrencyCode};
-use crate::domain::fintech::{Currency, Movement, MovementKind, Transaction, TransactionKind, Wallet, WalletStatus};
+use crate::domain::{
+    fintech::{Currency, Movement, MovementKind, Transaction, TransactionKind, Wallet, WalletStatus},
+    payments::{Payout, PayoutStatus, TopUp},
+};
 
 /// A wallet as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -245,4 +248,111 @@ fn next_cursor() -> Schema {
         .schema_type(string_or_null())
         .description(Some("`cursor` of the next page; `null` on the last one."))
         .into()
+}
+
+/// A top-up: the provider's payment intent, which the client confirms with its secret. The wallet
+/// is credited once the provider reports the payment collected.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = TopUp)]
+#[serde(deny_unknown_fields)]
+pub struct TopUpBody {
+    /// The provider's payment intent id.
+    pub intent_id: String,
+    /// The secret the client confirms the payment with (never logged).
+    pub client_secret: String,
+    /// Wallet to credit.
+    pub wallet_id: Uuid,
+    /// Minor units.
+    #[schema(minimum = 1)]
+    pub amount: i64,
+    /// The wallet's currency.
+    #[schema(value_type = CurrencyCode)]
+    pub currency: Currency,
+    /// The intent's status at the provider (`requires_payment_method`, ...).
+    pub status: String,
+}
+
+impl From<&TopUp> for TopUpBody {
+    fn from(t: &TopUp) -> Self {
+        Self {
+            intent_id: t.intent.clone(),
+            client_secret: t.client_secret.clone(),
+            wallet_id: t.wallet.0,
+            amount: t.amount,
+            currency: t.currency,
+            status: t.status.clone(),
+        }
+    }
+}
+
+/// Where a payout stands: `pending` (money held, the provider has not confirmed it yet),
+/// `in_transit`, `paid`, or `failed` (money back in the wallet).
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PayoutState {
+    /// Money held; not confirmed by the provider yet.
+    Pending,
+    /// On its way to the bank account.
+    InTransit,
+    /// Received by the bank account.
+    Paid,
+    /// Failed or cancelled; the money is back in the wallet.
+    Failed,
+}
+
+impl From<PayoutStatus> for PayoutState {
+    fn from(s: PayoutStatus) -> Self {
+        match s {
+            PayoutStatus::Pending => Self::Pending,
+            PayoutStatus::InTransit => Self::InTransit,
+            PayoutStatus::Paid => Self::Paid,
+            PayoutStatus::Failed => Self::Failed,
+        }
+    }
+}
+
+/// A payout as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Payout)]
+#[serde(deny_unknown_fields)]
+pub struct PayoutBody {
+    /// Identity.
+    pub id: Uuid,
+    /// Wallet debited.
+    pub wallet_id: Uuid,
+    /// Minor units.
+    #[schema(minimum = 1)]
+    pub amount: i64,
+    /// The wallet's currency.
+    #[schema(value_type = CurrencyCode)]
+    pub currency: Currency,
+    /// The provider's bank account or card id.
+    pub destination: String,
+    /// Where it stands.
+    pub status: PayoutState,
+    /// The provider's payout id, once it confirmed the payout.
+    #[schema(schema_with = nullable_text, required = true)]
+    pub provider_id: Option<String>,
+    /// Why it failed, when it did.
+    #[schema(schema_with = nullable_text, required = true)]
+    pub failure: Option<String>,
+}
+
+fn nullable_text() -> Schema {
+    ObjectBuilder::new().schema_type(string_or_null()).into()
+}
+
+impl From<&Payout> for PayoutBody {
+    fn from(p: &Payout) -> Self {
+        Self {
+            id: p.id,
+            wallet_id: p.wallet.0,
+            amount: p.amount,
+            currency: p.currency,
+            destination: p.destination.clone(),
+            status: p.status.into(),
+            provider_id: p.provider_id.clone(),
+            failure: p.failure.clone(),
+        }
+    }
 }
