@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Writes the values of the beryl-secrets Secret, or rotates the JWT signing key or the audit chain key.
 #
-#   DATABASE_PASSWORD=... EMISSIONS_API_KEY=... k8s/secrets/create-secrets.sh
+#   DATABASE_PASSWORD=... EMISSIONS_API_KEY=... PAYMENTS_API_KEY=... PAYMENTS_WEBHOOK_SECRET=... \
+#     k8s/secrets/create-secrets.sh
 #                                                                  create (or fill the empty Secret)
 #   k8s/secrets/create-secrets.sh --rotate-jwt [--restart]         new jwt-secret-key, the old one
 #                                                                  kept as jwt-secret-key-previous
@@ -10,7 +11,8 @@
 #                                                                  missing), the old one kept as
 #                                                                  audit-hmac-key-previous
 #
-# Environment: NAMESPACE (default beryl), DATABASE_PASSWORD and EMISSIONS_API_KEY (required to
+# Environment: NAMESPACE (default beryl), DATABASE_PASSWORD, EMISSIONS_API_KEY, PAYMENTS_API_KEY and
+# PAYMENTS_WEBHOOK_SECRET (required to
 # create), JWT_SECRET_KEY (default: 32 random bytes, hex), REDIS_URL_SECRET (optional redis-url
 # key, a URL with password), JWT_PREVIOUS_WINDOW_SECS (how long the previous key stays
 # accepted, default 86400: the longest token lifetime).
@@ -43,6 +45,8 @@ secret_key_count() {
 create() {
 	[[ -n "${DATABASE_PASSWORD:-}" ]] || die "set DATABASE_PASSWORD"
 	[[ -n "${EMISSIONS_API_KEY:-}" ]] || die "set EMISSIONS_API_KEY"
+	[[ -n "${PAYMENTS_API_KEY:-}" ]] || die "set PAYMENTS_API_KEY"
+	[[ -n "${PAYMENTS_WEBHOOK_SECRET:-}" ]] || die "set PAYMENTS_WEBHOOK_SECRET"
 	local count
 	count=$(secret_key_count)
 	if [[ ${count} -gt 0 ]]; then
@@ -58,6 +62,8 @@ create() {
 	printf '%s' "${DATABASE_PASSWORD}" >"${dir}/values/database-password"
 	printf '%s' "$(openssl rand -hex 32)" >"${dir}/values/audit-hmac-key"
 	printf '%s' "${EMISSIONS_API_KEY}" >"${dir}/values/emissions-api-key"
+	printf '%s' "${PAYMENTS_API_KEY}" >"${dir}/values/payments-api-key"
+	printf '%s' "${PAYMENTS_WEBHOOK_SECRET}" >"${dir}/values/payments-webhook-secret"
 	if [[ -n "${REDIS_URL_SECRET:-}" ]]; then
 		printf '%s' "${REDIS_URL_SECRET}" >"${dir}/values/redis-url"
 	fi

@@ -167,6 +167,8 @@ def pod_environment(objects: list[dict], deployment: str) -> dict[str, str]:
         "database-password": "placeholder-password",
         "audit-hmac-key": "fedcba9876543210" * 4,
         "emissions-api-key": "placeholder-api-key",
+        "payments-api-key": "placeholder-payments-key",
+        "payments-webhook-secret": "placeholder-webhook-secret",
     }
     for var in container.get("env") or []:
         value_from = var.get("valueFrom") or {}
