@@ -41,3 +41,5 @@ CREATE TABLE payouts (
     UNIQUE (scope, key)
 );
 CREATE INDEX payouts_wallet_idx ON payouts (wallet_id);
+-- The payouts left pending, which the reconciler resumes.
+CREATE INDEX payouts_pending_idx ON payouts (created_at) WHERE status = 'pending';

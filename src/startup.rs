@@ -16,7 +16,7 @@ use crate::{
     actors::{
         events::{self, consumer::ConsumerDeps, relay::RelayDeps, EventConsumer, EventRoutes, OutboxRelay},
         fintech::{self, FintechClient, FintechDomain, KeyPurger, LedgerWriter},
-        payments::{Payments, WebhookKeys},
+        payments::{Payments, PayoutReconciler, WebhookKeys},
         pools::{self, AdapterPool, Connections, PoolConfig},
         runtime::{ActorKind, ActorSpec, EntityPolicy, Registry, Supervision},
         Actors,
@@ -95,6 +95,14 @@ impl Application {
             None => PaymentsStore::memory(),
         };
         let payments = Payments::new(adapters.payments, payments_store, fintech.clone(), webhook_keys, metrics.clone());
+        if settings.server.role.runs_worker() {
+            let (reconciled, every) =
+                (payments.clone(), Duration::from_secs(settings.adapters.payments.pending_retry_secs));
+            supervision.spawn(
+                ActorSpec::new(crate::actors::payments::reconciler::NAME, ActorKind::Adapter, false),
+                move || PayoutReconciler::new(reconciled.clone(), every),
+            )?;
+        }
         let broker = MemoryBroker::new();
         if settings.server.role.runs_worker() {
             let routes = register_events(&fintech);

@@ -38,6 +38,9 @@ pub struct PaymentsSettings {
     /// The simulator reports a collected payment or a paid payout this long after it was
     /// created, milliseconds.
     pub simulator_settle_ms: u64,
+    /// Payouts still `pending` this long after they were asked for (the provider did not answer
+    /// and the caller did not retry) are resumed, checked this often, seconds.
+    pub pending_retry_secs: u64,
 }
 
 impl Default for PaymentsSettings {
@@ -48,6 +51,7 @@ impl Default for PaymentsSettings {
             webhook_secrets_previous: Vec::new(),
             webhook_tolerance_secs: 300,
             simulator_settle_ms: 1000,
+            pending_retry_secs: 60,
         }
     }
 }
@@ -180,6 +184,9 @@ impl PaymentsSettings {
                 "must be between 1 and 3600 seconds",
                 "300, as the provider recommends",
             );
+        }
+        if self.pending_retry_secs == 0 {
+            problems.add("adapters.payments.pending_retry_secs", "must be above 0", "for example 60");
         }
         if self.simulator_settle_ms > 60_000 {
             problems.add("adapters.payments.simulator_settle_ms", "at most 60000", "for example 1000");

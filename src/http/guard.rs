@@ -104,7 +104,7 @@ pub fn is_read(method: &Method) -> bool {
 /// The client address. `X-Forwarded-For` counts only when the peer is one of the trusted
 /// proxies; then the client is the right-most address of the header that is not a trusted proxy
 /// (every hop left of it could have been written by the client itself).
-pub fn client_ip(req: &ServiceRequest, trusted_proxies: &[IpNetwork]) -> Option<IpAddr> {
+pub fn client_ip(req: &actix_web::HttpRequest, trusted_proxies: &[IpNetwork]) -> Option<IpAddr> {
     let peer = req.peer_addr().map(|a| a.ip())?;
     let trusted = |ip: IpAddr| trusted_proxies.iter().any(|n| n.contains(ip));
     if !trusted(peer) {
@@ -329,7 +329,7 @@ impl RequestFacts {
             method: req.method().clone(),
             route,
             path: req.path().to_string(),
-            ip: client_ip(req, trusted_proxies),
+            ip: client_ip(req.request(), trusted_proxies),
             request_id: telemetry::current_request_id().map(|r| r.as_str().to_string()),
         }
     }

@@ -13,7 +13,10 @@ use chrono::Utc;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{guard::AlreadyAudited, state::AppState};
+use super::{
+    guard::{client_ip, AlreadyAudited},
+    state::AppState,
+};
 use crate::{
     actors::payments::PaymentsError,
     domain::{
@@ -86,7 +89,7 @@ pub async fn webhook(req: HttpRequest, state: web::Data<AppState>, body: web::By
                     outcome: OUTCOME_DENIED.into(),
                     status: error.code().status(),
                     request_id: telemetry::current_request_id().map(|r| r.as_str().to_owned()),
-                    client_ip: req.peer_addr().map(|a| a.ip().to_string()),
+                    client_ip: client_ip(&req, &state.guard.limits.trusted_proxies).map(|ip| ip.to_string()),
                     count: None,
                     money: None,
                 });

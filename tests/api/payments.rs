@@ -444,3 +444,76 @@ async fn without_a_provider_url_the_simulator_settles_through_the_webhook() {
     })
     .await;
 }
+
+#[actix_web::test]
+async fn a_payout_left_pending_is_resumed_under_the_same_key_without_its_caller() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).and(path("/v1/payouts")).respond_with(ResponseTemplate::new(503)).mount(&server).await;
+    let app = spawn_with(|s| {
+        provider(s, &server.uri());
+        s.adapters.payments.pending_retry_secs = 1;
+    })
+    .await;
+    let wallet = open(&app).await;
+    fund(&app, &wallet, 1000).await;
+    let path = format!("/api/v1/fintech/wallets/{wallet}/payouts");
+    let k = key();
+    let (status, body, _) = post(&app, &alice(&app), &path, json!({"amount": 250, "destination": "ba_777"}), &k).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(balance(&app, &wallet).await, 750);
+
+    // The provider is back; the caller never retries.
+    server.reset().await;
+    payouts_provider(&server, "po_resumed").await;
+    let sent = eventually("the reconciler to create the payout", Duration::from_secs(20), || async {
+        let sent = server.received_requests().await.unwrap();
+        (!sent.is_empty()).then_some(sent)
+    })
+    .await;
+    let idempotency = sent[0].headers.get("idempotency-key").unwrap().to_str().unwrap().to_owned();
+    // The caller's late retry finds the same payout, confirmed, and holds nothing more.
+    let body = eventually("the payout to be confirmed", Duration::from_secs(10), || async {
+        let (status, body, _) =
+            post(&app, &alice(&app), &path, json!({"amount": 250, "destination": "ba_777"}), &k).await;
+        (status == 201).then_some(body)
+    })
+    .await;
+    assert_eq!((body["id"].as_str(), body["provider_id"].as_str()), (Some(idempotency.as_str()), Some("po_resumed")));
+    assert_eq!(balance(&app, &wallet).await, 750);
+    assert!(sent.iter().all(|r| r.headers.get("idempotency-key").unwrap().to_str().unwrap() == idempotency));
+    conserved(&app).await;
+}
+
+#[actix_web::test]
+async fn graphql_top_ups_and_payouts_share_the_rest_path_and_its_codes() {
+    let app = spawn_with(|s| s.adapters.payments.simulator_settle_ms = 50).await;
+    let wallet = open(&app).await;
+    let token = alice(&app);
+    let top_up = format!(
+        r#"mutation {{ topUp(wallet: "{wallet}", amount: 900, idempotencyKey: "{}") {{ intentId clientSecret amount currency status }} }}"#,
+        key()
+    );
+    let answer = app.graphql(&token, &top_up).await;
+    let t = &answer["data"]["topUp"];
+    assert!(t["clientSecret"].as_str().unwrap().starts_with(t["intentId"].as_str().unwrap()), "{answer}");
+    assert_eq!((t["amount"].as_i64(), t["currency"].as_str()), (Some(900), Some("EUR")));
+    eventually("the top-up to be credited", Duration::from_secs(10), || async {
+        (balance(&app, &wallet).await == 900).then_some(())
+    })
+    .await;
+
+    let payout = |amount: i64| {
+        format!(
+            r#"mutation {{ payout(wallet: "{wallet}", amount: {amount}, destination: "ba_gql", idempotencyKey: "{}") {{ id status }} }}"#,
+            key()
+        )
+    };
+    let answer = app.graphql(&token, &payout(5000)).await;
+    assert_eq!(answer["errors"][0]["extensions"]["code"], "insufficient_funds", "{answer}");
+    let answer = app.graphql(&token, &payout(400)).await;
+    assert_eq!(answer["data"]["payout"]["status"], "in_transit", "{answer}");
+    assert_eq!(balance(&app, &wallet).await, 500);
+    let bob = app.token("bob", &["fintech:read", "fintech:write"]);
+    let answer = app.graphql(&bob, &payout(10)).await;
+    assert_eq!(answer["errors"][0]["extensions"]["code"], "not_owner", "{answer}");
+}

@@ -41,8 +41,10 @@ use crate::{
 };
 
 mod error;
+pub mod reconciler;
 
 pub use error::PaymentsError;
+pub use reconciler::PayoutReconciler;
 
 /// What a verified webhook delivery did; the `outcome` label of the deliveries counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,7 +143,7 @@ impl Payments {
             status: PayoutStatus::Pending,
             failure: None,
         };
-        let mut payout = match self.store.claim_payout(scope, key.as_str(), &asked).await? {
+        let payout = match self.store.claim_payout(scope, key.as_str(), &asked).await? {
             Claimed::New(p) => p,
             Claimed::Existing(p) => {
                 let mut differs = Vec::new();
@@ -163,6 +165,27 @@ impl Payments {
                 p
             }
         };
+        self.advance(payout).await
+    }
+
+    /// Resume the payouts left `pending` (their provider call got no answer and the caller did
+    /// not retry) created before `before`, at most `limit` of them, exactly as a retry of their
+    /// request would; answers how many reached the provider.
+    pub async fn resume_pending(&self, before: chrono::DateTime<Utc>, limit: usize) -> Result<usize, PaymentsError> {
+        let mut resumed = 0;
+        for payout in self.store.pending_payouts(before, limit).await? {
+            let id = payout.id;
+            match self.advance(payout).await {
+                Ok(_) => resumed += 1,
+                Err(e) => tracing::warn!(payout = %id, error = %e, "pending payout not resumed; tried again later"),
+            }
+        }
+        Ok(resumed)
+    }
+
+    /// Hold a pending payout's money (once), then create it at the provider under its id.
+    async fn advance(&self, mut payout: Payout) -> Result<Payout, PaymentsError> {
+        let amount = Amount::new(payout.amount)?;
         let hold = LedgerCommand::Withdraw { wallet: payout.wallet, amount, reference: payout.reference() };
         match self.fintech.apply_once(hold, payout.hold_transaction(), None).await? {
             LedgerOutcome::Applied { .. } | LedgerOutcome::DuplicateKey => {}

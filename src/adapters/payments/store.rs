@@ -56,6 +56,7 @@ pub struct Memory {
     intents: HashMap<String, TopUp>,
     deliveries: HashMap<String, DateTime<Utc>>,
     payouts: HashMap<Uuid, (String, String, Payout)>,
+    payouts_created: HashMap<Uuid, DateTime<Utc>>,
 }
 
 /// Either store, chosen at start-up.
@@ -158,6 +159,7 @@ impl PaymentsStore {
                     return Ok(Claimed::Existing(found.clone()));
                 }
                 m.payouts.insert(payout.id, (scope.to_owned(), key.to_owned(), payout.clone()));
+                m.payouts_created.insert(payout.id, Utc::now());
                 Ok(Claimed::New(payout.clone()))
             }
             Self::Postgres(pool) => {
@@ -206,6 +208,38 @@ impl PaymentsStore {
                     .query_typed(&format!("SELECT {PAYOUT_COLUMNS} FROM payouts WHERE id = $1"), &[(&id, Type::UUID)])
                     .await?;
                 rows.first().map(payout_from).transpose()
+            }
+        }
+    }
+
+    /// At most `limit` payouts still `pending`, created before `before`, oldest first.
+    pub async fn pending_payouts(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<Payout>, StoreError> {
+        match self {
+            Self::Memory(m) => {
+                let m = m.lock();
+                let mut found: Vec<(DateTime<Utc>, Payout)> = m
+                    .payouts
+                    .values()
+                    .filter(|(_, _, p)| p.status == PayoutStatus::Pending)
+                    .filter_map(|(_, _, p)| m.payouts_created.get(&p.id).map(|at| (*at, p.clone())))
+                    .filter(|(at, _)| *at < before)
+                    .collect();
+                found.sort_by_key(|(at, _)| *at);
+                Ok(found.into_iter().take(limit).map(|(_, p)| p).collect())
+            }
+            Self::Postgres(pool) => {
+                let conn = pool.get().await?;
+                let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+                let rows = conn
+                    .query(
+                        &format!(
+                            "SELECT {PAYOUT_COLUMNS} FROM payouts WHERE status = 'pending' AND created_at < $1
+                             ORDER BY created_at LIMIT $2"
+                        ),
+                        &[&before, &limit],
+                    )
+                    .await?;
+                rows.iter().map(payout_from).collect()
             }
         }
     }
