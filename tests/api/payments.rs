@@ -12,7 +12,8 @@ use std::{
 
 use beryl_core_api::{
     actors::payments::provider_key,
-    config::Settings,
+    adapters::bus::OutRecord,
+    config::{EventBusKind, Settings},
     domain::{
         fintech::{Amount, Currency, LedgerOutcome, PaymentSettled, WalletId},
         idempotency::IdempotencyKey,
@@ -516,4 +517,45 @@ async fn graphql_top_ups_and_payouts_share_the_rest_path_and_its_codes() {
     let bob = app.token("bob", &["fintech:read", "fintech:write"]);
     let answer = app.graphql(&bob, &payout(10)).await;
     assert_eq!(answer["errors"][0]["extensions"]["code"], "not_owner", "{answer}");
+}
+
+#[actix_web::test]
+async fn embedded_the_webhook_and_the_event_bus_apply_one_provider_event_once() {
+    let app = spawn_with(|s| {
+        s.database.url = None;
+        s.redis.url = None;
+        s.event_bus.kind = Some(EventBusKind::Memory);
+        s.event_bus.commit_interval_ms = 50;
+        s.adapters.payments.webhook_secret = Some(SECRET.into());
+        // The simulator's own report comes long after this test; its deliveries are the test's.
+        s.adapters.payments.simulator_settle_ms = 60_000;
+    })
+    .await;
+    let wallet = open(&app).await;
+    let path = format!("/api/v1/fintech/wallets/{wallet}/top-ups");
+    let (status, body, _) = post(&app, &alice(&app), &path, json!({"amount": 3100}), &key()).await;
+    assert_eq!(status, 201, "{body}");
+    let intent = body["intent_id"].as_str().unwrap().to_owned();
+
+    let event = intent_succeeded("evt_both_paths", &intent, 3100, "eur", &wallet);
+    let (status, body) = deliver_signed(&app, &event, SECRET, now()).await;
+    assert_eq!((status, body["outcome"].as_str()), (200, Some("applied")), "{body}");
+    // The same provider event as the payment bridge publishes it on the inbound topic.
+    app.state.actors.broker.append(OutRecord {
+        topic: "beryl.fintech.payments".into(),
+        key: Some(wallet.as_bytes().to_vec()),
+        payload: serde_json::to_vec(&json!({
+            "event_id": "evt_both_paths", "type": "payment.settled", "schema_version": 1,
+            "wallet_id": wallet, "amount": 3100, "currency": "EUR", "reference": intent
+        }))
+        .unwrap(),
+        headers: vec![],
+    });
+    let duplicate =
+        "beryl_events_applied_total{topic=\"beryl.fintech.payments\",actor=\"fintech\",result=\"duplicate\"}";
+    eventually("the bus delivery to be taken as a duplicate", Duration::from_secs(10), || async {
+        (sample(&app.metrics().await, duplicate) == Some(1.0)).then_some(())
+    })
+    .await;
+    assert_eq!(balance(&app, &wallet).await, 3100, "credited once");
 }
