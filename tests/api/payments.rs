@@ -417,9 +417,18 @@ async fn without_a_provider_url_the_simulator_settles_through_the_webhook() {
     let app = spawn_with(|s| s.adapters.payments.simulator_settle_ms = 50).await;
     let wallet = open(&app).await;
     let path = format!("/api/v1/fintech/wallets/{wallet}/top-ups");
-    let (status, body, _) = post(&app, &alice(&app), &path, json!({"amount": 4200}), &key()).await;
+    let k = key();
+    let (status, body, _) = post(&app, &alice(&app), &path, json!({"amount": 4200}), &k).await;
     assert_eq!(status, 201, "{body}");
     let intent = body["intent_id"].as_str().unwrap();
+    // The same request again gets the same intent; the same key for another amount is refused.
+    let (status, again, _) = post(&app, &alice(&app), &path, json!({"amount": 4200}), &k).await;
+    assert_eq!((status, again["intent_id"].as_str()), (201, Some(intent)), "{again}");
+    let (status, other, _) = post(&app, &alice(&app), &path, json!({"amount": 4201}), &k).await;
+    assert_eq!(
+        (status, other["code"].as_str(), other["fields"].clone()),
+        (409, Some("idempotency_key_reused"), json!(["amount"]))
+    );
     assert!(
         intent.starts_with("pi_") && body["client_secret"].as_str().unwrap().starts_with(&format!("{intent}_secret_"))
     );

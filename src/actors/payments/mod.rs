@@ -117,9 +117,27 @@ impl Payments {
             currency: wallet.currency,
             idempotency_key: provider_key(scope, key),
         };
-        let top_up = self.provider.create_intent(request).await?;
-        self.store.put_top_up(&top_up, Utc::now()).await?;
-        Ok(top_up)
+        let asked = TopUp {
+            intent: String::new(),
+            wallet: wallet.id,
+            amount: amount.get(),
+            currency: wallet.currency,
+            client_secret: String::new(),
+            status: String::new(),
+        };
+        let answered = self.provider.create_intent(request).await?;
+        self.store.put_top_up(&answered, Utc::now()).await?;
+        // The intent kept first is the one its webhook is checked against: a key reused for
+        // another wallet, amount or currency is refused, whatever the provider answered.
+        let kept = self.store.top_up(&answered.intent).await?.unwrap_or_else(|| answered.clone());
+        let differs = [asked.differs_from(&answered), asked.differs_from(&kept)].concat();
+        if !differs.is_empty() {
+            let mut fields: Vec<String> = differs;
+            fields.sort();
+            fields.dedup();
+            return Err(IdempotencyError::Reused(fields).into());
+        }
+        Ok(answered)
     }
 
     /// Pay `amount` of `wallet` out to the provider's bank account `destination` (see the
@@ -278,6 +296,20 @@ impl Payments {
         if !self.store.remember_delivery(&key, now, forget_before).await? {
             return Err(SignatureError::Replayed.into());
         }
+        let result = self.apply(body).await;
+        if let Err(e) = &result {
+            if e.code().is_server_error() {
+                // Not the sender's fault: the very same delivery may come again and be taken.
+                if let Err(e) = self.store.forget_delivery(&key).await {
+                    tracing::warn!(error = %e, "a failed webhook delivery could not be forgotten");
+                }
+            }
+        }
+        result
+    }
+
+    /// Apply a verified delivery's event.
+    async fn apply(&self, body: &[u8]) -> Result<Delivered, PaymentsError> {
         let event = ProviderEvent::decode(body)?;
         match &event.kind {
             EventKind::IntentSucceeded { intent, .. } => {

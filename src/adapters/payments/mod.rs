@@ -67,19 +67,17 @@ pub struct PayoutAnswer {
 }
 
 impl IntentAnswer {
-    /// The top-up it makes, checked against what was asked.
+    /// The top-up it makes for the wallet asked about, with the amount and currency the
+    /// provider answered (an intent created earlier under the same idempotency key answers its
+    /// own: the caller compares).
     pub fn top_up(self, asked: &IntentRequest) -> Result<TopUp, AdapterError> {
-        if self.amount != asked.amount || !self.currency.eq_ignore_ascii_case(asked.currency.code()) {
-            return Err(AdapterError::Failed {
-                adapter: NAME,
-                reason: "the intent answered is not the one asked for".into(),
-            });
-        }
+        let currency = Currency::parse(&self.currency.to_ascii_uppercase())
+            .map_err(|_| AdapterError::Failed { adapter: NAME, reason: "malformed answer".into() })?;
         Ok(TopUp {
             intent: self.id,
             wallet: asked.wallet,
             amount: self.amount,
-            currency: asked.currency,
+            currency,
             client_secret: self.client_secret,
             status: self.status,
         })

@@ -150,6 +150,22 @@ impl PaymentsStore {
         }
     }
 
+    /// Forget a delivery's signature (its processing failed on this side): the same delivery
+    /// may be taken again.
+    pub async fn forget_delivery(&self, signature: &str) -> Result<(), StoreError> {
+        match self {
+            Self::Memory(m) => {
+                m.lock().deliveries.remove(signature);
+                Ok(())
+            }
+            Self::Postgres(pool) => {
+                let conn = pool.get().await?;
+                conn.execute("DELETE FROM payment_webhook_deliveries WHERE signature = $1", &[&signature]).await?;
+                Ok(())
+            }
+        }
+    }
+
     /// Record `payout` under the caller's `(scope, key)`, or find the one already recorded there.
     pub async fn claim_payout(&self, scope: &str, key: &str, payout: &Payout) -> Result<Claimed, StoreError> {
         match self {

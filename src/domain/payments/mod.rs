@@ -193,6 +193,22 @@ pub struct TopUp {
 }
 
 impl TopUp {
+    /// The fields in which `other`, a top-up answered under the same idempotency key, differs
+    /// from this one: the key was used for another request when any does.
+    pub fn differs_from(&self, other: &TopUp) -> Vec<String> {
+        let mut fields = Vec::new();
+        if self.wallet != other.wallet {
+            fields.push("wallet".to_owned());
+        }
+        if self.amount != other.amount {
+            fields.push("amount".to_owned());
+        }
+        if self.currency != other.currency {
+            fields.push("currency".to_owned());
+        }
+        fields
+    }
+
     /// The ledger credit a collected intent makes: the provider's event id names it, so that it
     /// is applied once however often the event is delivered, and by whichever path.
     pub fn settlement(&self, event_id: &str, kind: &EventKind) -> Result<PaymentSettled, EventError> {
@@ -368,6 +384,14 @@ mod tests {
             let e = ProviderEvent::decode(&event(INTENT_SUCCEEDED, object.clone())).unwrap();
             assert_eq!(t.settlement(&e.id, &e.kind).map_err(|e| e.outcome()), Err("mismatch"), "{object}");
         }
+    }
+
+    #[test]
+    fn a_top_up_answered_under_a_reused_key_names_what_differs() {
+        let t = top_up();
+        assert!(t.differs_from(&t.clone()).is_empty());
+        let other = TopUp { amount: 1, wallet: WalletId(Uuid::now_v7()), ..t.clone() };
+        assert_eq!(t.differs_from(&other), ["wallet", "amount"]);
     }
 
     #[test]
