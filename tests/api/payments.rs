@@ -274,6 +274,14 @@ async fn during_a_rotation_the_old_and_the_new_secret_both_verify() {
     let event = json!({"id": "evt_rot_x", "type": "balance.available", "data": {"object": {}}});
     let (status, _) = deliver_signed(&app, &event, "whsec_retired", now()).await;
     assert_eq!(status, 400);
+
+    // Signed, but not an event this service can read: refused, and nothing to retry for.
+    let (status, body) = deliver_signed(&app, &json!({"id": "evt_bad", "type": "payout.paid"}), SECRET, now()).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("webhook_malformed")), "{body}");
+    // A collected intent this service did not create is acknowledged and changes nothing.
+    let stranger = intent_succeeded("evt_stranger", "pi_not_ours", 100, "eur", "0190f0a0-0000-7000-8000-000000000001");
+    let (status, body) = deliver_signed(&app, &stranger, SECRET, now()).await;
+    assert_eq!((status, body["outcome"].as_str()), (200, Some("ignored")), "{body}");
 }
 
 /// A provider creating every payout as `po_<n>`.
