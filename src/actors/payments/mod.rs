@@ -97,6 +97,16 @@ impl Payments {
         keys: WebhookKeys,
         metrics: Metrics,
     ) -> Self {
+        // The series exist from the start (at zero), so that dashboards and alerts see them
+        // before the first delivery or payout.
+        metrics.with(|| {
+            for d in [Delivered::Applied, Delivered::Duplicate, Delivered::Ignored] {
+                metrics::counter!(telemetry::PAYMENTS_WEBHOOKS_TOTAL, "outcome" => d.as_str()).absolute(0);
+            }
+            for s in [PayoutStatus::Pending, PayoutStatus::InTransit, PayoutStatus::Paid, PayoutStatus::Failed] {
+                metrics::counter!(telemetry::PAYMENTS_PAYOUTS_TOTAL, "status" => s.as_str()).absolute(0);
+            }
+        });
         Self { provider, store, fintech, keys, metrics }
     }
 
