@@ -17,15 +17,17 @@ use crate::{
         events::{self, consumer::ConsumerDeps, relay::RelayDeps, EventConsumer, EventRoutes, OutboxRelay},
         fintech::{self, FintechClient, FintechDomain, KeyPurger, LedgerWriter},
         pools::{self, AdapterPool, Connections, PoolConfig},
+        privacy::{Holders, PrivacyClient},
         runtime::{ActorKind, ActorSpec, EntityPolicy, Registry, Supervision},
         Actors,
     },
     adapters::{
         self,
         bus::{MemoryBroker, Publisher},
-        ledger::{LedgerStore, MemLedger, PgLedger},
+        ledger::{sealing, LedgerStore, MemLedger, PgLedger},
         outbox::{MemOutbox, OutboxSource},
         postgres::PgPool,
+        privacy::Vault,
     },
     auth::{self, rate_limit::Limiter, KeySet, Revocations},
     config::{CorsSettings, Settings},
@@ -79,7 +81,10 @@ impl Application {
         let (routing, emissions) =
             crate::actors::adapters::spawn(&supervision, &settings, connections.redis.clone(), &metrics)
                 .context("external API adapters")?;
-        let (fintech, outbox) = spawn_fintech(&supervision, &settings, &metrics, connections.postgres.clone()).await?;
+        let vault = Vault::for_pool(connections.postgres.clone(), &settings.privacy);
+        let (fintech, outbox, ledger) =
+            spawn_fintech(&supervision, &settings, &metrics, connections.postgres.clone(), &vault).await?;
+        let privacy = PrivacyClient::new(vault, register_holders(&fintech, &ledger), metrics.clone());
         let broker = MemoryBroker::new();
         if settings.server.role.runs_worker() {
             let routes = register_events(&fintech);
@@ -122,7 +127,7 @@ impl Application {
             registry,
             supervision,
             metrics,
-            actors: Actors { pools, fintech, audit, broker, routing, emissions },
+            actors: Actors { pools, fintech, audit, broker, routing, emissions, privacy },
             live_stall: Duration::from_secs(settings.health.live_stall_secs),
             guard,
         });
@@ -223,7 +228,8 @@ async fn spawn_fintech(
     settings: &Settings,
     metrics: &Metrics,
     pool: Option<PgPool>,
-) -> anyhow::Result<(FintechClient, OutboxSource)> {
+    vault: &Vault,
+) -> anyhow::Result<(FintechClient, OutboxSource, LedgerStore)> {
     let (store, outbox) = match pool {
         Some(pool) => {
             let config = adapters::postgres::connect_config(&settings.database)?.context("PostgreSQL settings")?;
@@ -232,10 +238,13 @@ async fn spawn_fintech(
                     adapters::postgres::connect(&config).await.context("connect to PostgreSQL to migrate")?;
                 let report = adapters::migrate::run(&mut client).await.context("apply migrations")?;
                 tracing::info!(applied = ?report.applied, present = report.present.len(), "database migrated");
+                let sealed = sealing::seal_existing(&client, vault, SEAL_BATCH).await.context("seal personal data")?;
+                tracing::info!(?sealed, "personal data written before the privacy module sealed");
             }
             let outbox = OutboxSource::Postgres(Arc::new(config.clone()));
             let commit_timeout = Duration::from_millis(settings.database.statement_timeout_ms) + Duration::from_secs(1);
-            (LedgerStore::Postgres(PgLedger::new(pool, config).with_timeout(commit_timeout)), outbox)
+            let ledger = PgLedger::new(pool, config).with_timeout(commit_timeout).with_vault(vault.clone());
+            (LedgerStore::Postgres(ledger), outbox)
         }
         None => {
             let outbox = MemOutbox::new();
@@ -243,6 +252,7 @@ async fn spawn_fintech(
         }
     };
     let writer_store = store.clone();
+    let returned_store = store.clone();
     let writer_metrics = metrics.clone();
     let queue_max = settings.fintech.writer_queue_max;
     let writer = supervision.spawn(ActorSpec::new(fintech::writer::NAME, ActorKind::Adapter, true), move || {
@@ -276,7 +286,17 @@ async fn spawn_fintech(
     let _ = me.set(domain.clone());
     supervision.own_entities(&kind_ref, &domain);
     let ttl = Duration::from_secs(settings.fintech.idempotency_ttl_secs);
-    Ok((FintechClient::new(domain, ttl, metrics.clone()), outbox))
+    Ok((FintechClient::new(domain, ttl, metrics.clone()), outbox, returned_store))
+}
+
+/// Rows sealed per statement by the start-up sealing of personal data written before.
+const SEAL_BATCH: i64 = 500;
+
+/// Every domain's holder of personal data: the one place a new domain adds a line.
+fn register_holders(fintech: &FintechClient, ledger: &LedgerStore) -> Holders {
+    let mut holders = Holders::default();
+    holders.register(Arc::new(fintech::privacy::FintechHolder::new(ledger.clone(), fintech.clone())));
+    holders
 }
 
 /// Every domain's event registrations: the one place a new domain adds a line.

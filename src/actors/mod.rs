@@ -6,6 +6,7 @@ pub mod audit;
 pub mod events;
 pub mod fintech;
 pub mod pools;
+pub mod privacy;
 pub mod runtime;
 
 use runtime::ActorRef;
@@ -25,4 +26,6 @@ pub struct Actors {
     pub routing: adapters::RoutingClient,
     /// Emissions estimates from the emissions adapter.
     pub emissions: adapters::EmissionsClient,
+    /// Export and erasure of personal data, across every domain.
+    pub privacy: privacy::PrivacyClient,
 }

@@ -35,6 +35,7 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "audit_chain_heads",
         sql: include_str!("../../migrations/0006_audit_chain_heads.sql"),
     },
+    Migration { version: 8, name: "privacy", sql: include_str!("../../migrations/0008_privacy.sql") },
 ];
 
 /// Arbitrary key of the advisory lock held while migrating.

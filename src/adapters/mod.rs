@@ -9,5 +9,6 @@ pub mod ledger;
 pub mod migrate;
 pub mod outbox;
 pub mod postgres;
+pub mod privacy;
 pub mod redis;
 pub mod routing;

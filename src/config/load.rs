@@ -49,6 +49,9 @@ pub const FLAT_VARIABLES: &[(&str, &str)] = &[
     ("ROUTING_API_KEY", "adapters.routing.api_key"),
     ("EMISSIONS_URL", "adapters.emissions.url"),
     ("EMISSIONS_API_KEY", "adapters.emissions.api_key"),
+    ("PRIVACY_MASTER_KEY", "privacy.master_key"),
+    ("PRIVACY_MASTER_KEY_PREVIOUS", "privacy.master_key_previous"),
+    ("PRIVACY_BLIND_INDEX_KEY", "privacy.blind_index_key"),
 ];
 
 /// Prefix of the nested form: `BERYL__SUPERVISION__MAX_RESTARTS=5`.

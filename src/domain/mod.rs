@@ -5,3 +5,4 @@ pub mod audit;
 pub mod events;
 pub mod fintech;
 pub mod idempotency;
+pub mod privacy;

@@ -360,6 +360,7 @@ impl RequestFacts {
             client_ip: self.ip.map(|ip| ip.to_string()),
             count: None,
             money: None,
+            reason: None,
         }
     }
 }

@@ -19,7 +19,7 @@ use utoipa::{
     Modify, OpenApi,
 };
 
-use super::{admin, fintech, health, me, problem::ProblemSchema, system};
+use super::{admin, fintech, health, me, privacy, problem::ProblemSchema, system};
 use crate::{
     auth::policy,
     error::{ErrorCode, PROBLEM_JSON},
@@ -52,10 +52,14 @@ pub const BEARER: &str = "bearer";
         fintech::transactions,
         fintech::set_status,
         fintech::transfer,
+        privacy::request_erasure,
+        privacy::export_mine,
+        privacy::export_subject,
     ),
     components(schemas(ProblemSchema, fintech::CurrencyCode)),
     tags(
         (name = "fintech", description = "Wallets, movements and transfers."),
+        (name = "privacy", description = "Erasure and export of personal data."),
         (name = "system", description = "Supervision state and operator actions."),
         (name = "admin", description = "Operator actions on authentication (scope `admin`)."),
         (name = "identity", description = "The caller."),
@@ -114,7 +118,7 @@ const IDEMPOTENT: &[ErrorCode] = &[ErrorCode::IdempotencyKeyMissing, ErrorCode::
 
 /// The codes an operation's own module says it can refuse with, by operation id.
 fn refusals(operation_id: &str) -> &'static [ErrorCode] {
-    [fintech::REFUSALS, system::REFUSALS, admin::REFUSALS]
+    [fintech::REFUSALS, system::REFUSALS, admin::REFUSALS, privacy::REFUSALS]
         .into_iter()
         .flatten()
         .find(|(id, _)| *id == operation_id)

@@ -36,6 +36,7 @@ fn event(resource: String) -> AuditEvent {
         client_ip: Some("203.0.113.9".into()),
         count: None,
         money: None,
+        reason: None,
     }
 }
 

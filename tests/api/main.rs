@@ -16,6 +16,7 @@ mod ledger_store;
 mod metrics;
 mod openapi;
 mod outage;
+mod privacy;
 mod process;
 mod proxy;
 mod ratelimit;

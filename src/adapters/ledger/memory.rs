@@ -13,6 +13,7 @@ use crate::domain::{
         WalletId,
     },
     idempotency::{self, Kept},
+    privacy::Personal,
 };
 
 #[derive(Default)]
@@ -124,6 +125,36 @@ impl MemLedger {
             state.keys.remove(key);
         }
         expired.len() as u64
+    }
+
+    pub(super) fn wallets_of(&self, subject: &str) -> Vec<WalletId> {
+        let state = self.state.lock();
+        let mut ids: Vec<WalletId> =
+            state.book.wallets.values().filter(|w| w.owned_by(subject)).map(|w| w.id).collect();
+        ids.sort();
+        ids
+    }
+
+    /// Forget the subject's idempotency keys and, as nothing here is sealed, erase the owner and
+    /// the references of the subject's wallets in place.
+    pub(super) fn erase(&self, subject: &str) -> super::Erased {
+        let mut state = self.state.lock();
+        let before = state.keys.len();
+        state.keys.retain(|(scope, _), _| scope != subject);
+        let forgotten = (before - state.keys.len()) as u64;
+        let owned: Vec<WalletId> = state.book.wallets.values().filter(|w| w.owned_by(subject)).map(|w| w.id).collect();
+        let wallets = owned.len() as u64;
+        for id in owned {
+            if let Some(w) = state.book.wallets.get_mut(&id) {
+                w.owner = Personal::Erased;
+            }
+            for m in state.journal.get_mut(&id).into_iter().flatten() {
+                if m.reference.take().is_some() {
+                    m.erased = true;
+                }
+            }
+        }
+        super::Erased { idempotency_keys: forgotten, wallets }
     }
 
     pub(super) fn totals(&self) -> Totals {

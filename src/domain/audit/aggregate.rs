@@ -126,6 +126,7 @@ mod tests {
             client_ip: Some(ip.into()),
             count: None,
             money: None,
+            reason: None,
         }
     }
 

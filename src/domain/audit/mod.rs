@@ -7,7 +7,7 @@
 //! One record per line: compact JSON (no whitespace) ending in `\n`, with members in this order:
 //!
 //! ```text
-//! {"seq":1,"time":"…","subject":…,"action":"…","resource":"…","outcome":"…","status":201,"request_id":…,"client_ip":…,["count":…,]["money":{…},]["key_id":"…",]"prev_hash":"…","hash":"…"}
+//! {"seq":1,"time":"…","subject":…,"action":"…","resource":"…","outcome":"…","status":201,"request_id":…,"client_ip":…,["count":…,]["money":{…},]["reason":"…",]["key_id":"…",]"prev_hash":"…","hash":"…"}
 //! ```
 //!
 //! - `seq` starts at 1 and grows by one per record, continuous across rotated files;
@@ -92,6 +92,9 @@ pub struct AuditEvent {
     /// What moved, for a money movement.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub money: Option<MoneyMovement>,
+    /// Why an administrator read or erased another subject's personal data, as they gave it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// What a money movement moved, from the ledger's receipt.
@@ -157,7 +160,7 @@ impl Serialize for Unsealed<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
         let e = self.event;
-        let mut st = serializer.serialize_struct("AuditRecord", 10)?;
+        let mut st = serializer.serialize_struct("AuditRecord", 11)?;
         st.serialize_field("seq", &self.seq)?;
         st.serialize_field("time", &e.time)?;
         st.serialize_field("subject", &e.subject)?;
@@ -172,6 +175,9 @@ impl Serialize for Unsealed<'_> {
         }
         if let Some(money) = &e.money {
             st.serialize_field("money", money)?;
+        }
+        if let Some(reason) = &e.reason {
+            st.serialize_field("reason", reason)?;
         }
         if let Some(key_id) = self.key_id {
             st.serialize_field("key_id", key_id)?;
@@ -350,6 +356,7 @@ pub(crate) mod tests {
                 from_wallet: Some(format!("w-{i}")),
                 to_wallet: Some(format!("w-{}", i + 1)),
             }),
+            reason: None,
         }
     }
 

@@ -207,7 +207,7 @@ pub async fn open_wallet(
 /// checked against the stored wallet when it commits).
 async fn owned_wallet(state: &AppState, principal: &Principal, id: WalletId, fresh: bool) -> Result<Wallet, AppError> {
     let wallet = existing_wallet(state, id, fresh).await?;
-    principal.require_owner(&wallet.owner)?;
+    principal.require_owner_of(wallet.owner.value().map(String::as_str))?;
     Ok(wallet)
 }
 
