@@ -57,6 +57,8 @@ create() {
 	printf '%s' "${JWT_SECRET_KEY:-$(openssl rand -hex 32)}" >"${dir}/values/jwt-secret-key"
 	printf '%s' "${DATABASE_PASSWORD}" >"${dir}/values/database-password"
 	printf '%s' "$(openssl rand -hex 32)" >"${dir}/values/audit-hmac-key"
+	printf '%s' "$(openssl rand -hex 32)" >"${dir}/values/privacy-master-key"
+	printf '%s' "$(openssl rand -hex 32)" >"${dir}/values/privacy-blind-index-key"
 	printf '%s' "${EMISSIONS_API_KEY}" >"${dir}/values/emissions-api-key"
 	if [[ -n "${REDIS_URL_SECRET:-}" ]]; then
 		printf '%s' "${REDIS_URL_SECRET}" >"${dir}/values/redis-url"
