@@ -480,6 +480,7 @@ async fn replay(
                 count: None,
                 money: None,
                 reason: None,
+                subject_index: None,
             });
         }
     }

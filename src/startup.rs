@@ -84,7 +84,7 @@ impl Application {
         let vault = Vault::for_pool(connections.postgres.clone(), &settings.privacy);
         let (fintech, outbox, ledger) =
             spawn_fintech(&supervision, &settings, &metrics, connections.postgres.clone(), &vault).await?;
-        let privacy = PrivacyClient::new(vault, register_holders(&fintech, &ledger), metrics.clone());
+        let privacy = PrivacyClient::new(vault.clone(), register_holders(&fintech, &ledger), metrics.clone());
         let broker = MemoryBroker::new();
         if settings.server.role.runs_worker() {
             let routes = register_events(&fintech);
@@ -120,7 +120,11 @@ impl Application {
             audit_policy: settings.audit_failure_policy(),
             registry: registry.clone(),
             metrics: metrics.clone(),
+            vault: vault.clone(),
+            period_key: Default::default(),
         });
+        // The current audit period's key, found before the first request needs it.
+        let _ = guard.audit_sealing(None).await;
 
         let state = web::Data::new(AppState {
             settings: settings.clone(),

@@ -9,6 +9,10 @@ use std::{
     sync::atomic::{AtomicU64, Ordering},
 };
 
+use beryl_core_api::domain::audit::{
+    verify::{self, Check, Start},
+    AuditKeys,
+};
 use beryl_core_api::{
     adapters::{
         ledger::sealing,
@@ -22,6 +26,9 @@ use beryl_core_api::{
 use serde_json::{json, Value};
 
 use crate::helpers::{create_database, spawn_with, TestApp};
+
+/// The key test applications seal their audit chain with.
+const AUDIT_KEY: &str = "privacy-audit-chain-key-0123456789abcdef0123";
 
 static KEYS: AtomicU64 = AtomicU64::new(0);
 
@@ -106,7 +113,15 @@ async fn ledger_totals(app: &TestApp) -> (i64, i64) {
 
 #[actix_web::test]
 async fn erasure_leaves_nothing_readable_keeps_the_ledger_balanced_and_readers_show_null() {
-    let app = spawn_with(|_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let file = log.clone();
+    let app = spawn_with(move |s| {
+        s.audit.enabled = true;
+        s.audit.log_file = file;
+        s.audit.hmac_key = Some(AUDIT_KEY.into());
+    })
+    .await;
     let (alice, bob) = (unique("alice"), unique("bob"));
     let reference = unique("invoice");
     let alice_token = user(&app, &alice);
@@ -142,6 +157,34 @@ async fn erasure_leaves_nothing_readable_keeps_the_ledger_balanced_and_readers_s
 
     let after = dump(&app);
     assert!(!holds(&after, &alice) && !holds(&after, &reference), "plaintext left after erasure");
+    // A denial without a token: its address is sealed under the period's key.
+    let denied = app.client.get(app.url("/api/v1/fintech/wallets/{a}")).send().await.unwrap();
+    assert_eq!(denied.status(), 401);
+
+    // The audit files: alice's requests are recorded, nothing of her is readable, not even the
+    // address she called from, and the chain, which covers the ciphertext, still verifies.
+    let audit = app.state.actors.audit.clone().unwrap();
+    audit.writer.ask(beryl_core_api::actors::audit::messages::Flush).await.unwrap().unwrap();
+    let trail = std::fs::read(&log).unwrap();
+    let trail = String::from_utf8_lossy(&trail);
+    assert!(trail.contains("POST /api/v1/privacy/erasure-requests"), "{trail}");
+    for needle in [alice.as_str(), reference.as_str(), "127.0.0.1"] {
+        assert!(!trail.contains(needle), "{needle} in the audit trail");
+    }
+    let keys = AuditKeys::from_secrets(Some(AUDIT_KEY), None);
+    let summary = verify::verify(&log, &Check::new(Start::Genesis, keys)).expect("the chain verifies after erasure");
+    assert!(summary.records >= 4, "{summary:?}");
+    let index = app.state.actors.privacy.vault().subject_index(&alice).hex();
+    let hers: Vec<Value> = trail
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r["subject_index"] == json!(index))
+        .collect();
+    assert!(hers.len() >= 3, "her records are found by her blind index");
+    for record in hers {
+        let opened = crate::helpers::opened_audit_record(&app, record).await;
+        assert_eq!((opened["subject"].clone(), opened["client_ip"].clone()), (Value::Null, Value::Null), "{opened}");
+    }
 
     // Readers: the owner and the reference are null and marked erased; the money is all there.
     let admin = app.token("root", &["admin"]);
@@ -226,6 +269,7 @@ async fn the_export_holds_every_domains_data_and_admins_need_a_reason_which_is_a
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
         .find(|r| r["reason"] == json!(reason))
         .expect("an audit record with the reason");
+    let record = crate::helpers::opened_audit_record(&app, record).await;
     assert_eq!(record["subject"], json!("root"));
     assert_eq!(record["action"], json!("GET /api/v1/privacy/subjects/{subject}/export"));
 }

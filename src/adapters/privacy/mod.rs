@@ -29,6 +29,9 @@ use crate::{
     error::code::{Coded, ErrorCode},
 };
 
+/// Kind of the blind index of a period's key.
+pub const PERIOD_KIND: &str = "audit-ip-period";
+
 /// The master keys `settings` name.
 pub fn master_keys(settings: &PrivacySettings) -> MasterKeys {
     MasterKeys {
@@ -170,7 +173,22 @@ impl Vault {
 
     /// The key of `subject`, made now if it has none.
     pub async fn key_of(&self, subject: &str) -> Result<SubjectKey, VaultError> {
-        let index = self.subject_index(subject);
+        self.key_for(self.subject_index(subject)).await
+    }
+
+    /// The key of the client addresses recorded in `period` (`2026-12`) while no subject was
+    /// known: deleting it (retention) erases them all at once.
+    pub async fn period_key(&self, period: &str) -> Result<SubjectKey, VaultError> {
+        self.key_for(self.period_index(period)).await
+    }
+
+    /// The blind index under which the key of `period` is kept.
+    pub fn period_index(&self, period: &str) -> BlindIndex {
+        self.index.index(PERIOD_KIND, period)
+    }
+
+    /// The key kept under `index`, made now if there is none.
+    pub async fn key_for(&self, index: BlindIndex) -> Result<SubjectKey, VaultError> {
         let known = {
             let cache = self.cache.lock();
             cache.by_subject.get(&index).filter(|(_, at)| at.elapsed() < self.ttl).map(|(id, _)| id.clone())

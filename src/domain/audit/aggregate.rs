@@ -127,6 +127,7 @@ mod tests {
             count: None,
             money: None,
             reason: None,
+            subject_index: None,
         }
     }
 

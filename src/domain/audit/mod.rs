@@ -7,7 +7,7 @@
 //! One record per line: compact JSON (no whitespace) ending in `\n`, with members in this order:
 //!
 //! ```text
-//! {"seq":1,"time":"…","subject":…,"action":"…","resource":"…","outcome":"…","status":201,"request_id":…,"client_ip":…,["count":…,]["money":{…},]["reason":"…",]["key_id":"…",]"prev_hash":"…","hash":"…"}
+//! {"seq":1,"time":"…","subject":…,"action":"…","resource":"…","outcome":"…","status":201,"request_id":…,"client_ip":…,["count":…,]["money":{…},]["reason":"…",]["subject_index":"…",]["key_id":"…",]"prev_hash":"…","hash":"…"}
 //! ```
 //!
 //! - `seq` starts at 1 and grows by one per record, continuous across rotated files;
@@ -95,6 +95,10 @@ pub struct AuditEvent {
     /// Why an administrator read or erased another subject's personal data, as they gave it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The blind index of the subject (hex), by which a subject's records are found while
+    /// `subject` and `client_ip` are sealed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_index: Option<String>,
 }
 
 /// What a money movement moved, from the ledger's receipt.
@@ -160,7 +164,7 @@ impl Serialize for Unsealed<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
         let e = self.event;
-        let mut st = serializer.serialize_struct("AuditRecord", 11)?;
+        let mut st = serializer.serialize_struct("AuditRecord", 12)?;
         st.serialize_field("seq", &self.seq)?;
         st.serialize_field("time", &e.time)?;
         st.serialize_field("subject", &e.subject)?;
@@ -178,6 +182,9 @@ impl Serialize for Unsealed<'_> {
         }
         if let Some(reason) = &e.reason {
             st.serialize_field("reason", reason)?;
+        }
+        if let Some(index) = &e.subject_index {
+            st.serialize_field("subject_index", index)?;
         }
         if let Some(key_id) = self.key_id {
             st.serialize_field("key_id", key_id)?;
@@ -357,6 +364,7 @@ pub(crate) mod tests {
                 to_wallet: Some(format!("w-{}", i + 1)),
             }),
             reason: None,
+            subject_index: None,
         }
     }
 

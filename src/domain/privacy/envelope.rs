@@ -11,7 +11,7 @@ use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{
-    keys::{decrypt, encrypt, SubjectKey, NONCE_BYTES},
+    keys::{decrypt, encrypt, encrypt_with, mac, SubjectKey, NONCE_BYTES},
     PrivacyError,
 };
 
@@ -65,6 +65,18 @@ impl Sealed {
     /// `plaintext` sealed under `key` for `place`.
     pub fn seal(key: &SubjectKey, place: Place<'_>, plaintext: &str) -> Result<Self, PrivacyError> {
         let body = encrypt(key.bytes(), &place.aad(key.id()), plaintext.as_bytes())?;
+        Ok(Self { key_id: key.id().to_owned(), body })
+    }
+
+    /// `plaintext` sealed under `key` for `place` with a nonce derived from both (HMAC-SHA256):
+    /// the same plaintext at the same place gives the same text, so that equal values can be
+    /// grouped (the client address of repeated denials) while nothing else is revealed.
+    pub fn seal_deterministic(key: &SubjectKey, place: Place<'_>, plaintext: &str) -> Result<Self, PrivacyError> {
+        let aad = place.aad(key.id());
+        let derived = mac(key.bytes(), &[b"beryl-privacy/nonce", &aad, plaintext.as_bytes()]);
+        let mut nonce = [0u8; NONCE_BYTES];
+        nonce.copy_from_slice(&derived[..NONCE_BYTES]);
+        let body = encrypt_with(key.bytes(), nonce, &aad, plaintext.as_bytes())?;
         Ok(Self { key_id: key.id().to_owned(), body })
     }
 
@@ -171,6 +183,18 @@ mod tests {
             *last ^= 1;
         }
         assert_eq!(flipped.open(&key, place), Err(PrivacyError::Tampered));
+    }
+
+    #[test]
+    fn deterministic_sealing_groups_equal_values_only() {
+        let key = SubjectKey::generate();
+        let place = Place::new("audit.client_ip", "");
+        let a = Sealed::seal_deterministic(&key, place, "203.0.113.7").unwrap();
+        assert_eq!(a, Sealed::seal_deterministic(&key, place, "203.0.113.7").unwrap());
+        assert_ne!(a, Sealed::seal_deterministic(&key, place, "203.0.113.8").unwrap());
+        assert_ne!(a, Sealed::seal_deterministic(&SubjectKey::generate(), place, "203.0.113.7").unwrap());
+        assert_eq!(a.open(&key, place).unwrap(), "203.0.113.7");
+        assert!(!a.to_text().contains("203.0.113.7"));
     }
 
     #[test]

@@ -38,9 +38,19 @@ pub(crate) fn mac(secret: &[u8], parts: &[&[u8]]) -> [u8; 32] {
 
 /// `plaintext` sealed under `key` with `aad`: the random nonce, then the ciphertext and its tag.
 pub(crate) fn encrypt(key: &[u8; KEY_BYTES], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, PrivacyError> {
-    let cipher = XChaCha20Poly1305::new(key.into());
     let mut nonce = [0u8; NONCE_BYTES];
     rand::rng().fill(&mut nonce);
+    encrypt_with(key, nonce, aad, plaintext)
+}
+
+/// `plaintext` sealed under `key` with `nonce` and `aad`: the nonce, the ciphertext and its tag.
+pub(crate) fn encrypt_with(
+    key: &[u8; KEY_BYTES],
+    nonce: [u8; NONCE_BYTES],
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, PrivacyError> {
+    let cipher = XChaCha20Poly1305::new(key.into());
     let sealed = cipher
         .encrypt(&XNonce::from(nonce), chacha20poly1305::aead::Payload { msg: plaintext, aad })
         .map_err(|_| PrivacyError::Malformed)?;
