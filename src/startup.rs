@@ -17,7 +17,7 @@ use crate::{
         events::{self, consumer::ConsumerDeps, relay::RelayDeps, EventConsumer, EventRoutes, OutboxRelay},
         fintech::{self, FintechClient, FintechDomain, KeyPurger, LedgerWriter},
         pools::{self, AdapterPool, Connections, PoolConfig},
-        privacy::{Holders, PrivacyClient},
+        privacy::{retention, Holders, PrivacyClient},
         runtime::{ActorKind, ActorSpec, EntityPolicy, Registry, Supervision},
         Actors,
     },
@@ -84,7 +84,9 @@ impl Application {
         let vault = Vault::for_pool(connections.postgres.clone(), &settings.privacy);
         let (fintech, outbox, ledger) =
             spawn_fintech(&supervision, &settings, &metrics, connections.postgres.clone(), &vault).await?;
-        let privacy = PrivacyClient::new(vault.clone(), register_holders(&fintech, &ledger), metrics.clone());
+        let holders = register_holders(&fintech, &ledger);
+        spawn_retention(&supervision, &settings, &metrics, &vault, &holders)?;
+        let privacy = PrivacyClient::new(vault.clone(), holders, metrics.clone());
         let broker = MemoryBroker::new();
         if settings.server.role.runs_worker() {
             let routes = register_events(&fintech);
@@ -291,6 +293,29 @@ async fn spawn_fintech(
     supervision.own_entities(&kind_ref, &domain);
     let ttl = Duration::from_secs(settings.fintech.idempotency_ttl_secs);
     Ok((FintechClient::new(domain, ttl, metrics.clone()), outbox, returned_store))
+}
+
+/// The retention of personal data, under supervision.
+fn spawn_retention(
+    supervision: &Supervision,
+    settings: &Settings,
+    metrics: &Metrics,
+    vault: &Vault,
+    holders: &Holders,
+) -> anyhow::Result<()> {
+    let day = |days: u64| Duration::from_secs(days.saturating_mul(86_400));
+    let periods = retention::Periods {
+        audit_ip: day(settings.privacy.audit_ip_retention_days),
+        ride_coordinates: day(settings.privacy.ride_coordinates_retention_days),
+        idempotency_responses: Duration::from_secs(settings.fintech.idempotency_ttl_secs),
+    };
+    let rules = retention::Rules::new(vault.clone(), holders.clone(), periods, settings.privacy.retention_batch);
+    let interval = Duration::from_secs(settings.privacy.retention_interval_secs);
+    let metrics = metrics.clone();
+    supervision.spawn(ActorSpec::new(retention::NAME, ActorKind::Adapter, false), move || {
+        retention::Retention::new(rules.clone(), interval, metrics.clone())
+    })?;
+    Ok(())
 }
 
 /// Rows sealed per statement by the start-up sealing of personal data written before.

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use futures::{future::LocalBoxFuture, FutureExt};
 use serde_json::{json, Value};
 
@@ -12,7 +13,10 @@ use super::FintechClient;
 use crate::{
     actors::privacy::{Holder, HolderError},
     adapters::ledger::LedgerStore,
-    domain::{fintech::PAGE_MAX, privacy::Subject},
+    domain::{
+        fintech::PAGE_MAX,
+        privacy::{Category, Subject},
+    },
 };
 
 /// Name of fintech's part of an export.
@@ -69,6 +73,23 @@ impl Holder for FintechHolder {
                 }));
             }
             Ok(json!({ "wallets": wallets }))
+        }
+        .boxed_local()
+    }
+
+    /// Idempotency keys kept longer than `fintech.idempotency_ttl_secs` (their expiry).
+    fn expire(
+        &self,
+        category: Category,
+        cutoff: DateTime<Utc>,
+        batch: usize,
+    ) -> LocalBoxFuture<'static, Result<u64, HolderError>> {
+        let store = self.store.clone();
+        async move {
+            if category != Category::IdempotencyResponses {
+                return Ok(0);
+            }
+            store.forget_keys_kept_since(cutoff, batch).await.map_err(failed)
         }
         .boxed_local()
     }

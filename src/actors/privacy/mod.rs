@@ -6,15 +6,17 @@
 //! (the ledger) stays, sealed under the subject's key, which the client deletes: every copy of it
 //! becomes unreadable at once (crypto-shredding).
 
+pub mod retention;
+
 use std::{collections::BTreeMap, sync::Arc};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures::future::LocalBoxFuture;
 use serde_json::{json, Map, Value};
 
 use crate::{
     adapters::privacy::{Vault, VaultError},
-    domain::privacy::{ErasureRecord, Requester, Subject},
+    domain::privacy::{Category, ErasureRecord, Requester, Subject},
     error::code::{Coded, ErrorCode},
     telemetry::{self, Metrics},
 };
@@ -77,6 +79,18 @@ pub trait Holder: Send + Sync + 'static {
     /// Remove what can be removed about `subject`, once the subject's key is deleted; returns
     /// how many of each kind of thing it removed (or made unreadable).
     fn erase(&self, subject: Subject) -> LocalBoxFuture<'static, Result<BTreeMap<String, u64>, HolderError>>;
+
+    /// Remove at most `batch` items of `category` kept since before `cutoff` (nothing, for a
+    /// category it does not hold); returns how many.
+    fn expire(
+        &self,
+        category: Category,
+        cutoff: DateTime<Utc>,
+        batch: usize,
+    ) -> LocalBoxFuture<'static, Result<u64, HolderError>> {
+        let _ = (category, cutoff, batch);
+        Box::pin(async { Ok(0) })
+    }
 }
 
 /// The registered holders.
@@ -87,6 +101,15 @@ impl Holders {
     /// Register `holder`.
     pub fn register(&mut self, holder: Arc<dyn Holder>) {
         self.0.push(holder);
+    }
+
+    /// Have every holder remove at most `batch` items of `category` kept since before `cutoff`.
+    pub async fn expire(&self, category: Category, cutoff: DateTime<Utc>, batch: usize) -> Result<u64, HolderError> {
+        let mut removed = 0;
+        for holder in &self.0 {
+            removed += holder.expire(category, cutoff, batch).await?;
+        }
+        Ok(removed)
     }
 
     /// Their names, in registration order.
@@ -112,6 +135,11 @@ impl PrivacyClient {
     /// The vault.
     pub fn vault(&self) -> &Vault {
         &self.vault
+    }
+
+    /// The registered holders.
+    pub fn holders(&self) -> &Holders {
+        &self.holders
     }
 
     /// The subject whose id is `id`.

@@ -16,11 +16,15 @@ use crate::domain::{
     privacy::Personal,
 };
 
+/// What a key keeps, when it expires and when it was kept.
+type KeptKey = (Kept, DateTime<Utc>, DateTime<Utc>);
+
 #[derive(Default)]
 struct State {
     book: Book,
     journal: HashMap<WalletId, Vec<Movement>>,
-    keys: HashMap<(String, String), (Kept, DateTime<Utc>)>,
+    /// What each key keeps, when it expires and when it was kept.
+    keys: HashMap<(String, String), KeptKey>,
     /// The ledger transactions applied, by id.
     transactions: HashMap<uuid::Uuid, TransactionRecord>,
     net_external: i128,
@@ -46,7 +50,7 @@ impl MemLedger {
             .map(|op| {
                 if let Some(claim) = &op.idempotency {
                     let held = state.keys.get(&(claim.scope.clone(), claim.key.clone()));
-                    if held.is_some_and(|(_, expires_at)| !idempotency::expired(*expires_at, op.at)) {
+                    if held.is_some_and(|(_, expires_at, _)| !idempotency::expired(*expires_at, op.at)) {
                         return Outcome::DuplicateKey;
                     }
                 }
@@ -69,7 +73,7 @@ impl MemLedger {
                         request: claim.request.clone(),
                         result: Some(super::receipt_of(op, &outcome)),
                     };
-                    state.keys.insert((claim.scope.clone(), claim.key.clone()), (kept, claim.expires_at));
+                    state.keys.insert((claim.scope.clone(), claim.key.clone()), (kept, claim.expires_at, op.at));
                 }
                 outcome
             })
@@ -108,7 +112,7 @@ impl MemLedger {
     }
 
     pub(super) fn kept(&self, scope: &str, key: &str) -> Option<Kept> {
-        self.state.lock().keys.get(&(scope.to_string(), key.to_string())).map(|(k, _)| k.clone())
+        self.state.lock().keys.get(&(scope.to_string(), key.to_string())).map(|(k, ..)| k.clone())
     }
 
     pub(super) fn purge_expired_keys(&self, now: DateTime<Utc>, limit: usize) -> u64 {
@@ -116,8 +120,8 @@ impl MemLedger {
         let mut expired: Vec<_> = state
             .keys
             .iter()
-            .filter(|(_, (_, at))| idempotency::expired(*at, now))
-            .map(|(k, (_, at))| (*at, k.clone()))
+            .filter(|(_, (_, at, _))| idempotency::expired(*at, now))
+            .map(|(k, (_, at, _))| (*at, k.clone()))
             .collect();
         expired.sort();
         expired.truncate(limit);
@@ -155,6 +159,18 @@ impl MemLedger {
             }
         }
         super::Erased { idempotency_keys: forgotten, wallets }
+    }
+
+    pub(super) fn forget_keys_kept_since(&self, cutoff: DateTime<Utc>, limit: usize) -> u64 {
+        let mut state = self.state.lock();
+        let mut old: Vec<_> =
+            state.keys.iter().filter(|(_, (.., at))| *at < cutoff).map(|(k, (.., at))| (*at, k.clone())).collect();
+        old.sort();
+        old.truncate(limit);
+        for (_, key) in &old {
+            state.keys.remove(key);
+        }
+        old.len() as u64
     }
 
     pub(super) fn totals(&self) -> Totals {

@@ -155,6 +155,14 @@ impl LedgerStore {
         }
     }
 
+    /// Forget at most `limit` idempotency keys created before `cutoff`; returns how many.
+    pub async fn forget_keys_kept_since(&self, cutoff: DateTime<Utc>, limit: usize) -> Result<u64, StoreError> {
+        match self {
+            Self::Postgres(s) => s.forget_keys_kept_since(cutoff, limit).await,
+            Self::Memory(s) => Ok(s.forget_keys_kept_since(cutoff, limit)),
+        }
+    }
+
     /// Conservation totals.
     pub async fn totals(&self) -> Result<Totals, StoreError> {
         match self {

@@ -463,6 +463,22 @@ impl PgLedger {
         .await
     }
 
+    /// Forget at most `limit` idempotency keys created before `cutoff`, oldest first.
+    pub async fn forget_keys_kept_since(&self, cutoff: DateTime<Utc>, limit: usize) -> Result<u64, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.timed(async {
+            let conn = self.pool.get().await.map_err(|e| StoreError::Postgres(e.into()))?;
+            conn.execute(
+                "DELETE FROM idempotency_keys WHERE (scope, key) IN
+                     (SELECT scope, key FROM idempotency_keys WHERE created_at < $1 ORDER BY created_at LIMIT $2)",
+                &[&cutoff, &limit],
+            )
+            .await
+            .map_err(pg_err)
+        })
+        .await
+    }
+
     /// Conservation totals.
     pub async fn totals(&self) -> Result<Totals, StoreError> {
         self.timed(self.totals_now()).await

@@ -182,6 +182,20 @@ impl Vault {
         self.key_for(self.period_index(period)).await
     }
 
+    /// Delete the keys of `periods` (their addresses become unreadable); returns how many there
+    /// were.
+    pub async fn erase_periods(&self, periods: &[String]) -> Result<u64, VaultError> {
+        let indexes: Vec<BlindIndex> = periods.iter().map(|p| self.period_index(p)).collect();
+        let n = self.store.delete_many(&indexes).await?;
+        let mut cache = self.cache.lock();
+        for index in &indexes {
+            if let Some((id, _)) = cache.by_subject.remove(index) {
+                cache.by_id.insert(id, (Cached::Erased, Instant::now()));
+            }
+        }
+        Ok(n)
+    }
+
     /// The blind index under which the key of `period` is kept.
     pub fn period_index(&self, period: &str) -> BlindIndex {
         self.index.index(PERIOD_KIND, period)

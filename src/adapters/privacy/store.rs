@@ -139,6 +139,28 @@ impl KeyStore {
         }
     }
 
+    /// Delete the keys kept under any of `indexes`; returns how many there were.
+    pub async fn delete_many(&self, indexes: &[BlindIndex]) -> Result<u64, PostgresError> {
+        match self {
+            Self::Postgres(pool) => {
+                let conn = pool.get().await?;
+                let bytes: Vec<&[u8]> = indexes.iter().map(BlindIndex::as_bytes).collect();
+                Ok(conn.execute("DELETE FROM privacy_subject_keys WHERE subject_index = ANY($1)", &[&bytes]).await?)
+            }
+            Self::Memory(m) => {
+                let mut m = m.lock();
+                let mut n = 0;
+                for index in indexes {
+                    if let Some(id) = m.by_subject.remove(index) {
+                        m.by_id.remove(&id);
+                        n += 1;
+                    }
+                }
+                Ok(n)
+            }
+        }
+    }
+
     /// At most `limit` keys wrapped under another master key than `current`.
     pub async fn wrapped_under_other(&self, current: &str, limit: usize) -> Result<Vec<StoredKey>, PostgresError> {
         match self {
