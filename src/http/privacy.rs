@@ -153,6 +153,19 @@ fn reason_of(given: Option<String>) -> Result<String, AppError> {
     }
 }
 
+/// The reason an administrator gives for reaching another subject's personal data (`given`, or
+/// the `X-Access-Reason` header), once audited; refused without one.
+pub async fn audited_reason(
+    state: &AppState,
+    req: &HttpRequest,
+    principal: &Principal,
+    given: Option<String>,
+) -> Result<String, AppError> {
+    let reason = reason_of(given.or_else(|| header(req, ACCESS_REASON)))?;
+    audit_access(state, req, principal, &reason).await?;
+    Ok(reason)
+}
+
 /// Record that an administrator reached another subject's personal data, and why.
 async fn audit_access(
     state: &AppState,
@@ -194,9 +207,7 @@ pub async fn request_erasure(
         Requester::Subject
     } else {
         principal.require_owner(&subject)?;
-        let reason = reason_of(reason.or_else(|| header(&req, ACCESS_REASON)))?;
-        audit_access(&state, &req, &principal, &reason).await?;
-        Requester::Admin { reason }
+        Requester::Admin { reason: audited_reason(&state, &req, &principal, reason).await? }
     };
     let record = state.actors.privacy.erase(&subject, requested_by).await.map_err(AppError::from)?;
     Ok(HttpResponse::Created().json(ErasureBody::from(record)))
@@ -241,8 +252,7 @@ pub async fn export_subject(
     checked_subject(&subject, "subject")?;
     if subject != principal.subject {
         principal.require_owner(&subject)?;
-        let reason = reason_of(header(&req, ACCESS_REASON))?;
-        audit_access(&state, &req, &principal, &reason).await?;
+        audited_reason(&state, &req, &principal, None).await?;
     }
     let archive = state.actors.privacy.export(&subject).await.map_err(AppError::from)?;
     Ok(HttpResponse::Ok().json(archive))

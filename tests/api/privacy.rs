@@ -188,13 +188,14 @@ async fn erasure_leaves_nothing_readable_keeps_the_ledger_balanced_and_readers_s
 
     // Readers: the owner and the reference are null and marked erased; the money is all there.
     let admin = app.token("root", &["admin"]);
-    let (status, wallet) = get(&app, &admin, &format!("/api/v1/fintech/wallets/{a}"), None).await;
+    let why = Some("erasure check, case 7");
+    let (status, wallet) = get(&app, &admin, &format!("/api/v1/fintech/wallets/{a}"), why).await;
     assert_eq!(status, 200, "{wallet}");
     assert_eq!(
         (wallet["owner"].clone(), wallet["erased"].clone(), wallet["balance"].clone()),
         (Value::Null, json!(true), json!(700))
     );
-    let (status, page) = get(&app, &admin, &format!("/api/v1/fintech/wallets/{a}/transactions"), None).await;
+    let (status, page) = get(&app, &admin, &format!("/api/v1/fintech/wallets/{a}/transactions"), why).await;
     assert_eq!(status, 200, "{page}");
     let deposit_entry = page["items"].as_array().unwrap().iter().find(|m| m["kind"] == "deposit").unwrap().clone();
     assert_eq!((deposit_entry["reference"].clone(), deposit_entry["erased"].clone()), (Value::Null, json!(true)));
@@ -260,7 +261,19 @@ async fn the_export_holds_every_domains_data_and_admins_need_a_reason_which_is_a
     let (status, refused) = post(&app, &admin, "/api/v1/privacy/erasure-requests", json!({"subject": alice})).await;
     assert_eq!((status, refused["code"].as_str()), (400, Some("reason_required")), "{refused}");
 
-    // The audited read carries the reason and who read.
+    // An administrator reading someone's wallet gives a reason too.
+    let wallet_path = format!("/api/v1/fintech/wallets/{wallet}");
+    let (status, refused) = get(&app, &admin, &wallet_path, None).await;
+    assert_eq!((status, refused["code"].as_str()), (400, Some("reason_required")), "{refused}");
+    let (status, refused) = get(&app, &admin, &format!("{wallet_path}/transactions"), None).await;
+    assert_eq!((status, refused["code"].as_str()), (400, Some("reason_required")), "{refused}");
+    let wallet_reason = unique("wallet-case");
+    let (status, read) = get(&app, &admin, &wallet_path, Some(&wallet_reason)).await;
+    assert_eq!((status, read["owner"].as_str()), (200, Some(alice.as_str())), "{read}");
+    let (status, _) = get(&app, &token, &wallet_path, None).await;
+    assert_eq!(status, 200, "the owner reads without a reason");
+
+    // The audited reads carry the reason and who read.
     let audit = app.state.actors.audit.clone().unwrap();
     audit.writer.ask(beryl_core_api::actors::audit::messages::Flush).await.unwrap().unwrap();
     let lines = std::fs::read_to_string(&log).unwrap();
@@ -272,6 +285,12 @@ async fn the_export_holds_every_domains_data_and_admins_need_a_reason_which_is_a
     let record = crate::helpers::opened_audit_record(&app, record).await;
     assert_eq!(record["subject"], json!("root"));
     assert_eq!(record["action"], json!("GET /api/v1/privacy/subjects/{subject}/export"));
+    let record: Value = lines
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|r| r["reason"] == json!(wallet_reason))
+        .expect("an audit record of the wallet read with its reason");
+    assert_eq!(record["action"], json!("GET /api/v1/fintech/wallets/{id}"));
 }
 
 /// A vault over a migrated database of its own.
