@@ -485,3 +485,38 @@ async fn retention_removes_exactly_what_is_past_its_period() {
     assert_eq!(left, vec!["new".to_owned()]);
     assert_eq!(rules.apply(now).await.unwrap().values().sum::<u64>(), 0, "nothing more is past its period");
 }
+
+#[actix_web::test]
+async fn events_retained_on_the_broker_carry_nothing_readable_after_erasure() {
+    use beryl_core_api::adapters::ledger::sealing::{entry_row, JOURNAL_REFERENCE};
+
+    let (brokers, ns) = (crate::kafka::broker(), crate::kafka::unique("privacy"));
+    let app = spawn_with(|s| crate::events::on_kafka(s, &brokers, &ns)).await;
+    let alice = unique("alice");
+    let reference = unique("payout");
+    let token = user(&app, &alice);
+    let wallet = open(&app, &token).await;
+    deposit(&app, &wallet, 500, &reference).await;
+    let (status, body) = post(&app, &token, "/api/v1/privacy/erasure-requests", json!({})).await;
+    assert_eq!(status, 201, "{body}");
+
+    let topic = format!("{ns}.fintech.events");
+    let b = brokers.clone();
+    let records = tokio::task::spawn_blocking(move || {
+        crate::kafka::read_topic(&b, &topic, 2, std::time::Duration::from_secs(60))
+    })
+    .await
+    .unwrap();
+    assert_eq!(records.len(), 2, "the opening and the deposit");
+    for record in &records {
+        let raw = record.value.to_string();
+        assert!(!raw.contains(&alice) && !raw.contains(&reference), "plaintext on the broker: {raw}");
+    }
+    let deposit = records.iter().find(|r| r.value["type"] == "fintech.wallet.deposit").expect("the deposit event");
+    let sealed = deposit.value["data"]["reference"].as_str().expect("a sealed reference");
+    assert!(sealed.starts_with("pd1."), "{sealed}");
+    let seq = deposit.value["seq"].as_i64().unwrap();
+    let row = entry_row(beryl_core_api::domain::fintech::WalletId(wallet.parse().unwrap()), seq);
+    let opened = app.state.actors.privacy.vault().open_text(sealed, Place::new(JOURNAL_REFERENCE, &row)).await.unwrap();
+    assert_eq!(opened, Personal::Erased);
+}
