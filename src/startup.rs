@@ -84,7 +84,7 @@ impl Application {
         let vault = Vault::for_pool(connections.postgres.clone(), &settings.privacy);
         let (fintech, outbox, ledger) =
             spawn_fintech(&supervision, &settings, &metrics, connections.postgres.clone(), &vault).await?;
-        let holders = register_holders(&fintech, &ledger);
+        let holders = register_holders(&settings, &vault, &fintech, &ledger);
         spawn_retention(&supervision, &settings, &metrics, &vault, &holders)?;
         let privacy = PrivacyClient::new(vault.clone(), holders, metrics.clone());
         let broker = MemoryBroker::new();
@@ -322,8 +322,12 @@ fn spawn_retention(
 const SEAL_BATCH: i64 = 500;
 
 /// Every domain's holder of personal data: the one place a new domain adds a line.
-fn register_holders(fintech: &FintechClient, ledger: &LedgerStore) -> Holders {
+fn register_holders(settings: &Settings, vault: &Vault, fintech: &FintechClient, ledger: &LedgerStore) -> Holders {
     let mut holders = Holders::default();
+    if settings.audit.enabled {
+        let live = settings.audit.log_file.clone();
+        holders.register(Arc::new(crate::actors::audit::privacy::AuditHolder::new(live, vault.clone())));
+    }
     holders.register(Arc::new(fintech::privacy::FintechHolder::new(ledger.clone(), fintech.clone())));
     holders
 }

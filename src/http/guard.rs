@@ -122,10 +122,7 @@ impl AuditSealing {
     }
 }
 
-/// Field of an audit record's subject.
-pub const AUDIT_SUBJECT: &str = "audit.subject";
-/// Field of an audit record's client address.
-pub const AUDIT_IP: &str = "audit.client_ip";
+pub use crate::domain::audit::{SEALED_CLIENT_IP as AUDIT_IP, SEALED_SUBJECT as AUDIT_SUBJECT};
 
 /// The period whose key seals the addresses recorded at `at`: its month, `2026-12`.
 pub fn audit_period(at: chrono::DateTime<Utc>) -> String {

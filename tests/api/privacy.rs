@@ -235,7 +235,16 @@ async fn the_export_holds_every_domains_data_and_admins_need_a_reason_which_is_a
     assert_eq!(status, 200, "{archive}");
     assert_eq!(archive["subject"], json!(alice));
     let domains = archive["domains"].as_object().unwrap();
-    assert_eq!(domains.keys().collect::<Vec<_>>(), vec!["fintech", "privacy"]);
+    assert_eq!(domains.keys().collect::<Vec<_>>(), vec!["audit", "fintech", "privacy"]);
+    // The audit trail's records of her requests, opened: hers only.
+    let records = archive["domains"]["audit"]["records"].as_array().unwrap();
+    assert!(!records.is_empty(), "{archive}");
+    for record in records {
+        assert_eq!(
+            (record["subject"].as_str(), record["client_ip"].as_str()),
+            (Some(alice.as_str()), Some("127.0.0.1"))
+        );
+    }
     let exported = &archive["domains"]["fintech"]["wallets"][0];
     assert_eq!((exported["id"].as_str(), exported["owner"].as_str()), (Some(wallet.as_str()), Some(alice.as_str())));
     assert_eq!(exported["balance"], json!(250));
@@ -253,6 +262,7 @@ async fn the_export_holds_every_domains_data_and_admins_need_a_reason_which_is_a
     let (status, read) = get(&app, &admin, &path, Some(&reason)).await;
     assert_eq!(status, 200, "{read}");
     assert_eq!(read["domains"]["fintech"], archive["domains"]["fintech"]);
+    assert_eq!(read["domains"]["audit"]["records"][0], archive["domains"]["audit"]["records"][0]);
 
     // Erasing someone else's data: admin only, with a reason.
     let (status, refused) =

@@ -59,6 +59,11 @@ use sha2::{Digest, Sha256};
 /// `prev_hash` of the first record of a chain.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+/// Field (the associated data's) of a record's sealed subject.
+pub const SEALED_SUBJECT: &str = "audit.subject";
+/// Field of a record's sealed client address.
+pub const SEALED_CLIENT_IP: &str = "audit.client_ip";
+
 /// Outcome of an action that was carried out.
 pub const OUTCOME_SUCCESS: &str = "success";
 /// Outcome of an action refused for lack of authentication or authorization.
