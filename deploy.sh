@@ -50,7 +50,7 @@ IMAGE_REF=""
 MANIFEST_IMAGE=ghcr.io/generalhaypi/beryl_ecosysteme/beryl-core-api
 DEPLOYMENTS=(beryl-core-api graphql-gateway event-bus)
 MIN_KUBE_MINOR=24
-REQUIRED_SECRET_KEYS=(jwt-secret-key database-password audit-hmac-key)
+REQUIRED_SECRET_KEYS=(jwt-secret-key database-password audit-hmac-key privacy-master-key privacy-blind-index-key)
 REQUIRED_CRDS=(
 	certificates.cert-manager.io
 	clusterissuers.cert-manager.io

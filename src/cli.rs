@@ -67,6 +67,53 @@ pub enum Command {
         #[command(subcommand)]
         action: DlqCommand,
     },
+    /// Personal data: keys (DATABASE_URL, PRIVACY_MASTER_KEY, PRIVACY_MASTER_KEY_PREVIOUS).
+    Privacy {
+        /// What to do.
+        #[command(subcommand)]
+        action: PrivacyCommand,
+    },
+}
+
+/// `privacy` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PrivacyCommand {
+    /// Rewrap every subject key under the current master key (PRIVACY_MASTER_KEY), unwrapping
+    /// those still wrapped under the previous one (PRIVACY_MASTER_KEY_PREVIOUS); once it reports
+    /// none left, the previous key can be unset.
+    Rewrap {
+        /// Keys read per statement.
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+    },
+}
+
+/// Run a `privacy` subcommand.
+pub fn privacy(settings: &Settings, action: PrivacyCommand) -> ExitCode {
+    let PrivacyCommand::Rewrap { batch } = action;
+    let pool = match postgres::build_pool(&settings.database) {
+        Ok(Some(pool)) => pool,
+        Ok(None) => {
+            eprintln!("privacy rewrap needs DATABASE_URL: the embedded mode keeps no keys");
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("invalid DATABASE_URL: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let vault = crate::adapters::privacy::Vault::for_pool(Some(pool), &settings.privacy);
+    let current = vault.master_keys().current.id().to_owned();
+    match actix_rt::System::new().block_on(vault.rewrap_all(batch)) {
+        Ok(n) => {
+            println!("rewrapped {n} subject keys under master key {current}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("rewrap failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// `dlq` subcommands.
@@ -432,6 +479,8 @@ async fn replay(
                 client_ip: None,
                 count: None,
                 money: None,
+                reason: None,
+                subject_index: None,
             });
         }
     }

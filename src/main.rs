@@ -41,6 +41,7 @@ fn main() -> ExitCode {
         }
         Command::Migrate => migrate(&settings),
         Command::Dlq { action } => cli::dlq(settings, action),
+        Command::Privacy { action } => cli::privacy(&settings, action),
         Command::Serve => serve(settings),
     }
 }
@@ -109,11 +110,20 @@ fn migrate(settings: &Settings) -> ExitCode {
     };
     let result = actix_rt::System::new().block_on(async move {
         let mut client = beryl_core_api::adapters::postgres::connect(&config).await?;
-        Ok::<_, anyhow::Error>(beryl_core_api::adapters::migrate::run(&mut client).await?)
+        let report = beryl_core_api::adapters::migrate::run(&mut client).await?;
+        // Personal data written before the privacy module is sealed now: that needs the keys.
+        let pool = beryl_core_api::adapters::postgres::build_pool(&settings.database)?;
+        let vault = beryl_core_api::adapters::privacy::Vault::for_pool(pool, &settings.privacy);
+        let sealed = beryl_core_api::adapters::ledger::sealing::seal_existing(&client, &vault, 500).await?;
+        Ok::<_, anyhow::Error>((report, sealed))
     });
     match result {
-        Ok(report) => {
+        Ok((report, sealed)) => {
             println!("applied: {:?}; already present: {:?}", report.applied, report.present);
+            println!(
+                "sealed: {} wallet owners, {} references, {} idempotency keys",
+                sealed.owners, sealed.references, sealed.kept
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {

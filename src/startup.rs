@@ -18,16 +18,18 @@ use crate::{
         fintech::{self, FintechClient, FintechDomain, KeyPurger, LedgerWriter},
         payments::{Payments, PayoutReconciler, WebhookKeys},
         pools::{self, AdapterPool, Connections, PoolConfig},
+        privacy::{retention, Holders, PrivacyClient},
         runtime::{ActorKind, ActorSpec, EntityPolicy, Registry, Supervision},
         Actors,
     },
     adapters::{
         self,
         bus::{MemoryBroker, Publisher},
-        ledger::{LedgerStore, MemLedger, PgLedger},
+        ledger::{sealing, LedgerStore, MemLedger, PgLedger},
         outbox::{MemOutbox, OutboxSource},
         payments::PaymentsStore,
         postgres::PgPool,
+        privacy::Vault,
     },
     auth::{self, rate_limit::Limiter, KeySet, Revocations},
     config::{CorsSettings, Secret, Settings},
@@ -89,12 +91,24 @@ impl Application {
             webhook_url.clone(),
         )
         .context("external API adapters")?;
-        let (fintech, outbox) = spawn_fintech(&supervision, &settings, &metrics, connections.postgres.clone()).await?;
+        let vault = Vault::for_pool(connections.postgres.clone(), &settings.privacy);
+        let (fintech, outbox, ledger) =
+            spawn_fintech(&supervision, &settings, &metrics, connections.postgres.clone(), &vault).await?;
+        let holders = register_holders(&settings, &vault, &fintech, &ledger);
+        spawn_retention(&supervision, &settings, &metrics, &vault, &holders)?;
+        let privacy = PrivacyClient::new(vault.clone(), holders, metrics.clone());
         let payments_store = match &connections.postgres {
             Some(pool) => PaymentsStore::Postgres(pool.clone()),
             None => PaymentsStore::memory(),
         };
-        let payments = Payments::new(adapters.payments, payments_store, fintech.clone(), webhook_keys, metrics.clone());
+        let payments = Payments::new(
+            adapters.payments,
+            payments_store,
+            fintech.clone(),
+            webhook_keys,
+            metrics.clone(),
+            vault.clone(),
+        );
         if settings.server.role.runs_worker() {
             let (reconciled, every) =
                 (payments.clone(), Duration::from_secs(settings.adapters.payments.pending_retry_secs));
@@ -138,7 +152,11 @@ impl Application {
             audit_policy: settings.audit_failure_policy(),
             registry: registry.clone(),
             metrics: metrics.clone(),
+            vault: vault.clone(),
+            period_key: Default::default(),
         });
+        // The current audit period's key, found before the first request needs it.
+        let _ = guard.audit_sealing(None).await;
 
         let state = web::Data::new(AppState {
             settings: settings.clone(),
@@ -153,6 +171,7 @@ impl Application {
                 routing: adapters.routing,
                 emissions: adapters.emissions,
                 payments,
+                privacy,
             },
             live_stall: Duration::from_secs(settings.health.live_stall_secs),
             guard,
@@ -278,7 +297,8 @@ async fn spawn_fintech(
     settings: &Settings,
     metrics: &Metrics,
     pool: Option<PgPool>,
-) -> anyhow::Result<(FintechClient, OutboxSource)> {
+    vault: &Vault,
+) -> anyhow::Result<(FintechClient, OutboxSource, LedgerStore)> {
     let (store, outbox) = match pool {
         Some(pool) => {
             let config = adapters::postgres::connect_config(&settings.database)?.context("PostgreSQL settings")?;
@@ -287,10 +307,13 @@ async fn spawn_fintech(
                     adapters::postgres::connect(&config).await.context("connect to PostgreSQL to migrate")?;
                 let report = adapters::migrate::run(&mut client).await.context("apply migrations")?;
                 tracing::info!(applied = ?report.applied, present = report.present.len(), "database migrated");
+                let sealed = sealing::seal_existing(&client, vault, SEAL_BATCH).await.context("seal personal data")?;
+                tracing::info!(?sealed, "personal data written before the privacy module sealed");
             }
             let outbox = OutboxSource::Postgres(Arc::new(config.clone()));
             let commit_timeout = Duration::from_millis(settings.database.statement_timeout_ms) + Duration::from_secs(1);
-            (LedgerStore::Postgres(PgLedger::new(pool, config).with_timeout(commit_timeout)), outbox)
+            let ledger = PgLedger::new(pool, config).with_timeout(commit_timeout).with_vault(vault.clone());
+            (LedgerStore::Postgres(ledger), outbox)
         }
         None => {
             let outbox = MemOutbox::new();
@@ -298,6 +321,7 @@ async fn spawn_fintech(
         }
     };
     let writer_store = store.clone();
+    let returned_store = store.clone();
     let writer_metrics = metrics.clone();
     let queue_max = settings.fintech.writer_queue_max;
     let writer = supervision.spawn(ActorSpec::new(fintech::writer::NAME, ActorKind::Adapter, true), move || {
@@ -331,7 +355,44 @@ async fn spawn_fintech(
     let _ = me.set(domain.clone());
     supervision.own_entities(&kind_ref, &domain);
     let ttl = Duration::from_secs(settings.fintech.idempotency_ttl_secs);
-    Ok((FintechClient::new(domain, ttl, metrics.clone()), outbox))
+    Ok((FintechClient::new(domain, ttl, metrics.clone()), outbox, returned_store))
+}
+
+/// The retention of personal data, under supervision.
+fn spawn_retention(
+    supervision: &Supervision,
+    settings: &Settings,
+    metrics: &Metrics,
+    vault: &Vault,
+    holders: &Holders,
+) -> anyhow::Result<()> {
+    let day = |days: u64| Duration::from_secs(days.saturating_mul(86_400));
+    let periods = retention::Periods {
+        audit_ip: day(settings.privacy.audit_ip_retention_days),
+        ride_coordinates: day(settings.privacy.ride_coordinates_retention_days),
+        idempotency_responses: Duration::from_secs(settings.fintech.idempotency_ttl_secs),
+    };
+    let rules = retention::Rules::new(vault.clone(), holders.clone(), periods, settings.privacy.retention_batch);
+    let interval = Duration::from_secs(settings.privacy.retention_interval_secs);
+    let metrics = metrics.clone();
+    supervision.spawn(ActorSpec::new(retention::NAME, ActorKind::Adapter, false), move || {
+        retention::Retention::new(rules.clone(), interval, metrics.clone())
+    })?;
+    Ok(())
+}
+
+/// Rows sealed per statement by the start-up sealing of personal data written before.
+const SEAL_BATCH: i64 = 500;
+
+/// Every domain's holder of personal data: the one place a new domain adds a line.
+fn register_holders(settings: &Settings, vault: &Vault, fintech: &FintechClient, ledger: &LedgerStore) -> Holders {
+    let mut holders = Holders::default();
+    if settings.audit.enabled {
+        let live = settings.audit.log_file.clone();
+        holders.register(Arc::new(crate::actors::audit::privacy::AuditHolder::new(live, vault.clone())));
+    }
+    holders.register(Arc::new(fintech::privacy::FintechHolder::new(ledger.clone(), fintech.clone())));
+    holders
 }
 
 /// Every domain's event registrations: the one place a new domain adds a line.

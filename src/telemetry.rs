@@ -90,6 +90,12 @@ pub const LEDGER_BATCH_SIZE: &str = "beryl_ledger_batch_size";
 pub const LEDGER_OVERLOADED_TOTAL: &str = "beryl_ledger_overloaded_total";
 /// Expired idempotency keys forgotten by the purger.
 pub const IDEMPOTENCY_KEYS_PURGED_TOTAL: &str = "beryl_idempotency_keys_purged_total";
+/// Erasures of a data subject's personal data completed.
+pub const PRIVACY_ERASURES_TOTAL: &str = "beryl_privacy_erasures_total";
+/// Personal data removed by retention, by category.
+pub const PRIVACY_RETENTION_REMOVED_TOTAL: &str = "beryl_privacy_retention_removed_total";
+/// Reads of another subject's personal data by an administrator, with a reason given.
+pub const PRIVACY_ADMIN_READS_TOTAL: &str = "beryl_privacy_admin_reads_total";
 /// Events published to the broker and acknowledged, by topic.
 pub const EVENTS_PUBLISHED_TOTAL: &str = "beryl_events_published_total";
 /// Inbound events received, by topic and partition.
@@ -176,6 +182,13 @@ pub fn describe_metrics() {
         "Commands refused because the ledger writer's queue was full."
     );
     describe_counter!(IDEMPOTENCY_KEYS_PURGED_TOTAL, Unit::Count, "Expired idempotency keys forgotten by the purger.");
+    describe_counter!(PRIVACY_ERASURES_TOTAL, Unit::Count, "Erasures of a data subject's personal data completed.");
+    describe_counter!(PRIVACY_RETENTION_REMOVED_TOTAL, Unit::Count, "Personal data removed by retention, by category.");
+    describe_counter!(
+        PRIVACY_ADMIN_READS_TOTAL,
+        Unit::Count,
+        "Reads of another subject's personal data by an administrator, with a reason given."
+    );
     describe_counter!(AUTH_FAILURES_TOTAL, Unit::Count, "Requests refused for a missing or invalid token.");
     describe_counter!(
         AUTH_REVOCATION_SYNC_FAILURES_TOTAL,

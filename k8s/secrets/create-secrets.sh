@@ -61,6 +61,8 @@ create() {
 	printf '%s' "${JWT_SECRET_KEY:-$(openssl rand -hex 32)}" >"${dir}/values/jwt-secret-key"
 	printf '%s' "${DATABASE_PASSWORD}" >"${dir}/values/database-password"
 	printf '%s' "$(openssl rand -hex 32)" >"${dir}/values/audit-hmac-key"
+	printf '%s' "$(openssl rand -hex 32)" >"${dir}/values/privacy-master-key"
+	printf '%s' "$(openssl rand -hex 32)" >"${dir}/values/privacy-blind-index-key"
 	printf '%s' "${EMISSIONS_API_KEY}" >"${dir}/values/emissions-api-key"
 	printf '%s' "${PAYMENTS_API_KEY}" >"${dir}/values/payments-api-key"
 	printf '%s' "${PAYMENTS_WEBHOOK_SECRET}" >"${dir}/values/payments-webhook-secret"

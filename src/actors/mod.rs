@@ -7,6 +7,7 @@ pub mod events;
 pub mod fintech;
 pub mod payments;
 pub mod pools;
+pub mod privacy;
 pub mod runtime;
 
 use runtime::ActorRef;
@@ -28,4 +29,6 @@ pub struct Actors {
     pub emissions: adapters::EmissionsClient,
     /// Top-ups, payouts and the provider's webhook.
     pub payments: payments::Payments,
+    /// Export and erasure of personal data, across every domain.
+    pub privacy: privacy::PrivacyClient,
 }

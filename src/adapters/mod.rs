@@ -10,5 +10,6 @@ pub mod migrate;
 pub mod outbox;
 pub mod payments;
 pub mod postgres;
+pub mod privacy;
 pub mod redis;
 pub mod routing;

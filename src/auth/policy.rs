@@ -20,7 +20,7 @@ pub const SETTLEMENT_ROUTES: &[&str] =
     &["/api/v1/fintech/wallets/{id}/deposits", "/api/v1/fintech/wallets/{id}/withdrawals"];
 
 /// Domains whose routes live under `/api/v1/<domain>/`.
-pub const DOMAINS: &[&str] = &["fintech", "mobility", "esg", "social", "system"];
+pub const DOMAINS: &[&str] = &["fintech", "mobility", "esg", "social", "system", "privacy"];
 
 /// A required scope, `<domain>:read` or `<domain>:write`, `fintech:settle`, or `admin`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,7 +92,13 @@ impl Principal {
     /// Refused unless the principal is `owner` or an administrator: the rule domains call before
     /// acting on a resource that belongs to someone.
     pub fn require_owner(&self, owner: &str) -> Result<(), Denied> {
-        if self.subject == owner || self.is_admin() {
+        self.require_owner_of(Some(owner))
+    }
+
+    /// [`Principal::require_owner`] for an owner that may have been erased (`None`): only an
+    /// administrator then passes.
+    pub fn require_owner_of(&self, owner: Option<&str>) -> Result<(), Denied> {
+        if owner == Some(self.subject.as_str()) || self.is_admin() {
             Ok(())
         } else {
             Err(Denied::NotOwner)

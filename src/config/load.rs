@@ -54,6 +54,9 @@ pub const FLAT_VARIABLES: &[(&str, &str)] = &[
     ("PAYMENTS_WEBHOOK_SECRET", "adapters.payments.webhook_secret"),
     ("PAYMENTS_WEBHOOK_SECRET_PREVIOUS", "adapters.payments.webhook_secrets_previous"),
     ("PAYMENTS_WEBHOOK_TOLERANCE", "adapters.payments.webhook_tolerance_secs"),
+    ("PRIVACY_MASTER_KEY", "privacy.master_key"),
+    ("PRIVACY_MASTER_KEY_PREVIOUS", "privacy.master_key_previous"),
+    ("PRIVACY_BLIND_INDEX_KEY", "privacy.blind_index_key"),
 ];
 
 /// Prefix of the nested form: `BERYL__SUPERVISION__MAX_RESTARTS=5`.

@@ -20,6 +20,7 @@ mod health;
 mod load;
 mod log;
 mod metrics;
+mod privacy;
 mod rate_limit;
 mod redis;
 mod secret;
@@ -43,6 +44,7 @@ pub use health::HealthSettings;
 pub use load::{variables_for, Sources, FLAT_VARIABLES, NESTED_PREFIX};
 pub use log::{LogFormat, LogSettings};
 pub use metrics::MetricsSettings;
+pub use privacy::{PrivacySettings, DEVELOPMENT_BLIND_INDEX_KEY, DEVELOPMENT_MASTER_KEY};
 pub use rate_limit::{IpNetwork, RateLimitGroup, RateLimitSettings};
 pub use redis::RedisSettings;
 pub use secret::{Secret, SecretUrl};
@@ -91,6 +93,8 @@ pub struct Settings {
     pub graphql: GraphqlSettings,
     /// External APIs (routing, emissions, payments).
     pub adapters: AdaptersSettings,
+    /// Personal data: keys, key cache and retention.
+    pub privacy: PrivacySettings,
 }
 
 /// Where the process runs; changes defaults (log format) and what validation allows.
@@ -185,6 +189,7 @@ impl Settings {
             &self.fault_injection,
             &self.graphql,
             &self.adapters,
+            &self.privacy,
         ];
         let mut problems = SettingsProblems::default();
         for section in sections {

@@ -6,3 +6,4 @@ pub mod events;
 pub mod fintech;
 pub mod idempotency;
 pub mod payments;
+pub mod privacy;

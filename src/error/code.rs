@@ -86,6 +86,9 @@ error_codes! {
     InvalidReference => ("invalid_reference", 400, "Invalid reference"),
     /// POST without an `Idempotency-Key` header, or a malformed one.
     IdempotencyKeyMissing => ("idempotency_key_missing", 400, "Idempotency key required"),
+    /// An administrator's read of another subject's personal data, or erasure for them, without a
+    /// reason (`X-Access-Reason` header or `reason` field).
+    ReasonRequired => ("reason_required", 400, "Reason required"),
     /// A page larger than allowed was asked for.
     PageTooLarge => ("page_too_large", 400, "Page too large"),
     /// The pagination cursor is not one this service issued.
@@ -146,6 +149,8 @@ error_codes! {
     /// Too many commands are waiting for the ledger (the database is slow or unreachable);
     /// `Retry-After` says when to try again.
     Overloaded => ("overloaded", 503, "Service unavailable"),
+    /// The store of personal-data keys cannot be reached; retry later.
+    PrivacyUnavailable => ("privacy_unavailable", 503, "Service unavailable"),
     /// A state-changing request could not be audited and the policy is fail-closed.
     AuditUnavailable => ("audit_unavailable", 503, "Service unavailable"),
     /// The actor that owns the resource did not answer in time.

@@ -22,8 +22,10 @@ use crate::{
 pub struct Wallet {
     /// Id.
     pub id: ID,
-    /// Owner (subject).
-    pub owner: String,
+    /// Owner (subject); `null` once erased.
+    pub owner: Option<String>,
+    /// Whether the owner's personal data was erased.
+    pub erased: bool,
     /// ISO 4217 code.
     pub currency: String,
     /// Balance in minor units.
@@ -51,8 +53,10 @@ pub struct Movement {
     pub balance_after: i64,
     /// The other wallet of a transfer.
     pub counterparty: Option<ID>,
-    /// External reference.
+    /// External reference; `null` once erased.
     pub reference: Option<String>,
+    /// Whether the reference was erased.
+    pub erased: bool,
     /// Commit time.
     pub created_at: DateTime<Utc>,
 }
@@ -117,7 +121,7 @@ async fn owned(
 ) -> Result<crate::domain::fintech::Wallet, AppError> {
     let wallet =
         state.actors.fintech.wallet(id, true).await?.ok_or_else(|| AppError::from(FintechError::WalletNotFound(id)))?;
-    principal.require_owner(&wallet.owner)?;
+    principal.require_owner_of(wallet.owner.value().map(String::as_str))?;
     Ok(wallet)
 }
 
@@ -134,7 +138,8 @@ impl FintechQuery {
         let w = owned(state, &caller.principal, id).await.map_err(|e| e.extend())?;
         Ok(Wallet {
             id: ID(w.id.to_string()),
-            owner: w.owner,
+            erased: w.owner.is_erased(),
+            owner: w.owner.value().cloned(),
             currency: w.currency.code().into(),
             balance: w.balance,
             status: w.status.as_str().into(),
@@ -174,6 +179,7 @@ impl FintechQuery {
                     balance_after: m.balance_after,
                     counterparty: m.counterparty.map(|c| ID(c.to_string())),
                     reference: m.reference,
+                    erased: m.erased,
                     created_at: m.created_at,
                 })
                 .collect(),

@@ -43,11 +43,21 @@ pub async fn audit_layer(
     }
     let res = next.call(req).await?.map_into_boxed_body();
     // The subject, unless the guard already wrote the record (a denial).
-    let audited = {
+    let (audited, sealing) = {
         let extensions = res.request().extensions();
-        extensions.get::<AlreadyAudited>().is_none().then(|| extensions.get::<Principal>().map(|p| p.subject.clone()))
+        let audited = extensions
+            .get::<AlreadyAudited>()
+            .is_none()
+            .then(|| extensions.get::<Principal>().map(|p| p.subject.clone()));
+        (audited, extensions.get::<RequestFacts>().and_then(|f| f.sealing.clone()))
     };
     let Some(subject) = audited else { return Ok(res) };
+    let mut facts = facts;
+    // The guard found the keys that seal this request's records; without it, they are found now.
+    facts.sealing = match sealing {
+        Some(sealing) => Some(sealing),
+        None => state.guard.audit_sealing(subject.as_deref()).await,
+    };
     let status = res.status().as_u16();
     let mut event = facts.event(subject.as_deref(), status, outcome(status));
     event.money = res.response().extensions().get::<MoneyMovement>().cloned();

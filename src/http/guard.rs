@@ -23,12 +23,14 @@ use crate::{
         audit::{self, AuditSink},
         runtime::{ActorState, Registry},
     },
+    adapters::privacy::Vault,
     auth::{
         rate_limit::{Decision, Limiter, Quota},
         required_scope, AuthError, KeySet, Principal, Revocations,
     },
     config::{AuditFailurePolicy, IpNetwork, RateLimitGroup, RateLimitSettings},
     domain::audit::{AuditEvent, OUTCOME_DENIED, OUTCOME_FAILURE, OUTCOME_SUCCESS},
+    domain::privacy::{BlindIndex, Place, Sealed, SubjectKey},
     error::{AppError, ErrorCode},
     telemetry::{self, Metrics},
 };
@@ -52,6 +54,79 @@ pub struct Guard {
     pub registry: Arc<Registry>,
     /// This instance's metrics.
     pub metrics: Metrics,
+    /// Seals the subject and client address of audit records.
+    pub vault: Vault,
+    /// The key of the current audit period, once found.
+    pub period_key: PeriodKey,
+}
+
+/// The key of the current audit period, kept for the period: it is deleted only once its period
+/// is past retention, and every request without a known subject needs it.
+#[derive(Default)]
+pub struct PeriodKey(parking_lot::Mutex<Option<(String, SubjectKey)>>);
+
+impl PeriodKey {
+    fn get(&self, period: &str) -> Option<SubjectKey> {
+        self.0.lock().as_ref().filter(|(p, _)| p == period).map(|(_, key)| key.clone())
+    }
+
+    fn set(&self, period: String, key: SubjectKey) {
+        *self.0.lock() = Some((period, key));
+    }
+}
+
+/// Longest wait for a key that seals an audit record's personal data: past it, the record
+/// carries no subject or address rather than waiting or holding them in the clear.
+pub const AUDIT_KEY_WITHIN: Duration = Duration::from_millis(250);
+
+/// The keys that seal the personal data of a request's audit records: the subject's (their id
+/// and, once they are known, their address: erased with them), and the key of the current
+/// period (the address of a request without a known subject: erased by retention).
+#[derive(Clone)]
+pub struct AuditSealing {
+    subject: Option<(String, Option<SubjectKey>, BlindIndex)>,
+    period: Option<SubjectKey>,
+}
+
+impl std::fmt::Debug for AuditSealing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditSealing")
+            .field("subject_key", &self.subject.as_ref().map(|(_, key, _)| key.is_some()))
+            .field("period_key", &self.period.is_some())
+            .finish()
+    }
+}
+
+impl AuditSealing {
+    /// The subject field (sealed, or left out without a key), the subject's index and the client
+    /// address field (sealed, or left out without a key) of a record about `subject` from `ip`.
+    pub fn seal(&self, subject: Option<&str>, ip: Option<IpAddr>) -> (Option<String>, Option<String>, Option<String>) {
+        let ip = ip.map(|ip| ip.to_string());
+        let known = self.subject.as_ref().filter(|(s, ..)| Some(s.as_str()) == subject);
+        let text = |sealed: Result<Sealed, _>| sealed.ok().map(|s: Sealed| s.to_text());
+        match known {
+            Some((id, key, index)) => {
+                let subject = key.as_ref().and_then(|k| text(Sealed::seal(k, Place::new(AUDIT_SUBJECT, ""), id)));
+                let ip = key.as_ref().zip(ip).and_then(|(k, ip)| text(Sealed::seal(k, Place::new(AUDIT_IP, ""), &ip)));
+                (subject, Some(index.hex()), ip)
+            }
+            None => {
+                let ip = self
+                    .period
+                    .as_ref()
+                    .zip(ip)
+                    .and_then(|(k, ip)| text(Sealed::seal_deterministic(k, Place::new(AUDIT_IP, ""), &ip)));
+                (None, None, ip)
+            }
+        }
+    }
+}
+
+pub use crate::domain::audit::{SEALED_CLIENT_IP as AUDIT_IP, SEALED_SUBJECT as AUDIT_SUBJECT};
+
+/// The period whose key seals the addresses recorded at `at`: its month, `2026-12`.
+pub fn audit_period(at: chrono::DateTime<Utc>) -> String {
+    at.format("%Y-%m").to_string()
 }
 
 /// Longest wait for the record of a committed change to be durable under fail_closed.
@@ -232,6 +307,41 @@ impl Guard {
             && sink.has_room()
     }
 
+    /// The keys that seal the audit records of a request by `subject` (`None` before the caller
+    /// is known); `None` when auditing is off. Each key is waited for at most
+    /// [`AUDIT_KEY_WITHIN`].
+    pub async fn audit_sealing(&self, subject: Option<&str>) -> Option<AuditSealing> {
+        self.audit.as_ref()?;
+        let name = audit_period(Utc::now());
+        let period = match self.period_key.get(&name) {
+            Some(key) => Some(key),
+            None => match tokio::time::timeout(AUDIT_KEY_WITHIN, self.vault.period_key(&name)).await {
+                Ok(Ok(key)) => {
+                    self.period_key.set(name, key.clone());
+                    Some(key)
+                }
+                _ => {
+                    tracing::warn!("no key for the audit period: client addresses are left out of its records");
+                    None
+                }
+            },
+        };
+        let subject = match subject {
+            Some(s) => {
+                let key = match tokio::time::timeout(AUDIT_KEY_WITHIN, self.vault.key_of(s)).await {
+                    Ok(Ok(key)) => Some(key),
+                    _ => {
+                        tracing::warn!("no key for the subject: their id and address are left out of the audit record");
+                        None
+                    }
+                };
+                Some((s.to_owned(), key, self.vault.subject_index(s)))
+            }
+            None => None,
+        };
+        Some(AuditSealing { subject, period })
+    }
+
     /// Hand an audit record to the writer without waiting; count it if it cannot be taken.
     /// Returns its ticket for [`Self::audit_confirmed`].
     pub fn audit(&self, event: AuditEvent) -> Option<u64> {
@@ -315,6 +425,9 @@ pub struct RequestFacts {
     pub ip: Option<IpAddr>,
     /// Correlation id.
     pub request_id: Option<String>,
+    /// The keys that seal the personal data of its records; without them (auditing off) records
+    /// carry the subject and the address as they are.
+    pub sealing: Option<AuditSealing>,
 }
 
 impl RequestFacts {
@@ -331,6 +444,7 @@ impl RequestFacts {
             path: req.path().to_string(),
             ip: client_ip(req.request(), trusted_proxies),
             request_id: telemetry::current_request_id().map(|r| r.as_str().to_string()),
+            sealing: None,
         }
     }
 
@@ -349,17 +463,23 @@ impl RequestFacts {
         status: u16,
         outcome: &str,
     ) -> AuditEvent {
+        let (subject, subject_index, client_ip) = match &self.sealing {
+            Some(sealing) => sealing.seal(subject, self.ip),
+            None => (subject.map(str::to_string), None, self.ip.map(|ip| ip.to_string())),
+        };
         AuditEvent {
             time: Utc::now(),
-            subject: subject.map(str::to_string),
+            subject,
             action,
             resource,
             outcome: outcome.into(),
             status,
             request_id: self.request_id.clone(),
-            client_ip: self.ip.map(|ip| ip.to_string()),
+            client_ip,
             count: None,
             money: None,
+            reason: None,
+            subject_index,
         }
     }
 }
@@ -381,7 +501,7 @@ pub async fn protect(
     let Some(guard) = req.app_data::<web::Data<Guard>>().cloned() else {
         return Err(AppError::Unexpected(anyhow::anyhow!("guard missing from the app data")).into());
     };
-    let facts = RequestFacts::of(&req, &guard.limits.trusted_proxies);
+    let mut facts = RequestFacts::of(&req, &guard.limits.trusted_proxies);
     let group = Group::of(&facts.method, &facts.path);
     let limits = group.limits(&guard.limits);
 
@@ -395,6 +515,7 @@ pub async fn protect(
         Ok(decision) => decision,
         Err(err) => return Ok(refuse(req, err)),
     };
+    facts.sealing = guard.audit_sealing(subject).await;
 
     let principal: Principal = match verified {
         Ok(p) => p,

@@ -13,6 +13,7 @@ pub mod me;
 pub mod metrics;
 pub mod openapi;
 pub mod payments;
+pub mod privacy;
 pub mod problem;
 pub mod request_context;
 pub mod state;
@@ -57,6 +58,7 @@ pub fn routes(settings: &Settings) -> impl FnOnce(&mut web::ServiceConfig) {
                     .wrap(from_fn(guard::protect))
                     .service(web::resource("/me").route(web::get().to(me::me)))
                     .configure(fintech::routes)
+                    .configure(privacy::routes)
                     .service(web::resource("/system/actors").route(web::get().to(system::actors)))
                     .service(web::resource("/system/actors/{name}/restart").route(web::post().to(system::restart)))
                     .service(web::resource("/admin/tokens/revocations").route(web::post().to(admin::revoke_token))),

@@ -19,7 +19,7 @@ use utoipa::{
     Modify, OpenApi,
 };
 
-use super::{admin, fintech, health, me, payments, problem::ProblemSchema, system};
+use super::{admin, fintech, health, me, payments, privacy, problem::ProblemSchema, system};
 use crate::{
     auth::policy,
     error::{ErrorCode, PROBLEM_JSON},
@@ -55,11 +55,15 @@ pub const BEARER: &str = "bearer";
         fintech::top_up,
         fintech::payout,
         payments::webhook,
+        privacy::request_erasure,
+        privacy::export_mine,
+        privacy::export_subject,
     ),
     components(schemas(ProblemSchema, fintech::CurrencyCode)),
     tags(
         (name = "fintech", description = "Wallets, movements, transfers, top-ups and payouts."),
         (name = "payments", description = "The payment provider's signed webhook; no token needed."),
+        (name = "privacy", description = "Erasure and export of personal data."),
         (name = "system", description = "Supervision state and operator actions."),
         (name = "admin", description = "Operator actions on authentication (scope `admin`)."),
         (name = "identity", description = "The caller."),
@@ -118,7 +122,7 @@ const IDEMPOTENT: &[ErrorCode] = &[ErrorCode::IdempotencyKeyMissing, ErrorCode::
 
 /// The codes an operation's own module says it can refuse with, by operation id.
 fn refusals(operation_id: &str) -> &'static [ErrorCode] {
-    [fintech::REFUSALS, system::REFUSALS, admin::REFUSALS, payments::REFUSALS]
+    [fintech::REFUSALS, system::REFUSALS, admin::REFUSALS, payments::REFUSALS, privacy::REFUSALS]
         .into_iter()
         .flatten()
         .find(|(id, _)| *id == operation_id)

@@ -81,6 +81,12 @@ pub async fn webhook(req: HttpRequest, state: web::Data<AppState>, body: web::By
             if let PaymentsError::Signature(e) = &error {
                 tracing::warn!(reason = e.outcome(), "payments webhook refused");
                 req.extensions_mut().insert(AlreadyAudited);
+                // No subject: the client's address is sealed under the period's key.
+                let ip = client_ip(&req, &state.guard.limits.trusted_proxies);
+                let (_, _, client_ip) = match state.guard.audit_sealing(None).await {
+                    Some(sealing) => sealing.seal(None, ip),
+                    None => (None, None, ip.map(|ip| ip.to_string())),
+                };
                 state.guard.audit_denial(AuditEvent {
                     time: Utc::now(),
                     subject: None,
@@ -89,9 +95,11 @@ pub async fn webhook(req: HttpRequest, state: web::Data<AppState>, body: web::By
                     outcome: OUTCOME_DENIED.into(),
                     status: error.code().status(),
                     request_id: telemetry::current_request_id().map(|r| r.as_str().to_owned()),
-                    client_ip: client_ip(&req, &state.guard.limits.trusted_proxies).map(|ip| ip.to_string()),
+                    client_ip,
                     count: None,
                     money: None,
+                    reason: None,
+                    subject_index: None,
                 });
             }
             Err(error.into())

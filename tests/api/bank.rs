@@ -175,12 +175,22 @@ async fn verify(database: &str, seen: &Seen) {
     for (key, id) in &seen.acked {
         assert!(applied.contains(id), "acknowledged transfer {key} ({id}) is missing from the history");
     }
-    let keys: i64 = db
-        .query_one("SELECT COUNT(*) FROM idempotency_keys WHERE key LIKE 't-%' AND receipt->>'receipt' = 'moved'", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(keys as usize, applied.len(), "each applied transfer has exactly one key, and no key was applied twice");
+    // What a key keeps is sealed under its caller's key (the development keys here): opened.
+    let vault = {
+        use beryl_core_api::{adapters::postgres::build_pool, config::DatabaseSettings};
+        let settings = DatabaseSettings { url: Some(database.into()), ..DatabaseSettings::default() };
+        beryl_core_api::adapters::privacy::Vault::for_pool(build_pool(&settings).unwrap(), &Default::default())
+    };
+    let mut keys = 0;
+    for row in db.query("SELECT scope, key, receipt FROM idempotency_keys WHERE key LIKE 't-%'", &[]).await.unwrap() {
+        let (scope, key): (String, String) = (row.get(0), row.get(1));
+        let row_id = beryl_core_api::adapters::ledger::sealing::kept_row(&scope, &key, "receipt");
+        let receipt = beryl_core_api::adapters::ledger::sealing::open_json(&vault, row.get(2), &row_id).await.unwrap();
+        if receipt.is_some_and(|r| r["receipt"] == "moved") {
+            keys += 1;
+        }
+    }
+    assert_eq!(keys, applied.len(), "each applied transfer has exactly one key, and no key was applied twice");
     // Every wallet's journal replays to its balance, sequence numbers without gaps.
     let rows = db
         .query(

@@ -30,7 +30,7 @@ fn key() -> String {
 }
 
 /// Point the application at `brokers`, with topics and group of its own under `ns`.
-fn on_kafka(s: &mut Settings, brokers: &str, ns: &str) {
+pub(crate) fn on_kafka(s: &mut Settings, brokers: &str, ns: &str) {
     s.event_bus.kind = Some(EventBusKind::Kafka);
     s.event_bus.kafka_bootstrap_servers = Some(brokers.into());
     s.event_bus.events_topic = format!("{ns}.{{domain}}.events");

@@ -228,7 +228,11 @@ async fn audit_records(app: &TestApp, live: &Path) -> Vec<Value> {
     })
     .await;
     writer.ask(Flush).await.expect("the writer answers").expect("the records are durable");
-    std::fs::read_to_string(live).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    let mut records = Vec::new();
+    for line in std::fs::read_to_string(live).unwrap().lines() {
+        records.push(crate::helpers::opened_audit_record(app, serde_json::from_str(line).unwrap()).await);
+    }
+    records
 }
 
 #[actix_web::test]

@@ -282,3 +282,23 @@ pub fn run_cli(args: &[&str], vars: &[(&str, &str)]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into(),
     )
 }
+
+/// An audit record as an auditor holding the keys reads it: its sealed subject and client
+/// address opened (`null` once erased).
+pub async fn opened_audit_record(app: &TestApp, mut record: serde_json::Value) -> serde_json::Value {
+    use beryl_core_api::{
+        domain::privacy::{Personal, Place},
+        http::guard::{AUDIT_IP, AUDIT_SUBJECT},
+    };
+    let vault = app.state.actors.privacy.vault();
+    for (member, field) in [("subject", AUDIT_SUBJECT), ("client_ip", AUDIT_IP)] {
+        if let Some(text) = record[member].as_str().map(str::to_owned) {
+            let opened = vault.open_text(&text, Place::new(field, "")).await.expect("a sealed field");
+            record[member] = match opened {
+                Personal::Value(v) => serde_json::Value::String(v),
+                Personal::Erased => serde_json::Value::Null,
+            };
+        }
+    }
+    record
+}

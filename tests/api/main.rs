@@ -17,6 +17,7 @@ mod metrics;
 mod openapi;
 mod outage;
 mod payments;
+mod privacy;
 mod process;
 mod proxy;
 mod ratelimit;

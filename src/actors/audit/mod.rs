@@ -36,6 +36,7 @@
 pub mod housekeeping;
 mod journal;
 pub mod messages;
+pub mod privacy;
 
 use std::{
     collections::VecDeque,

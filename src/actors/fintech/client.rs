@@ -7,7 +7,7 @@ use std::{future::Future, time::Duration};
 use chrono::Utc;
 use uuid::Uuid;
 
-use super::{Execute, FintechDomain, GetKept, GetMovements, GetWallet, LedgerFailure};
+use super::{Execute, FintechDomain, ForgetOwners, GetKept, GetMovements, GetWallet, LedgerFailure};
 use crate::{
     actors::runtime::{ActorRef, AskError},
     domain::{
@@ -183,6 +183,12 @@ impl FintechClient {
     /// A page of a wallet's money movements, newest first, before sequence `before`.
     pub async fn movements(&self, wallet: WalletId, before: Option<i64>, limit: usize) -> Result<Page, CallError> {
         flatten(self.domain.ask(GetMovements { wallet, before, limit }).await)
+    }
+
+    /// The owner of `wallets` was erased: their live actors drop the state they hold.
+    pub async fn forget_owners(&self, wallets: Vec<WalletId>) -> Result<(), CallError> {
+        self.domain.ask(ForgetOwners(wallets)).await?.unwrap_or_else(|never| match never {});
+        Ok(())
     }
 
     fn count<T>(&self, operation: &'static str, result: &Result<LedgerOutcome, T>) {

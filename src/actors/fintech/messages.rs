@@ -93,3 +93,20 @@ pub struct Refresh(pub Wallet);
 impl Message for Refresh {
     type Result = Result<(), std::convert::Infallible>;
 }
+
+/// The personal data of these wallets' owner was erased: their live actors, if any, drop the
+/// state they hold (with the owner in the clear) and load it again, erased, when next asked.
+#[derive(Debug, Clone)]
+pub struct ForgetOwners(pub Vec<WalletId>);
+
+impl Message for ForgetOwners {
+    type Result = Result<(), std::convert::Infallible>;
+}
+
+/// Drop the state of one live wallet actor (sent by the domain actor for [`ForgetOwners`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ForgetState;
+
+impl Message for ForgetState {
+    type Result = Result<(), std::convert::Infallible>;
+}

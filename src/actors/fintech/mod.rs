@@ -7,6 +7,7 @@
 pub mod client;
 pub mod events;
 pub mod messages;
+pub mod privacy;
 pub mod purge;
 pub mod wallet;
 pub mod writer;
@@ -18,7 +19,7 @@ use std::{
 };
 
 pub use client::{CallError, FintechClient};
-pub use messages::{Commit, Execute, GetMovements, GetWallet, LedgerFailure, Refresh};
+pub use messages::{Commit, Execute, ForgetOwners, ForgetState, GetMovements, GetWallet, LedgerFailure, Refresh};
 pub use purge::KeyPurger;
 pub use wallet::WalletActor;
 pub use writer::LedgerWriter;
@@ -176,6 +177,19 @@ impl Handle<Refresh> for FintechDomain {
     fn handle(&mut self, msg: Refresh, _: &mut Ctx<Self>) -> Reply<Self, Result<(), Infallible>> {
         if let Some(live) = self.wallets.as_ref().and_then(|w| w.peek(&msg.0.id)) {
             live.tell(msg);
+        }
+        Reply::Now(Ok(()))
+    }
+}
+
+impl Handle<ForgetOwners> for FintechDomain {
+    fn handle(&mut self, msg: ForgetOwners, _: &mut Ctx<Self>) -> Reply<Self, Result<(), Infallible>> {
+        if let Some(wallets) = self.wallets.as_ref() {
+            for id in &msg.0 {
+                if let Some(live) = wallets.peek(id) {
+                    live.tell(ForgetState);
+                }
+            }
         }
         Reply::Now(Ok(()))
     }

@@ -5,7 +5,7 @@
 use std::convert::Infallible;
 
 use super::{
-    messages::{Commit, Execute, GetWallet, LedgerFailure, Refresh},
+    messages::{Commit, Execute, ForgetState, GetWallet, LedgerFailure, Refresh},
     writer::LedgerWriter,
     FintechDomain,
 };
@@ -100,6 +100,13 @@ impl Handle<GetWallet> for WalletActor {
 impl Handle<Refresh> for WalletActor {
     fn handle(&mut self, Refresh(wallet): Refresh, _: &mut Ctx<Self>) -> Reply<Self, Result<(), Infallible>> {
         self.take(wallet);
+        Reply::Now(Ok(()))
+    }
+}
+
+impl Handle<ForgetState> for WalletActor {
+    fn handle(&mut self, _: ForgetState, _: &mut Ctx<Self>) -> Reply<Self, Result<(), Infallible>> {
+        self.state = None;
         Reply::Now(Ok(()))
     }
 }

@@ -23,6 +23,7 @@ use uuid::Uuid;
 
 use super::{adapters::PaymentsClient, fintech::FintechClient};
 use crate::{
+    adapters::privacy::Vault,
     adapters::{
         external::AdapterError,
         payments::{store::Claimed, IntentRequest, PaymentsStore, StoreError},
@@ -86,6 +87,7 @@ pub struct Payments {
     fintech: FintechClient,
     keys: WebhookKeys,
     metrics: Metrics,
+    vault: Vault,
 }
 
 impl Payments {
@@ -96,6 +98,7 @@ impl Payments {
         fintech: FintechClient,
         keys: WebhookKeys,
         metrics: Metrics,
+        vault: Vault,
     ) -> Self {
         // The series exist from the start (at zero), so that dashboards and alerts see them
         // before the first delivery or payout.
@@ -107,7 +110,7 @@ impl Payments {
                 metrics::counter!(telemetry::PAYMENTS_PAYOUTS_TOTAL, "status" => s.as_str()).absolute(0);
             }
         });
-        Self { provider, store, fintech, keys, metrics }
+        Self { provider, store, fintech, keys, metrics, vault }
     }
 
     /// Create a payment intent crediting `wallet` with `amount` once collected. The caller's
@@ -121,11 +124,12 @@ impl Payments {
         amount: Amount,
     ) -> Result<TopUp, PaymentsError> {
         wallet.check_credit(amount)?;
+        let scope = self.vault.subject_index(scope).hex();
         let request = IntentRequest {
             wallet: wallet.id,
             amount: amount.get(),
             currency: wallet.currency,
-            idempotency_key: provider_key(scope, key),
+            idempotency_key: provider_key(&scope, key),
         };
         let asked = TopUp {
             intent: String::new(),
@@ -161,6 +165,8 @@ impl Payments {
         destination: &str,
     ) -> Result<Payout, PaymentsError> {
         check_destination(destination)?;
+        // The caller is kept by their blind index, never by their id (personal data).
+        let scope = self.vault.subject_index(scope).hex();
         let asked = Payout {
             id: Uuid::now_v7(),
             wallet: wallet.id,
@@ -171,7 +177,7 @@ impl Payments {
             status: PayoutStatus::Pending,
             failure: None,
         };
-        let payout = match self.store.claim_payout(scope, key.as_str(), &asked).await? {
+        let payout = match self.store.claim_payout(&scope, key.as_str(), &asked).await? {
             Claimed::New(p) => p,
             Claimed::Existing(p) => {
                 let mut differs = Vec::new();

@@ -13,13 +13,18 @@ use crate::domain::{
         WalletId,
     },
     idempotency::{self, Kept},
+    privacy::Personal,
 };
+
+/// What a key keeps, when it expires and when it was kept.
+type KeptKey = (Kept, DateTime<Utc>, DateTime<Utc>);
 
 #[derive(Default)]
 struct State {
     book: Book,
     journal: HashMap<WalletId, Vec<Movement>>,
-    keys: HashMap<(String, String), (Kept, DateTime<Utc>)>,
+    /// What each key keeps, when it expires and when it was kept.
+    keys: HashMap<(String, String), KeptKey>,
     /// The ledger transactions applied, by id.
     transactions: HashMap<uuid::Uuid, TransactionRecord>,
     net_external: i128,
@@ -45,7 +50,7 @@ impl MemLedger {
             .map(|op| {
                 if let Some(claim) = &op.idempotency {
                     let held = state.keys.get(&(claim.scope.clone(), claim.key.clone()));
-                    if held.is_some_and(|(_, expires_at)| !idempotency::expired(*expires_at, op.at)) {
+                    if held.is_some_and(|(_, expires_at, _)| !idempotency::expired(*expires_at, op.at)) {
                         return Outcome::DuplicateKey;
                     }
                 }
@@ -68,7 +73,7 @@ impl MemLedger {
                         request: claim.request.clone(),
                         result: Some(super::receipt_of(op, &outcome)),
                     };
-                    state.keys.insert((claim.scope.clone(), claim.key.clone()), (kept, claim.expires_at));
+                    state.keys.insert((claim.scope.clone(), claim.key.clone()), (kept, claim.expires_at, op.at));
                 }
                 outcome
             })
@@ -107,7 +112,7 @@ impl MemLedger {
     }
 
     pub(super) fn kept(&self, scope: &str, key: &str) -> Option<Kept> {
-        self.state.lock().keys.get(&(scope.to_string(), key.to_string())).map(|(k, _)| k.clone())
+        self.state.lock().keys.get(&(scope.to_string(), key.to_string())).map(|(k, ..)| k.clone())
     }
 
     pub(super) fn purge_expired_keys(&self, now: DateTime<Utc>, limit: usize) -> u64 {
@@ -115,8 +120,8 @@ impl MemLedger {
         let mut expired: Vec<_> = state
             .keys
             .iter()
-            .filter(|(_, (_, at))| idempotency::expired(*at, now))
-            .map(|(k, (_, at))| (*at, k.clone()))
+            .filter(|(_, (_, at, _))| idempotency::expired(*at, now))
+            .map(|(k, (_, at, _))| (*at, k.clone()))
             .collect();
         expired.sort();
         expired.truncate(limit);
@@ -124,6 +129,48 @@ impl MemLedger {
             state.keys.remove(key);
         }
         expired.len() as u64
+    }
+
+    pub(super) fn wallets_of(&self, subject: &str) -> Vec<WalletId> {
+        let state = self.state.lock();
+        let mut ids: Vec<WalletId> =
+            state.book.wallets.values().filter(|w| w.owned_by(subject)).map(|w| w.id).collect();
+        ids.sort();
+        ids
+    }
+
+    /// Forget the subject's idempotency keys and, as nothing here is sealed, erase the owner and
+    /// the references of the subject's wallets in place.
+    pub(super) fn erase(&self, subject: &str) -> super::Erased {
+        let mut state = self.state.lock();
+        let before = state.keys.len();
+        state.keys.retain(|(scope, _), _| scope != subject);
+        let forgotten = (before - state.keys.len()) as u64;
+        let owned: Vec<WalletId> = state.book.wallets.values().filter(|w| w.owned_by(subject)).map(|w| w.id).collect();
+        let wallets = owned.len() as u64;
+        for id in owned {
+            if let Some(w) = state.book.wallets.get_mut(&id) {
+                w.owner = Personal::Erased;
+            }
+            for m in state.journal.get_mut(&id).into_iter().flatten() {
+                if m.reference.take().is_some() {
+                    m.erased = true;
+                }
+            }
+        }
+        super::Erased { idempotency_keys: forgotten, wallets }
+    }
+
+    pub(super) fn forget_keys_kept_since(&self, cutoff: DateTime<Utc>, limit: usize) -> u64 {
+        let mut state = self.state.lock();
+        let mut old: Vec<_> =
+            state.keys.iter().filter(|(_, (.., at))| *at < cutoff).map(|(k, (.., at))| (*at, k.clone())).collect();
+        old.sort();
+        old.truncate(limit);
+        for (_, key) in &old {
+            state.keys.remove(key);
+        }
+        old.len() as u64
     }
 
     pub(super) fn totals(&self) -> Totals {

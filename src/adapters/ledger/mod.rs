@@ -11,6 +11,7 @@
 
 pub mod memory;
 pub mod postgres;
+pub mod sealing;
 
 pub use memory::MemLedger;
 pub use postgres::PgLedger;
@@ -23,6 +24,7 @@ use crate::domain::{
     fintech::WalletEvent,
     fintech::{LedgerOp, LedgerOutcome, Movement, Page, Receipt, Totals, Wallet, WalletId},
     idempotency::{self, Kept},
+    privacy::Subject,
 };
 
 /// The receipt an op's idempotency key keeps, encoded.
@@ -51,6 +53,15 @@ pub fn events_of(ops: &[LedgerOp], outcomes: &[LedgerOutcome]) -> Vec<DomainEven
 pub fn encode_events(ops: &[LedgerOp], outcomes: &[LedgerOutcome]) -> Result<(Vec<u8>, usize), serde_json::Error> {
     // About 450 bytes per event: room for the whole batch at once.
     crate::adapters::outbox::encode(batch_events(ops, outcomes).map(|e| e.with_id(Uuid::now_v7())), 512 * ops.len())
+}
+
+/// What [`LedgerStore::erase`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Erased {
+    /// Idempotency keys forgotten.
+    pub idempotency_keys: u64,
+    /// Wallets no longer linked to the subject.
+    pub wallets: u64,
 }
 
 /// Storage failures (never business refusals).
@@ -123,6 +134,32 @@ impl LedgerStore {
         match self {
             Self::Postgres(s) => s.purge_expired_keys(now, limit).await,
             Self::Memory(s) => Ok(s.purge_expired_keys(now, limit)),
+        }
+    }
+
+    /// The wallets `subject` owns.
+    pub async fn wallets_of(&self, subject: &Subject) -> Result<Vec<WalletId>, StoreError> {
+        match self {
+            Self::Postgres(s) => s.wallets_of(&subject.index).await,
+            Self::Memory(s) => Ok(s.wallets_of(&subject.id)),
+        }
+    }
+
+    /// Remove what can be removed about `subject` once their key is deleted: their idempotency
+    /// keys (with the requests and receipts they keep), and the link from their wallets to them
+    /// (the wallets stay, with balances and journal, their personal fields unreadable).
+    pub async fn erase(&self, subject: &Subject) -> Result<Erased, StoreError> {
+        match self {
+            Self::Postgres(s) => s.erase(&subject.index).await,
+            Self::Memory(s) => Ok(s.erase(&subject.id)),
+        }
+    }
+
+    /// Forget at most `limit` idempotency keys created before `cutoff`; returns how many.
+    pub async fn forget_keys_kept_since(&self, cutoff: DateTime<Utc>, limit: usize) -> Result<u64, StoreError> {
+        match self {
+            Self::Postgres(s) => s.forget_keys_kept_since(cutoff, limit).await,
+            Self::Memory(s) => Ok(s.forget_keys_kept_since(cutoff, limit)),
         }
     }
 

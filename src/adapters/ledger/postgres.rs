@@ -28,15 +28,23 @@ use tokio_postgres::{
 };
 use uuid::Uuid;
 
-use super::StoreError;
+use super::{
+    sealing::{self, entry_row, kept_row, JOURNAL_REFERENCE, OWNER, TRANSACTION_REFERENCE},
+    StoreError,
+};
 use crate::{
-    adapters::postgres::{self as pg, PgPool, PostgresError},
+    adapters::{
+        postgres::{self as pg, PgPool, PostgresError},
+        privacy::Vault,
+    },
+    config::PrivacySettings,
     domain::{
         fintech::{
             Book, Currency, LedgerCommand as Command, LedgerOp, LedgerOutcome as Outcome, Movement, MovementKind, Page,
             Totals, TransactionKind, TransactionRecord, Wallet, WalletId, WalletStatus,
         },
         idempotency::{Claim, Kept},
+        privacy::{BlindIndex, Personal, SubjectKey},
     },
 };
 
@@ -51,8 +59,8 @@ pub mod sql {
                                SET enable_hashjoin = off; SET enable_mergejoin = off";
 
     /// Lock and read the batch's wallets, in id order (batches of different replicas never deadlock).
-    pub const LOCK: &str = "SELECT id, owner, currency, balance, status, version, created_at FROM wallets
-                     WHERE id = ANY($1) ORDER BY id FOR UPDATE";
+    pub const LOCK: &str = "SELECT id, COALESCE(owner_sealed, owner), currency, balance, status, version, created_at
+                     FROM wallets WHERE id = ANY($1) ORDER BY id FOR UPDATE";
     /// Which of the batch's idempotency keys are taken, and whether each has expired at $3.
     pub const TAKEN: &str = "SELECT scope, key, expires_at <= $3 FROM idempotency_keys
                      WHERE (scope, key) IN (SELECT * FROM unnest($1::text[], $2::text[]))";
@@ -70,11 +78,11 @@ pub mod sql {
                      WHERE w.id = v.id";
     /// The wallets the batch opened.
     pub const INSERT_WALLETS: &str =
-        "INSERT INTO wallets (id, owner, currency, balance, status, version, created_at, updated_at)
-                     SELECT id, owner, currency, balance, status, version, created_at, at
-                     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::int8[],
-                                 $7::timestamptz[], $8::timestamptz[])
-                          AS v(id, owner, currency, balance, status, version, created_at, at)";
+        "INSERT INTO wallets (id, owner_index, owner_sealed, currency, balance, status, version, created_at, updated_at)
+                     SELECT id, owner_index, owner_sealed, currency, balance, status, version, created_at, at
+                     FROM unnest($1::uuid[], $2::bytea[], $3::text[], $4::text[], $5::int8[], $6::text[], $7::int8[],
+                                 $8::timestamptz[], $9::timestamptz[])
+                          AS v(id, owner_index, owner_sealed, currency, balance, status, version, created_at, at)";
     /// One journal entry per change of a wallet.
     pub const JOURNAL: &str = "INSERT INTO wallet_journal
                          (wallet_id, seq, transaction_id, kind, amount, balance_after, counterparty, reference, created_at)
@@ -138,6 +146,7 @@ impl Statements {
                     sql::INSERT_WALLETS,
                     &[
                         T::UUID_ARRAY,
+                        T::BYTEA_ARRAY,
                         T::TEXT_ARRAY,
                         T::TEXT_ARRAY,
                         T::INT8_ARRAY,
@@ -212,6 +221,7 @@ pub struct PgLedger {
     config: Arc<tokio_postgres::Config>,
     writer: Arc<Mutex<Option<Writer>>>,
     timeout: Duration,
+    vault: Vault,
 }
 
 /// How long a commit or a read may take before it is given up, unless set otherwise.
@@ -223,8 +233,22 @@ fn pg_err(e: tokio_postgres::Error) -> StoreError {
 
 impl PgLedger {
     /// A ledger reading through `pool` and writing on its own connection made from `config`.
+    /// Its personal fields are sealed by a vault over the same database with the development
+    /// keys until [`PgLedger::with_vault`] gives it the configured one.
     pub fn new(pool: PgPool, config: tokio_postgres::Config) -> Self {
-        Self { pool, config: Arc::new(config), writer: Arc::default(), timeout: DEFAULT_TIMEOUT }
+        let vault = Vault::for_pool(Some(pool.clone()), &PrivacySettings::default());
+        Self { pool, config: Arc::new(config), writer: Arc::default(), timeout: DEFAULT_TIMEOUT, vault }
+    }
+
+    /// The same ledger, sealing its personal fields with `vault`.
+    pub fn with_vault(mut self, vault: Vault) -> Self {
+        self.vault = vault;
+        self
+    }
+
+    /// The vault that seals its personal fields.
+    pub fn vault(&self) -> &Vault {
+        &self.vault
     }
 
     /// The same ledger, giving up on a commit or a read after `timeout`: a connection that
@@ -277,7 +301,7 @@ impl PgLedger {
         let Some(writer) = guard.as_mut() else {
             return ops.iter().map(|_| Err(StoreError::Unreachable("no writer connection".into()))).collect();
         };
-        match tokio::time::timeout(self.timeout, commit_on(writer, ops)).await {
+        match tokio::time::timeout(self.timeout, commit_on(writer, &self.vault, ops)).await {
             Ok(results) => results,
             Err(_) => {
                 tracing::warn!(ops = ops.len(), "ledger commit timed out; reconnecting the writer");
@@ -296,12 +320,16 @@ impl PgLedger {
         let conn = self.pool.get().await.map_err(|e| StoreError::Postgres(e.into()))?;
         let rows = conn
             .query_typed(
-                "SELECT id, owner, currency, balance, status, version, created_at FROM wallets WHERE id = $1",
+                "SELECT id, COALESCE(owner_sealed, owner), currency, balance, status, version, created_at
+                 FROM wallets WHERE id = $1",
                 &[(&id.0, Type::UUID)],
             )
             .await
             .map_err(pg_err)?;
-        rows.first().map(|r| wallet_from(r, 0)).transpose()
+        drop(conn);
+        let Some(row) = rows.first() else { return Ok(None) };
+        let owner = sealing::open(&self.vault, row.get(1), OWNER, &id.to_string()).await?;
+        Ok(Some(wallet_from(row, owner_value(owner))?))
     }
 
     /// A wallet's stored version.
@@ -336,7 +364,21 @@ impl PgLedger {
             )
             .await
             .map_err(pg_err)?;
-        let mut items = rows.iter().map(movement_from).collect::<Result<Vec<_>, _>>()?;
+        drop(conn);
+        let mut items = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let mut movement = movement_from(row)?;
+            let opened = sealing::open(
+                &self.vault,
+                movement.reference.take(),
+                JOURNAL_REFERENCE,
+                &entry_row(movement.wallet_id, movement.seq),
+            )
+            .await?;
+            movement.erased = opened.is_erased();
+            movement.reference = opened.value().cloned().flatten();
+            items.push(movement);
+        }
         let next_before = if items.len() > limit {
             items.truncate(limit);
             items.last().map(|m| m.seq)
@@ -352,6 +394,7 @@ impl PgLedger {
     }
 
     async fn kept_now(&self, scope: &str, key: &str) -> Result<Option<Kept>, StoreError> {
+        let scope = self.vault.subject_index(scope).hex();
         let conn = self.pool.get().await.map_err(|e| StoreError::Postgres(e.into()))?;
         let rows = conn
             .query_typed(
@@ -360,7 +403,17 @@ impl PgLedger {
             )
             .await
             .map_err(pg_err)?;
-        Ok(rows.first().map(|r| Kept { fingerprint: r.get(0), request: r.get(1), result: r.get(2) }))
+        drop(conn);
+        let Some(r) = rows.first() else { return Ok(None) };
+        // Once its subject was erased, a key keeps nothing readable: as if it were not kept.
+        let Some(request) = sealing::open_json(&self.vault, r.get(1), &kept_row(&scope, key, "request")).await? else {
+            return Ok(None);
+        };
+        let result = match r.get::<_, Option<Value>>(2) {
+            Some(receipt) => sealing::open_json(&self.vault, receipt, &kept_row(&scope, key, "receipt")).await?,
+            None => None,
+        };
+        Ok(Some(Kept { fingerprint: r.get(0), request, result }))
     }
 
     /// Forget at most `limit` idempotency keys expired at `now`, oldest first.
@@ -372,6 +425,53 @@ impl PgLedger {
                 "DELETE FROM idempotency_keys WHERE (scope, key) IN
                      (SELECT scope, key FROM idempotency_keys WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2)",
                 &[&now, &limit],
+            )
+            .await
+            .map_err(pg_err)
+        })
+        .await
+    }
+
+    /// The wallets of the subject whose blind index is `subject`.
+    pub async fn wallets_of(&self, subject: &BlindIndex) -> Result<Vec<WalletId>, StoreError> {
+        self.timed(async {
+            let conn = self.pool.get().await.map_err(|e| StoreError::Postgres(e.into()))?;
+            let rows = conn
+                .query("SELECT id FROM wallets WHERE owner_index = $1 ORDER BY id", &[&subject.as_bytes()])
+                .await
+                .map_err(pg_err)?;
+            Ok(rows.iter().map(|r| WalletId(r.get(0))).collect())
+        })
+        .await
+    }
+
+    /// Forget the idempotency keys of the subject whose blind index is `subject`, and unlink
+    /// their wallets from them.
+    pub async fn erase(&self, subject: &BlindIndex) -> Result<super::Erased, StoreError> {
+        self.timed(async {
+            let conn = self.pool.get().await.map_err(|e| StoreError::Postgres(e.into()))?;
+            let idempotency_keys = conn
+                .execute("DELETE FROM idempotency_keys WHERE scope = $1", &[&subject.hex()])
+                .await
+                .map_err(pg_err)?;
+            let wallets = conn
+                .execute("UPDATE wallets SET owner_index = NULL WHERE owner_index = $1", &[&subject.as_bytes()])
+                .await
+                .map_err(pg_err)?;
+            Ok(super::Erased { idempotency_keys, wallets })
+        })
+        .await
+    }
+
+    /// Forget at most `limit` idempotency keys created before `cutoff`, oldest first.
+    pub async fn forget_keys_kept_since(&self, cutoff: DateTime<Utc>, limit: usize) -> Result<u64, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.timed(async {
+            let conn = self.pool.get().await.map_err(|e| StoreError::Postgres(e.into()))?;
+            conn.execute(
+                "DELETE FROM idempotency_keys WHERE (scope, key) IN
+                     (SELECT scope, key FROM idempotency_keys WHERE created_at < $1 ORDER BY created_at LIMIT $2)",
+                &[&cutoff, &limit],
             )
             .await
             .map_err(pg_err)
@@ -403,8 +503,8 @@ impl PgLedger {
 }
 
 /// `ops` in one transaction on `writer`; if that fails, each alone.
-async fn commit_on(writer: &mut Writer, ops: &[LedgerOp]) -> Vec<Result<Outcome, StoreError>> {
-    match batch(writer, ops).await {
+async fn commit_on(writer: &mut Writer, vault: &Vault, ops: &[LedgerOp]) -> Vec<Result<Outcome, StoreError>> {
+    match batch(writer, vault, ops).await {
         Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
         Err(e) if ops.len() == 1 => {
             rollback(writer).await;
@@ -415,7 +515,7 @@ async fn commit_on(writer: &mut Writer, ops: &[LedgerOp]) -> Vec<Result<Outcome,
             rollback(writer).await;
             let mut results = Vec::with_capacity(ops.len());
             for op in ops {
-                let one = batch(writer, std::slice::from_ref(op)).await;
+                let one = batch(writer, vault, std::slice::from_ref(op)).await;
                 if one.is_err() {
                     rollback(writer).await;
                 }
@@ -456,7 +556,26 @@ fn run<'a>(client: &'a Client, statement: &'a Statement, params: Params<'a>) -> 
 /// exactly as the in-memory store applies them. Phase 2:
 /// the new wallet states, journal entries, ledger transactions, idempotency keys with their
 /// responses and the outbox row, one statement each, and `COMMIT`.
-async fn batch(writer: &mut Writer, ops: &[LedgerOp]) -> Result<Vec<Outcome>, StoreError> {
+async fn batch(writer: &mut Writer, vault: &Vault, ops: &[LedgerOp]) -> Result<Vec<Outcome>, StoreError> {
+    // The keys that seal the batch's personal fields, found before its transaction begins (from
+    // the cache, mostly): each caller's, for what their idempotency keys keep, and each new
+    // wallet's owner's.
+    let mut scope_keys: HashMap<&str, (String, SubjectKey)> = HashMap::new();
+    let mut wallet_keys: HashMap<WalletId, Option<SubjectKey>> = HashMap::new();
+    for op in ops {
+        if let Some(c) = &op.idempotency {
+            if !scope_keys.contains_key(c.scope.as_str()) {
+                let key = vault.key_of(&c.scope).await?;
+                scope_keys.insert(c.scope.as_str(), (vault.subject_index(&c.scope).hex(), key));
+            }
+        }
+        if let Command::Open(w) = &op.command {
+            if let Some(owner) = w.owner.value() {
+                wallet_keys.insert(w.id, Some(vault.key_of(owner).await?));
+            }
+        }
+    }
+    let scope_of = |c: &Claim| scope_keys.get(c.scope.as_str()).map(|(index, _)| index.clone()).unwrap_or_default();
     let client = &writer.client;
     let st = &writer.statements;
     let mut ids: Vec<Uuid> = ops
@@ -468,7 +587,8 @@ async fn batch(writer: &mut Writer, ops: &[LedgerOp]) -> Result<Vec<Outcome>, St
     ids.sort_unstable();
     ids.dedup();
     let claims: Vec<&Claim> = ops.iter().filter_map(|op| op.idempotency.as_ref()).collect();
-    let scopes: Vec<&str> = claims.iter().map(|c| c.scope.as_str()).collect();
+    let scope_indexes: Vec<String> = claims.iter().map(|c| scope_of(c)).collect();
+    let scopes: Vec<&str> = scope_indexes.iter().map(String::as_str).collect();
     let keys: Vec<&str> = claims.iter().map(|c| c.key.as_str()).collect();
     let once: Vec<Uuid> = ops.iter().filter(|op| op.once).map(|op| op.transaction_id).collect();
 
@@ -487,8 +607,17 @@ async fn batch(writer: &mut Writer, ops: &[LedgerOp]) -> Result<Vec<Outcome>, St
     let (begin, locked) = (results.next(), results.next());
     begin.transpose().map_err(pg_err)?;
     let mut book = Book::default();
-    for row in &locked.transpose().map_err(pg_err)?.unwrap_or_default() {
-        let wallet = wallet_from(row, 0)?;
+    let locked = locked.transpose().map_err(pg_err)?.unwrap_or_default();
+    for row in &locked {
+        let id = WalletId(row.get(0));
+        let stored: Option<String> = row.get(1);
+        let key = match &stored {
+            Some(owner) => sealing::key_of_field(vault, owner).await?,
+            None => None,
+        };
+        let owner = sealing::open(vault, stored, OWNER, &id.to_string()).await?;
+        wallet_keys.insert(id, key);
+        let wallet = wallet_from(row, owner_value(owner))?;
         book.wallets.insert(wallet.id, wallet);
     }
     // Keys held, and expired keys (which count as new: forgotten before they are kept again).
@@ -504,7 +633,12 @@ async fn batch(writer: &mut Writer, ops: &[LedgerOp]) -> Result<Vec<Outcome>, St
     if !once.is_empty() {
         let rows = results.next().transpose().map_err(pg_err)?.unwrap_or_default();
         for r in &rows {
-            transactions.insert(r.get(0), transaction_from(r)?);
+            let id: Uuid = r.get(0);
+            let mut record = transaction_from(r)?;
+            let reference =
+                sealing::open(vault, record.reference.take(), TRANSACTION_REFERENCE, &id.to_string()).await?;
+            record.reference = reference.value().cloned().flatten();
+            transactions.insert(id, record);
         }
     }
 
@@ -515,7 +649,7 @@ async fn batch(writer: &mut Writer, ops: &[LedgerOp]) -> Result<Vec<Outcome>, St
     let mut rows = Rows::default();
     for op in ops {
         if let Some(c) = &op.idempotency {
-            if !taken.insert((c.scope.clone(), c.key.clone())) {
+            if !taken.insert((scope_of(c), c.key.clone())) {
                 outcomes.push(Outcome::DuplicateKey);
                 continue;
             }
@@ -539,28 +673,64 @@ async fn batch(writer: &mut Writer, ops: &[LedgerOp]) -> Result<Vec<Outcome>, St
                 for w in &change.wallets {
                     touched.insert(w.id, (w.clone(), op.at));
                 }
-                rows.add(op, &change.wallets, &change.movements);
+                rows.add(op, &change.wallets, &change.movements, &wallet_keys)?;
                 Outcome::Applied { wallets: change.wallets, movements: change.movements }
             }
             Err(refusal) => Outcome::Refused(refusal),
         };
         if let Some(c) = &op.idempotency {
-            rows.keep(c, super::receipt_of(op, &outcome), op.at);
+            if let Some((scope, key)) = scope_keys.get(c.scope.as_str()) {
+                rows.keep(c, scope, key, super::receipt_of(op, &outcome), op.at)?;
+            }
         }
         outcomes.push(outcome);
     }
     let (mut updated, mut opened) = (WalletRows::default(), WalletRows::default());
     for (id, (wallet, at)) in &touched {
-        if existing.contains(id) { &mut updated } else { &mut opened }.push(wallet, *at);
+        if existing.contains(id) {
+            updated.push(wallet, *at);
+        } else {
+            opened.push(wallet, *at);
+            let key = wallet_keys.get(id).and_then(Option::as_ref);
+            let owner = wallet.owner.value();
+            opened.owner_index.push(owner.map(|o| vault.subject_index(o).as_bytes().to_vec()));
+            opened.owner_sealed.push(match owner {
+                Some(o) => sealing::seal(key, OWNER, &id.to_string(), o)?,
+                None => None,
+            });
+        }
     }
-    let (events, count) = super::encode_events(ops, &outcomes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    // Events carry the references as the journal stores them: sealed.
+    let sealed_outcomes: Vec<Outcome> = outcomes
+        .iter()
+        .map(|o| match o {
+            Outcome::Applied { wallets, movements } => Outcome::Applied {
+                wallets: wallets.clone(),
+                movements: movements
+                    .iter()
+                    .map(|m| Movement {
+                        reference: m
+                            .reference
+                            .as_ref()
+                            .and_then(|_| rows.sealed.get(&(m.wallet_id, m.seq)).cloned())
+                            .flatten(),
+                        ..m.clone()
+                    })
+                    .collect(),
+            },
+            other => other.clone(),
+        })
+        .collect();
+    let (events, count) =
+        super::encode_events(ops, &sealed_outcomes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let count = count as i32;
     let at = ops.last().map(|op| op.at).unwrap_or_else(Utc::now);
 
     let forget: (Vec<&str>, Vec<&str>) = claims
         .iter()
-        .filter(|c| expired.contains(&(c.scope.clone(), c.key.clone())))
-        .map(|c| (c.scope.as_str(), c.key.as_str()))
+        .zip(&scope_indexes)
+        .filter(|(c, scope)| expired.contains(&((*scope).clone(), c.key.clone())))
+        .map(|(c, scope)| (scope.as_str(), c.key.as_str()))
         .unzip();
     let (u, o, r) = (&updated, &opened, &rows);
     let mut phase: Vec<RowsFuture<'_>> = Vec::with_capacity(7);
@@ -568,8 +738,17 @@ async fn batch(writer: &mut Writer, ops: &[LedgerOp]) -> Result<Vec<Outcome>, St
         phase.push(run(client, &st.update_wallets, vec![&u.ids, &u.balances, &u.statuses, &u.versions, &u.at]));
     }
     if !o.ids.is_empty() {
-        let params: Params<'_> =
-            vec![&o.ids, &o.owners, &o.currencies, &o.balances, &o.statuses, &o.versions, &o.created, &o.at];
+        let params: Params<'_> = vec![
+            &o.ids,
+            &o.owner_index,
+            &o.owner_sealed,
+            &o.currencies,
+            &o.balances,
+            &o.statuses,
+            &o.versions,
+            &o.created,
+            &o.at,
+        ];
         phase.push(run(client, &st.insert_wallets, params));
     }
     if !r.j_wallet.is_empty() {
@@ -621,7 +800,8 @@ async fn batch(writer: &mut Writer, ops: &[LedgerOp]) -> Result<Vec<Outcome>, St
 #[derive(Default)]
 struct WalletRows {
     ids: Vec<Uuid>,
-    owners: Vec<String>,
+    owner_index: Vec<Option<Vec<u8>>>,
+    owner_sealed: Vec<Option<String>>,
     currencies: Vec<String>,
     balances: Vec<i64>,
     statuses: Vec<&'static str>,
@@ -633,7 +813,6 @@ struct WalletRows {
 impl WalletRows {
     fn push(&mut self, w: &Wallet, at: DateTime<Utc>) {
         self.ids.push(w.id.0);
-        self.owners.push(w.owner.clone());
         self.currencies.push(w.currency.code().to_owned());
         self.balances.push(w.balance);
         self.statuses.push(w.status.as_str());
@@ -671,11 +850,20 @@ struct Rows {
     k_receipt: Vec<Value>,
     k_at: Vec<DateTime<Utc>>,
     k_expires: Vec<DateTime<Utc>>,
+    /// The sealed reference of each journal entry, for the events.
+    sealed: HashMap<(WalletId, i64), Option<String>>,
 }
 
 impl Rows {
     /// The journal entries and the double-entry transaction of an applied command.
-    fn add(&mut self, op: &LedgerOp, wallets: &[Wallet], movements: &[Movement]) {
+    fn add(
+        &mut self,
+        op: &LedgerOp,
+        wallets: &[Wallet],
+        movements: &[Movement],
+        keys: &HashMap<WalletId, Option<SubjectKey>>,
+    ) -> Result<(), StoreError> {
+        let key_of = |w: &WalletId| keys.get(w).and_then(Option::as_ref);
         for m in movements {
             self.j_wallet.push(m.wallet_id.0);
             self.j_seq.push(m.seq);
@@ -684,45 +872,75 @@ impl Rows {
             self.j_amount.push(m.amount);
             self.j_balance.push(m.balance_after);
             self.j_counterparty.push(m.counterparty.map(|c| c.0));
-            self.j_reference.push(m.reference.clone());
+            let sealed = match &m.reference {
+                Some(r) => sealing::seal(key_of(&m.wallet_id), JOURNAL_REFERENCE, &entry_row(m.wallet_id, m.seq), r)?,
+                None => None,
+            };
+            self.sealed.insert((m.wallet_id, m.seq), sealed.clone());
+            self.j_reference.push(sealed);
             self.j_at.push(m.created_at);
         }
         let currency = wallets.first().map(|w| w.currency.code());
-        let Some(record) = currency.and_then(|c| TransactionRecord::of(&op.command, c)) else { return };
+        let Some(record) = currency.and_then(|c| TransactionRecord::of(&op.command, c)) else { return Ok(()) };
+        let reference = match (&record.reference, wallets.first()) {
+            (Some(r), Some(w)) => {
+                sealing::seal(key_of(&w.id), TRANSACTION_REFERENCE, &op.transaction_id.to_string(), r)?
+            }
+            _ => None,
+        };
         self.t_id.push(op.transaction_id);
         self.t_kind.push(record.kind.as_str());
         self.t_debit.push(record.debit);
         self.t_credit.push(record.credit);
         self.t_amount.push(record.amount);
         self.t_currency.push(record.currency);
-        self.t_reference.push(record.reference);
+        self.t_reference.push(reference);
         self.t_request.push(op.request_id.clone());
         self.t_at.push(op.at);
+        Ok(())
     }
 
     /// An idempotency key with the receipt it keeps.
-    fn keep(&mut self, claim: &Claim, receipt: Value, at: DateTime<Utc>) {
-        self.k_scope.push(claim.scope.clone());
+    fn keep(
+        &mut self,
+        claim: &Claim,
+        scope: &str,
+        key: &SubjectKey,
+        receipt: Value,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.k_scope.push(scope.to_owned());
         self.k_key.push(claim.key.clone());
         self.k_hash.push(claim.fingerprint.clone());
-        self.k_body.push(claim.request.clone());
-        self.k_receipt.push(receipt);
+        self.k_body.push(sealing::seal_json(key, &kept_row(scope, &claim.key, "request"), &claim.request)?);
+        self.k_receipt.push(sealing::seal_json(key, &kept_row(scope, &claim.key, "receipt"), &receipt)?);
         self.k_at.push(at);
         self.k_expires.push(claim.expires_at);
+        Ok(())
     }
 }
 
-fn wallet_from(r: &Row, at: usize) -> Result<Wallet, StoreError> {
-    let currency: String = r.get(at + 2);
-    let status: String = r.get(at + 4);
+/// A stored owner as the domain holds it: never absent unless erased.
+fn owner_value(owner: Personal<Option<String>>) -> Personal<String> {
+    match owner {
+        Personal::Value(Some(o)) => Personal::Value(o),
+        _ => Personal::Erased,
+    }
+}
+
+/// A wallet from its row (id, stored owner, currency, balance, status, version, created_at) and
+/// its opened owner.
+fn wallet_from(r: &Row, owner: Personal<String>) -> Result<Wallet, StoreError> {
+    let currency: String = r.get(2);
+    let status: String = r.get(4);
     Ok(Wallet {
-        id: WalletId(r.get(at)),
-        owner: r.get(at + 1),
+        id: WalletId(r.get(0)),
+        owner,
         currency: Currency::parse(currency.trim()).map_err(|_| StoreError::Corrupt(format!("currency {currency}")))?,
-        balance: r.get(at + 3),
+        balance: r.get(3),
         status: WalletStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?,
-        version: r.get(at + 5),
-        created_at: r.get(at + 6),
+        version: r.get(5),
+        created_at: r.get(6),
     })
 }
 
@@ -750,6 +968,7 @@ fn movement_from(r: &Row) -> Result<Movement, StoreError> {
         balance_after: r.get(5),
         counterparty: r.get::<_, Option<Uuid>>(6).map(WalletId),
         reference: r.get(7),
+        erased: false,
         created_at: r.get(8),
     })
 }

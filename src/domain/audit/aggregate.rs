@@ -126,6 +126,8 @@ mod tests {
             client_ip: Some(ip.into()),
             count: None,
             money: None,
+            reason: None,
+            subject_index: None,
         }
     }
 

@@ -7,7 +7,7 @@
 //! One record per line: compact JSON (no whitespace) ending in `\n`, with members in this order:
 //!
 //! ```text
-//! {"seq":1,"time":"…","subject":…,"action":"…","resource":"…","outcome":"…","status":201,"request_id":…,"client_ip":…,["count":…,]["money":{…},]["key_id":"…",]"prev_hash":"…","hash":"…"}
+//! {"seq":1,"time":"…","subject":…,"action":"…","resource":"…","outcome":"…","status":201,"request_id":…,"client_ip":…,["count":…,]["money":{…},]["reason":"…",]["subject_index":"…",]["key_id":"…",]"prev_hash":"…","hash":"…"}
 //! ```
 //!
 //! - `seq` starts at 1 and grows by one per record, continuous across rotated files;
@@ -59,6 +59,11 @@ use sha2::{Digest, Sha256};
 /// `prev_hash` of the first record of a chain.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+/// Field (the associated data's) of a record's sealed subject.
+pub const SEALED_SUBJECT: &str = "audit.subject";
+/// Field of a record's sealed client address.
+pub const SEALED_CLIENT_IP: &str = "audit.client_ip";
+
 /// Outcome of an action that was carried out.
 pub const OUTCOME_SUCCESS: &str = "success";
 /// Outcome of an action refused for lack of authentication or authorization.
@@ -92,6 +97,13 @@ pub struct AuditEvent {
     /// What moved, for a money movement.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub money: Option<MoneyMovement>,
+    /// Why an administrator read or erased another subject's personal data, as they gave it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The blind index of the subject (hex), by which a subject's records are found while
+    /// `subject` and `client_ip` are sealed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_index: Option<String>,
 }
 
 /// What a money movement moved, from the ledger's receipt.
@@ -157,7 +169,7 @@ impl Serialize for Unsealed<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
         let e = self.event;
-        let mut st = serializer.serialize_struct("AuditRecord", 10)?;
+        let mut st = serializer.serialize_struct("AuditRecord", 12)?;
         st.serialize_field("seq", &self.seq)?;
         st.serialize_field("time", &e.time)?;
         st.serialize_field("subject", &e.subject)?;
@@ -172,6 +184,12 @@ impl Serialize for Unsealed<'_> {
         }
         if let Some(money) = &e.money {
             st.serialize_field("money", money)?;
+        }
+        if let Some(reason) = &e.reason {
+            st.serialize_field("reason", reason)?;
+        }
+        if let Some(index) = &e.subject_index {
+            st.serialize_field("subject_index", index)?;
         }
         if let Some(key_id) = self.key_id {
             st.serialize_field("key_id", key_id)?;
@@ -350,6 +368,8 @@ pub(crate) mod tests {
                 from_wallet: Some(format!("w-{i}")),
                 to_wallet: Some(format!("w-{}", i + 1)),
             }),
+            reason: None,
+            subject_index: None,
         }
     }
 

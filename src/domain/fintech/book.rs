@@ -60,6 +60,7 @@ impl Book {
             balance_after: wallet.balance,
             counterparty,
             reference: reference.map(str::to_string),
+            erased: false,
             created_at: op.at,
         }
     }

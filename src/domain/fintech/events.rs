@@ -264,6 +264,7 @@ mod tests {
             balance_after: 750,
             counterparty: Some(WalletId(Uuid::now_v7())),
             reference: Some("ref \"quoted\"".into()),
+            erased: false,
             created_at: Utc::now(),
         };
         let wallets = [wallet];

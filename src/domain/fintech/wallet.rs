@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{Currency, FintechError};
+use crate::domain::privacy::Personal;
 
 /// Largest amount of one movement, in minor units (10^15: ten trillion euros in cents), so that
 /// no sum of balances can overflow an i64.
@@ -102,8 +103,8 @@ impl fmt::Display for WalletStatus {
 pub struct Wallet {
     /// Identity.
     pub id: WalletId,
-    /// Subject that owns it.
-    pub owner: String,
+    /// Subject that owns it; erased once the subject's personal data was.
+    pub owner: Personal<String>,
     /// Its only currency.
     pub currency: Currency,
     /// Balance in minor units; never negative.
@@ -133,7 +134,7 @@ impl Wallet {
         }
         Ok(Self {
             id: WalletId::generate(),
-            owner: owner.into(),
+            owner: Personal::Value(owner.into()),
             currency,
             balance: 0,
             status: WalletStatus::Active,
@@ -148,6 +149,11 @@ impl Wallet {
             WalletStatus::Frozen => Err(FintechError::WalletFrozen(self.id)),
             WalletStatus::Closed => Err(FintechError::WalletClosed(self.id)),
         }
+    }
+
+    /// Whether `subject` owns it (never once the owner was erased).
+    pub fn owned_by(&self, subject: &str) -> bool {
+        self.owner.value().is_some_and(|o| o == subject)
     }
 
     /// Whether `amount` may leave this wallet.
@@ -279,6 +285,9 @@ pub struct Movement {
     /// External reference of a deposit or withdrawal.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
+    /// Whether its personal fields (the reference) were erased: `reference` is then `None`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub erased: bool,
     /// When it was committed.
     pub created_at: DateTime<Utc>,
 }

@@ -35,7 +35,10 @@ pub const REFUSALS: &[(&str, &[ErrorCode])] = {
     use ErrorCode::*;
     &[
         ("openWallet", &[UnknownCurrency, InvalidReference, NotOwner, LedgerUnavailable, Overloaded]),
-        ("getWallet", &[InvalidWalletId, NotOwner, WalletNotFound, LedgerUnavailable]),
+        (
+            "getWallet",
+            &[InvalidWalletId, NotOwner, ReasonRequired, WalletNotFound, LedgerUnavailable, AuditUnavailable],
+        ),
         (
             "deposit",
             &[
@@ -132,7 +135,16 @@ pub const REFUSALS: &[(&str, &[ErrorCode])] = {
         ),
         (
             "listTransactions",
-            &[InvalidWalletId, PageTooLarge, InvalidCursor, NotOwner, WalletNotFound, LedgerUnavailable],
+            &[
+                InvalidWalletId,
+                PageTooLarge,
+                InvalidCursor,
+                NotOwner,
+                ReasonRequired,
+                WalletNotFound,
+                LedgerUnavailable,
+                AuditUnavailable,
+            ],
         ),
     ]
 };
@@ -243,7 +255,7 @@ pub async fn open_wallet(
 /// checked against the stored wallet when it commits).
 async fn owned_wallet(state: &AppState, principal: &Principal, id: WalletId, fresh: bool) -> Result<Wallet, AppError> {
     let wallet = existing_wallet(state, id, fresh).await?;
-    principal.require_owner(&wallet.owner)?;
+    principal.require_owner_of(wallet.owner.value().map(String::as_str))?;
     Ok(wallet)
 }
 
@@ -263,11 +275,27 @@ async fn existing_wallet(state: &AppState, id: WalletId, fresh: bool) -> Result<
 )]
 pub async fn get_wallet(
     state: web::Data<AppState>,
+    req: HttpRequest,
     principal: Principal,
     path: web::Path<WalletPath>,
 ) -> Result<HttpResponse, AppError> {
     let wallet = owned_wallet(&state, &principal, wallet_id(&path.id, "id")?, true).await?;
+    read_by_another(&state, &req, &principal, &wallet).await?;
     Ok(HttpResponse::Ok().json(WalletBody::from(&wallet)))
+}
+
+/// An administrator reading a wallet that is not theirs reads someone's personal data: a reason
+/// is required and audited first.
+async fn read_by_another(
+    state: &AppState,
+    req: &HttpRequest,
+    principal: &Principal,
+    wallet: &Wallet,
+) -> Result<(), AppError> {
+    if wallet.owned_by(&principal.subject) {
+        return Ok(());
+    }
+    super::privacy::audited_reason(state, req, principal, None).await.map(|_| ())
 }
 
 async fn external(
@@ -403,6 +431,7 @@ pub async fn set_status(
 )]
 pub async fn transactions(
     state: web::Data<AppState>,
+    req: HttpRequest,
     principal: Principal,
     path: web::Path<WalletPath>,
     query: web::Query<PageQuery>,
@@ -420,7 +449,8 @@ pub async fn transactions(
                 .with("field", "cursor")
         })?),
     };
-    owned_wallet(&state, &principal, wallet, false).await?;
+    let owned = owned_wallet(&state, &principal, wallet, false).await?;
+    read_by_another(&state, &req, &principal, &owned).await?;
     let page = state.actors.fintech.movements(wallet, before, limit).await?;
     Ok(HttpResponse::Ok().json(MovementPageBody {
         items: page.items.iter().map(MovementBody::from).collect(),

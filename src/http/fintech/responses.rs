@@ -22,8 +22,11 @@ use crate::domain::{
 pub struct WalletBody {
     /// Identity.
     pub id: Uuid,
-    /// Subject that owns it.
-    pub owner: String,
+    /// Subject that owns it; `null` once the owner's personal data was erased.
+    #[schema(schema_with = owner_or_null, required = true)]
+    pub owner: Option<String>,
+    /// Whether the owner's personal data was erased (`owner` is then `null`).
+    pub erased: bool,
     /// Its only currency.
     #[schema(value_type = CurrencyCode)]
     pub currency: Currency,
@@ -43,7 +46,8 @@ impl From<&Wallet> for WalletBody {
     fn from(w: &Wallet) -> Self {
         Self {
             id: w.id.0,
-            owner: w.owner.clone(),
+            owner: w.owner.value().cloned(),
+            erased: w.owner.is_erased(),
             currency: w.currency,
             balance: w.balance,
             status: w.status.into(),
@@ -51,6 +55,12 @@ impl From<&Wallet> for WalletBody {
             created_at: w.created_at,
         }
     }
+}
+
+fn owner_or_null() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(string_or_null())
+        .description(Some("Subject that owns it; `null` once the owner's personal data was erased."))
 }
 
 fn external_reference() -> ObjectBuilder {
@@ -195,6 +205,9 @@ pub struct MovementBody {
     /// External reference of a deposit or withdrawal.
     #[schema(schema_with = external_reference, required = true)]
     pub reference: Option<String>,
+    /// Whether the reference was erased with its subject's personal data (`reference` is then
+    /// `null`).
+    pub erased: bool,
     /// When it was committed.
     pub created_at: DateTime<Utc>,
 }
@@ -226,6 +239,7 @@ impl From<&Movement> for MovementBody {
             balance_after: m.balance_after,
             counterparty: m.counterparty.map(|w| w.0),
             reference: m.reference.clone(),
+            erased: m.erased,
             created_at: m.created_at,
         }
     }

@@ -1,0 +1,259 @@
+//! `/api/v1/privacy`: erasure of a subject's personal data (by the subject, or by an
+//! administrator for a subject, with a reason), and the export of everything held about the
+//! caller, or (administrators, with a reason, audited) about another subject.
+
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{guard::RequestFacts, json::Json, state::AppState};
+use crate::{
+    auth::Principal,
+    domain::privacy::{ErasureRecord, Requester},
+    error::{AppError, ErrorCode},
+    telemetry,
+};
+
+/// Header carrying the reason an administrator gives for reaching another subject's data.
+pub const ACCESS_REASON: &str = "x-access-reason";
+
+/// Longest reason, in characters.
+pub const REASON_MAX: usize = 500;
+
+/// Longest subject id, in characters.
+pub const SUBJECT_MAX: usize = 255;
+
+/// What each operation here can refuse besides what every operation can (see
+/// [`super::openapi`]).
+pub const REFUSALS: &[(&str, &[ErrorCode])] = &[
+    (
+        "requestErasure",
+        &[ErrorCode::InvalidParameter, ErrorCode::NotOwner, ErrorCode::ReasonRequired, ErrorCode::PrivacyUnavailable],
+    ),
+    ("exportMyData", &[ErrorCode::PrivacyUnavailable]),
+    (
+        "exportSubjectData",
+        &[
+            ErrorCode::InvalidParameter,
+            ErrorCode::NotOwner,
+            ErrorCode::ReasonRequired,
+            ErrorCode::PrivacyUnavailable,
+            ErrorCode::AuditUnavailable,
+        ],
+    ),
+];
+
+/// Mount the routes.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/privacy/erasure-requests").route(web::post().to(request_erasure)))
+        .service(web::resource("/privacy/export").route(web::get().to(export_mine)))
+        .service(web::resource("/privacy/subjects/{subject}/export").route(web::get().to(export_subject)));
+}
+
+/// An erasure to carry out.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(as = ErasureRequest)]
+#[serde(deny_unknown_fields)]
+pub struct ErasureRequest {
+    /// Whose data to erase; the caller when absent. Another subject needs `admin` and a reason.
+    #[schema(min_length = 1, max_length = 255, example = "alice")]
+    pub subject: Option<String>,
+    /// Why (required when an administrator erases another subject's data); audited.
+    #[schema(min_length = 1, max_length = 500, example = "request received by post, case 2026-118")]
+    pub reason: Option<String>,
+}
+
+/// The signed completion record of an erasure.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ErasureRecord)]
+pub struct ErasureBody {
+    /// Identity of the erasure.
+    pub id: uuid::Uuid,
+    /// The subject's blind index (hex): the record names no plaintext.
+    pub subject: String,
+    /// `subject` (for themself) or `admin` (with `reason`).
+    #[schema(value_type = Object)]
+    pub requested_by: serde_json::Value,
+    /// Id of the subject key deleted (`null` if the subject had none).
+    pub key_id: Option<String>,
+    /// What each domain removed or made unreadable, by `<domain>.<kind>`.
+    #[schema(value_type = Object)]
+    pub removed: serde_json::Value,
+    /// Completion time.
+    pub completed_at: chrono::DateTime<chrono::Utc>,
+    /// Id of the master key whose derived key signed it.
+    pub signed_with: String,
+    /// Hex HMAC-SHA256 of the record without its signature.
+    pub signature: String,
+}
+
+impl From<ErasureRecord> for ErasureBody {
+    fn from(r: ErasureRecord) -> Self {
+        Self {
+            id: r.id,
+            subject: r.subject,
+            requested_by: serde_json::to_value(&r.requested_by).unwrap_or_default(),
+            key_id: r.key_id,
+            removed: serde_json::to_value(&r.removed).unwrap_or_default(),
+            completed_at: r.completed_at,
+            signed_with: r.signed_with,
+            signature: r.signature,
+        }
+    }
+}
+
+/// Everything held about a subject.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = PersonalDataExport)]
+pub struct ExportBody {
+    /// The subject.
+    pub subject: String,
+    /// When the archive was made.
+    pub generated_at: chrono::DateTime<chrono::Utc>,
+    /// One member per domain holding personal data (`fintech`: wallets with every movement;
+    /// `privacy`: the subject's erasure records).
+    #[schema(value_type = Object)]
+    pub domains: serde_json::Value,
+}
+
+/// The subject of an administrator's read.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct SubjectPath {
+    /// The subject's id (a token's `sub`).
+    pub subject: String,
+}
+
+fn checked_subject(subject: &str, field: &'static str) -> Result<(), AppError> {
+    let n = subject.chars().count();
+    if n == 0 || n > SUBJECT_MAX || subject.chars().any(char::is_control) {
+        return Err(AppError::client(
+            ErrorCode::InvalidParameter,
+            format!("the subject must be 1 to {SUBJECT_MAX} printable characters"),
+        )
+        .with("field", field));
+    }
+    Ok(())
+}
+
+/// The reason given, required from an administrator reaching someone else's data.
+fn reason_of(given: Option<String>) -> Result<String, AppError> {
+    match given.map(|r| r.trim().to_owned()) {
+        Some(r) if !r.is_empty() && r.chars().count() <= REASON_MAX && !r.chars().any(char::is_control) => Ok(r),
+        Some(r) if !r.is_empty() => Err(AppError::client(
+            ErrorCode::ReasonRequired,
+            format!("the reason must be 1 to {REASON_MAX} printable characters"),
+        )
+        .with("field", "reason")),
+        _ => Err(AppError::client(
+            ErrorCode::ReasonRequired,
+            "reaching another subject's personal data needs a reason (X-Access-Reason header or `reason` field)",
+        )
+        .with("field", "reason")),
+    }
+}
+
+/// The reason an administrator gives for reaching another subject's personal data (`given`, or
+/// the `X-Access-Reason` header), once audited; refused without one.
+pub async fn audited_reason(
+    state: &AppState,
+    req: &HttpRequest,
+    principal: &Principal,
+    given: Option<String>,
+) -> Result<String, AppError> {
+    let reason = reason_of(given.or_else(|| header(req, ACCESS_REASON)))?;
+    audit_access(state, req, principal, &reason).await?;
+    Ok(reason)
+}
+
+/// Record that an administrator reached another subject's personal data, and why.
+async fn audit_access(
+    state: &AppState,
+    req: &HttpRequest,
+    principal: &Principal,
+    reason: &str,
+) -> Result<(), AppError> {
+    let Some(facts) = req.extensions().get::<RequestFacts>().cloned() else { return Ok(()) };
+    let mut event = facts.event(Some(principal.subject.as_str()), 200, crate::domain::audit::OUTCOME_SUCCESS);
+    event.reason = Some(reason.to_owned());
+    state.metrics.with(|| metrics::counter!(telemetry::PRIVACY_ADMIN_READS_TOTAL).increment(1));
+    // Access to someone's personal data is not given unless it is on record.
+    state.guard.settle(event).await
+}
+
+/// Erase a subject's personal data: their key is deleted (every copy of their sealed fields,
+/// in tables, backups, events and audit files, becomes unreadable), what can be removed is
+/// removed, the ledger is kept with its personal fields unreadable. Answers the signed
+/// completion record, which is also kept.
+#[utoipa::path(
+    post,
+    path = "/api/v1/privacy/erasure-requests",
+    operation_id = "requestErasure",
+    tag = "privacy",
+    request_body(content = ErasureRequest, example = json!({})),
+    responses((status = 201, description = "The erasure is complete.", body = ErasureBody))
+)]
+#[tracing::instrument(skip_all)]
+pub async fn request_erasure(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    body: Json<ErasureRequest>,
+) -> Result<HttpResponse, AppError> {
+    let ErasureRequest { subject, reason } = body.into_inner();
+    let subject = subject.unwrap_or_else(|| principal.subject.clone());
+    checked_subject(&subject, "subject")?;
+    let requested_by = if subject == principal.subject {
+        Requester::Subject
+    } else {
+        principal.require_owner(&subject)?;
+        Requester::Admin { reason: audited_reason(&state, &req, &principal, reason).await? }
+    };
+    let record = state.actors.privacy.erase(&subject, requested_by).await.map_err(AppError::from)?;
+    Ok(HttpResponse::Created().json(ErasureBody::from(record)))
+}
+
+fn header(req: &HttpRequest, name: &str) -> Option<String> {
+    req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+/// Everything the service holds about the caller, across every domain, as JSON.
+#[utoipa::path(
+    get,
+    path = "/api/v1/privacy/export",
+    operation_id = "exportMyData",
+    tag = "privacy",
+    responses((status = 200, description = "The archive.", body = ExportBody))
+)]
+#[tracing::instrument(skip_all)]
+pub async fn export_mine(state: web::Data<AppState>, principal: Principal) -> Result<HttpResponse, AppError> {
+    let archive = state.actors.privacy.export(&principal.subject).await.map_err(AppError::from)?;
+    Ok(HttpResponse::Ok().json(archive))
+}
+
+/// Everything the service holds about another subject (`admin`, with a reason in
+/// `X-Access-Reason`; audited).
+#[utoipa::path(
+    get,
+    path = "/api/v1/privacy/subjects/{subject}/export",
+    operation_id = "exportSubjectData",
+    tag = "privacy",
+    params(SubjectPath, ("X-Access-Reason" = String, Header, description = "Why the data is read; audited.")),
+    responses((status = 200, description = "The archive.", body = ExportBody))
+)]
+#[tracing::instrument(skip_all)]
+pub async fn export_subject(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    path: web::Path<SubjectPath>,
+) -> Result<HttpResponse, AppError> {
+    let subject = path.into_inner().subject;
+    checked_subject(&subject, "subject")?;
+    if subject != principal.subject {
+        principal.require_owner(&subject)?;
+        audited_reason(&state, &req, &principal, None).await?;
+    }
+    let archive = state.actors.privacy.export(&subject).await.map_err(AppError::from)?;
+    Ok(HttpResponse::Ok().json(archive))
+}
