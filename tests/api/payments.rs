@@ -177,9 +177,12 @@ async fn a_top_up_sends_its_key_and_the_webhook_credits_the_wallet_exactly_once(
         (Some("pi_test_1"), Some(1250), Some("EUR"))
     );
     let sent = server.received_requests().await.unwrap();
-    let expected = provider_key("alice", &IdempotencyKey::parse(&k).unwrap());
-    assert_eq!(sent[0].headers.get("idempotency-key").unwrap().to_str().unwrap(), expected);
-    assert!(expected.ends_with(&k));
+    // The caller's key, prefixed by a digest of the caller's blind index (never of their id).
+    let sent_key = sent[0].headers.get("idempotency-key").unwrap().to_str().unwrap().to_string();
+    let (prefix, rest) = sent_key.split_once('-').unwrap();
+    assert_eq!(rest, k);
+    assert!(prefix.len() == 16 && prefix.chars().all(|c| c.is_ascii_hexdigit()), "{sent_key}");
+    assert_ne!(sent_key, provider_key("alice", &IdempotencyKey::parse(&k).unwrap()));
     let form = String::from_utf8_lossy(&sent[0].body).to_string();
     assert!(form.contains(&format!("metadata%5Bwallet_id%5D={wallet}")), "{form}");
 
