@@ -90,6 +90,8 @@ pub const LEDGER_BATCH_SIZE: &str = "beryl_ledger_batch_size";
 pub const LEDGER_OVERLOADED_TOTAL: &str = "beryl_ledger_overloaded_total";
 /// Expired idempotency keys forgotten by the purger.
 pub const IDEMPOTENCY_KEYS_PURGED_TOTAL: &str = "beryl_idempotency_keys_purged_total";
+/// Pending holds released by the sweeper because their time had passed.
+pub const HOLDS_EXPIRED_TOTAL: &str = "beryl_holds_expired_total";
 /// Events published to the broker and acknowledged, by topic.
 pub const EVENTS_PUBLISHED_TOTAL: &str = "beryl_events_published_total";
 /// Inbound events received, by topic and partition.
@@ -176,6 +178,11 @@ pub fn describe_metrics() {
         "Commands refused because the ledger writer's queue was full."
     );
     describe_counter!(IDEMPOTENCY_KEYS_PURGED_TOTAL, Unit::Count, "Expired idempotency keys forgotten by the purger.");
+    describe_counter!(
+        HOLDS_EXPIRED_TOTAL,
+        Unit::Count,
+        "Pending holds released by the sweeper because their time had passed."
+    );
     describe_counter!(AUTH_FAILURES_TOTAL, Unit::Count, "Requests refused for a missing or invalid token.");
     describe_counter!(
         AUTH_REVOCATION_SYNC_FAILURES_TOTAL,

@@ -36,6 +36,7 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/0006_audit_chain_heads.sql"),
     },
     Migration { version: 7, name: "payments", sql: include_str!("../../migrations/0007_payments.sql") },
+    Migration { version: 9, name: "holds", sql: include_str!("../../migrations/0009_holds.sql") },
 ];
 
 /// Arbitrary key of the advisory lock held while migrating.

@@ -8,6 +8,7 @@ pub mod client;
 pub mod events;
 pub mod messages;
 pub mod purge;
+pub mod sweep;
 pub mod wallet;
 pub mod writer;
 
@@ -20,6 +21,7 @@ use std::{
 pub use client::{CallError, FintechClient};
 pub use messages::{Commit, Execute, GetMovements, GetWallet, LedgerFailure, Refresh};
 pub use purge::KeyPurger;
+pub use sweep::HoldSweeper;
 pub use wallet::WalletActor;
 pub use writer::LedgerWriter;
 

@@ -21,7 +21,7 @@ use uuid::Uuid;
 use crate::domain::{
     events::DomainEvent,
     fintech::WalletEvent,
-    fintech::{LedgerOp, LedgerOutcome, Movement, Page, Receipt, Totals, Wallet, WalletId},
+    fintech::{Hold, LedgerOp, LedgerOutcome, Movement, Page, Receipt, Totals, Wallet, WalletId},
     idempotency::{self, Kept},
 };
 
@@ -34,7 +34,7 @@ fn receipt_of(op: &LedgerOp, outcome: &LedgerOutcome) -> serde_json::Value {
 fn batch_events<'a>(ops: &'a [LedgerOp], outcomes: &'a [LedgerOutcome]) -> impl Iterator<Item = WalletEvent<'a>> + 'a {
     ops.iter().zip(outcomes).flat_map(|(op, outcome)| {
         let (wallets, movements): (&[Wallet], &[Movement]) = match outcome {
-            LedgerOutcome::Applied { wallets, movements } => (wallets, movements),
+            LedgerOutcome::Applied { wallets, movements, .. } => (wallets, movements),
             _ => (&[], &[]),
         };
         WalletEvent::all(wallets, movements, op.request_id.as_deref())
@@ -123,6 +123,23 @@ impl LedgerStore {
         match self {
             Self::Postgres(s) => s.purge_expired_keys(now, limit).await,
             Self::Memory(s) => Ok(s.purge_expired_keys(now, limit)),
+        }
+    }
+
+    /// A hold as stored.
+    pub async fn hold(&self, id: Uuid) -> Result<Option<Hold>, StoreError> {
+        match self {
+            Self::Postgres(s) => s.hold(id).await,
+            Self::Memory(s) => Ok(s.hold(id)),
+        }
+    }
+
+    /// The pending holds expired at `now` (the sweeper releases them), at most `limit`, oldest
+    /// first.
+    pub async fn expired_holds(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Hold>, StoreError> {
+        match self {
+            Self::Postgres(s) => s.expired_holds(now, limit).await,
+            Self::Memory(s) => Ok(s.expired_holds(now, limit)),
         }
     }
 

@@ -161,6 +161,8 @@ fn respond(answer: Replayable<Receipt>) -> HttpResponse {
         Receipt::Opened(w) => (StatusCode::CREATED, "application/json", json_bytes(&WalletBody::from(w))),
         Receipt::StatusChanged(w) => (StatusCode::OK, "application/json", json_bytes(&WalletBody::from(w))),
         Receipt::Moved(t) => (StatusCode::CREATED, "application/json", json_bytes(&TransactionBody::from(t))),
+        // Holds are placed and released by other domains (payouts), not over this API.
+        Receipt::Held(h) => (StatusCode::OK, "application/json", json_bytes(h)),
         Receipt::Refused(e) => {
             let err = AppError::from(e.clone());
             let mut problem = err.problem(None);
