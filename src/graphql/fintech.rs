@@ -319,7 +319,10 @@ impl FintechMutation {
                 state.actors.payments.payout(&caller.principal.subject, &key, &found, amount, &destination).await?;
             Ok::<_, AppError>(payout)
         };
-        let p = caller.write("payout", resource, "fintech:write", 201, |_| None, run).await.map_err(|e| e.extend())?;
+        let p = caller
+            .write("payout", resource, "fintech:write", 201, MoneyMovement::of_payout, run)
+            .await
+            .map_err(|e| e.extend())?;
         Ok(Payout {
             id: ID(p.id.to_string()),
             wallet: ID(p.wallet.to_string()),

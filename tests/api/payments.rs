@@ -91,6 +91,15 @@ async fn balance(app: &TestApp, wallet: &str) -> i64 {
     res.json::<Value>().await.unwrap()["balance"].as_i64().unwrap()
 }
 
+/// (balance, available) of a wallet: a payout's hold leaves the balance and lowers what is
+/// available until the provider reports on it.
+async fn funds(app: &TestApp, wallet: &str) -> (i64, i64) {
+    let res = app.get_as(&format!("/api/v1/fintech/wallets/{wallet}"), &alice(app)).await;
+    let body = res.json::<Value>().await.unwrap();
+    assert_eq!(body["held"].as_i64().unwrap(), body["balance"].as_i64().unwrap() - body["available"].as_i64().unwrap());
+    (body["balance"].as_i64().unwrap(), body["available"].as_i64().unwrap())
+}
+
 /// Deliver `event` signed at `at` with `secret`; (status, body).
 async fn deliver_signed(app: &TestApp, event: &Value, secret: &str, at: i64) -> (u16, Value) {
     let body = serde_json::to_vec(event).unwrap();
@@ -308,14 +317,14 @@ async fn a_payout_holds_its_money_until_paid_and_a_failed_one_gives_it_back() {
     let k = key();
     let (status, paid, _) = post(&app, &alice(&app), &path, json!({"amount": 300, "destination": "ba_123"}), &k).await;
     assert_eq!((status, paid["status"].as_str()), (201, Some("in_transit")), "{paid}");
-    assert_eq!(balance(&app, &wallet).await, 700, "held at once");
+    assert_eq!(funds(&app, &wallet).await, (1000, 700), "held at once: the balance stays, less is available");
     let sent = server.received_requests().await.unwrap();
     assert_eq!(sent[0].headers.get("idempotency-key").unwrap().to_str().unwrap(), paid["id"].as_str().unwrap());
     let ours = paid["id"].as_str().unwrap();
     let (status, body) =
         deliver_signed(&app, &payout_event("evt_po_1", "payout.paid", "po_test_1", ours), SECRET, now()).await;
     assert_eq!((status, body["outcome"].as_str()), (200, Some("applied")), "{body}");
-    assert_eq!(balance(&app, &wallet).await, 700, "paid: the money stays out");
+    assert_eq!(funds(&app, &wallet).await, (700, 700), "paid: the hold is posted, the money is out");
     // The same request again answers the same payout and pays nothing more.
     let (status, again, _) = post(&app, &alice(&app), &path, json!({"amount": 300, "destination": "ba_123"}), &k).await;
     assert_eq!((status, again["id"].clone(), again["status"].as_str()), (201, paid["id"].clone(), Some("paid")));
@@ -327,22 +336,26 @@ async fn a_payout_holds_its_money_until_paid_and_a_failed_one_gives_it_back() {
     let (status, failing, _) =
         post(&app, &alice(&app), &path, json!({"amount": 200, "destination": "ba_456"}), &key()).await;
     assert_eq!(status, 201, "{failing}");
-    assert_eq!(balance(&app, &wallet).await, 500);
+    assert_eq!(funds(&app, &wallet).await, (700, 500));
     let ours = failing["id"].as_str().unwrap();
     let failed = payout_event("evt_po_2", "payout.failed", "po_test_2", ours);
     let (status, body) = deliver_signed(&app, &failed, SECRET, now()).await;
     assert_eq!((status, body["outcome"].as_str()), (200, Some("applied")), "{body}");
-    assert_eq!(balance(&app, &wallet).await, 700, "failed: the money is back");
+    assert_eq!(funds(&app, &wallet).await, (700, 700), "failed: the hold is released");
     let (status, body) = deliver_signed(&app, &failed, SECRET, now() - 2).await;
     assert_eq!((status, body["outcome"].as_str()), (200, Some("duplicate")), "{body}");
-    assert_eq!(balance(&app, &wallet).await, 700, "given back once");
+    assert_eq!(funds(&app, &wallet).await, (700, 700), "released once");
 
-    // More than the wallet holds: refused, nothing held, nothing sent.
-    let (status, body, _) =
-        post(&app, &alice(&app), &path, json!({"amount": 5000, "destination": "ba_456"}), &key()).await;
-    assert_eq!((status, body["code"].as_str()), (422, Some("insufficient_funds")), "{body}");
+    // More than the wallet holds: refused, nothing held, nothing sent; the same key answers the
+    // same refusal again.
+    let broke = key();
+    for _ in 0..2 {
+        let (status, body, _) =
+            post(&app, &alice(&app), &path, json!({"amount": 5000, "destination": "ba_456"}), &broke).await;
+        assert_eq!((status, body["code"].as_str()), (422, Some("insufficient_funds")), "{body}");
+    }
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
-    assert_eq!(balance(&app, &wallet).await, 700);
+    assert_eq!(funds(&app, &wallet).await, (700, 700));
     conserved(&app).await;
     let metrics = app.metrics().await;
     assert_eq!(sample(&metrics, "beryl_payments_payouts_total{status=\"paid\"}"), Some(1.0));
@@ -368,13 +381,13 @@ async fn an_unconfirmed_payout_stays_held_and_its_retry_uses_the_same_key() {
         post(&app, &alice(&app), &path, json!({"amount": 400, "destination": "ba_789"}), &k).await;
     assert_eq!((status, body["code"].as_str()), (503, Some("service_unavailable")), "{body}");
     assert!(retry_after.is_some());
-    assert_eq!(balance(&app, &wallet).await, 600, "held while the provider has not answered");
+    assert_eq!(funds(&app, &wallet).await, (1000, 600), "held while the provider has not answered");
 
     server.reset().await;
     payouts_provider(&server, "po_after_retry").await;
     let (status, body, _) = post(&app, &alice(&app), &path, json!({"amount": 400, "destination": "ba_789"}), &k).await;
     assert_eq!((status, body["status"].as_str()), (201, Some("in_transit")), "{body}");
-    assert_eq!(balance(&app, &wallet).await, 600, "held once");
+    assert_eq!(funds(&app, &wallet).await, (1000, 600), "held once");
     let sent = server.received_requests().await.unwrap();
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].headers.get("idempotency-key").unwrap().to_str().unwrap(), body["id"].as_str().unwrap());
@@ -456,9 +469,9 @@ async fn without_a_provider_url_the_simulator_settles_through_the_webhook() {
     let (status, body, _) =
         post(&app, &alice(&app), &path, json!({"amount": 1000, "destination": "ba_fail_closed"}), &key()).await;
     assert_eq!(status, 201, "{body}");
-    assert_eq!(balance(&app, &wallet).await, 3200);
-    eventually("the failed payout's money to come back", Duration::from_secs(10), || async {
-        (balance(&app, &wallet).await == 4200).then_some(())
+    assert_eq!(funds(&app, &wallet).await, (4200, 3200));
+    eventually("the failed payout's hold to be released", Duration::from_secs(10), || async {
+        (funds(&app, &wallet).await == (4200, 4200)).then_some(())
     })
     .await;
 }
@@ -478,7 +491,7 @@ async fn a_payout_left_pending_is_resumed_under_the_same_key_without_its_caller(
     let k = key();
     let (status, body, _) = post(&app, &alice(&app), &path, json!({"amount": 250, "destination": "ba_777"}), &k).await;
     assert_eq!(status, 503, "{body}");
-    assert_eq!(balance(&app, &wallet).await, 750);
+    assert_eq!(funds(&app, &wallet).await, (1000, 750));
 
     // The provider is back; the caller never retries.
     server.reset().await;
@@ -497,7 +510,7 @@ async fn a_payout_left_pending_is_resumed_under_the_same_key_without_its_caller(
     })
     .await;
     assert_eq!((body["id"].as_str(), body["provider_id"].as_str()), (Some(idempotency.as_str()), Some("po_resumed")));
-    assert_eq!(balance(&app, &wallet).await, 750);
+    assert_eq!(funds(&app, &wallet).await, (1000, 750));
     assert!(sent.iter().all(|r| r.headers.get("idempotency-key").unwrap().to_str().unwrap() == idempotency));
     conserved(&app).await;
 }
@@ -530,7 +543,7 @@ async fn graphql_top_ups_and_payouts_share_the_rest_path_and_its_codes() {
     assert_eq!(answer["errors"][0]["extensions"]["code"], "insufficient_funds", "{answer}");
     let answer = app.graphql(&token, &payout(400)).await;
     assert_eq!(answer["data"]["payout"]["status"], "in_transit", "{answer}");
-    assert_eq!(balance(&app, &wallet).await, 500);
+    assert_eq!(funds(&app, &wallet).await, (900, 500));
     let bob = app.token("bob", &["fintech:read", "fintech:write"]);
     let answer = app.graphql(&bob, &payout(10)).await;
     assert_eq!(answer["errors"][0]["extensions"]["code"], "not_owner", "{answer}");

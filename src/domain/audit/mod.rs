@@ -125,6 +125,21 @@ impl From<&crate::domain::fintech::Transaction> for MoneyMovement {
     }
 }
 
+impl MoneyMovement {
+    /// What a payout moves: its amount out of its wallet, by the withdrawal that posts its hold
+    /// once the provider paid it (held until then); none for a payout that failed.
+    pub fn of_payout(p: &crate::domain::payments::Payout) -> Option<Self> {
+        (p.status != crate::domain::payments::PayoutStatus::Failed).then(|| Self {
+            transaction_id: p.withdrawal_transaction().to_string(),
+            kind: "withdrawal".to_string(),
+            amount: p.amount,
+            currency: p.currency.code().to_string(),
+            from_wallet: Some(p.wallet.to_string()),
+            to_wallet: None,
+        })
+    }
+}
+
 /// An event in the chain: one line of an audit file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditRecord {

@@ -486,5 +486,10 @@ pub async fn payout(
         .map_err(|e| AppError::from(e).with("field", "destination"))?;
     let wallet = owned_wallet(&state, &principal, wallet, false).await?;
     let payout = state.actors.payments.payout(&principal.subject, &key.0, &wallet, amount, &destination).await?;
-    Ok(HttpResponse::Created().json(PayoutBody::from(&payout)))
+    let mut res = HttpResponse::Created().json(PayoutBody::from(&payout));
+    // What it moves, for the audit record.
+    if let Some(money) = MoneyMovement::of_payout(&payout) {
+        res.extensions_mut().insert(money);
+    }
+    Ok(res)
 }
