@@ -589,3 +589,33 @@ async fn embedded_the_webhook_and_the_event_bus_apply_one_provider_event_once() 
     .await;
     assert_eq!(balance(&app, &wallet).await, 3100, "credited once");
 }
+
+#[actix_web::test]
+async fn a_payout_the_provider_refuses_releases_its_hold_and_its_key_answers_the_same_refusal() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/payouts"))
+        .respond_with(
+            ResponseTemplate::new(400)
+                .set_body_json(json!({"error": {"type": "invalid_request_error"}, "code": "account_closed"})),
+        )
+        .mount(&server)
+        .await;
+    let app = spawn_with(|s| provider(s, &server.uri())).await;
+    let wallet = open(&app).await;
+    fund(&app, &wallet, 1000).await;
+    let path = format!("/api/v1/fintech/wallets/{wallet}/payouts");
+    let k = key();
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        let (status, body, _) =
+            post(&app, &alice(&app), &path, json!({"amount": 300, "destination": "ba_closed"}), &k).await;
+        answers.push((status, body["code"].clone(), body["reason"].clone()));
+    }
+    assert_eq!(answers[0].0, 422, "{answers:?}");
+    assert_eq!(answers[0].1, "payment_refused");
+    assert_eq!(answers[0], answers[1], "the replay answers the same refusal");
+    assert_eq!(server.received_requests().await.unwrap().len(), 1, "asked once");
+    assert_eq!(funds(&app, &wallet).await, (1000, 1000), "the hold is released");
+    conserved(&app).await;
+}
