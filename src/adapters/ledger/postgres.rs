@@ -586,6 +586,7 @@ async fn batch(writer: &mut Writer, ops: &[LedgerOp]) -> Result<Vec<Outcome>, St
 
     // The rules, command after command, on the locked state.
     let existing: HashSet<WalletId> = book.wallets.keys().copied().collect();
+    let held_before: HashMap<WalletId, i64> = book.wallets.values().map(|w| (w.id, w.held)).collect();
     let mut outcomes = Vec::with_capacity(ops.len());
     let mut touched: HashMap<WalletId, (Wallet, DateTime<Utc>)> = HashMap::new();
     let mut rows = Rows::default();
@@ -642,7 +643,12 @@ async fn batch(writer: &mut Writer, ops: &[LedgerOp]) -> Result<Vec<Outcome>, St
         .filter(|c| expired.contains(&(c.scope.clone(), c.key.clone())))
         .map(|c| (c.scope.as_str(), c.key.as_str()))
         .unzip();
-    let held: (Vec<Uuid>, Vec<i64>) = touched.values().map(|(w, _)| (w.id.0, w.held)).unzip();
+    // Only the held totals that changed: most batches place, post or void no hold.
+    let held: (Vec<Uuid>, Vec<i64>) = touched
+        .values()
+        .filter(|(w, _)| held_before.get(&w.id).copied().unwrap_or(0) != w.held)
+        .map(|(w, _)| (w.id.0, w.held))
+        .unzip();
     let h = HoldRows::of(changed_holds.values());
     let (u, o, r) = (&updated, &opened, &rows);
     let mut phase: Vec<RowsFuture<'_>> = Vec::with_capacity(7);
