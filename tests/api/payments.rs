@@ -619,3 +619,67 @@ async fn a_payout_the_provider_refuses_releases_its_hold_and_its_key_answers_the
     assert_eq!(funds(&app, &wallet).await, (1000, 1000), "the hold is released");
     conserved(&app).await;
 }
+
+/// Payouts made before holds existed withdrew their money at once under the payout's hold id and
+/// have no hold: a failure reported for one gives the money back (once), a payment takes nothing
+/// more.
+#[actix_web::test]
+async fn a_payout_made_before_holds_existed_settles_without_a_hold() {
+    use beryl_core_api::domain::{
+        fintech::{Amount, LedgerCommand, LedgerOutcome, WalletId},
+        payments::{Payout, PayoutStatus},
+    };
+
+    let server = MockServer::start().await;
+    let app = spawn_with(|s| provider(s, &server.uri())).await;
+    let wallet = open(&app).await;
+    fund(&app, &wallet, 1000).await;
+    let url = app.state.settings.database.url.as_ref().unwrap().expose().to_owned();
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    actix_rt::spawn(async move {
+        let _ = connection.await;
+    });
+    let wallet_id: WalletId = wallet.parse().unwrap();
+    let mut legacy = Vec::new();
+    for (n, provider_id) in [(1, "po_old_1"), (2, "po_old_2")] {
+        let p = Payout {
+            id: uuid::Uuid::now_v7(),
+            wallet: wallet_id,
+            amount: 100 * n,
+            currency: beryl_core_api::domain::fintech::Currency::parse("EUR").unwrap(),
+            destination: "ba_old".into(),
+            provider_id: Some(provider_id.into()),
+            status: PayoutStatus::InTransit,
+            failure: None,
+        };
+        client
+            .execute(
+                "INSERT INTO payouts (id, scope, key, wallet_id, amount, currency, destination, provider_id, status,
+                                      created_at, updated_at)
+                 VALUES ($1, 'alice', $2, $3, $4, 'EUR', 'ba_old', $5, 'in_transit', now(), now())",
+                &[&p.id, &format!("old-{n}"), &wallet_id.0, &p.amount, &provider_id],
+            )
+            .await
+            .unwrap();
+        // The old hold: a withdrawal under the payout's hold id.
+        let out = LedgerCommand::Withdraw {
+            wallet: wallet_id,
+            amount: Amount::new(p.amount).unwrap(),
+            reference: p.reference(),
+        };
+        let applied = app.state.actors.fintech.apply_once(out, p.hold_transaction(), None).await.unwrap();
+        assert!(matches!(applied, LedgerOutcome::Applied { .. }), "{applied:?}");
+        legacy.push(p);
+    }
+    assert_eq!(funds(&app, &wallet).await, (700, 700));
+
+    let paid = payout_event("evt_old_1", "payout.paid", "po_old_1", &legacy[0].id.to_string());
+    let (status, body) = deliver_signed(&app, &paid, SECRET, now()).await;
+    assert_eq!((status, body["outcome"].as_str()), (200, Some("applied")), "{body}");
+    assert_eq!(funds(&app, &wallet).await, (700, 700), "paid: nothing more leaves");
+    let failed = payout_event("evt_old_2", "payout.failed", "po_old_2", &legacy[1].id.to_string());
+    let (status, body) = deliver_signed(&app, &failed, SECRET, now()).await;
+    assert_eq!((status, body["outcome"].as_str()), (200, Some("applied")), "{body}");
+    assert_eq!(funds(&app, &wallet).await, (900, 900), "failed: the money comes back");
+    conserved(&app).await;
+}
