@@ -7,6 +7,22 @@
 
 ALTER TABLE wallets ADD COLUMN held bigint NOT NULL DEFAULT 0 CHECK (held >= 0);
 
+-- No wallet holds more than its balance, checked when the transaction commits: a batch writes the
+-- balances and the held totals by two statements, so a post (balance and held both lower) passes
+-- through a moment where only one of them changed. The trigger fires only for a row that looked
+-- wrong when written, and reads it again at commit.
+CREATE FUNCTION wallets_held_within_balance() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM wallets WHERE id = NEW.id AND held > balance) THEN
+        RAISE check_violation USING MESSAGE = 'a wallet holds more than its balance';
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE CONSTRAINT TRIGGER wallets_held_within_balance
+    AFTER INSERT OR UPDATE ON wallets DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW WHEN (NEW.held > NEW.balance) EXECUTE FUNCTION wallets_held_within_balance();
+
 ALTER TABLE wallet_journal DROP CONSTRAINT wallet_journal_kind_check;
 ALTER TABLE wallet_journal ADD CONSTRAINT wallet_journal_kind_check
     CHECK (kind IN ('opened', 'deposit', 'withdrawal', 'transfer_out', 'transfer_in', 'frozen', 'unfrozen', 'closed',

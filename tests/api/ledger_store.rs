@@ -458,6 +458,21 @@ async fn the_schema_refuses_journal_entries_of_unknown_wallets_and_keeps_every_w
     // A wallet is closed, never deleted, and keeps its id.
     let deleted = client.execute("DELETE FROM wallets WHERE id = $1", &[&wallet]).await;
     assert_eq!(state(deleted), Err(Some("23001".into())));
+    // No wallet holds more than its balance once a transaction commits; in between it may.
+    client.execute("UPDATE wallets SET balance = 100, held = 100 WHERE id = $1", &[&wallet]).await.unwrap();
+    let commit = |sql: &'static str| {
+        let client = &client;
+        async move {
+            client.batch_execute("BEGIN").await.unwrap();
+            client.execute(sql, &[&wallet]).await.unwrap();
+            client.execute("UPDATE wallets SET held = held - 40 WHERE id = $1", &[&wallet]).await.unwrap();
+            state(client.execute("COMMIT", &[]).await)
+        }
+    };
+    assert_eq!(commit("UPDATE wallets SET balance = balance - 40 WHERE id = $1").await, Ok(0), "a post");
+    assert_eq!(commit("UPDATE wallets SET balance = balance - 50 WHERE id = $1").await, Err(Some("23514".into())));
+    let row = client.query_one("SELECT balance, held FROM wallets WHERE id = $1", &[&wallet]).await.unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (60, 60), "the failed transaction changed nothing");
     let moved = client.execute("UPDATE wallets SET id = $2 WHERE id = $1", &[&wallet, &unknown]).await;
     assert_eq!(state(moved), Err(Some("23001".into())));
     let closed = client.execute("UPDATE wallets SET status = 'closed' WHERE id = $1", &[&wallet]).await;
