@@ -336,6 +336,31 @@ pub(crate) mod tests {
     use super::*;
     use chrono::TimeZone;
 
+    #[test]
+    fn a_payouts_record_carries_its_withdrawal_unless_it_failed() {
+        use crate::domain::{
+            fintech::{Currency, WalletId},
+            payments::{Payout, PayoutStatus},
+        };
+        let p = Payout {
+            id: uuid::Uuid::now_v7(),
+            wallet: WalletId(uuid::Uuid::now_v7()),
+            amount: 10,
+            currency: Currency::parse("EUR").unwrap(),
+            destination: "ba_1".into(),
+            provider_id: None,
+            status: PayoutStatus::Pending,
+            failure: None,
+        };
+        let money = MoneyMovement::of_payout(&p).unwrap();
+        assert_eq!(
+            (money.transaction_id, money.kind.as_str(), money.amount, money.from_wallet, money.to_wallet),
+            (p.withdrawal_transaction().to_string(), "withdrawal", 10, Some(p.wallet.to_string()), None)
+        );
+        let failed = Payout { status: PayoutStatus::Failed, ..p.clone() };
+        assert!(MoneyMovement::of_payout(&failed).is_none());
+    }
+
     /// The key test chains are sealed with.
     pub(crate) fn test_key() -> AuditKey {
         AuditKey::new(b"audit-test-key-0123456789abcdef0123456789")

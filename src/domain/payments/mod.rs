@@ -440,14 +440,6 @@ mod tests {
         assert_ne!(p.hold_transaction(), q.hold_transaction());
         assert_ne!(p.withdrawal_transaction(), p.hold_transaction());
         assert_ne!(p.withdrawal_transaction(), p.return_transaction());
-        // Its audit record carries what it moves: its withdrawal, unless it failed.
-        let money = crate::domain::audit::MoneyMovement::of_payout(&p).unwrap();
-        assert_eq!(
-            (money.transaction_id, money.kind.as_str(), money.amount, money.from_wallet, money.to_wallet),
-            (p.withdrawal_transaction().to_string(), "withdrawal", 10, Some(p.wallet.to_string()), None)
-        );
-        let failed = Payout { status: PayoutStatus::Failed, ..p.clone() };
-        assert!(crate::domain::audit::MoneyMovement::of_payout(&failed).is_none());
         use PayoutStatus::*;
         assert!(Pending.may_become(Paid) && InTransit.may_become(Paid) && Paid.may_become(Failed));
         assert!(!Paid.may_become(InTransit) && !Failed.may_become(Paid) && !InTransit.may_become(Pending));
