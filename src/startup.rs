@@ -15,7 +15,7 @@ use anyhow::Context as _;
 use crate::{
     actors::{
         events::{self, consumer::ConsumerDeps, relay::RelayDeps, EventConsumer, EventRoutes, OutboxRelay},
-        fintech::{self, FintechClient, FintechDomain, KeyPurger, LedgerWriter},
+        fintech::{self, FintechClient, FintechDomain, HoldSweeper, KeyPurger, LedgerWriter},
         payments::{Payments, PayoutReconciler, WebhookKeys},
         pools::{self, AdapterPool, Connections, PoolConfig},
         privacy::{retention, Holders, PrivacyClient},
@@ -333,6 +333,7 @@ async fn spawn_fintech(
     supervision.spawn(ActorSpec::new(fintech::purge::NAME, ActorKind::Adapter, false), move || {
         KeyPurger::new(purge_store.clone(), purge_every, purge_batch, &purge_metrics)
     })?;
+    let sweep_store = store.clone();
     let me: fintech::SelfRef = Arc::default();
     let policy = EntityPolicy {
         idle: Duration::from_secs(settings.fintech.wallet_idle_secs),
@@ -355,7 +356,13 @@ async fn spawn_fintech(
     let _ = me.set(domain.clone());
     supervision.own_entities(&kind_ref, &domain);
     let ttl = Duration::from_secs(settings.fintech.idempotency_ttl_secs);
-    Ok((FintechClient::new(domain, ttl, metrics.clone()), outbox, returned_store))
+    let client = FintechClient::new(domain, ttl, metrics.clone());
+    let (sweep_client, sweep_metrics) = (client.clone(), metrics.clone());
+    let sweep_every = Duration::from_secs(settings.fintech.hold_sweep_interval_secs);
+    supervision.spawn(ActorSpec::new(fintech::sweep::NAME, ActorKind::Adapter, false), move || {
+        HoldSweeper::new(sweep_store.clone(), sweep_client.clone(), sweep_every, &sweep_metrics)
+    })?;
+    Ok((client, outbox, returned_store))
 }
 
 /// The retention of personal data, under supervision.

@@ -96,6 +96,8 @@ pub const PRIVACY_ERASURES_TOTAL: &str = "beryl_privacy_erasures_total";
 pub const PRIVACY_RETENTION_REMOVED_TOTAL: &str = "beryl_privacy_retention_removed_total";
 /// Reads of another subject's personal data by an administrator, with a reason given.
 pub const PRIVACY_ADMIN_READS_TOTAL: &str = "beryl_privacy_admin_reads_total";
+/// Pending holds released by the sweeper because their time had passed.
+pub const HOLDS_EXPIRED_TOTAL: &str = "beryl_holds_expired_total";
 /// Events published to the broker and acknowledged, by topic.
 pub const EVENTS_PUBLISHED_TOTAL: &str = "beryl_events_published_total";
 /// Inbound events received, by topic and partition.
@@ -188,6 +190,11 @@ pub fn describe_metrics() {
         PRIVACY_ADMIN_READS_TOTAL,
         Unit::Count,
         "Reads of another subject's personal data by an administrator, with a reason given."
+    );
+    describe_counter!(
+        HOLDS_EXPIRED_TOTAL,
+        Unit::Count,
+        "Pending holds released by the sweeper because their time had passed."
     );
     describe_counter!(AUTH_FAILURES_TOTAL, Unit::Count, "Requests refused for a missing or invalid token.");
     describe_counter!(

@@ -37,6 +37,7 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration { version: 7, name: "payments", sql: include_str!("../../migrations/0007_payments.sql") },
     Migration { version: 8, name: "privacy", sql: include_str!("../../migrations/0008_privacy.sql") },
+    Migration { version: 9, name: "holds", sql: include_str!("../../migrations/0009_holds.sql") },
 ];
 
 /// Arbitrary key of the advisory lock held while migrating.

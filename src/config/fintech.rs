@@ -22,6 +22,8 @@ pub struct FintechSettings {
     pub idempotency_purge_interval_secs: u64,
     /// Most expired idempotency keys deleted by one statement of the purge.
     pub idempotency_purge_batch: usize,
+    /// How often the pending holds whose time has passed are released, seconds.
+    pub hold_sweep_interval_secs: u64,
     /// Most commands waiting for the ledger writer; beyond it a command is refused at once with
     /// 503 `overloaded` (and `Retry-After`) instead of queueing while the database is slow.
     pub writer_queue_max: usize,
@@ -37,6 +39,7 @@ impl Default for FintechSettings {
             idempotency_purge_interval_secs: 60,
             idempotency_purge_batch: 1_000,
             writer_queue_max: 8_192,
+            hold_sweep_interval_secs: 30,
         }
     }
 }
@@ -55,6 +58,13 @@ impl Section for FintechSettings {
                 "fintech.idempotency_purge_interval_secs",
                 "the purge of expired idempotency keys needs an interval and a batch of at least 1",
                 "for example 60 (seconds) and 1000 (keys)",
+            );
+        }
+        if self.hold_sweep_interval_secs == 0 {
+            problems.add(
+                "fintech.hold_sweep_interval_secs",
+                "the release of expired holds needs an interval of at least 1 s",
+                "for example 30",
             );
         }
         if self.writer_queue_max == 0 {

@@ -105,8 +105,12 @@ error_codes! {
     WebhookReplayed => ("webhook_replayed", 400, "Replayed webhook"),
     /// A signed payments webhook whose event cannot be read.
     WebhookMalformed => ("webhook_malformed", 400, "Malformed webhook event"),
+    /// A hold's kind is not a short lower-case name.
+    InvalidHoldKind => ("invalid_hold_kind", 400, "Invalid hold kind"),
     /// No such wallet.
     WalletNotFound => ("wallet_not_found", 404, "Wallet not found"),
+    /// No such hold on that wallet.
+    HoldNotFound => ("hold_not_found", 404, "Hold not found"),
     /// No route matches the path.
     NotFound => ("not_found", 404, "Not found"),
     /// No actor has that name.
@@ -121,6 +125,16 @@ error_codes! {
     BalanceNotZero => ("balance_not_zero", 409, "Balance not zero"),
     /// The status change makes no sense from the current status.
     InvalidTransition => ("invalid_transition", 409, "Invalid status change"),
+    /// A wallet with pending holds cannot close.
+    HoldsPending => ("holds_pending", 409, "Holds pending"),
+    /// The hold was posted already.
+    HoldPosted => ("hold_posted", 409, "Hold already posted"),
+    /// The hold was voided already.
+    HoldVoided => ("hold_voided", 409, "Hold already voided"),
+    /// The hold expired (and its money was released).
+    HoldExpired => ("hold_expired", 409, "Hold expired"),
+    /// Another hold (wallet, amount or kind) was placed under that id.
+    HoldConflict => ("hold_conflict", 409, "Hold id used for another hold"),
     /// The idempotency key was used for a different request; `fields` names what differs.
     IdempotencyKeyReused => ("idempotency_key_reused", 409, "Idempotency key reused"),
     /// The body is larger than the configured limit.
@@ -129,6 +143,8 @@ error_codes! {
     UnsupportedMediaType => ("unsupported_media_type", 415, "Unsupported media type"),
     /// The debit would make the balance negative.
     InsufficientFunds => ("insufficient_funds", 422, "Insufficient funds"),
+    /// A hold is posted for more than it holds.
+    HoldAmountExceeded => ("hold_amount_exceeded", 422, "Hold amount exceeded"),
     /// The wallets hold different currencies.
     CurrencyMismatch => ("currency_mismatch", 422, "Currency mismatch"),
     /// A signed payments webhook reports something else than was asked (wallet, amount,

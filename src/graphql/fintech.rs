@@ -30,6 +30,10 @@ pub struct Wallet {
     pub currency: String,
     /// Balance in minor units.
     pub balance: i64,
+    /// Minor units set aside by pending holds: part of the balance, not available.
+    pub held: i64,
+    /// What may be spent, withdrawn or held: the balance minus the held amount.
+    pub available: i64,
     /// active, frozen or closed.
     pub status: String,
     /// Changes applied so far.
@@ -142,6 +146,8 @@ impl FintechQuery {
             owner: w.owner.value().cloned(),
             currency: w.currency.code().into(),
             balance: w.balance,
+            held: w.held,
+            available: w.balance - w.held,
             status: w.status.as_str().into(),
             version: w.version,
             created_at: w.created_at,
@@ -250,7 +256,7 @@ impl FintechMutation {
                 Receipt::Moved(t) => Ok((t, answer.replayed)),
                 Receipt::Refused(e) => Err(AppError::from(e)),
                 // The key was first used for another kind of command over REST.
-                Receipt::Opened(_) | Receipt::StatusChanged(_) => {
+                Receipt::Opened(_) | Receipt::StatusChanged(_) | Receipt::Held(_) => {
                     Err(AppError::from(IdempotencyError::Reused(vec!["operation".into()])))
                 }
             }
@@ -319,7 +325,10 @@ impl FintechMutation {
                 state.actors.payments.payout(&caller.principal.subject, &key, &found, amount, &destination).await?;
             Ok::<_, AppError>(payout)
         };
-        let p = caller.write("payout", resource, "fintech:write", 201, |_| None, run).await.map_err(|e| e.extend())?;
+        let p = caller
+            .write("payout", resource, "fintech:write", 201, MoneyMovement::of_payout, run)
+            .await
+            .map_err(|e| e.extend())?;
         Ok(Payout {
             id: ID(p.id.to_string()),
             wallet: ID(p.wallet.to_string()),

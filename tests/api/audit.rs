@@ -439,6 +439,16 @@ async fn money_movement_records_say_what_moved() {
         )
         .await;
     let graphql_id = graphql["data"]["transfer"]["id"].as_str().unwrap_or_else(|| panic!("{graphql}")).to_string();
+    // A payout (through the provider's simulator) holds its money now and withdraws it once
+    // paid: its record carries that withdrawal.
+    let payout = post_json(
+        &app,
+        &token,
+        &format!("/api/v1/fintech/wallets/{a}/payouts"),
+        json!({"amount": 300, "destination": "ba_audit"}),
+    )
+    .await;
+    assert_eq!(payout["status"], "in_transit", "{payout}");
     flush(&writer).await;
 
     let written = records(&live);
@@ -457,6 +467,15 @@ async fn money_movement_records_say_what_moved() {
     assert_eq!(
         (t.kind.as_str(), t.amount, t.currency.as_str(), t.from_wallet.as_deref(), t.to_wallet.as_deref()),
         ("transfer", 2_500, "EUR", Some(a), Some(b))
+    );
+    let p = written
+        .iter()
+        .find(|r| r.event.action.ends_with("/payouts"))
+        .and_then(|r| r.event.money.clone())
+        .unwrap_or_else(|| panic!("no payout record with its money: {written:?}"));
+    assert_eq!(
+        (p.kind.as_str(), p.amount, p.currency.as_str(), p.from_wallet.as_deref(), p.to_wallet),
+        ("withdrawal", 300, "EUR", Some(a), None)
     );
     let g = moved(&graphql_id);
     assert_eq!((g.amount, g.from_wallet.as_deref(), g.to_wallet.as_deref()), (700, Some(b), Some(a)));

@@ -528,3 +528,61 @@ async fn an_expired_idempotency_key_counts_as_new_and_the_purger_forgets_it() {
     let actors = health["actors"].as_array().cloned().unwrap_or_default();
     assert!(actors.iter().any(|a| a["name"] == "idempotency-purger"), "{health}");
 }
+
+/// A hold lowers what is available over REST and GraphQL while the balance stays, refuses a
+/// withdrawal of more than is available and the closing of its wallet, and once its time has
+/// passed the sweeper releases it through the wallet's actor.
+#[actix_web::test]
+async fn a_hold_shows_as_held_and_the_sweeper_releases_it_once_expired() {
+    use beryl_core_api::domain::fintech::{Amount, FintechError, HoldStatus, LedgerCommand, LedgerOutcome, WalletId};
+
+    let app = spawn_with(|s| s.fintech.hold_sweep_interval_secs = 1).await;
+    let token = alice(&app);
+    let id = open(&app, &token, "EUR").await;
+    deposit(&app, &id, 1_000).await;
+    let wallet_id: WalletId = id.parse().unwrap();
+    let hold = uuid::Uuid::now_v7();
+    let place = LedgerCommand::PlaceHold {
+        hold,
+        wallet: wallet_id,
+        amount: Amount::new(700).unwrap(),
+        kind: "ride".into(),
+        expires_at: chrono::Utc::now() + chrono::Duration::seconds(2),
+    };
+    let placed = app.state.actors.fintech.apply(place, None).await.unwrap();
+    assert!(matches!(placed, LedgerOutcome::Applied { .. }), "{placed:?}");
+    let w = wallet(&app, &token, &id).await;
+    assert_eq!(
+        (w["balance"].as_i64(), w["held"].as_i64(), w["available"].as_i64()),
+        (Some(1_000), Some(700), Some(300))
+    );
+    let query = format!(r#"{{ wallet(id: "{id}") {{ balance held available }} }}"#);
+    let answer = app.graphql(&token, &query).await;
+    assert_eq!(answer["data"]["wallet"], json!({"balance": 1000, "held": 700, "available": 300}), "{answer}");
+
+    let path = format!("/api/v1/fintech/wallets/{id}/withdrawals");
+    let (status, body, _) =
+        post(&app, &settler(&app), &path, json!({"amount": 301, "reference": "bank-1"}), &key()).await;
+    assert_eq!((status, body["code"].as_str()), (422, Some("insufficient_funds")), "{body}");
+    let (status, body, _) = post(&app, &token, &format!("/api/v1/fintech/wallets/{id}/close"), json!({}), &key()).await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("holds_pending")), "{body}");
+
+    eventually("the expired hold to be released", Duration::from_secs(15), || async {
+        let w = wallet(&app, &token, &id).await;
+        (w["available"].as_i64() == Some(1_000)).then_some(())
+    })
+    .await;
+    let w = wallet(&app, &token, &id).await;
+    assert_eq!((w["balance"].as_i64(), w["held"].as_i64()), (Some(1_000), Some(0)));
+    let post_it = LedgerCommand::PostHold {
+        hold,
+        wallet: wallet_id,
+        amount: Amount::new(700).unwrap(),
+        to: None,
+        reference: "ride-1".into(),
+    };
+    let late = app.state.actors.fintech.apply(post_it, None).await.unwrap();
+    assert_eq!(late, LedgerOutcome::Refused(FintechError::HoldNotPending(hold, HoldStatus::Expired)));
+    let metrics = app.metrics().await;
+    assert_eq!(sample(&metrics, "beryl_holds_expired_total"), Some(1.0));
+}

@@ -11,8 +11,8 @@ use beryl_core_api::{
     config::DatabaseSettings,
     domain::{
         fintech::{
-            Amount, Currency, FintechError, LedgerCommand as Command, LedgerOp, LedgerOutcome as Outcome, MovementKind,
-            Receipt, Wallet, WalletId, WalletStatus,
+            Amount, Currency, FintechError, HoldStatus, LedgerCommand as Command, LedgerOp, LedgerOutcome as Outcome,
+            MovementKind, Receipt, Wallet, WalletId, WalletStatus,
         },
         idempotency::Claim,
     },
@@ -107,7 +107,7 @@ async fn contract(store: LedgerStore, outbox: OutboxSource) {
     let outcomes = store.commit(&batch).await;
     assert!(outcomes.iter().all(|o| matches!(o, Ok(Outcome::Applied { .. }))), "{outcomes:?}");
     match &outcomes[1] {
-        Ok(Outcome::Applied { wallets, movements }) => {
+        Ok(Outcome::Applied { wallets, movements, .. }) => {
             assert_eq!((wallets[0].id, wallets[0].balance), (a, 7_500));
             assert_eq!((wallets[1].id, wallets[1].balance), (b, 2_500));
             assert_eq!(movements[0].kind, MovementKind::TransferOut);
@@ -414,7 +414,7 @@ async fn writer_statements_use_index_lookups_on_an_empty_database() {
     client.batch_execute("ANALYZE").await.unwrap();
     client.batch_execute(sql::SESSION).await.unwrap();
     for (name, text) in sql::ALL {
-        let params = (1..=9).filter(|n| text.contains(&format!("${n}"))).count();
+        let params = (1..=12).filter(|n| text.contains(&format!("${n}"))).count();
         client.batch_execute(&format!("PREPARE {name} AS {text}")).await.unwrap();
         let nulls = vec!["NULL"; params].join(", ");
         let rows = client.simple_query(&format!("EXPLAIN EXECUTE {name}({nulls})")).await.unwrap();
@@ -458,8 +458,265 @@ async fn the_schema_refuses_journal_entries_of_unknown_wallets_and_keeps_every_w
     // A wallet is closed, never deleted, and keeps its id.
     let deleted = client.execute("DELETE FROM wallets WHERE id = $1", &[&wallet]).await;
     assert_eq!(state(deleted), Err(Some("23001".into())));
+    // No wallet holds more than its balance once a transaction commits; in between it may.
+    client.execute("UPDATE wallets SET balance = 100, held = 100 WHERE id = $1", &[&wallet]).await.unwrap();
+    let commit = |sql: &'static str| {
+        let client = &client;
+        async move {
+            client.batch_execute("BEGIN").await.unwrap();
+            client.execute(sql, &[&wallet]).await.unwrap();
+            client.execute("UPDATE wallets SET held = held - 40 WHERE id = $1", &[&wallet]).await.unwrap();
+            state(client.execute("COMMIT", &[]).await)
+        }
+    };
+    assert_eq!(commit("UPDATE wallets SET balance = balance - 40 WHERE id = $1").await, Ok(0), "a post");
+    assert_eq!(commit("UPDATE wallets SET balance = balance - 50 WHERE id = $1").await, Err(Some("23514".into())));
+    let row = client.query_one("SELECT balance, held FROM wallets WHERE id = $1", &[&wallet]).await.unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (60, 60), "the failed transaction changed nothing");
     let moved = client.execute("UPDATE wallets SET id = $2 WHERE id = $1", &[&wallet, &unknown]).await;
     assert_eq!(state(moved), Err(Some("23001".into())));
     let closed = client.execute("UPDATE wallets SET status = 'closed' WHERE id = $1", &[&wallet]).await;
     assert_eq!(state(closed), Ok(1));
+}
+
+fn place(hold: Uuid, wallet: WalletId, n: i64, expires_in: Duration) -> Command {
+    Command::PlaceHold { hold, wallet, amount: amount(n), kind: "payout".into(), expires_at: Utc::now() + expires_in }
+}
+
+fn post(hold: Uuid, wallet: WalletId, n: i64, to: Option<WalletId>) -> Command {
+    Command::PostHold { hold, wallet, amount: amount(n), to, reference: format!("po-{hold}") }
+}
+
+/// (balance, held, available) as stored.
+async fn funds(store: &LedgerStore, id: WalletId) -> (i64, i64, i64) {
+    let w = store.wallet(id).await.unwrap().unwrap();
+    (w.balance, w.held, w.available())
+}
+
+/// Place, post, void and expiry of holds, the same on either store.
+async fn hold_contract(store: LedgerStore) {
+    let (a, b) = (open(&store, "alice", "EUR").await, open(&store, "bob", "EUR").await);
+    one(&store, op(Command::Deposit { wallet: a, amount: amount(1_000), reference: "psp-h".into(), currency: None }))
+        .await;
+    let before = store.totals().await.unwrap();
+
+    // Placed: no money moves, less is available, and the same hold again changes nothing.
+    let h1 = Uuid::now_v7();
+    assert!(matches!(one(&store, op(place(h1, a, 600, Duration::hours(1)))).await, Outcome::Applied { .. }));
+    assert_eq!(funds(&store, a).await, (1_000, 600, 400));
+    assert_eq!(store.totals().await.unwrap(), before, "a hold moves no money");
+    match one(&store, op(place(h1, a, 600, Duration::hours(1)))).await {
+        Outcome::Applied { movements, holds, .. } => {
+            assert!(movements.is_empty());
+            assert_eq!((holds[0].id, holds[0].status), (h1, HoldStatus::Pending));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(funds(&store, a).await, (1_000, 600, 400));
+    assert_eq!(refused(&store, place(h1, a, 601, Duration::hours(1))).await, FintechError::HoldConflict(h1));
+    // Every rule that checks funds checks what is available.
+    assert_eq!(
+        refused(&store, Command::Withdraw { wallet: a, amount: amount(401), reference: "x".into() }).await,
+        FintechError::InsufficientFunds(a)
+    );
+    assert_eq!(
+        refused(&store, Command::Transfer { from: a, to: b, amount: amount(401), currency: None }).await,
+        FintechError::InsufficientFunds(a)
+    );
+    assert_eq!(
+        refused(&store, place(Uuid::now_v7(), a, 401, Duration::hours(1))).await,
+        FintechError::InsufficientFunds(a)
+    );
+    assert_eq!(
+        refused(&store, Command::SetStatus { wallet: a, status: WalletStatus::Closed }).await,
+        FintechError::HoldsPending(a)
+    );
+
+    // Posted for less than held: exactly that leaves, the rest is released.
+    assert_eq!(refused(&store, post(h1, a, 601, None)).await, FintechError::HoldAmountExceeded);
+    let posting = op(post(h1, a, 450, None));
+    let posted = one(&store, posting.clone()).await;
+    match Receipt::of(&posting, &posted) {
+        Some(Receipt::Moved(t)) => assert_eq!((t.amount, t.balance_after, t.from, t.to), (450, 550, Some(a), None)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(funds(&store, a).await, (550, 0, 550));
+    let after = store.totals().await.unwrap();
+    assert_eq!((after.balances, after.net_external), (before.balances - 450, before.net_external - 450));
+    assert_eq!(refused(&store, post(h1, a, 1, None)).await, FintechError::HoldNotPending(h1, HoldStatus::Posted));
+    let stored = store.hold(h1).await.unwrap().unwrap();
+    assert_eq!((stored.status, stored.posted, stored.amount), (HoldStatus::Posted, 450, 600));
+
+    // Posted to another wallet: a transfer.
+    let h2 = Uuid::now_v7();
+    one(&store, op(place(h2, a, 100, Duration::hours(1)))).await;
+    assert!(matches!(one(&store, op(post(h2, a, 100, Some(b)))).await, Outcome::Applied { .. }));
+    assert_eq!((funds(&store, a).await, funds(&store, b).await), ((450, 0, 450), (100, 0, 100)));
+
+    // Voided: released, nothing moves; then refused with its state.
+    let h3 = Uuid::now_v7();
+    one(&store, op(place(h3, a, 200, Duration::hours(1)))).await;
+    assert_eq!(refused(&store, Command::VoidHold { hold: h3, wallet: b }).await, FintechError::HoldNotFound(h3));
+    assert!(matches!(one(&store, op(Command::VoidHold { hold: h3, wallet: a })).await, Outcome::Applied { .. }));
+    assert_eq!(funds(&store, a).await, (450, 0, 450));
+    assert_eq!(refused(&store, post(h3, a, 200, None)).await, FintechError::HoldNotPending(h3, HoldStatus::Voided));
+    assert_eq!(
+        refused(&store, Command::VoidHold { hold: h3, wallet: a }).await,
+        FintechError::HoldNotPending(h3, HoldStatus::Voided)
+    );
+
+    // Expired: listed for the sweeper, not postable, released as expired.
+    let h4 = Uuid::now_v7();
+    one(&store, op(place(h4, a, 300, Duration::milliseconds(-1)))).await;
+    assert_eq!(funds(&store, a).await, (450, 300, 150), "held until released");
+    let expired: Vec<Uuid> = store.expired_holds(Utc::now(), 10).await.unwrap().iter().map(|h| h.id).collect();
+    assert_eq!(expired, vec![h4]);
+    assert_eq!(refused(&store, post(h4, a, 300, None)).await, FintechError::HoldNotPending(h4, HoldStatus::Expired));
+    one(&store, op(Command::VoidHold { hold: h4, wallet: a })).await;
+    assert_eq!(store.hold(h4).await.unwrap().unwrap().status, HoldStatus::Expired);
+    assert!(store.expired_holds(Utc::now(), 10).await.unwrap().is_empty());
+    assert_eq!(funds(&store, a).await, (450, 0, 450));
+
+    // The journal: hold entries move nothing and are not money movements; it replays to the balance.
+    let page = store.movements(a, None, 100).await.unwrap();
+    assert_eq!(page.items.iter().map(|m| m.amount).sum::<i64>(), 450);
+    assert!(page.items.iter().all(|m| m.amount != 0));
+    let totals = store.totals().await.unwrap();
+    assert_eq!(totals.balances, totals.net_external, "conserved with holds in the mix");
+}
+
+#[actix_web::test]
+async fn holds_keep_the_contract_in_memory() {
+    hold_contract(LedgerStore::Memory(MemLedger::new(MemOutbox::new()))).await;
+}
+
+#[actix_web::test]
+async fn holds_keep_the_contract_on_postgres() {
+    let (store, _) = postgres_store().await;
+    hold_contract(store).await;
+}
+
+/// Two holds racing for the last available money, from two writers (as two replicas would
+/// have): exactly one is placed.
+#[actix_web::test]
+async fn two_holds_racing_for_the_last_funds_on_postgres_one_wins() {
+    let (store, _) = postgres_store().await;
+    let wallet = open(&store, "alice", "EUR").await;
+    one(&store, op(Command::Deposit { wallet, amount: amount(100), reference: "seed".into(), currency: None })).await;
+    one(&store, op(place(Uuid::now_v7(), wallet, 30, Duration::hours(1)))).await;
+    let other = match &store {
+        LedgerStore::Postgres(pg) => LedgerStore::Postgres(PgLedger::new(pg_pool(pg), pg_config(pg))),
+        other => other.clone(),
+    };
+    for round in 0..5 {
+        let (x, y) = futures::join!(
+            one(&store, op(place(Uuid::now_v7(), wallet, 70, Duration::hours(1)))),
+            one(&other, op(place(Uuid::now_v7(), wallet, 70, Duration::hours(1))))
+        );
+        let won: Vec<bool> = [&x, &y].iter().map(|o| matches!(o, Outcome::Applied { .. })).collect();
+        assert_eq!(won.iter().filter(|w| **w).count(), 1, "round {round}: {x:?} {y:?}");
+        let lost = if won[0] { &y } else { &x };
+        assert_eq!(lost, &Outcome::Refused(FintechError::InsufficientFunds(wallet)));
+        assert_eq!(funds(&store, wallet).await, (100, 100, 0));
+        // Release the winner for the next round.
+        let hold = match if won[0] { &x } else { &y } {
+            Outcome::Applied { holds, .. } => holds[0].id,
+            other => panic!("{other:?}"),
+        };
+        one(&store, op(Command::VoidHold { hold, wallet })).await;
+    }
+}
+
+/// The conservation check with holds in the mix: two writers (as two replicas would have) commit
+/// batches of transfers, holds placed, posted (out of the ledger or to another wallet) and
+/// voided, crossing each other. Money is conserved, no balance is negative, no wallet holds more
+/// than its balance, each wallet's held total is the sum of its pending holds, and the journal
+/// replays to each balance.
+#[actix_web::test]
+async fn concurrent_batches_with_holds_on_postgres_conserve_money() {
+    let (store, _) = postgres_store().await;
+    let mut wallets = Vec::new();
+    for i in 0..8 {
+        let id = open(&store, &format!("user-{i}"), "EUR").await;
+        one(
+            &store,
+            op(Command::Deposit { wallet: id, amount: amount(1_000), reference: format!("s-{i}"), currency: None }),
+        )
+        .await;
+        wallets.push(id);
+    }
+    let writer = |seed: u64| {
+        let store = match &store {
+            LedgerStore::Postgres(pg) => LedgerStore::Postgres(PgLedger::new(pg_pool(pg), pg_config(pg))),
+            other => other.clone(),
+        };
+        let wallets = wallets.clone();
+        async move {
+            let mut placed: Vec<(Uuid, WalletId)> = Vec::new();
+            for round in 0..15u64 {
+                let mut batch = Vec::new();
+                for i in 0..8u64 {
+                    let k = (seed * 131 + round * 17 + i * 7) as usize;
+                    let (from, to) = (wallets[k % 8], wallets[(k / 8 + 1 + k) % 8]);
+                    let to = if to == from { wallets[(k + 1) % 8] } else { to };
+                    let n = ((k % 5) as i64 + 1) * 41;
+                    batch.push(match (seed + round + i) % 4 {
+                        0 => op(Command::Transfer { from, to, amount: amount(n), currency: None }),
+                        1 => {
+                            let hold = Uuid::now_v7();
+                            placed.push((hold, from));
+                            op(place(hold, from, n, Duration::hours(1)))
+                        }
+                        2 => match placed.pop() {
+                            Some((hold, wallet)) => {
+                                op(post(hold, wallet, 1, (k % 2 == 0).then_some(to).filter(|t| *t != wallet)))
+                            }
+                            None => op(Command::Transfer { from, to, amount: amount(n), currency: None }),
+                        },
+                        _ => match placed.pop() {
+                            Some((hold, wallet)) => op(Command::VoidHold { hold, wallet }),
+                            None => op(place(Uuid::now_v7(), from, n, Duration::hours(1))),
+                        },
+                    });
+                }
+                for o in store.commit(&batch).await {
+                    o.unwrap();
+                }
+            }
+        }
+    };
+    futures::join!(writer(1), writer(2));
+    let totals = store.totals().await.unwrap();
+    assert_eq!((totals.balances, totals.net_external), (totals.net_external, totals.net_external));
+    let client = postgres_client(&store).await;
+    for status in ["posted", "voided", "pending"] {
+        let n: i64 = client.query_one("SELECT count(*) FROM holds WHERE status = $1", &[&status]).await.unwrap().get(0);
+        assert!(n > 0, "no hold ended {status}: the mix did not happen");
+    }
+    for id in wallets {
+        let w = store.wallet(id).await.unwrap().unwrap();
+        assert!(w.balance >= 0 && w.held >= 0 && w.held <= w.balance, "{w:?}");
+        let pending: i64 = client
+            .query_one(
+                "SELECT COALESCE(SUM(amount), 0)::int8 FROM holds WHERE wallet_id = $1 AND status = 'pending'",
+                &[&id.0],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(w.held, pending, "held is the sum of the pending holds");
+        let history = store.movements(id, None, 1000).await.unwrap();
+        assert_eq!(
+            history.items.iter().map(|m| m.amount).sum::<i64>(),
+            w.balance,
+            "the journal replays to the balance"
+        );
+    }
+}
+
+async fn postgres_client(store: &LedgerStore) -> tokio_postgres::Client {
+    match store {
+        LedgerStore::Postgres(pg) => postgres::connect(&pg_config(pg)).await.unwrap(),
+        LedgerStore::Memory(_) => unreachable!("a PostgreSQL store"),
+    }
 }

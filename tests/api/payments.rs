@@ -91,6 +91,15 @@ async fn balance(app: &TestApp, wallet: &str) -> i64 {
     res.json::<Value>().await.unwrap()["balance"].as_i64().unwrap()
 }
 
+/// (balance, available) of a wallet: a payout's hold leaves the balance and lowers what is
+/// available until the provider reports on it.
+async fn funds(app: &TestApp, wallet: &str) -> (i64, i64) {
+    let res = app.get_as(&format!("/api/v1/fintech/wallets/{wallet}"), &alice(app)).await;
+    let body = res.json::<Value>().await.unwrap();
+    assert_eq!(body["held"].as_i64().unwrap(), body["balance"].as_i64().unwrap() - body["available"].as_i64().unwrap());
+    (body["balance"].as_i64().unwrap(), body["available"].as_i64().unwrap())
+}
+
 /// Deliver `event` signed at `at` with `secret`; (status, body).
 async fn deliver_signed(app: &TestApp, event: &Value, secret: &str, at: i64) -> (u16, Value) {
     let body = serde_json::to_vec(event).unwrap();
@@ -311,14 +320,14 @@ async fn a_payout_holds_its_money_until_paid_and_a_failed_one_gives_it_back() {
     let k = key();
     let (status, paid, _) = post(&app, &alice(&app), &path, json!({"amount": 300, "destination": "ba_123"}), &k).await;
     assert_eq!((status, paid["status"].as_str()), (201, Some("in_transit")), "{paid}");
-    assert_eq!(balance(&app, &wallet).await, 700, "held at once");
+    assert_eq!(funds(&app, &wallet).await, (1000, 700), "held at once: the balance stays, less is available");
     let sent = server.received_requests().await.unwrap();
     assert_eq!(sent[0].headers.get("idempotency-key").unwrap().to_str().unwrap(), paid["id"].as_str().unwrap());
     let ours = paid["id"].as_str().unwrap();
     let (status, body) =
         deliver_signed(&app, &payout_event("evt_po_1", "payout.paid", "po_test_1", ours), SECRET, now()).await;
     assert_eq!((status, body["outcome"].as_str()), (200, Some("applied")), "{body}");
-    assert_eq!(balance(&app, &wallet).await, 700, "paid: the money stays out");
+    assert_eq!(funds(&app, &wallet).await, (700, 700), "paid: the hold is posted, the money is out");
     // The same request again answers the same payout and pays nothing more.
     let (status, again, _) = post(&app, &alice(&app), &path, json!({"amount": 300, "destination": "ba_123"}), &k).await;
     assert_eq!((status, again["id"].clone(), again["status"].as_str()), (201, paid["id"].clone(), Some("paid")));
@@ -330,22 +339,26 @@ async fn a_payout_holds_its_money_until_paid_and_a_failed_one_gives_it_back() {
     let (status, failing, _) =
         post(&app, &alice(&app), &path, json!({"amount": 200, "destination": "ba_456"}), &key()).await;
     assert_eq!(status, 201, "{failing}");
-    assert_eq!(balance(&app, &wallet).await, 500);
+    assert_eq!(funds(&app, &wallet).await, (700, 500));
     let ours = failing["id"].as_str().unwrap();
     let failed = payout_event("evt_po_2", "payout.failed", "po_test_2", ours);
     let (status, body) = deliver_signed(&app, &failed, SECRET, now()).await;
     assert_eq!((status, body["outcome"].as_str()), (200, Some("applied")), "{body}");
-    assert_eq!(balance(&app, &wallet).await, 700, "failed: the money is back");
+    assert_eq!(funds(&app, &wallet).await, (700, 700), "failed: the hold is released");
     let (status, body) = deliver_signed(&app, &failed, SECRET, now() - 2).await;
     assert_eq!((status, body["outcome"].as_str()), (200, Some("duplicate")), "{body}");
-    assert_eq!(balance(&app, &wallet).await, 700, "given back once");
+    assert_eq!(funds(&app, &wallet).await, (700, 700), "released once");
 
-    // More than the wallet holds: refused, nothing held, nothing sent.
-    let (status, body, _) =
-        post(&app, &alice(&app), &path, json!({"amount": 5000, "destination": "ba_456"}), &key()).await;
-    assert_eq!((status, body["code"].as_str()), (422, Some("insufficient_funds")), "{body}");
+    // More than the wallet holds: refused, nothing held, nothing sent; the same key answers the
+    // same refusal again.
+    let broke = key();
+    for _ in 0..2 {
+        let (status, body, _) =
+            post(&app, &alice(&app), &path, json!({"amount": 5000, "destination": "ba_456"}), &broke).await;
+        assert_eq!((status, body["code"].as_str()), (422, Some("insufficient_funds")), "{body}");
+    }
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
-    assert_eq!(balance(&app, &wallet).await, 700);
+    assert_eq!(funds(&app, &wallet).await, (700, 700));
     conserved(&app).await;
     let metrics = app.metrics().await;
     assert_eq!(sample(&metrics, "beryl_payments_payouts_total{status=\"paid\"}"), Some(1.0));
@@ -371,13 +384,13 @@ async fn an_unconfirmed_payout_stays_held_and_its_retry_uses_the_same_key() {
         post(&app, &alice(&app), &path, json!({"amount": 400, "destination": "ba_789"}), &k).await;
     assert_eq!((status, body["code"].as_str()), (503, Some("service_unavailable")), "{body}");
     assert!(retry_after.is_some());
-    assert_eq!(balance(&app, &wallet).await, 600, "held while the provider has not answered");
+    assert_eq!(funds(&app, &wallet).await, (1000, 600), "held while the provider has not answered");
 
     server.reset().await;
     payouts_provider(&server, "po_after_retry").await;
     let (status, body, _) = post(&app, &alice(&app), &path, json!({"amount": 400, "destination": "ba_789"}), &k).await;
     assert_eq!((status, body["status"].as_str()), (201, Some("in_transit")), "{body}");
-    assert_eq!(balance(&app, &wallet).await, 600, "held once");
+    assert_eq!(funds(&app, &wallet).await, (1000, 600), "held once");
     let sent = server.received_requests().await.unwrap();
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].headers.get("idempotency-key").unwrap().to_str().unwrap(), body["id"].as_str().unwrap());
@@ -459,9 +472,9 @@ async fn without_a_provider_url_the_simulator_settles_through_the_webhook() {
     let (status, body, _) =
         post(&app, &alice(&app), &path, json!({"amount": 1000, "destination": "ba_fail_closed"}), &key()).await;
     assert_eq!(status, 201, "{body}");
-    assert_eq!(balance(&app, &wallet).await, 3200);
-    eventually("the failed payout's money to come back", Duration::from_secs(10), || async {
-        (balance(&app, &wallet).await == 4200).then_some(())
+    assert_eq!(funds(&app, &wallet).await, (4200, 3200));
+    eventually("the failed payout's hold to be released", Duration::from_secs(10), || async {
+        (funds(&app, &wallet).await == (4200, 4200)).then_some(())
     })
     .await;
 }
@@ -481,7 +494,7 @@ async fn a_payout_left_pending_is_resumed_under_the_same_key_without_its_caller(
     let k = key();
     let (status, body, _) = post(&app, &alice(&app), &path, json!({"amount": 250, "destination": "ba_777"}), &k).await;
     assert_eq!(status, 503, "{body}");
-    assert_eq!(balance(&app, &wallet).await, 750);
+    assert_eq!(funds(&app, &wallet).await, (1000, 750));
 
     // The provider is back; the caller never retries.
     server.reset().await;
@@ -500,7 +513,7 @@ async fn a_payout_left_pending_is_resumed_under_the_same_key_without_its_caller(
     })
     .await;
     assert_eq!((body["id"].as_str(), body["provider_id"].as_str()), (Some(idempotency.as_str()), Some("po_resumed")));
-    assert_eq!(balance(&app, &wallet).await, 750);
+    assert_eq!(funds(&app, &wallet).await, (1000, 750));
     assert!(sent.iter().all(|r| r.headers.get("idempotency-key").unwrap().to_str().unwrap() == idempotency));
     conserved(&app).await;
 }
@@ -533,7 +546,7 @@ async fn graphql_top_ups_and_payouts_share_the_rest_path_and_its_codes() {
     assert_eq!(answer["errors"][0]["extensions"]["code"], "insufficient_funds", "{answer}");
     let answer = app.graphql(&token, &payout(400)).await;
     assert_eq!(answer["data"]["payout"]["status"], "in_transit", "{answer}");
-    assert_eq!(balance(&app, &wallet).await, 500);
+    assert_eq!(funds(&app, &wallet).await, (900, 500));
     let bob = app.token("bob", &["fintech:read", "fintech:write"]);
     let answer = app.graphql(&bob, &payout(10)).await;
     assert_eq!(answer["errors"][0]["extensions"]["code"], "not_owner", "{answer}");
@@ -578,4 +591,98 @@ async fn embedded_the_webhook_and_the_event_bus_apply_one_provider_event_once() 
     })
     .await;
     assert_eq!(balance(&app, &wallet).await, 3100, "credited once");
+}
+
+#[actix_web::test]
+async fn a_payout_the_provider_refuses_releases_its_hold_and_its_key_answers_the_same_refusal() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/payouts"))
+        .respond_with(
+            ResponseTemplate::new(400)
+                .set_body_json(json!({"error": {"type": "invalid_request_error"}, "code": "account_closed"})),
+        )
+        .mount(&server)
+        .await;
+    let app = spawn_with(|s| provider(s, &server.uri())).await;
+    let wallet = open(&app).await;
+    fund(&app, &wallet, 1000).await;
+    let path = format!("/api/v1/fintech/wallets/{wallet}/payouts");
+    let k = key();
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        let (status, body, _) =
+            post(&app, &alice(&app), &path, json!({"amount": 300, "destination": "ba_closed"}), &k).await;
+        answers.push((status, body["code"].clone(), body["reason"].clone()));
+    }
+    assert_eq!(answers[0].0, 422, "{answers:?}");
+    assert_eq!(answers[0].1, "payment_refused");
+    assert_eq!(answers[0], answers[1], "the replay answers the same refusal");
+    assert_eq!(server.received_requests().await.unwrap().len(), 1, "asked once");
+    assert_eq!(funds(&app, &wallet).await, (1000, 1000), "the hold is released");
+    conserved(&app).await;
+}
+
+/// Payouts made before holds existed withdrew their money at once under the payout's hold id and
+/// have no hold: a failure reported for one gives the money back (once), a payment takes nothing
+/// more.
+#[actix_web::test]
+async fn a_payout_made_before_holds_existed_settles_without_a_hold() {
+    use beryl_core_api::domain::{
+        fintech::{Amount, LedgerCommand, LedgerOutcome, WalletId},
+        payments::{Payout, PayoutStatus},
+    };
+
+    let server = MockServer::start().await;
+    let app = spawn_with(|s| provider(s, &server.uri())).await;
+    let wallet = open(&app).await;
+    fund(&app, &wallet, 1000).await;
+    let url = app.state.settings.database.url.as_ref().unwrap().expose().to_owned();
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    actix_rt::spawn(async move {
+        let _ = connection.await;
+    });
+    let wallet_id: WalletId = wallet.parse().unwrap();
+    let mut legacy = Vec::new();
+    for (n, provider_id) in [(1, "po_old_1"), (2, "po_old_2")] {
+        let p = Payout {
+            id: uuid::Uuid::now_v7(),
+            wallet: wallet_id,
+            amount: 100 * n,
+            currency: beryl_core_api::domain::fintech::Currency::parse("EUR").unwrap(),
+            destination: "ba_old".into(),
+            provider_id: Some(provider_id.into()),
+            status: PayoutStatus::InTransit,
+            failure: None,
+        };
+        client
+            .execute(
+                "INSERT INTO payouts (id, scope, key, wallet_id, amount, currency, destination, provider_id, status,
+                                      created_at, updated_at)
+                 VALUES ($1, 'alice', $2, $3, $4, 'EUR', 'ba_old', $5, 'in_transit', now(), now())",
+                &[&p.id, &format!("old-{n}"), &wallet_id.0, &p.amount, &provider_id],
+            )
+            .await
+            .unwrap();
+        // The old hold: a withdrawal under the payout's hold id.
+        let out = LedgerCommand::Withdraw {
+            wallet: wallet_id,
+            amount: Amount::new(p.amount).unwrap(),
+            reference: p.reference(),
+        };
+        let applied = app.state.actors.fintech.apply_once(out, p.hold_transaction(), None).await.unwrap();
+        assert!(matches!(applied, LedgerOutcome::Applied { .. }), "{applied:?}");
+        legacy.push(p);
+    }
+    assert_eq!(funds(&app, &wallet).await, (700, 700));
+
+    let paid = payout_event("evt_old_1", "payout.paid", "po_old_1", &legacy[0].id.to_string());
+    let (status, body) = deliver_signed(&app, &paid, SECRET, now()).await;
+    assert_eq!((status, body["outcome"].as_str()), (200, Some("applied")), "{body}");
+    assert_eq!(funds(&app, &wallet).await, (700, 700), "paid: nothing more leaves");
+    let failed = payout_event("evt_old_2", "payout.failed", "po_old_2", &legacy[1].id.to_string());
+    let (status, body) = deliver_signed(&app, &failed, SECRET, now()).await;
+    assert_eq!((status, body["outcome"].as_str()), (200, Some("applied")), "{body}");
+    assert_eq!(funds(&app, &wallet).await, (900, 900), "failed: the money comes back");
+    conserved(&app).await;
 }

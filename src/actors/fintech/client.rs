@@ -174,6 +174,24 @@ impl FintechClient {
         result
     }
 
+    /// Apply `command` as it stands, with no idempotency key: for the hold commands, which are
+    /// idempotent by their hold's id (placing the same hold again changes nothing; posting or
+    /// voiding one that is not pending is refused with its state).
+    pub async fn apply(&self, command: LedgerCommand, request_id: Option<String>) -> Result<LedgerOutcome, CallError> {
+        let name = command.name();
+        let op = LedgerOp {
+            command,
+            transaction_id: Uuid::now_v7(),
+            idempotency: None,
+            once: false,
+            request_id: request_id.or_else(|| telemetry::current_request_id().map(|r| r.as_str().to_owned())),
+            at: Utc::now(),
+        };
+        let result = flatten(self.domain.ask(Execute(op)).await);
+        self.count(name, &result);
+        result
+    }
+
     /// A wallet, or `None`; `fresh` confirms with the store that the state is current (another
     /// replica may have written), otherwise a live actor answers from its state.
     pub async fn wallet(&self, id: WalletId, fresh: bool) -> Result<Option<Wallet>, CallError> {

@@ -9,6 +9,7 @@ pub mod events;
 pub mod messages;
 pub mod privacy;
 pub mod purge;
+pub mod sweep;
 pub mod wallet;
 pub mod writer;
 
@@ -21,6 +22,7 @@ use std::{
 pub use client::{CallError, FintechClient};
 pub use messages::{Commit, Execute, ForgetOwners, ForgetState, GetMovements, GetWallet, LedgerFailure, Refresh};
 pub use purge::KeyPurger;
+pub use sweep::HoldSweeper;
 pub use wallet::WalletActor;
 pub use writer::LedgerWriter;
 

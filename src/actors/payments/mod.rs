@@ -5,15 +5,21 @@
 //! A payout never pays twice and never loses money, whatever fails in between:
 //! 1. the payout is recorded `pending` under the caller's idempotency key (its id is derived
 //!    from nothing the client controls and becomes the provider's `Idempotency-Key`);
-//! 2. its money is held: a ledger withdrawal named by the payout (applied once however often
-//!    it is asked);
+//! 2. its money is held: a ledger hold named by the payout (placing it again changes nothing),
+//!    which leaves the balance as it is and lowers what is available at once;
 //! 3. the provider's payout is created under the payout's id. When the provider does not answer
 //!    (timeout, 5xx, open circuit) the payout may or may not exist there: it stays `pending`
 //!    with its money held and the caller gets 503 + `Retry-After`; the retry with the same
 //!    `Idempotency-Key` finds the same payout, holds nothing more and asks the provider again
 //!    under the same key, which answers the payout it created, if it did;
-//! 4. the provider's webhook settles it: `payout.paid` leaves the money out, `payout.failed` or
-//!    `payout.canceled` returns it (a ledger deposit named by the payout, applied once).
+//! 4. the provider's webhook settles it: `payout.paid` posts the hold to `external:<currency>` (a
+//!    withdrawal named by the payout, applied once), `payout.failed` or `payout.canceled` voids
+//!    it. A payout reported failed after it was paid (the bank sent the money back), or one
+//!    made before holds existed (its money was withdrawn at once), gets its money back by a
+//!    ledger deposit named by the payout, applied once.
+//!
+//! A payout refused by the ledger (not enough available money, a frozen wallet) is recorded
+//! failed with `ledger.<code>` as its failure, and its key answers the same refusal again.
 
 use std::sync::Arc;
 
@@ -30,7 +36,7 @@ use crate::{
     },
     config::Secret,
     domain::{
-        fintech::{Amount, FintechError, LedgerCommand, LedgerOutcome, Wallet},
+        fintech::{Amount, FintechError, HoldStatus, LedgerCommand, LedgerOutcome, Wallet, WalletId},
         idempotency::{IdempotencyError, IdempotencyKey},
         payments::{
             check_destination, verify, EventError, EventKind, Payout, PayoutStatus, ProviderEvent, SignatureError,
@@ -193,6 +199,9 @@ impl Payments {
                 if !differs.is_empty() {
                     return Err(IdempotencyError::Reused(differs).into());
                 }
+                if let Some(refusal) = kept_refusal(&p) {
+                    return Err(refusal);
+                }
                 if p.status != PayoutStatus::Pending {
                     return Ok(p);
                 }
@@ -220,18 +229,24 @@ impl Payments {
     /// Hold a pending payout's money (once), then create it at the provider under its id.
     async fn advance(&self, mut payout: Payout) -> Result<Payout, PaymentsError> {
         let amount = Amount::new(payout.amount)?;
-        let hold = LedgerCommand::Withdraw { wallet: payout.wallet, amount, reference: payout.reference() };
-        match self.fintech.apply_once(hold, payout.hold_transaction(), None).await? {
-            LedgerOutcome::Applied { .. } | LedgerOutcome::DuplicateKey => {}
+        let hold = LedgerCommand::PlaceHold {
+            hold: payout.hold_transaction(),
+            wallet: payout.wallet,
+            amount,
+            kind: PAYOUT_HOLD_KIND.into(),
+            expires_at: Utc::now() + PAYOUT_HOLD_TTL,
+        };
+        match self.fintech.apply(hold, None).await? {
+            LedgerOutcome::Applied { .. } => {}
             LedgerOutcome::Refused(e) => {
                 payout.status = PayoutStatus::Failed;
-                payout.failure = Some(e.code().as_str().to_owned());
+                payout.failure = Some(format!("{LEDGER_FAILURE}{}", e.code().as_str()));
                 self.store.update_payout(&payout).await?;
                 self.count_payout(PayoutStatus::Failed);
                 return Err(e.into());
             }
-            LedgerOutcome::ConflictingDuplicate => {
-                return Err(PaymentsError::Unexpected("a payout's hold names another transaction".into()))
+            LedgerOutcome::DuplicateKey | LedgerOutcome::ConflictingDuplicate => {
+                return Err(PaymentsError::Unexpected("a payout's hold was answered as a duplicate".into()))
             }
         }
         match self.provider.create_payout(payout.clone()).await {
@@ -265,8 +280,67 @@ impl Payments {
         }
     }
 
-    /// Return a payout's money to its wallet (once) and record it failed.
+    /// Release a payout's hold (or, when its money already left, return it once) and record it
+    /// failed.
     async fn give_back(&self, payout: &mut Payout, reason: String) -> Result<(), PaymentsError> {
+        let void = LedgerCommand::VoidHold { hold: payout.hold_transaction(), wallet: payout.wallet };
+        match self.fintech.apply(void, None).await? {
+            LedgerOutcome::Applied { .. }
+            | LedgerOutcome::Refused(FintechError::HoldNotPending(_, HoldStatus::Voided | HoldStatus::Expired)) => {}
+            // Posted (paid, then sent back by the bank) or withdrawn before holds existed.
+            LedgerOutcome::Refused(FintechError::HoldNotPending(_, HoldStatus::Posted))
+            | LedgerOutcome::Refused(FintechError::HoldNotFound(_)) => self.deposit_back(payout).await?,
+            LedgerOutcome::Refused(e) => return Err(e.into()),
+            LedgerOutcome::DuplicateKey | LedgerOutcome::ConflictingDuplicate => {
+                return Err(PaymentsError::Unexpected("a payout's release was answered as a duplicate".into()))
+            }
+        }
+        payout.status = PayoutStatus::Failed;
+        payout.failure = Some(reason);
+        if self.store.update_payout(payout).await? {
+            self.count_payout(PayoutStatus::Failed);
+        }
+        Ok(())
+    }
+
+    /// Post a paid payout's hold: its money leaves for `external:<currency>`, once.
+    async fn take_out(&self, payout: &Payout) -> Result<(), PaymentsError> {
+        let amount = Amount::new(payout.amount)?;
+        let post = LedgerCommand::PostHold {
+            hold: payout.hold_transaction(),
+            wallet: payout.wallet,
+            amount,
+            to: None,
+            reference: payout.reference(),
+        };
+        match self.fintech.apply_once(post, payout.withdrawal_transaction(), None).await? {
+            LedgerOutcome::Applied { .. }
+            | LedgerOutcome::DuplicateKey
+            | LedgerOutcome::Refused(FintechError::HoldNotPending(_, HoldStatus::Posted))
+            // Withdrawn at once, before holds existed.
+            | LedgerOutcome::Refused(FintechError::HoldNotFound(_)) => Ok(()),
+            LedgerOutcome::Refused(FintechError::HoldNotPending(_, HoldStatus::Expired)) => {
+                // Paid after its hold expired: release it, then take the money out as such.
+                let void = LedgerCommand::VoidHold { hold: payout.hold_transaction(), wallet: payout.wallet };
+                self.fintech.apply(void, None).await?;
+                let out = LedgerCommand::Withdraw { wallet: payout.wallet, amount, reference: payout.reference() };
+                match self.fintech.apply_once(out, payout.withdrawal_transaction(), None).await? {
+                    LedgerOutcome::Applied { .. } | LedgerOutcome::DuplicateKey => Ok(()),
+                    LedgerOutcome::Refused(e) => Err(e.into()),
+                    LedgerOutcome::ConflictingDuplicate => {
+                        Err(PaymentsError::Unexpected("a payout's withdrawal names another transaction".into()))
+                    }
+                }
+            }
+            LedgerOutcome::Refused(e) => Err(e.into()),
+            LedgerOutcome::ConflictingDuplicate => {
+                Err(PaymentsError::Unexpected("a payout's withdrawal names another transaction".into()))
+            }
+        }
+    }
+
+    /// Return a payout's money to its wallet by a deposit named by the payout (once).
+    async fn deposit_back(&self, payout: &Payout) -> Result<(), PaymentsError> {
         let back = LedgerCommand::Deposit {
             wallet: payout.wallet,
             amount: Amount::new(payout.amount)?,
@@ -279,11 +353,6 @@ impl Payments {
             LedgerOutcome::ConflictingDuplicate => {
                 return Err(PaymentsError::Unexpected("a payout's return names another transaction".into()))
             }
-        }
-        payout.status = PayoutStatus::Failed;
-        payout.failure = Some(reason);
-        if self.store.update_payout(payout).await? {
-            self.count_payout(PayoutStatus::Failed);
         }
         Ok(())
     }
@@ -368,6 +437,7 @@ impl Payments {
                         if found.status.is_final() || found.status == PayoutStatus::Paid {
                             return Ok(Delivered::Duplicate);
                         }
+                        self.take_out(&found).await?;
                         found.status = PayoutStatus::Paid;
                         if self.store.update_payout(&found).await? {
                             self.count_payout(PayoutStatus::Paid);
@@ -387,6 +457,45 @@ impl Payments {
         self.metrics
             .with(|| metrics::counter!(telemetry::PAYMENTS_PAYOUTS_TOTAL, "status" => status.as_str()).increment(1));
     }
+}
+
+/// The kind of a payout's hold.
+const PAYOUT_HOLD_KIND: &str = "payout";
+
+/// How long a payout's hold lasts if the provider never reports on it (a bank payout takes days,
+/// not weeks); the provider's late word is still applied (see [`Payments::take_out`]).
+const PAYOUT_HOLD_TTL: chrono::Duration = chrono::Duration::days(30);
+
+/// Prefix of a payout's failure when the ledger refused it (the provider's own reasons have none).
+const LEDGER_FAILURE: &str = "ledger.";
+
+/// The ledger's refusal a failed payout's key answers again, if the ledger refused it.
+fn kept_refusal(p: &Payout) -> Option<PaymentsError> {
+    if p.status != PayoutStatus::Failed {
+        return None;
+    }
+    let failure = p.failure.as_deref()?;
+    match failure.strip_prefix(LEDGER_FAILURE) {
+        Some(code) => Some(ledger_refusal(code, p.wallet).map_or_else(
+            || PaymentsError::Unexpected(format!("payout refused by the ledger as {code}")),
+            PaymentsError::from,
+        )),
+        // Refused by the provider when it was created: no payout exists there.
+        None if p.provider_id.is_none() => Some(PaymentsError::Refused(failure.to_owned())),
+        None => None,
+    }
+}
+
+/// The ledger refusal of a payout's hold named `code`.
+fn ledger_refusal(code: &str, wallet: WalletId) -> Option<FintechError> {
+    [
+        FintechError::InsufficientFunds(wallet),
+        FintechError::WalletFrozen(wallet),
+        FintechError::WalletClosed(wallet),
+        FintechError::WalletNotFound(wallet),
+    ]
+    .into_iter()
+    .find(|e| e.code().as_str() == code)
 }
 
 /// The provider's idempotency key for a caller's key: a short digest of the caller's subject,

@@ -9,8 +9,8 @@ use parking_lot::Mutex;
 use crate::adapters::outbox::MemOutbox;
 use crate::domain::{
     fintech::{
-        Book, FintechError, LedgerOp, LedgerOutcome as Outcome, Movement, Page, Totals, TransactionRecord, Wallet,
-        WalletId,
+        Book, FintechError, Hold, LedgerOp, LedgerOutcome as Outcome, Movement, Page, Totals, TransactionRecord,
+        Wallet, WalletId,
     },
     idempotency::{self, Kept},
     privacy::Personal,
@@ -173,6 +173,14 @@ impl MemLedger {
         old.len() as u64
     }
 
+    pub(super) fn hold(&self, id: uuid::Uuid) -> Option<Hold> {
+        self.state.lock().book.holds.get(&id).cloned()
+    }
+
+    pub(super) fn expired_holds(&self, now: DateTime<Utc>, limit: usize) -> Vec<Hold> {
+        self.state.lock().book.expired_holds(now, limit)
+    }
+
     pub(super) fn totals(&self) -> Totals {
         let state = self.state.lock();
         Totals {
@@ -193,6 +201,6 @@ impl State {
             self.journal.entry(m.wallet_id).or_default().push(m.clone());
         }
         self.net_external += change.net_external;
-        Ok(Outcome::Applied { wallets: change.wallets, movements: change.movements })
+        Ok(Outcome::Applied { wallets: change.wallets, movements: change.movements, holds: change.holds })
     }
 }

@@ -22,7 +22,7 @@ use uuid::Uuid;
 use crate::domain::{
     events::DomainEvent,
     fintech::WalletEvent,
-    fintech::{LedgerOp, LedgerOutcome, Movement, Page, Receipt, Totals, Wallet, WalletId},
+    fintech::{Hold, LedgerOp, LedgerOutcome, Movement, Page, Receipt, Totals, Wallet, WalletId},
     idempotency::{self, Kept},
     privacy::Subject,
 };
@@ -36,7 +36,7 @@ fn receipt_of(op: &LedgerOp, outcome: &LedgerOutcome) -> serde_json::Value {
 fn batch_events<'a>(ops: &'a [LedgerOp], outcomes: &'a [LedgerOutcome]) -> impl Iterator<Item = WalletEvent<'a>> + 'a {
     ops.iter().zip(outcomes).flat_map(|(op, outcome)| {
         let (wallets, movements): (&[Wallet], &[Movement]) = match outcome {
-            LedgerOutcome::Applied { wallets, movements } => (wallets, movements),
+            LedgerOutcome::Applied { wallets, movements, .. } => (wallets, movements),
             _ => (&[], &[]),
         };
         WalletEvent::all(wallets, movements, op.request_id.as_deref())
@@ -160,6 +160,23 @@ impl LedgerStore {
         match self {
             Self::Postgres(s) => s.forget_keys_kept_since(cutoff, limit).await,
             Self::Memory(s) => Ok(s.forget_keys_kept_since(cutoff, limit)),
+        }
+    }
+
+    /// A hold as stored.
+    pub async fn hold(&self, id: Uuid) -> Result<Option<Hold>, StoreError> {
+        match self {
+            Self::Postgres(s) => s.hold(id).await,
+            Self::Memory(s) => Ok(s.hold(id)),
+        }
+    }
+
+    /// The pending holds expired at `now` (the sweeper releases them), at most `limit`, oldest
+    /// first.
+    pub async fn expired_holds(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Hold>, StoreError> {
+        match self {
+            Self::Postgres(s) => s.expired_holds(now, limit).await,
+            Self::Memory(s) => Ok(s.expired_holds(now, limit)),
         }
     }
 

@@ -40,8 +40,8 @@ use crate::{
     config::PrivacySettings,
     domain::{
         fintech::{
-            Book, Currency, LedgerCommand as Command, LedgerOp, LedgerOutcome as Outcome, Movement, MovementKind, Page,
-            Totals, TransactionKind, TransactionRecord, Wallet, WalletId, WalletStatus,
+            Book, Currency, Hold, HoldStatus, LedgerCommand as Command, LedgerOp, LedgerOutcome as Outcome, Movement,
+            MovementKind, Page, Totals, TransactionKind, TransactionRecord, Wallet, WalletId, WalletStatus,
         },
         idempotency::{Claim, Kept},
         privacy::{BlindIndex, Personal, SubjectKey},
@@ -100,8 +100,27 @@ pub mod sql {
                                           $6::timestamptz[], $7::timestamptz[])";
     /// The batch's events, one row.
     pub const OUTBOX: &str = crate::adapters::outbox::sql::INSERT;
+    /// The held totals of the batch's wallets (locked by [`LOCK`] before).
+    pub const HELD: &str = "SELECT id, held FROM wallets WHERE id = ANY($1)";
+    /// The holds the batch's hold commands name.
+    pub const HOLDS: &str = "SELECT id, wallet_id, amount, currency, kind, status, posted, expires_at, created_at
+                     FROM holds WHERE id = ANY($1) FOR UPDATE";
+    /// The new held totals of the wallets the batch changed (after they were inserted or updated).
+    pub const UPDATE_HELD: &str = "UPDATE wallets w SET held = v.held
+                     FROM unnest($1::uuid[], $2::int8[]) AS v(id, held) WHERE w.id = v.id AND w.held <> v.held";
+    /// The holds the batch placed, posted or released.
+    pub const UPSERT_HOLDS: &str = "INSERT INTO holds
+                         (id, wallet_id, amount, currency, kind, status, posted, expires_at, created_at, updated_at)
+                     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::text[], $5::text[], $6::text[],
+                                          $7::int8[], $8::timestamptz[], $9::timestamptz[], $10::timestamptz[])
+                     ON CONFLICT (id) DO UPDATE SET status = excluded.status, posted = excluded.posted,
+                                                    updated_at = excluded.updated_at";
     /// Every statement, with its name.
-    pub const ALL: [(&str, &str); 10] = [
+    pub const ALL: [(&str, &str); 14] = [
+        ("held", HELD),
+        ("holds", HOLDS),
+        ("update_held", UPDATE_HELD),
+        ("upsert_holds", UPSERT_HOLDS),
         ("lock", LOCK),
         ("taken", TAKEN),
         ("existing", EXISTING),
@@ -126,6 +145,44 @@ struct Statements {
     forget: Statement,
     keep: Statement,
     outbox: Statement,
+    holds: HoldStatements,
+}
+
+/// The statements of holds and held totals.
+struct HoldStatements {
+    held: Statement,
+    read: Statement,
+    update_held: Statement,
+    upsert: Statement,
+}
+
+impl HoldStatements {
+    async fn prepare(client: &Client) -> Result<Self, tokio_postgres::Error> {
+        use Type as T;
+        let ts = T::TIMESTAMPTZ_ARRAY;
+        Ok(Self {
+            held: client.prepare_typed(sql::HELD, &[T::UUID_ARRAY]).await?,
+            read: client.prepare_typed(sql::HOLDS, &[T::UUID_ARRAY]).await?,
+            update_held: client.prepare_typed(sql::UPDATE_HELD, &[T::UUID_ARRAY, T::INT8_ARRAY]).await?,
+            upsert: client
+                .prepare_typed(
+                    sql::UPSERT_HOLDS,
+                    &[
+                        T::UUID_ARRAY,
+                        T::UUID_ARRAY,
+                        T::INT8_ARRAY,
+                        T::TEXT_ARRAY,
+                        T::TEXT_ARRAY,
+                        T::TEXT_ARRAY,
+                        T::INT8_ARRAY,
+                        ts.clone(),
+                        ts.clone(),
+                        ts,
+                    ],
+                )
+                .await?,
+        })
+    }
 }
 
 impl Statements {
@@ -205,6 +262,7 @@ impl Statements {
                 )
                 .await?,
             outbox: client.prepare_typed(sql::OUTBOX, &[T::TIMESTAMPTZ, T::INT4, T::BYTEA]).await?,
+            holds: HoldStatements::prepare(client).await?,
         })
     }
 }
@@ -326,10 +384,13 @@ impl PgLedger {
             )
             .await
             .map_err(pg_err)?;
-        drop(conn);
         let Some(row) = rows.first() else { return Ok(None) };
+        let held = held_of(&conn, &[id.0]).await?.get(&id).copied().unwrap_or(0);
+        drop(conn);
         let owner = sealing::open(&self.vault, row.get(1), OWNER, &id.to_string()).await?;
-        Ok(Some(wallet_from(row, owner_value(owner))?))
+        let mut wallet = wallet_from(row, owner_value(owner))?;
+        wallet.held = held;
+        Ok(Some(wallet))
     }
 
     /// A wallet's stored version.
@@ -592,6 +653,7 @@ async fn batch(writer: &mut Writer, vault: &Vault, ops: &[LedgerOp]) -> Result<V
     let keys: Vec<&str> = claims.iter().map(|c| c.key.as_str()).collect();
     let once: Vec<Uuid> = ops.iter().filter(|op| op.once).map(|op| op.transaction_id).collect();
 
+    let named_holds = hold_ids(ops);
     let now = Utc::now();
     let mut phase: Vec<RowsFuture<'_>> = vec![
         Box::pin(async move { client.simple_query("BEGIN").await.map(|_| Vec::new()) }),
@@ -602,6 +664,10 @@ async fn batch(writer: &mut Writer, vault: &Vault, ops: &[LedgerOp]) -> Result<V
     }
     if !once.is_empty() {
         phase.push(run(client, &st.existing, vec![&once]));
+    }
+    phase.push(run(client, &st.holds.held, vec![&ids]));
+    if !named_holds.is_empty() {
+        phase.push(run(client, &st.holds.read, vec![&named_holds]));
     }
     let mut results = join_all(phase).await.into_iter();
     let (begin, locked) = (results.next(), results.next());
@@ -641,12 +707,25 @@ async fn batch(writer: &mut Writer, vault: &Vault, ops: &[LedgerOp]) -> Result<V
             transactions.insert(id, record);
         }
     }
+    for r in &results.next().transpose().map_err(pg_err)?.unwrap_or_default() {
+        if let Some(w) = book.wallets.get_mut(&WalletId(r.get(0))) {
+            w.held = r.get(1);
+        }
+    }
+    if !named_holds.is_empty() {
+        for r in &results.next().transpose().map_err(pg_err)?.unwrap_or_default() {
+            let hold = hold_from(r)?;
+            book.holds.insert(hold.id, hold);
+        }
+    }
 
     // The rules, command after command, on the locked state.
     let existing: HashSet<WalletId> = book.wallets.keys().copied().collect();
+    let held_before: HashMap<WalletId, i64> = book.wallets.values().map(|w| (w.id, w.held)).collect();
     let mut outcomes = Vec::with_capacity(ops.len());
     let mut touched: HashMap<WalletId, (Wallet, DateTime<Utc>)> = HashMap::new();
     let mut rows = Rows::default();
+    let mut changed_holds: HashMap<Uuid, (Hold, DateTime<Utc>)> = HashMap::new();
     for op in ops {
         if let Some(c) = &op.idempotency {
             if !taken.insert((scope_of(c), c.key.clone())) {
@@ -674,7 +753,10 @@ async fn batch(writer: &mut Writer, vault: &Vault, ops: &[LedgerOp]) -> Result<V
                     touched.insert(w.id, (w.clone(), op.at));
                 }
                 rows.add(op, &change.wallets, &change.movements, &wallet_keys)?;
-                Outcome::Applied { wallets: change.wallets, movements: change.movements }
+                for h in &change.holds {
+                    changed_holds.insert(h.id, (h.clone(), op.at));
+                }
+                Outcome::Applied { wallets: change.wallets, movements: change.movements, holds: change.holds }
             }
             Err(refusal) => Outcome::Refused(refusal),
         };
@@ -704,8 +786,9 @@ async fn batch(writer: &mut Writer, vault: &Vault, ops: &[LedgerOp]) -> Result<V
     let sealed_outcomes: Vec<Outcome> = outcomes
         .iter()
         .map(|o| match o {
-            Outcome::Applied { wallets, movements } => Outcome::Applied {
+            Outcome::Applied { wallets, movements, holds } => Outcome::Applied {
                 wallets: wallets.clone(),
+                holds: holds.clone(),
                 movements: movements
                     .iter()
                     .map(|m| Movement {
@@ -732,6 +815,13 @@ async fn batch(writer: &mut Writer, vault: &Vault, ops: &[LedgerOp]) -> Result<V
         .filter(|(c, scope)| expired.contains(&((*scope).clone(), c.key.clone())))
         .map(|(c, scope)| (scope.as_str(), c.key.as_str()))
         .unzip();
+    // Only the held totals that changed: most batches place, post or void no hold.
+    let held: (Vec<Uuid>, Vec<i64>) = touched
+        .values()
+        .filter(|(w, _)| held_before.get(&w.id).copied().unwrap_or(0) != w.held)
+        .map(|(w, _)| (w.id.0, w.held))
+        .unzip();
+    let h = HoldRows::of(changed_holds.values());
     let (u, o, r) = (&updated, &opened, &rows);
     let mut phase: Vec<RowsFuture<'_>> = Vec::with_capacity(7);
     if !u.ids.is_empty() {
@@ -750,6 +840,25 @@ async fn batch(writer: &mut Writer, vault: &Vault, ops: &[LedgerOp]) -> Result<V
             &o.at,
         ];
         phase.push(run(client, &st.insert_wallets, params));
+    }
+    // Held totals after the wallets they belong to were inserted.
+    if !held.0.is_empty() {
+        phase.push(run(client, &st.holds.update_held, vec![&held.0, &held.1]));
+    }
+    if !h.ids.is_empty() {
+        let params: Params<'_> = vec![
+            &h.ids,
+            &h.wallets,
+            &h.amounts,
+            &h.currencies,
+            &h.kinds,
+            &h.statuses,
+            &h.posted,
+            &h.expires,
+            &h.created,
+            &h.at,
+        ];
+        phase.push(run(client, &st.holds.upsert, params));
     }
     if !r.j_wallet.is_empty() {
         let params: Params<'_> = vec![
@@ -938,6 +1047,7 @@ fn wallet_from(r: &Row, owner: Personal<String>) -> Result<Wallet, StoreError> {
         owner,
         currency: Currency::parse(currency.trim()).map_err(|_| StoreError::Corrupt(format!("currency {currency}")))?,
         balance: r.get(3),
+        held: 0,
         status: WalletStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?,
         version: r.get(5),
         created_at: r.get(6),
@@ -971,4 +1081,117 @@ fn movement_from(r: &Row) -> Result<Movement, StoreError> {
         erased: false,
         created_at: r.get(8),
     })
+}
+
+/// The holds a batch's hold commands name.
+fn hold_ids(ops: &[LedgerOp]) -> Vec<Uuid> {
+    let mut ids: Vec<Uuid> = ops
+        .iter()
+        .filter_map(|op| match &op.command {
+            Command::PlaceHold { hold, .. } | Command::PostHold { hold, .. } | Command::VoidHold { hold, .. } => {
+                Some(*hold)
+            }
+            _ => None,
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// The held totals of `ids`.
+async fn held_of(client: &Client, ids: &[Uuid]) -> Result<HashMap<WalletId, i64>, StoreError> {
+    let rows = client
+        .query_typed("SELECT id, held FROM wallets WHERE id = ANY($1)", &[(&ids, Type::UUID_ARRAY)])
+        .await
+        .map_err(pg_err)?;
+    Ok(rows.iter().map(|r| (WalletId(r.get(0)), r.get(1))).collect())
+}
+
+/// Holds to write, column by column.
+#[derive(Default)]
+struct HoldRows {
+    ids: Vec<Uuid>,
+    wallets: Vec<Uuid>,
+    amounts: Vec<i64>,
+    currencies: Vec<String>,
+    kinds: Vec<String>,
+    statuses: Vec<&'static str>,
+    posted: Vec<i64>,
+    expires: Vec<DateTime<Utc>>,
+    created: Vec<DateTime<Utc>>,
+    at: Vec<DateTime<Utc>>,
+}
+
+impl HoldRows {
+    fn of<'a>(holds: impl Iterator<Item = &'a (Hold, DateTime<Utc>)>) -> Self {
+        let mut rows = Self::default();
+        for (h, at) in holds {
+            rows.ids.push(h.id);
+            rows.wallets.push(h.wallet.0);
+            rows.amounts.push(h.amount);
+            rows.currencies.push(h.currency.code().to_owned());
+            rows.kinds.push(h.kind.clone());
+            rows.statuses.push(h.status.as_str());
+            rows.posted.push(h.posted);
+            rows.expires.push(h.expires_at);
+            rows.created.push(h.created_at);
+            rows.at.push(*at);
+        }
+        rows
+    }
+}
+
+/// The columns of [`sql::HOLDS`] as a hold.
+fn hold_from(r: &Row) -> Result<Hold, StoreError> {
+    let currency: String = r.get(3);
+    let status: String = r.get(5);
+    Ok(Hold {
+        id: r.get(0),
+        wallet: WalletId(r.get(1)),
+        amount: r.get(2),
+        currency: Currency::parse(currency.trim()).map_err(|_| StoreError::Corrupt(format!("currency {currency}")))?,
+        kind: r.get(4),
+        status: HoldStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("hold status {status}")))?,
+        posted: r.get(6),
+        expires_at: r.get(7),
+        created_at: r.get(8),
+    })
+}
+
+impl PgLedger {
+    /// A hold as stored.
+    pub async fn hold(&self, id: Uuid) -> Result<Option<Hold>, StoreError> {
+        self.timed(async {
+            let conn = self.pool.get().await.map_err(|e| StoreError::Postgres(e.into()))?;
+            let rows = conn
+                .query_typed(
+                    "SELECT id, wallet_id, amount, currency, kind, status, posted, expires_at, created_at
+                     FROM holds WHERE id = $1",
+                    &[(&id, Type::UUID)],
+                )
+                .await
+                .map_err(pg_err)?;
+            rows.first().map(hold_from).transpose()
+        })
+        .await
+    }
+
+    /// The pending holds expired at `now`, at most `limit`, oldest first.
+    pub async fn expired_holds(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Hold>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.timed(async {
+            let conn = self.pool.get().await.map_err(|e| StoreError::Postgres(e.into()))?;
+            let rows = conn
+                .query(
+                    "SELECT id, wallet_id, amount, currency, kind, status, posted, expires_at, created_at
+                     FROM holds WHERE status = 'pending' AND expires_at <= $1 ORDER BY expires_at, id LIMIT $2",
+                    &[&now, &limit],
+                )
+                .await
+                .map_err(pg_err)?;
+            rows.iter().map(hold_from).collect()
+        })
+        .await
+    }
 }

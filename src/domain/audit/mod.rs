@@ -137,6 +137,21 @@ impl From<&crate::domain::fintech::Transaction> for MoneyMovement {
     }
 }
 
+impl MoneyMovement {
+    /// What a payout moves: its amount out of its wallet, by the withdrawal that posts its hold
+    /// once the provider paid it (held until then); none for a payout that failed.
+    pub fn of_payout(p: &crate::domain::payments::Payout) -> Option<Self> {
+        (p.status != crate::domain::payments::PayoutStatus::Failed).then(|| Self {
+            transaction_id: p.withdrawal_transaction().to_string(),
+            kind: "withdrawal".to_string(),
+            amount: p.amount,
+            currency: p.currency.code().to_string(),
+            from_wallet: Some(p.wallet.to_string()),
+            to_wallet: None,
+        })
+    }
+}
+
 /// An event in the chain: one line of an audit file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditRecord {
@@ -338,6 +353,31 @@ pub enum AuditError {
 pub(crate) mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn a_payouts_record_carries_its_withdrawal_unless_it_failed() {
+        use crate::domain::{
+            fintech::{Currency, WalletId},
+            payments::{Payout, PayoutStatus},
+        };
+        let p = Payout {
+            id: uuid::Uuid::now_v7(),
+            wallet: WalletId(uuid::Uuid::now_v7()),
+            amount: 10,
+            currency: Currency::parse("EUR").unwrap(),
+            destination: "ba_1".into(),
+            provider_id: None,
+            status: PayoutStatus::Pending,
+            failure: None,
+        };
+        let money = MoneyMovement::of_payout(&p).unwrap();
+        assert_eq!(
+            (money.transaction_id, money.kind.as_str(), money.amount, money.from_wallet, money.to_wallet),
+            (p.withdrawal_transaction().to_string(), "withdrawal", 10, Some(p.wallet.to_string()), None)
+        );
+        let failed = Payout { status: PayoutStatus::Failed, ..p.clone() };
+        assert!(MoneyMovement::of_payout(&failed).is_none());
+    }
 
     /// The key test chains are sealed with.
     pub(crate) fn test_key() -> AuditKey {

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::{Amount, Currency, FintechError, Movement, Wallet, WalletId, WalletStatus};
+use super::{Amount, Currency, FintechError, Hold, Movement, Wallet, WalletId, WalletStatus};
 use crate::domain::idempotency::Claim;
 
 /// A change to the ledger.
@@ -54,6 +54,40 @@ pub enum LedgerCommand {
         /// Target status.
         status: WalletStatus,
     },
+    /// Set money of a wallet aside (a pending hold); the same hold again changes nothing.
+    PlaceHold {
+        /// The hold's id, chosen by the caller.
+        hold: Uuid,
+        /// Wallet whose money is held.
+        wallet: WalletId,
+        /// Amount held.
+        amount: Amount,
+        /// What it is held for.
+        kind: String,
+        /// When it is released by itself if still pending.
+        expires_at: DateTime<Utc>,
+    },
+    /// Capture a pending hold: `amount` (at most the held amount) leaves the wallet, to
+    /// `external:<currency>` (a withdrawal) or to wallet `to` (a transfer); the rest is released.
+    PostHold {
+        /// The hold.
+        hold: Uuid,
+        /// Its wallet.
+        wallet: WalletId,
+        /// Amount that moves.
+        amount: Amount,
+        /// Wallet credited; none for money leaving the ledger.
+        to: Option<WalletId>,
+        /// External reference of the withdrawal (kept with the hold's journal entry otherwise).
+        reference: String,
+    },
+    /// Release a pending hold (as expired once its time has passed).
+    VoidHold {
+        /// The hold.
+        hold: Uuid,
+        /// Its wallet.
+        wallet: WalletId,
+    },
 }
 
 impl LedgerCommand {
@@ -64,7 +98,10 @@ impl LedgerCommand {
             Self::Deposit { wallet, .. } | Self::Withdraw { wallet, .. } | Self::SetStatus { wallet, .. } => {
                 vec![*wallet]
             }
-            Self::Transfer { from, to, .. } => vec![*from, *to],
+            Self::Transfer { from, to, .. } | Self::PostHold { wallet: from, to: Some(to), .. } => vec![*from, *to],
+            Self::PlaceHold { wallet, .. } | Self::PostHold { wallet, .. } | Self::VoidHold { wallet, .. } => {
+                vec![*wallet]
+            }
         }
     }
 
@@ -74,12 +111,13 @@ impl LedgerCommand {
             Self::Open(w) => w.id,
             Self::Deposit { wallet, .. } | Self::Withdraw { wallet, .. } | Self::SetStatus { wallet, .. } => *wallet,
             Self::Transfer { from, .. } => *from,
+            Self::PlaceHold { wallet, .. } | Self::PostHold { wallet, .. } | Self::VoidHold { wallet, .. } => *wallet,
         }
     }
 
     /// Whether applying it records a double-entry ledger transaction (money moves).
     pub fn creates_transaction(&self) -> bool {
-        matches!(self, Self::Deposit { .. } | Self::Withdraw { .. } | Self::Transfer { .. })
+        matches!(self, Self::Deposit { .. } | Self::Withdraw { .. } | Self::Transfer { .. } | Self::PostHold { .. })
     }
 
     /// Operation name for metrics and events.
@@ -90,6 +128,9 @@ impl LedgerCommand {
             Self::Withdraw { .. } => "withdraw",
             Self::Transfer { .. } => "transfer",
             Self::SetStatus { .. } => "set_status",
+            Self::PlaceHold { .. } => "place_hold",
+            Self::PostHold { .. } => "post_hold",
+            Self::VoidHold { .. } => "void_hold",
         }
     }
 
@@ -101,6 +142,9 @@ impl LedgerCommand {
             Self::Withdraw { .. } => "fintech.withdraw",
             Self::Transfer { .. } => "fintech.transfer",
             Self::SetStatus { .. } => "fintech.set_status",
+            Self::PlaceHold { .. } => "fintech.place_hold",
+            Self::PostHold { .. } => "fintech.post_hold",
+            Self::VoidHold { .. } => "fintech.void_hold",
         }
     }
 
@@ -119,6 +163,13 @@ impl LedgerCommand {
                 json!({"from": from, "to": to, "amount": amount.get(), "currency": currency})
             }
             Self::SetStatus { wallet, status } => json!({"wallet": wallet, "status": status}),
+            Self::PlaceHold { hold, wallet, amount, kind, expires_at } => {
+                json!({"hold": hold, "wallet": wallet, "amount": amount.get(), "kind": kind, "expires_at": expires_at})
+            }
+            Self::PostHold { hold, wallet, amount, to, reference } => {
+                json!({"hold": hold, "wallet": wallet, "amount": amount.get(), "to": to, "reference": reference})
+            }
+            Self::VoidHold { hold, wallet } => json!({"hold": hold, "wallet": wallet}),
         }
     }
 }
@@ -152,6 +203,8 @@ pub enum LedgerOutcome {
         wallets: Vec<Wallet>,
         /// Entries appended.
         movements: Vec<Movement>,
+        /// The hold a hold command placed, posted or released, as it now stands.
+        holds: Vec<Hold>,
     },
     /// Refused by a rule checked against the stored state; nothing changed.
     Refused(FintechError),
@@ -197,7 +250,16 @@ impl TransactionRecord {
             LedgerCommand::Transfer { from, to, amount, .. } => {
                 (TransactionKind::Transfer, from.to_string(), to.to_string(), amount.get(), None)
             }
-            LedgerCommand::Open(_) | LedgerCommand::SetStatus { .. } => return None,
+            LedgerCommand::PostHold { wallet, amount, to: None, reference, .. } => {
+                (TransactionKind::Withdrawal, wallet.to_string(), external, amount.get(), Some(reference.clone()))
+            }
+            LedgerCommand::PostHold { wallet, amount, to: Some(to), .. } => {
+                (TransactionKind::Transfer, wallet.to_string(), to.to_string(), amount.get(), None)
+            }
+            LedgerCommand::Open(_)
+            | LedgerCommand::SetStatus { .. }
+            | LedgerCommand::PlaceHold { .. }
+            | LedgerCommand::VoidHold { .. } => return None,
         };
         Some(Self { kind, debit, credit, amount, currency: currency.to_owned(), reference })
     }
@@ -282,6 +344,8 @@ pub enum Receipt {
     StatusChanged(Wallet),
     /// Money moved.
     Moved(Transaction),
+    /// A hold was placed or released (or placed again: nothing changed).
+    Held(Hold),
     /// A rule refused the command; nothing changed.
     Refused(FintechError),
 }
@@ -290,14 +354,15 @@ impl Receipt {
     /// The receipt of `op` given what it did; `None` when it did nothing of its own (a
     /// duplicate).
     pub fn of(op: &LedgerOp, outcome: &LedgerOutcome) -> Option<Self> {
-        let (wallets, movements) = match outcome {
-            LedgerOutcome::Applied { wallets, movements } => (wallets, movements),
+        let (wallets, movements, holds) = match outcome {
+            LedgerOutcome::Applied { wallets, movements, holds } => (wallets, movements, holds),
             LedgerOutcome::Refused(e) => return Some(Self::Refused(e.clone())),
             LedgerOutcome::DuplicateKey | LedgerOutcome::ConflictingDuplicate => return None,
         };
         let first = wallets.first()?;
         let moved = |kind, from, to, amount: &Amount| {
-            let entry = movements.first();
+            // The money's entry (a posted hold's own entry comes first and moves nothing).
+            let entry = movements.iter().find(|m| m.amount != 0);
             Self::Moved(Transaction {
                 id: op.transaction_id,
                 kind,
@@ -322,6 +387,13 @@ impl Receipt {
             LedgerCommand::Transfer { from, to, amount, .. } => {
                 moved(TransactionKind::Transfer, Some(*from), Some(*to), amount)
             }
+            LedgerCommand::PostHold { wallet, amount, to: None, .. } => {
+                moved(TransactionKind::Withdrawal, Some(*wallet), None, amount)
+            }
+            LedgerCommand::PostHold { wallet, amount, to: Some(to), .. } => {
+                moved(TransactionKind::Transfer, Some(*wallet), Some(*to), amount)
+            }
+            LedgerCommand::PlaceHold { .. } | LedgerCommand::VoidHold { .. } => Self::Held(holds.first()?.clone()),
         })
     }
 }

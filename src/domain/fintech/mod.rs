@@ -5,12 +5,14 @@
 mod book;
 mod currency;
 mod events;
+mod hold;
 mod ledger;
 mod wallet;
 
 pub use book::{Book, Change};
 pub use currency::Currency;
 pub use events::{PaymentSettled, WalletEvent, PAYMENT_SCHEMA_VERSION, PAYMENT_SETTLED};
+pub use hold::{check_hold_kind, Hold, HoldStatus};
 pub use ledger::{
     LedgerCommand, LedgerOp, LedgerOutcome, Page, Receipt, Totals, Transaction, TransactionKind, TransactionRecord,
 };
@@ -20,6 +22,7 @@ pub use wallet::{
 };
 
 use serde_json::{Map, Value};
+use uuid::Uuid;
 
 use crate::error::code::{Coded, ErrorCode};
 
@@ -73,6 +76,24 @@ pub enum FintechError {
     /// The owner is empty or too long.
     #[error("the owner must be 1 to 128 printable characters")]
     InvalidOwner,
+    /// No such hold on the wallet named.
+    #[error("hold {0} does not exist on this wallet")]
+    HoldNotFound(Uuid),
+    /// The hold is not pending any more; its state says why.
+    #[error("hold {0} is {1}")]
+    HoldNotPending(Uuid, HoldStatus),
+    /// Another hold was placed under the same id.
+    #[error("hold {0} was placed for another wallet, amount or kind")]
+    HoldConflict(Uuid),
+    /// Posted for more than it holds.
+    #[error("a hold is posted for at most the amount it holds")]
+    HoldAmountExceeded,
+    /// The kind is not a short lower-case name.
+    #[error("a hold's kind is 1 to 32 lower-case letters, digits, `_` or `.`")]
+    InvalidHoldKind,
+    /// A wallet closes only once no hold is pending on it.
+    #[error("wallet {0} has pending holds")]
+    HoldsPending(WalletId),
 }
 
 impl FintechError {
@@ -84,6 +105,8 @@ impl FintechError {
             Self::SameWallet => Some("to"),
             Self::InvalidReference => Some("reference"),
             Self::InvalidOwner => Some("owner"),
+            Self::HoldAmountExceeded => Some("amount"),
+            Self::InvalidHoldKind => Some("kind"),
             _ => None,
         }
     }
@@ -105,6 +128,14 @@ impl Coded for FintechError {
             Self::BalanceNotZero(_) => ErrorCode::BalanceNotZero,
             Self::InvalidTransition(..) => ErrorCode::InvalidTransition,
             Self::InvalidReference | Self::InvalidOwner => ErrorCode::InvalidReference,
+            Self::HoldNotFound(_) => ErrorCode::HoldNotFound,
+            Self::HoldNotPending(_, HoldStatus::Posted) => ErrorCode::HoldPosted,
+            Self::HoldNotPending(_, HoldStatus::Voided | HoldStatus::Pending) => ErrorCode::HoldVoided,
+            Self::HoldNotPending(_, HoldStatus::Expired) => ErrorCode::HoldExpired,
+            Self::HoldConflict(_) => ErrorCode::HoldConflict,
+            Self::HoldAmountExceeded => ErrorCode::HoldAmountExceeded,
+            Self::InvalidHoldKind => ErrorCode::InvalidHoldKind,
+            Self::HoldsPending(_) => ErrorCode::HoldsPending,
         }
     }
 

@@ -109,6 +109,9 @@ pub struct Wallet {
     pub currency: Currency,
     /// Balance in minor units; never negative.
     pub balance: i64,
+    /// Minor units set aside by pending holds: at most the balance.
+    #[serde(default)]
+    pub held: i64,
     /// Lifecycle.
     pub status: WalletStatus,
     /// Number of changes applied, opening included (its journal's last sequence number).
@@ -137,6 +140,7 @@ impl Wallet {
             owner: Personal::Value(owner.into()),
             currency,
             balance: 0,
+            held: 0,
             status: WalletStatus::Active,
             version: 1,
             created_at: Utc::now(),
@@ -156,10 +160,15 @@ impl Wallet {
         self.owner.value().is_some_and(|o| o == subject)
     }
 
-    /// Whether `amount` may leave this wallet.
+    /// What may leave the wallet or be held: the balance minus the pending holds.
+    pub fn available(&self) -> i64 {
+        self.balance - self.held
+    }
+
+    /// Whether `amount` may leave this wallet (or be held): at most its available balance.
     pub fn check_debit(&self, amount: Amount) -> Result<(), FintechError> {
         self.usable()?;
-        if self.balance < amount.get() {
+        if self.available() < amount.get() {
             return Err(FintechError::InsufficientFunds(self.id));
         }
         Ok(())
@@ -179,6 +188,7 @@ impl Wallet {
         use WalletStatus::*;
         match (self.status, target) {
             (Active, Frozen) | (Frozen, Active) => Ok(()),
+            (Active | Frozen, Closed) if self.held > 0 => Err(FintechError::HoldsPending(self.id)),
             (Active | Frozen, Closed) if self.balance == 0 => Ok(()),
             (Active | Frozen, Closed) => Err(FintechError::BalanceNotZero(self.id)),
             (from, to) => Err(FintechError::InvalidTransition(self.id, from, to)),
@@ -221,6 +231,14 @@ pub enum MovementKind {
     TransferOut,
     /// Money in from another wallet.
     TransferIn,
+    /// A hold set money aside (amount 0: no money moved).
+    HoldPlaced,
+    /// A hold was captured (the money it moved is the entry after it).
+    HoldPosted,
+    /// A hold was released on request.
+    HoldVoided,
+    /// A hold was released because it expired.
+    HoldExpired,
 }
 
 impl MovementKind {
@@ -235,6 +253,10 @@ impl MovementKind {
             Self::Withdrawal => "withdrawal",
             Self::TransferOut => "transfer_out",
             Self::TransferIn => "transfer_in",
+            Self::HoldPlaced => "hold_placed",
+            Self::HoldPosted => "hold_posted",
+            Self::HoldVoided => "hold_voided",
+            Self::HoldExpired => "hold_expired",
         }
     }
 
@@ -249,6 +271,10 @@ impl MovementKind {
             "withdrawal" => Some(Self::Withdrawal),
             "transfer_out" => Some(Self::TransferOut),
             "transfer_in" => Some(Self::TransferIn),
+            "hold_placed" => Some(Self::HoldPlaced),
+            "hold_posted" => Some(Self::HoldPosted),
+            "hold_voided" => Some(Self::HoldVoided),
+            "hold_expired" => Some(Self::HoldExpired),
             _ => None,
         }
     }

@@ -309,8 +309,9 @@ pub struct Payout {
 }
 
 impl Payout {
-    /// Id of the ledger withdrawal that holds the money: named by the payout, so that a retried
-    /// request holds it once.
+    /// Id of the ledger hold that sets the money aside: named by the payout, so that a retried
+    /// request holds it once. (Payouts made before holds existed withdrew their money at once
+    /// under this id.)
     pub fn hold_transaction(&self) -> Uuid {
         Uuid::new_v5(&PAYOUT_NAMESPACE, format!("payout.hold:{}", self.id).as_bytes())
     }
@@ -319,6 +320,12 @@ impl Payout {
     /// so that the money comes back once however often the failure is reported.
     pub fn return_transaction(&self) -> Uuid {
         Uuid::new_v5(&PAYOUT_NAMESPACE, format!("payout.return:{}", self.id).as_bytes())
+    }
+
+    /// Id of the ledger withdrawal that posts the hold once the provider paid: named by the
+    /// payout, so that the money leaves once however often the payment is reported.
+    pub fn withdrawal_transaction(&self) -> Uuid {
+        Uuid::new_v5(&PAYOUT_NAMESPACE, format!("payout.withdrawal:{}", self.id).as_bytes())
     }
 
     /// The ledger reference of its hold and return.
@@ -431,6 +438,8 @@ mod tests {
         assert_ne!(p.hold_transaction(), p.return_transaction());
         assert_eq!(p.hold_transaction(), p.clone().hold_transaction());
         assert_ne!(p.hold_transaction(), q.hold_transaction());
+        assert_ne!(p.withdrawal_transaction(), p.hold_transaction());
+        assert_ne!(p.withdrawal_transaction(), p.return_transaction());
         use PayoutStatus::*;
         assert!(Pending.may_become(Paid) && InTransit.may_become(Paid) && Paid.may_become(Failed));
         assert!(!Paid.may_become(InTransit) && !Failed.may_become(Paid) && !InTransit.may_become(Pending));

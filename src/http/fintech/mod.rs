@@ -173,6 +173,8 @@ fn respond(answer: Replayable<Receipt>) -> HttpResponse {
         Receipt::Opened(w) => (StatusCode::CREATED, "application/json", json_bytes(&WalletBody::from(w))),
         Receipt::StatusChanged(w) => (StatusCode::OK, "application/json", json_bytes(&WalletBody::from(w))),
         Receipt::Moved(t) => (StatusCode::CREATED, "application/json", json_bytes(&TransactionBody::from(t))),
+        // Holds are placed and released by other domains (payouts), not over this API.
+        Receipt::Held(h) => (StatusCode::OK, "application/json", json_bytes(h)),
         Receipt::Refused(e) => {
             let err = AppError::from(e.clone());
             let mut problem = err.problem(None);
@@ -514,5 +516,10 @@ pub async fn payout(
         .map_err(|e| AppError::from(e).with("field", "destination"))?;
     let wallet = owned_wallet(&state, &principal, wallet, false).await?;
     let payout = state.actors.payments.payout(&principal.subject, &key.0, &wallet, amount, &destination).await?;
-    Ok(HttpResponse::Created().json(PayoutBody::from(&payout)))
+    let mut res = HttpResponse::Created().json(PayoutBody::from(&payout));
+    // What it moves, for the audit record.
+    if let Some(money) = MoneyMovement::of_payout(&payout) {
+        res.extensions_mut().insert(money);
+    }
+    Ok(res)
 }

@@ -33,6 +33,13 @@ pub struct WalletBody {
     /// Balance in minor units; never negative.
     #[schema(minimum = 0)]
     pub balance: i64,
+    /// Minor units set aside by pending holds (a payout waiting for the provider): part of the
+    /// balance, not available.
+    #[schema(minimum = 0)]
+    pub held: i64,
+    /// What may be spent, withdrawn or held: the balance minus the held amount.
+    #[schema(minimum = 0)]
+    pub available: i64,
     /// Lifecycle.
     pub status: WalletState,
     /// Changes applied so far, opening included.
@@ -50,6 +57,8 @@ impl From<&Wallet> for WalletBody {
             erased: w.owner.is_erased(),
             currency: w.currency,
             balance: w.balance,
+            held: w.held,
+            available: w.available(),
             status: w.status.into(),
             version: w.version,
             created_at: w.created_at,
