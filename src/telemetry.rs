@@ -1,15 +1,22 @@
 //! Logs, spans and metrics: subscriber set-up, the OTLP exporter, and every metric name the
 //! service exports, each described once.
 
-use std::sync::Arc;
+mod json;
+mod writer;
+
+use std::{collections::HashMap, sync::Arc};
 
 use anyhow::Context as _;
-use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+use metrics::{describe_counter, describe_gauge, describe_histogram, Counter, Gauge, Histogram, Unit};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt, EnvFilter, Layer};
+use tracing::Subscriber;
+use tracing_subscriber::{layer::SubscriberExt, registry::LookupSpan, util::SubscriberInitExt, EnvFilter, Layer};
+
+pub use json::{JsonLines, JsonSpanFields};
+pub use writer::{LogWriter, LogWriterGuard};
 
 use crate::config::{LogFormat, Settings};
 
@@ -253,6 +260,58 @@ pub struct Metrics {
     recorder: Arc<PrometheusRecorder>,
     handle: PrometheusHandle,
     process: Arc<metrics_process::Collector>,
+    http: Arc<HttpMetrics>,
+}
+
+/// The handles of the HTTP RED metrics, each series looked up once and kept: a request then
+/// costs a map lookup by route template and a few atomic updates.
+pub struct HttpMetrics {
+    in_flight: Gauge,
+    recorder: Arc<PrometheusRecorder>,
+    /// By route template: the series of each method and status seen on it.
+    series: parking_lot::RwLock<HashMap<String, Vec<HttpSeries>>>,
+}
+
+struct HttpSeries {
+    method: &'static str,
+    status: u16,
+    requests: Counter,
+    duration: Histogram,
+}
+
+impl HttpMetrics {
+    /// One more request being handled.
+    pub fn started(&self) {
+        self.in_flight.increment(1.0);
+    }
+
+    /// A request answered: counted and timed under its method, route template and status.
+    pub fn finished(&self, method: &'static str, route: &str, status: u16, seconds: f64) {
+        self.in_flight.decrement(1.0);
+        let record = |s: &HttpSeries| {
+            s.requests.increment(1);
+            s.duration.record(seconds);
+        };
+        if let Some(series) = self.series.read().get(route) {
+            if let Some(s) = series.iter().find(|s| s.method == method && s.status == status) {
+                return record(s);
+            }
+        }
+        let mut all = self.series.write();
+        let series = all.entry(route.to_owned()).or_default();
+        if let Some(s) = series.iter().find(|s| s.method == method && s.status == status) {
+            return record(s);
+        }
+        let labels = [("method", method.to_owned()), ("route", route.to_owned()), ("status", status.to_string())];
+        let s = metrics::with_local_recorder(self.recorder.as_ref(), || HttpSeries {
+            method,
+            status,
+            requests: metrics::counter!(HTTP_REQUESTS_TOTAL, &labels),
+            duration: metrics::histogram!(HTTP_REQUEST_DURATION_SECONDS, &labels),
+        });
+        record(&s);
+        series.push(s);
+    }
 }
 
 impl Metrics {
@@ -264,7 +323,13 @@ impl Metrics {
             .build_recorder();
         let handle = recorder.handle();
         let process = metrics_process::Collector::new(PROCESS_PREFIX);
-        let metrics = Self { recorder: Arc::new(recorder), handle, process: Arc::new(process) };
+        let recorder = Arc::new(recorder);
+        let http = Arc::new(HttpMetrics {
+            in_flight: metrics::with_local_recorder(recorder.as_ref(), || metrics::gauge!(HTTP_REQUESTS_IN_FLIGHT)),
+            recorder: recorder.clone(),
+            series: Default::default(),
+        });
+        let metrics = Self { recorder, handle, process: Arc::new(process), http };
         metrics.with(|| {
             describe_metrics();
             metrics.process.describe();
@@ -277,6 +342,11 @@ impl Metrics {
         metrics::with_local_recorder(self.recorder.as_ref(), f)
     }
 
+    /// The HTTP RED metrics.
+    pub fn http(&self) -> Arc<HttpMetrics> {
+        self.http.clone()
+    }
+
     /// Prometheus text exposition, with fresh process figures.
     pub fn render(&self) -> String {
         self.with(|| self.process.collect());
@@ -284,9 +354,11 @@ impl Metrics {
     }
 }
 
-/// Keeps the span exporter alive; dropping it flushes pending spans.
+/// Keeps the span exporter and the log writer alive; dropping it flushes pending spans, then
+/// writes out the pending log lines.
 pub struct TelemetryGuard {
     provider: Option<SdkTracerProvider>,
+    _logs: LogWriterGuard,
 }
 
 impl Drop for TelemetryGuard {
@@ -297,19 +369,28 @@ impl Drop for TelemetryGuard {
     }
 }
 
-/// Install the global subscriber: JSON or readable lines on stdout, level from LOG_LEVEL, and an
-/// OpenTelemetry layer exporting over OTLP/HTTP when tracing is enabled.
+/// The log layer: JSON lines (see [`JsonLines`]) or readable lines, written through `writer`.
+pub fn log_layer<S>(format: LogFormat, writer: LogWriter) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    match format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .fmt_fields(JsonSpanFields)
+            .event_format(JsonLines)
+            .with_writer(writer)
+            .boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer().with_target(false).with_writer(writer).boxed(),
+    }
+}
+
+/// Install the global subscriber: JSON or readable lines on stdout (written by a thread of
+/// their own), level from LOG_LEVEL, and an OpenTelemetry layer exporting over OTLP/HTTP when
+/// tracing is enabled.
 pub fn init(settings: &Settings) -> anyhow::Result<TelemetryGuard> {
     let filter = EnvFilter::try_new(settings.log.level.to_lowercase()).context("log level")?;
-    let fmt_layer = match settings.log_format() {
-        LogFormat::Json => tracing_subscriber::fmt::layer()
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(true)
-            .boxed(),
-        LogFormat::Pretty => tracing_subscriber::fmt::layer().with_target(false).boxed(),
-    };
+    let (writer, logs) = LogWriter::spawn(std::io::stdout()).context("start the log writer")?;
+    let fmt_layer = log_layer(settings.log_format(), writer);
     let (otel_layer, provider) = match settings.tracing.endpoint().filter(|_| settings.tracing.enabled) {
         Some(endpoint) => {
             let exporter = opentelemetry_otlp::SpanExporter::builder()
@@ -345,7 +426,7 @@ pub fn init(settings: &Settings) -> anyhow::Result<TelemetryGuard> {
         .try_init()
         .context("install the tracing subscriber")?;
     install_panic_hook();
-    Ok(TelemetryGuard { provider })
+    Ok(TelemetryGuard { provider, _logs: logs })
 }
 
 /// Panics are reported as one structured log line instead of raw stderr text; the supervision
@@ -375,7 +456,7 @@ impl RequestId {
 
     /// A new random id (UUID v7, time-ordered).
     pub fn generate() -> Self {
-        Self(Arc::from(uuid::Uuid::now_v7().to_string()))
+        Self(Arc::from(&*uuid::Uuid::now_v7().hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer())))
     }
 
     /// Accept a client's id if it is short and printable; otherwise `None`.

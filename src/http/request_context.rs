@@ -15,7 +15,7 @@ use actix_web::{
 };
 use tracing::Instrument;
 
-use crate::telemetry::{self, Metrics, RequestId, REQUEST_ID};
+use crate::telemetry::{Metrics, RequestId, REQUEST_ID};
 
 /// Header carrying the request id, in and out.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -49,40 +49,41 @@ pub async fn request_context(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let id = incoming_id(&req);
-    let metrics = req.app_data::<Metrics>().cloned();
+    let metrics = req.app_data::<Metrics>().map(|m| m.http());
     let method = method_label(req.method());
     let span = tracing::info_span!(
         "http.request",
-        request_id = %id.as_str(),
+        request_id = id.as_str(),
         method,
-        path = %req.path(),
+        path = req.path(),
         route = tracing::field::Empty,
         status = tracing::field::Empty,
     );
     let started = Instant::now();
     if let Some(m) = &metrics {
-        m.with(|| metrics::gauge!(telemetry::HTTP_REQUESTS_IN_FLIGHT).increment(1.0));
+        m.started();
     }
     let result = REQUEST_ID.scope(id.clone(), next.call(req).instrument(span.clone())).await;
     let elapsed = started.elapsed();
     // Handler errors arrive here as responses; an `Err` only comes from a failing middleware and
     // is rendered by actix after this point, so it is counted without a route.
     let (route, status) = match &result {
-        Ok(res) => (res.request().match_pattern().unwrap_or_else(|| "unmatched".into()), res.status().as_u16()),
-        Err(err) => ("unmatched".to_string(), err.as_response_error().status_code().as_u16()),
+        Ok(res) => (res.request().match_pattern(), res.status().as_u16()),
+        Err(err) => (None, err.as_response_error().status_code().as_u16()),
     };
-    span.record("route", route.as_str());
-    span.record("status", status);
+    let route = route.as_deref().unwrap_or("unmatched");
     if let Some(m) = &metrics {
-        m.with(|| {
-            let labels = [("method", method.to_string()), ("route", route.clone()), ("status", status.to_string())];
-            metrics::counter!(telemetry::HTTP_REQUESTS_TOTAL, &labels).increment(1);
-            metrics::histogram!(telemetry::HTTP_REQUEST_DURATION_SECONDS, &labels).record(elapsed.as_secs_f64());
-            metrics::gauge!(telemetry::HTTP_REQUESTS_IN_FLIGHT).decrement(1.0);
-        });
+        m.finished(method, route, status, elapsed.as_secs_f64());
     }
+    span.record("route", route);
+    span.record("status", status);
     span.in_scope(|| {
-        tracing::info!(request_id = %id.as_str(), status, duration_ms = elapsed.as_secs_f64() * 1000.0, "request completed")
+        tracing::info!(
+            request_id = id.as_str(),
+            status,
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            "request completed"
+        )
     });
     let mut res = result?.map_into_boxed_body();
     let headers = res.headers_mut();

@@ -4,7 +4,7 @@
 //! times a record out, so a broker outage delays publication without reordering or losing it.
 
 use std::{
-    collections::{BTreeMap, HashSet},
+    collections::{BTreeMap, HashSet, VecDeque},
     convert::Infallible,
     sync::Arc,
     time::Duration,
@@ -17,10 +17,10 @@ use futures::future::join_all;
 use uuid::Uuid;
 
 use crate::{
-    actors::runtime::{every, Ctx, Dependency, DependencyStatus, Handle, Host, Managed, Registry, Reply},
+    actors::runtime::{every, Ctx, Dependency, DependencyStatus, Envelope, Handle, Host, Managed, Registry, Reply},
     adapters::{
-        bus::{BusError, OutRecord, Publisher},
-        outbox::{Outbox, OutboxError},
+        bus::{BusError, OutRecord, Pending, Publisher},
+        outbox::{Outbox, OutboxBatch, OutboxError},
     },
     config::EventBusSettings,
     domain::events::DomainEvent,
@@ -32,6 +32,9 @@ pub const NAME: &str = "outbox-relay";
 
 /// Rounds published back to back before the relay lets its other messages in.
 const ROUNDS_PER_TICK: usize = 16;
+
+/// Rounds enqueued on the producer and not yet wholly acknowledged, at most.
+const ROUNDS_IN_FLIGHT: usize = 4;
 
 /// Publish what the outbox holds.
 #[derive(Debug, Clone, Copy)]
@@ -132,15 +135,22 @@ enum RelayError {
     Bus(#[from] BusError),
 }
 
-/// One round: publish up to `rows` batches; returns how many batches were fetched.
-async fn round(
+/// One round: the batches fetched together, their records enqueued on the producer in outbox
+/// order, and the waits for their acknowledgements.
+struct Round {
+    batches: Vec<OutboxBatch>,
+    waits: Vec<(i64, Uuid, String, Pending)>,
+}
+
+/// Fetch the batches after `after` and enqueue their events (those not acknowledged already).
+async fn start_round(
     outbox: &mut Outbox,
     publisher: &Publisher,
     settings: &EventBusSettings,
     acked: &parking_lot::Mutex<HashSet<Uuid>>,
-    metrics: &Metrics,
-) -> Result<usize, RelayError> {
-    let batches = outbox.fetch(settings.relay_batch_rows).await?;
+    after: i64,
+) -> Result<Round, RelayError> {
+    let batches = outbox.fetch_after(after, settings.relay_batch_rows).await?;
     let mut waits = Vec::new();
     for batch in &batches {
         for event in &batch.events {
@@ -149,13 +159,28 @@ async fn round(
             }
             let topic = settings.topic_of(&event.domain);
             let pending = publisher.enqueue(record(&topic, event)).await?;
-            waits.push(async move { (batch.id, event.id, topic, pending.await) });
+            waits.push((batch.id, event.id, topic, pending));
         }
     }
+    Ok(Round { batches, waits })
+}
+
+/// Wait for a round's acknowledgements and delete the batches the broker took whole.
+async fn finish_round(
+    round: Round,
+    outbox: &mut Outbox,
+    acked: &parking_lot::Mutex<HashSet<Uuid>>,
+    metrics: &Metrics,
+) -> Result<(), RelayError> {
+    let Round { batches, waits } = round;
+    let results = join_all(
+        waits.into_iter().map(|(batch, event, topic, pending)| async move { (batch, event, topic, pending.await) }),
+    )
+    .await;
     let mut failed: HashSet<i64> = HashSet::new();
     let mut published: BTreeMap<String, u64> = BTreeMap::new();
     let mut first_error = None;
-    for (batch, event, topic, result) in join_all(waits).await {
+    for (batch, event, topic, result) in results {
         match result {
             Ok(_) => {
                 acked.lock().insert(event);
@@ -188,7 +213,46 @@ async fn round(
     }
     match first_error {
         Some(e) => Err(e.into()),
-        None => Ok(batches.len()),
+        None => Ok(()),
+    }
+}
+
+/// Publish up to [`ROUNDS_PER_TICK`] rounds from the oldest batch on, with up to
+/// [`ROUNDS_IN_FLIGHT`] of them enqueued at once: the next round is fetched and enqueued while
+/// the broker acknowledges the previous ones. The producer keeps the records' order within a
+/// partition across rounds; a round's batches are deleted only once every event in them was
+/// acknowledged. After a failure no new round starts, the rounds in flight are finished, and the
+/// next tick starts again from the oldest batch left. Returns whether the outbox may hold more.
+async fn publish(
+    outbox: &mut Outbox,
+    publisher: &Publisher,
+    settings: &EventBusSettings,
+    acked: &parking_lot::Mutex<HashSet<Uuid>>,
+    metrics: &Metrics,
+) -> Result<bool, RelayError> {
+    let mut in_flight: VecDeque<Round> = VecDeque::new();
+    let (mut after, mut started, mut more) = (0, 0, true);
+    let mut first_error: Option<RelayError> = None;
+    loop {
+        while first_error.is_none() && more && started < ROUNDS_PER_TICK && in_flight.len() < ROUNDS_IN_FLIGHT {
+            match start_round(outbox, publisher, settings, acked, after).await {
+                Ok(round) => {
+                    more = round.batches.len() == settings.relay_batch_rows;
+                    after = round.batches.last().map_or(after, |b| b.id);
+                    started += 1;
+                    in_flight.push_back(round);
+                }
+                Err(e) => first_error = Some(e),
+            }
+        }
+        let Some(round) = in_flight.pop_front() else { break };
+        if let Err(e) = finish_round(round, outbox, acked, metrics).await {
+            first_error.get_or_insert(e);
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(more),
     }
 }
 
@@ -229,24 +293,27 @@ impl Handle<Publish> for OutboxRelay {
             let mut outbox = outbox.lock().await;
             match outbox.lead().await {
                 Ok(true) => {}
-                Ok(false) => return,
+                Ok(false) => return false,
                 Err(e) => {
                     tracing::warn!(error = %e, "outbox relay cannot reach the database");
-                    return;
+                    return false;
                 }
             }
-            for _ in 0..ROUNDS_PER_TICK {
-                match round(&mut outbox, &publisher, &settings, &acked, &metrics).await {
-                    Ok(n) if n == settings.relay_batch_rows => continue,
-                    Ok(_) => break,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "outbox publication failed; retrying");
-                        break;
-                    }
+            match publish(&mut outbox, &publisher, &settings, &acked, &metrics).await {
+                Ok(more) => more,
+                Err(e) => {
+                    tracing::warn!(error = %e, "outbox publication failed; retrying");
+                    false
                 }
             }
         };
-        ctx.spawn(wrap_future::<_, Host<Self>>(work).map(|(), host, _| host.actor().busy = false));
+        // A full tick leaves more behind: the next one starts at once instead of at the next poll.
+        ctx.spawn(wrap_future::<_, Host<Self>>(work).map(|more, host, ctx| {
+            host.actor().busy = false;
+            if more {
+                ctx.notify(Envelope::new(Publish, host.entry()));
+            }
+        }));
         Reply::Now(Ok(()))
     }
 }

@@ -19,7 +19,7 @@ use futures::future::LocalBoxFuture;
 
 use super::{
     fault::{FaultKind, InjectFault},
-    host::{Envelope, Handle, Host, Managed, Succeeded},
+    host::{Envelope, Handle, Host, Managed, MessageMetricsCache, Succeeded},
     policy::RestartPolicy,
     registry::{ActorEntry, ActorKind},
     supervisor::AskError,
@@ -37,13 +37,15 @@ pub struct EntityPolicy {
     pub threads: usize,
 }
 
-/// A kind of entity as registered with the supervision: its record, restart policy and metrics.
+/// A kind of entity as registered with the supervision: its record (with the restart policy of
+/// its entities) and metrics.
 /// Cheap to clone and `Send`, so that the owner's factory can hold it.
 #[derive(Clone)]
 pub struct EntityKind {
     pub(crate) entry: Arc<ActorEntry>,
-    pub(crate) restart: RestartPolicy,
     pub(crate) metrics: Metrics,
+    /// Metric handles per message type, shared by all the entities of the kind.
+    pub(crate) messages: Arc<MessageMetricsCache>,
     pub(crate) ask_timeout: Duration,
 }
 
@@ -190,11 +192,11 @@ where
     }
 
     fn spawn(&mut self, id: &K) -> EntityRef<E> {
-        let entry = Arc::new(ActorEntry::entity(&self.kind.entry, self.kind.restart.clone()));
+        let entry = Arc::new(ActorEntry::entity(&self.kind.entry));
         let (make, key) = (self.make.clone(), id.clone());
         let factory: Arc<dyn Fn() -> E + Send + Sync> = Arc::new(move || make(&key));
-        let (host_entry, metrics) = (entry.clone(), self.kind.metrics.clone());
-        let host = move |_: &mut actix::Context<Host<E>>| Host::new(factory, host_entry, metrics, None);
+        let (host_entry, metrics, messages) = (entry.clone(), self.kind.metrics.clone(), self.kind.messages.clone());
+        let host = move |_: &mut actix::Context<Host<E>>| Host::new(factory, host_entry, metrics, messages, None);
         let addr = if self.policy.threads == 0 {
             // A message between the owner and its entities (and back) is then a queue push on
             // the same thread: no wake-up of another thread.
@@ -222,10 +224,10 @@ impl<K, E: Managed> Drop for Entities<K, E> {
 
 impl ActorEntry {
     /// The record of one entity of `kind`: named by the kind (metric labels never carry an id),
-    /// with a restart history of its own, and adding its counts to the kind's.
-    fn entity(kind: &Arc<ActorEntry>, policy: RestartPolicy) -> Self {
-        let mut entry = Self::new("", ActorKind::Entity, false, policy);
-        entry.name = kind.name.clone();
+    /// with the kind's restart policy and a restart history of its own, and adding its counts to
+    /// the kind's.
+    fn entity(kind: &Arc<ActorEntry>) -> Self {
+        let mut entry = Self::with_shared(kind.name.clone(), ActorKind::Entity, false, kind.policy().clone());
         entry.parent = Some(kind.clone());
         entry
     }

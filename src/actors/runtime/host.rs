@@ -136,8 +136,7 @@ impl Drop for DepthGuard {
     }
 }
 
-/// Metric handles of one message type, looked up once per actor instance.
-#[derive(Clone)]
+/// Metric handles of one message type.
 pub struct MessageMetrics {
     name: &'static str,
     ok: Counter,
@@ -170,6 +169,28 @@ impl MessageMetrics {
     }
 }
 
+/// The metric handles of each message type handled, looked up once for an actor, or once for
+/// all the entities of a kind (each entity then holds one pointer instead of its own set).
+#[derive(Default)]
+pub struct MessageMetricsCache(parking_lot::RwLock<Vec<(TypeId, Arc<MessageMetrics>)>>);
+
+impl MessageMetricsCache {
+    fn get<M: 'static>(&self, metrics: &Metrics, actor: &str) -> Arc<MessageMetrics> {
+        let id = TypeId::of::<M>();
+        let find = |all: &[(TypeId, Arc<MessageMetrics>)]| all.iter().find(|(t, _)| *t == id).map(|(_, m)| m.clone());
+        if let Some(m) = find(&self.0.read()) {
+            return m;
+        }
+        let mut all = self.0.write();
+        if let Some(m) = find(&all) {
+            return m;
+        }
+        let m = Arc::new(MessageMetrics::new(metrics, actor, short_type_name::<M>()));
+        all.push((id, m.clone()));
+        m
+    }
+}
+
 /// The last path segment of a type name: `crate::a::b::GetWallet` becomes `GetWallet`.
 pub fn short_type_name<T: ?Sized>() -> &'static str {
     let full = std::any::type_name::<T>();
@@ -185,7 +206,7 @@ pub struct Host<A: Managed> {
     factory: Factory<A>,
     entry: Arc<ActorEntry>,
     metrics: Metrics,
-    per_message: Vec<(TypeId, MessageMetrics)>,
+    per_message: Arc<MessageMetricsCache>,
     /// Delay before the next boot; set by a failure, consumed by `started`.
     pending_delay: Option<Duration>,
     /// Counts boots requested; a backoff timer only boots if no other boot came first (actix's
@@ -198,13 +219,19 @@ pub struct Host<A: Managed> {
 }
 
 impl<A: Managed> Host<A> {
-    pub(crate) fn new(factory: Factory<A>, entry: Arc<ActorEntry>, metrics: Metrics, delay: Option<Duration>) -> Self {
+    pub(crate) fn new(
+        factory: Factory<A>,
+        entry: Arc<ActorEntry>,
+        metrics: Metrics,
+        per_message: Arc<MessageMetricsCache>,
+        delay: Option<Duration>,
+    ) -> Self {
         Self {
             actor: factory(),
             factory,
             entry,
             metrics,
-            per_message: Vec::new(),
+            per_message,
             pending_delay: delay,
             boot_generation: 0,
             incarnation: 0,
@@ -222,14 +249,8 @@ impl<A: Managed> Host<A> {
         &self.entry
     }
 
-    fn message_metrics<M: 'static>(&mut self) -> MessageMetrics {
-        let id = TypeId::of::<M>();
-        if let Some((_, m)) = self.per_message.iter().find(|(t, _)| *t == id) {
-            return m.clone();
-        }
-        let m = MessageMetrics::new(&self.metrics, &self.entry.name, short_type_name::<M>());
-        self.per_message.push((id, m.clone()));
-        m
+    fn message_metrics<M: 'static>(&mut self) -> Arc<MessageMetrics> {
+        self.per_message.get::<M>(&self.metrics, &self.entry.name)
     }
 
     fn boot(&mut self, ctx: &mut Ctx<A>) {
@@ -361,7 +382,7 @@ pub enum HostReply<A: Managed, R> {
         /// When handling started.
         started: Instant,
         /// Where to record the outcome.
-        metrics: MessageMetrics,
+        metrics: Arc<MessageMetrics>,
         /// The handling span.
         span: tracing::Span,
         /// Correlation id to keep in scope.
@@ -376,7 +397,7 @@ pub enum HostReply<A: Managed, R> {
         /// When handling started.
         started: Instant,
         /// Where to record the outcome.
-        metrics: MessageMetrics,
+        metrics: Arc<MessageMetrics>,
     },
 }
 

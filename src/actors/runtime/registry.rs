@@ -138,17 +138,24 @@ pub struct ActorEntry {
     restarts: AtomicU64,
     handled: AtomicU64,
     depth: AtomicI64,
-    last_failure: Mutex<Option<Failure>>,
+    /// Boxed: most actors never fail, and an entity's record is kept per live entity.
+    last_failure: Mutex<Option<Box<Failure>>>,
     history: Mutex<RestartHistory>,
-    policy: RestartPolicy,
+    /// Shared by the entities of a kind.
+    policy: Arc<RestartPolicy>,
     /// The record of an entity's kind, which adds up the counts of all its entities.
     pub(crate) parent: Option<Arc<ActorEntry>>,
 }
 
 impl ActorEntry {
     pub(crate) fn new(name: &str, kind: ActorKind, critical: bool, policy: RestartPolicy) -> Self {
+        Self::with_shared(Arc::from(name), kind, critical, Arc::new(policy))
+    }
+
+    /// A record whose name and restart policy are shared with others (entities of one kind).
+    pub(crate) fn with_shared(name: Arc<str>, kind: ActorKind, critical: bool, policy: Arc<RestartPolicy>) -> Self {
         Self {
-            name: Arc::from(name),
+            name,
             kind,
             critical,
             state: AtomicU8::new(ActorState::Starting as u8),
@@ -161,6 +168,10 @@ impl ActorEntry {
             policy,
             parent: None,
         }
+    }
+
+    pub(crate) fn policy(&self) -> &Arc<RestartPolicy> {
+        &self.policy
     }
 
     /// Current state.
@@ -221,7 +232,7 @@ impl ActorEntry {
 
     /// The last failure, if any.
     pub fn last_failure(&self) -> Option<Failure> {
-        self.last_failure.lock().clone()
+        self.last_failure.lock().as_deref().cloned()
     }
 
     /// An operator asked for a restart: count it and forget past failures.
@@ -237,9 +248,9 @@ impl ActorEntry {
         if let Some(kind) = &self.parent {
             // The kind keeps running: it counts the restart and remembers the failure.
             kind.restarts.fetch_add(1, Ordering::Relaxed);
-            *kind.last_failure.lock() = Some(Failure { reason, detail: detail.clone(), at: Utc::now() });
+            *kind.last_failure.lock() = Some(Box::new(Failure { reason, detail: detail.clone(), at: Utc::now() }));
         }
-        *self.last_failure.lock() = Some(Failure { reason, detail, at: Utc::now() });
+        *self.last_failure.lock() = Some(Box::new(Failure { reason, detail, at: Utc::now() }));
         self.restarts.fetch_add(1, Ordering::Relaxed);
         let decision = self.history.lock().next(&self.policy, Instant::now());
         self.set_state(if decision.failed { ActorState::Failed } else { ActorState::Restarting });

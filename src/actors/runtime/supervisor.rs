@@ -105,7 +105,7 @@ impl<A: Managed> Slot<A> {
         let addr = Supervisor::start_in_arbiter(arbiter, move |ctx| {
             ctx.set_mailbox_capacity(capacity);
             let _ = ready_tx.send(());
-            Host::new(factory, entry, metrics, delay)
+            Host::new(factory, entry, metrics, Arc::default(), delay)
         });
         // A dead arbiter never runs it: the watchdog replaces the actor then.
         let _ = ready_rx.recv_timeout(Duration::from_secs(5));
@@ -345,12 +345,12 @@ impl Supervision {
     /// all the entities of the kind, which the owner of the kind spawns on demand.
     pub fn entity_kind(&self, name: &str) -> anyhow::Result<super::EntityKind> {
         let restart = RestartPolicy::from(&self.settings);
-        let entry = super::entities::kind_entry(name, restart.clone());
+        let entry = super::entities::kind_entry(name, restart);
         self.registry.register(entry.clone()).map_err(anyhow::Error::msg)?;
         Ok(super::EntityKind {
             entry,
-            restart,
             metrics: self.metrics.clone(),
+            messages: Arc::default(),
             ask_timeout: Duration::from_millis(self.settings.ask_timeout_ms),
         })
     }

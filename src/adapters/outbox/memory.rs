@@ -40,7 +40,12 @@ impl MemOutbox {
 
     /// The oldest `limit` batches.
     pub fn fetch(&self, limit: usize) -> Vec<OutboxBatch> {
-        self.batches.lock().queue.iter().take(limit).cloned().collect()
+        self.fetch_after(0, limit)
+    }
+
+    /// The oldest `limit` batches after batch `after`.
+    pub fn fetch_after(&self, after: i64, limit: usize) -> Vec<OutboxBatch> {
+        self.batches.lock().queue.iter().filter(|b| b.id > after).take(limit).cloned().collect()
     }
 
     /// Forget published batches.

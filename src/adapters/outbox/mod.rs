@@ -162,13 +162,22 @@ impl Outbox {
 
     /// The oldest `limit` batches, in outbox order.
     pub async fn fetch(&mut self, limit: usize) -> Result<Vec<OutboxBatch>, OutboxError> {
+        self.fetch_after(0, limit).await
+    }
+
+    /// The oldest `limit` batches after batch `after` (ids start at 1), in outbox order: the
+    /// next round while earlier ones are still being published.
+    pub async fn fetch_after(&mut self, after: i64, limit: usize) -> Result<Vec<OutboxBatch>, OutboxError> {
         if let Self::Memory(m) = self {
-            return Ok(m.fetch(limit));
+            return Ok(m.fetch_after(after, limit));
         }
         let rows = self
             .client()
             .await?
-            .query("SELECT id, created_at, events FROM outbox ORDER BY id LIMIT $1", &[&(limit as i64)])
+            .query(
+                "SELECT id, created_at, events FROM outbox WHERE id > $1 ORDER BY id LIMIT $2",
+                &[&after, &(limit as i64)],
+            )
             .await
             .map_err(pg_err)?;
         rows.iter()
