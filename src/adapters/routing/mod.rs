@@ -5,6 +5,8 @@
 
 pub mod model;
 
+use std::fmt::Write as _;
+
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -80,7 +82,14 @@ impl RouteRequest {
 
     /// The OSRM coordinates path segment, `lon,lat;lon,lat`, 6 decimals (about 0.1 m).
     fn coordinates(&self) -> String {
-        self.points.iter().map(|p| format!("{:.6},{:.6}", p.lon, p.lat)).collect::<Vec<_>>().join(";")
+        let mut out = String::with_capacity(self.points.len() * 24);
+        for (i, p) in self.points.iter().enumerate() {
+            if i > 0 {
+                out.push(';');
+            }
+            let _ = write!(out, "{:.6},{:.6}", p.lon, p.lat);
+        }
+        out
     }
 }
 
@@ -169,15 +178,18 @@ impl RoutingAdapter {
             }
             Backend::Osrm { client, base, api_key } => (client, base, api_key),
         };
-        let key = format!("{}:{}", request.profile.as_osrm(), request.coordinates());
+        let coordinates = request.coordinates();
+        let key = format!("{}:{coordinates}", request.profile.as_osrm());
         if let Some(hit) = self.cache.get::<Cached>(&key).await {
             return Ok(routed(hit, Source::Cache));
         }
-        let url = format!("{base}/route/v1/{}/{}", request.profile.as_osrm(), request.coordinates());
+        // The query is part of the URL written once, rather than serialised again per attempt.
+        let url =
+            format!("{base}/route/v1/{}/{coordinates}?overview=false&alternatives=false", request.profile.as_osrm());
         let answer = self
             .guard
             .call(OPERATION, true, || {
-                let mut call = client.get(&url).query(&[("overview", "false"), ("alternatives", "false")]);
+                let mut call = client.get(&url);
                 if let Some(key) = api_key {
                     call = call.bearer_auth(key.expose());
                 }
