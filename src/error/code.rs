@@ -88,7 +88,7 @@ error_codes! {
     IdempotencyKeyMissing => ("idempotency_key_missing", 400, "Idempotency key required"),
     /// An administrator's read of another subject's personal data, or erasure for them, without a
     /// reason (`X-Access-Reason` header or `reason` field).
-    ReasonRequired => ("reason_required", 400, "Reason required"),
+    ReasonRequired => ("reason_required", 403, "Reason required"),
     /// A page larger than allowed was asked for.
     PageTooLarge => ("page_too_large", 400, "Page too large"),
     /// The pagination cursor is not one this service issued.

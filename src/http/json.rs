@@ -27,8 +27,13 @@ impl<T> Json<T> {
     }
 }
 
-/// Parse `bytes` as `T`, naming the field at fault on error.
+/// Parse `bytes` as `T`, naming the field at fault on error. Every request body is a JSON
+/// object: an array is refused even where its items would fill the fields in order (serde
+/// accepts that form for a struct, the documented API does not).
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(AppError::client(ErrorCode::MalformedJson, "the body must be a JSON object, not an array"));
+    }
     serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(bytes)).map_err(malformed)
 }
 
@@ -141,5 +146,12 @@ mod tests {
         let err = parse::<Body>(br#"{"amount": 10.5}"#).map(|b| b.amount).unwrap_err();
         assert_eq!(err.code(), ErrorCode::MalformedJson);
         assert_eq!(err.problem(None).extensions["field"], "amount");
+    }
+
+    #[test]
+    fn an_array_is_not_a_body_even_when_its_items_would_fill_the_fields() {
+        assert_eq!(parse::<Body>(b"[7]").map(|b| b.amount).unwrap_err().code(), ErrorCode::MalformedJson);
+        assert_eq!(parse::<Body>(b" \n [7]").map(|b| b.amount).unwrap_err().code(), ErrorCode::MalformedJson);
+        assert_eq!(amount(r#"{"amount": 7}"#), Ok(7));
     }
 }

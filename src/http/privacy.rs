@@ -56,10 +56,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 #[serde(deny_unknown_fields)]
 pub struct ErasureRequest {
     /// Whose data to erase; the caller when absent. Another subject needs `admin` and a reason.
-    #[schema(min_length = 1, max_length = 255, example = "alice")]
+    #[schema(min_length = 1, max_length = 255, pattern = r"^[^\u0000-\u001F\u007F-\u009F]{1,255}$", example = "alice")]
     pub subject: Option<String>,
     /// Why (required when an administrator erases another subject's data); audited.
-    #[schema(min_length = 1, max_length = 500, example = "request received by post, case 2026-118")]
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]{1,500}$",
+        example = "request received by post, case 2026-118"
+    )]
     pub reason: Option<String>,
 }
 
@@ -120,7 +125,8 @@ pub struct ExportBody {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct SubjectPath {
-    /// The subject's id (a token's `sub`).
+    /// The subject's id (a token's `sub`): 1 to 255 characters, none of them a control character.
+    #[param(min_length = 1, max_length = 255, pattern = r"^[^\u0000-\u001F\u007F-\u009F]{1,255}$")]
     pub subject: String,
 }
 
@@ -140,16 +146,28 @@ fn checked_subject(subject: &str, field: &'static str) -> Result<(), AppError> {
 fn reason_of(given: Option<String>) -> Result<String, AppError> {
     match given.map(|r| r.trim().to_owned()) {
         Some(r) if !r.is_empty() && r.chars().count() <= REASON_MAX && !r.chars().any(char::is_control) => Ok(r),
-        Some(r) if !r.is_empty() => Err(AppError::client(
-            ErrorCode::ReasonRequired,
-            format!("the reason must be 1 to {REASON_MAX} printable characters"),
-        )
-        .with("field", "reason")),
+        Some(r) if !r.is_empty() => Err(malformed_reason()),
         _ => Err(AppError::client(
             ErrorCode::ReasonRequired,
             "reaching another subject's personal data needs a reason (X-Access-Reason header or `reason` field)",
         )
         .with("field", "reason")),
+    }
+}
+
+fn malformed_reason() -> AppError {
+    AppError::client(ErrorCode::InvalidParameter, format!("the reason must be 1 to {REASON_MAX} printable characters"))
+        .with("field", "reason")
+}
+
+/// A reason given where none is needed must still be one: 1 to [`REASON_MAX`] printable
+/// characters.
+fn check_reason(given: Option<&str>) -> Result<(), AppError> {
+    match given {
+        Some(r) if r.is_empty() || r.chars().count() > REASON_MAX || r.chars().any(char::is_control) => {
+            Err(malformed_reason())
+        }
+        _ => Ok(()),
     }
 }
 
@@ -203,6 +221,7 @@ pub async fn request_erasure(
     let ErasureRequest { subject, reason } = body.into_inner();
     let subject = subject.unwrap_or_else(|| principal.subject.clone());
     checked_subject(&subject, "subject")?;
+    check_reason(reason.as_deref())?;
     let requested_by = if subject == principal.subject {
         Requester::Subject
     } else {
@@ -238,7 +257,7 @@ pub async fn export_mine(state: web::Data<AppState>, principal: Principal) -> Re
     path = "/api/v1/privacy/subjects/{subject}/export",
     operation_id = "exportSubjectData",
     tag = "privacy",
-    params(SubjectPath, ("X-Access-Reason" = String, Header, description = "Why the data is read; audited.")),
+    params(SubjectPath, ("X-Access-Reason" = Option<String>, Header, description = "Why the data is read (required unless the subject is the caller); audited.")),
     responses((status = 200, description = "The archive.", body = ExportBody))
 )]
 #[tracing::instrument(skip_all)]

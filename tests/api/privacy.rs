@@ -254,7 +254,7 @@ async fn the_export_holds_every_domains_data_and_admins_need_a_reason_which_is_a
     let admin = app.token("root", &["admin"]);
     let path = format!("/api/v1/privacy/subjects/{alice}/export");
     let (status, refused) = get(&app, &admin, &path, None).await;
-    assert_eq!((status, refused["code"].as_str()), (400, Some("reason_required")), "{refused}");
+    assert_eq!((status, refused["code"].as_str()), (403, Some("reason_required")), "{refused}");
     let (status, refused) =
         get(&app, &token, &format!("/api/v1/privacy/subjects/{}/export", unique("bob")), Some("curious")).await;
     assert_eq!((status, refused["code"].as_str()), (403, Some("not_owner")), "{refused}");
@@ -269,14 +269,14 @@ async fn the_export_holds_every_domains_data_and_admins_need_a_reason_which_is_a
         post(&app, &token, "/api/v1/privacy/erasure-requests", json!({"subject": unique("bob")})).await;
     assert_eq!((status, refused["code"].as_str()), (403, Some("not_owner")), "{refused}");
     let (status, refused) = post(&app, &admin, "/api/v1/privacy/erasure-requests", json!({"subject": alice})).await;
-    assert_eq!((status, refused["code"].as_str()), (400, Some("reason_required")), "{refused}");
+    assert_eq!((status, refused["code"].as_str()), (403, Some("reason_required")), "{refused}");
 
     // An administrator reading someone's wallet gives a reason too.
     let wallet_path = format!("/api/v1/fintech/wallets/{wallet}");
     let (status, refused) = get(&app, &admin, &wallet_path, None).await;
-    assert_eq!((status, refused["code"].as_str()), (400, Some("reason_required")), "{refused}");
+    assert_eq!((status, refused["code"].as_str()), (403, Some("reason_required")), "{refused}");
     let (status, refused) = get(&app, &admin, &format!("{wallet_path}/transactions"), None).await;
-    assert_eq!((status, refused["code"].as_str()), (400, Some("reason_required")), "{refused}");
+    assert_eq!((status, refused["code"].as_str()), (403, Some("reason_required")), "{refused}");
     let wallet_reason = unique("wallet-case");
     let (status, read) = get(&app, &admin, &wallet_path, Some(&wallet_reason)).await;
     assert_eq!((status, read["owner"].as_str()), (200, Some(alice.as_str())), "{read}");
