@@ -25,9 +25,10 @@ use beryl_core_api::{
         external::build_client,
         routing::{Point, Profile, RouteRequest},
     },
-    config::Settings,
-    telemetry::Metrics,
+    config::{LogFormat, Settings},
+    telemetry::{self, LogWriter, Metrics},
 };
+use tracing_subscriber::{filter::LevelFilter, layer::SubscriberExt, util::SubscriberInitExt};
 
 #[path = "support/load.rs"]
 mod load;
@@ -101,7 +102,15 @@ where
 
 fn main() {
     let args = load::Args::parse();
-    tracing_subscriber::fmt().with_env_filter("info").with_writer(std::io::sink).init();
+    // Production telemetry: JSON lines at INFO through the log writer, to /dev/null; the
+    // `adapter.call` and `actor.handle` spans are made for every call.
+    let null = std::fs::OpenOptions::new().write(true).open("/dev/null").expect("/dev/null");
+    let (writer, _logs) = LogWriter::spawn(null).expect("log writer");
+    tracing_subscriber::registry()
+        .with(LevelFilter::INFO)
+        .with(telemetry::log_layer(LogFormat::Json, writer))
+        .try_init()
+        .expect("subscriber");
     let port = start_provider();
     let base = format!("http://127.0.0.1:{port}");
     actix_rt::System::new().block_on(async move {
