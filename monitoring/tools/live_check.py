@@ -169,6 +169,8 @@ def pod_environment(objects: list[dict], deployment: str) -> dict[str, str]:
         "emissions-api-key": "placeholder-api-key",
         "payments-api-key": "placeholder-payments-key",
         "payments-webhook-secret": "placeholder-webhook-secret",
+        "privacy-master-key": "00112233445566778899aabbccddeeff" * 2,
+        "privacy-blind-index-key": "ffeeddccbbaa99887766554433221100" * 2,
     }
     for var in container.get("env") or []:
         value_from = var.get("valueFrom") or {}
