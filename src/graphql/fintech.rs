@@ -147,7 +147,7 @@ impl FintechQuery {
             currency: w.currency.code().into(),
             balance: w.balance,
             held: w.held,
-            available: w.balance - w.held,
+            available: w.available(),
             status: w.status.as_str().into(),
             version: w.version,
             created_at: w.created_at,

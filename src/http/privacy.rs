@@ -144,10 +144,9 @@ fn checked_subject(subject: &str, field: &'static str) -> Result<(), AppError> {
 
 /// The reason given, required from an administrator reaching someone else's data.
 fn reason_of(given: Option<String>) -> Result<String, AppError> {
-    match given.map(|r| r.trim().to_owned()) {
-        Some(r) if !r.is_empty() && r.chars().count() <= REASON_MAX && !r.chars().any(char::is_control) => Ok(r),
-        Some(r) if !r.is_empty() => Err(malformed_reason()),
-        _ => Err(AppError::client(
+    match given.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty()) {
+        Some(r) => check_reason(Some(&r)).map(|()| r),
+        None => Err(AppError::client(
             ErrorCode::ReasonRequired,
             "reaching another subject's personal data needs a reason (X-Access-Reason header or `reason` field)",
         )
@@ -155,17 +154,15 @@ fn reason_of(given: Option<String>) -> Result<String, AppError> {
     }
 }
 
-fn malformed_reason() -> AppError {
-    AppError::client(ErrorCode::InvalidParameter, format!("the reason must be 1 to {REASON_MAX} printable characters"))
-        .with("field", "reason")
-}
-
-/// A reason given where none is needed must still be one: 1 to [`REASON_MAX`] printable
-/// characters.
+/// A reason, where one is given: 1 to [`REASON_MAX`] printable characters.
 fn check_reason(given: Option<&str>) -> Result<(), AppError> {
     match given {
         Some(r) if r.is_empty() || r.chars().count() > REASON_MAX || r.chars().any(char::is_control) => {
-            Err(malformed_reason())
+            Err(AppError::client(
+                ErrorCode::InvalidParameter,
+                format!("the reason must be 1 to {REASON_MAX} printable characters"),
+            )
+            .with("field", "reason"))
         }
         _ => Ok(()),
     }
