@@ -11,7 +11,10 @@ use crate::{
     auth::Principal,
     domain::audit::{AuditEvent, MoneyMovement},
     error::AppError,
-    http::guard::{outcome, Group, Guard, RequestFacts},
+    http::{
+        guard::{outcome, Group, Guard, RequestFacts},
+        privacy::required_reason,
+    },
 };
 
 /// Resource named by the audit records of fields that act on nothing more specific.
@@ -24,12 +27,20 @@ pub struct Caller {
     pub principal: Principal,
     facts: RequestFacts,
     guard: web::Data<Guard>,
+    /// The request's `X-Access-Reason` header.
+    access_reason: Option<String>,
 }
 
 impl Caller {
-    /// The caller `principal`, whose HTTP request the guard described in `facts`.
-    pub fn new(principal: Principal, facts: RequestFacts, guard: web::Data<Guard>) -> Self {
-        Self { principal, facts, guard }
+    /// The caller `principal`, whose HTTP request the guard described in `facts` and gave
+    /// `access_reason` in its `X-Access-Reason` header.
+    pub fn new(
+        principal: Principal,
+        facts: RequestFacts,
+        guard: web::Data<Guard>,
+        access_reason: Option<String>,
+    ) -> Self {
+        Self { principal, facts, guard, access_reason }
     }
 
     /// The caller of the operation a resolver runs in.
@@ -81,6 +92,16 @@ impl Caller {
         event.money = answer.as_ref().ok().and_then(money);
         self.guard.settle(event).await?;
         answer
+    }
+
+    /// An administrator reading someone else's personal data through `field`: refused without a
+    /// reason (`given` as the field's argument, or the request's `X-Access-Reason` header), and
+    /// recorded with it, as REST records it, before anything is answered.
+    pub async fn read_of_another(&self, field: &str, resource: String, given: Option<String>) -> Result<(), AppError> {
+        let reason = required_reason(given.or_else(|| self.access_reason.clone()))?;
+        let mut event = self.event(field, resource, 200);
+        event.reason = Some(reason);
+        self.guard.settle(event).await
     }
 
     async fn charge(&self, group: Group) -> Result<(), AppError> {

@@ -129,17 +129,35 @@ async fn owned(
     Ok(wallet)
 }
 
+/// A wallet the caller may read: their own, or, for an administrator, someone else's once the
+/// reason they give is on record.
+async fn readable(
+    state: &AppState,
+    caller: &Caller,
+    field: &str,
+    id: WalletId,
+    reason: Option<String>,
+) -> Result<crate::domain::fintech::Wallet, AppError> {
+    let wallet = owned(state, &caller.principal, id).await?;
+    if !wallet.owned_by(&caller.principal.subject) {
+        caller.read_of_another(field, format!("/api/v1/fintech/wallets/{id}"), reason).await?;
+        crate::http::privacy::count_admin_read(state);
+    }
+    Ok(wallet)
+}
+
 /// Fintech queries.
 #[derive(Default)]
 pub struct FintechQuery;
 
 #[Object]
 impl FintechQuery {
-    /// A wallet of the caller (scope `fintech:read`).
-    async fn wallet(&self, ctx: &Context<'_>, id: ID) -> Result<Wallet> {
+    /// A wallet of the caller (scope `fintech:read`). An administrator reading someone else's
+    /// gives a `reason` (or the `X-Access-Reason` header), which is audited.
+    async fn wallet(&self, ctx: &Context<'_>, id: ID, reason: Option<String>) -> Result<Wallet> {
         let (state, caller) = reader(ctx, "wallet").await?;
         let id = wallet_id(&id, "id").map_err(|e| e.extend())?;
-        let w = owned(state, &caller.principal, id).await.map_err(|e| e.extend())?;
+        let w = readable(state, caller, "wallet", id, reason).await.map_err(|e| e.extend())?;
         Ok(Wallet {
             id: ID(w.id.to_string()),
             erased: w.owner.is_erased(),
@@ -154,13 +172,15 @@ impl FintechQuery {
         })
     }
 
-    /// A wallet's money movements, newest first (scope `fintech:read`).
+    /// A wallet's money movements, newest first (scope `fintech:read`). An administrator reading
+    /// someone else's gives a `reason` (or the `X-Access-Reason` header), which is audited.
     async fn transactions(
         &self,
         ctx: &Context<'_>,
         wallet: ID,
         first: Option<i32>,
         before: Option<i64>,
+        reason: Option<String>,
     ) -> Result<MovementPage> {
         let (state, caller) = reader(ctx, "transactions").await?;
         let id = wallet_id(&wallet, "wallet").map_err(|e| e.extend())?;
@@ -170,7 +190,7 @@ impl FintechQuery {
                 AppError::client(ErrorCode::PageTooLarge, format!("first must be between 1 and {PAGE_MAX}")).extend()
             );
         }
-        owned(state, &caller.principal, id).await.map_err(|e| e.extend())?;
+        readable(state, caller, "transactions", id, reason).await.map_err(|e| e.extend())?;
         let page =
             state.actors.fintech.movements(id, before, limit as usize).await.map_err(|e| AppError::from(e).extend())?;
         Ok(MovementPage {

@@ -19,7 +19,7 @@ use crate::{
     auth::Principal,
     config::Settings,
     error::AppError,
-    http::{guard, guard::RequestFacts, json::Json, state::AppState},
+    http::{guard, guard::RequestFacts, json::Json, privacy::ACCESS_REASON, state::AppState},
 };
 
 /// Every query root.
@@ -75,7 +75,8 @@ async fn execute(
         .get::<RequestFacts>()
         .cloned()
         .ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("the guard left no request facts")))?;
-    let caller = Caller::new(principal, facts, state.guard.clone());
+    let access_reason = req.headers().get(ACCESS_REASON).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let caller = Caller::new(principal, facts, state.guard.clone(), access_reason);
     Ok(endpoint.schema.execute(request.data(caller)).await.into())
 }
 

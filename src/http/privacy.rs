@@ -142,8 +142,9 @@ fn checked_subject(subject: &str, field: &'static str) -> Result<(), AppError> {
     Ok(())
 }
 
-/// The reason given, required from an administrator reaching someone else's data.
-fn reason_of(given: Option<String>) -> Result<String, AppError> {
+/// The reason given, required from an administrator reaching someone else's data: 403
+/// `reason_required` without one, 400 `invalid_parameter` for a malformed one.
+pub fn required_reason(given: Option<String>) -> Result<String, AppError> {
     match given.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty()) {
         Some(r) => check_reason(Some(&r)).map(|()| r),
         None => Err(AppError::client(
@@ -176,7 +177,7 @@ pub async fn audited_reason(
     principal: &Principal,
     given: Option<String>,
 ) -> Result<String, AppError> {
-    let reason = reason_of(given.or_else(|| header(req, ACCESS_REASON)))?;
+    let reason = required_reason(given.or_else(|| header(req, ACCESS_REASON)))?;
     audit_access(state, req, principal, &reason).await?;
     Ok(reason)
 }
@@ -191,9 +192,15 @@ async fn audit_access(
     let Some(facts) = req.extensions().get::<RequestFacts>().cloned() else { return Ok(()) };
     let mut event = facts.event(Some(principal.subject.as_str()), 200, crate::domain::audit::OUTCOME_SUCCESS);
     event.reason = Some(reason.to_owned());
-    state.metrics.with(|| metrics::counter!(telemetry::PRIVACY_ADMIN_READS_TOTAL).increment(1));
     // Access to someone's personal data is not given unless it is on record.
-    state.guard.settle(event).await
+    state.guard.settle(event).await?;
+    count_admin_read(state);
+    Ok(())
+}
+
+/// One more administrator's read of someone else's personal data, in the privacy metrics.
+pub fn count_admin_read(state: &AppState) {
+    state.metrics.with(|| metrics::counter!(telemetry::PRIVACY_ADMIN_READS_TOTAL).increment(1));
 }
 
 /// Erase a subject's personal data: their key is deleted (every copy of their sealed fields,

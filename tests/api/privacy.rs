@@ -303,6 +303,76 @@ async fn the_export_holds_every_domains_data_and_admins_need_a_reason_which_is_a
     assert_eq!(record["action"], json!("GET /api/v1/fintech/wallets/{id}"));
 }
 
+#[actix_web::test]
+async fn graphql_admin_reads_of_someone_elses_wallet_need_a_reason_which_is_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let file = log.clone();
+    let app = spawn_with(move |s| {
+        s.audit.enabled = true;
+        s.audit.log_file = file;
+    })
+    .await;
+    let alice = unique("alice");
+    let token = user(&app, &alice);
+    let wallet = open(&app, &token).await;
+    deposit(&app, &wallet, 250, "salary").await;
+    let admin = app.token("root", &["admin"]);
+    let wallet_query = |reason: &str| format!(r#"{{ wallet(id: "{wallet}"{reason}) {{ owner balance }} }}"#);
+    let movements_query =
+        |reason: &str| format!(r#"{{ transactions(wallet: "{wallet}"{reason}) {{ items {{ reference }} }} }}"#);
+
+    // Without a reason, nothing of hers is answered.
+    for query in [wallet_query(""), movements_query("")] {
+        let answer = app.graphql(&admin, &query).await;
+        assert_eq!(answer["errors"][0]["extensions"]["code"], json!("reason_required"), "{answer}");
+        assert_eq!(answer["data"], Value::Null, "{answer}");
+    }
+    let answer = app.graphql(&admin, &wallet_query(r#", reason: """#)).await;
+    assert_eq!(answer["errors"][0]["extensions"]["code"], json!("reason_required"), "{answer}");
+    let answer = app.graphql(&admin, &wallet_query(r#", reason: "a\u0007b""#)).await;
+    assert_eq!(answer["errors"][0]["extensions"]["code"], json!("invalid_parameter"), "{answer}");
+
+    // The owner reads without one; the administrator with one, as an argument or in the header.
+    let answer = app.graphql(&token, &wallet_query("")).await;
+    assert_eq!(answer["data"]["wallet"]["owner"], json!(alice), "{answer}");
+    let argument = unique("gql-case");
+    let answer = app.graphql(&admin, &wallet_query(&format!(r#", reason: "{argument}""#))).await;
+    assert_eq!(answer["data"]["wallet"], json!({"owner": alice, "balance": 250}), "{answer}");
+    let header = unique("gql-header-case");
+    let answer: Value = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(&admin)
+        .header("X-Access-Reason", &header)
+        .json(&json!({"query": movements_query("")}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["data"]["transactions"]["items"][0]["reference"], json!("salary"), "{answer}");
+
+    // Each read is on record with its reason and the administrator who read.
+    let audit = app.state.actors.audit.clone().unwrap();
+    audit.writer.ask(beryl_core_api::actors::audit::messages::Flush).await.unwrap().unwrap();
+    let lines = std::fs::read_to_string(&log).unwrap();
+    for (reason, action) in [(argument, "graphql wallet"), (header, "graphql transactions")] {
+        let record: Value = lines
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .find(|r| r["reason"] == json!(reason))
+            .unwrap_or_else(|| panic!("an audit record with the reason {reason}"));
+        let record = crate::helpers::opened_audit_record(&app, record).await;
+        assert_eq!((record["subject"].as_str(), record["action"].as_str()), (Some("root"), Some(action)));
+        assert_eq!(record["resource"], json!(format!("/api/v1/fintech/wallets/{wallet}")));
+    }
+    // Refused reads are not counted as reads.
+    let reads = crate::helpers::sample(&app.metrics().await, "beryl_privacy_admin_reads_total");
+    assert_eq!(reads, Some(2.0));
+}
+
 /// A vault over a migrated database of its own.
 async fn vault(url: &str, settings: &PrivacySettings) -> Vault {
     let db = DatabaseSettings { url: Some(url.into()), ..DatabaseSettings::default() };
