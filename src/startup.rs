@@ -16,7 +16,7 @@ use crate::{
     actors::{
         events::{self, consumer::ConsumerDeps, relay::RelayDeps, EventConsumer, EventRoutes, OutboxRelay},
         fintech::{self, FintechClient, FintechDomain, HoldSweeper, KeyPurger, LedgerWriter},
-        payments::{Payments, PayoutReconciler, WebhookKeys},
+        payments::{privacy::PaymentsHolder, Payments, PayoutReconciler, WebhookKeys},
         pools::{self, AdapterPool, Connections, PoolConfig},
         privacy::{retention, Holders, PrivacyClient},
         runtime::{ActorKind, ActorSpec, EntityPolicy, Registry, Supervision},
@@ -94,13 +94,13 @@ impl Application {
         let vault = Vault::for_pool(connections.postgres.clone(), &settings.privacy);
         let (fintech, outbox, ledger) =
             spawn_fintech(&supervision, &settings, &metrics, connections.postgres.clone(), &vault).await?;
-        let holders = register_holders(&settings, &vault, &fintech, &ledger);
-        spawn_retention(&supervision, &settings, &metrics, &vault, &holders)?;
-        let privacy = PrivacyClient::new(vault.clone(), holders, metrics.clone());
         let payments_store = match &connections.postgres {
             Some(pool) => PaymentsStore::Postgres(pool.clone()),
             None => PaymentsStore::memory(),
         };
+        let holders = register_holders(&settings, &vault, &fintech, &ledger, &payments_store);
+        spawn_retention(&supervision, &settings, &metrics, &vault, &holders)?;
+        let privacy = PrivacyClient::new(vault.clone(), holders, metrics.clone());
         let payments = Payments::new(
             adapters.payments,
             payments_store,
@@ -392,13 +392,20 @@ fn spawn_retention(
 const SEAL_BATCH: i64 = 500;
 
 /// Every domain's holder of personal data: the one place a new domain adds a line.
-fn register_holders(settings: &Settings, vault: &Vault, fintech: &FintechClient, ledger: &LedgerStore) -> Holders {
+fn register_holders(
+    settings: &Settings,
+    vault: &Vault,
+    fintech: &FintechClient,
+    ledger: &LedgerStore,
+    payments: &PaymentsStore,
+) -> Holders {
     let mut holders = Holders::default();
     if settings.audit.enabled {
         let live = settings.audit.log_file.clone();
         holders.register(Arc::new(crate::actors::audit::privacy::AuditHolder::new(live, vault.clone())));
     }
     holders.register(Arc::new(fintech::privacy::FintechHolder::new(ledger.clone(), fintech.clone())));
+    holders.register(Arc::new(PaymentsHolder::new(ledger.clone(), payments.clone())));
     holders
 }
 

@@ -221,6 +221,16 @@ async fn a_top_up_sends_its_key_and_the_webhook_credits_the_wallet_exactly_once(
     assert_eq!((status, body["code"].as_str()), (422, Some("webhook_mismatch")), "{body}");
     assert_eq!(balance(&app, &wallet).await, 1250);
     conserved(&app).await;
+
+    // Her export lists the top-up, without its client secret.
+    let archive: Value = app.get_as("/api/v1/privacy/export", &alice(&app)).await.json().await.unwrap();
+    let top_ups = &archive["domains"]["payments"]["top_ups"];
+    assert_eq!(top_ups.as_array().map(Vec::len), Some(1), "{archive}");
+    assert_eq!(
+        (top_ups[0]["intent_id"].as_str(), top_ups[0]["wallet_id"].as_str(), top_ups[0]["amount"].as_i64()),
+        (Some("pi_test_1"), Some(wallet.as_str()), Some(1250))
+    );
+    assert!(!archive.to_string().contains("pi_test_1_secret_abc"), "{archive}");
 }
 
 #[actix_web::test]
@@ -360,6 +370,22 @@ async fn a_payout_holds_its_money_until_paid_and_a_failed_one_gives_it_back() {
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
     assert_eq!(funds(&app, &wallet).await, (700, 700));
     conserved(&app).await;
+    // Her export lists her payouts as they stand, oldest first.
+    let archive: Value = app.get_as("/api/v1/privacy/export", &alice(&app)).await.json().await.unwrap();
+    let listed: Vec<(Value, Value, Value, Value)> = archive["domains"]["payments"]["payouts"]
+        .as_array()
+        .unwrap_or_else(|| panic!("payouts in the export: {archive}"))
+        .iter()
+        .map(|p| (p["id"].clone(), p["status"].clone(), p["amount"].clone(), p["destination"].clone()))
+        .collect();
+    assert_eq!(
+        listed[..2],
+        [
+            (paid["id"].clone(), json!("paid"), json!(300), json!("ba_123")),
+            (failing["id"].clone(), json!("failed"), json!(200), json!("ba_456")),
+        ],
+        "{archive}"
+    );
     let metrics = app.metrics().await;
     assert_eq!(sample(&metrics, "beryl_payments_payouts_total{status=\"paid\"}"), Some(1.0));
     assert_eq!(sample(&metrics, "beryl_payments_payouts_total{status=\"failed\"}"), Some(2.0));

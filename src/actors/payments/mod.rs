@@ -48,6 +48,7 @@ use crate::{
 };
 
 mod error;
+pub mod privacy;
 pub mod reconciler;
 
 pub use error::PaymentsError;

@@ -53,7 +53,7 @@ impl Coded for StoreError {
 /// The embedded store's contents.
 #[derive(Default)]
 pub struct Memory {
-    intents: HashMap<String, TopUp>,
+    intents: HashMap<String, (TopUp, DateTime<Utc>)>,
     deliveries: HashMap<String, DateTime<Utc>>,
     payouts: HashMap<Uuid, (String, String, Payout)>,
     payouts_created: HashMap<Uuid, DateTime<Utc>>,
@@ -66,6 +66,15 @@ pub enum PaymentsStore {
     Postgres(PgPool),
     /// Process memory: nothing survives the process.
     Memory(Arc<Mutex<Memory>>),
+}
+
+/// Something kept, with when it was asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kept<T> {
+    /// What was kept.
+    pub item: T,
+    /// When it was asked for.
+    pub created_at: DateTime<Utc>,
 }
 
 /// What a payout request found under its idempotency key.
@@ -87,7 +96,7 @@ impl PaymentsStore {
     pub async fn put_top_up(&self, t: &TopUp, at: DateTime<Utc>) -> Result<(), StoreError> {
         match self {
             Self::Memory(m) => {
-                m.lock().intents.entry(t.intent.clone()).or_insert_with(|| t.clone());
+                m.lock().intents.entry(t.intent.clone()).or_insert_with(|| (t.clone(), at));
                 Ok(())
             }
             Self::Postgres(pool) => {
@@ -106,7 +115,7 @@ impl PaymentsStore {
     /// The top-up of intent `id`, if this service asked for it.
     pub async fn top_up(&self, id: &str) -> Result<Option<TopUp>, StoreError> {
         match self {
-            Self::Memory(m) => Ok(m.lock().intents.get(id).cloned()),
+            Self::Memory(m) => Ok(m.lock().intents.get(id).map(|(t, _)| t.clone())),
             Self::Postgres(pool) => {
                 let conn = pool.get().await?;
                 let rows = conn
@@ -118,6 +127,68 @@ impl PaymentsStore {
                 rows.first().map(top_up_from).transpose()
             }
         }
+    }
+
+    /// The top-ups asked for `wallets`, oldest first.
+    pub async fn top_ups_of(&self, wallets: &[WalletId]) -> Result<Vec<Kept<TopUp>>, StoreError> {
+        let mut found =
+            match self {
+                Self::Memory(m) => m
+                    .lock()
+                    .intents
+                    .values()
+                    .filter(|(t, _)| wallets.contains(&t.wallet))
+                    .map(|(t, at)| Kept { item: t.clone(), created_at: *at })
+                    .collect(),
+                Self::Postgres(pool) => {
+                    let conn = pool.get().await?;
+                    let ids: Vec<Uuid> = wallets.iter().map(|w| w.0).collect();
+                    let rows = conn
+                        .query_typed(
+                            "SELECT id, wallet_id, amount, currency, client_secret, status, created_at
+                         FROM payment_intents WHERE wallet_id = ANY($1)",
+                            &[(&ids, Type::UUID_ARRAY)],
+                        )
+                        .await?;
+                    rows.iter()
+                        .map(|r| Ok(Kept { item: top_up_from(r)?, created_at: r.try_get(6)? }))
+                        .collect::<Result<Vec<_>, StoreError>>()?
+                }
+            };
+        found.sort_by(|a: &Kept<TopUp>, b| (a.created_at, &a.item.intent).cmp(&(b.created_at, &b.item.intent)));
+        Ok(found)
+    }
+
+    /// The payouts from `wallets`, oldest first.
+    pub async fn payouts_of(&self, wallets: &[WalletId]) -> Result<Vec<Kept<Payout>>, StoreError> {
+        let mut found =
+            match self {
+                Self::Memory(m) => {
+                    let m = m.lock();
+                    m.payouts
+                        .values()
+                        .filter(|(_, _, p)| wallets.contains(&p.wallet))
+                        .filter_map(|(_, _, p)| {
+                            m.payouts_created.get(&p.id).map(|at| Kept { item: p.clone(), created_at: *at })
+                        })
+                        .collect()
+                }
+                Self::Postgres(pool) => {
+                    let conn = pool.get().await?;
+                    let ids: Vec<Uuid> = wallets.iter().map(|w| w.0).collect();
+                    let rows = conn
+                        .query_typed(
+                            &format!("SELECT {PAYOUT_COLUMNS}, created_at FROM payouts WHERE wallet_id = ANY($1)"),
+                            &[(&ids, Type::UUID_ARRAY)],
+                        )
+                        .await?;
+                    rows.iter()
+                        .map(|r| Ok(Kept { item: payout_from(r)?, created_at: r.try_get(8)? }))
+                        .collect::<Result<Vec<_>, StoreError>>()?
+                }
+            };
+        found.sort_by_key(|kept: &Kept<Payout>| (kept.created_at, kept.item.id));
+        Ok(found)
     }
 
     /// Remember a delivery's signature at `at`, forgetting those received before `forget_before`;
