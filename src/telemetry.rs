@@ -101,6 +101,8 @@ pub const IDEMPOTENCY_KEYS_PURGED_TOTAL: &str = "beryl_idempotency_keys_purged_t
 pub const PRIVACY_ERASURES_TOTAL: &str = "beryl_privacy_erasures_total";
 /// Personal data removed by retention, by category.
 pub const PRIVACY_RETENTION_REMOVED_TOTAL: &str = "beryl_privacy_retention_removed_total";
+/// Rounds of the retention actor, by outcome (`ok`, `failed`).
+pub const PRIVACY_RETENTION_ROUNDS_TOTAL: &str = "beryl_privacy_retention_rounds_total";
 /// Reads of another subject's personal data by an administrator, with a reason given.
 pub const PRIVACY_ADMIN_READS_TOTAL: &str = "beryl_privacy_admin_reads_total";
 /// Pending holds released by the sweeper because their time had passed.
@@ -193,6 +195,11 @@ pub fn describe_metrics() {
     describe_counter!(IDEMPOTENCY_KEYS_PURGED_TOTAL, Unit::Count, "Expired idempotency keys forgotten by the purger.");
     describe_counter!(PRIVACY_ERASURES_TOTAL, Unit::Count, "Erasures of a data subject's personal data completed.");
     describe_counter!(PRIVACY_RETENTION_REMOVED_TOTAL, Unit::Count, "Personal data removed by retention, by category.");
+    describe_counter!(
+        PRIVACY_RETENTION_ROUNDS_TOTAL,
+        Unit::Count,
+        "Rounds of the personal-data retention actor, by outcome (ok, failed)."
+    );
     describe_counter!(
         PRIVACY_ADMIN_READS_TOTAL,
         Unit::Count,

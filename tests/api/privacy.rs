@@ -509,13 +509,20 @@ async fn retention_removes_exactly_what_is_past_its_period() {
     use chrono::{Months, Utc};
 
     let app = spawn_with(|_| {}).await;
-    // The supervised actor runs the same rules at start (and every hour) and counts by category;
-    // its first round is over before this test makes anything to remove.
-    crate::helpers::eventually("the retention actor to report", std::time::Duration::from_secs(15), || async {
+    // The supervised actor runs the same rules at start (and every hour) and counts its rounds;
+    // its first round is over before this test makes anything to remove. Its series exist from
+    // the start, at zero.
+    let metrics = app.metrics().await;
+    assert!(crate::helpers::sample(&metrics, "beryl_privacy_retention_removed_total{category=\"audit_ip\"}").is_some());
+    crate::helpers::eventually("the retention actor's first round", std::time::Duration::from_secs(15), || async {
         let metrics = app.metrics().await;
-        crate::helpers::sample(&metrics, "beryl_privacy_retention_removed_total{category=\"audit_ip\"}")
+        crate::helpers::sample(&metrics, "beryl_privacy_retention_rounds_total{outcome=\"ok\"}").filter(|n| *n >= 1.0)
     })
     .await;
+    assert_eq!(
+        crate::helpers::sample(&app.metrics().await, "beryl_privacy_retention_rounds_total{outcome=\"failed\"}"),
+        Some(0.0)
+    );
 
     let vault = app.state.actors.privacy.vault().clone();
     let now = Utc::now();

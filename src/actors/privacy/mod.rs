@@ -129,6 +129,11 @@ pub struct PrivacyClient {
 impl PrivacyClient {
     /// A client over `vault` asking `holders`.
     pub fn new(vault: Vault, holders: Holders, metrics: Metrics) -> Self {
+        // The series exist from the start (at zero), for the dashboard and the alerts.
+        metrics.with(|| {
+            metrics::counter!(telemetry::PRIVACY_ERASURES_TOTAL).increment(0);
+            metrics::counter!(telemetry::PRIVACY_ADMIN_READS_TOTAL).increment(0);
+        });
         Self { vault, holders, metrics }
     }
 

@@ -27,6 +27,11 @@ pub const NAME: &str = "privacy-retention";
 /// Most batches one category removes in one round: a backlog is worked off over several rounds.
 const ROUND_BATCHES: usize = 10;
 
+/// The `outcome` label of a round that removed what was due.
+const ROUND_OK: &str = "ok";
+/// The `outcome` label of a round that failed (retried at the next one).
+const ROUND_FAILED: &str = "failed";
+
 /// How far back the keys of past months are looked for, in months.
 const MONTHS_BACK: u32 = 240;
 
@@ -144,6 +149,16 @@ pub struct Retention {
 impl Retention {
     /// The actor applying `rules` every `interval`.
     pub fn new(rules: Rules, interval: Duration, metrics: Metrics) -> Self {
+        // The series exist from the start (at zero), for the dashboard and the alert.
+        metrics.with(|| {
+            for category in Category::ALL {
+                metrics::counter!(telemetry::PRIVACY_RETENTION_REMOVED_TOTAL, "category" => category.as_str())
+                    .increment(0);
+            }
+            for outcome in [ROUND_OK, ROUND_FAILED] {
+                metrics::counter!(telemetry::PRIVACY_RETENTION_ROUNDS_TOTAL, "outcome" => outcome).increment(0);
+            }
+        });
         Self { rules, interval, metrics }
     }
 }
@@ -162,7 +177,12 @@ impl Handle<ApplyRetention> for Retention {
     ) -> Reply<Self, Result<BTreeMap<Category, u64>, RetentionFailed>> {
         let (rules, metrics) = (self.rules.clone(), self.metrics.clone());
         let round = async move {
-            let removed = rules.apply(Utc::now()).await.map_err(|e| {
+            let applied = rules.apply(Utc::now()).await;
+            let outcome = if applied.is_ok() { ROUND_OK } else { ROUND_FAILED };
+            metrics.with(|| {
+                metrics::counter!(telemetry::PRIVACY_RETENTION_ROUNDS_TOTAL, "outcome" => outcome).increment(1)
+            });
+            let removed = applied.map_err(|e| {
                 tracing::warn!(error = %e, "retention of personal data failed; retried at the next round");
                 RetentionFailed
             })?;
