@@ -223,7 +223,8 @@ async fn a_top_up_sends_its_key_and_the_webhook_credits_the_wallet_exactly_once(
     conserved(&app).await;
 
     // Her export lists the top-up, without its client secret.
-    let archive: Value = app.get_as("/api/v1/privacy/export", &alice(&app)).await.json().await.unwrap();
+    let archive: Value =
+        app.get_as("/api/v1/privacy/export", &app.token("alice", &["privacy:read"])).await.json().await.unwrap();
     let top_ups = &archive["domains"]["payments"]["top_ups"];
     assert_eq!(top_ups.as_array().map(Vec::len), Some(1), "{archive}");
     assert_eq!(
@@ -371,7 +372,8 @@ async fn a_payout_holds_its_money_until_paid_and_a_failed_one_gives_it_back() {
     assert_eq!(funds(&app, &wallet).await, (700, 700));
     conserved(&app).await;
     // Her export lists her payouts as they stand, oldest first.
-    let archive: Value = app.get_as("/api/v1/privacy/export", &alice(&app)).await.json().await.unwrap();
+    let archive: Value =
+        app.get_as("/api/v1/privacy/export", &app.token("alice", &["privacy:read"])).await.json().await.unwrap();
     let listed: Vec<(Value, Value, Value, Value)> = archive["domains"]["payments"]["payouts"]
         .as_array()
         .unwrap_or_else(|| panic!("payouts in the export: {archive}"))

@@ -199,7 +199,9 @@ async fn erasure_leaves_nothing_readable_keeps_the_ledger_balanced_and_readers_s
     assert_eq!(status, 200, "{page}");
     let deposit_entry = page["items"].as_array().unwrap().iter().find(|m| m["kind"] == "deposit").unwrap().clone();
     assert_eq!((deposit_entry["reference"].clone(), deposit_entry["erased"].clone()), (Value::Null, json!(true)));
-    let graphql = app.graphql(&admin, &format!(r#"{{ wallet(id: "{a}") {{ owner erased balance }} }}"#)).await;
+    let graphql = app
+        .graphql(&admin, &format!(r#"{{ wallet(id: "{a}", reason: "erasure check") {{ owner erased balance }} }}"#))
+        .await;
     assert_eq!(graphql["data"]["wallet"], json!({"owner": null, "erased": true, "balance": 700}), "{graphql}");
     // The erased subject no longer owns the wallet; the other party is untouched.
     let (status, _) = get(&app, &alice_token, &format!("/api/v1/fintech/wallets/{a}"), None).await;
