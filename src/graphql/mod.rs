@@ -19,7 +19,13 @@ use crate::{
     auth::Principal,
     config::Settings,
     error::AppError,
-    http::{guard, guard::RequestFacts, json::Json, privacy::ACCESS_REASON, state::AppState},
+    http::{
+        guard,
+        guard::RequestFacts,
+        json::Json,
+        privacy::{header_text, ACCESS_REASON},
+        state::AppState,
+    },
 };
 
 /// Every query root.
@@ -75,7 +81,7 @@ async fn execute(
         .get::<RequestFacts>()
         .cloned()
         .ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("the guard left no request facts")))?;
-    let access_reason = req.headers().get(ACCESS_REASON).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let access_reason = req.headers().get(ACCESS_REASON).and_then(|v| header_text(v.as_bytes()));
     let caller = Caller::new(principal, facts, state.guard.clone(), access_reason);
     Ok(endpoint.schema.execute(request.data(caller)).await.into())
 }

@@ -297,6 +297,23 @@ mod tests {
     }
 
     #[test]
+    fn the_access_reason_header_is_documented_as_the_server_checks_it() {
+        use crate::http::privacy::REASON_MAX;
+        let doc = serde_json::to_value(document()).unwrap();
+        for (path, method) in [
+            ("/api/v1/fintech/wallets/{id}", "get"),
+            ("/api/v1/fintech/wallets/{id}/transactions", "get"),
+            ("/api/v1/privacy/subjects/{subject}/export", "get"),
+        ] {
+            let parameters = doc["paths"][path][method]["parameters"].as_array().unwrap();
+            let reason = parameters.iter().find(|p| p["name"] == "X-Access-Reason").unwrap();
+            assert_eq!(reason["in"], "header");
+            assert_eq!(reason["schema"]["maxLength"], REASON_MAX, "{path}");
+            assert_eq!(reason["schema"]["pattern"], format!(r"^[^\u0000-\u001F\u007F-\u009F]{{1,{REASON_MAX}}}$"));
+        }
+    }
+
+    #[test]
     fn every_module_refusal_names_a_documented_operation() {
         let doc = serde_json::to_value(document()).unwrap();
         let ids: Vec<&str> = doc["paths"]

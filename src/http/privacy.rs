@@ -237,7 +237,13 @@ pub async fn request_erasure(
 }
 
 fn header(req: &HttpRequest, name: &str) -> Option<String> {
-    req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+    req.headers().get(name).and_then(|v| header_text(v.as_bytes()))
+}
+
+/// A header's value as text: UTF-8, so that a reason may be written in any language (`None`
+/// when it is not UTF-8).
+pub fn header_text(value: &[u8]) -> Option<String> {
+    std::str::from_utf8(value).ok().map(str::to_owned)
 }
 
 /// Everything the service holds about the caller, across every domain, as JSON.
@@ -261,7 +267,7 @@ pub async fn export_mine(state: web::Data<AppState>, principal: Principal) -> Re
     path = "/api/v1/privacy/subjects/{subject}/export",
     operation_id = "exportSubjectData",
     tag = "privacy",
-    params(SubjectPath, ("X-Access-Reason" = Option<String>, Header, description = "Why the data is read (required unless the subject is the caller); audited.")),
+    params(SubjectPath, ("X-Access-Reason" = Option<String>, Header, description = "Why the data is read (required unless the subject is the caller); audited.", min_length = 1, max_length = 500, pattern = r"^[^\u0000-\u001F\u007F-\u009F]{1,500}$")),
     responses((status = 200, description = "The archive.", body = ExportBody))
 )]
 #[tracing::instrument(skip_all)]

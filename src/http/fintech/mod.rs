@@ -272,7 +272,7 @@ async fn existing_wallet(state: &AppState, id: WalletId, fresh: bool) -> Result<
     path = "/api/v1/fintech/wallets/{id}",
     operation_id = "getWallet",
     tag = "fintech",
-    params(WalletPath, ("X-Access-Reason" = Option<String>, Header, description = "Why an administrator reads a wallet of someone else (required then); audited.")),
+    params(WalletPath, ("X-Access-Reason" = Option<String>, Header, description = "Why an administrator reads a wallet of someone else (required then); audited.", min_length = 1, max_length = 500, pattern = r"^[^\u0000-\u001F\u007F-\u009F]{1,500}$")),
     responses((status = 200, description = "The wallet.", body = WalletBody))
 )]
 pub async fn get_wallet(
@@ -428,7 +428,7 @@ pub async fn set_status(
     path = "/api/v1/fintech/wallets/{id}/transactions",
     operation_id = "listTransactions",
     tag = "fintech",
-    params(WalletPath, PageQuery, ("X-Access-Reason" = Option<String>, Header, description = "Why an administrator reads a wallet of someone else (required then); audited.")),
+    params(WalletPath, PageQuery, ("X-Access-Reason" = Option<String>, Header, description = "Why an administrator reads a wallet of someone else (required then); audited.", min_length = 1, max_length = 500, pattern = r"^[^\u0000-\u001F\u007F-\u009F]{1,500}$")),
     responses((status = 200, description = "A page.", body = MovementPageBody))
 )]
 pub async fn transactions(
