@@ -218,8 +218,15 @@ async fn erasure_leaves_nothing_readable_keeps_the_ledger_balanced_and_readers_s
     assert_eq!(archive["domains"]["privacy"]["erasures"][0]["id"], json!(record.id));
 }
 
-#[actix_web::test]
-async fn the_export_holds_every_domains_data_and_admins_need_a_reason_which_is_audited() {
+/// An application auditing into a file of its own.
+struct Audited {
+    app: TestApp,
+    /// Holds the audit file's directory for the test's length.
+    dir: tempfile::TempDir,
+    log: std::path::PathBuf,
+}
+
+async fn audited() -> Audited {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.log");
     let file = log.clone();
@@ -228,6 +235,29 @@ async fn the_export_holds_every_domains_data_and_admins_need_a_reason_which_is_a
         s.audit.log_file = file;
     })
     .await;
+    Audited { app, dir, log }
+}
+
+/// The audit file's records, once the writer flushed what it holds.
+async fn flushed(app: &TestApp, log: &std::path::Path) -> Vec<Value> {
+    let audit = app.state.actors.audit.clone().unwrap();
+    audit.writer.ask(beryl_core_api::actors::audit::messages::Flush).await.unwrap().unwrap();
+    let text = std::fs::read_to_string(log).unwrap();
+    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// The audit record that gives `reason`.
+fn with_reason(records: &[Value], reason: &str) -> Value {
+    records
+        .iter()
+        .find(|r| r["reason"] == json!(reason))
+        .cloned()
+        .unwrap_or_else(|| panic!("an audit record with the reason {reason}"))
+}
+
+#[actix_web::test]
+async fn the_export_holds_every_domains_data_and_admins_need_a_reason_which_is_audited() {
+    let Audited { app, dir: _dir, log } = audited().await;
     let alice = unique("alice");
     let token = user(&app, &alice);
     let wallet = open(&app, &token).await;
@@ -286,35 +316,17 @@ async fn the_export_holds_every_domains_data_and_admins_need_a_reason_which_is_a
     assert_eq!(status, 200, "the owner reads without a reason");
 
     // The audited reads carry the reason and who read.
-    let audit = app.state.actors.audit.clone().unwrap();
-    audit.writer.ask(beryl_core_api::actors::audit::messages::Flush).await.unwrap().unwrap();
-    let lines = std::fs::read_to_string(&log).unwrap();
-    let record: Value = lines
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .find(|r| r["reason"] == json!(reason))
-        .expect("an audit record with the reason");
-    let record = crate::helpers::opened_audit_record(&app, record).await;
+    let lines = flushed(&app, &log).await;
+    let record = crate::helpers::opened_audit_record(&app, with_reason(&lines, &reason)).await;
     assert_eq!(record["subject"], json!("root"));
     assert_eq!(record["action"], json!("GET /api/v1/privacy/subjects/{subject}/export"));
-    let record: Value = lines
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .find(|r| r["reason"] == json!(wallet_reason))
-        .expect("an audit record of the wallet read with its reason");
+    let record = with_reason(&lines, &wallet_reason);
     assert_eq!(record["action"], json!("GET /api/v1/fintech/wallets/{id}"));
 }
 
 #[actix_web::test]
 async fn graphql_admin_reads_of_someone_elses_wallet_need_a_reason_which_is_audited() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("audit.log");
-    let file = log.clone();
-    let app = spawn_with(move |s| {
-        s.audit.enabled = true;
-        s.audit.log_file = file;
-    })
-    .await;
+    let Audited { app, dir: _dir, log } = audited().await;
     let alice = unique("alice");
     let token = user(&app, &alice);
     let wallet = open(&app, &token).await;
@@ -358,16 +370,9 @@ async fn graphql_admin_reads_of_someone_elses_wallet_need_a_reason_which_is_audi
     assert_eq!(answer["data"]["transactions"]["items"][0]["reference"], json!("salary"), "{answer}");
 
     // Each read is on record with its reason and the administrator who read.
-    let audit = app.state.actors.audit.clone().unwrap();
-    audit.writer.ask(beryl_core_api::actors::audit::messages::Flush).await.unwrap().unwrap();
-    let lines = std::fs::read_to_string(&log).unwrap();
+    let lines = flushed(&app, &log).await;
     for (reason, action) in [(argument, "graphql wallet"), (header, "graphql transactions")] {
-        let record: Value = lines
-            .lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap())
-            .find(|r| r["reason"] == json!(reason))
-            .unwrap_or_else(|| panic!("an audit record with the reason {reason}"));
-        let record = crate::helpers::opened_audit_record(&app, record).await;
+        let record = crate::helpers::opened_audit_record(&app, with_reason(&lines, &reason)).await;
         assert_eq!((record["subject"].as_str(), record["action"].as_str()), (Some("root"), Some(action)));
         assert_eq!(record["resource"], json!(format!("/api/v1/fintech/wallets/{wallet}")));
     }
