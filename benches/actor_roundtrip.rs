@@ -15,14 +15,15 @@ use actix::{Actor, Arbiter, Context, Handler, Message};
 use actix_web::{middleware::from_fn, web, App, HttpResponse, HttpServer};
 use beryl_core_api::{
     actors::runtime::{ActorKind, ActorRef, ActorSpec, Ctx, Handle, Managed, Registry, Reply, Supervision},
-    config::{LogFormat, SupervisionSettings},
+    config::SupervisionSettings,
     http::{ask::ask, request_context::request_context},
-    telemetry::{self, LogWriter, Metrics},
+    telemetry::Metrics,
 };
-use tracing_subscriber::{filter::LevelFilter, layer::SubscriberExt, util::SubscriberInitExt};
 
 #[path = "support/load.rs"]
 mod load;
+#[path = "support/logs.rs"]
+mod logs;
 
 struct Ping;
 impl Message for Ping {
@@ -117,14 +118,7 @@ fn start_server(capacity: usize) -> (u16, Arc<Registry>) {
 
 fn main() {
     let args = load::Args::parse();
-    // Production telemetry: JSON lines at INFO through the log writer, to /dev/null.
-    let null = std::fs::OpenOptions::new().write(true).open("/dev/null").expect("/dev/null");
-    let (writer, _logs) = LogWriter::spawn(null).expect("log writer");
-    tracing_subscriber::registry()
-        .with(LevelFilter::INFO)
-        .with(telemetry::log_layer(LogFormat::Json, writer))
-        .try_init()
-        .expect("subscriber");
+    let _logs = logs::production_logs();
     let (port, registry) = start_server(1024);
     let routes = [
         load::Target::get("bare handler", "/bare"),

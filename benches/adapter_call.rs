@@ -25,13 +25,14 @@ use beryl_core_api::{
         external::build_client,
         routing::{Point, Profile, RouteRequest},
     },
-    config::{LogFormat, Settings},
-    telemetry::{self, LogWriter, Metrics},
+    config::Settings,
+    telemetry::Metrics,
 };
-use tracing_subscriber::{filter::LevelFilter, layer::SubscriberExt, util::SubscriberInitExt};
 
 #[path = "support/load.rs"]
 mod load;
+#[path = "support/logs.rs"]
+mod logs;
 
 const ANSWER: &str = r#"{"code":"Ok","routes":[{"distance":4590.5,"duration":600.2,"weight":600.2,"weight_name":"routability","legs":[]}],"waypoints":[]}"#;
 
@@ -102,15 +103,8 @@ where
 
 fn main() {
     let args = load::Args::parse();
-    // Production telemetry: JSON lines at INFO through the log writer, to /dev/null; the
-    // `adapter.call` and `actor.handle` spans are made for every call.
-    let null = std::fs::OpenOptions::new().write(true).open("/dev/null").expect("/dev/null");
-    let (writer, _logs) = LogWriter::spawn(null).expect("log writer");
-    tracing_subscriber::registry()
-        .with(LevelFilter::INFO)
-        .with(telemetry::log_layer(LogFormat::Json, writer))
-        .try_init()
-        .expect("subscriber");
+    // Production telemetry: the `adapter.call` and `actor.handle` spans are made for every call.
+    let _logs = logs::production_logs();
     let port = start_provider();
     let base = format!("http://127.0.0.1:{port}");
     actix_rt::System::new().block_on(async move {
