@@ -81,7 +81,7 @@ async fn execute(
         .get::<RequestFacts>()
         .cloned()
         .ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("the guard left no request facts")))?;
-    let access_reason = req.headers().get(ACCESS_REASON).and_then(|v| header_text(v.as_bytes()));
+    let access_reason = req.headers().get(ACCESS_REASON).map(|v| header_text(v.as_bytes()));
     let caller = Caller::new(principal, facts, state.guard.clone(), access_reason);
     Ok(endpoint.schema.execute(request.data(caller)).await.into())
 }

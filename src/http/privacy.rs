@@ -177,7 +177,11 @@ pub async fn audited_reason(
     principal: &Principal,
     given: Option<String>,
 ) -> Result<String, AppError> {
-    let reason = required_reason(given.or_else(|| header(req, ACCESS_REASON)))?;
+    let given = match given {
+        Some(reason) => Some(reason),
+        None => given_reason(req)?,
+    };
+    let reason = required_reason(given)?;
     audit_access(state, req, principal, &reason).await?;
     Ok(reason)
 }
@@ -236,14 +240,23 @@ pub async fn request_erasure(
     Ok(HttpResponse::Created().json(ErasureBody::from(record)))
 }
 
-fn header(req: &HttpRequest, name: &str) -> Option<String> {
-    req.headers().get(name).and_then(|v| header_text(v.as_bytes()))
+/// The reason in the request's `X-Access-Reason` header, checked wherever the header is sent,
+/// also when no reason is needed: an empty, overlong or unprintable one is 400
+/// `invalid_parameter`, as the document says.
+pub fn given_reason(req: &HttpRequest) -> Result<Option<String>, AppError> {
+    let Some(value) = req.headers().get(ACCESS_REASON) else { return Ok(None) };
+    let reason = header_text(value.as_bytes());
+    check_reason(Some(&reason))?;
+    Ok(Some(reason))
 }
 
-/// A header's value as text: UTF-8, so that a reason may be written in any language (`None`
-/// when it is not UTF-8).
-pub fn header_text(value: &[u8]) -> Option<String> {
-    std::str::from_utf8(value).ok().map(str::to_owned)
+/// A header's value as text: UTF-8, so that a reason may be written in any language, and
+/// otherwise ISO-8859-1, the historical charset of HTTP header fields.
+pub fn header_text(value: &[u8]) -> String {
+    match std::str::from_utf8(value) {
+        Ok(text) => text.to_owned(),
+        Err(_) => value.iter().map(|&b| char::from(b)).collect(),
+    }
 }
 
 /// Everything the service holds about the caller, across every domain, as JSON.
@@ -279,10 +292,23 @@ pub async fn export_subject(
 ) -> Result<HttpResponse, AppError> {
     let subject = path.into_inner().subject;
     checked_subject(&subject, "subject")?;
+    given_reason(&req)?;
     if subject != principal.subject {
         principal.require_owner(&subject)?;
         audited_reason(&state, &req, &principal, None).await?;
     }
     let archive = state.actors.privacy.export(&subject).await.map_err(AppError::from)?;
     Ok(HttpResponse::Ok().json(archive))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_header_is_read_as_utf8_and_otherwise_as_latin1() {
+        assert_eq!(header_text("enquête n°4".as_bytes()), "enquête n°4");
+        assert_eq!(header_text(b"enqu\xeate"), "enquête");
+        assert!(check_reason(Some(&header_text(b"bell\x85"))).is_err(), "C1 controls are refused in either charset");
+    }
 }

@@ -314,6 +314,21 @@ async fn the_export_holds_every_domains_data_and_admins_need_a_reason_which_is_a
     assert_eq!((status, read["owner"].as_str()), (200, Some(alice.as_str())), "{read}");
     let (status, _) = get(&app, &token, &wallet_path, None).await;
     assert_eq!(status, 200, "the owner reads without a reason");
+    // A reason sent where none is needed is still checked, as the document describes it.
+    for path in
+        [wallet_path.clone(), format!("{wallet_path}/transactions"), format!("/api/v1/privacy/subjects/{alice}/export")]
+    {
+        for malformed in ["", "line\tbreak"] {
+            let (status, refused) = get(&app, &token, &path, Some(malformed)).await;
+            assert_eq!(
+                (status, refused["code"].as_str()),
+                (400, Some("invalid_parameter")),
+                "{path} {malformed:?}: {refused}"
+            );
+        }
+        let (status, _) = get(&app, &token, &path, Some("my own records")).await;
+        assert_eq!(status, 200, "{path}");
+    }
 
     // The audited reads carry the reason and who read.
     let lines = flushed(&app, &log).await;

@@ -281,6 +281,7 @@ pub async fn get_wallet(
     principal: Principal,
     path: web::Path<WalletPath>,
 ) -> Result<HttpResponse, AppError> {
+    super::privacy::given_reason(&req)?;
     let wallet = owned_wallet(&state, &principal, wallet_id(&path.id, "id")?, true).await?;
     read_by_another(&state, &req, &principal, &wallet).await?;
     Ok(HttpResponse::Ok().json(WalletBody::from(&wallet)))
@@ -439,6 +440,7 @@ pub async fn transactions(
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, AppError> {
     let wallet = wallet_id(&path.id, "id")?;
+    super::privacy::given_reason(&req)?;
     let limit = query.limit.unwrap_or(PAGE_DEFAULT);
     if limit == 0 || limit > PAGE_MAX {
         return Err(AppError::client(ErrorCode::PageTooLarge, format!("limit must be between 1 and {PAGE_MAX}"))
