@@ -198,12 +198,17 @@ impl AdapterSettings {
     fn check(&self, name: &str, variable: &str, ctx: &ValidationContext, problems: &mut SettingsProblems) {
         let key = |field: &str| format!("adapters.{name}.{field}");
         match self.url.as_ref().map(|u| u.expose()) {
-            Some(url) if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 => problems
-                .add(
+            Some(url)
+                if !(url.starts_with("http://") || url.starts_with("https://"))
+                    || url.len() < 10
+                    || reqwest::Url::parse(url).is_err() =>
+            {
+                problems.add(
                     &key("url"),
                     format!("`{}` is not an http(s) URL", self.url.as_ref().map(|u| u.redacted()).unwrap_or_default()),
                     "for example https://api.example.com",
-                ),
+                )
+            }
             None if ctx.production() => problems.add(
                 &key("url"),
                 "production cannot run on the in-process simulator of the provider",
@@ -335,10 +340,12 @@ mod tests {
             ("ROUTING_URL", "ftp://osrm"),
             ("BERYL__ADAPTERS__ROUTING__BREAKER_FAILURE_RATIO", "1.5"),
             ("BERYL__ADAPTERS__EMISSIONS__TOTAL_TIMEOUT_MS", "9000"),
+            ("EMISSIONS_URL", "https://api.climatiq io:99999"),
         ])
         .unwrap_err();
         let keys: Vec<_> = problems.0.iter().map(|p| p.key.as_str()).collect();
         assert!(keys.contains(&"adapters.routing.url"), "{problems}");
+        assert!(keys.contains(&"adapters.emissions.url"), "an unparseable URL: {problems}");
         assert!(keys.contains(&"adapters.routing.breaker_failure_ratio"), "{problems}");
         assert!(keys.contains(&"adapters.emissions.total_timeout_ms"), "{problems}");
     }

@@ -9,26 +9,29 @@ use crate::{
         emissions::{self, EmissionsAdapter, Estimate, EstimateRequest},
         external::AdapterError,
         payments::{self, IntentRequest, PaymentsAdapter, PayoutAnswer},
-        routing::{self, Route, RouteRequest, RoutingAdapter},
+        routing::{self, Route, RoutePlanner, RouteRequest, RoutingAdapter},
     },
     domain::payments::{Payout, TopUp},
     error::code::Coded,
 };
 
-/// Routes through the routing adapter's actor.
+/// Routes through the routing adapter's actor. The request is checked and planned (key, URL)
+/// on the caller's thread; the actor's thread makes the call.
 #[derive(Clone)]
 pub struct RoutingClient {
     actor: ActorRef<AdapterActor<RoutingAdapter>>,
+    planner: RoutePlanner,
 }
 
 impl RoutingClient {
-    pub(super) fn new(actor: ActorRef<AdapterActor<RoutingAdapter>>) -> Self {
-        Self { actor }
+    pub(super) fn new(actor: ActorRef<AdapterActor<RoutingAdapter>>, planner: RoutePlanner) -> Self {
+        Self { actor, planner }
     }
 
     /// The route through `request`'s points, with its provenance.
     pub async fn route(&self, request: RouteRequest) -> Result<Route, AdapterError> {
-        self.actor.ask(GetRoute(request)).await.map_err(|e| unavailable(routing::NAME, &e))?
+        let planned = self.planner.plan(request)?;
+        self.actor.ask(GetRoute(planned)).await.map_err(|e| unavailable(routing::NAME, &e))?
     }
 }
 

@@ -9,14 +9,14 @@ use crate::{
         emissions::{Estimate, EstimateRequest},
         external::{AdapterError, CircuitState},
         payments::{IntentRequest, PayoutAnswer},
-        routing::{Route, RouteRequest},
+        routing::{PlannedRoute, Route},
     },
     domain::payments::{Payout, TopUp},
 };
 
-/// Get the route through the request's points (routing adapter).
+/// Get the route through the planned request's points (routing adapter).
 #[derive(Debug, Clone)]
-pub struct GetRoute(pub RouteRequest);
+pub struct GetRoute(pub PlannedRoute);
 
 impl Message for GetRoute {
     type Result = Result<Route, AdapterError>;

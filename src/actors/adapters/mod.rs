@@ -89,6 +89,9 @@ pub struct AdapterActor<S: External> {
 }
 
 impl<S: External> Managed for AdapterActor<S> {
+    /// Every call is traced as an `adapter.call` span, a child of the caller's.
+    const HANDLE_SPAN: bool = false;
+
     fn started(&mut self, ctx: &mut Ctx<Self>) {
         every(ctx, self.report_every, || ReportCircuit);
     }
@@ -183,6 +186,7 @@ pub fn spawn(
         None => routing::Backend::Simulator,
     };
     let routing = Arc::new(RoutingAdapter::new(parts.guard, backend, parts.cache));
+    let planner = routing.planner();
     let parts =
         Parts::build(emissions::NAME, &[emissions::OPERATION], &settings.adapters.emissions, redis, prefix, metrics)?;
     let backend = match parts.http {
@@ -213,7 +217,7 @@ pub fn spawn(
     let emissions = start(supervision, emissions, report_every)?;
     let payments = start(supervision, payments, report_every)?;
     Ok(Clients {
-        routing: RoutingClient::new(routing),
+        routing: RoutingClient::new(routing, planner),
         emissions: EmissionsClient::new(emissions),
         payments: PaymentsClient::new(payments),
     })

@@ -34,6 +34,11 @@ pub trait Managed: Sized + Unpin + 'static {
 
     /// Runs once at shutdown, after every message queued before it was handled.
     fn drained(&mut self, _ctx: &mut Ctx<Self>) {}
+
+    /// Whether each message is handled in an `actor.handle` span of its own. An actor whose
+    /// handlers open a span of their own for what they do (an adapter's `adapter.call`) runs them
+    /// in the sender's span instead: one span per call rather than two nested.
+    const HANDLE_SPAN: bool = true;
 }
 
 /// Results of managed messages say whether they succeeded, for the outcome label.
@@ -216,6 +221,9 @@ pub struct Host<A: Managed> {
     /// Counts the boots done: a late answer of an earlier incarnation cannot fail this one.
     incarnation: u64,
     accepting: bool,
+    /// This host's own address, weak (cloned for every `Later` answer, which upgrades it only
+    /// to report a panic).
+    me: Option<actix::WeakAddr<Self>>,
 }
 
 impl<A: Managed> Host<A> {
@@ -236,6 +244,7 @@ impl<A: Managed> Host<A> {
             boot_generation: 0,
             incarnation: 0,
             accepting: false,
+            me: None,
         }
     }
 
@@ -293,6 +302,9 @@ impl<A: Managed> Actor for Host<A> {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        if self.me.is_none() {
+            self.me = Some(ctx.address().downgrade());
+        }
         match self.pending_delay.take() {
             Some(delay) => {
                 let generation = self.boot_generation;
@@ -332,13 +344,17 @@ where
             return HostReply::Rejected;
         }
         self.entry.count_handled();
-        let span = tracing::info_span!(
-            parent: &parent,
-            "actor.handle",
-            actor = %self.entry.name,
-            message = metrics.name,
-            request_id = request_id.as_ref().map(|r| r.as_str()).unwrap_or(""),
-        );
+        let span = if A::HANDLE_SPAN {
+            tracing::info_span!(
+                parent: &parent,
+                "actor.handle",
+                actor = %self.entry.name,
+                message = metrics.name,
+                request_id = request_id.as_ref().map(|r| r.as_str()).unwrap_or(""),
+            )
+        } else {
+            parent
+        };
         let actor = &mut self.actor;
         let reply = span.in_scope(|| {
             catch_unwind(AssertUnwindSafe(|| match &request_id {
@@ -352,7 +368,8 @@ where
                 HostReply::Now(result)
             }
             Ok(Reply::Later(fut)) => {
-                HostReply::Later { fut, started, metrics, span, request_id, incarnation: self.incarnation }
+                let me = self.me.clone();
+                HostReply::Later { fut, started, metrics, span, request_id, incarnation: self.incarnation, me }
             }
             Ok(Reply::Atomic(fut)) => HostReply::Atomic { fut, started, metrics },
             Ok(Reply::Fatal(detail)) => {
@@ -389,6 +406,8 @@ pub enum HostReply<A: Managed, R> {
         request_id: Option<RequestId>,
         /// The incarnation of the actor that answers.
         incarnation: u64,
+        /// Where a panic of the future is reported.
+        me: Option<actix::WeakAddr<Host<A>>>,
     },
     /// Answer from a future that holds the actor.
     Atomic {
@@ -399,6 +418,32 @@ pub enum HostReply<A: Managed, R> {
         /// Where to record the outcome.
         metrics: Arc<MessageMetrics>,
     },
+}
+
+thread_local! {
+    /// `Later` answers ready on this thread, waiting for the end of the scheduler's pass.
+    static READY: std::cell::RefCell<Vec<Box<dyn FnOnce()>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Send a `Later` answer once the tasks ready on this thread have run, with the other answers
+/// ready by then: the askers' threads are woken once for them all instead of once each (a
+/// cross-thread wake-up is a system call on both sides).
+fn answer_in_pass<R: 'static>(tx: Option<OneshotSender<R>>, result: R) {
+    let Some(tx) = tx else { return };
+    let first = READY.with(|ready| {
+        let mut ready = ready.borrow_mut();
+        ready.push(Box::new(move || {
+            let _ = tx.send(result);
+        }));
+        ready.len() == 1
+    });
+    if first {
+        actix_rt::spawn(async {
+            for send in READY.with(|ready| std::mem::take(&mut *ready.borrow_mut())) {
+                send();
+            }
+        });
+    }
 }
 
 fn answer<R>(tx: Option<OneshotSender<R>>, result: R) {
@@ -418,7 +463,7 @@ where
         match self {
             HostReply::Now(result) => answer(tx, result),
             HostReply::Rejected => drop(tx),
-            HostReply::Later { fut, started, metrics, span, request_id, incarnation } => {
+            HostReply::Later { fut, started, metrics, span, request_id, incarnation, me } => {
                 let fut = AssertUnwindSafe(fut).catch_unwind();
                 let fut: LocalBoxFuture<'static, _> = match request_id {
                     Some(id) => Box::pin(telemetry::REQUEST_ID.scope(id, fut).instrument(span)),
@@ -428,16 +473,17 @@ where
                 // future spawned in the actor's context would be polled again at every wake-up
                 // of the actor, with all the others: a cost per message that grows with the
                 // number of answers pending.) A panic still fails the actor, through its mailbox.
-                let me = ctx.address();
                 actix_rt::spawn(async move {
                     match fut.await {
                         Ok(result) => {
                             metrics.finished(started, result.is_ok());
-                            answer(tx, result);
+                            answer_in_pass(tx, result);
                         }
                         Err(panic) => {
                             metrics.panic.increment(1);
-                            me.do_send(LaterPanicked { detail: panic_message(panic.as_ref()), incarnation });
+                            if let Some(me) = me.and_then(|me| me.upgrade()) {
+                                me.do_send(LaterPanicked { detail: panic_message(panic.as_ref()), incarnation });
+                            }
                         }
                     }
                 });
@@ -547,5 +593,53 @@ impl<A: Managed> Handler<Restart> for Host<A> {
             self.boot_generation += 1;
             self.boot(ctx);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::{
+        actors::runtime::{ActorKind, ActorSpec, Handle, Registry, Supervision},
+        config::SupervisionSettings,
+    };
+
+    struct Doubler;
+
+    impl Managed for Doubler {}
+
+    struct Double(u64);
+
+    impl Message for Double {
+        type Result = Result<u64, ()>;
+    }
+
+    impl Handle<Double> for Doubler {
+        fn handle(&mut self, msg: Double, _: &mut Ctx<Self>) -> Reply<Self, Result<u64, ()>> {
+            Reply::later(async move {
+                // Answers become ready in different passes of the actor thread's scheduler.
+                for _ in 0..msg.0 % 3 {
+                    tokio::task::yield_now().await;
+                }
+                Ok(msg.0 * 2)
+            })
+        }
+    }
+
+    #[actix_rt::test]
+    async fn later_answers_delivered_together_each_reach_their_asker() {
+        let metrics = Metrics::new().unwrap();
+        let supervision = Supervision::new(Arc::new(Registry::default()), SupervisionSettings::default(), metrics);
+        let doubler = supervision.spawn(ActorSpec::new("doubler", ActorKind::System, false), || Doubler).unwrap();
+        let asks = (0..500u64).map(|n| {
+            let doubler = doubler.clone();
+            async move { (n, doubler.ask(Double(n)).await) }
+        });
+        for (n, answer) in futures::future::join_all(asks).await {
+            assert_eq!(answer.unwrap(), Ok(n * 2));
+        }
+        supervision.halt();
     }
 }

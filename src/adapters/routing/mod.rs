@@ -93,6 +93,36 @@ impl RouteRequest {
     }
 }
 
+/// A route request made ready for the provider on the caller's side of the adapter: checked,
+/// with its cache key and its URL written and parsed once, so that the adapter's own thread
+/// spends its time on the call itself.
+#[derive(Debug, Clone)]
+pub struct PlannedRoute {
+    request: RouteRequest,
+    /// Cache key and URL; `None` when the simulator answers.
+    call: Option<(String, reqwest::Url)>,
+}
+
+/// Makes [`PlannedRoute`]s for one adapter: knows where its provider is.
+#[derive(Debug, Clone)]
+pub struct RoutePlanner {
+    base: Option<String>,
+}
+
+impl RoutePlanner {
+    /// The request checked (refused when it is not a route OSRM can answer), with its key and URL.
+    pub fn plan(&self, request: RouteRequest) -> Result<PlannedRoute, AdapterError> {
+        request.check().map_err(|reason| AdapterError::Refused { adapter: NAME, reason })?;
+        let Some(base) = &self.base else { return Ok(PlannedRoute { request, call: None }) };
+        let (profile, coordinates) = (request.profile.as_osrm(), request.coordinates());
+        // The query is part of the URL written once, rather than serialised again per attempt.
+        let url = format!("{base}/route/v1/{profile}/{coordinates}?overview=false&alternatives=false");
+        let url = reqwest::Url::parse(&url)
+            .map_err(|e| AdapterError::Refused { adapter: NAME, reason: format!("no URL for this route: {e}") })?;
+        Ok(PlannedRoute { request, call: Some((format!("{profile}:{coordinates}"), url)) })
+    }
+}
+
 /// A route's figures and where they came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Route {
@@ -164,32 +194,35 @@ impl RoutingAdapter {
         matches!(self.backend, Backend::Simulator)
     }
 
-    /// The route through `request`'s points: from the cache, the provider, or (when the provider
+    /// Where its requests go, for the callers to plan them.
+    pub fn planner(&self) -> RoutePlanner {
+        match &self.backend {
+            Backend::Osrm { base, .. } => RoutePlanner { base: Some(base.clone()) },
+            Backend::Simulator => RoutePlanner { base: None },
+        }
+    }
+
+    /// The route through `planned`'s points: from the cache, the provider, or (when the provider
     /// fails) the great-circle estimate.
-    pub async fn route(&self, request: &RouteRequest) -> Result<Route, AdapterError> {
-        request.check().map_err(|reason| AdapterError::Refused { adapter: NAME, reason })?;
-        let (client, base, api_key) = match &self.backend {
-            Backend::Simulator => {
+    pub async fn route(&self, planned: &PlannedRoute) -> Result<Route, AdapterError> {
+        let request = &planned.request;
+        let (client, api_key, (key, url)) = match (&self.backend, &planned.call) {
+            (Backend::Osrm { client, api_key, .. }, Some(call)) => (client, api_key, call),
+            _ => {
                 let (distance_m, duration_s) = self
                     .guard
                     .call(OPERATION, true, || async { Ok(model::estimate(request.profile, &request.points)) })
                     .await?;
                 return Ok(estimate(distance_m, duration_s, Source::Simulator));
             }
-            Backend::Osrm { client, base, api_key } => (client, base, api_key),
         };
-        let coordinates = request.coordinates();
-        let key = format!("{}:{coordinates}", request.profile.as_osrm());
-        if let Some(hit) = self.cache.get::<Cached>(&key).await {
+        if let Some(hit) = self.cache.get::<Cached>(key).await {
             return Ok(routed(hit, Source::Cache));
         }
-        // The query is part of the URL written once, rather than serialised again per attempt.
-        let url =
-            format!("{base}/route/v1/{}/{coordinates}?overview=false&alternatives=false", request.profile.as_osrm());
         let answer = self
             .guard
             .call(OPERATION, true, || {
-                let mut call = client.get(&url);
+                let mut call = client.get(url.clone());
                 if let Some(key) = api_key {
                     call = call.bearer_auth(key.expose());
                 }
@@ -207,7 +240,7 @@ impl RoutingAdapter {
             .await;
         match answer {
             Ok(found) => {
-                self.cache.put(&key, &found).await;
+                self.cache.put(key, &found).await;
                 Ok(routed(found, Source::Provider))
             }
             Err(error) if error.allows_fallback() => {
@@ -236,5 +269,40 @@ fn estimate(distance_m: f64, duration_s: f64, source: Source) -> Route {
         duration_s,
         estimated: true,
         provenance: Provenance { source, producer: model::MODEL.into(), estimated: true },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paris() -> RouteRequest {
+        RouteRequest {
+            profile: Profile::Walking,
+            points: vec![Point { lat: 48.8566, lon: 2.3522 }, Point { lat: 48.8606, lon: 2.3376 }],
+        }
+    }
+
+    #[test]
+    fn a_planned_route_carries_its_cache_key_and_the_providers_url() {
+        let planner = RoutePlanner { base: Some("http://osrm.internal:5000/base".into()) };
+        let (key, url) = planner.plan(paris()).unwrap().call.unwrap();
+        assert_eq!(key, "foot:2.352200,48.856600;2.337600,48.860600");
+        assert_eq!(
+            url.as_str(),
+            "http://osrm.internal:5000/base/route/v1/foot/2.352200,48.856600;2.337600,48.860600?overview=false&alternatives=false"
+        );
+        assert!(RoutePlanner { base: None }.plan(paris()).unwrap().call.is_none(), "the simulator needs no URL");
+    }
+
+    #[test]
+    fn a_route_that_is_not_one_is_refused_before_the_adapter() {
+        let planner = RoutePlanner { base: Some("http://osrm.internal:5000".into()) };
+        for points in
+            [vec![Point { lat: 1.0, lon: 1.0 }], vec![Point { lat: 91.0, lon: 0.0 }, Point { lat: 0.0, lon: 0.0 }]]
+        {
+            let refused = planner.plan(RouteRequest { profile: Profile::Driving, points }).unwrap_err();
+            assert!(matches!(refused, AdapterError::Refused { adapter: NAME, .. }), "{refused:?}");
+        }
     }
 }
