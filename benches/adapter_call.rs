@@ -103,7 +103,7 @@ where
 
 fn main() {
     let args = load::Args::parse();
-    // Production telemetry: the `adapter.call` and `actor.handle` spans are made for every call.
+    // Production telemetry: the `adapter.call` span is made for every call.
     let _logs = logs::production_logs();
     let port = start_provider();
     let base = format!("http://127.0.0.1:{port}");

@@ -96,12 +96,10 @@ impl Caller {
 
     /// An administrator reading someone else's personal data through `field`: refused without a
     /// reason (`given` as the field's argument, or the request's `X-Access-Reason` header), and
-    /// recorded with it, as REST records it, before anything is answered.
+    /// recorded and counted with it, as REST does, before anything is answered.
     pub async fn read_of_another(&self, field: &str, resource: String, given: Option<String>) -> Result<(), AppError> {
         let reason = required_reason(given.or_else(|| self.access_reason.clone()))?;
-        let mut event = self.event(field, resource, 200);
-        event.reason = Some(reason);
-        self.guard.settle(event).await
+        self.guard.settle_read_of_another(self.event(field, resource, 200), reason).await
     }
 
     async fn charge(&self, group: Group) -> Result<(), AppError> {

@@ -141,7 +141,6 @@ async fn readable(
     let wallet = owned(state, &caller.principal, id).await?;
     if !wallet.owned_by(&caller.principal.subject) {
         caller.read_of_another(field, format!("/api/v1/fintech/wallets/{id}"), reason).await?;
-        crate::http::privacy::count_admin_read(state);
     }
     Ok(wallet)
 }

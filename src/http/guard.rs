@@ -352,6 +352,16 @@ impl Guard {
         ticket
     }
 
+    /// Put an administrator's read of someone else's personal data on record with the reason
+    /// given, then count it in `beryl_privacy_admin_reads_total`: the read is answered only once
+    /// it is on record, and a refused read is not counted.
+    pub async fn settle_read_of_another(&self, mut event: AuditEvent, reason: String) -> Result<(), AppError> {
+        event.reason = Some(reason);
+        self.settle(event).await?;
+        self.metrics.with(|| metrics::counter!(telemetry::PRIVACY_ADMIN_READS_TOTAL).increment(1));
+        Ok(())
+    }
+
     /// Record the outcome of a write (REST request or GraphQL mutation). Under fail_closed a
     /// success is settled only once its record is durable: `Err(audit_unavailable)` when it is not
     /// within [`AUDIT_CONFIRM_WITHIN`], and the change must not be answered as done.

@@ -11,7 +11,6 @@ use crate::{
     auth::Principal,
     domain::privacy::{ErasureRecord, Requester},
     error::{AppError, ErrorCode},
-    telemetry,
 };
 
 /// Header carrying the reason an administrator gives for reaching another subject's data.
@@ -169,42 +168,19 @@ fn check_reason(given: Option<&str>) -> Result<(), AppError> {
     }
 }
 
-/// The reason an administrator gives for reaching another subject's personal data (`given`, or
-/// the `X-Access-Reason` header), once audited; refused without one.
+/// The reason an administrator gives for reaching another subject's personal data (`given`: a
+/// body's field, or the header from [`given_reason`]), once audited; refused without one.
 pub async fn audited_reason(
     state: &AppState,
     req: &HttpRequest,
     principal: &Principal,
     given: Option<String>,
 ) -> Result<String, AppError> {
-    let given = match given {
-        Some(reason) => Some(reason),
-        None => given_reason(req)?,
-    };
     let reason = required_reason(given)?;
-    audit_access(state, req, principal, &reason).await?;
+    let Some(facts) = req.extensions().get::<RequestFacts>().cloned() else { return Ok(reason) };
+    let event = facts.event(Some(principal.subject.as_str()), 200, crate::domain::audit::OUTCOME_SUCCESS);
+    state.guard.settle_read_of_another(event, reason.clone()).await?;
     Ok(reason)
-}
-
-/// Record that an administrator reached another subject's personal data, and why.
-async fn audit_access(
-    state: &AppState,
-    req: &HttpRequest,
-    principal: &Principal,
-    reason: &str,
-) -> Result<(), AppError> {
-    let Some(facts) = req.extensions().get::<RequestFacts>().cloned() else { return Ok(()) };
-    let mut event = facts.event(Some(principal.subject.as_str()), 200, crate::domain::audit::OUTCOME_SUCCESS);
-    event.reason = Some(reason.to_owned());
-    // Access to someone's personal data is not given unless it is on record.
-    state.guard.settle(event).await?;
-    count_admin_read(state);
-    Ok(())
-}
-
-/// One more administrator's read of someone else's personal data, in the privacy metrics.
-pub fn count_admin_read(state: &AppState) {
-    state.metrics.with(|| metrics::counter!(telemetry::PRIVACY_ADMIN_READS_TOTAL).increment(1));
 }
 
 /// Erase a subject's personal data: their key is deleted (every copy of their sealed fields,
@@ -234,7 +210,11 @@ pub async fn request_erasure(
         Requester::Subject
     } else {
         principal.require_owner(&subject)?;
-        Requester::Admin { reason: audited_reason(&state, &req, &principal, reason).await? }
+        let given = match reason {
+            Some(reason) => Some(reason),
+            None => given_reason(&req)?,
+        };
+        Requester::Admin { reason: audited_reason(&state, &req, &principal, given).await? }
     };
     let record = state.actors.privacy.erase(&subject, requested_by).await.map_err(AppError::from)?;
     Ok(HttpResponse::Created().json(ErasureBody::from(record)))
@@ -292,10 +272,10 @@ pub async fn export_subject(
 ) -> Result<HttpResponse, AppError> {
     let subject = path.into_inner().subject;
     checked_subject(&subject, "subject")?;
-    given_reason(&req)?;
+    let given = given_reason(&req)?;
     if subject != principal.subject {
         principal.require_owner(&subject)?;
-        audited_reason(&state, &req, &principal, None).await?;
+        audited_reason(&state, &req, &principal, given).await?;
     }
     let archive = state.actors.privacy.export(&subject).await.map_err(AppError::from)?;
     Ok(HttpResponse::Ok().json(archive))

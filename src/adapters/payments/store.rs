@@ -120,7 +120,7 @@ impl PaymentsStore {
                 let conn = pool.get().await?;
                 let rows = conn
                     .query_typed(
-                        "SELECT id, wallet_id, amount, currency, client_secret, status FROM payment_intents WHERE id = $1",
+                        &format!("SELECT {TOP_UP_COLUMNS} FROM payment_intents WHERE id = $1"),
                         &[(&id, Type::TEXT)],
                     )
                     .await?;
@@ -131,30 +131,30 @@ impl PaymentsStore {
 
     /// The top-ups asked for `wallets`, oldest first.
     pub async fn top_ups_of(&self, wallets: &[WalletId]) -> Result<Vec<Kept<TopUp>>, StoreError> {
-        let mut found =
-            match self {
-                Self::Memory(m) => m
-                    .lock()
-                    .intents
-                    .values()
-                    .filter(|(t, _)| wallets.contains(&t.wallet))
-                    .map(|(t, at)| Kept { item: t.clone(), created_at: *at })
-                    .collect(),
-                Self::Postgres(pool) => {
-                    let conn = pool.get().await?;
-                    let ids: Vec<Uuid> = wallets.iter().map(|w| w.0).collect();
-                    let rows = conn
-                        .query_typed(
-                            "SELECT id, wallet_id, amount, currency, client_secret, status, created_at
-                         FROM payment_intents WHERE wallet_id = ANY($1)",
-                            &[(&ids, Type::UUID_ARRAY)],
-                        )
-                        .await?;
-                    rows.iter()
-                        .map(|r| Ok(Kept { item: top_up_from(r)?, created_at: r.try_get(6)? }))
-                        .collect::<Result<Vec<_>, StoreError>>()?
-                }
-            };
+        let mut found = match self {
+            Self::Memory(m) => m
+                .lock()
+                .intents
+                .values()
+                .filter(|(t, _)| wallets.contains(&t.wallet))
+                .map(|(t, at)| Kept { item: t.clone(), created_at: *at })
+                .collect(),
+            Self::Postgres(pool) => {
+                let conn = pool.get().await?;
+                let ids: Vec<Uuid> = wallets.iter().map(|w| w.0).collect();
+                let rows = conn
+                    .query_typed(
+                        &format!("SELECT {TOP_UP_COLUMNS}, created_at FROM payment_intents WHERE wallet_id = ANY($1)"),
+                        &[(&ids, Type::UUID_ARRAY)],
+                    )
+                    .await?;
+                rows.iter().map(|r| Ok(Kept { item: top_up_from(r)?, created_at: r.try_get(6)? })).collect::<Result<
+                    Vec<_>,
+                    StoreError,
+                >>(
+                )?
+            }
+        };
         found.sort_by(|a: &Kept<TopUp>, b| (a.created_at, &a.item.intent).cmp(&(b.created_at, &b.item.intent)));
         Ok(found)
     }
@@ -391,6 +391,7 @@ impl PaymentsStore {
     }
 }
 
+const TOP_UP_COLUMNS: &str = "id, wallet_id, amount, currency, client_secret, status";
 const PAYOUT_COLUMNS: &str = "id, wallet_id, amount, currency, destination, provider_id, status, failure";
 
 fn corrupt(what: &str) -> StoreError {

@@ -281,9 +281,9 @@ pub async fn get_wallet(
     principal: Principal,
     path: web::Path<WalletPath>,
 ) -> Result<HttpResponse, AppError> {
-    super::privacy::given_reason(&req)?;
+    let reason = super::privacy::given_reason(&req)?;
     let wallet = owned_wallet(&state, &principal, wallet_id(&path.id, "id")?, true).await?;
-    read_by_another(&state, &req, &principal, &wallet).await?;
+    read_by_another(&state, &req, &principal, &wallet, reason).await?;
     Ok(HttpResponse::Ok().json(WalletBody::from(&wallet)))
 }
 
@@ -294,11 +294,12 @@ async fn read_by_another(
     req: &HttpRequest,
     principal: &Principal,
     wallet: &Wallet,
+    reason: Option<String>,
 ) -> Result<(), AppError> {
     if wallet.owned_by(&principal.subject) {
         return Ok(());
     }
-    super::privacy::audited_reason(state, req, principal, None).await.map(|_| ())
+    super::privacy::audited_reason(state, req, principal, reason).await.map(|_| ())
 }
 
 async fn external(
@@ -440,7 +441,7 @@ pub async fn transactions(
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, AppError> {
     let wallet = wallet_id(&path.id, "id")?;
-    super::privacy::given_reason(&req)?;
+    let reason = super::privacy::given_reason(&req)?;
     let limit = query.limit.unwrap_or(PAGE_DEFAULT);
     if limit == 0 || limit > PAGE_MAX {
         return Err(AppError::client(ErrorCode::PageTooLarge, format!("limit must be between 1 and {PAGE_MAX}"))
@@ -454,7 +455,7 @@ pub async fn transactions(
         })?),
     };
     let owned = owned_wallet(&state, &principal, wallet, false).await?;
-    read_by_another(&state, &req, &principal, &owned).await?;
+    read_by_another(&state, &req, &principal, &owned, reason).await?;
     let page = state.actors.fintech.movements(wallet, before, limit).await?;
     Ok(HttpResponse::Ok().json(MovementPageBody {
         items: page.items.iter().map(MovementBody::from).collect(),
