@@ -14,8 +14,10 @@ use anyhow::Context as _;
 
 use crate::{
     actors::{
+        adapters::{EmissionsClient, RoutingClient},
         events::{self, consumer::ConsumerDeps, relay::RelayDeps, EventConsumer, EventRoutes, OutboxRelay},
         fintech::{self, FintechClient, FintechDomain, HoldSweeper, KeyPurger, LedgerWriter},
+        mobility::{self, MobilityClient, MobilityDomain},
         payments::{privacy::PaymentsHolder, Payments, PayoutReconciler, WebhookKeys},
         pools::{self, AdapterPool, Connections, PoolConfig},
         privacy::{retention, Holders, PrivacyClient},
@@ -26,6 +28,7 @@ use crate::{
         self,
         bus::{MemoryBroker, Publisher},
         ledger::{sealing, LedgerStore, MemLedger, PgLedger},
+        mobility::{GeoIndex, MobilityStore},
         outbox::{MemOutbox, OutboxSource},
         payments::PaymentsStore,
         postgres::PgPool,
@@ -98,7 +101,16 @@ impl Application {
             Some(pool) => PaymentsStore::Postgres(pool.clone()),
             None => PaymentsStore::memory(),
         };
-        let holders = register_holders(&settings, &vault, &fintech, &ledger, &payments_store);
+        let mobility = spawn_mobility(
+            &supervision,
+            &settings,
+            &metrics,
+            &connections,
+            &outbox,
+            (&vault, &fintech),
+            (adapters.routing.clone(), adapters.emissions.clone()),
+        )?;
+        let holders = register_holders(&settings, &vault, &fintech, &ledger, &payments_store, &mobility);
         spawn_retention(&supervision, &settings, &metrics, &vault, &holders)?;
         let privacy = PrivacyClient::new(vault.clone(), holders, metrics.clone());
         let payments = Payments::new(
@@ -172,6 +184,7 @@ impl Application {
                 emissions: adapters.emissions,
                 payments,
                 privacy,
+                mobility: mobility.client,
             },
             live_stall: Duration::from_secs(settings.health.live_stall_secs),
             guard,
@@ -398,6 +411,7 @@ fn register_holders(
     fintech: &FintechClient,
     ledger: &LedgerStore,
     payments: &PaymentsStore,
+    mobility: &SpawnedMobility,
 ) -> Holders {
     let mut holders = Holders::default();
     if settings.audit.enabled {
@@ -406,13 +420,70 @@ fn register_holders(
     }
     holders.register(Arc::new(fintech::privacy::FintechHolder::new(ledger.clone(), fintech.clone())));
     holders.register(Arc::new(PaymentsHolder::new(ledger.clone(), payments.clone())));
+    holders.register(Arc::new(mobility::privacy::MobilityHolder::new(
+        mobility.store.clone(),
+        mobility.geo.clone(),
+        mobility.client.clone(),
+    )));
     holders
+}
+
+/// What the mobility domain is reached through.
+struct SpawnedMobility {
+    client: MobilityClient,
+    store: MobilityStore,
+    geo: GeoIndex,
+}
+
+/// Mobility's store (PostgreSQL or memory), geo index (Redis or memory) and domain actor.
+fn spawn_mobility(
+    supervision: &Supervision,
+    settings: &Settings,
+    metrics: &Metrics,
+    connections: &Connections,
+    outbox: &OutboxSource,
+    (vault, fintech): (&Vault, &FintechClient),
+    (routing, emissions): (RoutingClient, EmissionsClient),
+) -> anyhow::Result<SpawnedMobility> {
+    let events = match outbox {
+        OutboxSource::Memory(m) => m.clone(),
+        OutboxSource::Postgres(_) => MemOutbox::new(),
+    };
+    let store = MobilityStore::new(connections.postgres.clone(), events, vault.clone());
+    let geo = match &connections.redis {
+        Some(connection) => GeoIndex::Redis {
+            connection: connection.clone(),
+            prefix: format!("{}mobility:", settings.redis.key_prefix).into(),
+            timeout: Duration::from_millis(settings.mobility.geo_timeout_ms),
+        },
+        None => GeoIndex::memory(),
+    };
+    let parts = mobility::Parts {
+        store: store.clone(),
+        geo: geo.clone(),
+        rules: Arc::new(mobility::Rules::from_settings(&settings.mobility)?),
+        routing,
+        emissions,
+        metrics: metrics.clone(),
+        policy: EntityPolicy {
+            idle: settings.mobility.entity_idle(),
+            max_live: settings.mobility.max_live_entities,
+            threads: 0,
+        },
+        drivers: supervision.entity_kind(mobility::driver::KIND)?,
+    };
+    let kind = parts.drivers.clone();
+    let domain = supervision
+        .spawn(ActorSpec::new(mobility::NAME, ActorKind::Domain, true), move || MobilityDomain::new(parts.clone()))?;
+    supervision.own_entities(&kind, &domain);
+    Ok(SpawnedMobility { client: MobilityClient::new(domain, fintech.clone(), metrics.clone()), store, geo })
 }
 
 /// Every domain's event registrations: the one place a new domain adds a line.
 fn register_events(fintech: &FintechClient) -> EventRoutes {
     let mut routes = EventRoutes::default();
     fintech::events::register(&mut routes, fintech);
+    mobility::events::register(&mut routes);
     routes
 }
 

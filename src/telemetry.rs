@@ -107,6 +107,12 @@ pub const PRIVACY_RETENTION_ROUNDS_TOTAL: &str = "beryl_privacy_retention_rounds
 pub const PRIVACY_ADMIN_READS_TOTAL: &str = "beryl_privacy_admin_reads_total";
 /// Pending holds released by the sweeper because their time had passed.
 pub const HOLDS_EXPIRED_TOTAL: &str = "beryl_holds_expired_total";
+/// Ride quotes given, by mode and where the route came from.
+pub const MOBILITY_QUOTES_TOTAL: &str = "beryl_mobility_quotes_total";
+/// Drivers by mode and availability, as stored (every replica reports the same figures).
+pub const MOBILITY_DRIVERS: &str = "beryl_mobility_drivers";
+/// Driver position reports, by outcome.
+pub const MOBILITY_LOCATION_REPORTS_TOTAL: &str = "beryl_mobility_location_reports_total";
 /// Events published to the broker and acknowledged, by topic.
 pub const EVENTS_PUBLISHED_TOTAL: &str = "beryl_events_published_total";
 /// Inbound events received, by topic and partition.
@@ -209,6 +215,13 @@ pub fn describe_metrics() {
         HOLDS_EXPIRED_TOTAL,
         Unit::Count,
         "Pending holds released by the sweeper because their time had passed."
+    );
+    describe_counter!(MOBILITY_QUOTES_TOTAL, Unit::Count, "Ride quotes given, by mode and route source.");
+    describe_gauge!(MOBILITY_DRIVERS, Unit::Count, "Drivers by mode and availability, as stored.");
+    describe_counter!(
+        MOBILITY_LOCATION_REPORTS_TOTAL,
+        Unit::Count,
+        "Driver position reports, by outcome (indexed, on_ride, offline, too_frequent, failed)."
     );
     describe_counter!(AUTH_FAILURES_TOTAL, Unit::Count, "Requests refused for a missing or invalid token.");
     describe_counter!(

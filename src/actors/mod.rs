@@ -5,6 +5,7 @@ pub mod adapters;
 pub mod audit;
 pub mod events;
 pub mod fintech;
+pub mod mobility;
 pub mod payments;
 pub mod pools;
 pub mod privacy;
@@ -31,4 +32,6 @@ pub struct Actors {
     pub payments: payments::Payments,
     /// Export and erasure of personal data, across every domain.
     pub privacy: privacy::PrivacyClient,
+    /// Drivers, quotes and rides.
+    pub mobility: mobility::MobilityClient,
 }

@@ -7,6 +7,7 @@ pub mod emissions;
 pub mod external;
 pub mod ledger;
 pub mod migrate;
+pub mod mobility;
 pub mod outbox;
 pub mod payments;
 pub mod postgres;

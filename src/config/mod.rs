@@ -20,6 +20,7 @@ mod health;
 mod load;
 mod log;
 mod metrics;
+mod mobility;
 mod privacy;
 mod rate_limit;
 mod redis;
@@ -44,6 +45,7 @@ pub use health::HealthSettings;
 pub use load::{variables_for, Sources, FLAT_VARIABLES, NESTED_PREFIX};
 pub use log::{LogFormat, LogSettings};
 pub use metrics::MetricsSettings;
+pub use mobility::{MobilitySettings, TariffSettings, MODES as MOBILITY_MODES};
 pub use privacy::{PrivacySettings, DEVELOPMENT_BLIND_INDEX_KEY, DEVELOPMENT_MASTER_KEY};
 pub use rate_limit::{IpNetwork, RateLimitGroup, RateLimitSettings};
 pub use redis::RedisSettings;
@@ -95,6 +97,8 @@ pub struct Settings {
     pub adapters: AdaptersSettings,
     /// Personal data: keys, key cache and retention.
     pub privacy: PrivacySettings,
+    /// Drivers, quotes, rides, dispatch and fares.
+    pub mobility: MobilitySettings,
 }
 
 /// Where the process runs; changes defaults (log format) and what validation allows.
@@ -190,6 +194,7 @@ impl Settings {
             &self.graphql,
             &self.adapters,
             &self.privacy,
+            &self.mobility,
         ];
         let mut problems = SettingsProblems::default();
         for section in sections {

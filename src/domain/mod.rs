@@ -5,5 +5,6 @@ pub mod audit;
 pub mod events;
 pub mod fintech;
 pub mod idempotency;
+pub mod mobility;
 pub mod payments;
 pub mod privacy;

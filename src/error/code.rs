@@ -152,6 +152,42 @@ error_codes! {
     WebhookMismatch => ("webhook_mismatch", 422, "Webhook does not match the payment"),
     /// The payment provider refused the request on its merits; `reason` gives its code.
     PaymentRefused => ("payment_refused", 422, "Payment refused by the provider"),
+    /// A latitude outside ±90 or a longitude outside ±180, or not a number; `field` names it.
+    InvalidCoordinates => ("invalid_coordinates", 400, "Invalid coordinates"),
+    /// Not a mode of transport rides are offered in.
+    UnknownMode => ("unknown_mode", 400, "Unknown mode"),
+    /// No such quote (or it is someone else's).
+    QuoteNotFound => ("quote_not_found", 404, "Quote not found"),
+    /// No such ride (or the caller takes no part in it).
+    RideNotFound => ("ride_not_found", 404, "Ride not found"),
+    /// The caller has no driver profile.
+    DriverNotFound => ("driver_not_found", 404, "Driver not found"),
+    /// The quote was already used for a ride.
+    QuoteUsed => ("quote_used", 409, "Quote already used"),
+    /// The rider already has a ride that is not final.
+    RideAlreadyOpen => ("ride_already_open", 409, "Ride already open"),
+    /// The action makes no sense in the ride's current state; `state` and `action` name them.
+    RideStateConflict => ("ride_state_conflict", 409, "Ride state conflict"),
+    /// The driver is offline.
+    DriverOffline => ("driver_offline", 409, "Driver offline"),
+    /// The driver is on a ride.
+    DriverBusy => ("driver_busy", 409, "Driver busy"),
+    /// The ride is not currently offered to this driver.
+    RideNotOffered => ("ride_not_offered", 409, "Ride not offered"),
+    /// This party already rated the ride.
+    AlreadyRated => ("already_rated", 409, "Already rated"),
+    /// Pickup and dropoff are the same place.
+    SamePickupDropoff => ("same_pickup_dropoff", 422, "Same pickup and dropoff"),
+    /// Rides are not offered in the currency of the rider's wallet.
+    UnsupportedCurrency => ("unsupported_currency", 422, "Unsupported currency"),
+    /// The quote has expired.
+    QuoteExpired => ("quote_expired", 422, "Quote expired"),
+    /// A vehicle declares more passenger seats than its mode holds.
+    TooManySeats => ("too_many_seats", 422, "Too many seats"),
+    /// The routing provider finds no route between pickup and dropoff.
+    NoRoute => ("no_route", 422, "No route"),
+    /// A driver reports their position faster than allowed; `Retry-After` says when to try again.
+    LocationRateLimited => ("location_rate_limited", 429, "Location reports too frequent"),
     /// Too many requests; `Retry-After` says when to try again.
     RateLimited => ("rate_limited", 429, "Too many requests"),
     /// An unexpected failure; details are in the logs under the request id.

@@ -64,6 +64,13 @@ impl Caller {
         self.require(field, scope)
     }
 
+    /// A mutation that changes no one's account (a driver's position report): one request charged
+    /// to `api_write`, then its scope, and no audit record, as REST does for the same report.
+    pub async fn report(&self, field: &str, scope: &str) -> Result<(), AppError> {
+        self.charge(Group::ApiWrite).await?;
+        self.require(field, scope)
+    }
+
     /// A mutation, run as REST runs a write: the audit precondition, one request charged to
     /// `api_write`, its scope (a denial is recorded); then `run`, whose outcome is recorded
     /// against `resource`, with `status` when it succeeds and what moved (`money`) for a money

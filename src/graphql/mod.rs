@@ -6,6 +6,7 @@
 pub mod caller;
 pub mod fintech;
 pub mod limits;
+pub mod mobility;
 pub mod system;
 
 use std::time::Duration;
@@ -30,11 +31,11 @@ use crate::{
 
 /// Every query root.
 #[derive(MergedObject, Default)]
-pub struct Query(system::SystemQuery, fintech::FintechQuery);
+pub struct Query(system::SystemQuery, fintech::FintechQuery, mobility::MobilityQuery);
 
 /// Every mutation root.
 #[derive(MergedObject, Default)]
-pub struct Mutation(fintech::FintechMutation);
+pub struct Mutation(fintech::FintechMutation, mobility::MobilityMutation);
 
 /// The schema.
 pub type BerylSchema = Schema<Query, Mutation, EmptySubscription>;

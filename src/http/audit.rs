@@ -1,6 +1,6 @@
-//! Every state-changing request is audited: before the handler runs, a fail-closed policy
-//! refuses it when the audit writer cannot take its record; after, the record (who, what, on
-//! which resource, with what outcome, and for a money movement what moved, which the handler
+//! Every state-changing request is audited (a driver's position reports aside, see
+//! [`UNAUDITED`]): before the handler runs, a fail-closed policy refuses it when the audit writer
+//! cannot take its record; after, the record (who, what, on which resource, with what outcome, and for a money movement what moved, which the handler
 //! leaves in the response's extensions as a [`MoneyMovement`]) goes to the audit writer through
 //! [`Guard::settle`](super::guard::Guard::settle): under fail_closed a successful change is
 //! answered only once its record is durable, so that no change is reported done whose record a
@@ -24,6 +24,10 @@ use super::{
 };
 use crate::{auth::Principal, domain::audit::MoneyMovement};
 
+/// Writes that change no one's account and are not audited: a driver's position reports (one a
+/// second per driver, kept in the geo index for as long as they are current).
+const UNAUDITED: &[&str] = &[super::mobility::LOCATION_ROUTE];
+
 /// The middleware function.
 pub async fn audit_layer(
     req: ServiceRequest,
@@ -31,7 +35,9 @@ pub async fn audit_layer(
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let state = req.app_data::<web::Data<AppState>>().filter(|s| s.guard.audit.is_some()).cloned();
     let route = match &state {
-        Some(_) if !is_read(req.method()) && req.path() != "/graphql" => req.match_pattern(),
+        Some(_) if !is_read(req.method()) && req.path() != "/graphql" => {
+            req.match_pattern().filter(|route| !UNAUDITED.contains(&route.as_str()))
+        }
         _ => None,
     };
     let (Some(state), Some(route)) = (state, route) else {

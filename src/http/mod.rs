@@ -11,6 +11,7 @@ pub mod health;
 pub mod json;
 pub mod me;
 pub mod metrics;
+pub mod mobility;
 pub mod openapi;
 pub mod payments;
 pub mod privacy;
@@ -58,6 +59,7 @@ pub fn routes(settings: &Settings) -> impl FnOnce(&mut web::ServiceConfig) {
                     .wrap(from_fn(guard::protect))
                     .service(web::resource("/me").route(web::get().to(me::me)))
                     .configure(fintech::routes)
+                    .configure(mobility::routes)
                     .configure(privacy::routes)
                     .service(web::resource("/system/actors").route(web::get().to(system::actors)))
                     .service(web::resource("/system/actors/{name}/restart").route(web::post().to(system::restart)))

@@ -19,7 +19,7 @@ use utoipa::{
     Modify, OpenApi,
 };
 
-use super::{admin, fintech, health, me, payments, privacy, problem::ProblemSchema, system};
+use super::{admin, fintech, health, me, mobility, payments, privacy, problem::ProblemSchema, system};
 use crate::{
     auth::policy,
     error::{ErrorCode, PROBLEM_JSON},
@@ -54,6 +54,11 @@ pub const BEARER: &str = "bearer";
         fintech::transfer,
         fintech::top_up,
         fintech::payout,
+        mobility::put_driver,
+        mobility::get_driver,
+        mobility::set_availability,
+        mobility::report_location,
+        mobility::request_quote,
         payments::webhook,
         privacy::request_erasure,
         privacy::export_mine,
@@ -62,6 +67,7 @@ pub const BEARER: &str = "bearer";
     components(schemas(ProblemSchema, fintech::CurrencyCode)),
     tags(
         (name = "fintech", description = "Wallets, movements, transfers, top-ups and payouts."),
+        (name = "mobility", description = "Drivers, their positions, and quotes for rides."),
         (name = "payments", description = "The payment provider's signed webhook; no token needed."),
         (name = "privacy", description = "Erasure and export of personal data."),
         (name = "system", description = "Supervision state and operator actions."),
@@ -122,7 +128,7 @@ const IDEMPOTENT: &[ErrorCode] = &[ErrorCode::IdempotencyKeyMissing, ErrorCode::
 
 /// The codes an operation's own module says it can refuse with, by operation id.
 fn refusals(operation_id: &str) -> &'static [ErrorCode] {
-    [fintech::REFUSALS, system::REFUSALS, admin::REFUSALS, payments::REFUSALS, privacy::REFUSALS]
+    [fintech::REFUSALS, system::REFUSALS, admin::REFUSALS, payments::REFUSALS, privacy::REFUSALS, mobility::REFUSALS]
         .into_iter()
         .flatten()
         .find(|(id, _)| *id == operation_id)
@@ -323,7 +329,12 @@ mod tests {
             .flat_map(|item| item.as_object().unwrap().values())
             .filter_map(|op| op["operationId"].as_str())
             .collect();
-        for (id, _) in fintech::REFUSALS.iter().chain(system::REFUSALS).chain(admin::REFUSALS).chain(payments::REFUSALS)
+        for (id, _) in fintech::REFUSALS
+            .iter()
+            .chain(system::REFUSALS)
+            .chain(admin::REFUSALS)
+            .chain(payments::REFUSALS)
+            .chain(mobility::REFUSALS)
         {
             assert!(ids.contains(id), "{id} is not an operation of the document");
         }
@@ -332,8 +343,12 @@ mod tests {
     #[test]
     fn every_refusal_is_documented_under_its_status() {
         let doc = serde_json::to_value(document()).unwrap();
-        for (id, codes) in
-            fintech::REFUSALS.iter().chain(system::REFUSALS).chain(admin::REFUSALS).chain(payments::REFUSALS)
+        for (id, codes) in fintech::REFUSALS
+            .iter()
+            .chain(system::REFUSALS)
+            .chain(admin::REFUSALS)
+            .chain(payments::REFUSALS)
+            .chain(mobility::REFUSALS)
         {
             let op = doc["paths"]
                 .as_object()

@@ -14,6 +14,7 @@ mod helpers;
 mod kafka;
 mod ledger_store;
 mod metrics;
+mod mobility;
 mod openapi;
 mod outage;
 mod payments;

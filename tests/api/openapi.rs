@@ -49,6 +49,10 @@ async fn every_documented_operation_answers_as_documented() {
         .await
         .unwrap();
     assert_eq!(funded.status(), 201);
+    // A driver profile for the caller, paid into the first wallet.
+    let driver = json!({"mode": "car", "plate": "OA-1", "seats": 4, "wallet": id1});
+    let res = app.client.put(app.url("/api/v1/mobility/drivers/me")).bearer_auth(&token).json(&driver).send().await;
+    assert_eq!(res.unwrap().status(), 201);
 
     let mut checked = 0;
     for (path, item) in doc["paths"].as_object().unwrap() {
@@ -66,6 +70,7 @@ async fn every_documented_operation_answers_as_documented() {
             let mut req = match method.as_str() {
                 "get" => app.client.get(app.url(&url)),
                 "post" => app.client.post(app.url(&url)).header("Idempotency-Key", format!("oa-{checked}")),
+                "put" => app.client.put(app.url(&url)),
                 other => panic!("undocumented method handling for {other}"),
             }
             .bearer_auth(&token)
@@ -73,6 +78,8 @@ async fn every_documented_operation_answers_as_documented() {
             .header("X-Access-Reason", "documented operation check");
             let body = if path == "/api/v1/fintech/transfers" {
                 Some(json!({"from": id1, "to": id2, "amount": 10}))
+            } else if path == "/api/v1/mobility/drivers/me" && method == "put" {
+                Some(driver.clone())
             } else {
                 op.pointer("/requestBody/content/application~1json/example").cloned()
             };
@@ -110,7 +117,7 @@ async fn every_documented_operation_answers_as_documented() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 21, "every documented operation was called");
+    assert_eq!(checked, 26, "every documented operation was called");
 }
 
 #[actix_web::test]

@@ -1,0 +1,124 @@
+//! The one way into the mobility domain: REST, GraphQL and (for rides) the event consumer call
+//! [`MobilityClient`], which sends the domain actor its messages, counts business operations and
+//! answers typed results.
+
+use super::{
+    Answer, GetDriver, LocationAccepted, MobilityDomain, MobilityFailure, PutDriver, QuoteAnswer, ReportLocation,
+    RequestQuote, SetAvailability,
+};
+use crate::{
+    actors::{fintech::FintechClient, runtime::ActorRef},
+    domain::{
+        fintech::{Currency, FintechError, Wallet, WalletId, WalletStatus},
+        mobility::{Availability, Driver, Fix, MobilityError, Mode, Point, Vehicle},
+    },
+    telemetry::{self, Metrics},
+};
+
+/// The mobility domain's client; cheap to clone.
+#[derive(Clone)]
+pub struct MobilityClient {
+    domain: ActorRef<MobilityDomain>,
+    fintech: FintechClient,
+    metrics: Metrics,
+}
+
+impl MobilityClient {
+    /// A client of `domain`, checking wallets through `fintech`.
+    pub fn new(domain: ActorRef<MobilityDomain>, fintech: FintechClient, metrics: Metrics) -> Self {
+        Self { domain, fintech, metrics }
+    }
+
+    /// `wallet`, checked to be `subject`'s and open; another's is not found.
+    async fn own_wallet(&self, subject: &str, wallet: WalletId) -> Answer<Wallet> {
+        let found = self.fintech.wallet(wallet, false).await?.filter(|w| w.owned_by(subject));
+        let found = found.ok_or(FintechError::WalletNotFound(wallet))?;
+        if found.status == WalletStatus::Closed {
+            return Err(FintechError::WalletClosed(wallet).into());
+        }
+        Ok(found)
+    }
+
+    /// The domain actor.
+    pub fn actor(&self) -> &ActorRef<MobilityDomain> {
+        &self.domain
+    }
+
+    fn count<T>(&self, operation: &'static str, result: &Answer<T>) {
+        let status = match result {
+            Ok(_) => "applied",
+            Err(MobilityFailure::Rule(_)) => "refused",
+            Err(_) => "failed",
+        };
+        self.metrics.with(|| {
+            metrics::counter!(telemetry::BUSINESS_OPERATIONS_TOTAL, "domain" => "mobility", "operation" => operation, "status" => status)
+                .increment(1)
+        });
+    }
+
+    /// Create `subject`'s driver profile or change its vehicle and wallet; `true` when created.
+    pub async fn put_driver(&self, subject: &str, vehicle: Vehicle, wallet: WalletId) -> Answer<(Driver, bool)> {
+        self.own_wallet(subject, wallet).await?;
+        let msg = PutDriver { subject: subject.to_owned(), vehicle, wallet };
+        let result = self.domain.ask(msg).await.map_err(MobilityFailure::from).and_then(|r| r);
+        self.count("put_driver", &result);
+        result
+    }
+
+    /// `subject`'s driver profile.
+    pub async fn driver(&self, subject: &str) -> Answer<Driver> {
+        self.domain.ask(GetDriver { subject: subject.to_owned() }).await?
+    }
+
+    /// Take `subject` online (available) or offline.
+    pub async fn set_availability(&self, subject: &str, to: Availability) -> Answer<Driver> {
+        let msg = SetAvailability { subject: subject.to_owned(), to };
+        let result = self.domain.ask(msg).await.map_err(MobilityFailure::from).and_then(|r| r);
+        self.count("set_availability", &result);
+        result
+    }
+
+    /// `subject`'s position report.
+    pub async fn report_location(&self, subject: &str, fix: Fix) -> Answer<LocationAccepted> {
+        let result = self
+            .domain
+            .ask(ReportLocation { subject: subject.to_owned(), fix })
+            .await
+            .map_err(MobilityFailure::from)
+            .and_then(|r| r);
+        let outcome = match &result {
+            Ok(LocationAccepted { dispatchable: true }) => "indexed",
+            Ok(LocationAccepted { dispatchable: false }) => "on_ride",
+            Err(MobilityFailure::Rule(MobilityError::DriverOffline)) => "offline",
+            Err(MobilityFailure::Rule(MobilityError::LocationTooFrequent { .. })) => "too_frequent",
+            Err(_) => "failed",
+        };
+        self.metrics
+            .with(|| metrics::counter!(telemetry::MOBILITY_LOCATION_REPORTS_TOTAL, "outcome" => outcome).increment(1));
+        result
+    }
+
+    /// `subject` was erased: their live driver actor drops its state.
+    pub async fn forget_driver(&self, subject: &str) -> Answer<()> {
+        self.domain
+            .ask(super::ForgetDriver { subject: subject.to_owned() })
+            .await?
+            .unwrap_or_else(|never| match never {});
+        Ok(())
+    }
+
+    /// A quote for `subject`'s trip.
+    pub async fn quote(
+        &self,
+        subject: &str,
+        pickup: Point,
+        dropoff: Point,
+        mode: Mode,
+        currency: Currency,
+    ) -> Answer<QuoteAnswer> {
+        let msg = RequestQuote { subject: subject.to_owned(), pickup, dropoff, mode, currency };
+        let result = self.domain.ask(msg).await.map_err(MobilityFailure::from).and_then(|r| r);
+        self.count("quote", &result);
+        result
+    }
+}
