@@ -471,11 +471,26 @@ fn spawn_mobility(
             threads: 0,
         },
         drivers: supervision.entity_kind(mobility::driver::KIND)?,
+        rides: supervision.entity_kind(mobility::rides::KIND)?,
+        payments: mobility::saga::Payments::new(
+            fintech.clone(),
+            &settings.mobility.platform_owner,
+            settings.mobility.commission_bps,
+        ),
+        dispatcher: Arc::default(),
     };
-    let kind = parts.drivers.clone();
+    let (kind, ride_kind) = (parts.drivers.clone(), parts.rides.clone());
+    let (ride_deps, dispatch, me) = (parts.ride_deps(), parts.rules.dispatch.clone(), parts.dispatcher.clone());
     let domain = supervision
         .spawn(ActorSpec::new(mobility::NAME, ActorKind::Domain, true), move || MobilityDomain::new(parts.clone()))?;
     supervision.own_entities(&kind, &domain);
+    supervision.own_entities(&ride_kind, &domain);
+    let (owner, dispatcher_me) = (domain.clone(), me.clone());
+    let dispatcher = supervision
+        .spawn(ActorSpec::new(mobility::dispatcher::NAME, ActorKind::Domain, false), move || {
+            mobility::Dispatcher::new(ride_deps.clone(), dispatch.clone(), owner.clone(), dispatcher_me.clone())
+        })?;
+    let _ = me.set(dispatcher);
     Ok(SpawnedMobility { client: MobilityClient::new(domain, fintech.clone(), metrics.clone()), store, geo })
 }
 

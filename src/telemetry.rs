@@ -111,6 +111,14 @@ pub const HOLDS_EXPIRED_TOTAL: &str = "beryl_holds_expired_total";
 pub const MOBILITY_QUOTES_TOTAL: &str = "beryl_mobility_quotes_total";
 /// Drivers by mode and availability, as stored (every replica reports the same figures).
 pub const MOBILITY_DRIVERS: &str = "beryl_mobility_drivers";
+/// Rides by state and mode, as stored (every replica reports the same figures).
+pub const MOBILITY_RIDES: &str = "beryl_mobility_rides";
+/// Time from a ride's request to a driver's acceptance, by mode.
+pub const MOBILITY_DISPATCH_SECONDS: &str = "beryl_mobility_dispatch_seconds";
+/// Rides that expired without a driver, by mode.
+pub const MOBILITY_RIDES_EXPIRED_TOTAL: &str = "beryl_mobility_rides_expired_total";
+/// Fares and cancellation fees captured, minor units, by currency.
+pub const MOBILITY_FARES_TOTAL: &str = "beryl_mobility_fares_minor_units_total";
 /// Driver position reports, by outcome.
 pub const MOBILITY_LOCATION_REPORTS_TOTAL: &str = "beryl_mobility_location_reports_total";
 /// Events published to the broker and acknowledged, by topic.
@@ -217,6 +225,18 @@ pub fn describe_metrics() {
         "Pending holds released by the sweeper because their time had passed."
     );
     describe_counter!(MOBILITY_QUOTES_TOTAL, Unit::Count, "Ride quotes given, by mode and route source.");
+    describe_gauge!(MOBILITY_RIDES, Unit::Count, "Rides by state and mode, as stored.");
+    describe_histogram!(
+        MOBILITY_DISPATCH_SECONDS,
+        Unit::Seconds,
+        "Time from a ride's request to a driver's acceptance, by mode."
+    );
+    describe_counter!(MOBILITY_RIDES_EXPIRED_TOTAL, Unit::Count, "Rides that expired without a driver, by mode.");
+    describe_counter!(
+        MOBILITY_FARES_TOTAL,
+        Unit::Count,
+        "Fares and cancellation fees captured, minor units, by currency."
+    );
     describe_gauge!(MOBILITY_DRIVERS, Unit::Count, "Drivers by mode and availability, as stored.");
     describe_counter!(
         MOBILITY_LOCATION_REPORTS_TOTAL,

@@ -388,9 +388,9 @@ def produce(tansu: str, brokers: str, topic: str, key: str, value: dict, timeout
         time.sleep(1)
 
 
-def mint_token(binary: Path, instance: dict, scopes: list[str]) -> tuple[str, str]:
+def mint_token(binary: Path, instance: dict, scopes: list[str], subject: str = "live-check") -> tuple[str, str]:
     """A token for `scopes` signed with the instance's key: (token, "") or ("", what went wrong)."""
-    args = [str(binary), "token", "mint", "--subject", "live-check"]
+    args = [str(binary), "token", "mint", "--subject", subject]
     for scope in scopes:
         args += ["--scope", scope]
     mint = subprocess.run(args, env=instance["env"], capture_output=True, text=True, timeout=30, check=False)
@@ -443,6 +443,76 @@ def check_event_bus(binary: Path, instances: dict, tansu: str, brokers: str) -> 
            f"a settled payment produced to {topic} {'credited' if applied else 'did not credit'} wallet {wallet['id']}, "
            f"and a payment.refunded went with it; {time.monotonic() - started:.1f}s later the worker exports "
            + (f"all {len(EVENT_METRICS)} event-bus metrics (dead letters included)" if exported else f"all but {missing}"))
+
+
+def check_ride(binary: Path, instances: dict) -> None:
+    """A ride through the API instance: a driver online, a rider's quote, the ride offered,
+    accepted, driven and paid; the mobility metrics then exist."""
+    api = instances["beryl-core-api"]
+    scopes = ["mobility:read", "mobility:write", "fintech:read", "fintech:write", "fintech:settle"]
+    tokens = {}
+    for who in ("live-check-driver", "live-check-rider"):
+        token, failure = mint_token(binary, api, scopes, who)
+        if not token:
+            report("ride", False, f"`token mint` failed: {failure}")
+            return
+        tokens[who] = token
+
+    def call(who: str, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+        headers = {"Authorization": f"Bearer {tokens[who]}", "Content-Type": "application/json",
+                   "Idempotency-Key": str(uuid.uuid4())}
+        req = urllib.request.Request(api["url"] + path, data=json.dumps(body).encode() if body is not None else None,
+                                     method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, json.loads(resp.read() or b"{}")
+        except urllib.error.HTTPError as err:
+            return err.code, {"error": err.read().decode(errors="replace")[:300]}
+        except (urllib.error.URLError, ConnectionError, TimeoutError, socket.timeout, json.JSONDecodeError) as err:
+            return 0, {"error": str(err)}
+
+    driver, rider = "live-check-driver", "live-check-rider"
+    steps = []
+
+    def step(who: str, method: str, path: str, body: dict | None, expect: int) -> dict | None:
+        status, answer = call(who, method, path, body)
+        steps.append(f"{method} {path} {status}")
+        if status != expect:
+            report("ride", False, f"{method} {path} answered {status}: {answer}")
+            return None
+        return answer
+
+    driver_wallet = step(driver, "POST", "/api/v1/fintech/wallets", {"currency": "EUR"}, 201)
+    rider_wallet = driver_wallet and step(rider, "POST", "/api/v1/fintech/wallets", {"currency": "EUR"}, 201)
+    if not rider_wallet or not step(rider, "POST", f"/api/v1/fintech/wallets/{rider_wallet['id']}/deposits",
+                                    {"amount": 100000, "reference": "live-check"}, 201):
+        return
+    profile = {"mode": "car", "plate": "LIVE-1", "seats": 4, "wallet": driver_wallet["id"]}
+    if not step(driver, "PUT", "/api/v1/mobility/drivers/me", profile, 201) \
+            or not step(driver, "PUT", "/api/v1/mobility/drivers/me/availability", {"availability": "available"}, 200) \
+            or not step(driver, "POST", "/api/v1/mobility/drivers/me/location", {"lat": 48.8566, "lon": 2.3522}, 200):
+        return
+    trip = {"pickup": {"lat": 48.8567, "lon": 2.3523}, "dropoff": {"lat": 48.8738, "lon": 2.2950}, "mode": "car", "currency": "EUR"}
+    quote = step(rider, "POST", "/api/v1/mobility/quotes", trip, 201)
+    ride = quote and step(rider, "POST", "/api/v1/mobility/rides", {"quote": quote["id"], "wallet": rider_wallet["id"]}, 201)
+    if not ride:
+        return
+
+    def offered() -> bool:
+        status, page = call(driver, "GET", "/api/v1/mobility/rides?role=driver")
+        return status == 200 and any(r.get("id") == ride["id"] for r in page.get("items", []))
+
+    if not wait_for(offered, 20):
+        report("ride", False, f"ride {ride['id']} was not offered to the driver within 20 s")
+        return
+    for action, body in (("accept", {}), ("arrive", {}), ("start", {}),
+                         ("complete", {"distance_m": quote["distance_m"], "duration_s": quote["duration_s"]})):
+        done = step(driver, "POST", f"/api/v1/mobility/rides/{ride['id']}/{action}", body, 200)
+        if not done:
+            return
+    paid = done.get("payment") == "captured"
+    report("ride", paid, f"a ride offered, accepted, driven and paid through {len(steps)} calls (fare {done.get('fare')} "
+                         f"{done.get('quote', {}).get('currency')}, payment {done.get('payment')})")
 
 
 # --- 5. fault injection -----------------------------------------------------------------------------
@@ -647,6 +717,7 @@ def main() -> int:
         prom = start_prometheus(args.prometheus, instances, procs, work)
         check_rules(prom, instances)
         check_event_bus(args.binary, instances, tansu, brokers)
+        check_ride(args.binary, instances)
         check_fault_alert(args.binary, prom, instances["beryl-core-api"], args.injections)
         check_metric_names(prom, instances, first, args.node_modules)
         check_shutdown(procs, instances)

@@ -7,9 +7,11 @@ use chrono::{DateTime, Utc};
 
 use super::caller::Caller;
 use crate::{
-    actors::mobility::QuoteAnswer,
+    actors::mobility::{QuoteAnswer, RideCommand, Role},
+    adapters::mobility::ride_store::StoredRide,
     domain::{
         fintech::{Currency, WalletId},
+        idempotency::IdempotencyKey,
         mobility::{Availability, Driver as DomainDriver, Fix, MobilityError, Mode, Point},
     },
     error::AppError,
@@ -280,5 +282,238 @@ impl MobilityMutation {
             .await
             .map_err(|e| e.extend())?;
         Ok(Quote::from(&answer))
+    }
+}
+
+/// A step of a ride.
+#[derive(SimpleObject)]
+pub struct RideStep {
+    /// The state reached.
+    pub state: String,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// rider, driver or system.
+    pub by: String,
+    /// A note (`driver_cancelled`).
+    pub note: Option<String>,
+}
+
+/// A ride.
+#[derive(SimpleObject)]
+pub struct Ride {
+    /// Id.
+    pub id: ID,
+    /// requested, driver_assigned, driver_arriving, in_progress, completed, cancelled or expired.
+    pub state: String,
+    /// The mode.
+    pub mode: String,
+    /// The driver, once one took it.
+    pub driver: Option<ID>,
+    /// Where it starts; `null` once erased or past its retention.
+    pub pickup: Option<GeoPoint>,
+    /// Where it ends.
+    pub dropoff: Option<GeoPoint>,
+    /// The quoted fare, minor units.
+    pub quoted_fare: i64,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// The final fare, once completed.
+    pub fare: Option<i64>,
+    /// The platform's commission.
+    pub commission: Option<i64>,
+    /// held, captured, released or failed.
+    pub payment: String,
+    /// Why a payment step failed.
+    pub payment_error: Option<String>,
+    /// The cancellation fee, when cancelled.
+    pub cancellation_fee: Option<i64>,
+    /// Every change of state.
+    pub timeline: Vec<RideStep>,
+    /// Changes so far.
+    pub version: i64,
+    /// Requested at.
+    pub requested_at: DateTime<Utc>,
+}
+
+impl From<&StoredRide> for Ride {
+    fn from(s: &StoredRide) -> Self {
+        let r = &s.ride;
+        let point = |p: Point| GeoPoint { lat: p.lat, lon: p.lon };
+        Self {
+            id: ID(r.id.to_string()),
+            state: r.state.as_str().to_owned(),
+            mode: r.quote.mode.as_str().to_owned(),
+            driver: r.driver.map(|d| ID(d.to_string())),
+            pickup: s.points.then(|| point(r.quote.pickup)),
+            dropoff: s.points.then(|| point(r.quote.dropoff)),
+            quoted_fare: r.quote.fare,
+            currency: r.quote.currency.code().to_owned(),
+            fare: r.fare,
+            commission: r.commission,
+            payment: r.payment.as_str().to_owned(),
+            payment_error: r.payment_error.clone(),
+            cancellation_fee: r.cancellation.as_ref().map(|c| c.fee),
+            timeline: r
+                .timeline
+                .iter()
+                .map(|t| RideStep {
+                    state: t.state.as_str().to_owned(),
+                    at: t.at,
+                    by: t.by.as_str().to_owned(),
+                    note: t.note.clone(),
+                })
+                .collect(),
+            version: r.version,
+            requested_at: r.requested_at,
+        }
+    }
+}
+
+/// An action on a ride.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum RideActionValue {
+    /// A driver takes the ride offered to them.
+    Accept,
+    /// A driver turns it down.
+    Decline,
+    /// The driver is at the pickup.
+    Arrive,
+    /// The rider is on board.
+    Start,
+    /// The ride is over (`distanceM`, `durationS`).
+    Complete,
+    /// Call it off (`reason`).
+    Cancel,
+    /// Rate the other party (`score`).
+    Rate,
+}
+
+fn ride_uuid(id: &ID) -> Result<uuid::Uuid, AppError> {
+    uuid::Uuid::parse_str(id.as_str()).map_err(|_| {
+        AppError::client(crate::error::ErrorCode::InvalidParameter, "the ride id is not a UUID").with("field", "ride")
+    })
+}
+
+fn key_of(raw: &str) -> Result<IdempotencyKey, AppError> {
+    Ok(IdempotencyKey::parse(raw)?)
+}
+
+/// Rides' queries.
+#[derive(Default)]
+pub struct RideQuery;
+
+#[Object]
+impl RideQuery {
+    /// One ride, for its rider or a driver it was offered to.
+    async fn ride(&self, ctx: &Context<'_>, id: ID) -> Result<Ride> {
+        let caller = Caller::of(ctx)?;
+        let state = state(ctx)?;
+        caller.read("ride", "mobility:read").await.map_err(|e| e.extend())?;
+        let run = async {
+            let id = ride_uuid(&id)?;
+            Ok::<_, AppError>(state.actors.mobility.ride(&caller.principal.subject, id).await?)
+        };
+        Ok(Ride::from(&run.await.map_err(|e| e.extend())?))
+    }
+
+    /// The caller's rides (as driver when `asDriver`), newest first, at most `limit` (1 to 100).
+    async fn rides(&self, ctx: &Context<'_>, as_driver: Option<bool>, limit: Option<i32>) -> Result<Vec<Ride>> {
+        let caller = Caller::of(ctx)?;
+        let state = state(ctx)?;
+        caller.read("rides", "mobility:read").await.map_err(|e| e.extend())?;
+        let run = async {
+            let limit =
+                usize::try_from(limit.unwrap_or(20)).ok().filter(|l| (1..=100).contains(l)).ok_or_else(|| {
+                    AppError::client(crate::error::ErrorCode::PageTooLarge, "limit must be between 1 and 100")
+                        .with("field", "limit")
+                })?;
+            let mobility = &state.actors.mobility;
+            let role = if as_driver.unwrap_or(false) {
+                Role::Driver(mobility.driver(&caller.principal.subject).await?.id)
+            } else {
+                Role::Rider
+            };
+            Ok::<_, AppError>(mobility.rides(&caller.principal.subject, role, None, limit).await?)
+        };
+        Ok(run.await.map_err(|e| e.extend())?.iter().map(Ride::from).collect())
+    }
+}
+
+/// Rides' mutations.
+#[derive(Default)]
+pub struct RideMutation;
+
+#[Object]
+impl RideMutation {
+    /// Request a ride from a quote, its fare held on `wallet`.
+    async fn request_ride(&self, ctx: &Context<'_>, quote: ID, wallet: ID, idempotency_key: String) -> Result<Ride> {
+        let caller = Caller::of(ctx)?;
+        let state = state(ctx)?;
+        let run = async {
+            let quote = uuid::Uuid::parse_str(quote.as_str()).map_err(|_| {
+                AppError::client(crate::error::ErrorCode::InvalidParameter, "the quote id is not a UUID")
+                    .with("field", "quote")
+            })?;
+            let wallet = wallet.parse::<WalletId>().map_err(|e| AppError::from(e).with("field", "wallet"))?;
+            let key = key_of(&idempotency_key)?;
+            Ok::<_, AppError>(state.actors.mobility.request_ride(&caller.principal.subject, quote, wallet, key).await?)
+        };
+        let resource = "/api/v1/mobility/rides".to_owned();
+        let answer = caller
+            .write("requestRide", resource, "mobility:write", 201, |_| None, run)
+            .await
+            .map_err(|e| e.extend())?;
+        Ok(Ride::from(&answer.ride))
+    }
+
+    /// An action on a ride: accept, decline, arrive, start, complete (with `distanceM` and
+    /// `durationS`), cancel (with an optional `reason`) or rate (with `score`).
+    #[allow(clippy::too_many_arguments)]
+    async fn ride_action(
+        &self,
+        ctx: &Context<'_>,
+        ride: ID,
+        action: RideActionValue,
+        idempotency_key: String,
+        distance_m: Option<i64>,
+        duration_s: Option<i64>,
+        reason: Option<String>,
+        score: Option<i32>,
+    ) -> Result<Ride> {
+        let caller = Caller::of(ctx)?;
+        let state = state(ctx)?;
+        let run = async {
+            let id = ride_uuid(&ride)?;
+            let key = key_of(&idempotency_key)?;
+            let missing = |field: &'static str| {
+                AppError::client(crate::error::ErrorCode::InvalidParameter, format!("`{field}` is required"))
+                    .with("field", field)
+            };
+            let command = match action {
+                RideActionValue::Accept => RideCommand::Accept,
+                RideActionValue::Decline => RideCommand::Decline,
+                RideActionValue::Arrive => RideCommand::Arrive,
+                RideActionValue::Start => RideCommand::Start,
+                RideActionValue::Complete => RideCommand::Complete {
+                    distance_m: distance_m
+                        .and_then(|d| u64::try_from(d).ok())
+                        .filter(|d| *d <= 2_000_000)
+                        .ok_or_else(|| missing("distanceM"))?,
+                    duration_s: duration_s
+                        .and_then(|d| u64::try_from(d).ok())
+                        .filter(|d| *d <= 172_800)
+                        .ok_or_else(|| missing("durationS"))?,
+                },
+                RideActionValue::Cancel => RideCommand::Cancel { reason },
+                RideActionValue::Rate => RideCommand::Rate {
+                    score: score.and_then(|s| u8::try_from(s).ok()).ok_or(MobilityError::InvalidRating)?,
+                },
+            };
+            Ok::<_, AppError>(state.actors.mobility.act(&caller.principal.subject, id, command, key).await?)
+        };
+        let resource = format!("/api/v1/mobility/rides/{}", ride.as_str());
+        let answer =
+            caller.write("rideAction", resource, "mobility:write", 200, |_| None, run).await.map_err(|e| e.extend())?;
+        Ok(Ride::from(&answer.ride))
     }
 }

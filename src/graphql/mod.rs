@@ -31,11 +31,11 @@ use crate::{
 
 /// Every query root.
 #[derive(MergedObject, Default)]
-pub struct Query(system::SystemQuery, fintech::FintechQuery, mobility::MobilityQuery);
+pub struct Query(system::SystemQuery, fintech::FintechQuery, mobility::MobilityQuery, mobility::RideQuery);
 
 /// Every mutation root.
 #[derive(MergedObject, Default)]
-pub struct Mutation(fintech::FintechMutation, mobility::MobilityMutation);
+pub struct Mutation(fintech::FintechMutation, mobility::MobilityMutation, mobility::RideMutation);
 
 /// The schema.
 pub type BerylSchema = Schema<Query, Mutation, EmptySubscription>;

@@ -22,4 +22,6 @@ mod privacy;
 mod process;
 mod proxy;
 mod ratelimit;
+mod ride_store;
+mod rides;
 mod supervision;

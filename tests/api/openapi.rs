@@ -54,13 +54,41 @@ async fn every_documented_operation_answers_as_documented() {
     let res = app.client.put(app.url("/api/v1/mobility/drivers/me")).bearer_auth(&token).json(&driver).send().await;
     assert_eq!(res.unwrap().status(), 201);
 
+    // A quote for a ride the caller requests, paid from the second wallet (the first is frozen by
+    // the status change on the way).
+    let funded = app
+        .client
+        .post(app.url(&format!("/api/v1/fintech/wallets/{id2}/deposits")))
+        .bearer_auth(&token)
+        .header("Idempotency-Key", "oa-seed-2")
+        .json(&json!({"amount": 10_000, "reference": "seed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(funded.status(), 201);
+    let quote: Value = app
+        .post_as(
+            "/api/v1/mobility/quotes",
+            &token,
+            &json!({"pickup": {"lat": 48.85, "lon": 2.35}, "dropoff": {"lat": 48.87, "lon": 2.30}, "mode": "car", "currency": "EUR"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut ride_id = String::new();
+    // Actions whose success depends on the ride's state and on who was offered it (the ride
+    // tests take a ride through each of them): answered here with a documented problem.
+    let stateful = ["acceptRide", "declineRide", "arriveRide", "startRide", "completeRide", "rateRide"];
+
     let mut checked = 0;
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
             // The restart goes to an optional actor: restarting a critical one would make the
             // `/health` call that follows it answer 503 until the actor is back.
+            let id = if path.starts_with("/api/v1/mobility/rides/") { &ride_id } else { &id1 };
             let mut url = path
-                .replace("{id}", &id1)
+                .replace("{id}", id)
                 .replace("{name}", "idempotency-purger")
                 .replace("{action}", "freeze")
                 .replace("{subject}", "alice");
@@ -80,6 +108,8 @@ async fn every_documented_operation_answers_as_documented() {
                 Some(json!({"from": id1, "to": id2, "amount": 10}))
             } else if path == "/api/v1/mobility/drivers/me" && method == "put" {
                 Some(driver.clone())
+            } else if path == "/api/v1/mobility/rides" && method == "post" {
+                Some(json!({"quote": quote["id"], "wallet": id2}))
             } else {
                 op.pointer("/requestBody/content/application~1json/example").cloned()
             };
@@ -113,11 +143,19 @@ async fn every_documented_operation_answers_as_documented() {
             let validator = jsonschema::validator_for(&schema_at(&doc, reference)).unwrap();
             let errors: Vec<String> = validator.iter_errors(&answer).map(|e| e.to_string()).collect();
             assert!(errors.is_empty(), "{method} {path} {status} does not match {reference}: {errors:?}\n{answer}");
-            assert!(status.starts_with('2'), "{method} {path} should succeed with the fixtures: {answer}");
+            let operation = op["operationId"].as_str().unwrap();
+            if stateful.contains(&operation) {
+                assert!(!status.starts_with('5'), "{method} {path}: {answer}");
+            } else {
+                assert!(status.starts_with('2'), "{method} {path} should succeed with the fixtures: {answer}");
+            }
+            if path == "/api/v1/mobility/rides" && method == "post" {
+                ride_id = answer["id"].as_str().unwrap().to_owned();
+            }
             checked += 1;
         }
     }
-    assert_eq!(checked, 26, "every documented operation was called");
+    assert_eq!(checked, 36, "every documented operation was called");
 }
 
 #[actix_web::test]

@@ -98,6 +98,73 @@ impl MobilityClient {
         result
     }
 
+    /// Request a ride from `quote`, its fare held on `wallet`.
+    pub async fn request_ride(
+        &self,
+        subject: &str,
+        quote: uuid::Uuid,
+        wallet: WalletId,
+        key: crate::domain::idempotency::IdempotencyKey,
+    ) -> Answer<super::RideAnswer> {
+        let msg = super::RequestRide { subject: subject.to_owned(), quote, wallet, key };
+        let result = self.domain.ask(msg).await.map_err(MobilityFailure::from).and_then(|r| r);
+        self.count("request_ride", &result);
+        result
+    }
+
+    /// `subject`'s action on `ride`.
+    pub async fn act(
+        &self,
+        subject: &str,
+        ride: uuid::Uuid,
+        command: super::RideCommand,
+        key: crate::domain::idempotency::IdempotencyKey,
+    ) -> Answer<super::RideAnswer> {
+        let driver = match self.driver(subject).await {
+            Ok(d) => Some(d.id),
+            Err(MobilityFailure::Rule(MobilityError::DriverNotFound)) => None,
+            Err(e) => return Err(e),
+        };
+        let operation = match &command {
+            super::RideCommand::Accept => "accept_ride",
+            super::RideCommand::Decline => "decline_ride",
+            super::RideCommand::Arrive => "arrive_ride",
+            super::RideCommand::Start => "start_ride",
+            super::RideCommand::Complete { .. } => "complete_ride",
+            super::RideCommand::Cancel { .. } => "cancel_ride",
+            super::RideCommand::Rate { .. } => "rate_ride",
+        };
+        let msg = super::ActOnRide { ride, subject: subject.to_owned(), driver, command, key: Some(key) };
+        let result = self.domain.ask(msg).await.map_err(MobilityFailure::from).and_then(|r| r);
+        self.count(operation, &result);
+        result
+    }
+
+    /// The ride `ride`, for one of its parties.
+    pub async fn ride(
+        &self,
+        subject: &str,
+        ride: uuid::Uuid,
+    ) -> Answer<crate::adapters::mobility::ride_store::StoredRide> {
+        let driver = match self.driver(subject).await {
+            Ok(d) => Some(d.id),
+            Err(MobilityFailure::Rule(MobilityError::DriverNotFound)) => None,
+            Err(e) => return Err(e),
+        };
+        self.domain.ask(super::GetRide { ride, subject: subject.to_owned(), driver }).await?
+    }
+
+    /// A page of `subject`'s rides in `role`, newest first.
+    pub async fn rides(
+        &self,
+        subject: &str,
+        role: super::Role,
+        before: Option<(chrono::DateTime<chrono::Utc>, uuid::Uuid)>,
+        limit: usize,
+    ) -> Answer<Vec<crate::adapters::mobility::ride_store::StoredRide>> {
+        self.domain.ask(super::ListRides { subject: subject.to_owned(), role, before, limit }).await?
+    }
+
     /// `subject` was erased: their live driver actor drops its state.
     pub async fn forget_driver(&self, subject: &str) -> Answer<()> {
         self.domain

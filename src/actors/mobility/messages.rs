@@ -36,6 +36,9 @@ pub enum MobilityFailure {
     /// The ledger did not answer.
     #[error(transparent)]
     Ledger(#[from] CallError),
+    /// The idempotency key cannot be used for this request.
+    #[error(transparent)]
+    Idempotency(#[from] crate::domain::idempotency::IdempotencyError),
     /// Another change of the same driver or ride kept winning the race.
     #[error("the change kept conflicting with concurrent changes")]
     Contended,
@@ -50,6 +53,7 @@ impl MobilityFailure {
             Self::Ask(e) => Some(e),
             Self::Wallet(e) => Some(e),
             Self::Ledger(e) => Some(e),
+            Self::Idempotency(e) => Some(e),
             Self::Contended => None,
         }
     }

@@ -4,10 +4,14 @@
 //! from the emissions adapter, kept with the rider's sealed coordinates for the ride that uses it.
 
 pub mod client;
+pub mod dispatcher;
 pub mod driver;
 pub mod events;
 pub mod messages;
 pub mod privacy;
+pub mod requests;
+pub mod rides;
+pub mod saga;
 
 use std::{collections::HashMap, time::Duration};
 
@@ -15,11 +19,14 @@ use chrono::Utc;
 use uuid::Uuid;
 
 pub use client::MobilityClient;
+pub use dispatcher::Dispatcher;
 pub use driver::DriverActor;
 pub use messages::{
     Answer, CountDrivers, ForgetDriver, GetDriver, LocationAccepted, MobilityFailure, PutDriver, QuoteAnswer,
     ReportLocation, RequestQuote, SetAvailability,
 };
+pub use requests::{GetRide, ListRides, RequestRide, Role};
+pub use rides::{ActOnRide, RideActor, RideAnswer, RideCommand, SystemAct, SystemCommand};
 
 use crate::{
     actors::{
@@ -37,7 +44,7 @@ use crate::{
     config::MobilitySettings,
     domain::{
         fintech::Currency,
-        mobility::{check_trip, Availability, MobilityError, Mode, Quote, Tariff},
+        mobility::{check_trip, Availability, DispatchPolicy, MobilityError, Mode, Quote, Tariff},
     },
     telemetry::{self, Metrics},
 };
@@ -51,6 +58,16 @@ pub struct Rules {
     tariffs: HashMap<(Currency, Mode), Tariff>,
     activities: HashMap<Mode, String>,
     quote_ttl: Duration,
+    /// How far above its quote a final fare may go, percent.
+    pub tolerance_pct: u32,
+    /// The platform's commission, basis points.
+    pub commission_bps: u32,
+    /// A rider cancels for free within this long of the request.
+    pub cancellation_grace: Duration,
+    /// Hours a fare is held at most.
+    pub hold_hours: u64,
+    /// How drivers are found.
+    pub dispatch: DispatchPolicy,
 }
 
 impl Rules {
@@ -77,7 +94,31 @@ impl Rules {
             let mode = Mode::parse(mode).map_err(|e| anyhow::anyhow!("mobility.emissions_activities: {e}"))?;
             activities.insert(mode, activity.clone());
         }
-        Ok(Self { tariffs, activities, quote_ttl: settings.quote_ttl() })
+        let dispatch = DispatchPolicy {
+            radii_m: settings.dispatch_radii_m.clone(),
+            offer_timeout: settings.offer_timeout(),
+            window: settings.dispatch_window(),
+            candidates: settings.dispatch_candidates,
+        };
+        dispatch.check().map_err(|e| anyhow::anyhow!("mobility dispatch: {e}"))?;
+        Ok(Self {
+            tariffs,
+            activities,
+            quote_ttl: settings.quote_ttl(),
+            tolerance_pct: settings.fare_tolerance_percent,
+            commission_bps: settings.commission_bps,
+            cancellation_grace: settings.cancellation_grace(),
+            hold_hours: settings.hold_hours,
+            dispatch,
+        })
+    }
+
+    /// The currencies rides are offered in.
+    pub fn currencies(&self) -> Vec<Currency> {
+        let mut found: Vec<Currency> = self.tariffs.keys().map(|(c, _)| *c).collect();
+        found.sort_by_key(|c| c.code().to_owned());
+        found.dedup();
+        found
     }
 
     /// The tariff of `mode` in `currency`.
@@ -117,6 +158,10 @@ pub struct MobilityDomain {
     policy: EntityPolicy,
     kind: EntityKind,
     drivers: Option<Entities<String, DriverActor>>,
+    ride_deps: rides::RideDeps,
+    ride_kind: EntityKind,
+    rides: Option<Entities<Uuid, RideActor>>,
+    dispatcher: dispatcher::DispatcherRef,
 }
 
 /// What the domain actor is built from.
@@ -138,12 +183,36 @@ pub struct Parts {
     pub policy: EntityPolicy,
     /// The drivers' entity kind.
     pub drivers: EntityKind,
+    /// The rides' entity kind.
+    pub rides: EntityKind,
+    /// The ledger side of rides.
+    pub payments: saga::Payments,
+    /// The dispatcher, once spawned.
+    pub dispatcher: dispatcher::DispatcherRef,
+}
+
+impl Parts {
+    /// What ride actors and the dispatcher work with.
+    pub fn ride_deps(&self) -> rides::RideDeps {
+        rides::RideDeps {
+            store: self.store.clone(),
+            geo: self.geo.clone(),
+            rules: self.rules.clone(),
+            payments: self.payments.clone(),
+            metrics: self.metrics.clone(),
+        }
+    }
 }
 
 impl MobilityDomain {
     /// A domain actor from `parts`.
     pub fn new(parts: Parts) -> Self {
+        let ride_deps = parts.ride_deps();
         Self {
+            ride_deps,
+            ride_kind: parts.rides,
+            rides: None,
+            dispatcher: parts.dispatcher,
             store: parts.store,
             geo: parts.geo,
             rules: parts.rules,
@@ -180,6 +249,13 @@ impl Managed for MobilityDomain {
             for outcome in ["indexed", "on_ride", "offline", "too_frequent", "failed"] {
                 metrics::counter!(telemetry::MOBILITY_LOCATION_REPORTS_TOTAL, "outcome" => outcome).absolute(0);
             }
+            for mode in Mode::ALL {
+                metrics::counter!(telemetry::MOBILITY_RIDES_EXPIRED_TOTAL, "mode" => mode.as_str()).absolute(0);
+            }
+            for currency in self.rules.currencies() {
+                metrics::counter!(telemetry::MOBILITY_FARES_TOTAL, "currency" => currency.code().to_owned())
+                    .absolute(0);
+            }
         });
         crate::actors::runtime::every(ctx, COUNT_EVERY, || CountDrivers);
         let every = (self.policy.idle / 4).max(Duration::from_secs(1));
@@ -187,12 +263,18 @@ impl Managed for MobilityDomain {
             if let Some(drivers) = host.actor().drivers.as_mut() {
                 drivers.passivate();
             }
+            if let Some(rides) = host.actor().rides.as_mut() {
+                rides.passivate();
+            }
         });
     }
 
     fn drained(&mut self, _: &mut Ctx<Self>) {
         if let Some(drivers) = self.drivers.as_mut() {
             drivers.clear();
+        }
+        if let Some(rides) = self.rides.as_mut() {
+            rides.clear();
         }
     }
 }
@@ -286,6 +368,19 @@ impl Handle<CountDrivers> for MobilityDomain {
         let (store, metrics) = (self.store.clone(), self.metrics.clone());
         Reply::later(async move {
             let counts = store.rows().driver_counts().await?;
+            let rides = store.rows().ride_counts().await?;
+            metrics.with(|| {
+                for mode in Mode::ALL {
+                    for state in crate::domain::mobility::RideState::ALL {
+                        let n = rides
+                            .iter()
+                            .find(|(s, m, _)| s == state.as_str() && m == mode.as_str())
+                            .map_or(0, |(_, _, n)| *n);
+                        metrics::gauge!(telemetry::MOBILITY_RIDES, "state" => state.as_str(), "mode" => mode.as_str())
+                            .set(n as f64);
+                    }
+                }
+            });
             metrics.with(|| {
                 for mode in Mode::ALL {
                     for availability in [Availability::Offline, Availability::Available, Availability::OnRide] {
@@ -314,6 +409,10 @@ impl Handle<ForgetDriver> for MobilityDomain {
 
 impl Handle<InjectEntityFault> for MobilityDomain {
     fn handle(&mut self, msg: InjectEntityFault, _: &mut Ctx<Self>) -> Reply<Self, Result<(), EntityFaultError>> {
-        Reply::Later(self.drivers().inject(msg))
+        if msg.kind == rides::KIND {
+            Reply::Later(self.rides().inject(msg))
+        } else {
+            Reply::Later(self.drivers().inject(msg))
+        }
     }
 }

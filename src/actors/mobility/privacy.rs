@@ -1,7 +1,10 @@
 //! What mobility holds about a data subject, for the privacy module: their driver profile (the
 //! plate sealed; on erasure the profile loses its owner and plate and leaves the geo index), the
 //! quotes they asked for (their coordinates sealed; removed on erasure, and once past the
-//! retention period of ride coordinates) and the live driver actor's state (dropped on erasure).
+//! retention period of ride coordinates), their rides (the rider and the coordinates sealed; on
+//! erasure both become unreadable while the ride stays for its driver and the ledger, and the
+//! coordinates go once past their retention) and the live driver actor's state (dropped on
+//! erasure).
 
 use std::collections::BTreeMap;
 
@@ -14,7 +17,7 @@ use crate::{
     actors::privacy::{Holder, HolderError},
     adapters::mobility::{GeoIndex, MobilityStore},
     domain::{
-        mobility::DriverId,
+        mobility::{DriverId, PAGE_MAX},
         privacy::{Category, Subject},
     },
 };
@@ -61,7 +64,27 @@ impl Holder for MobilityHolder {
                 })
             });
             let quotes = holder.store.quotes_of(&subject.index).await.map_err(failed)?;
-            Ok(json!({ "driver": driver, "quotes": quotes }))
+            let mut rides = Vec::new();
+            let mut before = None;
+            loop {
+                let page = holder.store.rides_of_rider(&subject.index, before, PAGE_MAX).await.map_err(failed)?;
+                let last = page.last().map(|r| (r.ride.requested_at, r.ride.id));
+                rides.extend(page.iter().map(|r| {
+                    let mut ride = serde_json::to_value(&r.ride).unwrap_or(Value::Null);
+                    if !r.points {
+                        if let Some(quote) = ride.get_mut("quote").and_then(Value::as_object_mut) {
+                            quote.insert("pickup".into(), Value::Null);
+                            quote.insert("dropoff".into(), Value::Null);
+                        }
+                    }
+                    ride
+                }));
+                match last {
+                    Some(last) if page.len() == PAGE_MAX => before = Some(last),
+                    _ => break,
+                }
+            }
+            Ok(json!({ "driver": driver, "quotes": quotes, "rides": rides }))
         }
         .boxed_local()
     }
@@ -78,7 +101,9 @@ impl Holder for MobilityHolder {
             if category != Category::RideCoordinates {
                 return Ok(0);
             }
-            store.expire_quotes(cutoff, batch).await.map_err(failed)
+            let quotes = store.expire_quotes(cutoff, batch).await.map_err(failed)?;
+            let rides = store.rows().expire_points(cutoff, batch).await.map_err(failed)?;
+            Ok(quotes + rides)
         }
         .boxed_local()
     }
@@ -92,8 +117,13 @@ impl Holder for MobilityHolder {
             }
             let drivers = rows.erase_driver(&subject.index).await.map_err(failed)?;
             let quotes = rows.delete_quotes_of(&subject.index).await.map_err(failed)?;
+            let rides = rows.erase_rides(&subject.index).await.map_err(failed)?;
             holder.client.forget_driver(&subject.id).await.map_err(failed)?;
-            Ok(BTreeMap::from([("drivers".to_owned(), drivers), ("quotes".to_owned(), quotes)]))
+            Ok(BTreeMap::from([
+                ("drivers".to_owned(), drivers),
+                ("quotes".to_owned(), quotes),
+                ("rides".to_owned(), rides),
+            ]))
         }
         .boxed_local()
     }

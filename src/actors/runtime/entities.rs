@@ -243,6 +243,8 @@ pub(crate) fn kind_entry(name: &str, policy: RestartPolicy) -> Arc<ActorEntry> {
 /// Inject a fault into one entity of the kind the receiving actor owns (resilience tests).
 #[derive(Debug, Clone)]
 pub struct InjectEntityFault {
+    /// The kind of entity (an owner of several kinds routes by it).
+    pub kind: String,
     /// The entity's id, as text.
     pub entity: String,
     /// The fault.

@@ -373,7 +373,8 @@ impl Supervision {
         kind: FaultKind,
     ) -> Option<Result<(), super::EntityFaultError>> {
         let owner = self.owners.lock().iter().find(|(n, _)| &**n == name).map(|(_, o)| o.clone())?;
-        Some(owner.inject(super::InjectEntityFault { entity: entity.to_owned(), fault: kind }).await)
+        let msg = super::InjectEntityFault { kind: name.to_owned(), entity: entity.to_owned(), fault: kind };
+        Some(owner.inject(msg).await)
     }
 
     /// Start the watchdog on its own thread: every interval it restarts actors whose mailbox

@@ -3,6 +3,8 @@
 //! positions in the geo index.
 
 pub mod geo;
+pub mod ride_store;
+pub mod rides;
 pub mod rows;
 
 use std::time::Duration;
@@ -11,6 +13,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 pub use geo::{GeoIndex, Nearby};
+pub use rides::{Inserted, KeyRow, Offer, RideRow, RideWrite, Written};
 pub use rows::{DriverRow, QuoteRow, Rows};
 
 use crate::{
@@ -110,6 +113,8 @@ pub struct DriverState {
     pub wallet: WalletId,
     /// The ride held.
     pub ride: Option<Uuid>,
+    /// The owner's blind index (`None` once erased).
+    pub owner: Option<BlindIndex>,
 }
 
 /// Mobility's store; cheap to clone.
@@ -241,6 +246,7 @@ impl MobilityStore {
                     availability: d.availability,
                     wallet: d.wallet,
                     ride: d.ride,
+                    owner: row.owner_index,
                 })
             })
             .collect()

@@ -8,7 +8,7 @@ use parking_lot::Mutex;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::StoreError;
+use super::{rides::RideMemory, StoreError};
 use crate::{
     adapters::{
         outbox::{self, MemOutbox},
@@ -84,8 +84,9 @@ pub struct QuoteRow {
 /// The embedded store's contents.
 #[derive(Default)]
 pub struct Memory {
-    drivers: HashMap<Uuid, DriverRow>,
+    pub(super) drivers: HashMap<Uuid, DriverRow>,
     quotes: HashMap<Uuid, QuoteRow>,
+    pub(super) rides: RideMemory,
 }
 
 /// Either store, chosen at start-up.

@@ -91,6 +91,7 @@ pub fn ride_event_type(ride: &super::Ride, before: super::RideState) -> Option<&
 #[derive(Debug, Clone, Serialize)]
 struct RideData<'a> {
     ride: Uuid,
+    #[serde(skip_serializing_if = "str::is_empty")]
     rider: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     driver: Option<Uuid>,

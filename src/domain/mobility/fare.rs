@@ -71,8 +71,14 @@ impl Tariff {
 /// The final fare: the fare of the actual route, never above `quoted × (1 + tolerance_pct/100)`
 /// (rounded down), never below the tariff's minimum.
 pub fn final_fare(tariff: &Tariff, quoted: i64, tolerance_pct: u32, distance_m: u64, duration_s: u64) -> i64 {
-    let cap = (i128::from(quoted) * (100 + i128::from(tolerance_pct))).div_euclid(100);
+    let cap = i128::from(fare_cap(quoted, tolerance_pct));
     to_i64(i128::from(tariff.fare(distance_m, duration_s)).min(cap)).max(tariff.minimum)
+}
+
+/// The most a ride quoted at `quoted` can cost: the quote plus the tolerance, rounded down (what
+/// is held on the rider's wallet when the ride is requested).
+pub fn fare_cap(quoted: i64, tolerance_pct: u32) -> i64 {
+    to_i64((i128::from(quoted) * (100 + i128::from(tolerance_pct))).div_euclid(100))
 }
 
 /// `(driver's share, platform commission)` of a fare: the commission is

@@ -20,7 +20,7 @@ pub use driver::{
     fresh, Availability, Driver, DriverId, LocationGate, Vehicle, FRESH_FOR, LOCATION_BURST, LOCATION_INTERVAL_MS,
     PLATE_MAX,
 };
-pub use fare::{final_fare, split, Tariff, TARIFF_MAX};
+pub use fare::{fare_cap, final_fare, split, Tariff, TARIFF_MAX};
 pub use geo::{check_trip, Fix, Point, EARTH_RADIUS_M, SAME_PLACE_M, SPEED_MAX_MPS};
 pub use mode::Mode;
 pub use quote::Quote;

@@ -5,6 +5,7 @@
 //! [`MobilityClient`]: crate::actors::mobility::MobilityClient
 
 mod bodies;
+pub mod rides;
 
 use actix_web::{web, HttpResponse};
 
@@ -50,6 +51,49 @@ pub const REFUSALS: &[(&str, &[ErrorCode])] = {
             ],
         ),
         (
+            "requestRide",
+            &[
+                QuoteNotFound,
+                QuoteExpired,
+                QuoteUsed,
+                RideAlreadyOpen,
+                WalletNotFound,
+                WalletFrozen,
+                WalletClosed,
+                CurrencyMismatch,
+                InsufficientFunds,
+                LedgerUnavailable,
+                Overloaded,
+                PrivacyUnavailable,
+            ],
+        ),
+        ("getRide", &[InvalidParameter, RideNotFound, PrivacyUnavailable]),
+        ("listRides", &[PageTooLarge, InvalidCursor, DriverNotFound, PrivacyUnavailable]),
+        (
+            "acceptRide",
+            &[
+                InvalidParameter,
+                RideNotFound,
+                RideStateConflict,
+                RideNotOffered,
+                DriverOffline,
+                DriverBusy,
+                PrivacyUnavailable,
+            ],
+        ),
+        ("declineRide", &[InvalidParameter, RideNotFound, RideNotOffered, PrivacyUnavailable]),
+        ("arriveRide", &[InvalidParameter, RideNotFound, RideStateConflict, PrivacyUnavailable]),
+        ("startRide", &[InvalidParameter, RideNotFound, RideStateConflict, PrivacyUnavailable]),
+        (
+            "completeRide",
+            &[InvalidParameter, RideNotFound, RideStateConflict, LedgerUnavailable, Overloaded, PrivacyUnavailable],
+        ),
+        (
+            "cancelRide",
+            &[InvalidParameter, RideNotFound, RideStateConflict, LedgerUnavailable, Overloaded, PrivacyUnavailable],
+        ),
+        ("rateRide", &[InvalidParameter, RideNotFound, RideStateConflict, AlreadyRated, PrivacyUnavailable]),
+        (
             "requestQuote",
             &[
                 InvalidCoordinates,
@@ -75,7 +119,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .service(web::resource("/mobility/drivers/me/availability").route(web::put().to(set_availability)))
     .service(web::resource("/mobility/drivers/me/location").route(web::post().to(report_location)))
-    .service(web::resource("/mobility/quotes").route(web::post().to(request_quote)));
+    .service(web::resource("/mobility/quotes").route(web::post().to(request_quote)))
+    .configure(rides::routes);
 }
 
 fn point(p: PointBody, name: &str) -> Result<Point, AppError> {
