@@ -163,12 +163,6 @@ mod sql {
             quote_id = $5, driver_id = $6, state = $7, mode = $8, payment = $9, saga_open = $10, body = $11,
             version = $12, requested_at = $13, updated_at = $14
          WHERE id = $1 AND version = $12::bigint - 1 AND $2::bytea IS NOT NULL";
-    /// The driver's new state, as `Rows::update_driver` writes it.
-    pub const UPDATE_DRIVER: &str = "UPDATE mobility_drivers SET mode = $2, plate_sealed = $3, seats = $4,
-            wallet_id = $5, availability = $6, ride_id = $7, rating_sum = $8, rating_count = $9, version = $10,
-            updated_at = $11
-         WHERE id = $1 AND version = $10::bigint - 1
-           AND NOT EXISTS (SELECT 1 FROM mobility_drivers o WHERE o.ride_id = $7 AND o.id <> $1)";
     /// Claim a key unless it is kept and not yet expired at $7.
     pub const CLAIM_KEY: &str = "INSERT INTO mobility_keys (scope, key, fingerprint, ride_id, version, expires_at)
          VALUES ($1, $2, $3, $4, $5, $6)
@@ -586,24 +580,7 @@ impl Rows {
                     Err(e) => return Err(e.into()),
                 }
                 if let Some(d) = w.driver {
-                    let n = tx
-                        .execute(
-                            sql::UPDATE_DRIVER,
-                            &[
-                                &d.id,
-                                &d.mode,
-                                &d.plate_sealed,
-                                &d.seats,
-                                &d.wallet_id,
-                                &d.availability,
-                                &d.ride_id,
-                                &d.rating_sum,
-                                &d.rating_count,
-                                &d.version,
-                                &d.updated_at,
-                            ],
-                        )
-                        .await;
+                    let n = super::rows::write_driver(&tx, d).await;
                     match n {
                         Ok(1) => {}
                         Ok(_) => return Ok(Written::Stale),

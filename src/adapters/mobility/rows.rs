@@ -81,6 +81,37 @@ pub struct QuoteRow {
     pub created_at: DateTime<Utc>,
 }
 
+/// A driver's new state, written if the row is still at the version before it and no other
+/// driver holds its ride.
+const UPDATE_DRIVER: &str = "UPDATE mobility_drivers SET mode = $2, plate_sealed = $3, seats = $4, wallet_id = $5,
+        availability = $6, ride_id = $7, rating_sum = $8, rating_count = $9, version = $10, updated_at = $11
+     WHERE id = $1 AND version = $10::bigint - 1
+       AND NOT EXISTS (SELECT 1 FROM mobility_drivers o WHERE o.ride_id = $7 AND o.id <> $1)";
+
+/// Write `row` in `tx` ([`UPDATE_DRIVER`]): how many rows changed (0 or 1).
+pub(super) async fn write_driver(
+    tx: &tokio_postgres::Transaction<'_>,
+    row: &DriverRow,
+) -> Result<u64, tokio_postgres::Error> {
+    tx.execute(
+        UPDATE_DRIVER,
+        &[
+            &row.id,
+            &row.mode,
+            &row.plate_sealed,
+            &row.seats,
+            &row.wallet_id,
+            &row.availability,
+            &row.ride_id,
+            &row.rating_sum,
+            &row.rating_count,
+            &row.version,
+            &row.updated_at,
+        ],
+    )
+    .await
+}
+
 /// The embedded store's contents.
 #[derive(Default)]
 pub struct Memory {
@@ -249,28 +280,7 @@ impl Rows {
             Self::Postgres(pool) => {
                 let mut conn = pool.get().await?;
                 let tx = conn.transaction().await?;
-                let n = tx
-                    .execute(
-                        "UPDATE mobility_drivers SET mode = $2, plate_sealed = $3, seats = $4, wallet_id = $5,
-                             availability = $6, ride_id = $7, rating_sum = $8, rating_count = $9, version = $10,
-                             updated_at = $11
-                         WHERE id = $1 AND version = $10::bigint - 1
-                           AND NOT EXISTS (SELECT 1 FROM mobility_drivers o WHERE o.ride_id = $7 AND o.id <> $1)",
-                        &[
-                            &row.id,
-                            &row.mode,
-                            &row.plate_sealed,
-                            &row.seats,
-                            &row.wallet_id,
-                            &row.availability,
-                            &row.ride_id,
-                            &row.rating_sum,
-                            &row.rating_count,
-                            &row.version,
-                            &row.updated_at,
-                        ],
-                    )
-                    .await;
+                let n = write_driver(&tx, row).await;
                 let n = match n {
                     Ok(n) => n,
                     // Another driver took the ride between the check and the write.
