@@ -3,9 +3,9 @@
 //! actor, its rate gate, Redis' geo index), against a bare Redis `GEOADD` loop with the same
 //! number of clients, in alternating rounds of the same run.
 //!
-//! Each report is for another driver (round robin over `BENCH_DRIVERS`, 80000 by default), so
-//! that no driver exceeds one report a second at the rates reached here; a report refused as too
-//! frequent counts as an error and is printed.
+//! Reports go to the drivers in turn (`BENCH_DRIVERS`, 24000 by default): at the rates reached
+//! here each driver reports a little less than once a second, as a driver's app does, which the
+//! rate gate admits; a report refused as too frequent counts as an error and is printed.
 //!
 //! `cargo bench --bench mobility_location -- [--seconds N] [--rounds N] [--connections N]`
 //! (Redis at `BENCH_REDIS_URL`, default `redis://127.0.0.1:6379/0`).
@@ -116,7 +116,7 @@ async fn drivers(port: u16, keys: &KeySet, count: usize) -> Vec<String> {
 fn main() {
     let args = load::Args::parse();
     let _logs = logs::production_logs();
-    let count: usize = std::env::var("BENCH_DRIVERS").ok().and_then(|v| v.parse().ok()).unwrap_or(80_000);
+    let count: usize = std::env::var("BENCH_DRIVERS").ok().and_then(|v| v.parse().ok()).unwrap_or(24_000);
     let prefix = format!("beryl:bench:{}:", uuid::Uuid::new_v4().simple());
     let (tx, rx) = std::sync::mpsc::channel();
     let app_prefix = prefix.clone();
@@ -139,11 +139,13 @@ fn main() {
     let tokens = Arc::new(runtime.block_on(drivers(port, &keys, count)));
     eprintln!("{count} drivers online in {:.1}s", started.elapsed().as_secs_f64());
 
-    let connections = args.connections;
+    // Reports go to the drivers in turn across rounds, so that each driver reports about every
+    // `drivers / rate` seconds, as a driver's app does.
+    let next = Arc::new(AtomicU64::new(0));
     let make: load::MakeRequest = {
         let tokens = tokens.clone();
-        Arc::new(move |conn: usize, n: u64| {
-            let i = (conn + n as usize * connections) % tokens.len();
+        Arc::new(move |_: usize, n: u64| {
+            let i = next.fetch_add(1, Ordering::Relaxed) as usize % tokens.len();
             let body = format!(r#"{{"lat":{:.5},"lon":2.35,"speed":8.0}}"#, 48.80 + (n % 1000) as f64 / 10_000.0);
             let auth = format!("Bearer {}", tokens[i]);
             load::Target::raw(

@@ -116,6 +116,8 @@ pub(super) async fn write_driver(
 #[derive(Default)]
 pub struct Memory {
     pub(super) drivers: HashMap<Uuid, DriverRow>,
+    /// The driver of each owner, as PostgreSQL's unique index on `owner_index` finds it.
+    by_owner: HashMap<BlindIndex, Uuid>,
     quotes: HashMap<Uuid, QuoteRow>,
     pub(super) rides: RideMemory,
 }
@@ -187,7 +189,8 @@ impl Rows {
     pub async fn driver_by_owner(&self, owner: &BlindIndex) -> Result<Option<DriverRow>, StoreError> {
         match self {
             Self::Memory(m, _) => {
-                Ok(m.lock().drivers.values().find(|d| d.owner_index.as_ref() == Some(owner)).cloned())
+                let m = m.lock();
+                Ok(m.by_owner.get(owner).and_then(|id| m.drivers.get(id)).cloned())
             }
             Self::Postgres(pool) => {
                 let conn = pool.get().await?;
@@ -217,8 +220,11 @@ impl Rows {
         match self {
             Self::Memory(m, _) => {
                 let mut m = m.lock();
-                if m.drivers.values().any(|d| d.owner_index.is_some() && d.owner_index == row.owner_index) {
+                if row.owner_index.is_some_and(|owner| m.by_owner.contains_key(&owner)) {
                     return Ok(false);
+                }
+                if let Some(owner) = row.owner_index {
+                    m.by_owner.insert(owner, row.id);
                 }
                 m.drivers.insert(row.id, row.clone());
                 Ok(true)
@@ -325,14 +331,16 @@ impl Rows {
     pub async fn erase_driver(&self, owner: &BlindIndex) -> Result<u64, StoreError> {
         match self {
             Self::Memory(m, _) => {
-                let mut n = 0;
-                for d in m.lock().drivers.values_mut().filter(|d| d.owner_index.as_ref() == Some(owner)) {
-                    d.owner_index = None;
-                    d.owner_sealed = None;
-                    d.plate_sealed = None;
-                    n += 1;
+                let mut m = m.lock();
+                let Some(id) = m.by_owner.remove(owner) else { return Ok(0) };
+                let Some(d) = m.drivers.get_mut(&id) else { return Ok(0) };
+                d.owner_index = None;
+                d.owner_sealed = None;
+                d.plate_sealed = None;
+                if d.ride_id.is_none() {
+                    d.availability = "offline".into();
                 }
-                Ok(n)
+                Ok(1)
             }
             Self::Postgres(pool) => {
                 let conn = pool.get().await?;
