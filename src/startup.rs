@@ -472,7 +472,7 @@ fn spawn_mobility(
         },
         drivers: supervision.entity_kind(mobility::driver::KIND)?,
         rides: supervision.entity_kind(mobility::rides::KIND)?,
-        payments: mobility::saga::Payments::new(
+        payments: mobility::saga::RidePayments::new(
             fintech.clone(),
             &settings.mobility.platform_owner,
             settings.mobility.commission_bps,

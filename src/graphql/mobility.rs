@@ -429,7 +429,8 @@ impl RideQuery {
                 })?;
             let mobility = &state.actors.mobility;
             let role = if as_driver.unwrap_or(false) {
-                Role::Driver(mobility.driver(&caller.principal.subject).await?.id)
+                let driver = mobility.driver_id(&caller.principal.subject).await?;
+                Role::Driver(driver.ok_or(MobilityError::DriverNotFound)?)
             } else {
                 Role::Rider
             };

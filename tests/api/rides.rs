@@ -362,10 +362,10 @@ async fn two_instances_racing_to_assign_never_give_a_ride_two_drivers_or_a_drive
             let page: Value = a.get_as("/api/v1/mobility/rides?role=driver", token).await.json().await.unwrap();
             for ride in page["items"].as_array().unwrap().iter().filter(|r| r["state"] == "requested") {
                 let id = ride["id"].as_str().unwrap();
-                let (x, y) =
+                // Both answers are kept or refused by the rules; what counts is checked in the
+                // database below.
+                let _ =
                     futures::join!(act(&a, token, id, "accept", json!({})), act(&b, token, id, "accept", json!({})));
-                let ok = [x.status(), y.status()].iter().filter(|s| s.is_success()).count();
-                assert!(ok <= 2, "one of the two may answer the replayed success");
             }
         }
         let url = a.state.settings.database.url.as_ref().unwrap().expose().to_owned();
@@ -613,7 +613,7 @@ async fn many_rides_on_two_instances_with_cancellations_and_give_ups_conserve_mo
         }
     }
     // Every payment step ends, on one instance or the other.
-    let settled = eventually("every ride paid or released", Duration::from_secs(40), || async {
+    eventually("every ride paid or released", Duration::from_secs(40), || async {
         let due: i64 = db
             .query_one("SELECT count(*) FROM mobility_rides WHERE saga_open OR state NOT IN ('completed', 'cancelled', 'expired')", &[])
             .await
@@ -622,7 +622,6 @@ async fn many_rides_on_two_instances_with_cancellations_and_give_ups_conserve_mo
         (due == 0).then_some(())
     })
     .await;
-    let () = settled;
     let (balances, held, net_in) = ledger_totals(&db).await;
     assert_eq!(balances, net_in, "money is neither made nor lost");
     assert_eq!(held, 0, "no fare stays held");

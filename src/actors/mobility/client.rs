@@ -10,7 +10,7 @@ use crate::{
     actors::{fintech::FintechClient, runtime::ActorRef},
     domain::{
         fintech::{Currency, FintechError, Wallet, WalletId, WalletStatus},
-        mobility::{Availability, Driver, Fix, MobilityError, Mode, Point, Vehicle},
+        mobility::{Availability, Driver, DriverId, Fix, MobilityError, Mode, Point, Vehicle},
     },
     telemetry::{self, Metrics},
 };
@@ -63,6 +63,11 @@ impl MobilityClient {
         let result = self.domain.ask(msg).await.map_err(MobilityFailure::from).and_then(|r| r);
         self.count("put_driver", &result);
         result
+    }
+
+    /// The id of `subject`'s driver profile, if they have one (no driver actor is started).
+    pub async fn driver_id(&self, subject: &str) -> Answer<Option<DriverId>> {
+        self.domain.ask(super::FindDriver { subject: subject.to_owned() }).await?
     }
 
     /// `subject`'s driver profile.
@@ -120,11 +125,7 @@ impl MobilityClient {
         command: super::RideCommand,
         key: crate::domain::idempotency::IdempotencyKey,
     ) -> Answer<super::RideAnswer> {
-        let driver = match self.driver(subject).await {
-            Ok(d) => Some(d.id),
-            Err(MobilityFailure::Rule(MobilityError::DriverNotFound)) => None,
-            Err(e) => return Err(e),
-        };
+        let driver = self.driver_id(subject).await?;
         let operation = match &command {
             super::RideCommand::Accept => "accept_ride",
             super::RideCommand::Decline => "decline_ride",
@@ -146,11 +147,7 @@ impl MobilityClient {
         subject: &str,
         ride: uuid::Uuid,
     ) -> Answer<crate::adapters::mobility::ride_store::StoredRide> {
-        let driver = match self.driver(subject).await {
-            Ok(d) => Some(d.id),
-            Err(MobilityFailure::Rule(MobilityError::DriverNotFound)) => None,
-            Err(e) => return Err(e),
-        };
+        let driver = self.driver_id(subject).await?;
         self.domain.ask(super::GetRide { ride, subject: subject.to_owned(), driver }).await?
     }
 

@@ -10,7 +10,7 @@ use crate::{
     adapters::{external::AdapterError, mobility::StoreError},
     domain::{
         fintech::{Currency, FintechError, WalletId},
-        mobility::{Availability, Driver, Fix, MobilityError, Mode, Point, Quote, Vehicle},
+        mobility::{Availability, Driver, DriverId, Fix, MobilityError, Mode, Point, Quote, Vehicle},
     },
     error::code::{Coded, ErrorCode},
 };
@@ -195,4 +195,16 @@ pub struct CountDrivers;
 
 impl actix::Message for CountDrivers {
     type Result = Answer<()>;
+}
+
+/// The id of the driver profile of a subject, if they have one: read from the store, with no
+/// driver actor started and nothing opened.
+#[derive(Debug, Clone)]
+pub struct FindDriver {
+    /// The subject.
+    pub subject: String,
+}
+
+impl actix::Message for FindDriver {
+    type Result = Answer<Option<DriverId>>;
 }

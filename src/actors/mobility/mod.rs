@@ -22,8 +22,8 @@ pub use client::MobilityClient;
 pub use dispatcher::Dispatcher;
 pub use driver::DriverActor;
 pub use messages::{
-    Answer, CountDrivers, ForgetDriver, GetDriver, LocationAccepted, MobilityFailure, PutDriver, QuoteAnswer,
-    ReportLocation, RequestQuote, SetAvailability,
+    Answer, CountDrivers, FindDriver, ForgetDriver, GetDriver, LocationAccepted, MobilityFailure, PutDriver,
+    QuoteAnswer, ReportLocation, RequestQuote, SetAvailability,
 };
 pub use requests::{GetRide, ListRides, RequestRide, Role};
 pub use rides::{ActOnRide, RideActor, RideAnswer, RideCommand, SystemAct, SystemCommand};
@@ -44,7 +44,7 @@ use crate::{
     config::MobilitySettings,
     domain::{
         fintech::Currency,
-        mobility::{check_trip, Availability, DispatchPolicy, MobilityError, Mode, Quote, Tariff},
+        mobility::{check_trip, Availability, DispatchPolicy, DriverId, MobilityError, Mode, Quote, Tariff},
     },
     telemetry::{self, Metrics},
 };
@@ -186,7 +186,7 @@ pub struct Parts {
     /// The rides' entity kind.
     pub rides: EntityKind,
     /// The ledger side of rides.
-    pub payments: saga::Payments,
+    pub payments: saga::RidePayments,
     /// The dispatcher, once spawned.
     pub dispatcher: dispatcher::DispatcherRef,
 }
@@ -394,6 +394,16 @@ impl Handle<CountDrivers> for MobilityDomain {
                 }
             });
             Ok(())
+        })
+    }
+}
+
+impl Handle<FindDriver> for MobilityDomain {
+    fn handle(&mut self, msg: FindDriver, _: &mut Ctx<Self>) -> Reply<Self, Answer<Option<DriverId>>> {
+        let store = self.store.clone();
+        Reply::later(async move {
+            let row = store.rows().driver_by_owner(&store.index(&msg.subject)).await?;
+            Ok(row.map(|r| DriverId(r.id)))
         })
     }
 }

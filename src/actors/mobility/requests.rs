@@ -130,7 +130,7 @@ impl Handle<RequestRide> for MobilityDomain {
                 version: ride.version,
                 expires_at: now + chrono::Duration::from_std(KEY_TTL).unwrap_or(chrono::Duration::MAX),
             };
-            let events = events_of(store, &ride, RideState::Expired, None).await?;
+            let events = events_of(store, &ride, None, None).await?;
             let inserted = store.insert_ride(&ride, Some(&key), &events).await;
             let refusal = match inserted {
                 Ok(Inserted::Inserted) => None,

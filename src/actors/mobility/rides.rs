@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::{
     messages::{Answer, MobilityFailure},
-    saga::{Payments, Settled},
+    saga::{RidePayments, Settled},
     Rules,
 };
 use crate::{
@@ -27,8 +27,8 @@ use crate::{
         events::DomainEvent,
         idempotency::{fingerprint, IdempotencyError, IdempotencyKey},
         mobility::{
-            events as mobility_events, Availability, CancellationPolicy, DriverId, MobilityError, Party, PaymentState,
-            Ride, RideAction, RideState,
+            events as mobility_events, Availability, CancellationPolicy, Driver, DriverId, MobilityError, Party,
+            PaymentState, Ride, RideAction, RideState,
         },
         privacy::Place,
     },
@@ -175,7 +175,7 @@ pub struct RideDeps {
     /// Tariffs and the rest of the rules.
     pub rules: std::sync::Arc<Rules>,
     /// The ledger side.
-    pub payments: Payments,
+    pub payments: RidePayments,
     /// Metrics of this instance.
     pub metrics: Metrics,
 }
@@ -198,20 +198,28 @@ impl Managed for RideActor {}
 /// A ride's change, ready to write.
 struct Change {
     ride: Ride,
-    driver: Option<DriverRow>,
+    driver: Option<DriverChange>,
     offer_answer: Option<(Uuid, &'static str)>,
+}
+
+/// A driver changed with a ride: the row to write, the driver after, and its availability before.
+struct DriverChange {
+    row: DriverRow,
+    after: Driver,
+    before: Availability,
 }
 
 fn request_id() -> Option<String> {
     telemetry::current_request_id().map(|r| r.as_str().to_owned())
 }
 
-/// The events of `next` (whose state was `before`), the rider named sealed.
+/// The events of `next` (whose state was `before`; none for a new ride), the rider named sealed,
+/// and of the driver whose availability went from `driver.1` to `driver.0`'s.
 pub async fn events_of(
     store: &MobilityStore,
     next: &Ride,
-    before: RideState,
-    driver: Option<(&DriverRow, Availability)>,
+    before: Option<RideState>,
+    driver: Option<(&Driver, Availability)>,
 ) -> Answer<Vec<DomainEvent>> {
     let mut events = Vec::new();
     if let Some(kind) = mobility_events::ride_event_type(next, before) {
@@ -225,58 +233,22 @@ pub async fn events_of(
         };
         events.push(mobility_events::ride_event(kind, next, &sealed, request_id()));
     }
-    if let Some((row, from)) = driver {
-        if row.availability != from.as_str() {
-            if let Some(d) = store.driver_states(&[DriverId(row.id)]).await?.into_iter().next() {
-                let driver = crate::domain::mobility::Driver {
-                    id: d.id,
-                    vehicle: crate::domain::mobility::Vehicle {
-                        mode: d.mode,
-                        plate: String::new(),
-                        seats: u8::try_from(row.seats).unwrap_or(1),
-                    },
-                    wallet: d.wallet,
-                    availability: Availability::parse(&row.availability).unwrap_or(Availability::Offline),
-                    ride: row.ride_id,
-                    rating_sum: row.rating_sum,
-                    rating_count: row.rating_count,
-                    version: row.version,
-                    created_at: row.created_at,
-                    updated_at: row.updated_at,
-                };
-                events.push(mobility_events::driver_status_changed(&driver, from, request_id(), row.updated_at));
-            }
-        }
+    if let Some((driver, from)) = driver.filter(|(d, from)| d.availability != *from) {
+        events.push(mobility_events::driver_status_changed(driver, from, request_id(), driver.updated_at));
     }
     Ok(events)
 }
 
-/// The stored driver `id`, changed by `change`; with the availability it had.
+/// The stored driver `id`, changed by `change`.
 async fn driver_change(
     store: &MobilityStore,
     id: DriverId,
-    change: impl FnOnce(&crate::domain::mobility::Driver) -> Result<crate::domain::mobility::Driver, MobilityError>,
-) -> Answer<(DriverRow, Availability)> {
+    change: impl FnOnce(&Driver) -> Result<Driver, MobilityError>,
+) -> Answer<DriverChange> {
     let row = store.driver_row(id).await?.ok_or(MobilityError::DriverNotFound)?;
-    let state = store.driver_states(&[id]).await?.into_iter().next().ok_or(MobilityError::DriverNotFound)?;
-    let driver = crate::domain::mobility::Driver {
-        id,
-        vehicle: crate::domain::mobility::Vehicle {
-            mode: state.mode,
-            plate: String::new(),
-            seats: u8::try_from(row.seats).unwrap_or(1),
-        },
-        wallet: state.wallet,
-        availability: state.availability,
-        ride: row.ride_id,
-        rating_sum: row.rating_sum,
-        rating_count: row.rating_count,
-        version: row.version,
-        created_at: row.created_at,
-        updated_at: row.updated_at,
-    };
-    let next = change(&driver)?;
-    Ok((driver_row(&row, &next), state.availability))
+    let driver = MobilityStore::driver_of_row(&row)?;
+    let after = change(&driver)?;
+    Ok(DriverChange { row: driver_row(&row, &after), after, before: driver.availability })
 }
 
 impl RideActor {
@@ -303,8 +275,8 @@ impl RideActor {
                     return Err(MobilityError::NotOffered(ride.id).into());
                 }
                 let next = ride.assign(driver, now)?;
-                let (row, _) = driver_change(&deps.store, driver, |d| d.take_ride(ride.id, now)).await?;
-                Change { ride: next, driver: Some(row), offer_answer: Some((driver.0, "accepted")) }
+                let taken = driver_change(&deps.store, driver, |d| d.take_ride(ride.id, now)).await?;
+                Change { ride: next, driver: Some(taken), offer_answer: Some((driver.0, "accepted")) }
             }
             (RideCommand::Decline, _) => {
                 let driver = by.ok_or(MobilityError::NotOffered(ride.id))?;
@@ -331,15 +303,15 @@ impl RideActor {
                     *duration_s,
                     now,
                 )?;
-                let (row, _) = driver_change(&deps.store, driver, |d| Ok(d.release_ride(ride.id, now))).await?;
-                Change { ride: next, driver: Some(row), offer_answer: None }
+                let released = driver_change(&deps.store, driver, |d| Ok(d.release_ride(ride.id, now))).await?;
+                Change { ride: next, driver: Some(released), offer_answer: None }
             }
             (RideCommand::Cancel { reason }, Party::Rider) => {
                 let policy = CancellationPolicy { grace: rules.cancellation_grace };
                 let next = ride.cancel_by_rider(&policy, &tariff, reason.clone(), now)?;
                 let offer = deps.store.pending_offer(ride.id).await?;
                 let driver = match ride.driver {
-                    Some(d) => Some(driver_change(&deps.store, d, |x| Ok(x.release_ride(ride.id, now))).await?.0),
+                    Some(d) => Some(driver_change(&deps.store, d, |x| Ok(x.release_ride(ride.id, now))).await?),
                     None => None,
                 };
                 Change { ride: next, driver, offer_answer: offer.map(|o| (o.driver_id, "withdrawn")) }
@@ -347,13 +319,13 @@ impl RideActor {
             (RideCommand::Cancel { .. }, Party::Driver) => {
                 let driver = by.ok_or(MobilityError::NotAParty(ride.id))?;
                 let next = ride.cancel_by_driver(driver, now)?;
-                let (row, _) = driver_change(&deps.store, driver, |d| Ok(d.release_ride(ride.id, now))).await?;
-                Change { ride: next, driver: Some(row), offer_answer: None }
+                let released = driver_change(&deps.store, driver, |d| Ok(d.release_ride(ride.id, now))).await?;
+                Change { ride: next, driver: Some(released), offer_answer: None }
             }
             (RideCommand::Rate { score }, party) => {
                 let next = ride.rate(party, *score, now)?;
                 let driver = match (party, ride.driver) {
-                    (Party::Rider, Some(d)) => Some(driver_change(&deps.store, d, |x| x.rated(*score, now)).await?.0),
+                    (Party::Rider, Some(d)) => Some(driver_change(&deps.store, d, |x| x.rated(*score, now)).await?),
                     _ => None,
                 };
                 Change { ride: next, driver, offer_answer: None }
@@ -402,16 +374,11 @@ impl RideActor {
                 version: change.ride.version,
                 expires_at: Utc::now() + chrono::Duration::from_std(KEY_TTL).unwrap_or(chrono::Duration::MAX),
             });
-            let before_driver = match &change.driver {
-                Some(row) => deps.store.driver_states(&[DriverId(row.id)]).await?.first().map(|d| d.availability),
-                None => None,
-            };
+            let driver = change.driver.as_ref();
             let events =
-                events_of(&deps.store, &change.ride, ride.state, change.driver.as_ref().zip(before_driver)).await?;
-            let written = deps
-                .store
-                .write_ride(&change.ride, change.driver.as_ref(), change.offer_answer, key.as_ref(), &events)
-                .await?;
+                events_of(&deps.store, &change.ride, Some(ride.state), driver.map(|d| (&d.after, d.before))).await?;
+            let row = driver.map(|d| &d.row);
+            let written = deps.store.write_ride(&change.ride, row, change.offer_answer, key.as_ref(), &events).await?;
             match written {
                 Written::Written => {
                     after_write(&deps, ride, &change).await;
@@ -448,9 +415,9 @@ async fn replay(deps: &RideDeps, kept: &KeyRow, print: &str, ride: Uuid) -> Answ
 
 /// What follows a written change: the geo index follows the driver, the metrics count it.
 async fn after_write(deps: &RideDeps, before: &Ride, change: &Change) {
-    if let Some(row) = &change.driver {
-        if row.availability != Availability::Available.as_str() {
-            if let Err(e) = deps.geo.remove(DriverId(row.id)).await {
+    if let Some(driver) = &change.driver {
+        if driver.after.availability != Availability::Available {
+            if let Err(e) = deps.geo.remove(driver.after.id).await {
                 tracing::warn!(error = %e, "driver not taken out of the geo index");
             }
         }
@@ -487,7 +454,7 @@ async fn system(deps: RideDeps, id: Uuid, command: SystemCommand) -> Answer<Opti
             }
             SystemCommand::Settle => return settle(&deps, ride).await.map(Some),
         };
-        let events = events_of(&deps.store, &next, ride.state, None).await?;
+        let events = events_of(&deps.store, &next, Some(ride.state), None).await?;
         match deps.store.write_ride(&next, None, offer_answer, None, &events).await? {
             Written::Written => {
                 if next.state == RideState::Expired {

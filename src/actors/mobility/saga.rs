@@ -39,7 +39,7 @@ pub fn platform_wallet_id(owner: &str, currency: Currency) -> WalletId {
 
 /// The ledger side of the rides: the hold, the capture, the payout, the release.
 #[derive(Clone)]
-pub struct Payments {
+pub struct RidePayments {
     fintech: FintechClient,
     platform_owner: Arc<str>,
     commission_bps: u32,
@@ -64,7 +64,7 @@ fn ledger_refusal(outcome: LedgerOutcome) -> Result<(), FintechError> {
     }
 }
 
-impl Payments {
+impl RidePayments {
     /// The payments of rides through `fintech`; commissions go to wallets of `platform_owner`.
     pub fn new(fintech: FintechClient, platform_owner: &str, commission_bps: u32) -> Self {
         Self { fintech, platform_owner: platform_owner.into(), commission_bps, platform: Arc::default() }
@@ -139,7 +139,7 @@ impl Payments {
             | LedgerOutcome::Refused(FintechError::HoldNotPending(_, HoldStatus::Posted)) => {}
             LedgerOutcome::Refused(e) => {
                 self.release(ride).await?;
-                return Ok(Settled::Failed(e.code_name()));
+                return Ok(Settled::Failed(ledger_reason(&e)));
             }
             LedgerOutcome::DuplicateKey | LedgerOutcome::ConflictingDuplicate => {}
         }
@@ -184,13 +184,8 @@ impl Payments {
     }
 }
 
-trait CodeName {
-    fn code_name(&self) -> String;
-}
-
-impl CodeName for FintechError {
-    fn code_name(&self) -> String {
-        use crate::error::code::Coded;
-        format!("ledger.{}", self.code().as_str())
-    }
+/// Why a step failed, as the ride keeps it: the ledger's code.
+fn ledger_reason(e: &FintechError) -> String {
+    use crate::error::code::Coded;
+    format!("ledger.{}", e.code().as_str())
 }

@@ -45,12 +45,6 @@ pub enum StoreError {
     Vault(String, ErrorCode),
 }
 
-impl StoreError {
-    pub(crate) fn corrupt(what: &'static str) -> Self {
-        Self::Corrupt(what)
-    }
-}
-
 impl From<PostgresError> for StoreError {
     fn from(e: PostgresError) -> Self {
         Self::Unavailable(e.kind().into())
@@ -159,7 +153,8 @@ impl MobilityStore {
         self.vault.subject_index(subject)
     }
 
-    fn driver_of_row(row: &DriverRow) -> Result<Driver, StoreError> {
+    /// The driver of a row, without its plate (which stays sealed).
+    pub fn driver_of_row(row: &DriverRow) -> Result<Driver, StoreError> {
         Ok(Driver {
             id: DriverId(row.id),
             vehicle: Vehicle {

@@ -200,7 +200,7 @@ fn check_ride(r: &RideRow) -> Result<(), StoreError> {
     if valid {
         Ok(())
     } else {
-        Err(StoreError::corrupt("ride"))
+        Err(StoreError::Corrupt("ride"))
     }
 }
 
@@ -216,20 +216,20 @@ fn check_driver(d: &DriverRow) -> Result<(), StoreError> {
     if valid {
         Ok(())
     } else {
-        Err(StoreError::corrupt("driver"))
+        Err(StoreError::Corrupt("driver"))
     }
 }
 
 fn check_answer(answer: Option<&str>) -> Result<(), StoreError> {
     match answer {
-        Some(a) if !ANSWERS.contains(&a) => Err(StoreError::corrupt("offer answer")),
+        Some(a) if !ANSWERS.contains(&a) => Err(StoreError::Corrupt("offer answer")),
         _ => Ok(()),
     }
 }
 
 /// A new ride may not already hold a driver another ride holds.
 fn driver_held() -> StoreError {
-    StoreError::corrupt("ride driver")
+    StoreError::Corrupt("ride driver")
 }
 
 fn unique_violated(e: &tokio_postgres::Error) -> Option<&str> {
@@ -246,7 +246,7 @@ fn limit_of(n: usize) -> i64 {
 }
 
 fn index_from(bytes: &[u8]) -> Result<BlindIndex, StoreError> {
-    BlindIndex::from_slice(bytes).ok_or_else(|| StoreError::corrupt("blind index"))
+    BlindIndex::from_slice(bytes).ok_or(StoreError::Corrupt("blind index"))
 }
 
 fn ride_from(row: &Row) -> Result<RideRow, StoreError> {
@@ -330,7 +330,7 @@ async fn append_events(tx: &Transaction<'_>, at: DateTime<Utc>, events: &[Domain
     if events.is_empty() {
         return Ok(());
     }
-    let (bytes, count) = outbox::encode(events, 512).map_err(|_| StoreError::corrupt("event"))?;
+    let (bytes, count) = outbox::encode(events, 512).map_err(|_| StoreError::Corrupt("event"))?;
     let count = i32::try_from(count).unwrap_or(i32::MAX);
     tx.execute(outbox::sql::INSERT, &[&at, &count, &bytes]).await?;
     Ok(())

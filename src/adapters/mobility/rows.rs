@@ -138,7 +138,7 @@ const QUOTE_COLUMNS: &str = "id, rider_index, pickup_sealed, dropoff_sealed, mod
                              currency, co2e_g, route_source, expires_at, created_at";
 
 fn index_of(bytes: Option<Vec<u8>>) -> Result<Option<BlindIndex>, StoreError> {
-    bytes.map(|b| BlindIndex::from_slice(&b).ok_or_else(|| StoreError::corrupt("blind index"))).transpose()
+    bytes.map(|b| BlindIndex::from_slice(&b).ok_or(StoreError::Corrupt("blind index"))).transpose()
 }
 
 fn driver_from(row: &Row) -> Result<DriverRow, StoreError> {
@@ -164,7 +164,7 @@ fn quote_from(row: &Row) -> Result<QuoteRow, StoreError> {
     let rider: Vec<u8> = row.try_get(1)?;
     Ok(QuoteRow {
         id: row.try_get(0)?,
-        rider_index: BlindIndex::from_slice(&rider).ok_or_else(|| StoreError::corrupt("blind index"))?,
+        rider_index: BlindIndex::from_slice(&rider).ok_or(StoreError::Corrupt("blind index"))?,
         pickup_sealed: row.try_get(2)?,
         dropoff_sealed: row.try_get(3)?,
         mode: row.try_get(4)?,
@@ -297,7 +297,7 @@ impl Rows {
                     return Ok(false);
                 }
                 if !events.is_empty() {
-                    let (bytes, count) = outbox::encode(events, 512).map_err(|_| StoreError::corrupt("event"))?;
+                    let (bytes, count) = outbox::encode(events, 512).map_err(|_| StoreError::Corrupt("event"))?;
                     let count = i32::try_from(count).unwrap_or(i32::MAX);
                     tx.execute(outbox::sql::INSERT, &[&row.updated_at, &count, &bytes]).await?;
                 }

@@ -67,14 +67,14 @@ pub const RIDE_CANCELLED: &str = "mobility.ride.cancelled";
 /// `mobility.ride.expired`.
 pub const RIDE_EXPIRED: &str = "mobility.ride.expired";
 
-/// The event a ride's new state publishes, if any: its type.
-pub fn ride_event_type(ride: &super::Ride, before: super::RideState) -> Option<&'static str> {
+/// The event a ride's new state publishes, if any: its type. `before` is the state it was in
+/// (none for a new ride); a ride a driver gave back is requested again.
+pub fn ride_event_type(ride: &super::Ride, before: Option<super::RideState>) -> Option<&'static str> {
     use super::RideState::*;
-    if ride.state == before {
+    if Some(ride.state) == before {
         return None;
     }
     Some(match ride.state {
-        Requested if before == Requested => return None,
         Requested => RIDE_REQUESTED,
         DriverAssigned => RIDE_ASSIGNED,
         DriverArriving => return None,

@@ -382,7 +382,10 @@ pub async fn list_rides(
     };
     let role = match role.unwrap_or(RoleParam::Rider) {
         RoleParam::Rider => Role::Rider,
-        RoleParam::Driver => Role::Driver(state.actors.mobility.driver(&principal.subject).await?.id),
+        RoleParam::Driver => {
+            let driver = state.actors.mobility.driver_id(&principal.subject).await?;
+            Role::Driver(driver.ok_or(MobilityError::DriverNotFound)?)
+        }
     };
     let rides = state.actors.mobility.rides(&principal.subject, role, before, limit + 1).await?;
     let more = rides.len() > limit;
