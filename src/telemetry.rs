@@ -119,6 +119,10 @@ pub const MOBILITY_DISPATCH_SECONDS: &str = "beryl_mobility_dispatch_seconds";
 pub const MOBILITY_RIDES_EXPIRED_TOTAL: &str = "beryl_mobility_rides_expired_total";
 /// Fares and cancellation fees captured, minor units, by currency.
 pub const MOBILITY_FARES_TOTAL: &str = "beryl_mobility_fares_minor_units_total";
+/// Rides over whose payment step (capture, payout or release) is still due, as stored.
+pub const MOBILITY_PAYMENTS_DUE: &str = "beryl_mobility_payments_due";
+/// Age of the oldest ride payment step still due, seconds (0 when none is).
+pub const MOBILITY_PAYMENTS_DUE_AGE: &str = "beryl_mobility_payments_due_age_seconds";
 /// Driver position reports, by outcome.
 pub const MOBILITY_LOCATION_REPORTS_TOTAL: &str = "beryl_mobility_location_reports_total";
 /// Events published to the broker and acknowledged, by topic.
@@ -166,6 +170,11 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
     0.5, 1.0, 2.0, 5.0, 10.0,
 ];
+
+/// Waiting for a driver takes seconds to minutes: an offer may time out (15 s by default) and go
+/// to the next driver several times within the dispatch window.
+const DISPATCH_BUCKETS: &[f64] =
+    &[0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0];
 
 /// Describe every metric once, with its unit.
 pub fn describe_metrics() {
@@ -238,6 +247,12 @@ pub fn describe_metrics() {
         "Fares and cancellation fees captured, minor units, by currency."
     );
     describe_gauge!(MOBILITY_DRIVERS, Unit::Count, "Drivers by mode and availability, as stored.");
+    describe_gauge!(MOBILITY_PAYMENTS_DUE, Unit::Count, "Rides over whose payment step is still due, as stored.");
+    describe_gauge!(
+        MOBILITY_PAYMENTS_DUE_AGE,
+        Unit::Seconds,
+        "Age of the oldest ride payment step still due (0 when none is)."
+    );
     describe_counter!(
         MOBILITY_LOCATION_REPORTS_TOTAL,
         Unit::Count,
@@ -360,6 +375,9 @@ impl Metrics {
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
             .context("histogram buckets")?
+            // A full name is matched before a suffix.
+            .set_buckets_for_metric(Matcher::Full(MOBILITY_DISPATCH_SECONDS.into()), DISPATCH_BUCKETS)
+            .context("dispatch buckets")?
             .build_recorder();
         let handle = recorder.handle();
         let process = metrics_process::Collector::new(PROCESS_PREFIX);

@@ -535,6 +535,7 @@ async fn rides_page_newest_first(rows: Rows) {
 }
 
 async fn rides_to_resume_and_to_dispatch_come_oldest_first(rows: Rows) {
+    assert_eq!(rows.payments_due().await.unwrap(), (0, None));
     let r1 = RideRow { saga_open: true, updated_at: at(50), ..ride(1, 0) };
     let r2 = RideRow { saga_open: true, updated_at: at(20), ..ride(2, 10) };
     let r3 = ride(3, 20);
@@ -544,6 +545,7 @@ async fn rides_to_resume_and_to_dispatch_come_oldest_first(rows: Rows) {
     }
     assert_eq!(rows.rides_to_resume(10).await.unwrap(), [r2.clone(), r4.clone(), r1.clone()]);
     assert_eq!(rows.rides_to_resume(2).await.unwrap(), [r2.clone(), r4.clone()]);
+    assert_eq!(rows.payments_due().await.unwrap(), (3, Some(at(20))));
     assert_eq!(rows.requested_rides(10).await.unwrap(), [r1.clone(), r2.clone(), r3.clone()]);
     assert_eq!(rows.requested_rides(1).await.unwrap(), std::slice::from_ref(&r1));
 
@@ -554,6 +556,7 @@ async fn rides_to_resume_and_to_dispatch_come_oldest_first(rows: Rows) {
     assert_eq!(rows.write_ride(write(&r2, &[])).await.unwrap(), Written::Written);
     assert_eq!(rows.requested_rides(10).await.unwrap(), [r2, r3]);
     assert_eq!(rows.rides_to_resume(10).await.unwrap(), [r4, r1]);
+    assert_eq!(rows.payments_due().await.unwrap(), (2, Some(at(30))));
 }
 
 async fn erasure_and_retention_forget_the_personal_fields(rows: Rows) {

@@ -209,6 +209,17 @@ async fn a_full_ride_is_paid_from_the_riders_hold_to_the_driver_and_the_platform
     assert!(done["distance_m"].as_u64().unwrap() > 0 && done["co2e_g"].as_u64().unwrap() > 0, "{done}");
     assert!(done["rider"].as_str().unwrap().starts_with("pd1."), "the rider is sealed: {done}");
     assert!(!events.iter().any(|e| e.to_string().contains("48.85")), "no coordinate is published");
+
+    // The wait for a driver is measured in buckets up to minutes; no payment step is left due.
+    let metrics = app.metrics().await;
+    assert!(metrics.contains("beryl_mobility_dispatch_seconds_bucket{mode=\"car\",le=\"300\"} 1"), "{metrics}");
+    let _ = eventually("the payments-due gauges", Duration::from_secs(20), || async {
+        let metrics = app.metrics().await;
+        (metrics.contains("beryl_mobility_payments_due 0")
+            && metrics.contains("beryl_mobility_payments_due_age_seconds 0"))
+        .then_some(())
+    })
+    .await;
 }
 
 #[actix_rt::test]

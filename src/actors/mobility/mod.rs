@@ -369,6 +369,12 @@ impl Handle<CountDrivers> for MobilityDomain {
         Reply::later(async move {
             let counts = store.rows().driver_counts().await?;
             let rides = store.rows().ride_counts().await?;
+            let (due, oldest) = store.rows().payments_due().await?;
+            let age = oldest.map_or(0.0, |at| (chrono::Utc::now() - at).num_milliseconds().max(0) as f64 / 1000.0);
+            metrics.with(|| {
+                metrics::gauge!(telemetry::MOBILITY_PAYMENTS_DUE).set(due as f64);
+                metrics::gauge!(telemetry::MOBILITY_PAYMENTS_DUE_AGE).set(age);
+            });
             metrics.with(|| {
                 for mode in Mode::ALL {
                     for state in crate::domain::mobility::RideState::ALL {

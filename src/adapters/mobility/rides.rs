@@ -783,6 +783,25 @@ impl Rows {
         }
     }
 
+    /// How many rides have a payment step due, and when the longest waiting of them last changed.
+    pub async fn payments_due(&self) -> Result<(i64, Option<DateTime<Utc>>), StoreError> {
+        match self {
+            Self::Memory(m, _) => {
+                let rides = m.lock();
+                let due = rides.rides.all.values().filter(|r| r.saga_open);
+                Ok(due.fold((0, None), |(n, oldest), r| {
+                    (n + 1, Some(oldest.map_or(r.updated_at, |o: DateTime<Utc>| o.min(r.updated_at))))
+                }))
+            }
+            Self::Postgres(pool) => {
+                let conn = pool.get().await?;
+                let row =
+                    conn.query_one("SELECT count(*), min(updated_at) FROM mobility_rides WHERE saga_open", &[]).await?;
+                Ok((row.try_get(0)?, row.try_get(1)?))
+            }
+        }
+    }
+
     /// At most `limit` rides still waiting for a driver, longest waiting first.
     pub async fn requested_rides(&self, limit: usize) -> Result<Vec<RideRow>, StoreError> {
         match self {
