@@ -129,24 +129,39 @@ impl Handle<Track> for Dispatcher {
     fn handle(&mut self, Track(ride): Track, _: &mut Ctx<Self>) -> Reply<Self, Result<(), std::convert::Infallible>> {
         let now = Instant::now();
         self.tracked.entry(ride).or_insert(Tracked { round: 0, next: now, busy: false }).next = now;
+        // At once rather than at the next tick: a rider waits for nothing.
+        self.launch(ride);
         Reply::Now(Ok(()))
     }
 }
 
 impl Handle<Tick> for Dispatcher {
     fn handle(&mut self, _: Tick, _: &mut Ctx<Self>) -> Reply<Self, Result<(), std::convert::Infallible>> {
-        let Some(me) = self.me.get().cloned() else { return Reply::Now(Ok(())) };
         let now = Instant::now();
-        for (ride, tracked) in self.tracked.iter_mut().filter(|(_, t)| !t.busy && t.next <= now) {
-            tracked.busy = true;
-            let (deps, policy, domain, me) = (self.deps.clone(), self.policy.clone(), self.domain.clone(), me.clone());
-            let (ride, round) = (*ride, tracked.round);
-            actix_rt::spawn(async move {
-                let step = step(&deps, &policy, &domain, ride, round).await;
-                me.tell(Stepped { ride, step });
-            });
+        let due: Vec<Uuid> =
+            self.tracked.iter().filter(|(_, t)| !t.busy && t.next <= now).map(|(ride, _)| *ride).collect();
+        for ride in due {
+            self.launch(ride);
         }
         Reply::Now(Ok(()))
+    }
+}
+
+impl Dispatcher {
+    /// Start a dispatch step for `ride` if it is tracked, due and not already in a step.
+    fn launch(&mut self, ride: Uuid) {
+        let Some(me) = self.me.get().cloned() else { return };
+        let Some(tracked) = self.tracked.get_mut(&ride) else { return };
+        if tracked.busy || tracked.next > Instant::now() {
+            return;
+        }
+        tracked.busy = true;
+        let (deps, policy, domain) = (self.deps.clone(), self.policy.clone(), self.domain.clone());
+        let round = tracked.round;
+        actix_rt::spawn(async move {
+            let step = step(&deps, &policy, &domain, ride, round).await;
+            me.tell(Stepped { ride, step });
+        });
     }
 }
 
@@ -177,6 +192,8 @@ impl Handle<Stepped> for Dispatcher {
                 }
             }
         }
+        // A wider radius is searched at once.
+        self.launch(msg.ride);
         Reply::Now(Ok(()))
     }
 }
@@ -262,10 +279,6 @@ async fn try_step(
         if state.owner.as_ref() == Some(&rider) {
             continue;
         }
-        let wallet = deps.payments.fintech().wallet(state.wallet, false).await?;
-        if wallet.is_none_or(|w| w.currency != ride.quote.currency) {
-            continue;
-        }
         candidates.push(Candidate {
             driver: n.driver,
             distance_m: n.distance_m,
@@ -276,6 +289,17 @@ async fn try_step(
     }
     let mut busy = HashSet::new();
     while let Some(driver) = next_candidate(&ride, &candidates, &busy, now) {
+        // Only the driver about to be offered the ride has their wallet looked at: paid in
+        // another currency, they are passed over.
+        let wallet = states.iter().find(|s| s.id == driver).map(|s| s.wallet);
+        let paid_in = match wallet {
+            Some(wallet) => deps.payments.fintech().wallet(wallet, false).await?.map(|w| w.currency),
+            None => None,
+        };
+        if paid_in.as_ref() != Some(&ride.quote.currency) {
+            busy.insert(driver);
+            continue;
+        }
         let timeout = chrono::Duration::from_std(policy.offer_timeout).unwrap_or(chrono::Duration::seconds(15));
         let offer =
             Offer { ride_id: id, driver_id: driver.0, offered_at: now, expires_at: now + timeout, answer: None };
