@@ -56,6 +56,7 @@ contract!(
     a_stale_write_changes_nothing,
     two_rides_cannot_take_one_driver,
     one_pending_offer_per_ride_and_per_driver,
+    only_an_available_driver_is_offered_a_ride,
     a_write_closes_only_a_pending_offer,
     rides_page_newest_first,
     rides_to_resume_and_to_dispatch_come_oldest_first,
@@ -180,6 +181,13 @@ fn write<'a>(r: &'a RideRow, events: &'a [DomainEvent]) -> RideWrite<'a> {
 
 async fn insert(rows: &Rows, r: &RideRow) {
     assert_eq!(rows.insert_ride(r, None, &[]).await.unwrap(), Inserted::Inserted, "{r:?}");
+}
+
+/// The id of a new available driver of owner `n`.
+async fn available(rows: &Rows, n: u8) -> Uuid {
+    let d = driver(n);
+    assert!(rows.insert_driver(&d).await.unwrap());
+    d.id
 }
 
 async fn driver_row(rows: &Rows, id: Uuid) -> DriverRow {
@@ -401,7 +409,7 @@ async fn one_pending_offer_per_ride_and_per_driver(rows: Rows) {
     let (a, b) = (ride(1, 0), ride(2, 1));
     insert(&rows, &a).await;
     insert(&rows, &b).await;
-    let (d1, d2) = (Uuid::now_v7(), Uuid::now_v7());
+    let (d1, d2) = (available(&rows, 1).await, available(&rows, 2).await);
 
     let a1 = offer(&a, d1, 2);
     assert!(rows.offer(&a1).await.unwrap());
@@ -432,11 +440,37 @@ async fn one_pending_offer_per_ride_and_per_driver(rows: Rows) {
     assert_eq!(rows.pending_offer_of_driver(d1).await.unwrap(), Some(b1));
 }
 
+async fn only_an_available_driver_is_offered_a_ride(rows: Rows) {
+    let (a, b) = (ride(1, 0), ride(2, 1));
+    insert(&rows, &a).await;
+    insert(&rows, &b).await;
+    let (d, unknown) = (driver(1), Uuid::now_v7());
+    assert!(rows.insert_driver(&d).await.unwrap());
+
+    // The driver took ride A (no offer pending any more): B is not offered to them.
+    let a2 = assigned(&a, d.id);
+    let d_a = holding(&d, Some(a.id));
+    assert_eq!(rows.write_ride(RideWrite { driver: Some(&d_a), ..write(&a2, &[]) }).await.unwrap(), Written::Written);
+    assert!(!rows.offer(&offer(&b, d.id, 2)).await.unwrap(), "on a ride");
+    assert!(!rows.offer(&offer(&b, unknown, 2)).await.unwrap(), "no such driver");
+    assert_eq!(rows.pending_offer_of_ride(b.id).await.unwrap(), None);
+    assert!(!rows.offered(b.id, d.id).await.unwrap());
+
+    // Free again, they are.
+    let d_free = holding(&d_a, None);
+    let a3 = state(&a2, "completed");
+    assert_eq!(
+        rows.write_ride(RideWrite { driver: Some(&d_free), ..write(&a3, &[]) }).await.unwrap(),
+        Written::Written
+    );
+    assert!(rows.offer(&offer(&b, d.id, 3)).await.unwrap());
+}
+
 async fn a_write_closes_only_a_pending_offer(rows: Rows) {
     let (a, b) = (ride(1, 0), ride(2, 1));
     insert(&rows, &a).await;
     insert(&rows, &b).await;
-    let (d, d2, d3) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let (d, d2, d3) = (available(&rows, 1).await, available(&rows, 2).await, available(&rows, 3).await);
     assert!(rows.offer(&offer(&a, d, 2)).await.unwrap());
     assert!(rows.offer(&offer(&b, d2, 2)).await.unwrap());
     let a2 = next(&a, |n| n.body = json!({"declined_by": d.to_string()}));
@@ -511,7 +545,7 @@ async fn rides_page_newest_first(rows: Rows) {
     assert!(rows.rides_of_rider(&index(9), None, 10).await.unwrap().is_empty());
 
     // A driver's: those they drove and those they were offered, whatever the answer, once each.
-    let (d, other) = (Uuid::now_v7(), Uuid::now_v7());
+    let (d, other) = (available(&rows, 1).await, available(&rows, 2).await);
     let drove = RideRow { driver_id: Some(d), ..stored_as(ride(3, 5), "completed") };
     let drove_offered = RideRow { driver_id: Some(d), ..stored_as(ride(4, 15), "completed") };
     let declined = RideRow { driver_id: Some(other), ..stored_as(ride(5, 35), "completed") };

@@ -648,9 +648,10 @@ impl Rows {
         match self {
             Self::Memory(m, _) => {
                 let mut guard = m.lock();
+                let available = guard.drivers.get(&o.driver_id).is_some_and(|d| d.availability == "available");
                 let m = &mut guard.rides;
-                let busy =
-                    o.answer.is_none() && m.pending(|p| p.ride_id == o.ride_id || p.driver_id == o.driver_id).is_some();
+                let busy = o.answer.is_none()
+                    && (!available || m.pending(|p| p.ride_id == o.ride_id || p.driver_id == o.driver_id).is_some());
                 if busy || m.offers.contains_key(&(o.ride_id, o.driver_id)) {
                     return Ok(false);
                 }
@@ -659,12 +660,25 @@ impl Rows {
                 Ok(true)
             }
             Self::Postgres(pool) => {
-                let conn = pool.get().await?;
+                let mut conn = pool.get().await?;
+                let tx = conn.transaction().await?;
+                if o.answer.is_none() {
+                    // The driver's row is locked, so that an acceptance of another ride (which
+                    // writes it) either went first, and the driver is seen on that ride, or waits
+                    // for this offer; a second pending offer to the same driver is refused by the
+                    // unique index meanwhile.
+                    let row = tx
+                        .query_opt("SELECT availability FROM mobility_drivers WHERE id = $1 FOR SHARE", &[&o.driver_id])
+                        .await?;
+                    if row.map(|r| r.try_get::<_, String>(0)).transpose()?.as_deref() != Some("available") {
+                        return Ok(false);
+                    }
+                }
                 let sql = format!(
                     "INSERT INTO mobility_offers ({OFFER_COLUMNS}) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING"
                 );
-                let n =
-                    conn.execute(&sql, &[&o.ride_id, &o.driver_id, &o.offered_at, &o.expires_at, &o.answer]).await?;
+                let n = tx.execute(&sql, &[&o.ride_id, &o.driver_id, &o.offered_at, &o.expires_at, &o.answer]).await?;
+                tx.commit().await?;
                 Ok(n == 1)
             }
         }
