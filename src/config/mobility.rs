@@ -49,7 +49,8 @@ pub struct MobilitySettings {
     pub offer_timeout_secs: u64,
     /// A ride no driver accepted within this long of its request expires, seconds.
     pub dispatch_window_secs: u64,
-    /// How many of the nearest drivers one search returns.
+    /// How many of the nearest drivers the first search returns (each wider one four times as
+    /// many, at most 1000).
     pub dispatch_candidates: usize,
     /// Fares per currency (ISO 4217 code), then per mode; a currency absent here is not served.
     pub tariffs: BTreeMap<String, BTreeMap<String, TariffSettings>>,

@@ -419,6 +419,7 @@ async fn one_pending_offer_per_ride_and_per_driver(rows: Rows) {
     assert_eq!(rows.pending_offer_of_driver(d1).await.unwrap(), Some(a1));
     assert_eq!(rows.pending_offer_of_ride(b.id).await.unwrap(), None);
     assert_eq!(rows.pending_offer_of_driver(d2).await.unwrap(), None);
+    assert_eq!(rows.drivers_with_pending_offers(&[d1, d2, Uuid::now_v7()]).await.unwrap(), [d1]);
     assert!(rows.offered(a.id, d1).await.unwrap());
     assert!(!rows.offered(a.id, d2).await.unwrap());
     assert!(!rows.offered(b.id, d1).await.unwrap());
@@ -428,6 +429,7 @@ async fn one_pending_offer_per_ride_and_per_driver(rows: Rows) {
     assert!(!rows.answer_offer(b.id, d2, "accepted").await.unwrap(), "never offered");
     assert_eq!(rows.pending_offer_of_ride(a.id).await.unwrap(), None);
     assert_eq!(rows.pending_offer_of_driver(d1).await.unwrap(), None);
+    assert!(rows.drivers_with_pending_offers(&[d1, d2]).await.unwrap().is_empty());
     assert!(rows.offered(a.id, d1).await.unwrap());
     assert!(!rows.offer(&offer(&a, d1, 4)).await.unwrap(), "offered before");
 

@@ -269,7 +269,7 @@ async fn try_step(
     };
     let rider = deps.store.index(&ride.rider);
     let radius = policy.radius(round).or_else(|| policy.radii_m.last().copied()).unwrap_or(1_000);
-    let near = deps.geo.near(ride.quote.mode, ride.quote.pickup, radius, policy.candidates).await?;
+    let near = deps.geo.near(ride.quote.mode, ride.quote.pickup, radius, policy.search_count(round)).await?;
     let ids: Vec<DriverId> = near.iter().map(|n| n.driver).collect();
     let states = deps.store.driver_states(&ids).await?;
     let mut candidates = Vec::with_capacity(near.len());
@@ -287,7 +287,10 @@ async fn try_step(
             mode: state.mode,
         });
     }
-    let mut busy = HashSet::new();
+    // Drivers with an offer pending elsewhere are passed over without trying them one by one.
+    let ids: Vec<Uuid> = candidates.iter().map(|c| c.driver.0).collect();
+    let pending = deps.store.rows().drivers_with_pending_offers(&ids).await?;
+    let mut busy: HashSet<DriverId> = pending.into_iter().map(DriverId).collect();
     while let Some(driver) = next_candidate(&ride, &candidates, &busy, now) {
         // Only the driver about to be offered the ride has their wallet looked at: paid in
         // another currency, they are passed over.

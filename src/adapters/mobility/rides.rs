@@ -684,6 +684,30 @@ impl Rows {
         }
     }
 
+    /// Which of `drivers` have an offer pending.
+    pub async fn drivers_with_pending_offers(&self, drivers: &[Uuid]) -> Result<Vec<Uuid>, StoreError> {
+        match self {
+            Self::Memory(m, _) => {
+                let m = m.lock();
+                let offers = m.rides.offers.values();
+                Ok(offers
+                    .filter(|o| o.answer.is_none() && drivers.contains(&o.driver_id))
+                    .map(|o| o.driver_id)
+                    .collect())
+            }
+            Self::Postgres(pool) => {
+                let conn = pool.get().await?;
+                let rows = conn
+                    .query(
+                        "SELECT driver_id FROM mobility_offers WHERE answer IS NULL AND driver_id = ANY($1)",
+                        &[&drivers],
+                    )
+                    .await?;
+                rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+            }
+        }
+    }
+
     /// The pending offer of `ride`, if any.
     pub async fn pending_offer_of_ride(&self, ride: Uuid) -> Result<Option<Offer>, StoreError> {
         match self {

@@ -10,6 +10,9 @@ use super::{fresh, Availability, DriverId, Mode, Ride, RideState};
 /// Widest search radius, in metres.
 const RADIUS_MAX_M: u32 = 50_000;
 
+/// Most drivers one search of a widened round looks at.
+pub const SEARCH_MAX: usize = 1_000;
+
 /// Most candidates one search may return.
 const CANDIDATES_MAX: usize = 100;
 
@@ -78,6 +81,15 @@ impl DispatchPolicy {
     /// Search radius of round `round` (from 0), `None` past the last one.
     pub fn radius(&self, round: usize) -> Option<u32> {
         self.radii_m.get(round).copied()
+    }
+
+    /// How many nearest drivers round `round` (from 0) looks at: `candidates`, four times as many
+    /// each round, at most [`SEARCH_MAX`]. Drivers on a ride or with an offer pending stay in the
+    /// geo index, so near a busy place the nearest few may all be taken: a wider radius alone
+    /// would find the same nearest drivers again.
+    pub fn search_count(&self, round: usize) -> usize {
+        let factor = 4usize.saturating_pow(u32::try_from(round).unwrap_or(u32::MAX));
+        self.candidates.saturating_mul(factor).clamp(1, SEARCH_MAX.max(self.candidates))
     }
 
     /// Whether a ride requested at `requested_at` and still not accepted has expired at `now`.
@@ -255,5 +267,15 @@ mod tests {
         assert!(DispatchPolicy { candidates: 100, ..ok.clone() }.check().is_ok());
         let many = bad(DispatchPolicy { radii_m: vec![], candidates: 0, ..ok });
         assert_eq!(many.split("; ").count(), 2, "{many}");
+    }
+
+    #[test]
+    fn each_round_looks_at_four_times_as_many_drivers_up_to_a_bound() {
+        let policy = DispatchPolicy { candidates: 10, ..DispatchPolicy::default() };
+        let counts: Vec<usize> = (0..6).map(|round| policy.search_count(round)).collect();
+        assert_eq!(counts, [10, 40, 160, 640, SEARCH_MAX, SEARCH_MAX]);
+        assert_eq!(policy.search_count(usize::MAX), SEARCH_MAX);
+        let most = DispatchPolicy { candidates: CANDIDATES_MAX, ..DispatchPolicy::default() };
+        assert_eq!(most.search_count(0), CANDIDATES_MAX);
     }
 }
