@@ -1,7 +1,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark harness, not service code
 //! Driver position reports per second through the service (HTTP, guard, the driver's entity
 //! actor, its rate gate, Redis' geo index), against a bare Redis `GEOADD` loop with the same
-//! number of clients, in alternating rounds of the same run.
+//! number of clients, in alternating rounds of the same run. A third figure bounds what any HTTP
+//! service can reach here: a bare actix-web handler (no token, no actor, no log line) that parses
+//! the same body and sends the `GEOADD` on one shared connection, loaded by the same generator.
 //!
 //! Reports go to the drivers in turn (`BENCH_DRIVERS`, 24000 by default): at the rates reached
 //! here each driver reports a little less than once a second, as a driver's app does, which the
@@ -113,13 +115,54 @@ async fn drivers(port: u16, keys: &KeySet, count: usize) -> Vec<String> {
     tokens
 }
 
+#[derive(serde::Deserialize)]
+struct Position {
+    lat: f64,
+    lon: f64,
+}
+
+/// The bare handler: the body parsed, one `GEOADD`, an empty JSON answer.
+async fn bare_report(
+    conn: actix_web::web::Data<redis::aio::MultiplexedConnection>,
+    key: actix_web::web::Data<String>,
+    body: actix_web::web::Json<Position>,
+) -> actix_web::HttpResponse {
+    let mut conn = conn.get_ref().clone();
+    let added: redis::RedisResult<i64> =
+        redis::cmd("GEOADD").arg(key.as_str()).arg(body.lon).arg(body.lat).arg("driver").query_async(&mut conn).await;
+    match added {
+        Ok(_) => actix_web::HttpResponse::Ok().json(json!({"dispatchable": true})),
+        Err(_) => actix_web::HttpResponse::ServiceUnavailable().finish(),
+    }
+}
+
+/// Start the bare handler on a port of its own, two workers as the service has.
+async fn bare_server(prefix: &str) -> u16 {
+    let conn = redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let (conn, key) = (actix_web::web::Data::new(conn), actix_web::web::Data::new(format!("{prefix}bare-http:geo")));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(conn.clone())
+            .app_data(key.clone())
+            .route("/api/v1/mobility/drivers/me/location", actix_web::web::post().to(bare_report))
+    })
+    .workers(2)
+    .listen(listener)
+    .unwrap()
+    .run();
+    actix_rt::spawn(server);
+    port
+}
+
 fn main() {
     let args = load::Args::parse();
     let _logs = logs::production_logs();
     let count: usize = std::env::var("BENCH_DRIVERS").ok().and_then(|v| v.parse().ok()).unwrap_or(24_000);
     let prefix = format!("beryl:bench:{}:", uuid::Uuid::new_v4().simple());
     let (tx, rx) = std::sync::mpsc::channel();
-    let app_prefix = prefix.clone();
+    let (app_prefix, app_prefix_bare) = (prefix.clone(), prefix.clone());
     std::thread::spawn(move || {
         actix_rt::System::new().block_on(async move {
             let mut settings = bench_settings::bench_settings();
@@ -129,11 +172,12 @@ fn main() {
             settings.server.workers = 2;
             let app = Application::build(settings).await.expect("application");
             let keys = app.state().guard.keys.clone();
-            tx.send((app.port(), keys)).expect("report");
+            let bare_port = bare_server(&app_prefix_bare).await;
+            tx.send((app.port(), bare_port, keys)).expect("report");
             app.run_until_stopped(std::future::pending()).await.expect("server");
         });
     });
-    let (port, keys) = rx.recv().expect("started");
+    let (port, bare_port, keys) = rx.recv().expect("started");
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let started = Instant::now();
     let tokens = Arc::new(runtime.block_on(drivers(port, &keys, count)));
@@ -158,31 +202,40 @@ fn main() {
     };
     let target = load::Target::dynamic("location report (HTTP)", make);
     let one = load::Args { rounds: 1, ..args.clone() };
-    let (mut service, mut bare) = (Vec::new(), Vec::new());
+    let (mut service, mut bare, mut http) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..args.rounds {
         let r = load::run_rounds(port, std::slice::from_ref(&target), &one).remove(0);
         let (rps, errors) = runtime.block_on(bare_geoadd(args.connections, args.seconds, &prefix));
+        let h = load::run_rounds(bare_port, std::slice::from_ref(&target), &one).remove(0);
         eprintln!(
-            "round {}: service {:.0}/s ({} errors), bare GEOADD {:.0}/s ({} errors)",
+            "round {}: service {:.0}/s ({} errors), bare GEOADD {:.0}/s ({} errors), bare HTTP handler {:.0}/s ({} errors)",
             round + 1,
             r.rps,
             r.errors,
             rps,
-            errors
+            errors,
+            h.rps,
+            h.errors
         );
         service.push(r);
         bare.push(rps);
+        http.push(h);
     }
-    let s_rps: f64 = service.iter().map(|r| r.rps).sum::<f64>() / service.len() as f64;
+    let mean = |rs: &[load::RouteResult]| rs.iter().map(|r| r.rps).sum::<f64>() / rs.len() as f64;
+    let (s_rps, h_rps) = (mean(&service), mean(&http));
     let b_rps: f64 = bare.iter().sum::<f64>() / bare.len() as f64;
-    let errors: u64 = service.iter().map(|r| r.errors).sum();
-    let p99 = service.iter().map(|r| r.p99_us).max().unwrap_or(0);
-    println!("{:<34} {:>10} {:>9} {:>8}", "", "per s", "p99 us", "errors");
-    println!("{:<34} {:>10.0} {:>9} {:>8}", "location report, HTTP -> geo index", s_rps, p99, errors);
-    println!("{:<34} {:>10.0} {:>9} {:>8}", "bare GEOADD loop", b_rps, "", "");
+    let errors: u64 = service.iter().chain(&http).map(|r| r.errors).sum();
+    let p99 = |rs: &[load::RouteResult]| rs.iter().map(|r| r.p99_us).max().unwrap_or(0);
+    println!("{:<40} {:>10} {:>9}", "", "per s", "p99 us");
+    println!("{:<40} {:>10.0} {:>9}", "location report, HTTP -> geo index", s_rps, p99(&service));
+    println!("{:<40} {:>10.0} {:>9}", "bare GEOADD loop", b_rps, "");
+    println!("{:<40} {:>10.0} {:>9}", "bare HTTP handler -> GEOADD", h_rps, p99(&http));
+    println!("errors (non-2xx or refused): {errors}");
     println!(
-        "ratio service / bare: {:.2} (each round: {})",
+        "ratio service / bare GEOADD: {:.2} (each round: {})",
         s_rps / b_rps,
         service.iter().zip(&bare).map(|(s, b)| format!("{:.2}", s.rps / b)).collect::<Vec<_>>().join(", ")
     );
+    println!("ratio bare HTTP handler / bare GEOADD: {:.2}", h_rps / b_rps);
+    println!("ratio service / bare HTTP handler: {:.2}", s_rps / h_rps);
 }
