@@ -2,6 +2,7 @@
 //! verification aside, kept in `audit::verify`), so that they are tested without an actor.
 
 pub mod audit;
+pub mod esg;
 pub mod events;
 pub mod fintech;
 pub mod idempotency;

@@ -1,0 +1,34 @@
+//! ESG: what people do in the ecosystem, as an environmental footprint, and the score a versioned
+//! method makes of it. Pure: activities are validated and priced here from the factors the caller
+//! looked up, and a score is a function of stored daily totals, the day it is computed for and
+//! the signals known, so that the same inputs give the same score in any order and on a rebuild.
+
+pub mod activity;
+pub mod method;
+
+pub use activity::{duplicate, ActivityType, DuplicateRule, Footprint, Report, DISTANCE_MAX_M, HISTORY_DAYS};
+pub use method::{score, Component, DayTotal, Score, Signals, METHOD_VERSION, WINDOW_DAYS};
+
+/// Why an activity or a score request is refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EsgError {
+    /// Not an activity type the service knows, or one a user cannot report.
+    #[error("unknown activity type `{0}`")]
+    UnknownActivityType(String),
+    /// Not a finite distance above 0 and at most 2,000 km.
+    #[error("the distance must be above 0 and at most 2000 km, not {0}")]
+    InvalidDistance(String),
+    /// In the future, or more than a year back.
+    #[error("the date {date} is outside the {earliest} to {latest} window")]
+    DateOutOfRange {
+        /// The date given.
+        date: chrono::NaiveDate,
+        /// The earliest date accepted.
+        earliest: chrono::NaiveDate,
+        /// The latest date accepted (today).
+        latest: chrono::NaiveDate,
+    },
+    /// The same type, date and about the same distance as an activity already reported.
+    #[error("an activity of the same type, date and distance was already reported")]
+    Duplicate,
+}
