@@ -9,8 +9,6 @@
 
 use std::{
     net::TcpListener,
-    path::PathBuf,
-    process::Command,
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc,
@@ -27,6 +25,8 @@ use tokio_postgres::NoTls;
 mod bench_settings;
 #[path = "support/load.rs"]
 mod load;
+#[path = "support/pgbench.rs"]
+mod pgbench;
 #[path = "support/ledger_setup.rs"]
 mod setup;
 
@@ -34,49 +34,17 @@ const WALLETS: usize = 50;
 
 /// pgbench running the transfer transaction; returns (transactions/s, p99 in µs).
 fn pgbench(database: &str, seconds: u64, clients: usize) -> (f64, u64) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let script = dir.path().join("transfer.sql");
-    std::fs::write(
-        &script,
-        // Rows are updated in id order, as the service locks them, so that concurrent transfers
-        // between the same two wallets wait for each other instead of deadlocking.
-        "\\set from random(1, 50)\n\\set to 1 + (:from + random(0, 48)) % 50\n\\set amount random(1, 500)\n\
+    // Rows are updated in id order, as the service locks them, so that concurrent transfers
+    // between the same two wallets wait for each other instead of deadlocking.
+    let script = "\\set from random(1, 50)\n\\set to 1 + (:from + random(0, 48)) % 50\n\\set amount random(1, 500)\n\
          \\set lo least(:from, :to)\n\\set hi greatest(:from, :to)\nBEGIN;\n\
          UPDATE bench_wallets SET balance = balance + CASE WHEN id = :from THEN -(:amount::bigint) ELSE :amount::bigint END, version = version + 1 \
          WHERE id = :lo AND (id <> :from OR balance >= :amount);\n\
          UPDATE bench_wallets SET balance = balance + CASE WHEN id = :from THEN -(:amount::bigint) ELSE :amount::bigint END, version = version + 1 \
          WHERE id = :hi AND (id <> :from OR balance >= :amount);\n\
          INSERT INTO bench_journal (wallet_id, amount, created_at) VALUES (:from, :amount, now());\n\
-         END;\n",
-    )
-    .expect("script");
-    let prefix: PathBuf = dir.path().join("log");
-    let out = Command::new("pgbench")
-        .args(["-n", "-M", "prepared", "-c", &clients.to_string(), "-j", "2", "-T", &seconds.to_string(), "-f"])
-        .arg(&script)
-        .arg("-l")
-        .arg("--log-prefix")
-        .arg(&prefix)
-        .arg(database)
-        .output()
-        .expect("pgbench on PATH");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let tps = text
-        .lines()
-        .find(|l| l.starts_with("tps ="))
-        .and_then(|l| l.split_whitespace().nth(2))
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or_else(|| panic!("pgbench output: {text}{}", String::from_utf8_lossy(&out.stderr)));
-    let mut latencies: Vec<u64> = Vec::new();
-    for entry in std::fs::read_dir(dir.path()).expect("logs").flatten() {
-        if entry.file_name().to_string_lossy().starts_with("log") {
-            let log = std::fs::read_to_string(entry.path()).unwrap_or_default();
-            latencies.extend(log.lines().filter_map(|l| l.split_whitespace().nth(2)?.parse::<u64>().ok()));
-        }
-    }
-    latencies.sort_unstable();
-    let p99 = latencies.get(latencies.len().saturating_sub(1) * 99 / 100).copied().unwrap_or(0);
-    (tps, p99)
+         END;\n";
+    pgbench::run(database, script, seconds, clients)
 }
 
 async fn bare() -> HttpResponse {

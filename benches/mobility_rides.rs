@@ -20,8 +20,6 @@
 
 use std::{
     collections::HashMap,
-    path::PathBuf,
-    process::Command,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -38,6 +36,8 @@ mod bench_settings;
 mod load;
 #[path = "support/logs.rs"]
 mod logs;
+#[path = "support/pgbench.rs"]
+mod pgbench;
 #[path = "support/ledger_setup.rs"]
 mod setup;
 
@@ -277,45 +277,10 @@ async fn xid(db: &tokio_postgres::Client) -> i64 {
 
 /// pgbench committing one single-row upsert per transaction: (commits/s, p99 µs).
 fn pgbench_commits(database: &str, seconds: u64, clients: usize) -> (f64, u64) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let script = dir.path().join("commit.sql");
-    std::fs::write(
-        &script,
-        "\\set id random(1, 1000000000)\n\
+    let script = "\\set id random(1, 1000000000)\n\
          INSERT INTO bench_commits (id, body) VALUES (:id, '{\"state\": \"requested\", \"mode\": \"car\"}') \
-         ON CONFLICT (id) DO UPDATE SET body = excluded.body;\n",
-    )
-    .expect("script");
-    let prefix: PathBuf = dir.path().join("log");
-    let out = Command::new("pgbench")
-        .args(["-n", "-M", "prepared", "-c", &clients.to_string(), "-j", "2", "-T", &seconds.to_string(), "-f"])
-        .arg(&script)
-        .arg("-l")
-        .arg("--log-prefix")
-        .arg(&prefix)
-        .arg(database)
-        .output()
-        .expect("pgbench on PATH");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let tps = text
-        .lines()
-        .find(|l| l.starts_with("tps ="))
-        .and_then(|l| l.split_whitespace().nth(2))
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or_else(|| panic!("pgbench output: {text}{}", String::from_utf8_lossy(&out.stderr)));
-    let mut latencies: Vec<u64> = Vec::new();
-    for entry in std::fs::read_dir(dir.path()).expect("logs").flatten() {
-        if entry.file_name().to_string_lossy().starts_with("log") {
-            let log = std::fs::read_to_string(entry.path()).unwrap_or_default();
-            latencies.extend(log.lines().filter_map(|l| l.split_whitespace().nth(2)?.parse::<u64>().ok()));
-        }
-    }
-    latencies.sort_unstable();
-    (tps, percentile_u64(&latencies, 0.99))
-}
-
-fn percentile_u64(sorted: &[u64], p: f64) -> u64 {
-    sorted.get(((sorted.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0)
+         ON CONFLICT (id) DO UPDATE SET body = excluded.body;\n";
+    pgbench::run(database, script, seconds, clients)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
