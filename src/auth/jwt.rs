@@ -176,8 +176,11 @@ impl KeyFile {
 
 /// Tokens already verified by this key set, so that a client sending the same token on every
 /// request pays for its signature once. Keyed by the whole token; an entry is used only until
-/// the token's `exp` (with leeway) or the end of the key that verified it, whichever is first,
-/// and the cache is emptied when full or when a key file changes.
+/// the token's `exp` (with leeway) or the end of the key that verified it, whichever is first.
+/// When full, the entries past their time go first, and if that frees less than a quarter, a
+/// quarter of the entries go (whichever the map yields first): a service with more clients than
+/// the cache holds keeps most of their verifications instead of losing all of them at once. The
+/// cache is emptied when a key file changes.
 #[derive(Default)]
 struct VerifiedTokens {
     entries: parking_lot::RwLock<std::collections::HashMap<Box<str>, Verified>>,
@@ -198,13 +201,25 @@ impl VerifiedTokens {
     fn put(&self, token: &str, principal: &Principal, deadline: DateTime<Utc>) {
         let mut entries = self.entries.write();
         if entries.len() >= VERIFIED_TOKENS_MAX {
-            entries.clear();
+            make_room(&mut entries, Utc::now());
         }
         entries.insert(token.into(), (principal.clone(), deadline));
     }
 
     fn clear(&self) {
         self.entries.write().clear();
+    }
+}
+
+/// Free at least a quarter of a full cache: the expired entries, then any.
+fn make_room(entries: &mut std::collections::HashMap<Box<str>, Verified>, now: DateTime<Utc>) {
+    entries.retain(|_, (_, deadline)| now < *deadline);
+    let keep = VERIFIED_TOKENS_MAX - VERIFIED_TOKENS_MAX / 4;
+    if entries.len() > keep {
+        let drop: Vec<Box<str>> = entries.keys().take(entries.len() - keep).cloned().collect();
+        for token in drop {
+            entries.remove(&token);
+        }
     }
 }
 
@@ -474,6 +489,37 @@ mod tests {
 
     const A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     const B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+    #[test]
+    fn a_full_cache_drops_the_expired_then_a_quarter_not_everything() {
+        let cache = VerifiedTokens::default();
+        let now = Utc::now();
+        let principal = Principal {
+            subject: "s".into(),
+            scopes: Default::default(),
+            token_id: None,
+            expires_at: now + chrono::Duration::hours(1),
+        };
+        let later = now + chrono::Duration::hours(1);
+        // A full cache of live entries: a quarter goes, the rest and the newcomer stay.
+        for i in 0..VERIFIED_TOKENS_MAX {
+            cache.put(&format!("t{i}"), &principal, later);
+        }
+        cache.put("new", &principal, later);
+        let kept = cache.entries.read().len();
+        assert_eq!(kept, VERIFIED_TOKENS_MAX - VERIFIED_TOKENS_MAX / 4 + 1);
+        assert!(cache.get("new").is_some());
+        // Full again, with a third of the entries past their time: only those go.
+        cache.clear();
+        let past = now - chrono::Duration::seconds(1);
+        for i in 0..VERIFIED_TOKENS_MAX {
+            cache.put(&format!("t{i}"), &principal, if i % 3 == 0 { past } else { later });
+        }
+        cache.put("new", &principal, later);
+        let expired = VERIFIED_TOKENS_MAX.div_ceil(3);
+        assert_eq!(cache.entries.read().len(), VERIFIED_TOKENS_MAX - expired + 1);
+        assert!((0..VERIFIED_TOKENS_MAX).filter(|i| i % 3 != 0).all(|i| cache.get(&format!("t{i}")).is_some()));
+    }
 
     #[test]
     fn a_minted_token_verifies_with_its_scopes() {
