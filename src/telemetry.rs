@@ -115,6 +115,8 @@ pub const MOBILITY_DRIVERS: &str = "beryl_mobility_drivers";
 pub const MOBILITY_RIDES: &str = "beryl_mobility_rides";
 /// Time from a ride's request to a driver's acceptance, by mode.
 pub const MOBILITY_DISPATCH_SECONDS: &str = "beryl_mobility_dispatch_seconds";
+/// Dispatch steps, by outcome (done, offered, waiting, nobody, failed).
+pub const MOBILITY_DISPATCH_STEPS_TOTAL: &str = "beryl_mobility_dispatch_steps_total";
 /// Rides that expired without a driver, by mode.
 pub const MOBILITY_RIDES_EXPIRED_TOTAL: &str = "beryl_mobility_rides_expired_total";
 /// Fares and cancellation fees captured, minor units, by currency.
@@ -241,6 +243,11 @@ pub fn describe_metrics() {
         "Time from a ride's request to a driver's acceptance, by mode."
     );
     describe_counter!(MOBILITY_RIDES_EXPIRED_TOTAL, Unit::Count, "Rides that expired without a driver, by mode.");
+    describe_counter!(
+        MOBILITY_DISPATCH_STEPS_TOTAL,
+        Unit::Count,
+        "Dispatch steps, by outcome (done, offered, waiting, nobody, failed)."
+    );
     describe_counter!(
         MOBILITY_FARES_TOTAL,
         Unit::Count,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use beryl_core_api::{actors::mobility::saga::platform_wallet_id, domain::fintech::Currency};
 use serde_json::{json, Value};
 
-use crate::helpers::{eventually, spawn_app, spawn_with, TestApp};
+use crate::helpers::{eventually, sample, spawn_app, spawn_with, TestApp};
 
 fn key() -> String {
     uuid::Uuid::now_v7().to_string()
@@ -213,6 +213,9 @@ async fn a_full_ride_is_paid_from_the_riders_hold_to_the_driver_and_the_platform
     // The wait for a driver is measured in buckets up to minutes; no payment step is left due.
     let metrics = app.metrics().await;
     assert!(metrics.contains("beryl_mobility_dispatch_seconds_bucket{mode=\"car\",le=\"300\"} 1"), "{metrics}");
+    let steps =
+        |outcome: &str| sample(&metrics, &format!("beryl_mobility_dispatch_steps_total{{outcome=\"{outcome}\"}}"));
+    assert_eq!((steps("offered"), steps("failed")), (Some(1.0), Some(0.0)), "one offer, no failure");
     let _ = eventually("the payments-due gauges", Duration::from_secs(20), || async {
         let metrics = app.metrics().await;
         (metrics.contains("beryl_mobility_payments_due 0")

@@ -27,6 +27,7 @@ use crate::{
     actors::runtime::{every, ActorRef, Ctx, Handle, Managed, Reply},
     adapters::mobility::rides::Offer,
     domain::mobility::{next_candidate, Candidate, DispatchPolicy, DriverId, RideState},
+    telemetry,
 };
 
 /// Registered name of the dispatcher.
@@ -74,8 +75,10 @@ impl actix::Message for Resume {
 pub enum Step {
     /// The ride is no longer waiting for a driver.
     Done,
-    /// Offered (or an offer is pending) until then.
+    /// Offered to a driver now, until then.
     Offered(DateTime<Utc>),
+    /// An offer made before is pending until then.
+    Waiting(DateTime<Utc>),
     /// Nobody within this round's radius.
     Nobody,
     /// The step failed (a dependency); try again shortly.
@@ -173,7 +176,7 @@ impl Handle<Stepped> for Dispatcher {
             Step::Done => {
                 self.tracked.remove(&msg.ride);
             }
-            Step::Offered(until) => {
+            Step::Offered(until) | Step::Waiting(until) => {
                 if let Some(t) = self.tracked.get_mut(&msg.ride) {
                     let wait = (until - Utc::now()).to_std().unwrap_or_default();
                     *t = Tracked { round: t.round, next: now + wait, busy: false };
@@ -232,11 +235,31 @@ async fn step(
     id: Uuid,
     round: usize,
 ) -> Step {
-    match try_step(deps, policy, domain, id, round).await {
+    let step = match try_step(deps, policy, domain, id, round).await {
         Ok(step) => step,
         Err(e) => {
             tracing::warn!(ride = %id, error = %e, "dispatch step failed");
             Step::Failed
+        }
+    };
+    let outcome = step.outcome();
+    deps.metrics
+        .with(|| metrics::counter!(telemetry::MOBILITY_DISPATCH_STEPS_TOTAL, "outcome" => outcome).increment(1));
+    step
+}
+
+impl Step {
+    /// Every outcome's label, for the steps counter.
+    pub const OUTCOMES: [&'static str; 5] = ["done", "offered", "waiting", "nobody", "failed"];
+
+    /// This step's label in the steps counter.
+    pub fn outcome(self) -> &'static str {
+        match self {
+            Self::Done => Self::OUTCOMES[0],
+            Self::Offered(_) => Self::OUTCOMES[1],
+            Self::Waiting(_) => Self::OUTCOMES[2],
+            Self::Nobody => Self::OUTCOMES[3],
+            Self::Failed => Self::OUTCOMES[4],
         }
     }
 }
@@ -260,7 +283,7 @@ async fn try_step(
         return Ok(Step::Done);
     }
     let ride = match deps.store.pending_offer(id).await? {
-        Some(offer) if offer.expires_at > now => return Ok(Step::Offered(offer.expires_at)),
+        Some(offer) if offer.expires_at > now => return Ok(Step::Waiting(offer.expires_at)),
         Some(offer) => match system(SystemCommand::OfferTimedOut(DriverId(offer.driver_id))).await? {
             Some(ride) if ride.state == RideState::Requested => ride,
             _ => return Ok(Step::Done),

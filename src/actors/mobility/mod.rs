@@ -252,6 +252,9 @@ impl Managed for MobilityDomain {
             for mode in Mode::ALL {
                 metrics::counter!(telemetry::MOBILITY_RIDES_EXPIRED_TOTAL, "mode" => mode.as_str()).absolute(0);
             }
+            for outcome in dispatcher::Step::OUTCOMES {
+                metrics::counter!(telemetry::MOBILITY_DISPATCH_STEPS_TOTAL, "outcome" => outcome).absolute(0);
+            }
             for currency in self.rules.currencies() {
                 metrics::counter!(telemetry::MOBILITY_FARES_TOTAL, "currency" => currency.code().to_owned())
                     .absolute(0);
