@@ -132,6 +132,12 @@ impl TestApp {
         self.get("/metrics").await.text().await.expect("metrics body")
     }
 
+    /// The JSON events the embedded broker holds on `topic`, oldest first.
+    pub fn published(&self, topic: &str) -> Vec<serde_json::Value> {
+        let records = self.state.actors.broker.records(topic);
+        records.iter().map(|r| serde_json::from_slice(r.payload.as_deref().expect("payload")).expect("JSON")).collect()
+    }
+
     pub async fn health(&self) -> serde_json::Value {
         self.get("/health").await.json().await.expect("health JSON")
     }

@@ -131,12 +131,8 @@ async fn a_driver_goes_online_reports_positions_into_the_geo_index_and_leaves_it
     assert_eq!(indexed(&app, "car", &id).await, None);
     let events = eventually("both status changes on the broker", Duration::from_secs(10), || async {
         let events: Vec<Value> = app
-            .state
-            .actors
-            .broker
-            .records("beryl.mobility.events")
-            .iter()
-            .map(|r| serde_json::from_slice::<Value>(r.payload.as_deref().unwrap()).unwrap())
+            .published("beryl.mobility.events")
+            .into_iter()
             .filter(|e| e["type"] == "mobility.driver.status_changed")
             .collect();
         (events.len() == 2).then_some(events)

@@ -17,7 +17,11 @@ const PICKUP: (f64, f64) = (48.8566, 2.3522);
 const DROPOFF: (f64, f64) = (48.8738, 2.2950);
 
 async fn post(app: &TestApp, path: &str, token: &str, body: &Value) -> reqwest::Response {
-    app.client.post(app.url(path)).bearer_auth(token).header("Idempotency-Key", key()).json(body).send().await.unwrap()
+    post_keyed(app, path, token, &key(), body).await
+}
+
+async fn post_keyed(app: &TestApp, path: &str, token: &str, key: &str, body: &Value) -> reqwest::Response {
+    app.client.post(app.url(path)).bearer_auth(token).header("Idempotency-Key", key).json(body).send().await.unwrap()
 }
 
 async fn put(app: &TestApp, path: &str, token: &str, body: &Value) -> reqwest::Response {
@@ -135,16 +139,8 @@ async fn a_full_ride_is_paid_from_the_riders_hold_to_the_driver_and_the_platform
         assert_eq!(act(&app, &driver, &id, action, json!({})).await.status(), 200, "{action}");
     }
     let driven = json!({"distance_m": quote["distance_m"], "duration_s": quote["duration_s"]});
-    let complete_key = key();
-    let completed = app
-        .client
-        .post(app.url(&format!("/api/v1/mobility/rides/{id}/complete")))
-        .bearer_auth(&driver)
-        .header("Idempotency-Key", &complete_key)
-        .json(&driven)
-        .send()
-        .await
-        .unwrap();
+    let (complete, complete_key) = (format!("/api/v1/mobility/rides/{id}/complete"), key());
+    let completed = post_keyed(&app, &complete, &driver, &complete_key, &driven).await;
     assert_eq!(completed.status(), 200);
     let completed: Value = completed.json().await.unwrap();
     assert_eq!((completed["state"].as_str(), completed["payment"].as_str()), (Some("completed"), Some("captured")));
@@ -156,15 +152,7 @@ async fn a_full_ride_is_paid_from_the_riders_hold_to_the_driver_and_the_platform
     assert_eq!(states, ["requested", "driver_assigned", "driver_arriving", "in_progress", "completed"]);
 
     // The same completion again replays; nothing moves twice.
-    let again = app
-        .client
-        .post(app.url(&format!("/api/v1/mobility/rides/{id}/complete")))
-        .bearer_auth(&driver)
-        .header("Idempotency-Key", &complete_key)
-        .json(&driven)
-        .send()
-        .await
-        .unwrap();
+    let again = post_keyed(&app, &complete, &driver, &complete_key, &driven).await;
     assert_eq!(again.status(), 200);
     assert_eq!(again.headers()["idempotent-replayed"], "true");
 
@@ -187,15 +175,8 @@ async fn a_full_ride_is_paid_from_the_riders_hold_to_the_driver_and_the_platform
     let stranger = rider_token(&app, "sam");
     problem(app.get_as(&format!("/api/v1/mobility/rides/{id}"), &stranger).await, 404, "ride_not_found").await;
     let events = eventually("the ride's events", Duration::from_secs(10), || async {
-        let events: Vec<Value> = app
-            .state
-            .actors
-            .broker
-            .records("beryl.mobility.events")
-            .iter()
-            .map(|r| serde_json::from_slice::<Value>(r.payload.as_deref().unwrap()).unwrap())
-            .filter(|e| e["aggregate_id"] == id.as_str())
-            .collect();
+        let events: Vec<Value> =
+            app.published("beryl.mobility.events").into_iter().filter(|e| e["aggregate_id"] == id.as_str()).collect();
         (events.len() >= 4).then_some(events)
     })
     .await;
