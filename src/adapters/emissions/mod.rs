@@ -42,6 +42,9 @@ pub struct Estimate {
     pub factor_kg_per_km: f64,
     /// Where the factor comes from (the provider's source and year, or the shipped table).
     pub factor_source: String,
+    /// Which release of the factor: the provider's factor id (or the data version asked for),
+    /// or the shipped table's name.
+    pub factor_version: String,
     /// Where the estimate came from.
     pub provenance: Provenance,
 }
@@ -51,6 +54,8 @@ pub struct Estimate {
 struct Factor {
     kg_per_km: f64,
     source: String,
+    #[serde(default)]
+    version: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -63,6 +68,8 @@ struct ClimatiqAnswer {
 
 #[derive(Debug, Deserialize)]
 struct ClimatiqFactor {
+    #[serde(default)]
+    id: Option<String>,
     #[serde(default)]
     source: Option<String>,
     #[serde(default)]
@@ -89,13 +96,12 @@ pub struct EmissionsAdapter {
     guard: Guard,
     backend: Backend,
     cache: AdapterCache,
-    table: &'static factors::FactorTable,
 }
 
 impl EmissionsAdapter {
     /// An adapter answering from `backend`, falling back on the shipped table.
     pub fn new(guard: Guard, backend: Backend, cache: AdapterCache) -> Self {
-        Self { guard, backend, cache, table: &factors::UK_GHG_2018 }
+        Self { guard, backend, cache }
     }
 
     /// Its protections (circuit state for health).
@@ -123,12 +129,11 @@ impl EmissionsAdapter {
                 let factor = self
                     .guard
                     .call(OPERATION, true, || async {
-                        self.table
-                            .factor(&request.activity_id)
+                        factors::shipped(&request.activity_id)
                             .ok_or_else(|| AttemptError::Refused("unknown activity id".into()))
                     })
                     .await?;
-                return Ok(self.table_estimate(request, factor, Source::Simulator));
+                return Ok(table_estimate(request, factor, Source::Simulator));
             }
             Backend::Climatiq { client, base, api_key } => (client, base, api_key),
         };
@@ -158,47 +163,54 @@ impl EmissionsAdapter {
                     if !(kg.is_finite() && kg >= 0.0) {
                         return Err(AttemptError::Malformed("co2e is not a non-negative number".into()));
                     }
-                    let factor = answer.emission_factor.unwrap_or(ClimatiqFactor { source: None, year: None });
+                    let factor =
+                        answer.emission_factor.unwrap_or(ClimatiqFactor { id: None, source: None, year: None });
+                    let version = factor.id.filter(|id| !id.is_empty() && id.len() <= 200);
                     let source = match (factor.source, factor.year) {
                         (Some(s), Some(serde_json::Value::Number(y))) => format!("{s} {y}"),
                         (Some(s), Some(serde_json::Value::String(y))) => format!("{s} {y}"),
                         (Some(s), _) => s,
                         (None, _) => "climatiq".into(),
                     };
-                    Ok((kg, source))
+                    Ok((kg, source, version))
                 }
             })
             .await;
         match answer {
-            Ok((kg, source)) => {
+            Ok((kg, source, version)) => {
+                let kg_per_km = if request.distance_km > 0.0 { kg / request.distance_km } else { 0.0 };
+                let factor = Factor { kg_per_km, source, version };
                 if request.distance_km > 0.0 {
-                    let factor = Factor { kg_per_km: kg / request.distance_km, source: source.clone() };
                     self.cache.put(&request.activity_id, &factor).await;
                 }
-                let factor_kg_per_km = if request.distance_km > 0.0 { kg / request.distance_km } else { 0.0 };
-                Ok(from_provider(request, kg, Factor { kg_per_km: factor_kg_per_km, source }, Source::Provider))
+                Ok(from_provider(request, kg, factor, Source::Provider))
             }
-            Err(error) if error.allows_fallback() => match self.table.factor(&request.activity_id) {
-                Some(factor) => {
+            Err(error) if error.allows_fallback() => match factors::shipped(&request.activity_id) {
+                Some(found) => {
                     self.guard.count_fallback(OPERATION);
-                    tracing::warn!(adapter = NAME, error = %error, table = self.table.name, "emissions provider failed: answering from the shipped factors");
-                    Ok(self.table_estimate(request, factor, Source::Fallback))
+                    tracing::warn!(adapter = NAME, error = %error, table = found.0.name, "emissions provider failed: answering from the shipped factors");
+                    Ok(table_estimate(request, found, Source::Fallback))
                 }
                 None => Err(error),
             },
             Err(error) => Err(error),
         }
     }
+}
 
-    fn table_estimate(&self, request: &EstimateRequest, factor: f64, source: Source) -> Estimate {
-        Estimate {
-            activity_id: request.activity_id.clone(),
-            distance_km: request.distance_km,
-            co2e_kg: request.distance_km * factor,
-            factor_kg_per_km: factor,
-            factor_source: format!("{} ({}; {})", self.table.source, self.table.edition, self.table.unit),
-            provenance: Provenance { source, producer: self.table.name.into(), estimated: true },
-        }
+fn table_estimate(
+    request: &EstimateRequest,
+    (table, factor): (&'static factors::FactorTable, f64),
+    source: Source,
+) -> Estimate {
+    Estimate {
+        activity_id: request.activity_id.clone(),
+        distance_km: request.distance_km,
+        co2e_kg: request.distance_km * factor,
+        factor_kg_per_km: factor,
+        factor_source: format!("{} ({}; {})", table.source, table.edition, table.unit),
+        factor_version: table.name.into(),
+        provenance: Provenance { source, producer: table.name.into(), estimated: true },
     }
 }
 
@@ -209,6 +221,7 @@ fn from_provider(request: &EstimateRequest, kg: f64, factor: Factor, source: Sou
         co2e_kg: kg,
         factor_kg_per_km: factor.kg_per_km,
         factor_source: factor.source,
+        factor_version: factor.version.unwrap_or_else(|| format!("climatiq data {DATA_VERSION}")),
         provenance: Provenance { source, producer: "climatiq".into(), estimated: false },
     }
 }
