@@ -73,6 +73,78 @@ pub enum Command {
         #[command(subcommand)]
         action: PrivacyCommand,
     },
+    /// ESG projections (DATABASE_URL).
+    Esg {
+        /// What to do.
+        #[command(subcommand)]
+        action: EsgCommand,
+    },
+}
+
+/// `esg` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum EsgCommand {
+    /// Recompute every subject's monthly aggregates, totals and score from the stored activities
+    /// (after a change of the score method, or to repair them), one subject per transaction
+    /// while the service keeps serving; prints its progress. Publishes no event.
+    Rebuild {
+        /// Subjects read per statement (and between two progress lines).
+        #[arg(long, default_value_t = 200)]
+        batch: usize,
+    },
+}
+
+/// Run an `esg` subcommand.
+pub fn esg(settings: &Settings, action: EsgCommand) -> ExitCode {
+    let EsgCommand::Rebuild { batch } = action;
+    if settings.database.url.is_none() {
+        eprintln!("esg rebuild needs DATABASE_URL: the embedded mode keeps nothing to rebuild");
+        return ExitCode::from(2);
+    }
+    let run = async {
+        // The pool's reaper needs the runtime: built inside it.
+        let pool = match postgres::build_pool(&settings.database) {
+            Ok(Some(pool)) => pool,
+            Ok(None) | Err(_) => return Err("invalid DATABASE_URL".to_owned()),
+        };
+        let store = crate::adapters::esg::EsgStore::Postgres(pool);
+        rebuild(&store, batch).await.map_err(|e| e.to_string())
+    };
+    match actix_rt::System::new().block_on(run) {
+        Ok((done, changed)) => {
+            println!("esg rebuild: done, {done} subjects rebuilt, {changed} of them changed");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("esg rebuild failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Rebuild every subject of `store`, `batch` at a time, printing the progress: (subjects rebuilt,
+/// those that changed).
+async fn rebuild(
+    store: &crate::adapters::esg::EsgStore,
+    batch: usize,
+) -> Result<(u64, u64), crate::adapters::esg::EsgStoreError> {
+    let total = store.count_subjects().await?;
+    let as_of = chrono::Utc::now().date_naive();
+    println!("esg rebuild: {total} subjects, scores as of {as_of} by {}", crate::domain::esg::METHOD_VERSION);
+    let (mut done, mut changed, mut after) = (0u64, 0u64, None);
+    loop {
+        let subjects = store.subjects_after(after.as_ref(), batch.max(1)).await?;
+        let Some(last) = subjects.last().copied() else { break };
+        for index in &subjects {
+            if store.rebuild(index, as_of).await? {
+                changed += 1;
+            }
+            done += 1;
+        }
+        println!("esg rebuild: {done} of {total} subjects ({changed} changed)");
+        after = Some(last);
+    }
+    Ok((done, changed))
 }
 
 /// `privacy` subcommands.

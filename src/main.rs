@@ -42,6 +42,7 @@ fn main() -> ExitCode {
         Command::Migrate => migrate(&settings),
         Command::Dlq { action } => cli::dlq(settings, action),
         Command::Privacy { action } => cli::privacy(&settings, action),
+        Command::Esg { action } => cli::esg(&settings, action),
         Command::Serve => serve(settings),
     }
 }

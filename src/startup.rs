@@ -15,6 +15,7 @@ use anyhow::Context as _;
 use crate::{
     actors::{
         adapters::{EmissionsClient, RoutingClient},
+        esg::{self, EsgClient, EsgDomain},
         events::{self, consumer::ConsumerDeps, relay::RelayDeps, EventConsumer, EventRoutes, OutboxRelay},
         fintech::{self, FintechClient, FintechDomain, HoldSweeper, KeyPurger, LedgerWriter},
         mobility::{self, MobilityClient, MobilityDomain},
@@ -27,6 +28,7 @@ use crate::{
     adapters::{
         self,
         bus::{MemoryBroker, Publisher},
+        esg::EsgStore,
         ledger::{sealing, LedgerStore, MemLedger, PgLedger},
         mobility::{GeoIndex, MobilityStore},
         outbox::{MemOutbox, OutboxSource},
@@ -110,7 +112,9 @@ impl Application {
             (&vault, &fintech),
             (adapters.routing.clone(), adapters.emissions.clone()),
         )?;
-        let holders = register_holders(&settings, &vault, &fintech, &ledger, &payments_store, &mobility);
+        let esg =
+            spawn_esg(&supervision, &settings, &metrics, &connections, &outbox, &vault, adapters.emissions.clone())?;
+        let holders = register_holders(&settings, &vault, &fintech, &ledger, &payments_store, &mobility, &esg);
         spawn_retention(&supervision, &settings, &metrics, &vault, &holders)?;
         let privacy = PrivacyClient::new(vault.clone(), holders, metrics.clone());
         let payments = Payments::new(
@@ -131,7 +135,7 @@ impl Application {
         }
         let broker = MemoryBroker::new();
         if settings.server.role.runs_worker() {
-            let routes = register_events(&fintech);
+            let routes = register_events(&fintech, &esg.client);
             spawn_event_bus(&supervision, &settings, &metrics, &outbox, &broker, Arc::new(routes))?;
         }
         supervision.start_watchdog();
@@ -185,6 +189,7 @@ impl Application {
                 payments,
                 privacy,
                 mobility: mobility.client,
+                esg: esg.client,
             },
             live_stall: Duration::from_secs(settings.health.live_stall_secs),
             guard,
@@ -412,6 +417,7 @@ fn register_holders(
     ledger: &LedgerStore,
     payments: &PaymentsStore,
     mobility: &SpawnedMobility,
+    esg: &SpawnedEsg,
 ) -> Holders {
     let mut holders = Holders::default();
     if settings.audit.enabled {
@@ -425,7 +431,43 @@ fn register_holders(
         mobility.geo.clone(),
         mobility.client.clone(),
     )));
+    holders.register(Arc::new(esg::privacy::EsgHolder::new(esg.store.clone(), esg.client.clone())));
     holders
+}
+
+/// What the ESG domain is reached through.
+struct SpawnedEsg {
+    client: EsgClient,
+    store: EsgStore,
+}
+
+/// ESG's store (PostgreSQL or memory) and domain actor.
+fn spawn_esg(
+    supervision: &Supervision,
+    settings: &Settings,
+    metrics: &Metrics,
+    connections: &Connections,
+    outbox: &OutboxSource,
+    vault: &Vault,
+    emissions: EmissionsClient,
+) -> anyhow::Result<SpawnedEsg> {
+    let store = match (&connections.postgres, outbox) {
+        (Some(pool), _) => EsgStore::Postgres(pool.clone()),
+        (None, OutboxSource::Memory(m)) => EsgStore::memory(m.clone()),
+        (None, OutboxSource::Postgres(_)) => EsgStore::memory(MemOutbox::new()),
+    };
+    let policy =
+        EntityPolicy { idle: settings.esg.entity_idle(), max_live: settings.esg.max_live_entities, threads: 0 };
+    let kind = supervision.entity_kind(esg::subject::KIND)?;
+    let owned = kind.clone();
+    let (domain_store, domain_metrics) = (store.clone(), metrics.clone());
+    let domain = supervision.spawn(ActorSpec::new(esg::NAME, ActorKind::Domain, true), move || {
+        EsgDomain::new(domain_store.clone(), domain_metrics.clone(), policy.clone(), kind.clone())
+    })?;
+    supervision.own_entities(&owned, &domain);
+    let pricing = esg::Pricing::from_settings(&settings.esg);
+    let client = EsgClient::new(domain, emissions, vault.clone(), pricing, metrics.clone());
+    Ok(SpawnedEsg { client, store })
 }
 
 /// What the mobility domain is reached through.
@@ -495,10 +537,11 @@ fn spawn_mobility(
 }
 
 /// Every domain's event registrations: the one place a new domain adds a line.
-fn register_events(fintech: &FintechClient) -> EventRoutes {
+fn register_events(fintech: &FintechClient, esg: &EsgClient) -> EventRoutes {
     let mut routes = EventRoutes::default();
     fintech::events::register(&mut routes, fintech);
     mobility::events::register(&mut routes);
+    esg::events::register(&mut routes, esg);
     routes
 }
 

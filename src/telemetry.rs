@@ -125,6 +125,18 @@ pub const MOBILITY_FARES_TOTAL: &str = "beryl_mobility_fares_minor_units_total";
 pub const MOBILITY_PAYMENTS_DUE: &str = "beryl_mobility_payments_due";
 /// Age of the oldest ride payment step still due, seconds (0 when none is).
 pub const MOBILITY_PAYMENTS_DUE_AGE: &str = "beryl_mobility_payments_due_age_seconds";
+/// ESG activities, by source (ride, report) and result (recorded, duplicate, refused, ignored).
+pub const ESG_ACTIVITIES_TOTAL: &str = "beryl_esg_activities_total";
+/// Grams of CO2e of the activities recorded, by flow (emitted, avoided).
+pub const ESG_CO2E_GRAMS_TOTAL: &str = "beryl_esg_co2e_grams_total";
+/// Activities priced, by who answered for the emission factor (provider, cache, simulator,
+/// fallback, none).
+pub const ESG_FACTORS_TOTAL: &str = "beryl_esg_factors_total";
+/// Scores computed (0 to 100).
+pub const ESG_SCORE: &str = "beryl_esg_score";
+/// How far behind the ride stream the ESG projections are: the age of the last completed ride
+/// credited, seconds.
+pub const ESG_PROJECTION_LAG_SECONDS: &str = "beryl_esg_projection_lag_seconds";
 /// Driver position reports, by outcome.
 pub const MOBILITY_LOCATION_REPORTS_TOTAL: &str = "beryl_mobility_location_reports_total";
 /// Events published to the broker and acknowledged, by topic.
@@ -172,6 +184,9 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
     0.5, 1.0, 2.0, 5.0, 10.0,
 ];
+
+/// Buckets of ESG scores: tens from 10 to 100.
+const SCORE_BUCKETS: &[f64] = &[10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 100.0];
 
 /// Waiting for a driver takes seconds to minutes: an offer may time out (15 s by default) and go
 /// to the next driver several times within the dispatch window.
@@ -264,6 +279,27 @@ pub fn describe_metrics() {
         MOBILITY_LOCATION_REPORTS_TOTAL,
         Unit::Count,
         "Driver position reports, by outcome (indexed, on_ride, offline, too_frequent, failed)."
+    );
+    describe_counter!(
+        ESG_ACTIVITIES_TOTAL,
+        Unit::Count,
+        "ESG activities, by source (ride, report) and result (recorded, duplicate, refused, ignored)."
+    );
+    describe_counter!(
+        ESG_CO2E_GRAMS_TOTAL,
+        Unit::Count,
+        "Grams of CO2e of the activities recorded, by flow (emitted, avoided)."
+    );
+    describe_counter!(
+        ESG_FACTORS_TOTAL,
+        Unit::Count,
+        "Activities priced, by who answered for the emission factor (provider, cache, simulator, fallback, none)."
+    );
+    describe_histogram!(ESG_SCORE, Unit::Count, "ESG scores computed (0 to 100).");
+    describe_gauge!(
+        ESG_PROJECTION_LAG_SECONDS,
+        Unit::Seconds,
+        "Age of the last completed ride credited to an ESG projection."
     );
     describe_counter!(AUTH_FAILURES_TOTAL, Unit::Count, "Requests refused for a missing or invalid token.");
     describe_counter!(
@@ -385,6 +421,8 @@ impl Metrics {
             // A full name is matched before a suffix.
             .set_buckets_for_metric(Matcher::Full(MOBILITY_DISPATCH_SECONDS.into()), DISPATCH_BUCKETS)
             .context("dispatch buckets")?
+            .set_buckets_for_metric(Matcher::Full(ESG_SCORE.into()), SCORE_BUCKETS)
+            .context("score buckets")?
             .build_recorder();
         let handle = recorder.handle();
         let process = metrics_process::Collector::new(PROCESS_PREFIX);

@@ -3,6 +3,7 @@
 
 pub mod adapters;
 pub mod audit;
+pub mod esg;
 pub mod events;
 pub mod fintech;
 pub mod mobility;
@@ -34,4 +35,6 @@ pub struct Actors {
     pub privacy: privacy::PrivacyClient,
     /// Drivers, quotes and rides.
     pub mobility: mobility::MobilityClient,
+    /// Activities, footprints and scores.
+    pub esg: esg::EsgClient,
 }

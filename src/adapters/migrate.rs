@@ -40,6 +40,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 9, name: "holds", sql: include_str!("../../migrations/0009_holds.sql") },
     Migration { version: 10, name: "mobility", sql: include_str!("../../migrations/0010_mobility.sql") },
     Migration { version: 11, name: "rides", sql: include_str!("../../migrations/0011_rides.sql") },
+    Migration { version: 12, name: "esg", sql: include_str!("../../migrations/0012_esg.sql") },
 ];
 
 /// Arbitrary key of the advisory lock held while migrating.

@@ -4,6 +4,7 @@
 pub mod audit_heads;
 pub mod bus;
 pub mod emissions;
+pub mod esg;
 pub mod external;
 pub mod ledger;
 pub mod migrate;

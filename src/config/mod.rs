@@ -12,6 +12,7 @@ mod audit;
 mod auth;
 mod cors;
 mod database;
+mod esg;
 mod event_bus;
 mod fault_injection;
 mod fintech;
@@ -37,6 +38,7 @@ pub use audit::{AuditFailurePolicy, AuditSettings};
 pub use auth::{AuthSettings, DEVELOPMENT_JWT_KEY};
 pub use cors::CorsSettings;
 pub use database::DatabaseSettings;
+pub use esg::{EsgSettings, EMITTING_TYPES as ESG_EMITTING_TYPES};
 pub use event_bus::{EventBusKind, EventBusSettings, KafkaProperties, KAFKA_PROPERTY_PREFIX};
 pub use fault_injection::FaultInjectionSettings;
 pub use fintech::FintechSettings;
@@ -99,6 +101,8 @@ pub struct Settings {
     pub privacy: PrivacySettings,
     /// Drivers, quotes, rides, dispatch and fares.
     pub mobility: MobilitySettings,
+    /// ESG: how activities are priced, and the subjects' actors.
+    pub esg: EsgSettings,
 }
 
 /// Where the process runs; changes defaults (log format) and what validation allows.
@@ -195,6 +199,7 @@ impl Settings {
             &self.adapters,
             &self.privacy,
             &self.mobility,
+            &self.esg,
         ];
         let mut problems = SettingsProblems::default();
         for section in sections {

@@ -186,6 +186,15 @@ error_codes! {
     TooManySeats => ("too_many_seats", 422, "Too many seats"),
     /// The routing provider finds no route between pickup and dropoff.
     NoRoute => ("no_route", 422, "No route"),
+    /// Not an activity type a user may report; `type` names it.
+    UnknownActivityType => ("unknown_activity_type", 400, "Unknown activity type"),
+    /// An activity's distance is not above 0 and at most 2000 km.
+    InvalidDistance => ("invalid_distance", 422, "Invalid distance"),
+    /// An activity's date is in the future or more than a year back; `earliest` and `latest` say
+    /// which dates are accepted.
+    DateOutOfRange => ("date_out_of_range", 422, "Date out of range"),
+    /// An activity of the same type, date and about the same distance was already reported.
+    DuplicateActivity => ("duplicate_activity", 422, "Duplicate activity"),
     /// A driver reports their position faster than allowed; `Retry-After` says when to try again.
     LocationRateLimited => ("location_rate_limited", 429, "Location reports too frequent"),
     /// Too many requests; `Retry-After` says when to try again.

@@ -4,6 +4,7 @@
 //! ([`caller::Caller`]). Introspection and GraphiQL are off in production unless turned on.
 
 pub mod caller;
+pub mod esg;
 pub mod fintech;
 pub mod limits;
 pub mod mobility;
@@ -31,11 +32,17 @@ use crate::{
 
 /// Every query root.
 #[derive(MergedObject, Default)]
-pub struct Query(system::SystemQuery, fintech::FintechQuery, mobility::MobilityQuery, mobility::RideQuery);
+pub struct Query(
+    system::SystemQuery,
+    fintech::FintechQuery,
+    mobility::MobilityQuery,
+    mobility::RideQuery,
+    esg::EsgQuery,
+);
 
 /// Every mutation root.
 #[derive(MergedObject, Default)]
-pub struct Mutation(fintech::FintechMutation, mobility::MobilityMutation, mobility::RideMutation);
+pub struct Mutation(fintech::FintechMutation, mobility::MobilityMutation, mobility::RideMutation, esg::EsgMutation);
 
 /// The schema.
 pub type BerylSchema = Schema<Query, Mutation, EmptySubscription>;

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod ask;
 pub mod audit;
+pub mod esg;
 pub mod faults;
 pub mod fintech;
 pub mod guard;
@@ -60,6 +61,7 @@ pub fn routes(settings: &Settings) -> impl FnOnce(&mut web::ServiceConfig) {
                     .service(web::resource("/me").route(web::get().to(me::me)))
                     .configure(fintech::routes)
                     .configure(mobility::routes)
+                    .configure(esg::routes)
                     .configure(privacy::routes)
                     .service(web::resource("/system/actors").route(web::get().to(system::actors)))
                     .service(web::resource("/system/actors/{name}/restart").route(web::post().to(system::restart)))

@@ -19,7 +19,7 @@ use utoipa::{
     Modify, OpenApi,
 };
 
-use super::{admin, fintech, health, me, mobility, payments, privacy, problem::ProblemSchema, system};
+use super::{admin, esg, fintech, health, me, mobility, payments, privacy, problem::ProblemSchema, system};
 use crate::{
     auth::policy,
     error::{ErrorCode, PROBLEM_JSON},
@@ -69,6 +69,10 @@ pub const BEARER: &str = "bearer";
         mobility::rides::complete_ride,
         mobility::rides::cancel_ride,
         mobility::rides::rate_ride,
+        esg::report_activity,
+        esg::get_mine,
+        esg::list_mine,
+        esg::get_subject,
         payments::webhook,
         privacy::request_erasure,
         privacy::export_mine,
@@ -78,6 +82,7 @@ pub const BEARER: &str = "bearer";
     tags(
         (name = "fintech", description = "Wallets, movements, transfers, top-ups and payouts."),
         (name = "mobility", description = "Drivers, their positions, and quotes for rides."),
+        (name = "esg", description = "Activities, their footprint against a petrol car, and the ESG score."),
         (name = "payments", description = "The payment provider's signed webhook; no token needed."),
         (name = "privacy", description = "Erasure and export of personal data."),
         (name = "system", description = "Supervision state and operator actions."),
@@ -138,12 +143,20 @@ const IDEMPOTENT: &[ErrorCode] = &[ErrorCode::IdempotencyKeyMissing, ErrorCode::
 
 /// The codes an operation's own module says it can refuse with, by operation id.
 fn refusals(operation_id: &str) -> &'static [ErrorCode] {
-    [fintech::REFUSALS, system::REFUSALS, admin::REFUSALS, payments::REFUSALS, privacy::REFUSALS, mobility::REFUSALS]
-        .into_iter()
-        .flatten()
-        .find(|(id, _)| *id == operation_id)
-        .map(|(_, codes)| *codes)
-        .unwrap_or_default()
+    [
+        fintech::REFUSALS,
+        system::REFUSALS,
+        admin::REFUSALS,
+        payments::REFUSALS,
+        privacy::REFUSALS,
+        mobility::REFUSALS,
+        esg::REFUSALS,
+    ]
+    .into_iter()
+    .flatten()
+    .find(|(id, _)| *id == operation_id)
+    .map(|(_, codes)| *codes)
+    .unwrap_or_default()
 }
 
 /// Adds to the generated document what its operations share.

@@ -129,7 +129,8 @@ pub struct SubjectPath {
     pub subject: String,
 }
 
-fn checked_subject(subject: &str, field: &'static str) -> Result<(), AppError> {
+/// `subject` checked: 1 to 255 printable characters (400 `invalid_parameter` naming `field`).
+pub fn checked_subject(subject: &str, field: &'static str) -> Result<(), AppError> {
     let n = subject.chars().count();
     if n == 0 || n > SUBJECT_MAX || subject.chars().any(char::is_control) {
         return Err(AppError::client(

@@ -6,6 +6,8 @@ mod auth;
 mod bank;
 mod docs;
 mod errors;
+mod esg;
+mod esg_store;
 mod events;
 mod fintech;
 mod graphql;

@@ -110,6 +110,9 @@ async fn every_documented_operation_answers_as_documented() {
                 Some(driver.clone())
             } else if path == "/api/v1/mobility/rides" && method == "post" {
                 Some(json!({"quote": quote["id"], "wallet": id2}))
+            } else if path == "/api/v1/esg/activities" {
+                // Today: the example's date leaves the accepted year some day.
+                Some(json!({"type": "train", "date": chrono::Utc::now().date_naive(), "distance_km": 42.5}))
             } else {
                 op.pointer("/requestBody/content/application~1json/example").cloned()
             };
@@ -155,7 +158,7 @@ async fn every_documented_operation_answers_as_documented() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 36, "every documented operation was called");
+    assert_eq!(checked, 40, "every documented operation was called");
 }
 
 #[actix_web::test]

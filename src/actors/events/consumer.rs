@@ -170,6 +170,7 @@ impl Drop for EventConsumer {
 enum Verdict {
     Applied,
     Duplicate,
+    Ignored,
     DeadLetter { reason: &'static str, detail: String },
 }
 
@@ -329,6 +330,7 @@ struct PartitionMeters {
     age: metrics::Gauge,
     applied: metrics::Counter,
     duplicate: metrics::Counter,
+    ignored: metrics::Counter,
 }
 
 /// The `actor` label of messages no domain consumes.
@@ -361,6 +363,7 @@ impl Meters {
                     age: metrics::gauge!(telemetry::EVENTS_CONSUMER_LAG_SECONDS, "topic" => t.clone(), "partition" => p),
                     applied: applied("applied"),
                     duplicate: applied("duplicate"),
+                    ignored: applied("ignored"),
                 }
             })
         })
@@ -428,12 +431,14 @@ async fn handle_record(
 ) {
     let verdict = match route {
         Ok(route) => apply_with_retries(deps, holds, &route, record, &mut turn).await,
+        Err(InboundError::UnknownType(t)) if deps.routes.ignores(&t) => Verdict::Ignored,
         Err(e) => Verdict::DeadLetter { reason: e.reason(), detail: e.to_string() },
     };
     drop(turn);
     match verdict {
         Verdict::Applied => meters.applied.increment(1),
         Verdict::Duplicate => meters.duplicate.increment(1),
+        Verdict::Ignored => meters.ignored.increment(1),
         Verdict::DeadLetter { reason, detail } => {
             tracing::warn!(topic = %record.topic, partition = record.partition, offset = record.offset, reason, detail = %detail, "event dead-lettered");
             let letter = dead_letter(record, &deps.settings.dead_letter_suffix, reason, &detail);
@@ -493,6 +498,7 @@ async fn apply_with_retries(
         match answer.await {
             Ok(Applied::Applied) => break Verdict::Applied,
             Ok(Applied::Duplicate) => break Verdict::Duplicate,
+            Ok(Applied::Ignored) => break Verdict::Ignored,
             Ok(Applied::Refused(e)) => break Verdict::DeadLetter { reason: e.reason(), detail: e.to_string() },
             Err(failure) => {
                 // Transient: retried until applied, however long the ledger takes to answer,

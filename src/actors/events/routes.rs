@@ -16,6 +16,8 @@ pub enum Applied {
     Applied,
     /// The event had been applied before; nothing changed.
     Duplicate,
+    /// Nothing in it is for this domain (e.g. about a subject since erased); nothing changed.
+    Ignored,
     /// A rule of the domain refused it: it goes to the dead-letter topic.
     Refused(InboundError),
 }
@@ -47,12 +49,27 @@ pub struct Route {
 pub struct EventRoutes {
     routes: Vec<Route>,
     publishers: Vec<&'static str>,
+    ignored: Vec<&'static str>,
 }
 
 impl EventRoutes {
     /// `domain` consumes events of `event_type` with `handler`.
     pub fn consume(&mut self, event_type: &'static str, domain: &'static str, handler: impl EventHandler) {
         self.routes.push(Route { event_type, domain, handler: Arc::new(handler) });
+    }
+
+    /// Events whose type starts with `prefix` and that no route consumes are acknowledged and
+    /// counted as ignored rather than dead-lettered: a domain consuming a few types of another
+    /// domain's topic says so for the rest of that topic.
+    pub fn ignore(&mut self, prefix: &'static str) {
+        if !self.ignored.contains(&prefix) {
+            self.ignored.push(prefix);
+        }
+    }
+
+    /// Whether an event of `event_type`, which no route consumes, is acknowledged as ignored.
+    pub fn ignores(&self, event_type: &str) -> bool {
+        self.ignored.iter().any(|p| event_type.starts_with(p))
     }
 
     /// `domain` publishes its events through the outbox, on its own topic.
@@ -132,6 +149,17 @@ mod tests {
         assert_eq!(domain(&record("{}", Some("a.done"))), Ok("a"));
         assert_eq!(domain(&record(r#"{"type": "c.done"}"#, None)), Err(InboundError::UnknownType("c.done".into())));
         assert_eq!(domain(&record("not json", None)).map_err(|e| e.reason()), Err("malformed"));
+    }
+
+    #[test]
+    fn the_rest_of_a_topic_consumed_in_part_is_ignored_and_nothing_else() {
+        let mut routes = EventRoutes::default();
+        routes.consume("a.done", "a", Refuses("a"));
+        routes.consume("b.x.done", "b", Refuses("b"));
+        routes.ignore("b.");
+        assert!(routes.ignores("b.y.started") && !routes.ignores("c.done") && !routes.ignores("bx.done"));
+        let route = routes.route(&record(r#"{"type": "b.y.started"}"#, None));
+        assert_eq!(route.map(|r| r.domain), Err(InboundError::UnknownType("b.y.started".into())));
     }
 
     #[test]

@@ -4,9 +4,11 @@
 //! the signals known, so that the same inputs give the same score in any order and on a rebuild.
 
 pub mod activity;
+pub mod events;
 pub mod method;
 
 pub use activity::{duplicate, ActivityType, DuplicateRule, Footprint, Report, DISTANCE_MAX_M, HISTORY_DAYS};
+pub use events::{milestones_passed, RideCompleted, MILESTONES_KG};
 pub use method::{score, Component, DayTotal, Score, Signals, METHOD_VERSION, WINDOW_DAYS};
 
 /// Why an activity or a score request is refused.
@@ -31,4 +33,36 @@ pub enum EsgError {
     /// The same type, date and about the same distance as an activity already reported.
     #[error("an activity of the same type, date and distance was already reported")]
     Duplicate,
+}
+
+impl crate::error::code::Coded for EsgError {
+    fn code(&self) -> crate::error::code::ErrorCode {
+        use crate::error::code::ErrorCode;
+        match self {
+            Self::UnknownActivityType(_) => ErrorCode::UnknownActivityType,
+            Self::InvalidDistance(_) => ErrorCode::InvalidDistance,
+            Self::DateOutOfRange { .. } => ErrorCode::DateOutOfRange,
+            Self::Duplicate => ErrorCode::DuplicateActivity,
+        }
+    }
+
+    /// The field at fault; for a date, the range accepted.
+    fn extensions(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut map = serde_json::Map::new();
+        match self {
+            Self::UnknownActivityType(_) => {
+                map.insert("field".into(), "type".into());
+            }
+            Self::InvalidDistance(_) => {
+                map.insert("field".into(), "distance_km".into());
+            }
+            Self::DateOutOfRange { earliest, latest, .. } => {
+                map.insert("field".into(), "date".into());
+                map.insert("earliest".into(), earliest.to_string().into());
+                map.insert("latest".into(), latest.to_string().into());
+            }
+            Self::Duplicate => {}
+        }
+        map
+    }
 }

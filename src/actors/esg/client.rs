@@ -1,0 +1,324 @@
+//! The one way into the ESG domain: REST, GraphQL and the event consumer call [`EsgClient`],
+//! which checks and prices activities (through the emissions adapter, whose shipped factors
+//! stand in when the provider fails), sends the domain actor its messages, counts business
+//! operations and answers typed results.
+
+use std::{collections::HashMap, sync::Arc};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use uuid::Uuid;
+
+use super::{Answer, EsgDomain, EsgFailure, ForgetSubject, GetSubject, Record};
+use crate::{
+    actors::{adapters::EmissionsClient, runtime::ActorRef},
+    adapters::{
+        emissions::EstimateRequest,
+        esg::{Activity, FactorUsed, Month, Origin, Recorded, SubjectState},
+        external::Source,
+        privacy::Vault,
+    },
+    config::EsgSettings,
+    domain::{
+        esg::{ActivityType, Footprint, Report, RideCompleted, DISTANCE_MAX_M},
+        idempotency::{IdempotencyError, IdempotencyKey},
+        privacy::{BlindIndex, Personal, Place},
+    },
+    telemetry::{self, Metrics},
+};
+
+/// Namespace of the ids of reports sent with an idempotency key.
+const NAMESPACE: Uuid = Uuid::from_u128(0x6b2f_41c3_9e0a_4d5b_8c7e_3f1a_2b9d_e5c4);
+
+/// Where the sealed subject of ESG's events is kept.
+pub const SUBJECT_FIELD: &str = "esg.subject";
+
+/// Which emission factor prices each type, and the car they are compared with.
+#[derive(Debug, Clone)]
+pub struct Pricing {
+    activities: HashMap<ActivityType, String>,
+    baseline: String,
+}
+
+impl Pricing {
+    /// The pricing `settings` set (validated: every type that emits has a factor).
+    pub fn from_settings(settings: &EsgSettings) -> Self {
+        let activities = ActivityType::ALL
+            .into_iter()
+            .filter_map(|t| settings.emissions_activities.get(t.as_str()).map(|a| (t, a.clone())))
+            .collect();
+        Self { activities, baseline: settings.baseline_activity.clone() }
+    }
+}
+
+/// A report, as recorded.
+#[derive(Debug, Clone)]
+pub struct Reported {
+    /// The activity, priced.
+    pub activity: Activity,
+    /// The subject after it (`None` for a replay read before the state).
+    pub state: Option<SubjectState>,
+    /// Whether it was recorded before under the same idempotency key (nothing changed).
+    pub replayed: bool,
+}
+
+/// What crediting a completed ride did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credited {
+    /// Recorded.
+    Recorded,
+    /// Recorded before: nothing changed.
+    Duplicate,
+    /// Nothing to credit: the rider was erased, or the ride covered no distance.
+    Ignored,
+}
+
+/// A subject's overview: totals, latest score, monthly aggregates.
+#[derive(Debug, Clone)]
+pub struct Overview {
+    /// Totals and latest score, if anything was recorded.
+    pub state: Option<SubjectState>,
+    /// Monthly aggregates of the last twelve months, oldest first.
+    pub months: Vec<Month>,
+}
+
+/// The ESG domain's client; cheap to clone.
+#[derive(Clone)]
+pub struct EsgClient {
+    domain: ActorRef<EsgDomain>,
+    emissions: EmissionsClient,
+    vault: Vault,
+    pricing: Arc<Pricing>,
+    metrics: Metrics,
+}
+
+fn route_name(source: Source) -> &'static str {
+    match source {
+        Source::Provider => "provider",
+        Source::Cache => "cache",
+        Source::Simulator => "simulator",
+        Source::Fallback => "fallback",
+    }
+}
+
+impl EsgClient {
+    /// A client of `domain`, pricing through `emissions`, naming subjects through `vault`.
+    pub fn new(
+        domain: ActorRef<EsgDomain>,
+        emissions: EmissionsClient,
+        vault: Vault,
+        pricing: Pricing,
+        metrics: Metrics,
+    ) -> Self {
+        Self { domain, emissions, vault, pricing: Arc::new(pricing), metrics }
+    }
+
+    /// The domain actor.
+    pub fn actor(&self) -> &ActorRef<EsgDomain> {
+        &self.domain
+    }
+
+    /// The blind index of `subject`.
+    pub fn index(&self, subject: &str) -> BlindIndex {
+        self.vault.subject_index(subject)
+    }
+
+    /// The footprint of `report` and the factor it was priced with: the type's factor and the
+    /// petrol car's, from the emissions adapter.
+    async fn price(&self, report: &Report) -> Answer<(Footprint, FactorUsed)> {
+        let distance_km = f64::from(report.distance_m) / 1000.0;
+        let baseline = EstimateRequest { activity_id: self.pricing.baseline.clone(), distance_km };
+        let baseline = self.emissions.estimate(baseline).await?;
+        let (kg_per_km, factor) = match self.pricing.activities.get(&report.kind) {
+            Some(activity) if !report.kind.zero_in_use() => {
+                let asked = EstimateRequest { activity_id: activity.clone(), distance_km };
+                let e = self.emissions.estimate(asked).await?;
+                let route = route_name(e.provenance.source).to_owned();
+                (e.factor_kg_per_km, FactorUsed { source: e.factor_source, version: e.factor_version, route })
+            }
+            _ => (
+                0.0,
+                FactorUsed {
+                    source: "no emissions in use".into(),
+                    version: crate::domain::esg::METHOD_VERSION.into(),
+                    route: "none".into(),
+                },
+            ),
+        };
+        self.metrics
+            .with(|| metrics::counter!(telemetry::ESG_FACTORS_TOTAL, "route" => factor.route.clone()).increment(1));
+        Ok((Footprint::of(report.kind, report.distance_m, kg_per_km, baseline.factor_kg_per_km), factor))
+    }
+
+    async fn record(
+        &self,
+        subject: &str,
+        index: BlindIndex,
+        activity: Activity,
+        request_id: Option<String>,
+    ) -> Answer<Recorded> {
+        let row = activity.id.to_string();
+        let place = Place::new(SUBJECT_FIELD, &row);
+        let sealed = self.vault.seal(subject, place, subject).await?.to_text();
+        let msg = Record { subject: subject.to_owned(), index, sealed, activity, request_id };
+        let recorded = self.domain.ask(msg).await??;
+        if let Recorded::New { state, .. } = &recorded {
+            self.metrics.with(|| {
+                if let Some(score) = &state.score {
+                    metrics::histogram!(telemetry::ESG_SCORE).record(f64::from(score.total));
+                }
+            });
+        }
+        Ok(recorded)
+    }
+
+    fn count(&self, origin: Origin, result: &'static str, activity: Option<&Activity>) {
+        self.metrics.with(|| {
+            metrics::counter!(telemetry::ESG_ACTIVITIES_TOTAL, "source" => origin.as_str(), "result" => result)
+                .increment(1);
+            if let Some(a) = activity {
+                metrics::counter!(telemetry::ESG_CO2E_GRAMS_TOTAL, "flow" => "emitted").increment(a.footprint.co2e_g);
+                metrics::counter!(telemetry::ESG_CO2E_GRAMS_TOTAL, "flow" => "avoided")
+                    .increment(a.footprint.avoided_g);
+            }
+        });
+    }
+
+    /// Record `subject`'s own report of `distance_km` by `kind` on `date`. With `key`, a retry
+    /// replays the report recorded first (the same key for another report is refused).
+    pub async fn report(
+        &self,
+        subject: &str,
+        kind: &str,
+        date: NaiveDate,
+        distance_km: f64,
+        key: Option<IdempotencyKey>,
+        request_id: Option<String>,
+    ) -> Answer<Reported> {
+        let result = async {
+            let kind = ActivityType::reportable(kind)?;
+            let report = Report::new(kind, date, distance_km, Utc::now().date_naive())?;
+            let index = self.index(subject);
+            let id = match &key {
+                Some(key) => {
+                    Uuid::new_v5(&NAMESPACE, format!("esg-report:{}:{}", index.hex(), key.as_str()).as_bytes())
+                }
+                None => Uuid::now_v7(),
+            };
+            let (footprint, factor) = self.price(&report).await?;
+            let activity = Activity { id, origin: Origin::Report, report, footprint, factor, recorded_at: Utc::now() };
+            match self.record(subject, index, activity.clone(), request_id).await? {
+                Recorded::New { state, .. } => Ok(Reported { activity, state: Some(state), replayed: false }),
+                Recorded::Duplicate(kept) if kept.report == activity.report && kept.origin == Origin::Report => {
+                    Ok(Reported { activity: *kept, state: None, replayed: true })
+                }
+                Recorded::Duplicate(kept) => {
+                    let mut fields = Vec::new();
+                    if kept.report.kind != activity.report.kind {
+                        fields.push("type".to_owned());
+                    }
+                    if kept.report.date != activity.report.date {
+                        fields.push("date".to_owned());
+                    }
+                    if kept.report.distance_m != activity.report.distance_m {
+                        fields.push("distance_km".to_owned());
+                    }
+                    Err(IdempotencyError::Reused(fields).into())
+                }
+                Recorded::Refused(rule) => Err(EsgFailure::Rule(rule)),
+            }
+        }
+        .await;
+        match &result {
+            Ok(r) if r.replayed => self.count(Origin::Report, "duplicate", None),
+            Ok(r) => self.count(Origin::Report, "recorded", Some(&r.activity)),
+            Err(EsgFailure::Rule(_) | EsgFailure::Idempotency(_)) => self.count(Origin::Report, "refused", None),
+            Err(_) => {}
+        }
+        result
+    }
+
+    /// Credit a completed ride to its rider.
+    pub async fn credit_ride(&self, ride: &RideCompleted, request_id: Option<String>) -> Answer<Credited> {
+        let lag = (Utc::now() - ride.completed_at).num_milliseconds().max(0) as f64 / 1000.0;
+        self.metrics.with(|| metrics::gauge!(telemetry::ESG_PROJECTION_LAG_SECONDS).set(lag));
+        let subject = if ride.rider_sealed.is_empty() || ride.distance_m == 0 {
+            None
+        } else {
+            let row = ride.ride.to_string();
+            let place = Place::new("mobility.ride.rider", &row);
+            match self.vault.open_text(&ride.rider_sealed, place).await? {
+                Personal::Value(subject) => Some(subject),
+                Personal::Erased => None,
+            }
+        };
+        let Some(subject) = subject else {
+            self.count(Origin::Ride, "ignored", None);
+            return Ok(Credited::Ignored);
+        };
+        let distance_m = u32::try_from(ride.distance_m).unwrap_or(u32::MAX).min(DISTANCE_MAX_M);
+        let report = Report { kind: ride.kind(), date: ride.completed_at.date_naive(), distance_m };
+        let (footprint, factor) = self.price(&report).await?;
+        let activity =
+            Activity { id: ride.event_id, origin: Origin::Ride, report, footprint, factor, recorded_at: Utc::now() };
+        let index = self.index(&subject);
+        let credited = match self.record(&subject, index, activity.clone(), request_id).await? {
+            Recorded::New { .. } => {
+                self.count(Origin::Ride, "recorded", Some(&activity));
+                Credited::Recorded
+            }
+            Recorded::Duplicate(_) | Recorded::Refused(_) => {
+                self.count(Origin::Ride, "duplicate", None);
+                Credited::Duplicate
+            }
+        };
+        Ok(credited)
+    }
+
+    /// `subject`'s totals, latest score and the monthly aggregates of the last twelve months.
+    pub async fn overview(&self, subject: &str) -> Answer<Overview> {
+        let index = self.index(subject);
+        let state = self.domain.ask(GetSubject { subject: subject.to_owned(), index }).await??;
+        let today = Utc::now().date_naive();
+        let since = crate::adapters::esg::month_of(today - chrono::Months::new(11));
+        let months = self.store_months(&index, since).await?;
+        Ok(Overview { state, months })
+    }
+
+    async fn store_months(&self, index: &BlindIndex, since: NaiveDate) -> Answer<Vec<Month>> {
+        self.domain.ask(super::GetMonths { index: *index, since }).await?
+    }
+
+    /// `subject`'s activities, latest recorded first, after `before`, at most `limit`.
+    pub async fn activities(
+        &self,
+        subject: &str,
+        before: Option<(DateTime<Utc>, Uuid)>,
+        limit: usize,
+    ) -> Answer<Vec<Activity>> {
+        let index = self.index(subject);
+        self.domain.ask(super::ListActivities { index, before, limit }).await?
+    }
+
+    /// Drop what the subject's live actor keeps.
+    pub async fn forget(&self, subject: &str) -> Answer<()> {
+        let _ = self.domain.ask(ForgetSubject { subject: subject.to_owned() }).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_settings_know_the_types_that_emit_and_their_defaults_are_shipped() {
+        let emitting: Vec<&str> = ActivityType::ALL.iter().filter(|t| !t.zero_in_use()).map(|t| t.as_str()).collect();
+        assert_eq!(emitting, crate::config::ESG_EMITTING_TYPES);
+        let settings = EsgSettings::default();
+        for id in settings.emissions_activities.values().chain([&settings.baseline_activity]) {
+            assert!(crate::adapters::emissions::factors::shipped(id).is_some(), "{id} has no shipped factor");
+        }
+        let pricing = Pricing::from_settings(&settings);
+        assert_eq!(pricing.activities.len(), emitting.len());
+    }
+}

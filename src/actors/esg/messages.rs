@@ -1,0 +1,162 @@
+//! The ESG domain's protocol: one message per intent, answered with the store's types or an
+//! [`EsgFailure`].
+
+use std::time::Duration;
+
+use actix::Message;
+use serde_json::{Map, Value};
+
+use crate::{
+    actors::runtime::AskError,
+    adapters::{
+        esg::{Activity, EsgStoreError, Recorded, SubjectState},
+        external::AdapterError,
+        privacy::VaultError,
+    },
+    domain::{esg::EsgError, idempotency::IdempotencyError, privacy::BlindIndex},
+    error::code::{Coded, ErrorCode},
+};
+
+/// Why an ESG call got no answer it could use.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EsgFailure {
+    /// A rule refused it; nothing was recorded.
+    #[error(transparent)]
+    Rule(#[from] EsgError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] EsgStoreError),
+    /// The emissions adapter gave no answer, and no shipped factor could stand in.
+    #[error(transparent)]
+    Adapter(#[from] AdapterError),
+    /// An actor did not answer.
+    #[error(transparent)]
+    Ask(#[from] AskError),
+    /// The privacy vault failed.
+    #[error("the privacy vault failed: {0}")]
+    Vault(String, ErrorCode),
+    /// The idempotency key names another report.
+    #[error(transparent)]
+    Idempotency(#[from] IdempotencyError),
+}
+
+impl From<VaultError> for EsgFailure {
+    fn from(e: VaultError) -> Self {
+        Self::Vault(e.to_string(), e.code())
+    }
+}
+
+impl EsgFailure {
+    fn inner(&self) -> Option<&dyn Coded> {
+        match self {
+            Self::Rule(e) => Some(e),
+            Self::Store(e) => Some(e),
+            Self::Adapter(e) => Some(e),
+            Self::Ask(e) => Some(e),
+            Self::Idempotency(e) => Some(e),
+            Self::Vault(..) => None,
+        }
+    }
+}
+
+impl Coded for EsgFailure {
+    fn code(&self) -> ErrorCode {
+        match self {
+            Self::Vault(_, code) => *code,
+            other => other.inner().map_or(ErrorCode::ServiceUnavailable, Coded::code),
+        }
+    }
+
+    fn detail(&self) -> String {
+        self.inner().map_or_else(|| self.to_string(), Coded::detail)
+    }
+
+    fn extensions(&self) -> Map<String, Value> {
+        self.inner().map(Coded::extensions).unwrap_or_default()
+    }
+
+    fn headers(&self) -> Vec<(&'static str, String)> {
+        self.inner().map(Coded::headers).unwrap_or_default()
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self.inner() {
+            Some(e) => e.retry_after(),
+            None => Some(Duration::from_secs(1)),
+        }
+    }
+}
+
+/// What an ESG message answers.
+pub type Answer<T> = Result<T, EsgFailure>;
+
+/// Record a priced activity for `subject`, recompute their score and publish what follows.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// The subject (the entity actor's key).
+    pub subject: String,
+    /// Their blind index.
+    pub index: BlindIndex,
+    /// The subject, sealed under their key, as the events name them.
+    pub sealed: String,
+    /// The activity.
+    pub activity: Activity,
+    /// The request that caused it.
+    pub request_id: Option<String>,
+}
+
+impl Message for Record {
+    type Result = Answer<Recorded>;
+}
+
+/// The subject's totals and latest score.
+#[derive(Debug, Clone)]
+pub struct GetSubject {
+    /// The subject.
+    pub subject: String,
+    /// Their blind index.
+    pub index: BlindIndex,
+}
+
+impl Message for GetSubject {
+    type Result = Answer<Option<SubjectState>>;
+}
+
+/// Drop what the subject's actor keeps (after an erasure).
+#[derive(Debug, Clone)]
+pub struct ForgetSubject {
+    /// The subject.
+    pub subject: String,
+}
+
+impl Message for ForgetSubject {
+    type Result = Result<(), std::convert::Infallible>;
+}
+
+/// The subject's monthly aggregates from `since` on.
+#[derive(Debug, Clone)]
+pub struct GetMonths {
+    /// Their blind index.
+    pub index: BlindIndex,
+    /// The first month.
+    pub since: chrono::NaiveDate,
+}
+
+impl Message for GetMonths {
+    type Result = Answer<Vec<crate::adapters::esg::Month>>;
+}
+
+/// A page of the subject's activities, latest recorded first.
+#[derive(Debug, Clone)]
+pub struct ListActivities {
+    /// Their blind index.
+    pub index: BlindIndex,
+    /// The last activity of the previous page: (recorded at, id).
+    pub before: Option<(chrono::DateTime<chrono::Utc>, uuid::Uuid)>,
+    /// At most this many.
+    pub limit: usize,
+}
+
+impl Message for ListActivities {
+    type Result = Answer<Vec<Activity>>;
+}

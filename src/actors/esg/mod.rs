@@ -1,0 +1,130 @@
+//! ESG actors. The supervised domain actor `esg` owns the subjects' entity actors (one
+//! [`SubjectActor`] per subject in use, keyed by the subject) and hands each of them its
+//! subject's messages, so that one subject's activities are recorded one after the other.
+//! Activities are priced by the [`EsgClient`] before they reach the actor, so that no call to
+//! the emissions adapter holds a subject's mailbox.
+
+pub mod client;
+pub mod events;
+pub mod messages;
+pub mod privacy;
+pub mod subject;
+
+use std::time::Duration;
+
+pub use client::{EsgClient, Pricing};
+pub use messages::{Answer, EsgFailure, ForgetSubject, GetMonths, GetSubject, ListActivities, Record};
+pub use subject::SubjectActor;
+
+use crate::{
+    actors::runtime::{
+        Ctx, Entities, EntityFaultError, EntityKind, EntityPolicy, Handle, InjectEntityFault, Managed, Reply,
+    },
+    adapters::esg::{Activity, EsgStore, Month, Recorded, SubjectState},
+    telemetry::{self, Metrics},
+};
+
+/// Registered name of the ESG domain actor.
+pub const NAME: &str = "esg";
+
+/// The ESG domain actor.
+pub struct EsgDomain {
+    store: EsgStore,
+    metrics: Metrics,
+    policy: EntityPolicy,
+    kind: EntityKind,
+    subjects: Option<Entities<String, SubjectActor>>,
+}
+
+impl EsgDomain {
+    /// A domain actor over `store`, keeping its subjects' actors as `policy` says.
+    pub fn new(store: EsgStore, metrics: Metrics, policy: EntityPolicy, kind: EntityKind) -> Self {
+        Self { store, metrics, policy, kind, subjects: None }
+    }
+
+    fn subjects(&mut self) -> &mut Entities<String, SubjectActor> {
+        let store = self.store.clone();
+        let (kind, policy) = (self.kind.clone(), self.policy.clone());
+        self.subjects
+            .get_or_insert_with(|| Entities::new(kind, policy, move |_: &String| SubjectActor::new(store.clone())))
+    }
+}
+
+impl Managed for EsgDomain {
+    fn started(&mut self, ctx: &mut Ctx<Self>) {
+        // Every series starts at 0, so that a rate over it is defined before the first event.
+        self.metrics.with(|| {
+            let results = [("report", "recorded"), ("report", "duplicate"), ("report", "refused")].into_iter().chain([
+                ("ride", "recorded"),
+                ("ride", "duplicate"),
+                ("ride", "ignored"),
+            ]);
+            for (source, result) in results {
+                metrics::counter!(telemetry::ESG_ACTIVITIES_TOTAL, "source" => source, "result" => result).absolute(0);
+            }
+            for flow in ["emitted", "avoided"] {
+                metrics::counter!(telemetry::ESG_CO2E_GRAMS_TOTAL, "flow" => flow).absolute(0);
+            }
+            for route in ["provider", "cache", "simulator", "fallback", "none"] {
+                metrics::counter!(telemetry::ESG_FACTORS_TOTAL, "route" => route).absolute(0);
+            }
+            metrics::gauge!(telemetry::ESG_PROJECTION_LAG_SECONDS).set(0.0);
+            let _ = metrics::histogram!(telemetry::ESG_SCORE);
+        });
+        let every = (self.policy.idle / 4).max(Duration::from_secs(1));
+        actix::AsyncContext::run_interval(ctx, every, |host, _| {
+            if let Some(subjects) = host.actor().subjects.as_mut() {
+                subjects.passivate();
+            }
+        });
+    }
+
+    fn drained(&mut self, _: &mut Ctx<Self>) {
+        if let Some(subjects) = self.subjects.as_mut() {
+            subjects.clear();
+        }
+    }
+}
+
+impl Handle<Record> for EsgDomain {
+    fn handle(&mut self, msg: Record, _: &mut Ctx<Self>) -> Reply<Self, Answer<Recorded>> {
+        let answer = self.subjects().get(&msg.subject).ask_queued(msg);
+        Reply::later(async move { answer.await? })
+    }
+}
+
+impl Handle<GetSubject> for EsgDomain {
+    fn handle(&mut self, msg: GetSubject, _: &mut Ctx<Self>) -> Reply<Self, Answer<Option<SubjectState>>> {
+        let answer = self.subjects().get(&msg.subject).ask_queued(msg);
+        Reply::later(async move { answer.await? })
+    }
+}
+
+impl Handle<ForgetSubject> for EsgDomain {
+    fn handle(&mut self, msg: ForgetSubject, _: &mut Ctx<Self>) -> Reply<Self, Result<(), std::convert::Infallible>> {
+        if let Some(live) = self.subjects.as_ref().and_then(|s| s.peek(&msg.subject)) {
+            live.tell(msg);
+        }
+        Reply::Now(Ok(()))
+    }
+}
+
+impl Handle<InjectEntityFault> for EsgDomain {
+    fn handle(&mut self, msg: InjectEntityFault, _: &mut Ctx<Self>) -> Reply<Self, Result<(), EntityFaultError>> {
+        Reply::Later(self.subjects().inject(msg))
+    }
+}
+
+impl Handle<GetMonths> for EsgDomain {
+    fn handle(&mut self, msg: GetMonths, _: &mut Ctx<Self>) -> Reply<Self, Answer<Vec<Month>>> {
+        let store = self.store.clone();
+        Reply::later(async move { Ok(store.months(&msg.index, msg.since).await?) })
+    }
+}
+
+impl Handle<ListActivities> for EsgDomain {
+    fn handle(&mut self, msg: ListActivities, _: &mut Ctx<Self>) -> Reply<Self, Answer<Vec<Activity>>> {
+        let store = self.store.clone();
+        Reply::later(async move { Ok(store.activities(&msg.index, msg.before, msg.limit).await?) })
+    }
+}

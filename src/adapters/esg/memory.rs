@@ -1,0 +1,179 @@
+//! The embedded store: the same rules as PostgreSQL's, under one lock.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use uuid::Uuid;
+
+use super::{events_of, month_of, score_of, window_start, Activity, Credit, Month, Origin, Recorded, SubjectState};
+use crate::{
+    adapters::outbox::MemOutbox,
+    domain::{
+        esg::{self, ActivityType, DayTotal, DuplicateRule, EsgError},
+        privacy::BlindIndex,
+    },
+};
+
+#[derive(Default)]
+struct Subject {
+    state: Option<SubjectState>,
+    activities: Vec<Activity>,
+    months: BTreeMap<(NaiveDate, ActivityType), Month>,
+}
+
+/// The embedded store's contents.
+#[derive(Default)]
+pub struct Memory {
+    subjects: HashMap<BlindIndex, Subject>,
+    /// Who each activity id was recorded for.
+    ids: HashMap<Uuid, BlindIndex>,
+}
+
+impl Memory {
+    pub(super) fn record(&mut self, credit: &Credit<'_>, activity: &Activity, outbox: &MemOutbox) -> Recorded {
+        if let Some(owner) = self.ids.get(&activity.id) {
+            let kept = self.subjects.get(owner).and_then(|s| s.activities.iter().find(|a| a.id == activity.id));
+            if let Some(kept) = kept {
+                return Recorded::Duplicate(Box::new(kept.clone()));
+            }
+        }
+        let subject = self.subjects.entry(*credit.index).or_default();
+        if activity.origin == Origin::Report
+            && subject.activities.iter().any(|kept| {
+                kept.origin == Origin::Report
+                    && esg::duplicate(&activity.report, &kept.report, DuplicateRule::default())
+            })
+        {
+            return Recorded::Refused(EsgError::Duplicate);
+        }
+        let before = subject.state.as_ref().map(|s| s.totals).unwrap_or_default();
+        let mut totals = before;
+        totals.add(activity);
+        subject.activities.push(activity.clone());
+        let key = (month_of(activity.report.date), activity.report.kind);
+        let month = subject.months.entry(key).or_insert(Month {
+            month: key.0,
+            kind: key.1,
+            activities: 0,
+            distance_m: 0,
+            co2e_g: 0,
+            avoided_g: 0,
+        });
+        month.activities += 1;
+        month.distance_m += u64::from(activity.report.distance_m);
+        month.co2e_g += activity.footprint.co2e_g;
+        month.avoided_g += activity.footprint.avoided_g;
+        let days = window_days(&subject.activities, credit.as_of);
+        let state = SubjectState {
+            totals,
+            score: Some(score_of(&days, credit.as_of)),
+            version: subject.state.as_ref().map_or(0, |s| s.version) + 1,
+            updated_at: subject.state.as_ref().map_or(activity.recorded_at, |s| s.updated_at.max(activity.recorded_at)),
+        };
+        let milestones = esg::milestones_passed(before.avoided_g, totals.avoided_g);
+        outbox.append(state.updated_at, events_of(credit, &state, &milestones));
+        subject.state = Some(state.clone());
+        self.ids.insert(activity.id, *credit.index);
+        Recorded::New { state, milestones }
+    }
+
+    pub(super) fn subjects_after(&self, after: Option<&BlindIndex>, limit: usize) -> Vec<BlindIndex> {
+        let mut all: Vec<BlindIndex> = self
+            .subjects
+            .iter()
+            .filter(|(i, s)| !s.activities.is_empty() && after.is_none_or(|a| i.as_bytes() > a.as_bytes()))
+            .map(|(i, _)| *i)
+            .collect();
+        all.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        all.truncate(limit);
+        all
+    }
+
+    pub(super) fn count_subjects(&self) -> u64 {
+        self.subjects.values().filter(|s| !s.activities.is_empty()).count() as u64
+    }
+
+    /// Months, totals and score recomputed from the subject's activities.
+    pub(super) fn rebuild(&mut self, index: &BlindIndex, as_of: NaiveDate) -> bool {
+        let Some(subject) = self.subjects.get_mut(index) else { return false };
+        let Some(updated_at) = subject.activities.iter().map(|a| a.recorded_at).max() else { return false };
+        let mut totals = super::Totals::default();
+        let mut months: BTreeMap<(NaiveDate, ActivityType), Month> = BTreeMap::new();
+        for a in &subject.activities {
+            totals.add(a);
+            let key = (month_of(a.report.date), a.report.kind);
+            let m = months.entry(key).or_insert(Month {
+                month: key.0,
+                kind: key.1,
+                activities: 0,
+                distance_m: 0,
+                co2e_g: 0,
+                avoided_g: 0,
+            });
+            m.activities += 1;
+            m.distance_m += u64::from(a.report.distance_m);
+            m.co2e_g += a.footprint.co2e_g;
+            m.avoided_g += a.footprint.avoided_g;
+        }
+        let state = SubjectState {
+            totals,
+            score: Some(score_of(&window_days(&subject.activities, as_of), as_of)),
+            version: subject.activities.len() as i64,
+            updated_at,
+        };
+        let changed = subject.state.as_ref() != Some(&state) || subject.months != months;
+        subject.state = Some(state);
+        subject.months = months;
+        changed
+    }
+
+    pub(super) fn subject(&self, index: &BlindIndex) -> Option<SubjectState> {
+        self.subjects.get(index).and_then(|s| s.state.clone())
+    }
+
+    pub(super) fn activity(&self, index: &BlindIndex, id: Uuid) -> Option<Activity> {
+        self.subjects.get(index)?.activities.iter().find(|a| a.id == id).cloned()
+    }
+
+    pub(super) fn activities(
+        &self,
+        index: &BlindIndex,
+        before: Option<(DateTime<Utc>, Uuid)>,
+        limit: usize,
+    ) -> Vec<Activity> {
+        let Some(subject) = self.subjects.get(index) else { return Vec::new() };
+        let mut all: Vec<&Activity> =
+            subject.activities.iter().filter(|a| before.is_none_or(|b| (a.recorded_at, a.id) < b)).collect();
+        all.sort_by_key(|a| std::cmp::Reverse((a.recorded_at, a.id)));
+        all.into_iter().take(limit).cloned().collect()
+    }
+
+    pub(super) fn months(&self, index: &BlindIndex, since: NaiveDate) -> Vec<Month> {
+        let Some(subject) = self.subjects.get(index) else { return Vec::new() };
+        subject.months.values().filter(|m| m.month >= since).cloned().collect()
+    }
+
+    pub(super) fn erase(&mut self, index: &BlindIndex) -> u64 {
+        let Some(subject) = self.subjects.remove(index) else { return 0 };
+        for a in &subject.activities {
+            self.ids.remove(&a.id);
+        }
+        subject.activities.len() as u64
+    }
+}
+
+/// The daily totals of `activities` in the window ending on `as_of`.
+fn window_days(activities: &[Activity], as_of: NaiveDate) -> Vec<DayTotal> {
+    let first = window_start(as_of);
+    activities
+        .iter()
+        .filter(|a| a.report.date >= first && a.report.date <= as_of)
+        .map(|a| DayTotal {
+            day: a.report.date,
+            kind: a.report.kind,
+            distance_m: u64::from(a.report.distance_m),
+            baseline_g: a.footprint.baseline_g,
+            avoided_g: a.footprint.avoided_g,
+        })
+        .collect()
+}

@@ -1,0 +1,363 @@
+//! ESG's storage: activities, monthly aggregates and each subject's totals and score, in
+//! PostgreSQL (or process memory in the embedded mode). A subject is named by their blind index
+//! only. Recording an activity, recomputing the score and queueing the events that follow happen
+//! in one transaction, under a lock on the subject's row, so replicas crediting the same subject
+//! never lose one another's activities.
+
+mod memory;
+mod postgres;
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use parking_lot::Mutex;
+use serde::Serialize;
+use uuid::Uuid;
+
+pub use memory::Memory;
+
+use super::{
+    outbox::MemOutbox,
+    postgres::{PgPool, PostgresError},
+};
+use crate::{
+    domain::{
+        esg::{self, ActivityType, DayTotal, EsgError, Footprint, Report, Score, Signals},
+        events::DomainEvent,
+        privacy::BlindIndex,
+    },
+    error::code::{Coded, ErrorCode},
+};
+
+/// The store failed; nothing was recorded.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EsgStoreError {
+    /// PostgreSQL did not answer, or refused.
+    #[error("the ESG store is unavailable: {0}")]
+    Unavailable(String),
+    /// A stored value does not read back.
+    #[error("a stored {0} does not read back")]
+    Corrupt(&'static str),
+}
+
+impl From<PostgresError> for EsgStoreError {
+    fn from(e: PostgresError) -> Self {
+        Self::Unavailable(e.kind().into())
+    }
+}
+
+impl From<bb8::RunError<tokio_postgres::Error>> for EsgStoreError {
+    fn from(e: bb8::RunError<tokio_postgres::Error>) -> Self {
+        PostgresError::from(e).into()
+    }
+}
+
+impl From<tokio_postgres::Error> for EsgStoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        tracing::warn!(error = ?e, "ESG store statement failed");
+        PostgresError::from(e).into()
+    }
+}
+
+impl Coded for EsgStoreError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            Self::Unavailable(_) => ErrorCode::ServiceUnavailable,
+            Self::Corrupt(_) => ErrorCode::Internal,
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        matches!(self, Self::Unavailable(_)).then_some(Duration::from_secs(1))
+    }
+}
+
+/// Where an activity came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// A completed ride's event.
+    Ride,
+    /// The subject's own report.
+    Report,
+}
+
+impl Origin {
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ride => "ride",
+            Self::Report => "report",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, EsgStoreError> {
+        match s {
+            "ride" => Ok(Self::Ride),
+            "report" => Ok(Self::Report),
+            _ => Err(EsgStoreError::Corrupt("activity source")),
+        }
+    }
+}
+
+/// The emission factor an activity was priced with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FactorUsed {
+    /// Who published it.
+    pub source: String,
+    /// Which release of it.
+    pub version: String,
+    /// Who answered: `provider`, `cache`, `simulator`, `fallback` (the shipped table, the
+    /// provider having failed), or `none` (a type that emits nothing in use).
+    pub route: String,
+}
+
+/// An activity, priced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Activity {
+    /// The source event's id, or the report's.
+    pub id: Uuid,
+    /// Ride or report.
+    pub origin: Origin,
+    /// What was done, when, how far.
+    pub report: Report,
+    /// Its footprint.
+    pub footprint: Footprint,
+    /// The factor it was priced with.
+    pub factor: FactorUsed,
+    /// When it was recorded.
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// A subject's running totals over every activity recorded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    /// Activities.
+    pub activities: u64,
+    /// Distance, metres.
+    pub distance_m: u64,
+    /// Emitted, grams CO2e.
+    pub co2e_g: u64,
+    /// Avoided against a petrol car, grams CO2e.
+    pub avoided_g: u64,
+}
+
+impl Totals {
+    fn add(&mut self, a: &Activity) {
+        self.activities += 1;
+        self.distance_m = self.distance_m.saturating_add(u64::from(a.report.distance_m));
+        self.co2e_g = self.co2e_g.saturating_add(a.footprint.co2e_g);
+        self.avoided_g = self.avoided_g.saturating_add(a.footprint.avoided_g);
+    }
+}
+
+/// A subject as stored: totals, latest score, version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubjectState {
+    /// Running totals.
+    pub totals: Totals,
+    /// The latest score (none before the first activity).
+    pub score: Option<Score>,
+    /// Changes so far.
+    pub version: i64,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One month of one type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Month {
+    /// First day of the month.
+    pub month: NaiveDate,
+    /// The type.
+    pub kind: ActivityType,
+    /// Activities.
+    pub activities: u64,
+    /// Distance, metres.
+    pub distance_m: u64,
+    /// Emitted, grams.
+    pub co2e_g: u64,
+    /// Avoided, grams.
+    pub avoided_g: u64,
+}
+
+/// What recording an activity did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recorded {
+    /// Recorded: the subject's new state, and the milestones (kg avoided) it passed.
+    New {
+        /// The subject after it.
+        state: SubjectState,
+        /// Milestones passed.
+        milestones: Vec<u64>,
+    },
+    /// An activity of this id was recorded before: nothing changed. It is given back.
+    Duplicate(Box<Activity>),
+    /// Refused by a rule (a duplicate report): nothing recorded.
+    Refused(EsgError),
+}
+
+/// Who an activity is for, and how their events name them.
+#[derive(Debug, Clone)]
+pub struct Credit<'a> {
+    /// Their blind index.
+    pub index: &'a BlindIndex,
+    /// Their subject, sealed under their key, as events carry it.
+    pub sealed: &'a str,
+    /// The day the score is computed for.
+    pub as_of: NaiveDate,
+    /// The request that caused it.
+    pub request_id: Option<String>,
+}
+
+/// The events of one recorded change.
+fn events_of(credit: &Credit<'_>, state: &SubjectState, milestones: &[u64]) -> Vec<DomainEvent> {
+    let key = credit.index.hex();
+    let mut events = Vec::new();
+    let at = state.updated_at;
+    if let Some(score) = &state.score {
+        let (avoided, co2e) = (state.totals.avoided_g, state.totals.co2e_g);
+        events.push(esg::events::score_updated(
+            &key,
+            credit.sealed,
+            score,
+            avoided,
+            co2e,
+            state.version,
+            credit.request_id.clone(),
+            at,
+        ));
+    }
+    for kg in milestones {
+        events.push(esg::events::milestone_reached(
+            &key,
+            credit.sealed,
+            *kg,
+            state.version,
+            credit.request_id.clone(),
+            at,
+        ));
+    }
+    events
+}
+
+/// The score of `days` on `as_of` (no signals beyond activities yet).
+fn score_of(days: &[DayTotal], as_of: NaiveDate) -> Score {
+    esg::score(days, as_of, &Signals::default())
+}
+
+/// Either store, chosen at start-up.
+#[derive(Clone)]
+pub enum EsgStore {
+    /// PostgreSQL.
+    Postgres(PgPool),
+    /// Process memory: nothing survives the process. Events go to the in-process outbox.
+    Memory(Arc<Mutex<Memory>>, MemOutbox),
+}
+
+/// A page of activities: at most this many.
+pub const PAGE_MAX: usize = 100;
+
+impl EsgStore {
+    /// A store in process memory, writing its events to `outbox`.
+    pub fn memory(outbox: MemOutbox) -> Self {
+        Self::Memory(Arc::default(), outbox)
+    }
+
+    /// Record `activity` for `credit`'s subject, recompute their score and queue the events,
+    /// all or nothing. A report repeating one kept (same type and day, about the same distance)
+    /// is refused; an id recorded before changes nothing.
+    pub async fn record(&self, credit: &Credit<'_>, activity: &Activity) -> Result<Recorded, EsgStoreError> {
+        match self {
+            Self::Postgres(pool) => postgres::record(pool, credit, activity).await,
+            Self::Memory(memory, outbox) => Ok(memory.lock().record(credit, activity, outbox)),
+        }
+    }
+
+    /// The subject of `index`, if anything was recorded for them.
+    pub async fn subject(&self, index: &BlindIndex) -> Result<Option<SubjectState>, EsgStoreError> {
+        match self {
+            Self::Postgres(pool) => postgres::subject(pool, index).await,
+            Self::Memory(memory, _) => Ok(memory.lock().subject(index)),
+        }
+    }
+
+    /// The activity `id` of the subject of `index`.
+    pub async fn activity(&self, index: &BlindIndex, id: Uuid) -> Result<Option<Activity>, EsgStoreError> {
+        match self {
+            Self::Postgres(pool) => postgres::activity(pool, index, id).await,
+            Self::Memory(memory, _) => Ok(memory.lock().activity(index, id)),
+        }
+    }
+
+    /// The subject's activities, latest recorded first, after `before` (the last of the
+    /// previous page), at most `limit`.
+    pub async fn activities(
+        &self,
+        index: &BlindIndex,
+        before: Option<(DateTime<Utc>, Uuid)>,
+        limit: usize,
+    ) -> Result<Vec<Activity>, EsgStoreError> {
+        let limit = limit.min(PAGE_MAX);
+        match self {
+            Self::Postgres(pool) => postgres::activities(pool, index, before, limit).await,
+            Self::Memory(memory, _) => Ok(memory.lock().activities(index, before, limit)),
+        }
+    }
+
+    /// The subject's monthly aggregates from `since` (a first of month) on, oldest first.
+    pub async fn months(&self, index: &BlindIndex, since: NaiveDate) -> Result<Vec<Month>, EsgStoreError> {
+        match self {
+            Self::Postgres(pool) => postgres::months(pool, index, since).await,
+            Self::Memory(memory, _) => Ok(memory.lock().months(index, since)),
+        }
+    }
+
+    /// The subjects with activities, in blind-index order after `after`, at most `limit`.
+    pub async fn subjects_after(
+        &self,
+        after: Option<&BlindIndex>,
+        limit: usize,
+    ) -> Result<Vec<BlindIndex>, EsgStoreError> {
+        match self {
+            Self::Postgres(pool) => postgres::subjects_after(pool, after, limit).await,
+            Self::Memory(memory, _) => Ok(memory.lock().subjects_after(after, limit)),
+        }
+    }
+
+    /// How many subjects have activities.
+    pub async fn count_subjects(&self) -> Result<u64, EsgStoreError> {
+        match self {
+            Self::Postgres(pool) => postgres::count_subjects(pool).await,
+            Self::Memory(memory, _) => Ok(memory.lock().count_subjects()),
+        }
+    }
+
+    /// Recompute the subject's monthly aggregates, totals and score (as of `as_of`, by the
+    /// current method) from their stored activities, under the lock that recording takes;
+    /// whether anything differed. Publishes nothing.
+    pub async fn rebuild(&self, index: &BlindIndex, as_of: NaiveDate) -> Result<bool, EsgStoreError> {
+        match self {
+            Self::Postgres(pool) => postgres::rebuild(pool, index, as_of).await,
+            Self::Memory(memory, _) => Ok(memory.lock().rebuild(index, as_of)),
+        }
+    }
+
+    /// Delete everything kept about the subject of `index`: how many activities went.
+    pub async fn erase(&self, index: &BlindIndex) -> Result<u64, EsgStoreError> {
+        match self {
+            Self::Postgres(pool) => postgres::erase(pool, index).await,
+            Self::Memory(memory, _) => Ok(memory.lock().erase(index)),
+        }
+    }
+}
+
+/// The first day of `day`'s month.
+pub fn month_of(day: NaiveDate) -> NaiveDate {
+    day - chrono::Days::new(u64::from(chrono::Datelike::day0(&day)))
+}
+
+/// The first day of the score window ending on `as_of`.
+fn window_start(as_of: NaiveDate) -> NaiveDate {
+    as_of - chrono::Days::new(u64::from(esg::WINDOW_DAYS - 1))
+}

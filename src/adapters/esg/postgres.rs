@@ -1,0 +1,402 @@
+//! The PostgreSQL store: one transaction per recorded activity, under a lock on the subject's
+//! row; the score is recomputed from the stored activities of its window.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use super::{
+    events_of, month_of, score_of, window_start, Activity, Credit, EsgStoreError, FactorUsed, Month, Origin, Recorded,
+    SubjectState, Totals,
+};
+use crate::{
+    adapters::{outbox, postgres::PgPool},
+    domain::{
+        esg::{self, ActivityType, DayTotal, DuplicateRule, EsgError, Footprint, Report},
+        privacy::BlindIndex,
+    },
+};
+
+const ACTIVITY_COLUMNS: &str = "id, source, kind, day, distance_m, co2e_g, baseline_g, avoided_g, factor_source, \
+                                factor_version, factor_route, recorded_at";
+
+fn u(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn i(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn kind_of(name: &str) -> Result<ActivityType, EsgStoreError> {
+    ActivityType::ALL.into_iter().find(|t| t.as_str() == name).ok_or(EsgStoreError::Corrupt("activity type"))
+}
+
+fn activity_of(row: &Row) -> Result<Activity, EsgStoreError> {
+    let distance: i64 = row.get("distance_m");
+    Ok(Activity {
+        id: row.get("id"),
+        origin: Origin::parse(row.get("source"))?,
+        report: Report {
+            kind: kind_of(row.get("kind"))?,
+            date: row.get("day"),
+            distance_m: u32::try_from(distance).map_err(|_| EsgStoreError::Corrupt("distance"))?,
+        },
+        footprint: Footprint {
+            co2e_g: u(row.get("co2e_g")),
+            baseline_g: u(row.get("baseline_g")),
+            avoided_g: u(row.get("avoided_g")),
+        },
+        factor: FactorUsed {
+            source: row.get("factor_source"),
+            version: row.get("factor_version"),
+            route: row.get("factor_route"),
+        },
+        recorded_at: row.get("recorded_at"),
+    })
+}
+
+fn state_of(row: &Row) -> Result<SubjectState, EsgStoreError> {
+    let score: Option<serde_json::Value> = row.get("score");
+    let score = match score {
+        Some(v) => Some(serde_json::from_value(v).map_err(|_| EsgStoreError::Corrupt("score"))?),
+        None => None,
+    };
+    Ok(SubjectState {
+        totals: Totals {
+            activities: u(row.get("activities")),
+            distance_m: u(row.get("distance_m")),
+            co2e_g: u(row.get("co2e_g")),
+            avoided_g: u(row.get("avoided_g")),
+        },
+        score,
+        version: row.get("version"),
+        updated_at: row.get("updated_at"),
+    })
+}
+
+pub(super) async fn record(pool: &PgPool, credit: &Credit<'_>, activity: &Activity) -> Result<Recorded, EsgStoreError> {
+    let index = credit.index.as_bytes();
+    let mut conn = pool.get().await?;
+    let tx = conn.transaction().await?;
+    // The subject's row first, locked: every change to one subject is serialised here.
+    tx.execute(
+        "INSERT INTO esg_subjects (subject_index, activities, distance_m, co2e_g, avoided_g, version, updated_at)
+         VALUES ($1, 0, 0, 0, 0, 0, $2) ON CONFLICT (subject_index) DO NOTHING",
+        &[&index, &activity.recorded_at],
+    )
+    .await?;
+    let row = tx.query_one("SELECT * FROM esg_subjects WHERE subject_index = $1 FOR UPDATE", &[&index]).await?;
+    let before = state_of(&row)?;
+    let kept =
+        tx.query_opt(&format!("SELECT {ACTIVITY_COLUMNS} FROM esg_activities WHERE id = $1"), &[&activity.id]).await?;
+    if let Some(kept) = kept {
+        return Ok(Recorded::Duplicate(Box::new(activity_of(&kept)?)));
+    }
+    if activity.origin == Origin::Report {
+        let same_day = tx
+            .query(
+                "SELECT distance_m FROM esg_activities
+                 WHERE subject_index = $1 AND source = 'report' AND kind = $2 AND day = $3",
+                &[&index, &activity.report.kind.as_str(), &activity.report.date],
+            )
+            .await?;
+        let rule = DuplicateRule::default();
+        let repeats = same_day.iter().any(|r| {
+            let kept = Report { distance_m: u32::try_from(r.get::<_, i64>(0)).unwrap_or(u32::MAX), ..activity.report };
+            esg::duplicate(&activity.report, &kept, rule)
+        });
+        if repeats {
+            return Ok(Recorded::Refused(EsgError::Duplicate));
+        }
+    }
+    let a = activity;
+    tx.execute(
+        &format!("INSERT INTO esg_activities (subject_index, {ACTIVITY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"),
+        &[
+            &index,
+            &a.id,
+            &a.origin.as_str(),
+            &a.report.kind.as_str(),
+            &a.report.date,
+            &i64::from(a.report.distance_m),
+            &i(a.footprint.co2e_g),
+            &i(a.footprint.baseline_g),
+            &i(a.footprint.avoided_g),
+            &a.factor.source,
+            &a.factor.version,
+            &a.factor.route,
+            &a.recorded_at,
+        ],
+    )
+    .await?;
+    tx.execute(
+        "INSERT INTO esg_monthly (subject_index, month, kind, activities, distance_m, co2e_g, avoided_g)
+         VALUES ($1, $2, $3, 1, $4, $5, $6)
+         ON CONFLICT (subject_index, month, kind) DO UPDATE SET
+           activities = esg_monthly.activities + 1,
+           distance_m = esg_monthly.distance_m + EXCLUDED.distance_m,
+           co2e_g = esg_monthly.co2e_g + EXCLUDED.co2e_g,
+           avoided_g = esg_monthly.avoided_g + EXCLUDED.avoided_g",
+        &[
+            &index,
+            &month_of(a.report.date),
+            &a.report.kind.as_str(),
+            &i64::from(a.report.distance_m),
+            &i(a.footprint.co2e_g),
+            &i(a.footprint.avoided_g),
+        ],
+    )
+    .await?;
+    let days = window(&tx, index, credit.as_of).await?;
+    let mut totals = before.totals;
+    totals.add(a);
+    let state = SubjectState {
+        totals,
+        score: Some(score_of(&days, credit.as_of)),
+        version: before.version + 1,
+        // The latest of its activities' times, whatever order they were recorded in.
+        updated_at: a.recorded_at.max(before.updated_at),
+    };
+    let score = state.score.as_ref().ok_or(EsgStoreError::Corrupt("score"))?;
+    let score_json = serde_json::to_value(score).map_err(|_| EsgStoreError::Corrupt("score"))?;
+    tx.execute(
+        "UPDATE esg_subjects SET activities = $2, distance_m = $3, co2e_g = $4, avoided_g = $5, method_version = $6,
+           as_of = $7, total = $8, score = $9, version = $10, updated_at = $11
+         WHERE subject_index = $1",
+        &[
+            &index,
+            &i(totals.activities),
+            &i(totals.distance_m),
+            &i(totals.co2e_g),
+            &i(totals.avoided_g),
+            &score.method_version,
+            &score.as_of,
+            &i16::from(score.total),
+            &score_json,
+            &state.version,
+            &state.updated_at,
+        ],
+    )
+    .await?;
+    let milestones = esg::milestones_passed(before.totals.avoided_g, totals.avoided_g);
+    let events = events_of(credit, &state, &milestones);
+    let (bytes, count) = outbox::encode(&events, 512).map_err(|_| EsgStoreError::Corrupt("event"))?;
+    let count = i32::try_from(count).unwrap_or(i32::MAX);
+    tx.execute(outbox::sql::INSERT, &[&state.updated_at, &count, &bytes]).await?;
+    tx.commit().await?;
+    Ok(Recorded::New { state, milestones })
+}
+
+/// The subject's daily totals per type over the window ending on `as_of`.
+async fn window(
+    tx: &tokio_postgres::Transaction<'_>,
+    index: &[u8],
+    as_of: NaiveDate,
+) -> Result<Vec<DayTotal>, EsgStoreError> {
+    let rows = tx
+        .query(
+            "SELECT day, kind, sum(distance_m)::bigint, sum(baseline_g)::bigint, sum(avoided_g)::bigint
+             FROM esg_activities WHERE subject_index = $1 AND day BETWEEN $2 AND $3 GROUP BY day, kind",
+            &[&index, &window_start(as_of), &as_of],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(DayTotal {
+                day: r.get(0),
+                kind: kind_of(r.get(1))?,
+                distance_m: u(r.get(2)),
+                baseline_g: u(r.get(3)),
+                avoided_g: u(r.get(4)),
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn subject(pool: &PgPool, index: &BlindIndex) -> Result<Option<SubjectState>, EsgStoreError> {
+    let conn = pool.get().await?;
+    let row = conn
+        .query_opt("SELECT * FROM esg_subjects WHERE subject_index = $1 AND version > 0", &[&index.as_bytes()])
+        .await?;
+    row.as_ref().map(state_of).transpose()
+}
+
+pub(super) async fn activity(pool: &PgPool, index: &BlindIndex, id: Uuid) -> Result<Option<Activity>, EsgStoreError> {
+    let conn = pool.get().await?;
+    let sql = format!("SELECT {ACTIVITY_COLUMNS} FROM esg_activities WHERE id = $1 AND subject_index = $2");
+    let row = conn.query_opt(&sql, &[&id, &index.as_bytes()]).await?;
+    row.as_ref().map(activity_of).transpose()
+}
+
+pub(super) async fn activities(
+    pool: &PgPool,
+    index: &BlindIndex,
+    before: Option<(DateTime<Utc>, Uuid)>,
+    limit: usize,
+) -> Result<Vec<Activity>, EsgStoreError> {
+    let conn = pool.get().await?;
+    let limit = i64::try_from(limit).unwrap_or(100);
+    let rows = match before {
+        None => {
+            let sql = format!(
+                "SELECT {ACTIVITY_COLUMNS} FROM esg_activities WHERE subject_index = $1
+                 ORDER BY recorded_at DESC, id DESC LIMIT $2"
+            );
+            conn.query(&sql, &[&index.as_bytes(), &limit]).await?
+        }
+        Some((at, id)) => {
+            let sql = format!(
+                "SELECT {ACTIVITY_COLUMNS} FROM esg_activities WHERE subject_index = $1 AND (recorded_at, id) < ($2, $3)
+                 ORDER BY recorded_at DESC, id DESC LIMIT $4"
+            );
+            conn.query(&sql, &[&index.as_bytes(), &at, &id, &limit]).await?
+        }
+    };
+    rows.iter().map(activity_of).collect()
+}
+
+pub(super) async fn months(pool: &PgPool, index: &BlindIndex, since: NaiveDate) -> Result<Vec<Month>, EsgStoreError> {
+    let conn = pool.get().await?;
+    let rows = conn
+        .query(
+            "SELECT month, kind, activities, distance_m, co2e_g, avoided_g FROM esg_monthly
+             WHERE subject_index = $1 AND month >= $2 ORDER BY month, kind",
+            &[&index.as_bytes(), &since],
+        )
+        .await?;
+    let mut months = rows
+        .iter()
+        .map(|r| {
+            Ok(Month {
+                month: r.get(0),
+                kind: kind_of(r.get(1))?,
+                activities: u(r.get(2)),
+                distance_m: u(r.get(3)),
+                co2e_g: u(r.get(4)),
+                avoided_g: u(r.get(5)),
+            })
+        })
+        .collect::<Result<Vec<_>, EsgStoreError>>()?;
+    // The same order as the embedded store: by month, then by type's declaration order.
+    months.sort_by_key(|m| (m.month, m.kind));
+    Ok(months)
+}
+
+pub(super) async fn erase(pool: &PgPool, index: &BlindIndex) -> Result<u64, EsgStoreError> {
+    let mut conn = pool.get().await?;
+    let tx = conn.transaction().await?;
+    let index = index.as_bytes();
+    let n = tx.execute("DELETE FROM esg_activities WHERE subject_index = $1", &[&index]).await?;
+    tx.execute("DELETE FROM esg_monthly WHERE subject_index = $1", &[&index]).await?;
+    tx.execute("DELETE FROM esg_subjects WHERE subject_index = $1", &[&index]).await?;
+    tx.commit().await?;
+    Ok(n)
+}
+
+pub(super) async fn subjects_after(
+    pool: &PgPool,
+    after: Option<&BlindIndex>,
+    limit: usize,
+) -> Result<Vec<BlindIndex>, EsgStoreError> {
+    let conn = pool.get().await?;
+    let after: Vec<u8> = after.map(|i| i.as_bytes().to_vec()).unwrap_or_default();
+    let limit = i64::try_from(limit).unwrap_or(1000);
+    let rows = conn
+        .query(
+            "SELECT DISTINCT subject_index FROM esg_activities WHERE subject_index > $1 ORDER BY subject_index LIMIT $2",
+            &[&after, &limit],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| BlindIndex::from_slice(r.get::<_, &[u8]>(0)).ok_or(EsgStoreError::Corrupt("subject index")))
+        .collect()
+}
+
+pub(super) async fn count_subjects(pool: &PgPool) -> Result<u64, EsgStoreError> {
+    let conn = pool.get().await?;
+    let row = conn.query_one("SELECT count(DISTINCT subject_index) FROM esg_activities", &[]).await?;
+    Ok(u(row.get(0)))
+}
+
+pub(super) async fn rebuild(pool: &PgPool, index: &BlindIndex, as_of: NaiveDate) -> Result<bool, EsgStoreError> {
+    let index = index.as_bytes();
+    let mut conn = pool.get().await?;
+    let tx = conn.transaction().await?;
+    let totals = tx
+        .query_one(
+            "SELECT count(*), coalesce(sum(distance_m), 0)::bigint, coalesce(sum(co2e_g), 0)::bigint,
+                    coalesce(sum(avoided_g), 0)::bigint, max(recorded_at)
+             FROM esg_activities WHERE subject_index = $1",
+            &[&index],
+        )
+        .await?;
+    let Some(updated_at) = totals.get::<_, Option<DateTime<Utc>>>(4) else {
+        return Ok(false);
+    };
+    tx.execute(
+        "INSERT INTO esg_subjects (subject_index, activities, distance_m, co2e_g, avoided_g, version, updated_at)
+         VALUES ($1, 0, 0, 0, 0, 0, $2) ON CONFLICT (subject_index) DO NOTHING",
+        &[&index, &updated_at],
+    )
+    .await?;
+    let row = tx.query_one("SELECT * FROM esg_subjects WHERE subject_index = $1 FOR UPDATE", &[&index]).await?;
+    let before = state_of(&row)?;
+    let months_before = tx
+        .query("SELECT month, kind, activities, distance_m, co2e_g, avoided_g FROM esg_monthly WHERE subject_index = $1 ORDER BY month, kind", &[&index])
+        .await?;
+    tx.execute("DELETE FROM esg_monthly WHERE subject_index = $1", &[&index]).await?;
+    tx.execute(
+        "INSERT INTO esg_monthly (subject_index, month, kind, activities, distance_m, co2e_g, avoided_g)
+         SELECT subject_index, date_trunc('month', day)::date, kind, count(*), sum(distance_m), sum(co2e_g), sum(avoided_g)
+         FROM esg_activities WHERE subject_index = $1 GROUP BY subject_index, date_trunc('month', day)::date, kind",
+        &[&index],
+    )
+    .await?;
+    let months_after = tx
+        .query("SELECT month, kind, activities, distance_m, co2e_g, avoided_g FROM esg_monthly WHERE subject_index = $1 ORDER BY month, kind", &[&index])
+        .await?;
+    let days = window(&tx, index, as_of).await?;
+    let state = SubjectState {
+        totals: Totals {
+            activities: u(totals.get(0)),
+            distance_m: u(totals.get(1)),
+            co2e_g: u(totals.get(2)),
+            avoided_g: u(totals.get(3)),
+        },
+        score: Some(score_of(&days, as_of)),
+        version: totals.get(0),
+        updated_at,
+    };
+    let score = state.score.as_ref().ok_or(EsgStoreError::Corrupt("score"))?;
+    let score_json = serde_json::to_value(score).map_err(|_| EsgStoreError::Corrupt("score"))?;
+    tx.execute(
+        "UPDATE esg_subjects SET activities = $2, distance_m = $3, co2e_g = $4, avoided_g = $5, method_version = $6,
+           as_of = $7, total = $8, score = $9, version = $10, updated_at = $11
+         WHERE subject_index = $1",
+        &[
+            &index,
+            &i(state.totals.activities),
+            &i(state.totals.distance_m),
+            &i(state.totals.co2e_g),
+            &i(state.totals.avoided_g),
+            &score.method_version,
+            &score.as_of,
+            &i16::from(score.total),
+            &score_json,
+            &state.version,
+            &state.updated_at,
+        ],
+    )
+    .await?;
+    tx.commit().await?;
+    let same_months = months_before.len() == months_after.len()
+        && months_before.iter().zip(&months_after).all(|(a, b)| {
+            (0..6).all(|c| match c {
+                0 => a.get::<_, NaiveDate>(0) == b.get::<_, NaiveDate>(0),
+                1 => a.get::<_, &str>(1) == b.get::<_, &str>(1),
+                c => a.get::<_, i64>(c) == b.get::<_, i64>(c),
+            })
+        });
+    Ok(before != state || !same_months)
+}

@@ -1,0 +1,221 @@
+//! ESG's side of the event bus: the completed rides it credits (decoded from mobility's events)
+//! and the events it publishes through the outbox to `beryl.esg.events`, keyed by the subject's
+//! blind index, naming the subject only sealed under their own key.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::{ActivityType, Score};
+use crate::domain::{
+    events::{DomainEvent, InboundError, SCHEMA_VERSION},
+    mobility::{events::RIDE_COMPLETED, Mode},
+};
+
+/// The domain, and so the topic, of ESG's events.
+pub const DOMAIN: &str = "esg";
+/// `esg.score.updated`.
+pub const SCORE_UPDATED: &str = "esg.score.updated";
+/// `esg.milestone.reached`.
+pub const MILESTONE_REACHED: &str = "esg.milestone.reached";
+
+/// Kilograms of CO2e avoided in all that mark a milestone, each reached once.
+pub const MILESTONES_KG: [u64; 5] = [1, 10, 100, 500, 1_000];
+
+/// The milestones (kg) first passed when a subject's avoided total goes from `before_g` to
+/// `after_g` grams: order-independent, since a milestone is reached once whichever activity
+/// crosses it.
+pub fn milestones_passed(before_g: u64, after_g: u64) -> Vec<u64> {
+    MILESTONES_KG.into_iter().filter(|kg| before_g < kg * 1000 && after_g >= kg * 1000).collect()
+}
+
+/// A completed ride as ESG credits it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RideCompleted {
+    /// The event's id: the activity's id, so that a redelivered event is recorded once.
+    pub event_id: Uuid,
+    /// The ride.
+    pub ride: Uuid,
+    /// The rider, sealed under their key (empty when the rider was erased).
+    pub rider_sealed: String,
+    /// The vehicle's mode.
+    pub mode: Mode,
+    /// Distance driven, metres.
+    pub distance_m: u64,
+    /// When it completed.
+    pub completed_at: DateTime<Utc>,
+}
+
+impl RideCompleted {
+    /// The activity type it is credited as.
+    pub fn kind(&self) -> ActivityType {
+        ActivityType::of_ride(self.mode)
+    }
+}
+
+#[derive(Deserialize)]
+struct RideWire {
+    ride: Uuid,
+    #[serde(default)]
+    rider: String,
+    mode: String,
+    #[serde(default)]
+    distance_m: Option<u64>,
+}
+
+impl RideCompleted {
+    /// Decode one of mobility's events: only `mobility.ride.completed` of the schema version
+    /// this service reads, with a distance.
+    pub fn decode(payload: &[u8]) -> Result<Self, InboundError> {
+        let event: DomainEvent =
+            serde_json::from_slice(payload).map_err(|e| InboundError::Malformed(format!("not an event: {e}")))?;
+        if event.event_type != RIDE_COMPLETED {
+            return Err(InboundError::UnknownType(event.event_type));
+        }
+        if event.schema_version != SCHEMA_VERSION {
+            return Err(InboundError::SchemaVersion {
+                got: u64::from(event.schema_version),
+                reads: u64::from(SCHEMA_VERSION),
+            });
+        }
+        let wire: RideWire =
+            serde_json::from_value(event.data).map_err(|e| InboundError::Malformed(format!("ride: {e}")))?;
+        let mode = Mode::parse(&wire.mode).map_err(|e| InboundError::Malformed(e.to_string()))?;
+        let distance_m =
+            wire.distance_m.ok_or_else(|| InboundError::Malformed("a completed ride without distance_m".into()))?;
+        Ok(Self {
+            event_id: event.id,
+            ride: wire.ride,
+            rider_sealed: wire.rider,
+            mode,
+            distance_m,
+            completed_at: event.occurred_at,
+        })
+    }
+}
+
+/// The body of `esg.score.updated`.
+#[derive(Debug, Clone, Serialize)]
+struct ScoreData<'a> {
+    subject: &'a str,
+    method_version: &'a str,
+    as_of: chrono::NaiveDate,
+    total: u8,
+    components: Value,
+    avoided_g: u64,
+    co2e_g: u64,
+}
+
+/// The event of a subject's new score; `subject_sealed` names them sealed under their key,
+/// `key` is their blind index in hex (the message key), `seq` the subject's version.
+#[allow(clippy::too_many_arguments)]
+pub fn score_updated(
+    key: &str,
+    subject_sealed: &str,
+    score: &Score,
+    avoided_g: u64,
+    co2e_g: u64,
+    seq: i64,
+    request_id: Option<String>,
+    at: DateTime<Utc>,
+) -> DomainEvent {
+    let data = ScoreData {
+        subject: subject_sealed,
+        method_version: &score.method_version,
+        as_of: score.as_of,
+        total: score.total,
+        components: serde_json::to_value(&score.components).unwrap_or(Value::Null),
+        avoided_g,
+        co2e_g,
+    };
+    event(SCORE_UPDATED, key, seq, request_id, at, serde_json::to_value(data).unwrap_or_else(|_| json!({})))
+}
+
+/// The event of a subject passing the milestone of `kg` avoided.
+pub fn milestone_reached(
+    key: &str,
+    subject_sealed: &str,
+    kg: u64,
+    seq: i64,
+    request_id: Option<String>,
+    at: DateTime<Utc>,
+) -> DomainEvent {
+    let data = json!({
+        "subject": subject_sealed,
+        "milestone": format!("avoided_{kg}_kg"),
+        "avoided_kg": kg,
+    });
+    event(MILESTONE_REACHED, key, seq, request_id, at, data)
+}
+
+fn event(kind: &str, key: &str, seq: i64, request_id: Option<String>, at: DateTime<Utc>, data: Value) -> DomainEvent {
+    DomainEvent {
+        id: Uuid::now_v7(),
+        event_type: kind.to_owned(),
+        schema_version: SCHEMA_VERSION,
+        domain: DOMAIN.to_owned(),
+        aggregate_id: key.to_owned(),
+        seq,
+        request_id,
+        occurred_at: at,
+        data,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn completed(data: Value, kind: &str, version: u32) -> Vec<u8> {
+        let e = DomainEvent {
+            id: Uuid::now_v7(),
+            event_type: kind.into(),
+            schema_version: version,
+            domain: "mobility".into(),
+            aggregate_id: "r".into(),
+            seq: 5,
+            request_id: None,
+            occurred_at: Utc::now(),
+            data,
+        };
+        serde_json::to_vec(&e).unwrap()
+    }
+
+    #[test]
+    fn a_completed_ride_decodes_and_anything_else_says_why_not() {
+        let ride = Uuid::now_v7();
+        let data = json!({"ride": ride, "rider": "sealed", "state": "completed", "mode": "bike", "distance_m": 4200});
+        let decoded = RideCompleted::decode(&completed(data.clone(), RIDE_COMPLETED, 1)).unwrap();
+        assert_eq!((decoded.ride, decoded.distance_m, decoded.kind()), (ride, 4200, ActivityType::RideBike));
+        assert_eq!(decoded.rider_sealed, "sealed");
+        let other = RideCompleted::decode(&completed(data.clone(), "mobility.ride.started", 1));
+        assert_eq!(other, Err(InboundError::UnknownType("mobility.ride.started".into())));
+        let version = RideCompleted::decode(&completed(data, RIDE_COMPLETED, 9)).unwrap_err();
+        assert_eq!(version.reason(), "schema_version");
+        let no_distance = json!({"ride": ride, "mode": "car"});
+        assert_eq!(
+            RideCompleted::decode(&completed(no_distance, RIDE_COMPLETED, 1)).unwrap_err().reason(),
+            "malformed"
+        );
+        let bad_mode = json!({"ride": ride, "mode": "rocket", "distance_m": 1});
+        assert_eq!(RideCompleted::decode(&completed(bad_mode, RIDE_COMPLETED, 1)).unwrap_err().reason(), "malformed");
+        assert_eq!(RideCompleted::decode(b"[1]").unwrap_err().reason(), "malformed");
+    }
+
+    #[test]
+    fn each_milestone_is_passed_once_whatever_the_steps() {
+        assert_eq!(milestones_passed(0, 999), Vec::<u64>::new());
+        assert_eq!(milestones_passed(0, 1_000), vec![1]);
+        assert_eq!(milestones_passed(1_000, 10_500), vec![10]);
+        assert_eq!(milestones_passed(0, 2_000_000), vec![1, 10, 100, 500, 1_000]);
+        // However a total is reached, the milestones passed on the way are the same.
+        let steps = [(0, 700, 12_000, 12_001), (0, 12_001, 12_001, 12_001)];
+        for (a, b, c, d) in steps {
+            let mut all = milestones_passed(a, b);
+            all.extend(milestones_passed(b, c));
+            all.extend(milestones_passed(c, d));
+            assert_eq!(all, vec![1, 10]);
+        }
+    }
+}

@@ -1,0 +1,347 @@
+//! ESG over GraphQL: the caller's score, totals and trend, their activities, and reports, through
+//! the same client, rules and error codes (`extensions.code`) as the REST API. An administrator
+//! reads another subject's overview with a reason, audited.
+
+use actix_web::web;
+use async_graphql::{Context, Enum, ErrorExtensions, InputObject, Object, Result, SimpleObject, ID};
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::caller::Caller;
+use crate::{
+    actors::esg::client::Overview,
+    adapters::esg::{Activity, PAGE_MAX},
+    domain::idempotency::IdempotencyKey,
+    error::{AppError, ErrorCode},
+    http::{
+        esg::{ActivityBody, OverviewBody},
+        mobility::rides::{decode_cursor, encode_cursor},
+        privacy::checked_subject,
+        state::AppState,
+    },
+};
+
+fn state<'a>(ctx: &'a Context<'_>) -> Result<&'a web::Data<AppState>> {
+    ctx.data::<web::Data<AppState>>()
+}
+
+/// An activity type a user may report.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(name = "ReportableActivity")]
+pub enum ReportableValue {
+    /// On foot.
+    Walk,
+    /// A bicycle.
+    Bike,
+    /// An electric-assisted bicycle.
+    EBike,
+    /// An electric kick scooter.
+    EScooter,
+    /// A local bus.
+    Bus,
+    /// A long-distance coach.
+    Coach,
+    /// A tram or light rail.
+    Tram,
+    /// An underground or metro.
+    Metro,
+    /// A train.
+    Train,
+}
+
+impl ReportableValue {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Walk => "walk",
+            Self::Bike => "bike",
+            Self::EBike => "e_bike",
+            Self::EScooter => "e_scooter",
+            Self::Bus => "bus",
+            Self::Coach => "coach",
+            Self::Tram => "tram",
+            Self::Metro => "metro",
+            Self::Train => "train",
+        }
+    }
+}
+
+/// An activity to report.
+#[derive(InputObject)]
+#[graphql(name = "ActivityInput")]
+pub struct ActivityInput {
+    /// How the caller travelled.
+    #[graphql(name = "type")]
+    pub kind: ReportableValue,
+    /// The day (UTC): today or up to 365 days back.
+    pub date: NaiveDate,
+    /// Kilometres: above 0, at most 2000.
+    pub distance_km: f64,
+}
+
+/// An activity as recorded, with its footprint.
+#[derive(SimpleObject)]
+#[graphql(name = "EsgActivity")]
+pub struct EsgActivity {
+    /// Its id.
+    pub id: ID,
+    /// `ride` or `report`.
+    pub source: String,
+    /// The activity type.
+    #[graphql(name = "type")]
+    pub kind: String,
+    /// The day.
+    pub date: NaiveDate,
+    /// Kilometres.
+    pub distance_km: f64,
+    /// Emitted, kg CO2e.
+    #[graphql(name = "co2eKg")]
+    pub co2e_kg: f64,
+    /// An average petrol car over the same distance, kg.
+    pub baseline_kg: f64,
+    /// Avoided against that car, kg.
+    pub avoided_kg: f64,
+    /// Who published the emission factor.
+    pub factor_source: String,
+    /// Which release of it.
+    pub factor_version: String,
+    /// provider, cache, simulator, fallback (the shipped table) or none.
+    pub factor_route: String,
+    /// When it was recorded.
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl From<&Activity> for EsgActivity {
+    fn from(a: &Activity) -> Self {
+        let b = ActivityBody::from(a);
+        Self {
+            id: ID(b.id.to_string()),
+            source: b.source,
+            kind: b.kind,
+            date: b.date,
+            distance_km: b.distance_km,
+            co2e_kg: b.co2e_kg,
+            baseline_kg: b.baseline_kg,
+            avoided_kg: b.avoided_kg,
+            factor_source: b.factor_source,
+            factor_version: b.factor_version,
+            factor_route: b.factor_route,
+            recorded_at: b.recorded_at,
+        }
+    }
+}
+
+/// A component of a score.
+#[derive(SimpleObject)]
+#[graphql(name = "EsgComponent")]
+pub struct EsgComponent {
+    /// environmental, social or governance.
+    pub part: String,
+    /// 0 to 100, or null without data.
+    pub value: Option<i32>,
+    /// Its weight in the total when it has a value.
+    pub weight: i32,
+    /// The figures it was computed from, as JSON.
+    pub inputs: async_graphql::Json<std::collections::BTreeMap<String, u64>>,
+    /// Why it has no value, when it has none.
+    pub missing: Option<String>,
+}
+
+/// A score with its components.
+#[derive(SimpleObject)]
+#[graphql(name = "EsgScore")]
+pub struct EsgScore {
+    /// The method that made it.
+    pub method_version: String,
+    /// The day it is for.
+    pub as_of: NaiveDate,
+    /// 0 to 100.
+    pub total: i32,
+    /// Environmental, social and governance.
+    pub components: Vec<EsgComponent>,
+}
+
+/// Totals, or one month's.
+#[derive(SimpleObject)]
+#[graphql(name = "EsgTotals")]
+pub struct EsgTotals {
+    /// `YYYY-MM` for a month of the trend; null for the totals.
+    pub month: Option<String>,
+    /// Activities.
+    pub activities: i64,
+    /// Kilometres.
+    pub distance_km: f64,
+    /// Emitted, kg CO2e.
+    #[graphql(name = "co2eKg")]
+    pub co2e_kg: f64,
+    /// Avoided, kg CO2e.
+    pub avoided_kg: f64,
+}
+
+/// A subject's overview.
+#[derive(SimpleObject)]
+#[graphql(name = "EsgOverview")]
+pub struct EsgOverview {
+    /// The latest score, null before the first activity.
+    pub score: Option<EsgScore>,
+    /// Totals.
+    pub totals: EsgTotals,
+    /// The last twelve months with activity, oldest first.
+    pub trend: Vec<EsgTotals>,
+}
+
+fn count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+impl From<&Overview> for EsgOverview {
+    fn from(o: &Overview) -> Self {
+        let b = OverviewBody::from(o);
+        Self {
+            score: b.score.map(|s| EsgScore {
+                method_version: s.method_version,
+                as_of: s.as_of,
+                total: i32::from(s.total),
+                components: s
+                    .components
+                    .into_iter()
+                    .map(|c| EsgComponent {
+                        part: c.part,
+                        value: c.value.map(i32::from),
+                        weight: i32::try_from(c.weight).unwrap_or(0),
+                        inputs: async_graphql::Json(c.inputs),
+                        missing: c.missing,
+                    })
+                    .collect(),
+            }),
+            totals: EsgTotals {
+                month: None,
+                activities: count(b.totals.activities),
+                distance_km: b.totals.distance_km,
+                co2e_kg: b.totals.co2e_kg,
+                avoided_kg: b.totals.avoided_kg,
+            },
+            trend: b
+                .trend
+                .into_iter()
+                .map(|m| EsgTotals {
+                    month: Some(m.month),
+                    activities: count(m.activities),
+                    distance_km: m.distance_km,
+                    co2e_kg: m.co2e_kg,
+                    avoided_kg: m.avoided_kg,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A page of activities.
+#[derive(SimpleObject)]
+#[graphql(name = "EsgActivityPage")]
+pub struct EsgActivityPage {
+    /// Latest recorded first.
+    pub items: Vec<EsgActivity>,
+    /// Pass as `after` for the next page; null on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// A report recorded.
+#[derive(SimpleObject)]
+#[graphql(name = "ActivityRecorded")]
+pub struct ActivityRecorded {
+    /// The activity.
+    pub activity: EsgActivity,
+    /// Whether it was recorded before under the same idempotency key.
+    pub replayed: bool,
+}
+
+/// ESG's queries.
+#[derive(Default)]
+pub struct EsgQuery;
+
+#[Object]
+impl EsgQuery {
+    /// The caller's ESG overview (scope `esg:read`). An administrator reading another subject's
+    /// names them in `subject` and gives a `reason` (or the `X-Access-Reason` header), which is
+    /// audited.
+    async fn esg(&self, ctx: &Context<'_>, subject: Option<String>, reason: Option<String>) -> Result<EsgOverview> {
+        let caller = Caller::of(ctx)?;
+        caller.read("esg", "esg:read").await.map_err(|e| e.extend())?;
+        let subject = subject.unwrap_or_else(|| caller.principal.subject.clone());
+        if subject != caller.principal.subject {
+            checked_subject(&subject, "subject").map_err(|e| e.extend())?;
+            caller.principal.require_owner(&subject).map_err(|e| AppError::from(e).extend())?;
+            let resource = format!("/api/v1/esg/subjects/{subject}");
+            caller.read_of_another("esg", resource, reason).await.map_err(|e| e.extend())?;
+        }
+        let overview = state(ctx)?.actors.esg.overview(&subject).await.map_err(|e| AppError::from(e).extend())?;
+        Ok(EsgOverview::from(&overview))
+    }
+
+    /// The caller's activities, latest recorded first (scope `esg:read`).
+    async fn esg_activities(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<EsgActivityPage> {
+        let caller = Caller::of(ctx)?;
+        caller.read("esgActivities", "esg:read").await.map_err(|e| e.extend())?;
+        let limit = first.unwrap_or(20);
+        if limit <= 0 || limit as usize > PAGE_MAX {
+            return Err(
+                AppError::client(ErrorCode::PageTooLarge, format!("first must be between 1 and {PAGE_MAX}")).extend()
+            );
+        }
+        let limit = limit as usize;
+        let before = match after {
+            Some(c) => Some(decode_cursor(&c).ok_or_else(|| {
+                AppError::client(ErrorCode::InvalidCursor, "the cursor is not one this service issued")
+                    .with("field", "after")
+                    .extend()
+            })?),
+            None => None,
+        };
+        let found = state(ctx)?
+            .actors
+            .esg
+            .activities(&caller.principal.subject, before, limit + 1)
+            .await
+            .map_err(|e| AppError::from(e).extend())?;
+        let more = found.len() > limit;
+        let page: Vec<&Activity> = found.iter().take(limit).collect();
+        let next_cursor = more.then(|| page.last().map(|a| encode_cursor(a.recorded_at, a.id))).flatten();
+        Ok(EsgActivityPage { items: page.into_iter().map(EsgActivity::from).collect(), next_cursor })
+    }
+}
+
+/// ESG's mutations.
+#[derive(Default)]
+pub struct EsgMutation;
+
+#[Object]
+impl EsgMutation {
+    /// Report an activity (scope `esg:write`); with an `idempotencyKey`, a retry answers the
+    /// activity recorded first.
+    async fn report_activity(
+        &self,
+        ctx: &Context<'_>,
+        input: ActivityInput,
+        idempotency_key: Option<String>,
+    ) -> Result<ActivityRecorded> {
+        let caller = Caller::of(ctx)?;
+        let state = state(ctx)?;
+        let run = async {
+            let key = idempotency_key.as_deref().map(IdempotencyKey::parse).transpose()?;
+            let request_id = crate::telemetry::current_request_id().map(|r| r.as_str().to_owned());
+            let subject = &caller.principal.subject;
+            let kind = input.kind.name();
+            Ok::<_, AppError>(
+                state.actors.esg.report(subject, kind, input.date, input.distance_km, key, request_id).await?,
+            )
+        };
+        let resource = "/api/v1/esg/activities".to_owned();
+        let reported =
+            caller.write("reportActivity", resource, "esg:write", 201, |_| None, run).await.map_err(|e| e.extend())?;
+        Ok(ActivityRecorded { activity: EsgActivity::from(&reported.activity), replayed: reported.replayed })
+    }
+}

@@ -1,0 +1,432 @@
+//! ESG against real PostgreSQL, Redis and the embedded broker: reports priced and scored,
+//! refusals that record nothing, idempotent retries; completed rides credited once whatever the
+//! order and however often they are delivered; the shipped factors standing in for a failed
+//! emissions provider; one subject never reading another's data; erasure.
+
+use std::time::Duration;
+
+use beryl_core_api::{
+    adapters::bus::OutRecord,
+    domain::{events::DomainEvent, privacy::Place},
+};
+use chrono::Utc;
+use serde_json::{json, Value};
+use uuid::Uuid;
+use wiremock::{matchers::method, Mock, MockServer, ResponseTemplate};
+
+use crate::{
+    events::on_kafka,
+    helpers::{eventually, sample, spawn_app, spawn_with, TestApp},
+    kafka,
+};
+
+const TOPIC: &str = "beryl.mobility.events";
+
+fn today() -> String {
+    Utc::now().date_naive().to_string()
+}
+
+async fn report(app: &TestApp, token: &str, body: Value, key: Option<&str>) -> (u16, Value) {
+    let mut post = app.client.post(app.url("/api/v1/esg/activities")).bearer_auth(token).json(&body);
+    if let Some(key) = key {
+        post = post.header("Idempotency-Key", key);
+    }
+    let res = post.send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+async fn overview(app: &TestApp, token: &str) -> Value {
+    let res = app.get_as("/api/v1/esg/me", token).await;
+    assert_eq!(res.status(), 200);
+    res.json().await.unwrap()
+}
+
+async fn activities(app: &TestApp, token: &str) -> Vec<Value> {
+    let res = app.get_as("/api/v1/esg/me/activities?limit=100", token).await;
+    assert_eq!(res.status(), 200);
+    let page: Value = res.json().await.unwrap();
+    page["items"].as_array().unwrap().clone()
+}
+
+#[actix_web::test]
+async fn a_report_is_priced_and_scored_and_every_refusal_records_nothing() {
+    let app = spawn_app().await;
+    let token = app.token("ada", &["esg:read", "esg:write"]);
+    let (status, body) =
+        report(&app, &token, json!({"type": "train", "date": today(), "distance_km": 42.5}), None).await;
+    assert_eq!(status, 201, "{body}");
+    let a = &body["activity"];
+    // The shipped factors: 0.041 kg/km by train against 0.176 for a petrol car.
+    assert_eq!((a["type"].as_str(), a["source"].as_str()), (Some("train"), Some("report")));
+    assert_eq!(
+        (a["co2e_kg"].as_f64(), a["baseline_kg"].as_f64(), a["avoided_kg"].as_f64()),
+        (Some(1.743), Some(7.48), Some(5.737))
+    );
+    assert_eq!(a["factor_route"], "simulator");
+    assert_eq!(a["factor_version"], "uk-ghg-conversion-factors-2018-passenger");
+    // ⌊100 × 5737 × 42500 / (7480 × 100000)⌋ = 32: most of a car's emissions avoided, over less
+    // than the 100 km of full credit.
+    assert_eq!(body["score"]["total"], 32);
+    assert_eq!(body["score"]["method_version"], "esg-score/1");
+
+    let refusals = [
+        (json!({"type": "ride_car", "date": today(), "distance_km": 5.0}), 400, "unknown_activity_type"),
+        (json!({"type": "hovercraft", "date": today(), "distance_km": 5.0}), 400, "unknown_activity_type"),
+        (json!({"type": "bike", "date": today(), "distance_km": 0.0}), 422, "invalid_distance"),
+        (json!({"type": "bike", "date": today(), "distance_km": -3.0}), 422, "invalid_distance"),
+        (json!({"type": "bike", "date": today(), "distance_km": 2000.5}), 422, "invalid_distance"),
+        (json!({"type": "bike", "date": "2099-01-01", "distance_km": 5.0}), 422, "date_out_of_range"),
+        (json!({"type": "bike", "date": "2001-01-01", "distance_km": 5.0}), 422, "date_out_of_range"),
+        (json!({"type": "train", "date": today(), "distance_km": 43.0}), 422, "duplicate_activity"),
+        (json!({"type": "bike", "date": "yesterday", "distance_km": 5.0}), 400, "malformed_json"),
+        (json!({"type": "bike", "date": today(), "distance_km": 5.0, "extra": 1}), 400, "malformed_json"),
+    ];
+    for (body, status, code) in refusals {
+        let (got, problem) = report(&app, &token, body.clone(), None).await;
+        assert_eq!((got, problem["code"].as_str()), (status, Some(code)), "{body} → {problem}");
+    }
+    let (_, future) =
+        report(&app, &token, json!({"type": "bike", "date": "2099-01-01", "distance_km": 5.0}), None).await;
+    assert_eq!(future["latest"], today());
+    let all = activities(&app, &token).await;
+    assert_eq!(all.len(), 1, "refusals recorded nothing: {all:?}");
+    let me = overview(&app, &token).await;
+    assert_eq!((me["totals"]["activities"].as_u64(), me["score"]["total"].as_u64()), (Some(1), Some(32)));
+    assert_eq!(me["trend"].as_array().unwrap().len(), 1);
+
+    // A retry with the same key answers the first report; the key for another report is refused.
+    let bike = json!({"type": "bike", "date": today(), "distance_km": 12.0});
+    let (first, once) = report(&app, &token, bike.clone(), Some("commute-1")).await;
+    let (again, twice) = report(&app, &token, bike, Some("commute-1")).await;
+    assert_eq!((first, again), (201, 200));
+    assert_eq!(once["activity"]["id"], twice["activity"]["id"]);
+    let other = json!({"type": "bike", "date": today(), "distance_km": 30.0});
+    let (status, problem) = report(&app, &token, other, Some("commute-1")).await;
+    assert_eq!((status, problem["code"].as_str()), (409, Some("idempotency_key_reused")), "{problem}");
+    assert_eq!(activities(&app, &token).await.len(), 2);
+
+    let metrics = app.metrics().await;
+    let series = |result: &str| format!("beryl_esg_activities_total{{source=\"report\",result=\"{result}\"}}");
+    assert_eq!(sample(&metrics, &series("recorded")), Some(2.0));
+    assert_eq!(sample(&metrics, &series("duplicate")), Some(1.0));
+    assert_eq!(sample(&metrics, "beryl_esg_score_count"), Some(2.0));
+    assert_eq!(sample(&metrics, "beryl_esg_co2e_grams_total{flow=\"avoided\"}"), Some(5737.0 + 2112.0));
+}
+
+/// A completed ride of `rider` as mobility publishes it: the rider sealed under their key.
+async fn completed(app: &TestApp, rider: &str, mode: &str, distance_m: u64, event: Uuid) -> OutRecord {
+    let ride = Uuid::now_v7();
+    let row = ride.to_string();
+    let sealed = app.state.guard.vault.seal(rider, Place::new("mobility.ride.rider", &row), rider).await.unwrap();
+    let data = json!({
+        "ride": ride, "rider": sealed.to_text(), "state": "completed", "mode": mode, "currency": "EUR",
+        "quoted_fare": 1200, "fare": 1100, "distance_m": distance_m, "duration_s": 900,
+    });
+    event_record(event, "mobility.ride.completed", &row, data)
+}
+
+fn event_record(id: Uuid, kind: &str, key: &str, data: Value) -> OutRecord {
+    let event = DomainEvent {
+        id,
+        event_type: kind.into(),
+        schema_version: 1,
+        domain: "mobility".into(),
+        aggregate_id: key.into(),
+        seq: 7,
+        request_id: None,
+        occurred_at: Utc::now(),
+        data,
+    };
+    OutRecord {
+        topic: TOPIC.into(),
+        key: Some(key.as_bytes().to_vec()),
+        payload: serde_json::to_vec(&event).unwrap(),
+        headers: vec![("event-type".into(), kind.as_bytes().to_vec())],
+    }
+}
+
+#[actix_web::test]
+async fn completed_rides_are_credited_once_whatever_their_order_and_redelivery() {
+    let app = spawn_app().await;
+    let rides = [("bike", 6_000u64), ("car", 14_000), ("scooter", 3_500), ("ev_car", 21_000), ("bike", 2_200)];
+    let ids: Vec<Uuid> = rides.iter().map(|_| Uuid::now_v7()).collect();
+    // Ann's rides in order, each once; Bob's the same rides in reverse, each delivered twice.
+    for ((mode, m), id) in rides.iter().zip(&ids) {
+        app.state.actors.broker.append(completed(&app, "ann", mode, *m, *id).await);
+    }
+    for ((mode, m), id) in rides.iter().zip(&ids).rev() {
+        // Bob's events are other events (other ids), delivered twice each.
+        let id = Uuid::new_v5(id, b"bob");
+        let record = completed(&app, "bob", mode, *m, id).await;
+        app.state.actors.broker.append(record.clone());
+        app.state.actors.broker.append(record);
+    }
+    // Mobility's other events are not ESG's: acknowledged, neither credited nor dead-lettered.
+    let started =
+        json!({"ride": Uuid::now_v7(), "state": "in_progress", "mode": "car", "currency": "EUR", "quoted_fare": 1});
+    app.state.actors.broker.append(event_record(Uuid::now_v7(), "mobility.ride.started", "x", started));
+
+    let (ann, bob) = (app.token("ann", &["esg:read"]), app.token("bob", &["esg:read"]));
+    let seen = eventually("every ride credited", Duration::from_secs(20), || async {
+        let (a, b) = (overview(&app, &ann).await, overview(&app, &bob).await);
+        (a["totals"]["activities"] == 5 && b["totals"]["activities"] == 5).then_some((a, b))
+    })
+    .await;
+    let (a, b) = seen;
+    assert_eq!(a["totals"], b["totals"], "the same rides give the same totals");
+    assert_eq!(a["score"], b["score"], "and the same score");
+    assert_eq!(a["trend"], b["trend"]);
+    // 6 + 2.2 km by bike taxi emit nothing; 3.5 km by scooter at 0.004 kg/km; the car rides emit
+    // and avoid nothing.
+    let ann_activities = activities(&app, &ann).await;
+    assert_eq!(ann_activities.len(), 5);
+    let bike: Vec<&Value> = ann_activities.iter().filter(|a| a["type"] == "ride_bike").collect();
+    assert!(bike.iter().all(|a| a["co2e_kg"] == 0.0 && a["factor_route"] == "none"));
+    let metrics = app.metrics().await;
+    assert_eq!(sample(&metrics, "beryl_esg_activities_total{source=\"ride\",result=\"recorded\"}"), Some(10.0));
+    assert_eq!(sample(&metrics, "beryl_esg_activities_total{source=\"ride\",result=\"duplicate\"}"), Some(5.0));
+    let ignored = "beryl_events_applied_total{topic=\"beryl.mobility.events\",actor=\"none\",result=\"ignored\"}";
+    eventually("the other event acknowledged as ignored", Duration::from_secs(10), || async {
+        (sample(&app.metrics().await, ignored) == Some(1.0)).then_some(())
+    })
+    .await;
+    assert!(app.state.actors.broker.records("beryl.mobility.events.dlq").is_empty());
+    // Each subject's score is published, naming them only sealed, keyed by their blind index.
+    let published = app.published("beryl.esg.events");
+    let updates: Vec<&Value> = published.iter().filter(|e| e["type"] == "esg.score.updated").collect();
+    assert_eq!(updates.len(), 10);
+    assert!(updates
+        .iter()
+        .all(|e| e["data"]["subject"].as_str().is_some_and(|s| !s.contains("ann") && !s.contains("bob"))));
+}
+
+#[actix_web::test]
+async fn milestones_are_reached_once_and_published() {
+    let app = spawn_app().await;
+    let token = app.token("cy", &["esg:read", "esg:write"]);
+    // 90 km by train avoid 90 × (0.176 − 0.041) = 12.15 kg: past 1 kg and 10 kg at once.
+    let (status, _) = report(&app, &token, json!({"type": "train", "date": today(), "distance_km": 90.0}), None).await;
+    assert_eq!(status, 201);
+    let yesterday = (Utc::now().date_naive() - chrono::Days::new(1)).to_string();
+    let (status, _) = report(&app, &token, json!({"type": "train", "date": yesterday, "distance_km": 9.0}), None).await;
+    assert_eq!(status, 201);
+    let milestones = eventually("the milestones published", Duration::from_secs(10), || async {
+        let found: Vec<Value> = app
+            .published("beryl.esg.events")
+            .into_iter()
+            .filter(|e| e["type"] == "esg.milestone.reached")
+            .map(|e| e["data"]["milestone"].clone())
+            .collect();
+        (found.len() >= 2).then_some(found)
+    })
+    .await;
+    assert_eq!(milestones, vec![json!("avoided_1_kg"), json!("avoided_10_kg")]);
+}
+
+#[actix_web::test]
+async fn when_the_emissions_provider_is_down_the_shipped_factors_price_and_say_so() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(503)).mount(&server).await;
+    let url = server.uri();
+    let app = spawn_with(move |s| {
+        let e = &mut s.adapters.emissions;
+        e.url = Some(url.as_str().into());
+        e.attempt_timeout_ms = 300;
+        e.total_timeout_ms = 1000;
+        e.retry_backoff_ms = 5;
+        e.retry_backoff_max_ms = 20;
+    })
+    .await;
+    let token = app.token("dee", &["esg:read", "esg:write"]);
+    let (status, body) = report(&app, &token, json!({"type": "bus", "date": today(), "distance_km": 10.0}), None).await;
+    assert_eq!(status, 201, "{body}");
+    let a = &body["activity"];
+    assert_eq!(a["factor_route"], "fallback");
+    assert_eq!(a["factor_version"], "uk-ghg-conversion-factors-2018-passenger");
+    assert!(a["factor_source"].as_str().unwrap().contains("2018"), "{a}");
+    assert_eq!((a["co2e_kg"].as_f64(), a["avoided_kg"].as_f64()), (Some(1.03), Some(0.73)));
+    let stored = activities(&app, &token).await;
+    assert_eq!(stored[0]["factor_route"], "fallback", "the stored activity says so too");
+    assert_eq!(sample(&app.metrics().await, "beryl_esg_factors_total{route=\"fallback\"}"), Some(1.0));
+}
+
+#[actix_web::test]
+async fn one_subject_never_reads_anothers_data_and_erasure_removes_it() {
+    let app = spawn_app().await;
+    let (eve, mal) = (app.token("eve", &["esg:read", "esg:write"]), app.token("mal", &["esg:read", "esg:write"]));
+    let (status, _) = report(&app, &eve, json!({"type": "walk", "date": today(), "distance_km": 4.0}), None).await;
+    assert_eq!(status, 201);
+    assert!(activities(&app, &mal).await.is_empty());
+    let theirs = overview(&app, &mal).await;
+    assert_eq!((theirs["score"].clone(), theirs["totals"]["activities"].as_u64()), (Value::Null, Some(0)));
+    // Another subject's overview is an administrator's, with a reason.
+    let res = app.get_as("/api/v1/esg/subjects/eve", &mal).await;
+    assert_eq!(res.status(), 403);
+    let admin = app.token("root", &["admin"]);
+    let res = app.get_as("/api/v1/esg/subjects/eve", &admin).await;
+    let problem: Value = res.json().await.unwrap();
+    assert_eq!(problem["code"], "reason_required");
+    let res = app
+        .client
+        .get(app.url("/api/v1/esg/subjects/eve"))
+        .bearer_auth(&admin)
+        .header("X-Access-Reason", "support case 7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let read: Value = res.json().await.unwrap();
+    assert_eq!(read["totals"]["activities"], 1);
+    // The export holds ESG's part; erasure removes it.
+    let privacy = app.token("eve", &["privacy:write", "privacy:read", "esg:read"]);
+    let export: Value = app.get_as("/api/v1/privacy/export", &privacy).await.json().await.unwrap();
+    assert_eq!(export["domains"]["esg"]["activities"].as_array().map(Vec::len), Some(1), "{export}");
+    let res = app.post_as("/api/v1/privacy/erasure-requests", &privacy, &json!({})).await;
+    assert_eq!(res.status(), 201);
+    let record: Value = res.json().await.unwrap();
+    assert_eq!(record["removed"]["esg.activities"], 1, "{record}");
+    assert!(activities(&app, &eve).await.is_empty());
+    assert_eq!(overview(&app, &eve).await["totals"]["activities"], 0);
+}
+
+#[actix_web::test]
+async fn rides_flow_into_scores_through_a_real_broker() {
+    let (brokers, ns) = (kafka::broker(), kafka::unique("esg"));
+    let topic = format!("{ns}.mobility.events");
+    let inbound = topic.clone();
+    let app = spawn_with(|s| {
+        on_kafka(s, &brokers, &ns);
+        s.event_bus.inbound_topics.push(inbound);
+    })
+    .await;
+    kafka::create_topics(&brokers, &[&topic], 3).await;
+    let producer = kafka::producer(&brokers);
+    let rides = [("bike", 8_000u64), ("car", 12_000), ("bike", 4_000)];
+    for (i, (mode, m)) in rides.iter().enumerate() {
+        let record = completed(&app, "fay", mode, *m, Uuid::now_v7()).await;
+        let key = String::from_utf8(record.key.clone().unwrap()).unwrap();
+        kafka::produce(&producer, &topic, &key, &record.payload).await;
+        if i == 0 {
+            // Delivered again, as after a producer's retry.
+            kafka::produce(&producer, &topic, &key, &record.payload).await;
+        }
+    }
+    let token = app.token("fay", &["esg:read"]);
+    let me = eventually("the rides credited", Duration::from_secs(30), || async {
+        let me = overview(&app, &token).await;
+        (me["totals"]["activities"] == 3).then_some(me)
+    })
+    .await;
+    // 12 of 24 km by bike taxi: half of a car's emissions avoided, over 24 of the 100 km of full
+    // credit: ⌊100 × 2112 × 24000 / (4224 × 100000)⌋ = 12.
+    assert_eq!((me["totals"]["distance_km"].as_f64(), me["score"]["total"].as_u64()), (Some(24.0), Some(12)));
+    let published = kafka::read_topic(&brokers, &format!("{ns}.esg.events"), 3, Duration::from_secs(30));
+    let updates: Vec<&kafka::Read> = published.iter().filter(|r| r.value["type"] == "esg.score.updated").collect();
+    assert_eq!(updates.len(), 3, "one score update per ride credited, none for the redelivery");
+    assert_eq!(updates.last().unwrap().value["data"]["total"], 12);
+}
+
+#[actix_web::test]
+async fn graphql_reports_and_reads_as_rest_does() {
+    let app = spawn_app().await;
+    let token = app.token("gus", &["esg:read", "esg:write"]);
+    let mutation = format!(
+        r#"mutation {{ reportActivity(input: {{type: BUS, date: "{}", distanceKm: 10}}, idempotencyKey: "g-1") {{
+             replayed activity {{ id type co2eKg avoidedKg factorRoute }} }} }}"#,
+        today()
+    );
+    let first = app.graphql(&token, &mutation).await;
+    let again = app.graphql(&token, &mutation).await;
+    let recorded = &first["data"]["reportActivity"];
+    assert_eq!(recorded["activity"]["type"], "bus", "{first}");
+    assert_eq!((recorded["activity"]["co2eKg"].as_f64(), recorded["replayed"].as_bool()), (Some(1.03), Some(false)));
+    assert_eq!(again["data"]["reportActivity"]["replayed"], true);
+    assert_eq!(again["data"]["reportActivity"]["activity"]["id"], recorded["activity"]["id"]);
+
+    let refused = app
+        .graphql(
+            &token,
+            r#"mutation { reportActivity(input: {type: BIKE, date: "2001-01-01", distanceKm: 3}) { replayed } }"#,
+        )
+        .await;
+    assert_eq!(refused["errors"][0]["extensions"]["code"], "date_out_of_range", "{refused}");
+
+    let read = app
+        .graphql(&token, "{ esg { score { total methodVersion components { part value } } totals { activities } trend { month } } esgActivities(first: 10) { items { type } nextCursor } }")
+        .await;
+    let esg = &read["data"]["esg"];
+    let rest = overview(&app, &token).await;
+    assert_eq!(esg["score"]["total"], rest["score"]["total"], "{read}");
+    assert_eq!(esg["totals"]["activities"], 1);
+    assert_eq!(read["data"]["esgActivities"]["items"].as_array().map(Vec::len), Some(1));
+
+    // Another subject's overview: an administrator's, with a reason.
+    let other = app.token("hal", &["esg:read"]);
+    let denied = app.graphql(&other, r#"{ esg(subject: "gus") { totals { activities } } }"#).await;
+    assert_eq!(denied["errors"][0]["extensions"]["code"], "not_owner", "{denied}");
+    let admin = app.token("root", &["admin"]);
+    let no_reason = app.graphql(&admin, r#"{ esg(subject: "gus") { totals { activities } } }"#).await;
+    assert_eq!(no_reason["errors"][0]["extensions"]["code"], "reason_required");
+    let read =
+        app.graphql(&admin, r#"{ esg(subject: "gus", reason: "support case 9") { totals { activities } } }"#).await;
+    assert_eq!(read["data"]["esg"]["totals"]["activities"], 1, "{read}");
+}
+
+/// Both projections, as text, in a fixed order.
+async fn projections(db: &tokio_postgres::Client) -> (String, String) {
+    let read = |sql: &'static str| async move {
+        let row = db.query_one(sql, &[]).await.unwrap();
+        row.get::<_, Option<String>>(0).unwrap_or_default()
+    };
+    let months =
+        read("SELECT string_agg(row_to_json(m)::text, E'\\n' ORDER BY subject_index, month, kind) FROM esg_monthly m")
+            .await;
+    let subjects =
+        read("SELECT string_agg(row_to_json(s)::text, E'\\n' ORDER BY subject_index) FROM esg_subjects s").await;
+    (months, subjects)
+}
+
+#[actix_web::test]
+async fn a_rebuild_gives_byte_identical_projections_while_the_service_serves() {
+    let app = spawn_app().await;
+    let yesterday = (Utc::now().date_naive() - chrono::Days::new(1)).to_string();
+    for (who, n) in [("ida", 1), ("jo", 2), ("kim", 3)] {
+        let token = app.token(who, &["esg:read", "esg:write"]);
+        for i in 0..n {
+            let (kind, date) = (["bike", "train", "bus"][i], if i == 1 { yesterday.clone() } else { today() });
+            let body = json!({"type": kind, "date": date, "distance_km": 7.5 * (i + 1) as f64});
+            assert_eq!(report(&app, &token, body, None).await.0, 201);
+        }
+        app.state.actors.broker.append(completed(&app, who, "car", 9_000, Uuid::now_v7()).await);
+    }
+    let kim = app.token("kim", &["esg:read"]);
+    eventually("the rides credited", Duration::from_secs(20), || async {
+        (overview(&app, &kim).await["totals"]["activities"] == 4).then_some(())
+    })
+    .await;
+    let url = app.state.settings.database.url.as_ref().unwrap().expose().to_string();
+    let (db, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    actix_rt::spawn(connection);
+    let built = projections(&db).await;
+    assert_eq!(built.1.lines().count(), 3);
+    // Damage both projections, then rebuild them from the activities.
+    db.batch_execute("DELETE FROM esg_monthly WHERE kind = 'bike'; UPDATE esg_subjects SET total = 0, score = NULL, activities = 1, version = 9")
+        .await
+        .unwrap();
+    assert_ne!(projections(&db).await, built);
+    let (code, stdout, stderr) =
+        crate::helpers::run_cli(&["esg", "rebuild", "--batch", "2"], &[("DATABASE_URL", &url)]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("esg rebuild: 3 subjects"), "{stdout}");
+    assert!(
+        stdout.contains("esg rebuild: 2 of 3 subjects") && stdout.contains("3 of 3 subjects (3 changed)"),
+        "{stdout}"
+    );
+    assert_eq!(projections(&db).await, built, "the rebuilt projections are the ones built event by event");
+    let (code, stdout, _) = crate::helpers::run_cli(&["esg", "rebuild"], &[("DATABASE_URL", &url)]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("3 subjects rebuilt, 0 of them changed"), "{stdout}");
+    // The service kept serving, and reads the rebuilt state once its cache expires.
+    assert_eq!(overview(&app, &kim).await["totals"]["activities"], 4);
+}

@@ -1,0 +1,179 @@
+//! One contract for both ESG stores, PostgreSQL and the embedded one: the same activities give the
+//! same subject, months and events in any order and however often they are recorded; a report
+//! repeating one kept is refused; erasure removes everything.
+
+use beryl_core_api::{
+    adapters::{
+        esg::{Activity, Credit, EsgStore, FactorUsed, Origin, Recorded},
+        migrate,
+        outbox::MemOutbox,
+        postgres,
+    },
+    config::DatabaseSettings,
+    domain::{
+        esg::{ActivityType, EsgError, Footprint, Report},
+        privacy::BlindIndex,
+    },
+};
+use chrono::{DateTime, Days, NaiveDate, SubsecRound, Utc};
+use uuid::Uuid;
+
+use crate::helpers::create_database;
+
+fn memory() -> EsgStore {
+    EsgStore::memory(MemOutbox::new())
+}
+
+async fn postgres() -> EsgStore {
+    let settings =
+        DatabaseSettings { url: Some(create_database().await.as_str().into()), ..DatabaseSettings::default() };
+    let config = postgres::connect_config(&settings).unwrap().unwrap();
+    let mut client = postgres::connect(&config).await.unwrap();
+    migrate::run(&mut client).await.unwrap();
+    EsgStore::Postgres(postgres::build_pool(&settings).unwrap().unwrap())
+}
+
+macro_rules! contract {
+    ($($case:ident),+ $(,)?) => {
+        mod in_memory {
+            $(#[actix_web::test]
+            async fn $case() {
+                super::$case(super::memory()).await;
+            })+
+        }
+        mod on_postgres {
+            $(#[actix_web::test]
+            async fn $case() {
+                super::$case(super::postgres().await).await;
+            })+
+        }
+    };
+}
+
+contract!(
+    the_same_activities_give_the_same_projections_in_any_order,
+    a_repeated_report_is_refused_and_a_repeated_id_changes_nothing,
+    erasure_removes_everything,
+    a_rebuild_reproduces_what_recording_built,
+);
+
+fn index(n: u8) -> BlindIndex {
+    BlindIndex::from_slice(&[n; 32]).unwrap()
+}
+
+fn today() -> NaiveDate {
+    Utc::now().date_naive()
+}
+
+fn activity(origin: Origin, kind: ActivityType, days_ago: u64, m: u32, avoided: u64, at: DateTime<Utc>) -> Activity {
+    Activity {
+        id: Uuid::now_v7(),
+        origin,
+        report: Report { kind, date: today() - Days::new(days_ago), distance_m: m },
+        footprint: Footprint { co2e_g: u64::from(m) / 50, baseline_g: u64::from(m) * 176 / 1000, avoided_g: avoided },
+        factor: FactorUsed { source: "table".into(), version: "v1".into(), route: "simulator".into() },
+        // Whole microseconds, as PostgreSQL keeps them.
+        recorded_at: at.trunc_subsecs(6),
+    }
+}
+
+async fn record(store: &EsgStore, who: &BlindIndex, a: &Activity) -> Recorded {
+    let credit = Credit { index: who, sealed: "sealed", as_of: today(), request_id: None };
+    store.record(&credit, a).await.unwrap()
+}
+
+async fn the_same_activities_give_the_same_projections_in_any_order(store: EsgStore) {
+    let t = Utc::now();
+    let all = vec![
+        activity(Origin::Ride, ActivityType::RideBike, 0, 6_000, 1_056, t),
+        activity(Origin::Report, ActivityType::Train, 3, 40_000, 5_400, t),
+        activity(Origin::Ride, ActivityType::RideCar, 40, 12_000, 0, t),
+        activity(Origin::Report, ActivityType::Walk, 100, 3_000, 528, t),
+        activity(Origin::Report, ActivityType::Bus, 3, 9_000, 700, t),
+    ];
+    let (a, b) = (index(1), index(2));
+    for x in &all {
+        assert!(matches!(record(&store, &a, x).await, Recorded::New { .. }));
+    }
+    // The same activities for another subject, in reverse, each twice (other ids: theirs).
+    for x in all.iter().rev() {
+        let mine = Activity { id: Uuid::new_v5(&x.id, b"b"), ..x.clone() };
+        assert!(matches!(record(&store, &b, &mine).await, Recorded::New { .. }));
+        assert!(matches!(record(&store, &b, &mine).await, Recorded::Duplicate(_)));
+    }
+    let (sa, sb) = (store.subject(&a).await.unwrap().unwrap(), store.subject(&b).await.unwrap().unwrap());
+    assert_eq!((sa.totals, sa.version), (sb.totals, sb.version));
+    assert_eq!(sa.totals.activities, 5);
+    assert_eq!(sa.totals.avoided_g, 1_056 + 5_400 + 528 + 700);
+    assert_eq!(sa.score, sb.score, "the score does not depend on the order");
+    // The walk 100 days ago is outside the 90-day window; the rest is in it.
+    let env = &sa.score.as_ref().unwrap().components[0];
+    assert_eq!(env.inputs["distance_m"], 6_000 + 40_000 + 12_000 + 9_000);
+    let since = today() - Days::new(400);
+    let (ma, mb) = (store.months(&a, since).await.unwrap(), store.months(&b, since).await.unwrap());
+    assert_eq!(ma, mb);
+    assert_eq!(ma.iter().map(|m| m.activities).sum::<u64>(), 5);
+    let page = store.activities(&a, None, 3).await.unwrap();
+    let rest = store.activities(&a, page.last().map(|x| (x.recorded_at, x.id)), 10).await.unwrap();
+    assert_eq!((page.len(), rest.len()), (3, 2));
+    let mut read: Vec<Activity> = page.into_iter().chain(rest).collect();
+    read.sort_by_key(|x| x.id);
+    assert_eq!(read, all, "every activity reads back as recorded");
+    assert_eq!(store.activity(&a, all[0].id).await.unwrap(), Some(all[0].clone()));
+    assert_eq!(store.activity(&b, all[0].id).await.unwrap(), None, "not another subject's");
+    assert_eq!(store.subject(&index(3)).await.unwrap(), None);
+}
+
+async fn a_repeated_report_is_refused_and_a_repeated_id_changes_nothing(store: EsgStore) {
+    let who = index(4);
+    let first = activity(Origin::Report, ActivityType::Train, 1, 10_000, 1_350, Utc::now());
+    assert!(matches!(record(&store, &who, &first).await, Recorded::New { .. }));
+    // About the same distance, same type and day: the same trip told twice.
+    let again = Activity { id: Uuid::now_v7(), report: Report { distance_m: 10_080, ..first.report }, ..first.clone() };
+    assert_eq!(record(&store, &who, &again).await, Recorded::Refused(EsgError::Duplicate));
+    // A ride of the same kind that day is not a report: it counts.
+    let ride = Activity { id: Uuid::now_v7(), origin: Origin::Ride, ..again.clone() };
+    assert!(matches!(record(&store, &who, &ride).await, Recorded::New { .. }));
+    // The first id again, whatever it now says, changes nothing and gives back what was kept.
+    let replay = Activity { report: Report { distance_m: 99_000, ..first.report }, ..first.clone() };
+    assert_eq!(record(&store, &who, &replay).await, Recorded::Duplicate(Box::new(first.clone())));
+    let state = store.subject(&who).await.unwrap().unwrap();
+    assert_eq!((state.totals.activities, state.version), (2, 2));
+}
+
+async fn erasure_removes_everything(store: EsgStore) {
+    let (who, other) = (index(5), index(6));
+    for days in [0, 1, 2] {
+        let a = activity(Origin::Report, ActivityType::Bike, days, 5_000, 880, Utc::now());
+        record(&store, &who, &a).await;
+    }
+    let kept = activity(Origin::Report, ActivityType::Bike, 0, 5_000, 880, Utc::now());
+    record(&store, &other, &kept).await;
+    assert_eq!(store.erase(&who).await.unwrap(), 3);
+    assert_eq!(store.subject(&who).await.unwrap(), None);
+    assert!(store.activities(&who, None, 10).await.unwrap().is_empty());
+    assert!(store.months(&who, today() - Days::new(400)).await.unwrap().is_empty());
+    assert_eq!(store.erase(&who).await.unwrap(), 0);
+    assert_eq!(store.subject(&other).await.unwrap().unwrap().totals.activities, 1, "another's stays");
+}
+
+async fn a_rebuild_reproduces_what_recording_built(store: EsgStore) {
+    let t = Utc::now();
+    for (n, days) in [(7u8, 0u64), (7, 5), (8, 1), (7, 120)] {
+        let a = activity(Origin::Report, ActivityType::Tram, days, 4_000 + u32::from(n), 500, t - Days::new(days));
+        record(&store, &index(n), &a).await;
+    }
+    assert_eq!(store.count_subjects().await.unwrap(), 2);
+    let first = store.subjects_after(None, 1).await.unwrap();
+    let rest = store.subjects_after(first.last(), 10).await.unwrap();
+    assert_eq!((first.len(), rest.len()), (1, 1));
+    let since = today() - Days::new(400);
+    for who in [index(7), index(8)] {
+        let (state, months) = (store.subject(&who).await.unwrap(), store.months(&who, since).await.unwrap());
+        assert!(!store.rebuild(&who, today()).await.unwrap(), "nothing to change");
+        assert_eq!(store.subject(&who).await.unwrap(), state);
+        assert_eq!(store.months(&who, since).await.unwrap(), months);
+    }
+    assert!(!store.rebuild(&index(9), today()).await.unwrap(), "no activities, nothing to rebuild");
+    assert_eq!(store.subject(&index(9)).await.unwrap(), None);
+}
