@@ -28,7 +28,7 @@ use crate::{
     adapters::{
         self,
         bus::{MemoryBroker, Publisher},
-        esg::EsgStore,
+        esg::{Boards, EsgStore},
         ledger::{sealing, LedgerStore, MemLedger, PgLedger},
         mobility::{GeoIndex, MobilityStore},
         outbox::{MemOutbox, OutboxSource},
@@ -466,7 +466,16 @@ fn spawn_esg(
     })?;
     supervision.own_entities(&owned, &domain);
     let pricing = esg::Pricing::from_settings(&settings.esg);
-    let client = EsgClient::new(domain, emissions, vault.clone(), pricing, metrics.clone());
+    let boards = match &connections.redis {
+        Some(connection) => Boards::Redis {
+            connection: connection.clone(),
+            prefix: format!("{}esg:lb:", settings.redis.key_prefix).into(),
+            timeout: Duration::from_millis(settings.esg.leaderboard_timeout_ms),
+        },
+        None => Boards::memory(),
+    };
+    let parts = (store.clone(), boards);
+    let client = EsgClient::new(domain, emissions, vault.clone(), pricing, metrics.clone(), parts);
     Ok(SpawnedEsg { client, store })
 }
 

@@ -41,6 +41,11 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 10, name: "mobility", sql: include_str!("../../migrations/0010_mobility.sql") },
     Migration { version: 11, name: "rides", sql: include_str!("../../migrations/0011_rides.sql") },
     Migration { version: 12, name: "esg", sql: include_str!("../../migrations/0012_esg.sql") },
+    Migration {
+        version: 13,
+        name: "esg_leaderboards",
+        sql: include_str!("../../migrations/0013_esg_leaderboards.sql"),
+    },
 ];
 
 /// Arbitrary key of the advisory lock held while migrating.

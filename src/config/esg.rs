@@ -42,6 +42,8 @@ pub struct EsgSettings {
     pub entity_idle_secs: u64,
     /// Most subjects' actors alive at once.
     pub max_live_entities: usize,
+    /// Most a command to the leaderboards (Redis) may take, milliseconds.
+    pub leaderboard_timeout_ms: u64,
 }
 
 impl Default for EsgSettings {
@@ -77,6 +79,7 @@ impl Default for EsgSettings {
             baseline_activity: PETROL_CAR.to_owned(),
             entity_idle_secs: 300,
             max_live_entities: 100_000,
+            leaderboard_timeout_ms: 500,
         }
     }
 }
@@ -108,6 +111,9 @@ impl Section for EsgSettings {
         }
         if self.emissions_activities.values().chain([&self.baseline_activity]).any(|a| a.is_empty() || a.len() > 200) {
             problems.add("esg.baseline_activity", "activity ids are 1 to 200 characters", PETROL_CAR);
+        }
+        if self.leaderboard_timeout_ms == 0 || self.leaderboard_timeout_ms > 10_000 {
+            problems.add("esg.leaderboard_timeout_ms", "1 to 10000 ms", "for example 500");
         }
         if self.entity_idle_secs == 0 || self.max_live_entities == 0 {
             problems.add(

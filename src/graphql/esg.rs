@@ -9,8 +9,11 @@ use chrono::{DateTime, NaiveDate, Utc};
 use super::caller::Caller;
 use crate::{
     actors::esg::client::Overview,
-    adapters::esg::{Activity, PAGE_MAX},
-    domain::idempotency::IdempotencyKey,
+    adapters::esg::{Activity, Place, PAGE_MAX},
+    domain::{
+        esg::leaderboard::{pseudonym, Period},
+        idempotency::IdempotencyKey,
+    },
     error::{AppError, ErrorCode},
     http::{
         esg::{ActivityBody, OverviewBody},
@@ -254,6 +257,46 @@ pub struct ActivityRecorded {
     pub replayed: bool,
 }
 
+/// A place on a leaderboard.
+#[derive(SimpleObject)]
+#[graphql(name = "LeaderboardPlace")]
+pub struct BoardPlace {
+    /// 1 for the most avoided.
+    pub rank: i64,
+    /// The member's pseudonym.
+    pub member: String,
+    /// kg CO2e avoided in the month.
+    pub avoided_kg: f64,
+    /// Whether it is the caller.
+    pub you: bool,
+}
+
+/// A month's leaderboard.
+#[derive(SimpleObject)]
+#[graphql(name = "Leaderboard")]
+pub struct Board {
+    /// `YYYY-MM`.
+    pub period: String,
+    /// The community, or null for all members.
+    pub community: Option<String>,
+    /// The top places.
+    pub places: Vec<BoardPlace>,
+    /// The caller's place, when they are on it.
+    pub me: Option<BoardPlace>,
+}
+
+/// A subject's membership of the leaderboards.
+#[derive(SimpleObject)]
+#[graphql(name = "LeaderboardMembership")]
+pub struct Membership {
+    /// Whether they are ranked.
+    pub opt_in: bool,
+    /// Their community, if any.
+    pub community: Option<String>,
+    /// How the boards show them.
+    pub member: String,
+}
+
 /// ESG's queries.
 #[derive(Default)]
 pub struct EsgQuery;
@@ -275,6 +318,44 @@ impl EsgQuery {
         }
         let overview = state(ctx)?.actors.esg.overview(&subject).await.map_err(|e| AppError::from(e).extend())?;
         Ok(EsgOverview::from(&overview))
+    }
+
+    /// A month's leaderboard (`YYYY-MM`), overall or of a `community`, and the caller's place
+    /// (scope `esg:read`).
+    async fn esg_leaderboard(
+        &self,
+        ctx: &Context<'_>,
+        period: String,
+        community: Option<String>,
+        first: Option<i32>,
+    ) -> Result<Board> {
+        let caller = Caller::of(ctx)?;
+        caller.read("esgLeaderboard", "esg:read").await.map_err(|e| e.extend())?;
+        let period = Period::parse(&period, Utc::now().date_naive()).map_err(|e| AppError::from(e).extend())?;
+        let limit = first.unwrap_or(10);
+        if !(1..=100).contains(&limit) {
+            return Err(AppError::client(ErrorCode::PageTooLarge, "first must be between 1 and 100").extend());
+        }
+        let subject = &caller.principal.subject;
+        let board = state(ctx)?
+            .actors
+            .esg
+            .board(subject, period, community.as_deref(), limit as usize)
+            .await
+            .map_err(|e| AppError::from(e).extend())?;
+        let me = board.me.as_ref().map(|p| p.member.clone());
+        let place = |p: &Place| BoardPlace {
+            rank: i64::try_from(p.rank).unwrap_or(i64::MAX),
+            member: pseudonym(&p.member),
+            avoided_kg: p.avoided_g as f64 / 1000.0,
+            you: Some(&p.member) == me.as_ref(),
+        };
+        Ok(Board {
+            period: board.period.label(),
+            community: board.community.clone(),
+            places: board.places.iter().map(place).collect(),
+            me: board.me.as_ref().map(place),
+        })
     }
 
     /// The caller's activities, latest recorded first (scope `esg:read`).
@@ -320,6 +401,28 @@ pub struct EsgMutation;
 
 #[Object]
 impl EsgMutation {
+    /// Join (`optIn: true`, in a `community` if given) or leave the leaderboards (scope
+    /// `esg:write`).
+    async fn set_leaderboard_membership(
+        &self,
+        ctx: &Context<'_>,
+        opt_in: bool,
+        community: Option<String>,
+    ) -> Result<Membership> {
+        let caller = Caller::of(ctx)?;
+        let state = state(ctx)?;
+        let run = async {
+            let subject = &caller.principal.subject;
+            Ok::<_, AppError>(state.actors.esg.set_membership(subject, opt_in, community.as_deref()).await?)
+        };
+        let resource = "/api/v1/esg/me/leaderboard".to_owned();
+        let m = caller
+            .write("setLeaderboardMembership", resource, "esg:write", 200, |_| None, run)
+            .await
+            .map_err(|e| e.extend())?;
+        Ok(Membership { opt_in: m.opted_in, community: m.community, member: m.pseudonym })
+    }
+
     /// Report an activity (scope `esg:write`); with an `idempotencyKey`, a retry answers the
     /// activity recorded first.
     async fn report_activity(

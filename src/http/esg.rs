@@ -18,11 +18,14 @@ use super::{
     state::AppState,
 };
 use crate::{
-    actors::esg::client::Overview,
-    adapters::esg::{Activity, Month, PAGE_MAX},
+    actors::esg::{client::Overview, leaderboards::Membership},
+    adapters::esg::{Activity, Month, Place, PAGE_MAX},
     auth::Principal,
     domain::{
-        esg::{ActivityType, Component, Score},
+        esg::{
+            leaderboard::{pseudonym, Period},
+            ActivityType, Component, Score,
+        },
         idempotency::IdempotencyKey,
     },
     error::{AppError, ErrorCode},
@@ -48,6 +51,9 @@ pub const REFUSALS: &[(&str, &[ErrorCode])] = {
         ("getMyEsg", &[PrivacyUnavailable]),
         ("listMyActivities", &[PageTooLarge, InvalidCursor, PrivacyUnavailable]),
         ("getSubjectEsg", &[InvalidParameter, NotOwner, ReasonRequired, PrivacyUnavailable, AuditUnavailable]),
+        ("setLeaderboardMembership", &[InvalidParameter]),
+        ("getLeaderboardMembership", &[]),
+        ("getLeaderboard", &[InvalidParameter, DateOutOfRange, PageTooLarge]),
     ]
 };
 
@@ -56,7 +62,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/esg/activities").route(web::post().to(report_activity)))
         .service(web::resource("/esg/me").route(web::get().to(get_mine)))
         .service(web::resource("/esg/me/activities").route(web::get().to(list_mine)))
-        .service(web::resource("/esg/subjects/{subject}").route(web::get().to(get_subject)));
+        .service(web::resource("/esg/subjects/{subject}").route(web::get().to(get_subject)))
+        .service(
+            web::resource("/esg/me/leaderboard")
+                .route(web::get().to(get_membership))
+                .route(web::put().to(set_membership)),
+        )
+        .service(web::resource("/esg/leaderboards/{period}").route(web::get().to(get_board)));
 }
 
 /// An activity type a user may report.
@@ -427,6 +439,157 @@ pub async fn get_subject(
     }
     let overview = state.actors.esg.overview(&subject).await?;
     Ok(HttpResponse::Ok().json(OverviewBody::from(&overview)))
+}
+
+/// Joining or leaving the leaderboards.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = LeaderboardMembershipRequest)]
+#[serde(deny_unknown_fields)]
+pub struct MembershipRequest {
+    /// `true` to be ranked (under a pseudonym), `false` to be taken off every board.
+    pub opt_in: bool,
+    /// The community to compete in as well: 1 to 32 of `a-z`, `0-9`, `_` and `-` (another name is
+    /// 400 `invalid_parameter`).
+    #[schema(min_length = 1, max_length = 32, pattern = "^[a-z0-9][a-z0-9_-]{0,31}$", example = "paris-11")]
+    pub community: Option<String>,
+}
+
+/// A subject's membership of the leaderboards.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = LeaderboardMembership)]
+pub struct MembershipBody {
+    /// Whether they are ranked.
+    pub opt_in: bool,
+    /// Their community, if any.
+    pub community: Option<String>,
+    /// How the boards show them (derived from their blind index: it names no one).
+    pub member: String,
+}
+
+impl From<Membership> for MembershipBody {
+    fn from(m: Membership) -> Self {
+        Self { opt_in: m.opted_in, community: m.community, member: m.pseudonym }
+    }
+}
+
+/// Join or leave the leaderboards (opt-in; only members are ranked).
+#[utoipa::path(
+    put,
+    path = "/api/v1/esg/me/leaderboard",
+    operation_id = "setLeaderboardMembership",
+    tag = "esg",
+    request_body(content = MembershipRequest, example = json!({"opt_in": true, "community": "paris-11"})),
+    responses((status = 200, description = "The membership.", body = MembershipBody))
+)]
+pub async fn set_membership(
+    state: web::Data<AppState>,
+    principal: Principal,
+    body: Json<MembershipRequest>,
+) -> Result<HttpResponse, AppError> {
+    let MembershipRequest { opt_in, community } = body.into_inner();
+    let membership = state.actors.esg.set_membership(&principal.subject, opt_in, community.as_deref()).await?;
+    Ok(HttpResponse::Ok().json(MembershipBody::from(membership)))
+}
+
+/// The caller's membership of the leaderboards.
+#[utoipa::path(
+    get,
+    path = "/api/v1/esg/me/leaderboard",
+    operation_id = "getLeaderboardMembership",
+    tag = "esg",
+    responses((status = 200, description = "The membership.", body = MembershipBody))
+)]
+pub async fn get_membership(state: web::Data<AppState>, principal: Principal) -> Result<HttpResponse, AppError> {
+    let membership = state.actors.esg.membership(&principal.subject).await?;
+    Ok(HttpResponse::Ok().json(MembershipBody::from(membership)))
+}
+
+/// The month of a board.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct PeriodPath {
+    /// `YYYY-MM`: this month or one of the twelve before (another month is 422
+    /// `date_out_of_range`).
+    #[param(pattern = "^[0-9]{4}-(0[1-9]|1[0-2])$", example = "2026-12")]
+    pub period: String,
+}
+
+/// Query of a board.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct BoardQuery {
+    /// Only the members of this community.
+    #[param(min_length = 1, max_length = 32, pattern = "^[a-z0-9][a-z0-9_-]{0,31}$")]
+    pub community: Option<String>,
+    /// How many places, 1 to 100 (default 10).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<usize>,
+}
+
+/// A place on a board.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = LeaderboardPlace)]
+pub struct PlaceBody {
+    /// 1 for the most avoided.
+    pub rank: u64,
+    /// The member's pseudonym.
+    pub member: String,
+    /// kg CO2e avoided in the month.
+    pub avoided_kg: f64,
+    /// Whether it is the caller.
+    pub you: bool,
+}
+
+/// A month's board.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Leaderboard)]
+pub struct BoardBody {
+    /// `YYYY-MM`.
+    pub period: String,
+    /// The community, or `null` for all members.
+    pub community: Option<String>,
+    /// The top places.
+    pub places: Vec<PlaceBody>,
+    /// The caller's place, when they are a member with activity that month.
+    pub me: Option<PlaceBody>,
+}
+
+/// The members who avoided the most CO2e in a month, overall or in a community.
+#[utoipa::path(
+    get,
+    path = "/api/v1/esg/leaderboards/{period}",
+    operation_id = "getLeaderboard",
+    tag = "esg",
+    params(PeriodPath, BoardQuery),
+    responses((status = 200, description = "The board.", body = BoardBody))
+)]
+pub async fn get_board(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<PeriodPath>,
+    query: web::Query<BoardQuery>,
+) -> Result<HttpResponse, AppError> {
+    let period = Period::parse(&path.into_inner().period, Utc::now().date_naive())?;
+    let BoardQuery { community, limit } = query.into_inner();
+    let limit = limit.unwrap_or(10);
+    if !(1..=100).contains(&limit) {
+        return Err(AppError::client(ErrorCode::PageTooLarge, "limit must be between 1 and 100").with("field", "limit"));
+    }
+    let board = state.actors.esg.board(&principal.subject, period, community.as_deref(), limit).await?;
+    let me = board.me.as_ref().map(|p| p.member.clone());
+    let place = |p: &Place| PlaceBody {
+        rank: p.rank,
+        member: pseudonym(&p.member),
+        avoided_kg: kg(p.avoided_g),
+        you: Some(&p.member) == me.as_ref(),
+    };
+    Ok(HttpResponse::Ok().json(BoardBody {
+        period: board.period.label(),
+        community: board.community.clone(),
+        places: board.places.iter().map(place).collect(),
+        me: board.me.as_ref().map(place),
+    }))
 }
 
 /// The type names a user may report, as the schema lists them.

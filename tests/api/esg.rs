@@ -430,3 +430,87 @@ async fn a_rebuild_gives_byte_identical_projections_while_the_service_serves() {
     // The service kept serving, and reads the rebuilt state once its cache expires.
     assert_eq!(overview(&app, &kim).await["totals"]["activities"], 4);
 }
+
+async fn board(app: &TestApp, token: &str, query: &str) -> Value {
+    let month = Utc::now().format("%Y-%m");
+    let res = app.get_as(&format!("/api/v1/esg/leaderboards/{month}{query}"), token).await;
+    assert_eq!(res.status(), 200);
+    res.json().await.unwrap()
+}
+
+fn ranking(board: &Value) -> Vec<(u64, f64, bool)> {
+    board["places"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["rank"].as_u64().unwrap(), p["avoided_kg"].as_f64().unwrap(), p["you"].as_bool().unwrap()))
+        .collect()
+}
+
+#[actix_web::test]
+async fn leaderboards_rank_only_members_and_are_rebuilt_when_redis_loses_them() {
+    let app = spawn_app().await;
+    let tokens: Vec<String> = ["lea", "max", "ned"].iter().map(|w| app.token(w, &["esg:read", "esg:write"])).collect();
+    let join = |token: &String, body: Value| {
+        let req = app.client.put(app.url("/api/v1/esg/me/leaderboard")).bearer_auth(token).json(&body).send();
+        async move {
+            let res = req.await.unwrap();
+            (res.status().as_u16(), res.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, lea) = join(&tokens[0], json!({"opt_in": true, "community": "paris-11"})).await;
+    assert_eq!((status, lea["opt_in"].as_bool(), lea["community"].as_str()), (200, Some(true), Some("paris-11")));
+    assert!(lea["member"].as_str().unwrap().starts_with("member-"));
+    assert_eq!(join(&tokens[1], json!({"opt_in": true})).await.0, 200);
+    let (status, problem) = join(&tokens[2], json!({"opt_in": true, "community": "Paris!"})).await;
+    assert_eq!((status, problem["code"].as_str()), (400, Some("invalid_parameter")));
+    // Lea avoids 10 km of bike, Max 20 km, Ned (not a member) 50 km.
+    for (token, km) in tokens.iter().zip([10.0, 20.0, 50.0]) {
+        let (status, _) = report(&app, token, json!({"type": "bike", "date": today(), "distance_km": km}), None).await;
+        assert_eq!(status, 201);
+    }
+    let all = board(&app, &tokens[0], "").await;
+    assert_eq!(ranking(&all), vec![(1, 3.52, false), (2, 1.76, true)], "{all}");
+    assert_eq!(all["me"]["rank"], 2);
+    let paris = board(&app, &tokens[1], "?community=paris-11").await;
+    assert_eq!(ranking(&paris), vec![(1, 1.76, false)]);
+    assert_eq!(paris["me"], Value::Null, "Max is not in that community");
+    assert_eq!(board(&app, &tokens[2], "").await["me"], Value::Null, "Ned is not ranked");
+
+    // Redis loses every board: the next read rebuilds them from PostgreSQL.
+    let redis = redis::Client::open(crate::helpers::redis_url()).unwrap();
+    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
+    let pattern = format!("{}esg:lb:*", app.state.settings.redis.key_prefix);
+    let keys: Vec<String> = redis::cmd("KEYS").arg(&pattern).query_async(&mut conn).await.unwrap();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    let _: () = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await.unwrap();
+    assert_eq!(board(&app, &tokens[0], "").await, all);
+    // Leaving takes Max off the board; Lea's next activity moves her up.
+    assert_eq!(join(&tokens[1], json!({"opt_in": false})).await.0, 200);
+    let (status, _) =
+        report(&app, &tokens[0], json!({"type": "train", "date": today(), "distance_km": 30.0}), None).await;
+    assert_eq!(status, 201);
+    let after = board(&app, &tokens[1], "").await;
+    // 1.76 kg by bike and 30 × (0.176 − 0.041) = 4.05 kg by train.
+    assert_eq!(ranking(&after), vec![(1, 5.81, false)], "{after}");
+    let res = app.get_as("/api/v1/esg/leaderboards/1999-01", &tokens[0]).await;
+    assert_eq!(res.status(), 422);
+    let res = app.get_as("/api/v1/esg/leaderboards/1999-1", &tokens[0]).await;
+    assert_eq!(res.status(), 400);
+    // The same board over GraphQL.
+    let month = Utc::now().format("%Y-%m");
+    let gql = app
+        .graphql(
+            &tokens[0],
+            &format!(r#"{{ esgLeaderboard(period: "{month}") {{ places {{ rank avoidedKg you }} me {{ rank }} }} }}"#),
+        )
+        .await;
+    assert_eq!(gql["data"]["esgLeaderboard"]["places"], json!([{"rank": 1, "avoidedKg": 5.81, "you": true}]), "{gql}");
+    let left = app.graphql(&tokens[2], "mutation { setLeaderboardMembership(optIn: false) { optIn member } }").await;
+    assert_eq!(left["data"]["setLeaderboardMembership"]["optIn"], false, "{left}");
+    // Erasing Lea takes her off every board at once.
+    let privacy = app.token("lea", &["privacy:write"]);
+    assert_eq!(app.post_as("/api/v1/privacy/erasure-requests", &privacy, &json!({})).await.status(), 201);
+    assert_eq!(ranking(&board(&app, &tokens[1], "").await), vec![]);
+    assert_eq!(ranking(&board(&app, &tokens[1], "?community=paris-11").await), vec![]);
+}

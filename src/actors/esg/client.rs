@@ -13,7 +13,7 @@ use crate::{
     actors::{adapters::EmissionsClient, runtime::ActorRef},
     adapters::{
         emissions::EstimateRequest,
-        esg::{Activity, FactorUsed, Month, Origin, Recorded, SubjectState},
+        esg::{Activity, Boards, EsgStore, FactorUsed, Month, Origin, Recorded, SubjectState},
         external::Source,
         privacy::Vault,
     },
@@ -89,6 +89,8 @@ pub struct EsgClient {
     vault: Vault,
     pricing: Arc<Pricing>,
     metrics: Metrics,
+    pub(super) store: EsgStore,
+    pub(super) boards: Boards,
 }
 
 fn route_name(source: Source) -> &'static str {
@@ -101,15 +103,17 @@ fn route_name(source: Source) -> &'static str {
 }
 
 impl EsgClient {
-    /// A client of `domain`, pricing through `emissions`, naming subjects through `vault`.
+    /// A client of `domain`, pricing through `emissions`, naming subjects through `vault`,
+    /// ranking leaderboard members on `boards` from what `store` holds.
     pub fn new(
         domain: ActorRef<EsgDomain>,
         emissions: EmissionsClient,
         vault: Vault,
         pricing: Pricing,
         metrics: Metrics,
+        (store, boards): (EsgStore, Boards),
     ) -> Self {
-        Self { domain, emissions, vault, pricing: Arc::new(pricing), metrics }
+        Self { domain, emissions, vault, pricing: Arc::new(pricing), metrics, store, boards }
     }
 
     /// The domain actor.
@@ -160,6 +164,7 @@ impl EsgClient {
         let place = Place::new(SUBJECT_FIELD, &row);
         let sealed = self.vault.seal(subject, place, subject).await?.to_text();
         let msg = Record { subject: subject.to_owned(), index, sealed, activity, request_id };
+        let (index, month) = (msg.index, msg.activity.report.date);
         let recorded = self.domain.ask(msg).await??;
         if let Recorded::New { state, .. } = &recorded {
             self.metrics.with(|| {
@@ -167,6 +172,7 @@ impl EsgClient {
                     metrics::histogram!(telemetry::ESG_SCORE).record(f64::from(score.total));
                 }
             });
+            self.rank(&index, month).await;
         }
         Ok(recorded)
     }

@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod events;
+pub mod leaderboards;
 pub mod messages;
 pub mod privacy;
 pub mod subject;

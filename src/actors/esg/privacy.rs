@@ -1,6 +1,7 @@
 //! What ESG holds about a data subject, for the privacy module: their activities (with their
-//! footprints), monthly aggregates, totals and score, all under their blind index. On erasure
-//! every row goes, and the live subject actor forgets its state.
+//! footprints), monthly aggregates, totals, score and leaderboard membership, all under their
+//! blind index. On erasure every row goes, the boards that showed them are rebuilt without them,
+//! and the live subject actor forgets its state.
 
 use std::collections::BTreeMap;
 
@@ -57,7 +58,9 @@ impl Holder for EsgHolder {
             }
             let since = chrono::NaiveDate::from_ymd_opt(2000, 1, 1).unwrap_or_default();
             let months = holder.store.months(&subject.index, since).await.map_err(failed)?;
+            let leaderboard = holder.store.member(&subject.index).await.map_err(failed)?;
             Ok(json!({
+                "leaderboard": leaderboard.map(|community| json!({ "community": community })),
                 "totals": state.as_ref().map(|s| s.totals),
                 "score": state.as_ref().and_then(|s| s.score.clone()),
                 "activities": activities,
@@ -70,6 +73,7 @@ impl Holder for EsgHolder {
     fn erase(&self, subject: Subject) -> LocalBoxFuture<'static, Result<BTreeMap<String, u64>, HolderError>> {
         let holder = self.clone();
         async move {
+            holder.client.leave_boards(&subject.id).await.map_err(failed)?;
             let activities = holder.store.erase(&subject.index).await.map_err(failed)?;
             holder.client.forget(&subject.id).await.map_err(failed)?;
             Ok(BTreeMap::from([("activities".to_owned(), activities)]))

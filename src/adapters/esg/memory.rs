@@ -27,6 +27,8 @@ pub struct Memory {
     subjects: HashMap<BlindIndex, Subject>,
     /// Who each activity id was recorded for.
     ids: HashMap<Uuid, BlindIndex>,
+    /// Leaderboard members and their community.
+    members: HashMap<BlindIndex, Option<String>>,
 }
 
 impl Memory {
@@ -153,7 +155,32 @@ impl Memory {
         subject.months.values().filter(|m| m.month >= since).cloned().collect()
     }
 
+    pub(super) fn join(&mut self, index: &BlindIndex, community: Option<&str>) -> Option<Option<String>> {
+        self.members.insert(*index, community.map(str::to_owned))
+    }
+
+    pub(super) fn leave(&mut self, index: &BlindIndex) -> Option<Option<String>> {
+        self.members.remove(index)
+    }
+
+    pub(super) fn member(&self, index: &BlindIndex) -> Option<Option<String>> {
+        self.members.get(index).cloned()
+    }
+
+    pub(super) fn standings(&self, month: NaiveDate, community: Option<&str>) -> Vec<(BlindIndex, u64)> {
+        self.members
+            .iter()
+            .filter(|(_, c)| community.is_none() || c.as_deref() == community)
+            .filter_map(|(index, _)| {
+                let subject = self.subjects.get(index)?;
+                let months: Vec<&Month> = subject.months.values().filter(|m| m.month == month).collect();
+                (!months.is_empty()).then(|| (*index, months.iter().map(|m| m.avoided_g).sum()))
+            })
+            .collect()
+    }
+
     pub(super) fn erase(&mut self, index: &BlindIndex) -> u64 {
+        self.members.remove(index);
         let Some(subject) = self.subjects.remove(index) else { return 0 };
         for a in &subject.activities {
             self.ids.remove(&a.id);

@@ -4,6 +4,7 @@
 //! in one transaction, under a lock on the subject's row, so replicas crediting the same subject
 //! never lose one another's activities.
 
+pub mod boards;
 mod memory;
 mod postgres;
 
@@ -14,6 +15,7 @@ use parking_lot::Mutex;
 use serde::Serialize;
 use uuid::Uuid;
 
+pub use boards::{Boards, Place};
 pub use memory::Memory;
 
 use super::{
@@ -340,6 +342,48 @@ impl EsgStore {
         match self {
             Self::Postgres(pool) => postgres::rebuild(pool, index, as_of).await,
             Self::Memory(memory, _) => Ok(memory.lock().rebuild(index, as_of)),
+        }
+    }
+
+    /// Make the subject of `index` a leaderboard member, in `community` if one is given; what
+    /// they were before (`None`: not a member; `Some(community)`).
+    pub async fn join(
+        &self,
+        index: &BlindIndex,
+        community: Option<&str>,
+    ) -> Result<Option<Option<String>>, EsgStoreError> {
+        match self {
+            Self::Postgres(pool) => postgres::join(pool, index, community, Utc::now()).await,
+            Self::Memory(memory, _) => Ok(memory.lock().join(index, community)),
+        }
+    }
+
+    /// Take the subject of `index` off the leaderboards; what they were before.
+    pub async fn leave(&self, index: &BlindIndex) -> Result<Option<Option<String>>, EsgStoreError> {
+        match self {
+            Self::Postgres(pool) => postgres::leave(pool, index).await,
+            Self::Memory(memory, _) => Ok(memory.lock().leave(index)),
+        }
+    }
+
+    /// Whether the subject of `index` is a member (`Some`), and of which community.
+    pub async fn member(&self, index: &BlindIndex) -> Result<Option<Option<String>>, EsgStoreError> {
+        match self {
+            Self::Postgres(pool) => postgres::member(pool, index).await,
+            Self::Memory(memory, _) => Ok(memory.lock().member(index)),
+        }
+    }
+
+    /// The members (of `community`, or all) with activity in `month`, and the grams each avoided
+    /// in it: a ranking as PostgreSQL has it.
+    pub async fn standings(
+        &self,
+        month: NaiveDate,
+        community: Option<&str>,
+    ) -> Result<Vec<(BlindIndex, u64)>, EsgStoreError> {
+        match self {
+            Self::Postgres(pool) => postgres::standings(pool, month, community).await,
+            Self::Memory(memory, _) => Ok(memory.lock().standings(month, community)),
         }
     }
 

@@ -288,6 +288,7 @@ pub(super) async fn erase(pool: &PgPool, index: &BlindIndex) -> Result<u64, EsgS
     let tx = conn.transaction().await?;
     let index = index.as_bytes();
     let n = tx.execute("DELETE FROM esg_activities WHERE subject_index = $1", &[&index]).await?;
+    tx.execute("DELETE FROM esg_leaderboard_members WHERE subject_index = $1", &[&index]).await?;
     tx.execute("DELETE FROM esg_monthly WHERE subject_index = $1", &[&index]).await?;
     tx.execute("DELETE FROM esg_subjects WHERE subject_index = $1", &[&index]).await?;
     tx.commit().await?;
@@ -399,4 +400,71 @@ pub(super) async fn rebuild(pool: &PgPool, index: &BlindIndex, as_of: NaiveDate)
             })
         });
     Ok(before != state || !same_months)
+}
+
+pub(super) async fn join(
+    pool: &PgPool,
+    index: &BlindIndex,
+    community: Option<&str>,
+    at: DateTime<Utc>,
+) -> Result<Option<Option<String>>, EsgStoreError> {
+    let mut conn = pool.get().await?;
+    let tx = conn.transaction().await?;
+    let before = tx
+        .query_opt(
+            "SELECT community FROM esg_leaderboard_members WHERE subject_index = $1 FOR UPDATE",
+            &[&index.as_bytes()],
+        )
+        .await?
+        .map(|r| r.get::<_, Option<String>>(0));
+    tx.execute(
+        "INSERT INTO esg_leaderboard_members (subject_index, community, joined_at) VALUES ($1, $2, $3)
+         ON CONFLICT (subject_index) DO UPDATE SET community = EXCLUDED.community",
+        &[&index.as_bytes(), &community, &at],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(before)
+}
+
+pub(super) async fn leave(pool: &PgPool, index: &BlindIndex) -> Result<Option<Option<String>>, EsgStoreError> {
+    let conn = pool.get().await?;
+    let row = conn
+        .query_opt(
+            "DELETE FROM esg_leaderboard_members WHERE subject_index = $1 RETURNING community",
+            &[&index.as_bytes()],
+        )
+        .await?;
+    Ok(row.map(|r| r.get::<_, Option<String>>(0)))
+}
+
+pub(super) async fn member(pool: &PgPool, index: &BlindIndex) -> Result<Option<Option<String>>, EsgStoreError> {
+    let conn = pool.get().await?;
+    let row = conn
+        .query_opt("SELECT community FROM esg_leaderboard_members WHERE subject_index = $1", &[&index.as_bytes()])
+        .await?;
+    Ok(row.map(|r| r.get::<_, Option<String>>(0)))
+}
+
+pub(super) async fn standings(
+    pool: &PgPool,
+    month: NaiveDate,
+    community: Option<&str>,
+) -> Result<Vec<(BlindIndex, u64)>, EsgStoreError> {
+    let conn = pool.get().await?;
+    let rows = conn
+        .query(
+            "SELECT m.subject_index, sum(x.avoided_g)::bigint FROM esg_leaderboard_members m
+             JOIN esg_monthly x ON x.subject_index = m.subject_index AND x.month = $1
+             WHERE $2::text IS NULL OR m.community = $2
+             GROUP BY m.subject_index",
+            &[&month, &community],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let index = BlindIndex::from_slice(r.get::<_, &[u8]>(0)).ok_or(EsgStoreError::Corrupt("subject index"))?;
+            Ok((index, u(r.get(1))))
+        })
+        .collect()
 }

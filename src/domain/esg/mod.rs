@@ -5,6 +5,7 @@
 
 pub mod activity;
 pub mod events;
+pub mod leaderboard;
 pub mod method;
 
 pub use activity::{duplicate, ActivityType, DuplicateRule, Footprint, Report, DISTANCE_MAX_M, HISTORY_DAYS};
@@ -33,6 +34,22 @@ pub enum EsgError {
     /// The same type, date and about the same distance as an activity already reported.
     #[error("an activity of the same type, date and distance was already reported")]
     Duplicate,
+    /// Not a month as `YYYY-MM`.
+    #[error("`{0}` is not a month as YYYY-MM")]
+    InvalidPeriod(String),
+    /// A month after this one, or more than twelve back.
+    #[error("the month {period} is outside the {earliest} to {latest} window")]
+    PeriodOutOfRange {
+        /// The month asked for.
+        period: String,
+        /// The earliest month readable.
+        earliest: String,
+        /// This month.
+        latest: String,
+    },
+    /// Not a community name.
+    #[error("`{0}` is not a community name: 1 to 32 of a-z, 0-9, _ and -, starting with a letter or digit")]
+    InvalidCommunity(String),
 }
 
 impl crate::error::code::Coded for EsgError {
@@ -41,8 +58,9 @@ impl crate::error::code::Coded for EsgError {
         match self {
             Self::UnknownActivityType(_) => ErrorCode::UnknownActivityType,
             Self::InvalidDistance(_) => ErrorCode::InvalidDistance,
-            Self::DateOutOfRange { .. } => ErrorCode::DateOutOfRange,
+            Self::DateOutOfRange { .. } | Self::PeriodOutOfRange { .. } => ErrorCode::DateOutOfRange,
             Self::Duplicate => ErrorCode::DuplicateActivity,
+            Self::InvalidPeriod(_) | Self::InvalidCommunity(_) => ErrorCode::InvalidParameter,
         }
     }
 
@@ -60,6 +78,17 @@ impl crate::error::code::Coded for EsgError {
                 map.insert("field".into(), "date".into());
                 map.insert("earliest".into(), earliest.to_string().into());
                 map.insert("latest".into(), latest.to_string().into());
+            }
+            Self::InvalidPeriod(_) => {
+                map.insert("field".into(), "period".into());
+            }
+            Self::PeriodOutOfRange { earliest, latest, .. } => {
+                map.insert("field".into(), "period".into());
+                map.insert("earliest".into(), earliest.clone().into());
+                map.insert("latest".into(), latest.clone().into());
+            }
+            Self::InvalidCommunity(_) => {
+                map.insert("field".into(), "community".into());
             }
             Self::Duplicate => {}
         }
