@@ -162,6 +162,12 @@ async fn completed_rides_are_credited_once_whatever_their_order_and_redelivery()
         app.state.actors.broker.append(record.clone());
         app.state.actors.broker.append(record);
     }
+    // A rider field that does not open is dead-lettered, and holds nothing up.
+    let mut forged = completed(&app, "ann", "car", 5_000, Uuid::now_v7()).await;
+    let mut event: Value = serde_json::from_slice(&forged.payload).unwrap();
+    event["data"]["rider"] = json!("not-a-sealed-field");
+    forged.payload = serde_json::to_vec(&event).unwrap();
+    app.state.actors.broker.append(forged);
     // Mobility's other events are not ESG's: acknowledged, neither credited nor dead-lettered.
     let started =
         json!({"ride": Uuid::now_v7(), "state": "in_progress", "mode": "car", "currency": "EUR", "quoted_fare": 1});
@@ -191,7 +197,13 @@ async fn completed_rides_are_credited_once_whatever_their_order_and_redelivery()
         (sample(&app.metrics().await, ignored) == Some(1.0)).then_some(())
     })
     .await;
-    assert!(app.state.actors.broker.records("beryl.mobility.events.dlq").is_empty());
+    let letters = eventually("the forged ride dead-lettered", Duration::from_secs(10), || async {
+        let letters = app.state.actors.broker.records("beryl.mobility.events.dlq");
+        (!letters.is_empty()).then_some(letters)
+    })
+    .await;
+    assert_eq!(letters.len(), 1);
+    assert!(letters[0].headers.iter().any(|(k, v)| k == "dlq-reason" && v == b"rider_unreadable"));
     // Each subject's score is published, naming them only sealed, keyed by their blind index.
     let published = app.published("beryl.esg.events");
     let updates: Vec<&Value> = published.iter().filter(|e| e["type"] == "esg.score.updated").collect();
