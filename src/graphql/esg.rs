@@ -17,7 +17,7 @@ use crate::{
     error::{AppError, ErrorCode},
     http::{
         esg::{ActivityBody, OverviewBody},
-        mobility::rides::{decode_cursor, encode_cursor},
+        paging::{encode_cursor, page},
         privacy::checked_subject,
         state::AppState,
     },
@@ -367,21 +367,8 @@ impl EsgQuery {
     ) -> Result<EsgActivityPage> {
         let caller = Caller::of(ctx)?;
         caller.read("esgActivities", "esg:read").await.map_err(|e| e.extend())?;
-        let limit = first.unwrap_or(20);
-        if limit <= 0 || limit as usize > PAGE_MAX {
-            return Err(
-                AppError::client(ErrorCode::PageTooLarge, format!("first must be between 1 and {PAGE_MAX}")).extend()
-            );
-        }
-        let limit = limit as usize;
-        let before = match after {
-            Some(c) => Some(decode_cursor(&c).ok_or_else(|| {
-                AppError::client(ErrorCode::InvalidCursor, "the cursor is not one this service issued")
-                    .with("field", "after")
-                    .extend()
-            })?),
-            None => None,
-        };
+        let (limit, before) =
+            page(first.map(i64::from), ("first", 20, PAGE_MAX), after.as_deref(), "after").map_err(|e| e.extend())?;
         let found = state(ctx)?
             .actors
             .esg

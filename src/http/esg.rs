@@ -13,8 +13,8 @@ use uuid::Uuid;
 
 use super::{
     json::Json,
-    mobility::rides::{decode_cursor, encode_cursor},
-    privacy::{audited_reason, checked_subject, given_reason, SubjectPath},
+    paging::{encode_cursor, page},
+    privacy::{may_read_personal_data_of, SubjectPath},
     state::AppState,
 };
 use crate::{
@@ -396,18 +396,8 @@ pub async fn list_mine(
     query: web::Query<ActivitiesQuery>,
 ) -> Result<HttpResponse, AppError> {
     let ActivitiesQuery { limit, cursor } = query.into_inner();
-    let limit = limit.unwrap_or(20);
-    if !(1..=PAGE_MAX).contains(&limit) {
-        return Err(AppError::client(ErrorCode::PageTooLarge, format!("limit must be between 1 and {PAGE_MAX}"))
-            .with("field", "limit"));
-    }
-    let before = match cursor {
-        Some(c) => Some(decode_cursor(&c).ok_or_else(|| {
-            AppError::client(ErrorCode::InvalidCursor, "the cursor is not one this service issued")
-                .with("field", "cursor")
-        })?),
-        None => None,
-    };
+    let limit = limit.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+    let (limit, before) = page(limit, ("limit", 20, PAGE_MAX), cursor.as_deref(), "cursor")?;
     let found = state.actors.esg.activities(&principal.subject, before, limit + 1).await?;
     let more = found.len() > limit;
     let items: Vec<ActivityBody> = found.iter().take(limit).map(ActivityBody::from).collect();
@@ -431,12 +421,7 @@ pub async fn get_subject(
     path: web::Path<SubjectPath>,
 ) -> Result<HttpResponse, AppError> {
     let subject = path.into_inner().subject;
-    checked_subject(&subject, "subject")?;
-    let given = given_reason(&req)?;
-    if subject != principal.subject {
-        principal.require_owner(&subject)?;
-        audited_reason(&state, &req, &principal, given).await?;
-    }
+    may_read_personal_data_of(&state, &req, &principal, &subject).await?;
     let overview = state.actors.esg.overview(&subject).await?;
     Ok(HttpResponse::Ok().json(OverviewBody::from(&overview)))
 }

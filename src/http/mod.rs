@@ -14,6 +14,7 @@ pub mod me;
 pub mod metrics;
 pub mod mobility;
 pub mod openapi;
+pub mod paging;
 pub mod payments;
 pub mod privacy;
 pub mod problem;

@@ -184,6 +184,23 @@ pub async fn audited_reason(
     Ok(reason)
 }
 
+/// Whether `principal` may read `subject`'s personal data: themself, or an administrator with a
+/// reason in `X-Access-Reason`, which is audited before anything is read.
+pub async fn may_read_personal_data_of(
+    state: &AppState,
+    req: &HttpRequest,
+    principal: &Principal,
+    subject: &str,
+) -> Result<(), AppError> {
+    checked_subject(subject, "subject")?;
+    let given = given_reason(req)?;
+    if subject != principal.subject {
+        principal.require_owner(subject)?;
+        audited_reason(state, req, principal, given).await?;
+    }
+    Ok(())
+}
+
 /// Erase a subject's personal data: their key is deleted (every copy of their sealed fields,
 /// in tables, backups, events and audit files, becomes unreadable), what can be removed is
 /// removed, the ledger is kept with its personal fields unreadable. Answers the signed
@@ -272,12 +289,7 @@ pub async fn export_subject(
     path: web::Path<SubjectPath>,
 ) -> Result<HttpResponse, AppError> {
     let subject = path.into_inner().subject;
-    checked_subject(&subject, "subject")?;
-    let given = given_reason(&req)?;
-    if subject != principal.subject {
-        principal.require_owner(&subject)?;
-        audited_reason(&state, &req, &principal, given).await?;
-    }
+    may_read_personal_data_of(&state, &req, &principal, &subject).await?;
     let archive = state.actors.privacy.export(&subject).await.map_err(AppError::from)?;
     Ok(HttpResponse::Ok().json(archive))
 }

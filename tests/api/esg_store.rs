@@ -5,11 +5,8 @@
 use beryl_core_api::{
     adapters::{
         esg::{Activity, Credit, EsgStore, FactorUsed, Origin, Recorded},
-        migrate,
         outbox::MemOutbox,
-        postgres,
     },
-    config::DatabaseSettings,
     domain::{
         esg::{ActivityType, EsgError, Footprint, Report},
         privacy::BlindIndex,
@@ -18,36 +15,14 @@ use beryl_core_api::{
 use chrono::{DateTime, Days, NaiveDate, SubsecRound, Utc};
 use uuid::Uuid;
 
-use crate::helpers::create_database;
+use crate::helpers::{contract, migrated_pool};
 
 fn memory() -> EsgStore {
     EsgStore::memory(MemOutbox::new())
 }
 
 async fn postgres() -> EsgStore {
-    let settings =
-        DatabaseSettings { url: Some(create_database().await.as_str().into()), ..DatabaseSettings::default() };
-    let config = postgres::connect_config(&settings).unwrap().unwrap();
-    let mut client = postgres::connect(&config).await.unwrap();
-    migrate::run(&mut client).await.unwrap();
-    EsgStore::Postgres(postgres::build_pool(&settings).unwrap().unwrap())
-}
-
-macro_rules! contract {
-    ($($case:ident),+ $(,)?) => {
-        mod in_memory {
-            $(#[actix_web::test]
-            async fn $case() {
-                super::$case(super::memory()).await;
-            })+
-        }
-        mod on_postgres {
-            $(#[actix_web::test]
-            async fn $case() {
-                super::$case(super::postgres().await).await;
-            })+
-        }
-    };
+    EsgStore::Postgres(migrated_pool().await)
 }
 
 contract!(

@@ -308,3 +308,36 @@ pub async fn opened_audit_record(app: &TestApp, mut record: serde_json::Value) -
     }
     record
 }
+
+/// A pool on a database of its own, migrated: what a storage contract's PostgreSQL side runs on.
+pub async fn migrated_pool() -> beryl_core_api::adapters::postgres::PgPool {
+    use beryl_core_api::adapters::{migrate, postgres};
+    let settings = beryl_core_api::config::DatabaseSettings {
+        url: Some(create_database().await.as_str().into()),
+        ..Default::default()
+    };
+    let config = postgres::connect_config(&settings).unwrap().unwrap();
+    let mut client = postgres::connect(&config).await.unwrap();
+    migrate::run(&mut client).await.unwrap();
+    postgres::build_pool(&settings).unwrap().unwrap()
+}
+
+/// A storage contract: each case, a function taking the store, run against the in-memory store
+/// (`memory()`) and against PostgreSQL (`postgres().await`), both defined beside the cases.
+macro_rules! contract {
+    ($($case:ident),+ $(,)?) => {
+        mod in_memory {
+            $(#[actix_web::test]
+            async fn $case() {
+                super::$case(super::memory()).await;
+            })+
+        }
+        mod on_postgres {
+            $(#[actix_web::test]
+            async fn $case() {
+                super::$case(super::postgres().await).await;
+            })+
+        }
+    };
+}
+pub(crate) use contract;

@@ -3,51 +3,26 @@
 
 use beryl_core_api::{
     adapters::{
-        migrate,
         mobility::{DriverRow, Inserted, KeyRow, Offer, RideRow, RideWrite, Rows, Written},
         outbox::MemOutbox,
-        postgres,
     },
-    config::DatabaseSettings,
     domain::{events::DomainEvent, privacy::BlindIndex},
 };
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::create_database;
+use crate::helpers::{contract, migrated_pool};
 
 fn memory() -> Rows {
     Rows::memory(MemOutbox::new())
 }
 
 async fn postgres() -> Rows {
-    let settings =
-        DatabaseSettings { url: Some(create_database().await.as_str().into()), ..DatabaseSettings::default() };
-    let config = postgres::connect_config(&settings).unwrap().unwrap();
-    let mut client = postgres::connect(&config).await.unwrap();
-    migrate::run(&mut client).await.unwrap();
-    Rows::Postgres(postgres::build_pool(&settings).unwrap().unwrap())
+    Rows::Postgres(migrated_pool().await)
 }
 
-/// Every case, once on each store.
-macro_rules! contract {
-    ($($case:ident),+ $(,)?) => {
-        mod in_memory {
-            $(#[actix_web::test]
-            async fn $case() {
-                super::$case(super::memory()).await;
-            })+
-        }
-        mod on_postgres {
-            $(#[actix_web::test]
-            async fn $case() {
-                super::$case(super::postgres().await).await;
-            })+
-        }
-    };
-}
-
+// Every case, once on each store.
 contract!(
     a_ride_reads_back_as_written,
     a_quote_pays_for_one_ride,

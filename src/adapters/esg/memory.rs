@@ -52,19 +52,7 @@ impl Memory {
         let mut totals = before;
         totals.add(activity);
         subject.activities.push(activity.clone());
-        let key = (month_of(activity.report.date), activity.report.kind);
-        let month = subject.months.entry(key).or_insert(Month {
-            month: key.0,
-            kind: key.1,
-            activities: 0,
-            distance_m: 0,
-            co2e_g: 0,
-            avoided_g: 0,
-        });
-        month.activities += 1;
-        month.distance_m += u64::from(activity.report.distance_m);
-        month.co2e_g += activity.footprint.co2e_g;
-        month.avoided_g += activity.footprint.avoided_g;
+        add_to_month(&mut subject.months, activity);
         let days = window_days(&subject.activities, credit.as_of);
         let state = SubjectState {
             totals,
@@ -103,19 +91,7 @@ impl Memory {
         let mut months: BTreeMap<(NaiveDate, ActivityType), Month> = BTreeMap::new();
         for a in &subject.activities {
             totals.add(a);
-            let key = (month_of(a.report.date), a.report.kind);
-            let m = months.entry(key).or_insert(Month {
-                month: key.0,
-                kind: key.1,
-                activities: 0,
-                distance_m: 0,
-                co2e_g: 0,
-                avoided_g: 0,
-            });
-            m.activities += 1;
-            m.distance_m += u64::from(a.report.distance_m);
-            m.co2e_g += a.footprint.co2e_g;
-            m.avoided_g += a.footprint.avoided_g;
+            add_to_month(&mut months, a);
         }
         let state = SubjectState {
             totals,
@@ -203,4 +179,21 @@ fn window_days(activities: &[Activity], as_of: NaiveDate) -> Vec<DayTotal> {
             avoided_g: a.footprint.avoided_g,
         })
         .collect()
+}
+
+/// Count `a` in its month's aggregate.
+fn add_to_month(months: &mut BTreeMap<(NaiveDate, ActivityType), Month>, a: &Activity) {
+    let key = (month_of(a.report.date), a.report.kind);
+    let m = months.entry(key).or_insert(Month {
+        month: key.0,
+        kind: key.1,
+        activities: 0,
+        distance_m: 0,
+        co2e_g: 0,
+        avoided_g: 0,
+    });
+    m.activities += 1;
+    m.distance_m += u64::from(a.report.distance_m);
+    m.co2e_g += a.footprint.co2e_g;
+    m.avoided_g += a.footprint.avoided_g;
 }

@@ -158,18 +158,35 @@ pub(super) async fn record(pool: &PgPool, credit: &Credit<'_>, activity: &Activi
         // The latest of its activities' times, whatever order they were recorded in.
         updated_at: a.recorded_at.max(before.updated_at),
     };
+    write_subject(&tx, index, &state).await?;
+    let milestones = esg::milestones_passed(before.totals.avoided_g, totals.avoided_g);
+    let events = events_of(credit, &state, &milestones);
+    let (bytes, count) = outbox::encode(&events, 512).map_err(|_| EsgStoreError::Corrupt("event"))?;
+    let count = i32::try_from(count).unwrap_or(i32::MAX);
+    tx.execute(outbox::sql::INSERT, &[&state.updated_at, &count, &bytes]).await?;
+    tx.commit().await?;
+    Ok(Recorded::New { state, milestones })
+}
+
+/// Write `state` to the subject's row (locked by the caller).
+async fn write_subject(
+    tx: &tokio_postgres::Transaction<'_>,
+    index: &[u8],
+    state: &SubjectState,
+) -> Result<(), EsgStoreError> {
     let score = state.score.as_ref().ok_or(EsgStoreError::Corrupt("score"))?;
     let score_json = serde_json::to_value(score).map_err(|_| EsgStoreError::Corrupt("score"))?;
+    let t = &state.totals;
     tx.execute(
         "UPDATE esg_subjects SET activities = $2, distance_m = $3, co2e_g = $4, avoided_g = $5, method_version = $6,
            as_of = $7, total = $8, score = $9, version = $10, updated_at = $11
          WHERE subject_index = $1",
         &[
             &index,
-            &i(totals.activities),
-            &i(totals.distance_m),
-            &i(totals.co2e_g),
-            &i(totals.avoided_g),
+            &i(t.activities),
+            &i(t.distance_m),
+            &i(t.co2e_g),
+            &i(t.avoided_g),
             &score.method_version,
             &score.as_of,
             &i16::from(score.total),
@@ -179,13 +196,7 @@ pub(super) async fn record(pool: &PgPool, credit: &Credit<'_>, activity: &Activi
         ],
     )
     .await?;
-    let milestones = esg::milestones_passed(before.totals.avoided_g, totals.avoided_g);
-    let events = events_of(credit, &state, &milestones);
-    let (bytes, count) = outbox::encode(&events, 512).map_err(|_| EsgStoreError::Corrupt("event"))?;
-    let count = i32::try_from(count).unwrap_or(i32::MAX);
-    tx.execute(outbox::sql::INSERT, &[&state.updated_at, &count, &bytes]).await?;
-    tx.commit().await?;
-    Ok(Recorded::New { state, milestones })
+    Ok(())
 }
 
 /// The subject's daily totals per type over the window ending on `as_of`.
@@ -369,27 +380,7 @@ pub(super) async fn rebuild(pool: &PgPool, index: &BlindIndex, as_of: NaiveDate)
         version: totals.get(0),
         updated_at,
     };
-    let score = state.score.as_ref().ok_or(EsgStoreError::Corrupt("score"))?;
-    let score_json = serde_json::to_value(score).map_err(|_| EsgStoreError::Corrupt("score"))?;
-    tx.execute(
-        "UPDATE esg_subjects SET activities = $2, distance_m = $3, co2e_g = $4, avoided_g = $5, method_version = $6,
-           as_of = $7, total = $8, score = $9, version = $10, updated_at = $11
-         WHERE subject_index = $1",
-        &[
-            &index,
-            &i(state.totals.activities),
-            &i(state.totals.distance_m),
-            &i(state.totals.co2e_g),
-            &i(state.totals.avoided_g),
-            &score.method_version,
-            &score.as_of,
-            &i16::from(score.total),
-            &score_json,
-            &state.version,
-            &state.updated_at,
-        ],
-    )
-    .await?;
+    write_subject(&tx, index, &state).await?;
     tx.commit().await?;
     let same_months = months_before.len() == months_after.len()
         && months_before.iter().zip(&months_after).all(|(a, b)| {

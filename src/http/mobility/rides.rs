@@ -3,7 +3,7 @@
 //! timeline, and the caller's rides as rider or as driver, paged.
 
 use actix_web::{http::header, web, HttpResponse};
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -22,6 +22,7 @@ use crate::{
     http::{
         fintech::{CurrencyCode, IdempotencyKeyHeader},
         json::{self, Json},
+        paging::page,
         state::AppState,
     },
 };
@@ -29,24 +30,7 @@ use crate::{
 /// Page size when the query names none.
 pub const PAGE_DEFAULT: usize = 20;
 
-/// Cursors: the request time (microseconds since the epoch) and id of the last ride of a page.
-pub const CURSOR_PATTERN: &str = "^[0-9]{1,18}_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$";
-
-/// The cursor after `ride`.
-pub fn encode_cursor(at: DateTime<Utc>, id: Uuid) -> String {
-    format!("{}_{}", at.timestamp_micros(), id)
-}
-
-/// What a cursor names, if it is one.
-pub fn decode_cursor(cursor: &str) -> Option<(DateTime<Utc>, Uuid)> {
-    let (micros, id) = cursor.split_once('_')?;
-    if micros.is_empty() || micros.len() > 18 || !micros.bytes().all(|b| b.is_ascii_digit()) || id.len() != 36 {
-        return None;
-    }
-    let at = Utc.timestamp_micros(micros.parse().ok()?).single()?;
-    let id = Uuid::parse_str(id).ok().filter(|u| u.hyphenated().to_string() == id)?;
-    Some((at, id))
-}
+pub use crate::http::paging::{decode_cursor, encode_cursor, CURSOR_PATTERN};
 
 /// A ride to request.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -368,18 +352,8 @@ pub async fn list_rides(
     query: web::Query<RidesQuery>,
 ) -> Result<HttpResponse, AppError> {
     let RidesQuery { role, limit, cursor } = query.into_inner();
-    let limit = limit.unwrap_or(PAGE_DEFAULT);
-    if !(1..=PAGE_MAX).contains(&limit) {
-        return Err(AppError::client(ErrorCode::PageTooLarge, format!("limit must be between 1 and {PAGE_MAX}"))
-            .with("field", "limit"));
-    }
-    let before = match cursor {
-        Some(c) => Some(decode_cursor(&c).ok_or_else(|| {
-            AppError::client(ErrorCode::InvalidCursor, "the cursor is not one this service issued")
-                .with("field", "cursor")
-        })?),
-        None => None,
-    };
+    let limit = limit.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+    let (limit, before) = page(limit, ("limit", PAGE_DEFAULT, PAGE_MAX), cursor.as_deref(), "cursor")?;
     let role = match role.unwrap_or(RoleParam::Rider) {
         RoleParam::Rider => Role::Rider,
         RoleParam::Driver => {
