@@ -29,15 +29,17 @@ use rdkafka::{
     admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
     client::DefaultClientContext,
     config::ClientConfig,
-    consumer::{Consumer, StreamConsumer},
+    consumer::Consumer,
     producer::{FutureProducer, FutureRecord},
-    Message, Offset, TopicPartitionList,
+    TopicPartitionList,
 };
 use serde_json::{json, Value};
 use tokio_postgres::NoTls;
 
 #[path = "support/settings.rs"]
 mod bench_settings;
+#[path = "support/broker.rs"]
+mod kafka;
 #[path = "support/load.rs"]
 mod load;
 #[path = "support/ledger_setup.rs"]
@@ -47,47 +49,6 @@ const WALLETS: usize = 50;
 const PARTITIONS: i32 = 6;
 /// Every payment notification credits this much, so that the money credited counts the payments.
 const PAYMENT: i64 = 7;
-
-struct Broker {
-    address: String,
-    /// Port and data directory of a broker started here.
-    own: Option<(u16, tempfile::TempDir)>,
-}
-
-impl Broker {
-    /// The broker's process, when started here.
-    fn pid(&self) -> Option<u32> {
-        let (_, dir) = self.own.as_ref()?;
-        std::fs::read_to_string(dir.path().join("tansu.pid")).ok()?.trim().parse().ok()
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        if let Some((port, dir)) = &self.own {
-            let _ = Command::new("scripts/kafka.sh")
-                .args(["stop", &port.to_string(), &dir.path().display().to_string()])
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
-}
-
-/// BENCH_KAFKA, or a broker of its own started by `scripts/kafka.sh` (as the tests' is).
-fn broker() -> Broker {
-    if let Ok(address) = std::env::var("BENCH_KAFKA") {
-        return Broker { address, own: None };
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let dir = tempfile::tempdir().unwrap();
-    let started = Command::new("scripts/kafka.sh")
-        .args(["start", &port.to_string(), &dir.path().display().to_string()])
-        .stderr(Stdio::null())
-        .status()
-        .expect("scripts/kafka.sh start");
-    assert!(started.success(), "the broker did not start");
-    Broker { address: format!("127.0.0.1:{port}"), own: Some((port, dir)) }
-}
 
 /// The service of one phase, in a process of its own (this benchmark started again with
 /// BENCH_EVENTS_CHILD set); killed when dropped.
@@ -190,7 +151,7 @@ struct Cpu {
 }
 
 impl Cpu {
-    fn read(service: &Service, broker: &Broker) -> Self {
+    fn read(service: &Service, broker: &kafka::Broker) -> Self {
         Self {
             service: cpu_seconds(service.child.id()),
             broker: broker.pid().map(cpu_seconds).unwrap_or(0.0),
@@ -268,34 +229,6 @@ async fn bare_produce(brokers: &str, topic: &str, records: &[(String, Vec<u8>)])
     records.len() as f64 / start.elapsed().as_secs_f64()
 }
 
-/// A bare group consumer reading `count` records from the start of `topic` and committing at
-/// the end; returns records/s.
-async fn bare_consume(brokers: &str, topic: &str, group: &str, count: usize) -> f64 {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("fetch.wait.max.ms", "10")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[topic]).unwrap();
-    let mut last = TopicPartitionList::new();
-    let first = consumer.recv().await.unwrap().detach();
-    let start = Instant::now();
-    let mut ends = std::collections::BTreeMap::new();
-    ends.insert(first.partition(), first.offset());
-    for _ in 1..count {
-        let m = consumer.recv().await.unwrap();
-        ends.insert(m.partition(), m.offset());
-    }
-    for (p, o) in ends {
-        last.add_partition_offset(topic, p, Offset::Offset(o + 1)).unwrap();
-    }
-    consumer.commit(&last, rdkafka::consumer::CommitMode::Sync).unwrap();
-    count as f64 / start.elapsed().as_secs_f64()
-}
-
 /// Poll `sql` (one number) on `db` until it reaches `n`, at most `deadline`; returns it.
 async fn balance_at_least(db: &tokio_postgres::Client, sql: &str, n: i64, deadline: Duration) -> i64 {
     let waiting = Instant::now();
@@ -337,7 +270,7 @@ fn main() {
     let seconds = arg("--seconds", 5);
     let _ = tracing_subscriber::fmt().with_max_level(tracing::Level::WARN).with_writer(std::io::sink).try_init();
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let broker = broker();
+    let broker = kafka::broker();
     let brokers = broker.address.clone();
     let database = runtime.block_on(setup::create_database());
     let ns = format!("bench{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
@@ -408,7 +341,7 @@ fn main() {
     // Inbound, on a broker of its own (a fresh one: tansu's fetches slow down as its SQLite
     // store grows, which would favour whichever side reads first): notifications produced once,
     // read by a bare consumer, then applied by a worker.
-    let inbound_broker = self::broker();
+    let inbound_broker = kafka::broker();
     let brokers = inbound_broker.address.clone();
     runtime.block_on(create_topics(&brokers, &[inbound.clone(), format!("{inbound}.dlq"), events_topic.clone()]));
     let notifications: Vec<(String, Vec<u8>)> = (0..events)
@@ -426,7 +359,8 @@ fn main() {
     // baseline is the median.
     let mut bare_runs: Vec<f64> = (0..3)
         .map(|i| {
-            let rate = runtime.block_on(bare_consume(&brokers, &inbound, &format!("{ns}.bare-group-{i}"), events));
+            let rate =
+                runtime.block_on(kafka::bare_consume(&brokers, &inbound, &format!("{ns}.bare-group-{i}"), events));
             eprintln!("bare consumer, read {}: {rate:.0} records/s", i + 1);
             rate
         })
