@@ -283,15 +283,10 @@ impl EsgClient {
     /// `subject`'s totals, latest score and the monthly aggregates of the last twelve months.
     pub async fn overview(&self, subject: &str) -> Answer<Overview> {
         let index = self.index(subject);
-        let state = self.domain.ask(GetSubject { subject: subject.to_owned(), index }).await??;
         let today = Utc::now().date_naive();
         let since = crate::adapters::esg::month_of(today - chrono::Months::new(11));
-        let months = self.store_months(&index, since).await?;
+        let (state, months) = self.domain.ask(GetSubject { subject: subject.to_owned(), index, since }).await??;
         Ok(Overview { state, months })
-    }
-
-    async fn store_months(&self, index: &BlindIndex, since: NaiveDate) -> Answer<Vec<Month>> {
-        self.domain.ask(super::GetMonths { index: *index, since }).await?
     }
 
     /// `subject`'s activities, latest recorded first, after `before`, at most `limit`.

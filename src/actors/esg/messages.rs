@@ -109,17 +109,22 @@ impl Message for Record {
     type Result = Answer<Recorded>;
 }
 
-/// The subject's totals and latest score.
+/// The subject's totals and latest score, and their monthly aggregates from `since` on.
 #[derive(Debug, Clone)]
 pub struct GetSubject {
     /// The subject.
     pub subject: String,
     /// Their blind index.
     pub index: BlindIndex,
+    /// The first month of the aggregates.
+    pub since: chrono::NaiveDate,
 }
 
+/// A subject as read: totals and score (none before the first activity), and months.
+pub type SubjectRead = (Option<SubjectState>, Vec<crate::adapters::esg::Month>);
+
 impl Message for GetSubject {
-    type Result = Answer<Option<SubjectState>>;
+    type Result = Answer<SubjectRead>;
 }
 
 /// Drop what the subject's actor keeps (after an erasure).
@@ -131,19 +136,6 @@ pub struct ForgetSubject {
 
 impl Message for ForgetSubject {
     type Result = Result<(), std::convert::Infallible>;
-}
-
-/// The subject's monthly aggregates from `since` on.
-#[derive(Debug, Clone)]
-pub struct GetMonths {
-    /// Their blind index.
-    pub index: BlindIndex,
-    /// The first month.
-    pub since: chrono::NaiveDate,
-}
-
-impl Message for GetMonths {
-    type Result = Answer<Vec<crate::adapters::esg::Month>>;
 }
 
 /// A page of the subject's activities, latest recorded first.

@@ -14,14 +14,14 @@ pub mod subject;
 use std::time::Duration;
 
 pub use client::{EsgClient, Pricing};
-pub use messages::{Answer, EsgFailure, ForgetSubject, GetMonths, GetSubject, ListActivities, Record};
+pub use messages::{Answer, EsgFailure, ForgetSubject, GetSubject, ListActivities, Record, SubjectRead};
 pub use subject::SubjectActor;
 
 use crate::{
     actors::runtime::{
         Ctx, Entities, EntityFaultError, EntityKind, EntityPolicy, Handle, InjectEntityFault, Managed, Reply,
     },
-    adapters::esg::{Activity, EsgStore, Month, Recorded, SubjectState},
+    adapters::esg::{Activity, EsgStore, Recorded},
     telemetry::{self, Metrics},
 };
 
@@ -95,7 +95,7 @@ impl Handle<Record> for EsgDomain {
 }
 
 impl Handle<GetSubject> for EsgDomain {
-    fn handle(&mut self, msg: GetSubject, _: &mut Ctx<Self>) -> Reply<Self, Answer<Option<SubjectState>>> {
+    fn handle(&mut self, msg: GetSubject, _: &mut Ctx<Self>) -> Reply<Self, Answer<SubjectRead>> {
         let answer = self.subjects().get(&msg.subject).ask_queued(msg);
         Reply::later(async move { answer.await? })
     }
@@ -113,13 +113,6 @@ impl Handle<ForgetSubject> for EsgDomain {
 impl Handle<InjectEntityFault> for EsgDomain {
     fn handle(&mut self, msg: InjectEntityFault, _: &mut Ctx<Self>) -> Reply<Self, Result<(), EntityFaultError>> {
         Reply::Later(self.subjects().inject(msg))
-    }
-}
-
-impl Handle<GetMonths> for EsgDomain {
-    fn handle(&mut self, msg: GetMonths, _: &mut Ctx<Self>) -> Reply<Self, Answer<Vec<Month>>> {
-        let store = self.store.clone();
-        Reply::later(async move { Ok(store.months(&msg.index, msg.since).await?) })
     }
 }
 

@@ -2,16 +2,17 @@
 //! activities and keeps their running totals and latest score.
 //!
 //! PostgreSQL holds the subject; each recording locks the subject's row there, so replicas
-//! crediting the same subject never lose an activity. The state kept here serves reads; it is
-//! read again once older than [`STATE_TTL`], so a change made through another replica is seen
-//! within that time.
+//! crediting the same subject never lose an activity. What a read found (totals, score and the
+//! months of the trend) serves the reads that follow; it is dropped by the subject's next
+//! recording here, and read again once older than [`STATE_TTL`], so a change made through another
+//! replica is seen within that time.
 
 use std::time::{Duration, Instant};
 
-use super::messages::{Answer, ForgetSubject, GetSubject, Record};
+use super::messages::{Answer, ForgetSubject, GetSubject, Record, SubjectRead};
 use crate::{
     actors::runtime::{Ctx, Handle, Managed, Reply},
-    adapters::esg::{Credit, EsgStore, Recorded, SubjectState},
+    adapters::esg::{Credit, EsgStore, Recorded},
 };
 
 /// Name of the subjects' entity kind (the `actor` label of their metrics).
@@ -23,8 +24,8 @@ pub const STATE_TTL: Duration = Duration::from_secs(5);
 /// The actor of one subject.
 pub struct SubjectActor {
     store: EsgStore,
-    /// The subject as last read or written, and when.
-    state: Option<(Option<SubjectState>, Instant)>,
+    /// The subject as last read (with their months from the day kept here) or written, and when.
+    state: Option<(SubjectRead, chrono::NaiveDate, Instant)>,
 }
 
 impl SubjectActor {
@@ -45,28 +46,30 @@ impl Handle<Record> for SubjectActor {
             Ok(store.record(&credit, &msg.activity).await?)
         };
         Reply::atomic(fut, |answer: Answer<Recorded>, actor: &mut Self, _| {
-            match &answer {
-                Ok(Recorded::New { state, .. }) => actor.state = Some((Some(state.clone()), Instant::now())),
-                // Whatever happened, the next read goes to the store.
-                _ => actor.state = None,
-            }
+            // Whatever happened, the next read goes to the store (a new activity changes a month).
+            actor.state = None;
             answer
         })
     }
 }
 
 impl Handle<GetSubject> for SubjectActor {
-    fn handle(&mut self, msg: GetSubject, _: &mut Ctx<Self>) -> Reply<Self, Answer<Option<SubjectState>>> {
-        if let Some((state, at)) = &self.state {
-            if at.elapsed() < STATE_TTL {
-                return Reply::Now(Ok(state.clone()));
+    fn handle(&mut self, msg: GetSubject, _: &mut Ctx<Self>) -> Reply<Self, Answer<SubjectRead>> {
+        if let Some((read, since, at)) = &self.state {
+            if *since == msg.since && at.elapsed() < STATE_TTL {
+                return Reply::Now(Ok(read.clone()));
             }
         }
         let store = self.store.clone();
-        let fut = async move { Ok(store.subject(&msg.index).await?) };
-        Reply::atomic(fut, |answer: Answer<Option<SubjectState>>, actor: &mut Self, _| {
-            if let Ok(state) = &answer {
-                actor.state = Some((state.clone(), Instant::now()));
+        let since = msg.since;
+        let fut = async move {
+            let state = store.subject(&msg.index).await?;
+            let months = store.months(&msg.index, msg.since).await?;
+            Ok((state, months))
+        };
+        Reply::atomic(fut, move |answer: Answer<SubjectRead>, actor: &mut Self, _| {
+            if let Ok(read) = &answer {
+                actor.state = Some((read.clone(), since, Instant::now()));
             }
             answer
         })
