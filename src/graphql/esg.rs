@@ -11,7 +11,10 @@ use crate::{
     actors::esg::client::Overview,
     adapters::esg::{Activity, Place, PAGE_MAX},
     domain::{
-        esg::leaderboard::{pseudonym, Period},
+        esg::{
+            leaderboard::{pseudonym, Period},
+            ActivityType,
+        },
         idempotency::IdempotencyKey,
     },
     error::{AppError, ErrorCode},
@@ -51,18 +54,18 @@ pub enum ReportableValue {
     Train,
 }
 
-impl ReportableValue {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Walk => "walk",
-            Self::Bike => "bike",
-            Self::EBike => "e_bike",
-            Self::EScooter => "e_scooter",
-            Self::Bus => "bus",
-            Self::Coach => "coach",
-            Self::Tram => "tram",
-            Self::Metro => "metro",
-            Self::Train => "train",
+impl From<ReportableValue> for ActivityType {
+    fn from(v: ReportableValue) -> Self {
+        match v {
+            ReportableValue::Walk => Self::Walk,
+            ReportableValue::Bike => Self::Bike,
+            ReportableValue::EBike => Self::EBike,
+            ReportableValue::EScooter => Self::EScooter,
+            ReportableValue::Bus => Self::Bus,
+            ReportableValue::Coach => Self::Coach,
+            ReportableValue::Tram => Self::Tram,
+            ReportableValue::Metro => Self::Metro,
+            ReportableValue::Train => Self::Train,
         }
     }
 }
@@ -424,7 +427,7 @@ impl EsgMutation {
             let key = idempotency_key.as_deref().map(IdempotencyKey::parse).transpose()?;
             let request_id = crate::telemetry::current_request_id().map(|r| r.as_str().to_owned());
             let subject = &caller.principal.subject;
-            let kind = input.kind.name();
+            let kind = ActivityType::from(input.kind).as_str();
             Ok::<_, AppError>(
                 state.actors.esg.report(subject, kind, input.date, input.distance_km, key, request_id).await?,
             )

@@ -4,7 +4,7 @@
 
 use beryl_core_api::{
     adapters::{
-        esg::{Activity, Credit, EsgStore, FactorUsed, Origin, Recorded},
+        esg::{Activity, Credit, EsgStore, FactorUsed, Origin, Recorded, Standing},
         outbox::MemOutbox,
     },
     domain::{
@@ -30,6 +30,7 @@ contract!(
     a_repeated_report_is_refused_and_a_repeated_id_changes_nothing,
     erasure_removes_everything,
     a_rebuild_reproduces_what_recording_built,
+    a_members_standing_comes_with_each_recording,
 );
 
 fn index(n: u8) -> BlindIndex {
@@ -151,4 +152,21 @@ async fn a_rebuild_reproduces_what_recording_built(store: EsgStore) {
     }
     assert!(!store.rebuild(&index(9), today()).await.unwrap(), "no activities, nothing to rebuild");
     assert_eq!(store.subject(&index(9)).await.unwrap(), None);
+}
+
+async fn a_members_standing_comes_with_each_recording(store: EsgStore) {
+    let (member, other) = (index(10), index(11));
+    store.join(&member, Some("lyon")).await.unwrap();
+    let standing = |r: Recorded| match r {
+        Recorded::New { standing, .. } => standing,
+        other => panic!("not recorded: {other:?}"),
+    };
+    let month = beryl_core_api::adapters::esg::month_of(today());
+    let first = activity(Origin::Report, ActivityType::Bike, 0, 5_000, 880, Utc::now());
+    let second = activity(Origin::Ride, ActivityType::RideBike, 0, 2_000, 352, Utc::now());
+    let expected = |g| Some(Standing { community: Some("lyon".into()), month, avoided_g: g });
+    assert_eq!(standing(record(&store, &member, &first).await), expected(880));
+    assert_eq!(standing(record(&store, &member, &second).await), expected(1_232), "the month so far");
+    let theirs = activity(Origin::Report, ActivityType::Bike, 0, 5_000, 880, Utc::now());
+    assert_eq!(standing(record(&store, &other, &theirs).await), None, "not a member");
 }

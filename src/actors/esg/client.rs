@@ -164,15 +164,17 @@ impl EsgClient {
         let place = Place::new(SUBJECT_FIELD, &row);
         let sealed = self.vault.seal(subject, place, subject).await?.to_text();
         let msg = Record { subject: subject.to_owned(), index, sealed, activity, request_id };
-        let (index, month) = (msg.index, msg.activity.report.date);
+        let index = msg.index;
         let recorded = self.domain.ask(msg).await??;
-        if let Recorded::New { state, .. } = &recorded {
+        if let Recorded::New { state, standing, .. } = &recorded {
             self.metrics.with(|| {
                 if let Some(score) = &state.score {
                     metrics::histogram!(telemetry::ESG_SCORE).record(f64::from(score.total));
                 }
             });
-            self.rank(&index, month).await;
+            if let Some(standing) = standing {
+                self.rank(&index, standing).await;
+            }
         }
         Ok(recorded)
     }

@@ -6,7 +6,7 @@ use chrono::{NaiveDate, Utc};
 
 use super::{Answer, EsgClient};
 use crate::{
-    adapters::esg::Place,
+    adapters::esg::{Place, Standing},
     domain::{
         esg::leaderboard::{self, Period, MONTHS_BACK},
         privacy::BlindIndex,
@@ -46,26 +46,13 @@ impl EsgClient {
         keys
     }
 
-    /// After an activity of `day` was recorded for `index`: a member's total of that month on
-    /// its boards. A failure leaves the board behind until the member's next activity or a
-    /// rebuild; it is logged, and the activity stays recorded.
-    pub(super) async fn rank(&self, index: &BlindIndex, day: NaiveDate) {
-        let result = async {
-            let Some(community) = self.store.member(index).await? else { return Ok(()) };
-            let period = Period::of(day);
-            let month: u64 = self
-                .store
-                .months(index, period.0)
-                .await?
-                .iter()
-                .filter(|m| m.month == period.0)
-                .map(|m| m.avoided_g)
-                .sum();
-            let keys = self.board_keys(period, community.as_deref());
-            self.boards.set(&keys, &index.hex(), month).await
-        }
-        .await;
-        if let Err(e) = result {
+    /// After an activity was recorded for `index`: a member's total of its month, as the
+    /// recording read it, on that month's boards. A failure leaves the board behind until the
+    /// member's next activity or a rebuild of the board; it is logged, and the activity stays
+    /// recorded.
+    pub(super) async fn rank(&self, index: &BlindIndex, standing: &Standing) {
+        let keys = self.board_keys(Period(standing.month), standing.community.as_deref());
+        if let Err(e) = self.boards.set(&keys, &index.hex(), standing.avoided_g).await {
             tracing::warn!(error = %e, "a leaderboard was not updated");
         }
     }

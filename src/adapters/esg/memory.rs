@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
-use super::{events_of, month_of, score_of, window_start, Activity, Credit, Month, Origin, Recorded, SubjectState};
+use super::{
+    events_of, month_of, score_of, window_start, Activity, Credit, Month, Origin, Recorded, Standing, SubjectState,
+};
 use crate::{
     adapters::outbox::MemOutbox,
     domain::{
@@ -64,7 +66,13 @@ impl Memory {
         outbox.append(state.updated_at, events_of(credit, &state, &milestones));
         subject.state = Some(state.clone());
         self.ids.insert(activity.id, *credit.index);
-        Recorded::New { state, milestones }
+        let month = month_of(activity.report.date);
+        let standing = self.members.get(credit.index).map(|community| Standing {
+            community: community.clone(),
+            month,
+            avoided_g: subject.months.values().filter(|m| m.month == month).map(|m| m.avoided_g).sum(),
+        });
+        Recorded::New { state, milestones, standing }
     }
 
     pub(super) fn subjects_after(&self, after: Option<&BlindIndex>, limit: usize) -> Vec<BlindIndex> {

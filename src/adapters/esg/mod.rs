@@ -183,6 +183,18 @@ pub struct Month {
     pub avoided_g: u64,
 }
 
+/// A leaderboard member's standing in the month of an activity just recorded, read in the
+/// recording's transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Standing {
+    /// Their community, if any.
+    pub community: Option<String>,
+    /// The first day of the activity's month.
+    pub month: NaiveDate,
+    /// Grams they avoided in that month, this activity included.
+    pub avoided_g: u64,
+}
+
 /// What recording an activity did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Recorded {
@@ -192,6 +204,8 @@ pub enum Recorded {
         state: SubjectState,
         /// Milestones passed.
         milestones: Vec<u64>,
+        /// Where the subject now stands on the leaderboards, when they are a member.
+        standing: Option<Standing>,
     },
     /// An activity of this id was recorded before: nothing changed. It is given back.
     Duplicate(Box<Activity>),

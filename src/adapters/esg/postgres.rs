@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::{
     events_of, month_of, score_of, window_start, Activity, Credit, EsgStoreError, FactorUsed, Month, Origin, Recorded,
-    SubjectState, Totals,
+    Standing, SubjectState, Totals,
 };
 use crate::{
     adapters::{outbox, postgres::PgPool},
@@ -164,8 +164,18 @@ pub(super) async fn record(pool: &PgPool, credit: &Credit<'_>, activity: &Activi
     let (bytes, count) = outbox::encode(&events, 512).map_err(|_| EsgStoreError::Corrupt("event"))?;
     let count = i32::try_from(count).unwrap_or(i32::MAX);
     tx.execute(outbox::sql::INSERT, &[&state.updated_at, &count, &bytes]).await?;
+    let month = month_of(a.report.date);
+    let standing = tx
+        .query_opt(
+            "SELECT m.community, (SELECT coalesce(sum(avoided_g), 0)::bigint FROM esg_monthly
+                                  WHERE subject_index = $1 AND month = $2)
+             FROM esg_leaderboard_members m WHERE m.subject_index = $1",
+            &[&index, &month],
+        )
+        .await?
+        .map(|r| Standing { community: r.get(0), month, avoided_g: u(r.get(1)) });
     tx.commit().await?;
-    Ok(Recorded::New { state, milestones })
+    Ok(Recorded::New { state, milestones, standing })
 }
 
 /// Write `state` to the subject's row (locked by the caller).
