@@ -15,7 +15,7 @@ use anyhow::Context as _;
 use crate::{
     actors::{
         adapters::{EmissionsClient, RoutingClient},
-        esg::{self, EsgClient, EsgDomain},
+        esg::{self, EsgClient, EsgDomain, EsgWriter},
         events::{self, consumer::ConsumerDeps, relay::RelayDeps, EventConsumer, EventRoutes, OutboxRelay},
         fintech::{self, FintechClient, FintechDomain, HoldSweeper, KeyPurger, LedgerWriter},
         mobility::{self, MobilityClient, MobilityDomain},
@@ -465,6 +465,10 @@ fn spawn_esg(
         EsgDomain::new(domain_store.clone(), domain_metrics.clone(), policy.clone(), kind.clone())
     })?;
     supervision.own_entities(&owned, &domain);
+    let (writer_store, writer_metrics) = (store.clone(), metrics.clone());
+    let writer = supervision.spawn(ActorSpec::new(esg::writer::NAME, ActorKind::Adapter, true), move || {
+        EsgWriter::new(writer_store.clone(), &writer_metrics)
+    })?;
     let pricing = esg::Pricing::from_settings(&settings.esg);
     let boards = match &connections.redis {
         Some(connection) => Boards::Redis {
@@ -475,7 +479,7 @@ fn spawn_esg(
         None => Boards::memory(),
     };
     let parts = (store.clone(), boards);
-    let client = EsgClient::new(domain, emissions, vault.clone(), pricing, metrics.clone(), parts);
+    let client = EsgClient::new((domain, writer), emissions, vault.clone(), pricing, metrics.clone(), parts);
     Ok(SpawnedEsg { client, store })
 }
 

@@ -132,6 +132,8 @@ pub const ESG_CO2E_GRAMS_TOTAL: &str = "beryl_esg_co2e_grams_total";
 /// Activities priced, by who answered for the emission factor (provider, cache, simulator,
 /// fallback, none).
 pub const ESG_FACTORS_TOTAL: &str = "beryl_esg_factors_total";
+/// Activities recorded together by the ESG writer.
+pub const ESG_BATCH_SIZE: &str = "beryl_esg_batch_size";
 /// Scores computed (0 to 100).
 pub const ESG_SCORE: &str = "beryl_esg_score";
 /// How far behind the ride stream the ESG projections are: the age of the last completed ride
@@ -296,6 +298,7 @@ pub fn describe_metrics() {
         "Activities priced, by who answered for the emission factor (provider, cache, simulator, fallback, none)."
     );
     describe_histogram!(ESG_SCORE, Unit::Count, "ESG scores computed (0 to 100).");
+    describe_histogram!(ESG_BATCH_SIZE, Unit::Count, "Activities recorded in one ESG transaction.");
     describe_gauge!(
         ESG_PROJECTION_LAG_SECONDS,
         Unit::Seconds,

@@ -4,7 +4,7 @@
 
 use beryl_core_api::{
     adapters::{
-        esg::{Activity, Credit, EsgStore, FactorUsed, Origin, Recorded, Standing},
+        esg::{Activity, Credit, Entry, EsgStore, FactorUsed, Origin, Recorded, Standing},
         outbox::MemOutbox,
     },
     domain::{
@@ -31,6 +31,7 @@ contract!(
     erasure_removes_everything,
     a_rebuild_reproduces_what_recording_built,
     a_members_standing_comes_with_each_recording,
+    a_batch_records_what_its_entries_would_one_by_one,
 );
 
 fn index(n: u8) -> BlindIndex {
@@ -53,9 +54,12 @@ fn activity(origin: Origin, kind: ActivityType, days_ago: u64, m: u32, avoided: 
     }
 }
 
+fn credit(who: &BlindIndex) -> Credit {
+    Credit { index: *who, sealed: "sealed".into(), as_of: today(), request_id: None }
+}
+
 async fn record(store: &EsgStore, who: &BlindIndex, a: &Activity) -> Recorded {
-    let credit = Credit { index: who, sealed: "sealed", as_of: today(), request_id: None };
-    store.record(&credit, a).await.unwrap()
+    store.record(&credit(who), a).await.unwrap()
 }
 
 async fn the_same_activities_give_the_same_projections_in_any_order(store: EsgStore) {
@@ -169,4 +173,62 @@ async fn a_members_standing_comes_with_each_recording(store: EsgStore) {
     assert_eq!(standing(record(&store, &member, &second).await), expected(1_232), "the month so far");
     let theirs = activity(Origin::Report, ActivityType::Bike, 0, 5_000, 880, Utc::now());
     assert_eq!(standing(record(&store, &other, &theirs).await), None, "not a member");
+}
+
+async fn a_batch_records_what_its_entries_would_one_by_one(store: EsgStore) {
+    let t = Utc::now();
+    let bike = activity(Origin::Ride, ActivityType::RideBike, 0, 6_000, 1_056, t);
+    let train = activity(Origin::Report, ActivityType::Train, 1, 10_000, 1_350, t);
+    let told_twice =
+        Activity { id: Uuid::now_v7(), report: Report { distance_m: 10_080, ..train.report }, ..train.clone() };
+    let entries = |p: BlindIndex, q: BlindIndex, ids: &dyn Fn(Uuid) -> Uuid| -> Vec<Entry> {
+        let mine = |a: &Activity| Activity { id: ids(a.id), ..a.clone() };
+        vec![
+            (credit(&p), mine(&bike)),
+            (credit(&q), mine(&train)),
+            (credit(&p), mine(&activity(Origin::Report, ActivityType::Train, 3, 40_000, 5_400, t))),
+            // The same id twice in one batch: recorded once.
+            (credit(&p), mine(&bike)),
+            // A report repeating one recorded earlier in the batch: refused.
+            (credit(&q), mine(&told_twice)),
+            (credit(&q), mine(&activity(Origin::Ride, ActivityType::RideCar, 40, 12_000, 0, t))),
+            (credit(&p), mine(&activity(Origin::Report, ActivityType::Walk, 100, 3_000, 528, t))),
+        ]
+    };
+    let (p, q, p1, q1) = (index(20), index(21), index(22), index(23));
+    let batch = entries(p, q, &|id| id);
+    let together = store.record_batch(&batch).await.unwrap();
+    let alone_entries = entries(p1, q1, &|id| Uuid::new_v5(&id, b"alone"));
+    let mut alone = Vec::new();
+    for (c, a) in &alone_entries {
+        alone.push(store.record(c, a).await.unwrap());
+    }
+    assert_eq!(together.len(), batch.len());
+    for (n, (x, y)) in together.iter().zip(&alone).enumerate() {
+        match (x, y) {
+            (
+                Recorded::New { state: s, milestones: m, standing: None },
+                Recorded::New { state: s1, milestones: m1, standing: None },
+            ) => {
+                assert_eq!((s, m), (s1, m1), "entry {n}");
+            }
+            (Recorded::Duplicate(a), Recorded::Duplicate(b)) => assert_eq!(a.report, b.report, "entry {n}"),
+            (Recorded::Refused(a), Recorded::Refused(b)) => assert_eq!(a, b, "entry {n}"),
+            other => panic!("entry {n}: together {:?}, alone {:?}", other.0, other.1),
+        }
+    }
+    assert!(matches!(together[3], Recorded::Duplicate(_)));
+    assert_eq!(together[4], Recorded::Refused(EsgError::Duplicate));
+    assert!(matches!(&together[0], Recorded::New { milestones, .. } if milestones == &[1]));
+    let since = today() - Days::new(400);
+    for (x, y) in [(p, p1), (q, q1)] {
+        assert_eq!(store.subject(&x).await.unwrap(), store.subject(&y).await.unwrap());
+        assert_eq!(store.months(&x, since).await.unwrap(), store.months(&y, since).await.unwrap());
+    }
+    let p_state = store.subject(&p).await.unwrap().unwrap();
+    assert_eq!((p_state.totals.activities, p_state.version), (3, 3));
+    // A later batch holding an id recorded before changes nothing.
+    let again = store.record_batch(&batch[..1]).await.unwrap();
+    assert_eq!(again, vec![Recorded::Duplicate(Box::new(bike.clone()))]);
+    assert_eq!(store.subject(&p).await.unwrap().unwrap(), p_state);
 }

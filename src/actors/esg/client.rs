@@ -8,12 +8,12 @@ use std::{collections::HashMap, sync::Arc};
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
-use super::{Answer, EsgDomain, EsgFailure, ForgetSubject, GetSubject, Record};
+use super::{Answer, EsgDomain, EsgFailure, EsgWriter, ForgetSubject, GetSubject, Record};
 use crate::{
     actors::{adapters::EmissionsClient, runtime::ActorRef},
     adapters::{
         emissions::EstimateRequest,
-        esg::{Activity, Boards, EsgStore, FactorUsed, Month, Origin, Recorded, SubjectState},
+        esg::{Activity, Boards, Credit, EsgStore, FactorUsed, Month, Origin, Recorded, SubjectState},
         external::Source,
         privacy::Vault,
     },
@@ -85,6 +85,7 @@ pub struct Overview {
 #[derive(Clone)]
 pub struct EsgClient {
     domain: ActorRef<EsgDomain>,
+    writer: ActorRef<EsgWriter>,
     emissions: EmissionsClient,
     vault: Vault,
     pricing: Arc<Pricing>,
@@ -103,17 +104,17 @@ fn route_name(source: Source) -> &'static str {
 }
 
 impl EsgClient {
-    /// A client of `domain`, pricing through `emissions`, naming subjects through `vault`,
-    /// ranking leaderboard members on `boards` from what `store` holds.
+    /// A client of `domain` recording through `writer`, pricing through `emissions`, naming
+    /// subjects through `vault`, ranking leaderboard members on `boards` from what `store` holds.
     pub fn new(
-        domain: ActorRef<EsgDomain>,
+        (domain, writer): (ActorRef<EsgDomain>, ActorRef<EsgWriter>),
         emissions: EmissionsClient,
         vault: Vault,
         pricing: Pricing,
         metrics: Metrics,
         (store, boards): (EsgStore, Boards),
     ) -> Self {
-        Self { domain, emissions, vault, pricing: Arc::new(pricing), metrics, store, boards }
+        Self { domain, writer, emissions, vault, pricing: Arc::new(pricing), metrics, store, boards }
     }
 
     /// The domain actor.
@@ -163,10 +164,12 @@ impl EsgClient {
         let row = activity.id.to_string();
         let place = Place::new(SUBJECT_FIELD, &row);
         let sealed = self.vault.seal(subject, place, subject).await?.to_text();
-        let msg = Record { subject: subject.to_owned(), index, sealed, activity, request_id };
-        let index = msg.index;
-        let recorded = self.domain.ask(msg).await??;
+        let credit = Credit { index, sealed, as_of: Utc::now().date_naive(), request_id };
+        let recorded = self.writer.ask(Record((credit, activity))).await??;
         if let Recorded::New { state, standing, .. } = &recorded {
+            // What the subject's actor read before is stale now; told before the caller is
+            // answered, so that their next read sees what they recorded.
+            self.domain.tell(ForgetSubject { subject: subject.to_owned() });
             self.metrics.with(|| {
                 if let Some(score) = &state.score {
                     metrics::histogram!(telemetry::ESG_SCORE).record(f64::from(score.total));

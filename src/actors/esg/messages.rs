@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use crate::{
     actors::runtime::AskError,
     adapters::{
-        esg::{Activity, EsgStoreError, Recorded, SubjectState},
+        esg::{Activity, Entry, EsgStoreError, Recorded, SubjectState},
         external::AdapterError,
         privacy::VaultError,
     },
@@ -90,20 +90,9 @@ impl Coded for EsgFailure {
 /// What an ESG message answers.
 pub type Answer<T> = Result<T, EsgFailure>;
 
-/// Record a priced activity for `subject`, recompute their score and publish what follows.
+/// Record a priced activity for a subject, recompute their score and publish what follows.
 #[derive(Debug, Clone)]
-pub struct Record {
-    /// The subject (the entity actor's key).
-    pub subject: String,
-    /// Their blind index.
-    pub index: BlindIndex,
-    /// The subject, sealed under their key, as the events name them.
-    pub sealed: String,
-    /// The activity.
-    pub activity: Activity,
-    /// The request that caused it.
-    pub request_id: Option<String>,
-}
+pub struct Record(pub Entry);
 
 impl Message for Record {
     type Result = Answer<Recorded>;
@@ -127,7 +116,7 @@ impl Message for GetSubject {
     type Result = Answer<SubjectRead>;
 }
 
-/// Drop what the subject's actor keeps (after an erasure).
+/// Drop what the subject's actor keeps (after an erasure, or a recording).
 #[derive(Debug, Clone)]
 pub struct ForgetSubject {
     /// The subject.

@@ -1,8 +1,8 @@
 //! ESG actors. The supervised domain actor `esg` owns the subjects' entity actors (one
-//! [`SubjectActor`] per subject in use, keyed by the subject) and hands each of them its
-//! subject's messages, so that one subject's activities are recorded one after the other.
-//! Activities are priced by the [`EsgClient`] before they reach the actor, so that no call to
-//! the emissions adapter holds a subject's mailbox.
+//! [`SubjectActor`] per subject being read, keyed by the subject), which keep what was read of
+//! their subject. The supervised `esg-writer` records activities, many subjects' in one
+//! transaction, in the order they reach it. Activities are priced by the [`EsgClient`] before
+//! they reach the writer, so that no call to the emissions adapter holds a batch.
 
 pub mod client;
 pub mod events;
@@ -10,18 +10,20 @@ pub mod leaderboards;
 pub mod messages;
 pub mod privacy;
 pub mod subject;
+pub mod writer;
 
 use std::time::Duration;
 
 pub use client::{EsgClient, Pricing};
 pub use messages::{Answer, EsgFailure, ForgetSubject, GetSubject, ListActivities, Record, SubjectRead};
 pub use subject::SubjectActor;
+pub use writer::EsgWriter;
 
 use crate::{
     actors::runtime::{
         Ctx, Entities, EntityFaultError, EntityKind, EntityPolicy, Handle, InjectEntityFault, Managed, Reply,
     },
-    adapters::esg::{Activity, EsgStore, Recorded},
+    adapters::esg::{Activity, EsgStore},
     telemetry::{self, Metrics},
 };
 
@@ -84,13 +86,6 @@ impl Managed for EsgDomain {
         if let Some(subjects) = self.subjects.as_mut() {
             subjects.clear();
         }
-    }
-}
-
-impl Handle<Record> for EsgDomain {
-    fn handle(&mut self, msg: Record, _: &mut Ctx<Self>) -> Reply<Self, Answer<Recorded>> {
-        let answer = self.subjects().get(&msg.subject).ask_queued(msg);
-        Reply::later(async move { answer.await? })
     }
 }
 

@@ -1,18 +1,17 @@
-//! One entity actor per subject in use (keyed by the subject): it orders the recording of their
-//! activities and keeps their running totals and latest score.
+//! One entity actor per subject being read (keyed by the subject): it keeps their running totals,
+//! latest score and the months of their trend as last read.
 //!
-//! PostgreSQL holds the subject; each recording locks the subject's row there, so replicas
-//! crediting the same subject never lose an activity. What a read found (totals, score and the
-//! months of the trend) serves the reads that follow; it is dropped by the subject's next
-//! recording here, and read again once older than [`STATE_TTL`], so a change made through another
-//! replica is seen within that time.
+//! PostgreSQL holds the subject; the ESG writer records their activities. What a read found
+//! serves the reads that follow; it is dropped once the writer has recorded an activity of the
+//! subject here (the client tells the actor before it answers), and read again once older than
+//! [`STATE_TTL`], so a change made through another replica is seen within that time.
 
 use std::time::{Duration, Instant};
 
-use super::messages::{Answer, ForgetSubject, GetSubject, Record, SubjectRead};
+use super::messages::{Answer, ForgetSubject, GetSubject, SubjectRead};
 use crate::{
     actors::runtime::{Ctx, Handle, Managed, Reply},
-    adapters::esg::{Credit, EsgStore, Recorded},
+    adapters::esg::EsgStore,
 };
 
 /// Name of the subjects' entity kind (the `actor` label of their metrics).
@@ -24,7 +23,7 @@ pub const STATE_TTL: Duration = Duration::from_secs(5);
 /// The actor of one subject.
 pub struct SubjectActor {
     store: EsgStore,
-    /// The subject as last read (with their months from the day kept here) or written, and when.
+    /// The subject as last read (with their months from the day kept here), and when.
     state: Option<(SubjectRead, chrono::NaiveDate, Instant)>,
 }
 
@@ -36,22 +35,6 @@ impl SubjectActor {
 }
 
 impl Managed for SubjectActor {}
-
-impl Handle<Record> for SubjectActor {
-    fn handle(&mut self, msg: Record, _: &mut Ctx<Self>) -> Reply<Self, Answer<Recorded>> {
-        let store = self.store.clone();
-        let fut = async move {
-            let as_of = chrono::Utc::now().date_naive();
-            let credit = Credit { index: &msg.index, sealed: &msg.sealed, as_of, request_id: msg.request_id.clone() };
-            Ok(store.record(&credit, &msg.activity).await?)
-        };
-        Reply::atomic(fut, |answer: Answer<Recorded>, actor: &mut Self, _| {
-            // Whatever happened, the next read goes to the store (a new activity changes a month).
-            actor.state = None;
-            answer
-        })
-    }
-}
 
 impl Handle<GetSubject> for SubjectActor {
     fn handle(&mut self, msg: GetSubject, _: &mut Ctx<Self>) -> Reply<Self, Answer<SubjectRead>> {

@@ -6,7 +6,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
 use super::{
-    events_of, month_of, score_of, window_start, Activity, Credit, Month, Origin, Recorded, Standing, SubjectState,
+    day_total, events_of, month_of, score_of, window_start, Activity, Credit, Month, Origin, Recorded, Standing,
+    SubjectState,
 };
 use crate::{
     adapters::outbox::MemOutbox,
@@ -34,14 +35,14 @@ pub struct Memory {
 }
 
 impl Memory {
-    pub(super) fn record(&mut self, credit: &Credit<'_>, activity: &Activity, outbox: &MemOutbox) -> Recorded {
+    pub(super) fn record(&mut self, credit: &Credit, activity: &Activity, outbox: &MemOutbox) -> Recorded {
         if let Some(owner) = self.ids.get(&activity.id) {
             let kept = self.subjects.get(owner).and_then(|s| s.activities.iter().find(|a| a.id == activity.id));
             if let Some(kept) = kept {
                 return Recorded::Duplicate(Box::new(kept.clone()));
             }
         }
-        let subject = self.subjects.entry(*credit.index).or_default();
+        let subject = self.subjects.entry(credit.index).or_default();
         if activity.origin == Origin::Report
             && subject.activities.iter().any(|kept| {
                 kept.origin == Origin::Report
@@ -65,9 +66,9 @@ impl Memory {
         let milestones = esg::milestones_passed(before.avoided_g, totals.avoided_g);
         outbox.append(state.updated_at, events_of(credit, &state, &milestones));
         subject.state = Some(state.clone());
-        self.ids.insert(activity.id, *credit.index);
+        self.ids.insert(activity.id, credit.index);
         let month = month_of(activity.report.date);
-        let standing = self.members.get(credit.index).map(|community| Standing {
+        let standing = self.members.get(&credit.index).map(|community| Standing {
             community: community.clone(),
             month,
             avoided_g: subject.months.values().filter(|m| m.month == month).map(|m| m.avoided_g).sum(),
@@ -176,17 +177,7 @@ impl Memory {
 /// The daily totals of `activities` in the window ending on `as_of`.
 fn window_days(activities: &[Activity], as_of: NaiveDate) -> Vec<DayTotal> {
     let first = window_start(as_of);
-    activities
-        .iter()
-        .filter(|a| a.report.date >= first && a.report.date <= as_of)
-        .map(|a| DayTotal {
-            day: a.report.date,
-            kind: a.report.kind,
-            distance_m: u64::from(a.report.distance_m),
-            baseline_g: a.footprint.baseline_g,
-            avoided_g: a.footprint.avoided_g,
-        })
-        .collect()
+    activities.iter().filter(|a| a.report.date >= first && a.report.date <= as_of).map(day_total).collect()
 }
 
 /// Count `a` in its month's aggregate.

@@ -215,19 +215,22 @@ pub enum Recorded {
 
 /// Who an activity is for, and how their events name them.
 #[derive(Debug, Clone)]
-pub struct Credit<'a> {
+pub struct Credit {
     /// Their blind index.
-    pub index: &'a BlindIndex,
+    pub index: BlindIndex,
     /// Their subject, sealed under their key, as events carry it.
-    pub sealed: &'a str,
+    pub sealed: String,
     /// The day the score is computed for.
     pub as_of: NaiveDate,
     /// The request that caused it.
     pub request_id: Option<String>,
 }
 
+/// One activity to record, and for whom.
+pub type Entry = (Credit, Activity);
+
 /// The events of one recorded change.
-fn events_of(credit: &Credit<'_>, state: &SubjectState, milestones: &[u64]) -> Vec<DomainEvent> {
+fn events_of(credit: &Credit, state: &SubjectState, milestones: &[u64]) -> Vec<DomainEvent> {
     let key = credit.index.hex();
     let mut events = Vec::new();
     let at = state.updated_at;
@@ -235,7 +238,7 @@ fn events_of(credit: &Credit<'_>, state: &SubjectState, milestones: &[u64]) -> V
         let (avoided, co2e) = (state.totals.avoided_g, state.totals.co2e_g);
         events.push(esg::events::score_updated(
             &key,
-            credit.sealed,
+            &credit.sealed,
             score,
             avoided,
             co2e,
@@ -247,7 +250,7 @@ fn events_of(credit: &Credit<'_>, state: &SubjectState, milestones: &[u64]) -> V
     for kg in milestones {
         events.push(esg::events::milestone_reached(
             &key,
-            credit.sealed,
+            &credit.sealed,
             *kg,
             state.version,
             credit.request_id.clone(),
@@ -283,10 +286,21 @@ impl EsgStore {
     /// Record `activity` for `credit`'s subject, recompute their score and queue the events,
     /// all or nothing. A report repeating one kept (same type and day, about the same distance)
     /// is refused; an id recorded before changes nothing.
-    pub async fn record(&self, credit: &Credit<'_>, activity: &Activity) -> Result<Recorded, EsgStoreError> {
+    pub async fn record(&self, credit: &Credit, activity: &Activity) -> Result<Recorded, EsgStoreError> {
+        let mut recorded = self.record_batch(&[(credit.clone(), activity.clone())]).await?;
+        recorded.pop().ok_or(EsgStoreError::Corrupt("recording"))
+    }
+
+    /// Record `entries` in one transaction, all or nothing, as if each had been recorded alone
+    /// in their order: what each did, in the same order. One subject's entries see one another
+    /// (totals, score, duplicates), and each recorded one queues its own events.
+    pub async fn record_batch(&self, entries: &[Entry]) -> Result<Vec<Recorded>, EsgStoreError> {
         match self {
-            Self::Postgres(pool) => postgres::record(pool, credit, activity).await,
-            Self::Memory(memory, outbox) => Ok(memory.lock().record(credit, activity, outbox)),
+            Self::Postgres(pool) => postgres::record_batch(pool, entries).await,
+            Self::Memory(memory, outbox) => {
+                let mut memory = memory.lock();
+                Ok(entries.iter().map(|(credit, activity)| memory.record(credit, activity, outbox)).collect())
+            }
         }
     }
 
@@ -413,6 +427,17 @@ impl EsgStore {
 /// The first day of `day`'s month.
 pub fn month_of(day: NaiveDate) -> NaiveDate {
     day - chrono::Days::new(u64::from(chrono::Datelike::day0(&day)))
+}
+
+/// `a`'s contribution to its day's totals.
+fn day_total(a: &Activity) -> DayTotal {
+    DayTotal {
+        day: a.report.date,
+        kind: a.report.kind,
+        distance_m: u64::from(a.report.distance_m),
+        baseline_g: a.footprint.baseline_g,
+        avoided_g: a.footprint.avoided_g,
+    }
 }
 
 /// The first day of the score window ending on `as_of`.
