@@ -102,7 +102,7 @@ struct ScoreData<'a> {
     method_version: &'a str,
     as_of: chrono::NaiveDate,
     total: u8,
-    components: Value,
+    components: &'a [super::method::Component],
     avoided_g: u64,
     co2e_g: u64,
 }
@@ -125,7 +125,7 @@ pub fn score_updated(
         method_version: &score.method_version,
         as_of: score.as_of,
         total: score.total,
-        components: serde_json::to_value(&score.components).unwrap_or(Value::Null),
+        components: &score.components,
         avoided_g,
         co2e_g,
     };

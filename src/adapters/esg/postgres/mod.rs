@@ -63,18 +63,27 @@ pub(super) fn state_of(row: &Row) -> Result<SubjectState, EsgStoreError> {
         Some(v) => Some(serde_json::from_value(v).map_err(|_| EsgStoreError::Corrupt("score"))?),
         None => None,
     };
-    Ok(SubjectState {
+    Ok(SubjectState { score, ..unscored_state_of(row) })
+}
+
+/// A subject's row read without its score (recording recomputes it): [`UNSCORED_COLUMNS`].
+pub(super) fn unscored_state_of(row: &Row) -> SubjectState {
+    SubjectState {
         totals: Totals {
             activities: u(row.get("activities")),
             distance_m: u(row.get("distance_m")),
             co2e_g: u(row.get("co2e_g")),
             avoided_g: u(row.get("avoided_g")),
         },
-        score,
+        score: None,
         version: row.get("version"),
         updated_at: row.get("updated_at"),
-    })
+    }
 }
+
+/// The columns of a subject's row but its score.
+pub(super) const UNSCORED_COLUMNS: &str =
+    "subject_index, activities, distance_m, co2e_g, avoided_g, version, updated_at";
 
 /// Write each subject's state to their row (locked by the caller).
 pub(super) async fn write_subjects(
@@ -96,7 +105,7 @@ pub(super) async fn write_subjects(
         methods.push(score.method_version.clone());
         as_of.push(score.as_of);
         totals.push(i16::from(score.total));
-        scores.push(serde_json::to_value(score).map_err(|_| EsgStoreError::Corrupt("score"))?);
+        scores.push(tokio_postgres::types::Json(score));
         versions.push(state.version);
         updated.push(state.updated_at);
     }

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
-use super::{activity_of, i, kind_of, state_of, u, write_subjects, ACTIVITY_COLUMNS};
+use super::{activity_of, i, kind_of, u, unscored_state_of, write_subjects, ACTIVITY_COLUMNS, UNSCORED_COLUMNS};
 use crate::{
     adapters::{
         esg::{
@@ -60,6 +60,9 @@ pub(in crate::adapters::esg) async fn record_batch(
     let report_days: Vec<NaiveDate> = reports.iter().map(|(_, a)| a.report.date).collect();
     let first = entries.iter().map(|(c, _)| window_start(c.as_of)).min().unwrap_or_default();
     let last = entries.iter().map(|(c, _)| c.as_of).max().unwrap_or_default();
+    let lock_sql = format!(
+        "SELECT {UNSCORED_COLUMNS} FROM esg_subjects WHERE subject_index = ANY($1) ORDER BY subject_index FOR UPDATE"
+    );
     let kept_sql = format!("SELECT {ACTIVITY_COLUMNS} FROM esg_activities WHERE id = ANY($1)");
     // Sent together (one round trip), run in this order: the rows, then what the batch reads
     // under their locks: the ids recorded before, the reports kept on the days of the batch's
@@ -73,13 +76,7 @@ pub(in crate::adapters::esg) async fn record_batch(
             &[&indexes, &created],
         ).await
         },
-        async {
-            tx.query(
-                "SELECT * FROM esg_subjects WHERE subject_index = ANY($1) ORDER BY subject_index FOR UPDATE",
-                &[&indexes],
-            )
-            .await
-        },
+        async { tx.query(&lock_sql, &[&indexes]).await },
         async { tx.query(&kept_sql, &[&ids]).await },
         async {
             tx.query(
@@ -101,7 +98,7 @@ pub(in crate::adapters::esg) async fn record_batch(
     let mut subjects: HashMap<[u8; 32], Pending> = HashMap::with_capacity(rows.len());
     for row in &rows {
         let index = BlindIndex::from_slice(row.get("subject_index")).ok_or(EsgStoreError::Corrupt("subject index"))?;
-        let pending = Pending { state: state_of(row)?, days: Vec::new(), reports: Vec::new(), changed: false };
+        let pending = Pending { state: unscored_state_of(row), days: Vec::new(), reports: Vec::new(), changed: false };
         subjects.insert(index.0, pending);
     }
     let mut kept: HashMap<Uuid, Activity> = HashMap::new();
