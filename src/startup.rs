@@ -23,6 +23,7 @@ use crate::{
         pools::{self, AdapterPool, Connections, PoolConfig},
         privacy::{retention, Holders, PrivacyClient},
         runtime::{ActorKind, ActorSpec, EntityPolicy, Registry, Supervision},
+        social::{self, SocialClient, SocialDomain},
         Actors,
     },
     adapters::{
@@ -35,6 +36,7 @@ use crate::{
         payments::PaymentsStore,
         postgres::PgPool,
         privacy::Vault,
+        social::SocialStore,
     },
     auth::{self, rate_limit::Limiter, KeySet, Revocations},
     config::{CorsSettings, Secret, Settings},
@@ -114,7 +116,9 @@ impl Application {
         )?;
         let esg =
             spawn_esg(&supervision, &settings, &metrics, &connections, &outbox, &vault, adapters.emissions.clone())?;
-        let holders = register_holders(&settings, &vault, &fintech, &ledger, &payments_store, &mobility, &esg);
+        let social = spawn_social(&supervision, &metrics, &connections, &outbox, &vault)?;
+        let holders =
+            register_holders(&settings, &vault, &fintech, &ledger, &payments_store, (&mobility, &esg, &social));
         spawn_retention(&supervision, &settings, &metrics, &vault, &holders)?;
         let privacy = PrivacyClient::new(vault.clone(), holders, metrics.clone());
         let payments = Payments::new(
@@ -190,6 +194,7 @@ impl Application {
                 privacy,
                 mobility: mobility.client,
                 esg: esg.client,
+                social,
             },
             live_stall: Duration::from_secs(settings.health.live_stall_secs),
             guard,
@@ -416,8 +421,7 @@ fn register_holders(
     fintech: &FintechClient,
     ledger: &LedgerStore,
     payments: &PaymentsStore,
-    mobility: &SpawnedMobility,
-    esg: &SpawnedEsg,
+    (mobility, esg, social): (&SpawnedMobility, &SpawnedEsg, &SocialClient),
 ) -> Holders {
     let mut holders = Holders::default();
     if settings.audit.enabled {
@@ -432,7 +436,28 @@ fn register_holders(
         mobility.client.clone(),
     )));
     holders.register(Arc::new(esg::privacy::EsgHolder::new(esg.store.clone(), esg.client.clone())));
+    holders.register(Arc::new(social::privacy::SocialHolder::new(social.clone())));
     holders
+}
+
+/// Social's store (PostgreSQL or memory) and domain actor.
+fn spawn_social(
+    supervision: &Supervision,
+    metrics: &Metrics,
+    connections: &Connections,
+    outbox: &OutboxSource,
+    vault: &Vault,
+) -> anyhow::Result<SocialClient> {
+    let store = match (&connections.postgres, outbox) {
+        (Some(pool), _) => SocialStore::Postgres(pool.clone()),
+        (None, OutboxSource::Memory(m)) => SocialStore::memory(m.clone()),
+        (None, OutboxSource::Postgres(_)) => SocialStore::memory(MemOutbox::new()),
+    };
+    let domain_metrics = metrics.clone();
+    let domain = supervision.spawn(ActorSpec::new(social::NAME, ActorKind::Domain, true), move || {
+        SocialDomain::new(store.clone(), domain_metrics.clone())
+    })?;
+    Ok(SocialClient::new(domain, vault.clone(), metrics.clone()))
 }
 
 /// What the ESG domain is reached through.
@@ -555,6 +580,7 @@ fn register_events(fintech: &FintechClient, esg: &EsgClient) -> EventRoutes {
     fintech::events::register(&mut routes, fintech);
     mobility::events::register(&mut routes);
     esg::events::register(&mut routes, esg);
+    social::events::register(&mut routes);
     routes
 }
 

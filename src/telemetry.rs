@@ -141,6 +141,11 @@ pub const ESG_SCORE: &str = "beryl_esg_score";
 pub const ESG_PROJECTION_LAG_SECONDS: &str = "beryl_esg_projection_lag_seconds";
 /// Driver position reports, by outcome.
 pub const MOBILITY_LOCATION_REPORTS_TOTAL: &str = "beryl_mobility_location_reports_total";
+/// Social profiles written, by result (created, updated).
+pub const SOCIAL_PROFILES_WRITTEN_TOTAL: &str = "beryl_social_profiles_written_total";
+/// Changes to the social graph, by change (followed, requested, unfollowed, accepted, declined,
+/// blocked, unblocked, muted, unmuted).
+pub const SOCIAL_GRAPH_CHANGES_TOTAL: &str = "beryl_social_graph_changes_total";
 /// Events published to the broker and acknowledged, by topic.
 pub const EVENTS_PUBLISHED_TOTAL: &str = "beryl_events_published_total";
 /// Inbound events received, by topic and partition.
@@ -303,6 +308,12 @@ pub fn describe_metrics() {
         ESG_PROJECTION_LAG_SECONDS,
         Unit::Seconds,
         "Age of the last completed ride credited to an ESG projection."
+    );
+    describe_counter!(SOCIAL_PROFILES_WRITTEN_TOTAL, Unit::Count, "Social profiles written, by result.");
+    describe_counter!(
+        SOCIAL_GRAPH_CHANGES_TOTAL,
+        Unit::Count,
+        "Changes to the social graph (followed, requested, unfollowed, accepted, declined, blocked, unblocked, muted, unmuted)."
     );
     describe_counter!(AUTH_FAILURES_TOTAL, Unit::Count, "Requests refused for a missing or invalid token.");
     describe_counter!(

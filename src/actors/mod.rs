@@ -11,6 +11,7 @@ pub mod payments;
 pub mod pools;
 pub mod privacy;
 pub mod runtime;
+pub mod social;
 
 use runtime::ActorRef;
 
@@ -37,4 +38,6 @@ pub struct Actors {
     pub mobility: mobility::MobilityClient,
     /// Activities, footprints and scores.
     pub esg: esg::EsgClient,
+    /// Profiles and the graph between them.
+    pub social: social::SocialClient,
 }

@@ -46,6 +46,7 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "esg_leaderboards",
         sql: include_str!("../../migrations/0013_esg_leaderboards.sql"),
     },
+    Migration { version: 14, name: "social", sql: include_str!("../../migrations/0014_social.sql") },
 ];
 
 /// Arbitrary key of the advisory lock held while migrating.

@@ -15,3 +15,4 @@ pub mod postgres;
 pub mod privacy;
 pub mod redis;
 pub mod routing;
+pub mod social;

@@ -24,6 +24,8 @@ pub struct RateLimitSettings {
     pub api_write: RateLimitGroup,
     /// `POST /graphql`.
     pub graphql: RateLimitGroup,
+    /// Follows and follow requests one subject makes (REST and GraphQL), on top of `api_write`.
+    pub social_follow: RateLimitGroup,
 }
 
 impl Default for RateLimitSettings {
@@ -35,6 +37,7 @@ impl Default for RateLimitSettings {
             api_read: RateLimitGroup { per_subject: 1200, per_ip: 2400, period_secs: 60 },
             api_write: RateLimitGroup { per_subject: 300, per_ip: 600, period_secs: 60 },
             graphql: RateLimitGroup { per_subject: 600, per_ip: 1200, period_secs: 60 },
+            social_follow: RateLimitGroup { per_subject: 200, per_ip: 0, period_secs: 3600 },
         }
     }
 }
@@ -119,7 +122,12 @@ impl<'de> Deserialize<'de> for IpNetwork {
 
 impl Section for RateLimitSettings {
     fn validate(&self, _: &ValidationContext, problems: &mut SettingsProblems) {
-        for (name, group) in [("api_read", self.api_read), ("api_write", self.api_write), ("graphql", self.graphql)] {
+        for (name, group) in [
+            ("api_read", self.api_read),
+            ("api_write", self.api_write),
+            ("graphql", self.graphql),
+            ("social_follow", self.social_follow),
+        ] {
             if group.period_secs == 0 {
                 problems.add(
                     &format!("rate_limit.{name}.period_secs"),

@@ -9,3 +9,4 @@ pub mod idempotency;
 pub mod mobility;
 pub mod payments;
 pub mod privacy;
+pub mod social;

@@ -195,6 +195,26 @@ error_codes! {
     DateOutOfRange => ("date_out_of_range", 422, "Date out of range"),
     /// An activity of the same type, date and about the same distance was already reported.
     DuplicateActivity => ("duplicate_activity", 422, "Duplicate activity"),
+    /// Not a handle: 3 to 30 of a-z, A-Z, 0-9 and _.
+    InvalidHandle => ("invalid_handle", 400, "Invalid handle"),
+    /// A text field is blank, too long, or holds a control or bidirectional formatting character.
+    InvalidText => ("invalid_text", 400, "Invalid text"),
+    /// An address that is not an https URL.
+    InvalidUrl => ("invalid_url", 400, "Invalid URL"),
+    /// Following, blocking or muting one's own profile.
+    OwnProfile => ("own_profile", 422, "Own profile"),
+    /// A block stands between the caller and the profile.
+    Blocked => ("blocked", 403, "Blocked"),
+    /// The profile shares this with its followers only.
+    NotVisible => ("not_visible", 403, "Not visible"),
+    /// No profile has this handle, or the caller may not see it.
+    ProfileNotFound => ("profile_not_found", 404, "Profile not found"),
+    /// No request to follow the caller from this profile.
+    FollowRequestNotFound => ("follow_request_not_found", 404, "Follow request not found"),
+    /// Another profile has this handle, whatever its case.
+    HandleTaken => ("handle_taken", 409, "Handle taken"),
+    /// The caller has no social profile yet.
+    ProfileRequired => ("profile_required", 409, "Profile required"),
     /// A driver reports their position faster than allowed; `Retry-After` says when to try again.
     LocationRateLimited => ("location_rate_limited", 429, "Location reports too frequent"),
     /// Too many requests; `Retry-After` says when to try again.

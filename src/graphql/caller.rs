@@ -109,7 +109,8 @@ impl Caller {
         self.guard.settle_read_of_another(self.event(field, resource, 200), reason).await
     }
 
-    async fn charge(&self, group: Group) -> Result<(), AppError> {
+    /// One request charged to `group`, for the caller and their address.
+    pub async fn charge(&self, group: Group) -> Result<(), AppError> {
         self.guard.charge(group, self.facts.ip, Some(&self.principal.subject)).await.map(|_| ())
     }
 

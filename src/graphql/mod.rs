@@ -8,6 +8,7 @@ pub mod esg;
 pub mod fintech;
 pub mod limits;
 pub mod mobility;
+pub mod social;
 pub mod system;
 
 use std::time::Duration;
@@ -38,11 +39,18 @@ pub struct Query(
     mobility::MobilityQuery,
     mobility::RideQuery,
     esg::EsgQuery,
+    social::SocialQuery,
 );
 
 /// Every mutation root.
 #[derive(MergedObject, Default)]
-pub struct Mutation(fintech::FintechMutation, mobility::MobilityMutation, mobility::RideMutation, esg::EsgMutation);
+pub struct Mutation(
+    fintech::FintechMutation,
+    mobility::MobilityMutation,
+    mobility::RideMutation,
+    esg::EsgMutation,
+    social::SocialMutation,
+);
 
 /// The schema.
 pub type BerylSchema = Schema<Query, Mutation, EmptySubscription>;

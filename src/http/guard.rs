@@ -141,6 +141,8 @@ pub enum Group {
     ApiWrite,
     /// `POST /graphql` requests.
     Graphql,
+    /// Follows and follow requests (charged by the operations that make them).
+    SocialFollow,
 }
 
 impl Group {
@@ -159,6 +161,7 @@ impl Group {
             Self::ApiRead => "api_read",
             Self::ApiWrite => "api_write",
             Self::Graphql => "graphql",
+            Self::SocialFollow => "social_follow",
         }
     }
 
@@ -167,6 +170,7 @@ impl Group {
             Self::ApiRead => settings.api_read,
             Self::ApiWrite => settings.api_write,
             Self::Graphql => settings.graphql,
+            Self::SocialFollow => settings.social_follow,
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod payments;
 pub mod privacy;
 pub mod problem;
 pub mod request_context;
+pub mod social;
 pub mod state;
 pub mod system;
 
@@ -63,6 +64,7 @@ pub fn routes(settings: &Settings) -> impl FnOnce(&mut web::ServiceConfig) {
                     .configure(fintech::routes)
                     .configure(mobility::routes)
                     .configure(esg::routes)
+                    .configure(social::routes)
                     .configure(privacy::routes)
                     .service(web::resource("/system/actors").route(web::get().to(system::actors)))
                     .service(web::resource("/system/actors/{name}/restart").route(web::post().to(system::restart)))

@@ -19,7 +19,7 @@ use utoipa::{
     Modify, OpenApi,
 };
 
-use super::{admin, esg, fintech, health, me, mobility, payments, privacy, problem::ProblemSchema, system};
+use super::{admin, esg, fintech, health, me, mobility, payments, privacy, problem::ProblemSchema, social, system};
 use crate::{
     auth::policy,
     error::{ErrorCode, PROBLEM_JSON},
@@ -76,6 +76,22 @@ pub const BEARER: &str = "bearer";
         esg::set_membership,
         esg::get_membership,
         esg::get_board,
+        social::put_mine,
+        social::get_mine,
+        social::get_profile,
+        social::follow,
+        social::unfollow,
+        social::block,
+        social::unblock,
+        social::mute,
+        social::unmute,
+        social::list_followers,
+        social::list_following,
+        social::list_requests,
+        social::list_blocked,
+        social::list_muted,
+        social::accept_request,
+        social::decline_request,
         payments::webhook,
         privacy::request_erasure,
         privacy::export_mine,
@@ -86,6 +102,7 @@ pub const BEARER: &str = "bearer";
         (name = "fintech", description = "Wallets, movements, transfers, top-ups and payouts."),
         (name = "mobility", description = "Drivers, their positions, and quotes for rides."),
         (name = "esg", description = "Activities, their footprint against a petrol car, and the ESG score."),
+        (name = "social", description = "Profiles, follows and follow requests, blocks and mutes."),
         (name = "payments", description = "The payment provider's signed webhook; no token needed."),
         (name = "privacy", description = "Erasure and export of personal data."),
         (name = "system", description = "Supervision state and operator actions."),
@@ -154,6 +171,7 @@ fn refusals(operation_id: &str) -> &'static [ErrorCode] {
         privacy::REFUSALS,
         mobility::REFUSALS,
         esg::REFUSALS,
+        social::REFUSALS,
     ]
     .into_iter()
     .flatten()
@@ -361,6 +379,8 @@ mod tests {
             .chain(admin::REFUSALS)
             .chain(payments::REFUSALS)
             .chain(mobility::REFUSALS)
+            .chain(esg::REFUSALS)
+            .chain(social::REFUSALS)
         {
             assert!(ids.contains(id), "{id} is not an operation of the document");
         }
@@ -375,6 +395,8 @@ mod tests {
             .chain(admin::REFUSALS)
             .chain(payments::REFUSALS)
             .chain(mobility::REFUSALS)
+            .chain(esg::REFUSALS)
+            .chain(social::REFUSALS)
         {
             let op = doc["paths"]
                 .as_object()

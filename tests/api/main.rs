@@ -26,4 +26,5 @@ mod proxy;
 mod ratelimit;
 mod ride_store;
 mod rides;
+mod social;
 mod supervision;

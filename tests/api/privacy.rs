@@ -267,7 +267,10 @@ async fn the_export_holds_every_domains_data_and_admins_need_a_reason_which_is_a
     assert_eq!(status, 200, "{archive}");
     assert_eq!(archive["subject"], json!(alice));
     let domains = archive["domains"].as_object().unwrap();
-    assert_eq!(domains.keys().collect::<Vec<_>>(), vec!["audit", "esg", "fintech", "mobility", "payments", "privacy"]);
+    assert_eq!(
+        domains.keys().collect::<Vec<_>>(),
+        vec!["audit", "esg", "fintech", "mobility", "payments", "privacy", "social"]
+    );
     // The audit trail's records of her requests, opened: hers only.
     let records = archive["domains"]["audit"]["records"].as_array().unwrap();
     assert!(!records.is_empty(), "{archive}");

@@ -1,0 +1,239 @@
+//! The social domain's protocol: one message per intent, answered with the store's types or a
+//! [`SocialFailure`].
+
+use std::time::Duration;
+
+use actix::Message;
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::{
+    actors::runtime::AskError,
+    adapters::{
+        privacy::VaultError,
+        social::{Act, Edge, SealedDraft, Side, SocialStoreError, Written},
+    },
+    domain::{
+        privacy::BlindIndex,
+        social::{Change, FollowState, Relation, SocialError},
+    },
+    error::code::{Coded, ErrorCode},
+};
+
+/// Why a social call got no answer it could use.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SocialFailure {
+    /// A rule refused it; nothing changed.
+    #[error(transparent)]
+    Rule(#[from] SocialError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(SocialStoreError),
+    /// An actor did not answer.
+    #[error(transparent)]
+    Ask(#[from] AskError),
+    /// The privacy vault failed.
+    #[error("the privacy vault failed: {0}")]
+    Vault(String, ErrorCode),
+}
+
+impl From<SocialStoreError> for SocialFailure {
+    fn from(e: SocialStoreError) -> Self {
+        match e {
+            SocialStoreError::Rule(rule) => Self::Rule(rule),
+            other => Self::Store(other),
+        }
+    }
+}
+
+impl From<VaultError> for SocialFailure {
+    fn from(e: VaultError) -> Self {
+        Self::Vault(e.to_string(), e.code())
+    }
+}
+
+impl SocialFailure {
+    fn inner(&self) -> Option<&dyn Coded> {
+        match self {
+            Self::Rule(e) => Some(e),
+            Self::Store(e) => Some(e),
+            Self::Ask(e) => Some(e),
+            Self::Vault(..) => None,
+        }
+    }
+}
+
+impl Coded for SocialFailure {
+    fn code(&self) -> ErrorCode {
+        match self {
+            Self::Vault(_, code) => *code,
+            other => other.inner().map_or(ErrorCode::ServiceUnavailable, Coded::code),
+        }
+    }
+
+    fn detail(&self) -> String {
+        self.inner().map_or_else(|| self.to_string(), Coded::detail)
+    }
+
+    fn extensions(&self) -> Map<String, Value> {
+        self.inner().map(Coded::extensions).unwrap_or_default()
+    }
+
+    fn headers(&self) -> Vec<(&'static str, String)> {
+        self.inner().map(Coded::headers).unwrap_or_default()
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self.inner() {
+            Some(e) => e.retry_after(),
+            None => Some(Duration::from_secs(1)),
+        }
+    }
+}
+
+/// What a social message answers.
+pub type Answer<T> = Result<T, SocialFailure>;
+
+macro_rules! message {
+    ($(#[$doc:meta])* $name:ident { $($(#[$fdoc:meta])* $field:ident : $ty:ty),* $(,)? } -> $result:ty) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone)]
+        pub struct $name { $($(#[$fdoc])* pub $field: $ty),* }
+
+        impl Message for $name {
+            type Result = Answer<$result>;
+        }
+    };
+}
+
+message! {
+    /// Make or rewrite the owner's profile: the profile, and whether it was made now.
+    PutProfile {
+        /// The owner's blind index.
+        owner: BlindIndex,
+        /// The profile, its personal fields sealed.
+        draft: SealedDraft,
+        /// When, and for which request.
+        act: Act,
+    } -> Written
+}
+
+/// How a profile is looked up.
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    /// By its owner's blind index.
+    Owner(BlindIndex),
+    /// By the blind index of its handle in lower case.
+    Handle(BlindIndex),
+}
+
+message! {
+    /// A profile, if there is one.
+    GetProfile {
+        /// Whose.
+        by: Lookup,
+    } -> Option<crate::adapters::social::Profile>
+}
+
+message! {
+    /// What links `viewer` to `target`, both ways.
+    GetRelation {
+        /// The viewer's profile.
+        viewer: Uuid,
+        /// The profile viewed.
+        target: Uuid,
+    } -> Relation
+}
+
+message! {
+    /// Follow, or ask to.
+    Follow {
+        /// Who follows.
+        follower: Uuid,
+        /// Whom.
+        followee: Uuid,
+        /// When, and for which request.
+        act: Act,
+    } -> Change<FollowState>
+}
+
+message! {
+    /// Stop following, or withdraw a request: what there was.
+    Unfollow {
+        /// Who follows.
+        follower: Uuid,
+        /// Whom.
+        followee: Uuid,
+        /// When, and for which request.
+        act: Act,
+    } -> Option<FollowState>
+}
+
+message! {
+    /// Accept or decline a request to follow: whether there was one.
+    AnswerRequest {
+        /// The profile asked.
+        owner: Uuid,
+        /// Who asked.
+        requester: Uuid,
+        /// Accept, or decline.
+        accept: bool,
+        /// When, and for which request.
+        act: Act,
+    } -> bool
+}
+
+message! {
+    /// Block or unblock: whether it changed anything.
+    Block {
+        /// Who blocks.
+        blocker: Uuid,
+        /// Whom.
+        blocked: Uuid,
+        /// Block, or lift the block.
+        on: bool,
+        /// When, and for which request.
+        act: Act,
+    } -> bool
+}
+
+message! {
+    /// Mute or unmute: whether it changed anything.
+    Mute {
+        /// Who mutes.
+        muter: Uuid,
+        /// Whom.
+        muted: Uuid,
+        /// Mute, or unmute.
+        on: bool,
+        /// When.
+        at: DateTime<Utc>,
+    } -> bool
+}
+
+message! {
+    /// A page of a profile's edges, latest first.
+    ListEdges {
+        /// Whose.
+        profile: Uuid,
+        /// Which.
+        side: Side,
+        /// The last of the previous page: (since, other profile's id).
+        before: Option<(DateTime<Utc>, Uuid)>,
+        /// At most this many.
+        limit: usize,
+        /// Leave out the profiles a block stands between with this one.
+        viewer: Option<Uuid>,
+    } -> Vec<Edge>
+}
+
+message! {
+    /// Delete the owner's profile and its edges: the profile deleted, if any.
+    EraseProfile {
+        /// The owner's blind index.
+        owner: BlindIndex,
+        /// When.
+        at: DateTime<Utc>,
+    } -> Option<crate::adapters::social::Profile>
+}

@@ -1,0 +1,123 @@
+//! Social's events, published through the outbox to `beryl.social.events`. They name profiles by
+//! id only (never a handle or a name, which are personal data), and each is keyed by the profile
+//! whose version it carries.
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::{FollowState, Visibility};
+use crate::domain::events::{DomainEvent, SCHEMA_VERSION};
+
+/// The domain, and so the topic, of social's events.
+pub const DOMAIN: &str = "social";
+/// A profile was made.
+pub const PROFILE_CREATED: &str = "social.profile.created";
+/// A profile's handle, name, bio, avatar or visibility changed.
+pub const PROFILE_UPDATED: &str = "social.profile.updated";
+/// A profile was deleted with its owner's personal data.
+pub const PROFILE_DELETED: &str = "social.profile.deleted";
+/// Someone follows a profile now (at once, or their request was accepted).
+pub const FOLLOW_CREATED: &str = "social.follow.created";
+/// Someone asked to follow a private profile.
+pub const FOLLOW_REQUESTED: &str = "social.follow.requested";
+/// A follow or a request ended (unfollowed, declined, or undone by a block).
+pub const FOLLOW_REMOVED: &str = "social.follow.removed";
+/// A profile blocked another.
+pub const BLOCK_CREATED: &str = "social.block.created";
+/// A block was lifted.
+pub const BLOCK_REMOVED: &str = "social.block.removed";
+
+/// Why a follow ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The follower unfollowed, or withdrew their request.
+    Unfollowed,
+    /// The owner declined the request.
+    Declined,
+    /// One blocked the other.
+    Blocked,
+}
+
+impl Ended {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Unfollowed => "unfollowed",
+            Self::Declined => "declined",
+            Self::Blocked => "blocked",
+        }
+    }
+}
+
+fn event(kind: &str, key: Uuid, seq: i64, request_id: Option<String>, at: DateTime<Utc>, data: Value) -> DomainEvent {
+    DomainEvent {
+        id: Uuid::now_v7(),
+        event_type: kind.to_owned(),
+        schema_version: SCHEMA_VERSION,
+        domain: DOMAIN.to_owned(),
+        aggregate_id: key.to_string(),
+        seq,
+        request_id,
+        occurred_at: at,
+        data,
+    }
+}
+
+/// A profile made (`created`) or changed, at its version `seq`.
+pub fn profile_written(
+    profile: Uuid,
+    visibility: Visibility,
+    created: bool,
+    seq: i64,
+    request_id: Option<String>,
+    at: DateTime<Utc>,
+) -> DomainEvent {
+    let kind = if created { PROFILE_CREATED } else { PROFILE_UPDATED };
+    event(kind, profile, seq, request_id, at, json!({ "profile": profile, "visibility": visibility.as_str() }))
+}
+
+/// A profile deleted, at its last version `seq`.
+pub fn profile_deleted(profile: Uuid, seq: i64, at: DateTime<Utc>) -> DomainEvent {
+    event(PROFILE_DELETED, profile, seq, None, at, json!({ "profile": profile }))
+}
+
+/// `follower` follows `followee` now, or asked to: keyed by the followee, at its version `seq`.
+pub fn followed(
+    follower: Uuid,
+    followee: Uuid,
+    state: FollowState,
+    seq: i64,
+    request_id: Option<String>,
+    at: DateTime<Utc>,
+) -> DomainEvent {
+    let kind = match state {
+        FollowState::Active => FOLLOW_CREATED,
+        FollowState::Pending => FOLLOW_REQUESTED,
+    };
+    event(kind, followee, seq, request_id, at, json!({ "follower": follower, "followee": followee }))
+}
+
+/// The follow (or request, `state`) of `follower` to `followee` ended: keyed by the followee.
+pub fn unfollowed(
+    (follower, followee): (Uuid, Uuid),
+    state: FollowState,
+    why: Ended,
+    seq: i64,
+    request_id: Option<String>,
+    at: DateTime<Utc>,
+) -> DomainEvent {
+    let data = json!({ "follower": follower, "followee": followee, "was": state.as_str(), "reason": why.as_str() });
+    event(FOLLOW_REMOVED, followee, seq, request_id, at, data)
+}
+
+/// `blocker` blocked (`on`) or unblocked `blocked`: keyed by the blocker, at its version `seq`.
+pub fn block(
+    (blocker, blocked): (Uuid, Uuid),
+    on: bool,
+    seq: i64,
+    request_id: Option<String>,
+    at: DateTime<Utc>,
+) -> DomainEvent {
+    let kind = if on { BLOCK_CREATED } else { BLOCK_REMOVED };
+    event(kind, blocker, seq, request_id, at, json!({ "blocker": blocker, "blocked": blocked }))
+}

@@ -1,0 +1,80 @@
+//! Social: profiles and the graph between them (follows, follow requests, blocks, mutes). Pure:
+//! handles and texts are checked here, and the graph's rules decide from a [`Relation`] that the
+//! stores read under their locks.
+
+pub mod events;
+pub mod graph;
+pub mod profile;
+pub mod text;
+
+pub use graph::{Change, FollowState, Relation};
+pub use profile::{Handle, ProfileDraft, Visibility};
+
+/// Why a social operation is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SocialError {
+    /// Not 3 to 30 of `a-z`, `A-Z`, `0-9` and `_`.
+    #[error("`{0}` is not a handle: 3 to 30 of a-z, A-Z, 0-9 and _")]
+    InvalidHandle(String),
+    /// Another profile has this handle, in some case.
+    #[error("the handle `{0}` is taken")]
+    HandleTaken(String),
+    /// A text field is blank, too long, or holds a hidden character.
+    #[error("{field} {problem}")]
+    InvalidText {
+        /// The field.
+        field: &'static str,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The avatar's address is not an https URL.
+    #[error("avatar_url is refused: {0}")]
+    InvalidUrl(String),
+    /// The caller has no profile yet.
+    #[error("create your profile first (PUT /api/v1/social/me/profile)")]
+    ProfileRequired,
+    /// No profile has this handle (or the caller may not see it).
+    #[error("no profile `{0}`")]
+    ProfileNotFound(String),
+    /// Following, blocking or muting oneself.
+    #[error("this cannot be done to your own profile")]
+    OwnProfile,
+    /// A block stands between the caller and the profile.
+    #[error("a block stands between you and this profile")]
+    Blocked,
+    /// The profile shares this with its followers only.
+    #[error("this profile shares this with its followers only")]
+    NotVisible,
+    /// No request to follow the caller from this profile.
+    #[error("no request from `{0}` to follow you")]
+    RequestNotFound(String),
+}
+
+impl crate::error::code::Coded for SocialError {
+    fn code(&self) -> crate::error::code::ErrorCode {
+        use crate::error::code::ErrorCode;
+        match self {
+            Self::InvalidHandle(_) => ErrorCode::InvalidHandle,
+            Self::HandleTaken(_) => ErrorCode::HandleTaken,
+            Self::InvalidText { .. } => ErrorCode::InvalidText,
+            Self::InvalidUrl(_) => ErrorCode::InvalidUrl,
+            Self::ProfileRequired => ErrorCode::ProfileRequired,
+            Self::ProfileNotFound(_) => ErrorCode::ProfileNotFound,
+            Self::OwnProfile => ErrorCode::OwnProfile,
+            Self::Blocked => ErrorCode::Blocked,
+            Self::NotVisible => ErrorCode::NotVisible,
+            Self::RequestNotFound(_) => ErrorCode::FollowRequestNotFound,
+        }
+    }
+
+    /// The field at fault.
+    fn extensions(&self) -> serde_json::Map<String, serde_json::Value> {
+        let field = match self {
+            Self::InvalidHandle(_) | Self::HandleTaken(_) => Some("handle"),
+            Self::InvalidText { field, .. } => Some(*field),
+            Self::InvalidUrl(_) => Some("avatar_url"),
+            _ => None,
+        };
+        field.map(|f| serde_json::Map::from_iter([("field".to_owned(), f.into())])).unwrap_or_default()
+    }
+}
