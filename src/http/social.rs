@@ -145,10 +145,10 @@ pub struct ProfileRequest {
     )]
     pub bio: Option<String>,
     /// An `https` URL of at most 2048 bytes, with a host and no credentials (otherwise 400
-    /// `invalid_url`).
+    /// `invalid_url`); empty or `null` for none.
     #[schema(
         max_length = 2048,
-        pattern = r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[!#-~]*)?$",
+        pattern = r"^(https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[!#-~]*)?)?$",
         example = "https://images.example/ada.png"
     )]
     pub avatar_url: Option<String>,

@@ -27,4 +27,5 @@ mod ratelimit;
 mod ride_store;
 mod rides;
 mod social;
+mod social_store;
 mod supervision;

@@ -1,0 +1,177 @@
+//! One contract for both social stores, PostgreSQL and the embedded one: the graph's rules
+//! applied under the stores' locks, the counts and versions they keep, handles unique whatever
+//! their case, listings paged latest first without blocked profiles, and erasure.
+
+use beryl_core_api::{
+    adapters::{
+        outbox::MemOutbox,
+        social::{Act, Profile, SealedDraft, Side, SocialStore, SocialStoreError},
+    },
+    domain::{
+        privacy::BlindIndex,
+        social::{Change, FollowState, Handle, SocialError, Visibility},
+    },
+};
+use chrono::{Duration, SubsecRound, Utc};
+
+use crate::helpers::{contract, migrated_pool};
+
+fn memory() -> SocialStore {
+    SocialStore::memory(MemOutbox::new())
+}
+
+async fn postgres() -> SocialStore {
+    SocialStore::Postgres(migrated_pool().await)
+}
+
+contract!(
+    follows_requests_and_blocks_keep_their_counts_and_versions,
+    a_handle_is_unique_whatever_its_case_and_freed_when_changed_or_erased,
+    listings_page_latest_first_without_profiles_blocked_with_the_viewer,
+);
+
+fn index(n: u8) -> BlindIndex {
+    BlindIndex::from_slice(&[n; 32]).unwrap()
+}
+
+fn draft(handle: &str, visibility: Visibility) -> SealedDraft {
+    let handle = Handle::parse(handle).unwrap();
+    SealedDraft {
+        handle_sealed: format!("sealed:{}", handle.as_str()),
+        // The stores take the index as given: the lower case stands in for the vault's.
+        handle_index: {
+            let mut bytes = [0u8; 32];
+            for (b, c) in bytes.iter_mut().zip(handle.key().bytes()) {
+                *b = c;
+            }
+            BlindIndex(bytes)
+        },
+        handle,
+        display_name: "sealed-name".into(),
+        bio: String::new(),
+        avatar_url: String::new(),
+        visibility,
+    }
+}
+
+fn act(seconds: i64) -> Act {
+    Act { request_id: None, at: (Utc::now() + Duration::seconds(seconds)).trunc_subsecs(6) }
+}
+
+async fn make(store: &SocialStore, n: u8, handle: &str, visibility: Visibility) -> Profile {
+    let written = store.put_profile(&index(n), &draft(handle, visibility), &act(0)).await.unwrap();
+    assert!(written.created);
+    written.profile
+}
+
+async fn read(store: &SocialStore, n: u8) -> Profile {
+    store.by_owner(&index(n)).await.unwrap().unwrap()
+}
+
+async fn follows_requests_and_blocks_keep_their_counts_and_versions(store: SocialStore) {
+    let a = make(&store, 1, "ann", Visibility::Public).await;
+    let b = make(&store, 2, "ben", Visibility::Private).await;
+    let c = make(&store, 3, "cid", Visibility::Followers).await;
+    assert_eq!(store.follow(b.id, a.id, &act(1)).await.unwrap(), Change::New(FollowState::Active));
+    assert_eq!(store.follow(b.id, a.id, &act(2)).await.unwrap(), Change::Unchanged(FollowState::Active));
+    assert_eq!(store.follow(c.id, a.id, &act(3)).await.unwrap(), Change::New(FollowState::Active));
+    assert_eq!(store.follow(a.id, b.id, &act(4)).await.unwrap(), Change::New(FollowState::Pending));
+    assert!(matches!(store.follow(a.id, a.id, &act(5)).await, Err(SocialStoreError::Rule(SocialError::OwnProfile))));
+    let (ra, rb) = (read(&store, 1).await, read(&store, 2).await);
+    assert_eq!((ra.followers, ra.following, ra.version), (2, 0, 3));
+    assert_eq!((rb.followers, rb.following, rb.version), (0, 1, 2), "a request counts nothing");
+    assert!(store.answer(b.id, a.id, true, &act(6)).await.unwrap());
+    assert!(!store.answer(b.id, a.id, true, &act(7)).await.unwrap(), "answered already");
+    assert_eq!((read(&store, 2).await.followers, read(&store, 1).await.following), (1, 1));
+
+    // A block ends both follows between a and b, and refuses new ones both ways.
+    assert!(store.block(a.id, b.id, true, &act(8)).await.unwrap());
+    assert!(!store.block(a.id, b.id, true, &act(9)).await.unwrap());
+    let (ra, rb) = (read(&store, 1).await, read(&store, 2).await);
+    assert_eq!((ra.followers, ra.following, rb.followers, rb.following), (1, 0, 0, 0));
+    assert_eq!(ra.version, 5, "the removal of b's follow and the block are a's events");
+    let relation = store.relation(b.id, a.id).await.unwrap();
+    assert!(relation.blocked_by && !relation.blocking && relation.following.is_none());
+    for (x, y) in [(a.id, b.id), (b.id, a.id)] {
+        assert!(matches!(store.follow(x, y, &act(10)).await, Err(SocialStoreError::Rule(SocialError::Blocked))));
+    }
+    assert!(store.block(a.id, b.id, false, &act(11)).await.unwrap());
+    assert_eq!(store.follow(b.id, a.id, &act(12)).await.unwrap(), Change::New(FollowState::Active));
+
+    // A private profile made public accepts the requests waiting on it.
+    assert_eq!(store.follow(c.id, b.id, &act(13)).await.unwrap(), Change::New(FollowState::Pending));
+    let written = store.put_profile(&index(2), &draft("ben", Visibility::Public), &act(14)).await.unwrap();
+    assert_eq!((written.created, written.accepted, written.profile.followers), (false, 1, 1));
+    assert_eq!(store.relation(c.id, b.id).await.unwrap().following, Some(FollowState::Active));
+
+    // Mutes: private, no count.
+    assert!(store.mute(a.id, c.id, true, act(15).at).await.unwrap());
+    assert!(!store.mute(a.id, c.id, true, act(16).at).await.unwrap());
+    assert!(store.relation(a.id, c.id).await.unwrap().muting);
+    assert!(matches!(
+        store.mute(a.id, a.id, true, act(17).at).await,
+        Err(SocialStoreError::Rule(SocialError::OwnProfile))
+    ));
+
+    // Unfollowing.
+    assert_eq!(store.unfollow(c.id, a.id, &act(18)).await.unwrap(), Some(FollowState::Active));
+    assert_eq!(store.unfollow(c.id, a.id, &act(19)).await.unwrap(), None);
+    assert_eq!(read(&store, 1).await.followers, 1);
+}
+
+async fn a_handle_is_unique_whatever_its_case_and_freed_when_changed_or_erased(store: SocialStore) {
+    make(&store, 1, "Ada_L", Visibility::Public).await;
+    let taken = store.put_profile(&index(2), &draft("ADA_l", Visibility::Public), &act(1)).await;
+    assert!(matches!(taken, Err(SocialStoreError::Rule(SocialError::HandleTaken(h))) if h == "ADA_l"));
+    assert!(store.by_owner(&index(2)).await.unwrap().is_none(), "nothing was made");
+    // Its owner may change its case, or change it; the old one is free then.
+    let written = store.put_profile(&index(1), &draft("ADA_L", Visibility::Public), &act(2)).await.unwrap();
+    assert_eq!((written.created, written.profile.handle.as_str()), (false, "sealed:ADA_L"));
+    store.put_profile(&index(1), &draft("ada_new", Visibility::Public), &act(3)).await.unwrap();
+    let b = store.put_profile(&index(2), &draft("ada_l", Visibility::Public), &act(4)).await.unwrap();
+    assert!(b.created);
+    let found = store.by_handle(&draft("ADA_L", Visibility::Public).handle_index).await.unwrap().unwrap();
+    assert_eq!(found.id, b.profile.id);
+    // Erasure removes the profile, its edges and frees its handle.
+    let a = read(&store, 1).await;
+    assert_eq!(store.follow(a.id, b.profile.id, &act(5)).await.unwrap(), Change::New(FollowState::Active));
+    let erased = store.erase(&index(1), act(6).at).await.unwrap().unwrap();
+    assert_eq!(erased.id, a.id);
+    assert!(store.erase(&index(1), act(7).at).await.unwrap().is_none());
+    assert!(store.by_handle(&draft("ada_new", Visibility::Public).handle_index).await.unwrap().is_none());
+    assert_eq!(read(&store, 2).await.followers, 0, "the count made right");
+    let page = store.edges(b.profile.id, Side::Followers, (None, 10), None).await.unwrap();
+    assert!(page.is_empty());
+    make(&store, 3, "ada_new", Visibility::Public).await;
+}
+
+async fn listings_page_latest_first_without_profiles_blocked_with_the_viewer(store: SocialStore) {
+    let star = make(&store, 1, "star", Visibility::Public).await;
+    let mut fans = Vec::new();
+    for i in 0..5u8 {
+        let fan = make(&store, 10 + i, &format!("fan_{i}"), Visibility::Public).await;
+        assert_eq!(
+            store.follow(fan.id, star.id, &act(i64::from(i) + 1)).await.unwrap(),
+            Change::New(FollowState::Active)
+        );
+        fans.push(fan);
+    }
+    let viewer = make(&store, 2, "viewer", Visibility::Public).await;
+    assert!(store.block(fans[3].id, viewer.id, true, &act(10)).await.unwrap());
+    assert!(store.block(viewer.id, fans[1].id, true, &act(11)).await.unwrap());
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store.edges(star.id, Side::Followers, (before, 2), Some(viewer.id)).await.unwrap();
+        before = page.last().map(|e| (e.since, e.profile.id));
+        seen.extend(page.iter().map(|e| e.profile.handle.clone()));
+        if page.len() < 2 {
+            break;
+        }
+    }
+    assert_eq!(seen, ["sealed:fan_4", "sealed:fan_2", "sealed:fan_0"]);
+    let all = store.edges(star.id, Side::Followers, (None, 10), None).await.unwrap();
+    assert_eq!(all.len(), 5);
+    let blocked = store.edges(viewer.id, Side::Blocked, (None, 10), None).await.unwrap();
+    assert_eq!(blocked.iter().map(|e| e.profile.id).collect::<Vec<_>>(), [fans[1].id]);
+}
