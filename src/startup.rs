@@ -116,7 +116,8 @@ impl Application {
         )?;
         let esg =
             spawn_esg(&supervision, &settings, &metrics, &connections, &outbox, &vault, adapters.emissions.clone())?;
-        let social = spawn_social(&supervision, &metrics, &connections, &outbox, &vault)?;
+        let links = (mobility.client.clone(), esg.client.clone());
+        let social = spawn_social(&supervision, &metrics, &connections, &outbox, (&vault, links))?;
         let holders =
             register_holders(&settings, &vault, &fintech, &ledger, &payments_store, (&mobility, &esg, &social));
         spawn_retention(&supervision, &settings, &metrics, &vault, &holders)?;
@@ -446,7 +447,7 @@ fn spawn_social(
     metrics: &Metrics,
     connections: &Connections,
     outbox: &OutboxSource,
-    vault: &Vault,
+    (vault, links): (&Vault, (MobilityClient, EsgClient)),
 ) -> anyhow::Result<SocialClient> {
     let store = match (&connections.postgres, outbox) {
         (Some(pool), _) => SocialStore::Postgres(pool.clone()),
@@ -457,7 +458,7 @@ fn spawn_social(
     let domain = supervision.spawn(ActorSpec::new(social::NAME, ActorKind::Domain, true), move || {
         SocialDomain::new(store.clone(), domain_metrics.clone())
     })?;
-    Ok(SocialClient::new(domain, vault.clone(), metrics.clone()))
+    Ok(SocialClient::new(domain, vault.clone(), metrics.clone(), links))
 }
 
 /// What the ESG domain is reached through.

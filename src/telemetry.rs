@@ -146,6 +146,11 @@ pub const SOCIAL_PROFILES_WRITTEN_TOTAL: &str = "beryl_social_profiles_written_t
 /// Changes to the social graph, by change (followed, requested, unfollowed, accepted, declined,
 /// blocked, unblocked, muted, unmuted).
 pub const SOCIAL_GRAPH_CHANGES_TOTAL: &str = "beryl_social_graph_changes_total";
+/// Posts, reactions and comments, by action (created, edited, deleted, reacted, unreacted,
+/// commented, comment_deleted).
+pub const SOCIAL_POSTS_TOTAL: &str = "beryl_social_posts_total";
+/// Timeline pages read, by timeline (home, profile).
+pub const SOCIAL_TIMELINE_READS_TOTAL: &str = "beryl_social_timeline_reads_total";
 /// Events published to the broker and acknowledged, by topic.
 pub const EVENTS_PUBLISHED_TOTAL: &str = "beryl_events_published_total";
 /// Inbound events received, by topic and partition.
@@ -309,6 +314,12 @@ pub fn describe_metrics() {
         Unit::Seconds,
         "Age of the last completed ride credited to an ESG projection."
     );
+    describe_counter!(
+        SOCIAL_POSTS_TOTAL,
+        Unit::Count,
+        "Posts, reactions and comments (created, edited, deleted, reacted, unreacted, commented, comment_deleted)."
+    );
+    describe_counter!(SOCIAL_TIMELINE_READS_TOTAL, Unit::Count, "Timeline pages read, by timeline (home, profile).");
     describe_counter!(SOCIAL_PROFILES_WRITTEN_TOTAL, Unit::Count, "Social profiles written, by result.");
     describe_counter!(
         SOCIAL_GRAPH_CHANGES_TOTAL,

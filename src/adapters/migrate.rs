@@ -47,6 +47,7 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/0013_esg_leaderboards.sql"),
     },
     Migration { version: 14, name: "social", sql: include_str!("../../migrations/0014_social.sql") },
+    Migration { version: 15, name: "social_posts", sql: include_str!("../../migrations/0015_social_posts.sql") },
 ];
 
 /// Arbitrary key of the advisory lock held while migrating.

@@ -26,6 +26,8 @@ pub struct RateLimitSettings {
     pub graphql: RateLimitGroup,
     /// Follows and follow requests one subject makes (REST and GraphQL), on top of `api_write`.
     pub social_follow: RateLimitGroup,
+    /// Posts and comments one subject writes (REST and GraphQL), on top of `api_write`.
+    pub social_post: RateLimitGroup,
 }
 
 impl Default for RateLimitSettings {
@@ -38,6 +40,7 @@ impl Default for RateLimitSettings {
             api_write: RateLimitGroup { per_subject: 300, per_ip: 600, period_secs: 60 },
             graphql: RateLimitGroup { per_subject: 600, per_ip: 1200, period_secs: 60 },
             social_follow: RateLimitGroup { per_subject: 200, per_ip: 0, period_secs: 3600 },
+            social_post: RateLimitGroup { per_subject: 100, per_ip: 0, period_secs: 3600 },
         }
     }
 }
@@ -127,6 +130,7 @@ impl Section for RateLimitSettings {
             ("api_write", self.api_write),
             ("graphql", self.graphql),
             ("social_follow", self.social_follow),
+            ("social_post", self.social_post),
         ] {
             if group.period_secs == 0 {
                 problems.add(

@@ -211,6 +211,16 @@ error_codes! {
     ProfileNotFound => ("profile_not_found", 404, "Profile not found"),
     /// No request to follow the caller from this profile.
     FollowRequestNotFound => ("follow_request_not_found", 404, "Follow request not found"),
+    /// No post or comment of this id, or the caller may not see it.
+    PostNotFound => ("post_not_found", 404, "Post not found"),
+    /// The caller reacted to this post already.
+    AlreadyReacted => ("already_reacted", 409, "Already reacted"),
+    /// A post's link names nothing a post can link to, or nothing of the caller's.
+    InvalidLink => ("invalid_link", 422, "Invalid link"),
+    /// The post is older than its 15-minute edit window.
+    EditWindowClosed => ("edit_window_closed", 422, "Edit window closed"),
+    /// A reply to a reply: comments are threaded one level deep.
+    ThreadTooDeep => ("thread_too_deep", 422, "Thread too deep"),
     /// Another profile has this handle, whatever its case.
     HandleTaken => ("handle_taken", 409, "Handle taken"),
     /// The caller has no social profile yet.

@@ -9,6 +9,7 @@ pub mod fintech;
 pub mod limits;
 pub mod mobility;
 pub mod social;
+pub mod social_posts;
 pub mod system;
 
 use std::time::Duration;
@@ -40,6 +41,7 @@ pub struct Query(
     mobility::RideQuery,
     esg::EsgQuery,
     social::SocialQuery,
+    social_posts::SocialPostQuery,
 );
 
 /// Every mutation root.
@@ -50,6 +52,7 @@ pub struct Mutation(
     mobility::RideMutation,
     esg::EsgMutation,
     social::SocialMutation,
+    social_posts::SocialPostMutation,
 );
 
 /// The schema.

@@ -143,6 +143,8 @@ pub enum Group {
     Graphql,
     /// Follows and follow requests (charged by the operations that make them).
     SocialFollow,
+    /// Posts and comments (charged by the operations that write them).
+    SocialPost,
 }
 
 impl Group {
@@ -162,6 +164,7 @@ impl Group {
             Self::ApiWrite => "api_write",
             Self::Graphql => "graphql",
             Self::SocialFollow => "social_follow",
+            Self::SocialPost => "social_post",
         }
     }
 
@@ -171,6 +174,7 @@ impl Group {
             Self::ApiWrite => settings.api_write,
             Self::Graphql => settings.graphql,
             Self::SocialFollow => settings.social_follow,
+            Self::SocialPost => settings.social_post,
         }
     }
 }

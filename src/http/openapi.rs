@@ -19,7 +19,9 @@ use utoipa::{
     Modify, OpenApi,
 };
 
-use super::{admin, esg, fintech, health, me, mobility, payments, privacy, problem::ProblemSchema, social, system};
+use super::{
+    admin, esg, fintech, health, me, mobility, payments, privacy, problem::ProblemSchema, social, social_posts, system,
+};
 use crate::{
     auth::policy,
     error::{ErrorCode, PROBLEM_JSON},
@@ -92,6 +94,17 @@ pub const BEARER: &str = "bearer";
         social::list_muted,
         social::accept_request,
         social::decline_request,
+        social_posts::create,
+        social_posts::get,
+        social_posts::edit,
+        social_posts::delete,
+        social_posts::react,
+        social_posts::unreact,
+        social_posts::comment,
+        social_posts::list_comments,
+        social_posts::delete_comment,
+        social_posts::profile_posts,
+        social_posts::home,
         payments::webhook,
         privacy::request_erasure,
         privacy::export_mine,
@@ -102,7 +115,7 @@ pub const BEARER: &str = "bearer";
         (name = "fintech", description = "Wallets, movements, transfers, top-ups and payouts."),
         (name = "mobility", description = "Drivers, their positions, and quotes for rides."),
         (name = "esg", description = "Activities, their footprint against a petrol car, and the ESG score."),
-        (name = "social", description = "Profiles, follows and follow requests, blocks and mutes."),
+        (name = "social", description = "Profiles, follows and follow requests, blocks and mutes; posts, reactions, comments and timelines."),
         (name = "payments", description = "The payment provider's signed webhook; no token needed."),
         (name = "privacy", description = "Erasure and export of personal data."),
         (name = "system", description = "Supervision state and operator actions."),
@@ -172,6 +185,7 @@ fn refusals(operation_id: &str) -> &'static [ErrorCode] {
         mobility::REFUSALS,
         esg::REFUSALS,
         social::REFUSALS,
+        social_posts::REFUSALS,
     ]
     .into_iter()
     .flatten()
@@ -381,6 +395,7 @@ mod tests {
             .chain(mobility::REFUSALS)
             .chain(esg::REFUSALS)
             .chain(social::REFUSALS)
+            .chain(social_posts::REFUSALS)
         {
             assert!(ids.contains(id), "{id} is not an operation of the document");
         }
@@ -397,6 +412,7 @@ mod tests {
             .chain(mobility::REFUSALS)
             .chain(esg::REFUSALS)
             .chain(social::REFUSALS)
+            .chain(social_posts::REFUSALS)
         {
             let op = doc["paths"]
                 .as_object()

@@ -27,5 +27,6 @@ mod ratelimit;
 mod ride_store;
 mod rides;
 mod social;
+mod social_posts;
 mod social_store;
 mod supervision;

@@ -85,6 +85,8 @@ async fn every_documented_operation_answers_as_documented() {
 
     let mut checked = 0;
     let mut social_ready = false;
+    // A post to read, edit, react to and comment on, one to delete, and a comment to delete.
+    let (mut post_a, mut post_b, mut comment) = (String::new(), String::new(), String::new());
     for (path, item) in doc["paths"].as_object().unwrap() {
         if path.starts_with("/api/v1/social/") && !social_ready {
             social_ready = true;
@@ -103,11 +105,31 @@ async fn every_documented_operation_answers_as_documented() {
             let res =
                 app.client.put(app.url("/api/v1/social/profiles/oa_root/follow")).bearer_auth(&friend).send().await;
             assert_eq!(res.unwrap().status(), 200);
+            for id in [&mut post_a, &mut post_b] {
+                let made: Value =
+                    app.post_as("/api/v1/social/posts", &token, &json!({"text": "OA"})).await.json().await.unwrap();
+                *id = made["id"].as_str().unwrap().to_owned();
+            }
+            let path = format!("/api/v1/social/posts/{post_a}/comments");
+            let made: Value = app.post_as(&path, &token, &json!({"text": "OA"})).await.json().await.unwrap();
+            comment = made["id"].as_str().unwrap().to_owned();
         }
         for (method, op) in item.as_object().unwrap() {
             // The restart goes to an optional actor: restarting a critical one would make the
             // `/health` call that follows it answer 503 until the actor is back.
-            let id = if path.starts_with("/api/v1/mobility/rides/") { &ride_id } else { &id1 };
+            let id = if path.starts_with("/api/v1/mobility/rides/") {
+                &ride_id
+            } else if path.starts_with("/api/v1/social/comments/") {
+                &comment
+            } else if path.starts_with("/api/v1/social/posts/") {
+                if op["operationId"] == "deletePost" {
+                    &post_b
+                } else {
+                    &post_a
+                }
+            } else {
+                &id1
+            };
             let mut url = path
                 .replace("{id}", id)
                 .replace("{name}", "idempotency-purger")
@@ -185,7 +207,7 @@ async fn every_documented_operation_answers_as_documented() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 59, "every documented operation was called");
+    assert_eq!(checked, 70, "every documented operation was called");
 }
 
 #[actix_web::test]

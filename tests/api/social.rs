@@ -462,12 +462,31 @@ async fn the_export_holds_the_profile_and_erasure_removes_it_with_its_edges() {
     let hal = user(&app, "hal", "public").await;
     assert_eq!(put(&app, &gus, "/api/v1/social/profiles/hal/follow").await.0, 200);
     assert_eq!(put(&app, &hal, "/api/v1/social/profiles/gus/follow").await.0, 200);
+    // What gus writes and gives: a post, a comment and a reaction on hal's post.
+    let mine = app.post_as("/api/v1/social/posts", &gus, &json!({"text": "gus writes", "visibility": "private"})).await;
+    assert_eq!(mine.status(), 201);
+    let theirs: Value =
+        app.post_as("/api/v1/social/posts", &hal, &json!({"text": "hal writes"})).await.json().await.unwrap();
+    let on = theirs["id"].as_str().unwrap();
+    let res = app.post_as(&format!("/api/v1/social/posts/{on}/comments"), &gus, &json!({"text": "gus comments"})).await;
+    assert_eq!(res.status(), 201);
+    let res = app.post_as(&format!("/api/v1/social/posts/{on}/reactions"), &gus, &json!({"kind": "love"})).await;
+    assert_eq!(res.status(), 201);
     let privacy = app.token("sub-gus", &["privacy:read", "privacy:write"]);
     let export: Value = app.get_as("/api/v1/privacy/export", &privacy).await.json().await.unwrap();
     let part = &export["domains"]["social"];
     assert_eq!(part["profile"]["display_name"], "GUS", "{export}");
     assert_eq!(part["following"][0]["handle"], "hal");
     assert_eq!(part["followers"][0]["handle"], "hal");
+    assert_eq!(part["posts"][0]["text"], "gus writes", "{part}");
+    assert_eq!(
+        (part["comments"][0]["text"].as_str(), part["comments"][0]["post"].as_str()),
+        (Some("gus comments"), Some(on))
+    );
+    assert_eq!(
+        (part["reactions"][0]["kind"].as_str(), part["reactions"][0]["post"].as_str()),
+        (Some("love"), Some(on))
+    );
     let res = app.post_as("/api/v1/privacy/erasure-requests", &privacy, &json!({})).await;
     assert_eq!(res.status(), 201);
     let record: Value = res.json().await.unwrap();
@@ -476,6 +495,8 @@ async fn the_export_holds_the_profile_and_erasure_removes_it_with_its_edges() {
     assert_eq!(status, 404);
     let left = profile(&app, &hal, "hal").await;
     assert_eq!((left["followers"].as_u64(), left["following"].as_u64()), (Some(0), Some(0)), "{left}");
+    let (_, post) = get(&app, &hal, &format!("/api/v1/social/posts/{on}")).await;
+    assert_eq!((post["comments"].as_u64(), post["reactions"].clone()), (Some(0), json!({})), "{post}");
     // The handle is free again.
     let other = app.token("new-gus", SCOPES);
     assert_eq!(

@@ -5,11 +5,11 @@
 use beryl_core_api::{
     adapters::{
         outbox::MemOutbox,
-        social::{Act, Profile, SealedDraft, Side, SocialStore, SocialStoreError},
+        social::{Act, PostDraft, Profile, SealedDraft, Side, SocialStore, SocialStoreError},
     },
     domain::{
         privacy::BlindIndex,
-        social::{Change, FollowState, Handle, SocialError, Visibility},
+        social::{Change, FollowState, Handle, Reaction, SocialError, Visibility},
     },
 };
 use chrono::{Duration, SubsecRound, Utc};
@@ -28,6 +28,7 @@ contract!(
     follows_requests_and_blocks_keep_their_counts_and_versions,
     a_handle_is_unique_whatever_its_case_and_freed_when_changed_or_erased,
     listings_page_latest_first_without_profiles_blocked_with_the_viewer,
+    posts_keep_their_counts_through_reactions_comments_and_erasure,
 );
 
 fn index(n: u8) -> BlindIndex {
@@ -174,4 +175,68 @@ async fn listings_page_latest_first_without_profiles_blocked_with_the_viewer(sto
     assert_eq!(all.len(), 5);
     let blocked = store.edges(viewer.id, Side::Blocked, (None, 10), None).await.unwrap();
     assert_eq!(blocked.iter().map(|e| e.profile.id).collect::<Vec<_>>(), [fans[1].id]);
+}
+
+async fn posts_keep_their_counts_through_reactions_comments_and_erasure(store: SocialStore) {
+    let a = make(&store, 1, "ann", Visibility::Public).await;
+    let b = make(&store, 2, "ben", Visibility::Public).await;
+    let c = make(&store, 3, "cid", Visibility::Public).await;
+    assert_eq!(store.follow(b.id, a.id, &act(1)).await.unwrap(), Change::New(FollowState::Active));
+    let draft = |n: u128, visibility| PostDraft {
+        id: uuid::Uuid::from_u128(n),
+        body: format!("sealed-{n}"),
+        link: None,
+        visibility,
+    };
+    let p1 = store.create_post(a.id, &draft(1, Visibility::Public), &act(2)).await.unwrap();
+    store.create_post(a.id, &draft(2, Visibility::Private), &act(3)).await.unwrap();
+    store.create_post(c.id, &draft(3, Visibility::Public), &act(4)).await.unwrap();
+    store.create_post(b.id, &draft(4, Visibility::Followers), &act(5)).await.unwrap();
+    assert!(store.create_post(a.id, &draft(1, Visibility::Public), &act(6)).await.is_err(), "an id is used once");
+
+    store.react(p1.id, b.id, Reaction::Love, &act(7)).await.unwrap();
+    assert!(matches!(
+        store.react(p1.id, b.id, Reaction::Like, &act(8)).await,
+        Err(SocialStoreError::Rule(SocialError::AlreadyReacted))
+    ));
+    let after = store.react(p1.id, c.id, Reaction::Love, &act(9)).await.unwrap();
+    assert_eq!(after.reactions.get(&Reaction::Love), Some(&2));
+    let top = store.comment((p1.id, None), (uuid::Uuid::from_u128(10), b.id), "s", &act(10)).await.unwrap();
+    let reply = store.comment((p1.id, Some(top.id)), (uuid::Uuid::from_u128(11), c.id), "s", &act(11)).await.unwrap();
+    assert!(matches!(
+        store.comment((p1.id, Some(reply.id)), (uuid::Uuid::from_u128(12), a.id), "s", &act(12)).await,
+        Err(SocialStoreError::Rule(SocialError::ThreadTooDeep))
+    ));
+    store.comment((p1.id, None), (uuid::Uuid::from_u128(13), c.id), "s", &act(13)).await.unwrap();
+    let read = store.post(p1.id).await.unwrap().unwrap();
+    assert_eq!((read.comments, read.version), (3, 6), "created, two reactions, three comments");
+    let listed: Vec<u128> = store.comments(p1.id, None, 10).await.unwrap().iter().map(|c| c.id.as_u128()).collect();
+    assert_eq!(listed, [10, 11, 13], "oldest first");
+
+    // The home timelines, and a profile's posts of some visibilities, newest first.
+    let ids =
+        |posts: Vec<beryl_core_api::adapters::social::Post>| posts.iter().map(|p| p.id.as_u128()).collect::<Vec<_>>();
+    assert_eq!(ids(store.home(b.id, None, 10).await.unwrap()), [4, 1], "b follows a: a's public post, and b's own");
+    assert_eq!(ids(store.home(a.id, None, 10).await.unwrap()), [2, 1]);
+    let shown = store.posts_by(a.id, &[Visibility::Public, Visibility::Followers], None, 10).await.unwrap();
+    assert_eq!(shown.iter().map(|p| p.id.as_u128()).collect::<Vec<_>>(), [1]);
+
+    // Erasing c takes its reaction, its reply and its comment off a's post; its own post goes.
+    store.erase(&index(3), act(14).at).await.unwrap();
+    let read = store.post(p1.id).await.unwrap().unwrap();
+    assert_eq!((read.comments, read.reactions.get(&Reaction::Love).copied()), (1, Some(1)), "{read:?}");
+    assert!(store.post(uuid::Uuid::from_u128(3)).await.unwrap().is_none());
+    // Deleting a comment takes its replies.
+    let r2 = store.comment((p1.id, Some(top.id)), (uuid::Uuid::from_u128(15), a.id), "s", &act(15)).await.unwrap();
+    assert_eq!(store.post(p1.id).await.unwrap().unwrap().comments, 2);
+    store.delete_comment(top.id, &act(16)).await.unwrap();
+    assert_eq!(store.post(p1.id).await.unwrap().unwrap().comments, 0);
+    assert!(store.comment_by_id(r2.id).await.unwrap().is_none());
+    // Only the author edits or deletes.
+    assert!(matches!(
+        store.delete_post(b.id, p1.id, &act(17)).await,
+        Err(SocialStoreError::Rule(SocialError::NotAuthor))
+    ));
+    store.delete_post(a.id, p1.id, &act(18)).await.unwrap();
+    assert!(store.post(p1.id).await.unwrap().is_none());
 }

@@ -13,7 +13,7 @@ use super::{
     Answer, SocialDomain,
 };
 use crate::{
-    actors::runtime::ActorRef,
+    actors::{esg::EsgClient, mobility::MobilityClient, runtime::ActorRef},
     adapters::{
         privacy::Vault,
         social::{Act, Edge, Profile, SealedDraft, Side},
@@ -92,9 +92,11 @@ pub struct EdgeView {
 /// The social domain's client; cheap to clone.
 #[derive(Clone)]
 pub struct SocialClient {
-    domain: ActorRef<SocialDomain>,
-    vault: Vault,
-    metrics: Metrics,
+    pub(super) domain: ActorRef<SocialDomain>,
+    pub(super) vault: Vault,
+    pub(super) metrics: Metrics,
+    /// The domains whose rides and milestones posts link to: a link is checked against them.
+    pub(super) links: (MobilityClient, EsgClient),
 }
 
 /// A profile's personal fields, opened: handle, display name, bio, avatar URL.
@@ -120,14 +122,20 @@ fn view_of(
     }
 }
 
-fn act(request_id: Option<String>) -> Act {
+pub(super) fn act(request_id: Option<String>) -> Act {
     Act { request_id, at: Utc::now() }
 }
 
 impl SocialClient {
-    /// A client of `domain`, sealing and opening personal fields through `vault`.
-    pub fn new(domain: ActorRef<SocialDomain>, vault: Vault, metrics: Metrics) -> Self {
-        Self { domain, vault, metrics }
+    /// A client of `domain`, sealing and opening personal fields through `vault`, checking the
+    /// rides and milestones posts link to with `links`.
+    pub fn new(
+        domain: ActorRef<SocialDomain>,
+        vault: Vault,
+        metrics: Metrics,
+        links: (MobilityClient, EsgClient),
+    ) -> Self {
+        Self { domain, vault, metrics, links }
     }
 
     /// The domain actor.
@@ -135,11 +143,11 @@ impl SocialClient {
         &self.domain
     }
 
-    fn count(&self, change: &'static str) {
+    pub(super) fn count(&self, change: &'static str) {
         self.metrics.with(|| metrics::counter!(telemetry::SOCIAL_GRAPH_CHANGES_TOTAL, "change" => change).increment(1));
     }
 
-    async fn seal(&self, subject: &str, owner: &BlindIndex, field: &str, value: &str) -> Answer<String> {
+    pub(super) async fn seal(&self, subject: &str, owner: &BlindIndex, field: &str, value: &str) -> Answer<String> {
         if value.is_empty() {
             return Ok(String::new());
         }
@@ -147,7 +155,7 @@ impl SocialClient {
         Ok(self.vault.seal(subject, Place::new(field, &row), value).await?.to_text())
     }
 
-    async fn open(&self, profile: &Profile, field: &str, sealed: &str) -> Answer<Option<Personal<String>>> {
+    pub(super) async fn open(&self, profile: &Profile, field: &str, sealed: &str) -> Answer<Option<Personal<String>>> {
         if sealed.is_empty() {
             return Ok(None);
         }
@@ -221,7 +229,7 @@ impl SocialClient {
     }
 
     /// The profile of `subject`: refused when they have none.
-    async fn required(&self, subject: &str) -> Answer<Profile> {
+    pub(super) async fn required(&self, subject: &str) -> Answer<Profile> {
         self.own(subject).await?.ok_or_else(|| SocialError::ProfileRequired.into())
     }
 
@@ -233,7 +241,7 @@ impl SocialClient {
 
     /// The profile of `handle`, and what links `viewer` (if they have a profile) to it: not found
     /// when no profile has the handle, and when a block stands between them.
-    async fn target(&self, viewer: Option<&Profile>, handle: &str) -> Answer<(Profile, Relation)> {
+    pub(super) async fn target(&self, viewer: Option<&Profile>, handle: &str) -> Answer<(Profile, Relation)> {
         let profile = self.by_handle(handle).await?;
         let not_found = || SocialError::ProfileNotFound(handle.to_owned());
         let relation = match viewer {

@@ -237,3 +237,180 @@ message! {
         at: DateTime<Utc>,
     } -> Option<crate::adapters::social::Profile>
 }
+
+use crate::{
+    adapters::social::{Comment, Post, PostDraft},
+    domain::social::{Reaction, Visibility},
+};
+
+message! {
+    /// A profile by id.
+    GetProfileById {
+        /// Its id.
+        id: Uuid,
+    } -> Option<crate::adapters::social::Profile>
+}
+
+message! {
+    /// Make a post.
+    CreatePost {
+        /// The author's profile.
+        author: Uuid,
+        /// The post, its text sealed.
+        draft: PostDraft,
+        /// When, and for which request.
+        act: Act,
+    } -> Post
+}
+
+message! {
+    /// A post.
+    GetPost {
+        /// Its id.
+        id: Uuid,
+    } -> Option<Post>
+}
+
+message! {
+    /// Replace a post's text within its edit window.
+    EditPost {
+        /// Who edits (only its author may).
+        author: Uuid,
+        /// The post.
+        id: Uuid,
+        /// The new text, sealed.
+        body: String,
+        /// When, and for which request.
+        act: Act,
+    } -> Post
+}
+
+message! {
+    /// Delete a post.
+    DeletePost {
+        /// Who deletes (only its author may).
+        author: Uuid,
+        /// The post.
+        id: Uuid,
+        /// When, and for which request.
+        act: Act,
+    } -> ()
+}
+
+message! {
+    /// React to a post.
+    React {
+        /// The post.
+        post: Uuid,
+        /// Who reacts.
+        reactor: Uuid,
+        /// How.
+        kind: Reaction,
+        /// When, and for which request.
+        act: Act,
+    } -> Post
+}
+
+message! {
+    /// Take a reaction back: the post after, and what the reaction was.
+    Unreact {
+        /// The post.
+        post: Uuid,
+        /// Who reacted.
+        reactor: Uuid,
+        /// When, and for which request.
+        act: Act,
+    } -> (Post, Option<Reaction>)
+}
+
+message! {
+    /// The reactions a profile gave to posts.
+    GetReactions {
+        /// Who reacted.
+        reactor: Uuid,
+        /// The posts.
+        posts: Vec<Uuid>,
+    } -> std::collections::BTreeMap<Uuid, Reaction>
+}
+
+message! {
+    /// Comment on a post, or reply to a comment.
+    AddComment {
+        /// The post.
+        post: Uuid,
+        /// The comment replied to.
+        parent: Option<Uuid>,
+        /// The comment's id (its text is sealed for it).
+        id: Uuid,
+        /// The author's profile.
+        author: Uuid,
+        /// The text, sealed.
+        body: String,
+        /// When, and for which request.
+        act: Act,
+    } -> Comment
+}
+
+message! {
+    /// A comment.
+    GetComment {
+        /// Its id.
+        id: Uuid,
+    } -> Option<Comment>
+}
+
+message! {
+    /// Delete a comment and its replies.
+    DeleteComment {
+        /// Its id.
+        id: Uuid,
+        /// When, and for which request.
+        act: Act,
+    } -> ()
+}
+
+message! {
+    /// A page of a post's comments, oldest first.
+    ListComments {
+        /// The post.
+        post: Uuid,
+        /// The last of the previous page.
+        after: Option<(DateTime<Utc>, Uuid)>,
+        /// At most this many.
+        limit: usize,
+    } -> Vec<Comment>
+}
+
+message! {
+    /// A page of a profile's posts of some visibilities, newest first.
+    ListPosts {
+        /// The author.
+        author: Uuid,
+        /// The visibilities shown.
+        shown: Vec<Visibility>,
+        /// The last of the previous page.
+        before: Option<(DateTime<Utc>, Uuid)>,
+        /// At most this many.
+        limit: usize,
+    } -> Vec<Post>
+}
+
+message! {
+    /// A page of a profile's home timeline, newest first.
+    GetHome {
+        /// Whose.
+        viewer: Uuid,
+        /// The last of the previous page.
+        before: Option<(DateTime<Utc>, Uuid)>,
+        /// At most this many.
+        limit: usize,
+    } -> Vec<Post>
+}
+
+message! {
+    /// Every comment a profile wrote and every reaction it gave.
+    GetContributions {
+        /// The profile.
+        author: Uuid,
+    } -> crate::adapters::social::Contributions
+}

@@ -5,19 +5,25 @@
 pub mod client;
 pub mod events;
 pub mod messages;
+pub mod posts;
 pub mod privacy;
 
 pub use client::SocialClient;
 pub use messages::{Answer, SocialFailure};
 
+use std::collections::BTreeMap;
+
 use messages::{
-    AnswerRequest, Block, EraseProfile, Follow, GetProfile, GetRelation, ListEdges, Lookup, Mute, PutProfile, Unfollow,
+    AddComment, AnswerRequest, Block, CreatePost, DeleteComment, DeletePost, EditPost, EraseProfile, Follow,
+    GetComment, GetHome, GetPost, GetProfile, GetProfileById, GetReactions, GetRelation, ListComments, ListEdges,
+    ListPosts, Lookup, Mute, PutProfile, React, Unfollow, Unreact,
 };
+use uuid::Uuid;
 
 use crate::{
     actors::runtime::{Ctx, Handle, Managed, Reply},
-    adapters::social::{Edge, Profile, SocialStore, Written},
-    domain::social::{Change, FollowState, Relation},
+    adapters::social::{Comment, Edge, Post, Profile, SocialStore, Written},
+    domain::social::{Change, FollowState, Reaction, Relation},
     telemetry::{self, Metrics},
 };
 
@@ -27,6 +33,10 @@ pub const NAME: &str = "social";
 /// The changes to the graph counted in [`telemetry::SOCIAL_GRAPH_CHANGES_TOTAL`].
 pub const CHANGES: [&str; 9] =
     ["followed", "requested", "unfollowed", "accepted", "declined", "blocked", "unblocked", "muted", "unmuted"];
+
+/// What is counted in [`telemetry::SOCIAL_POSTS_TOTAL`].
+pub const POST_ACTIONS: [&str; 7] =
+    ["created", "edited", "deleted", "reacted", "unreacted", "commented", "comment_deleted"];
 
 /// The social domain actor.
 pub struct SocialDomain {
@@ -50,6 +60,12 @@ impl Managed for SocialDomain {
             }
             for result in ["created", "updated"] {
                 metrics::counter!(telemetry::SOCIAL_PROFILES_WRITTEN_TOTAL, "result" => result).absolute(0);
+            }
+            for action in POST_ACTIONS {
+                metrics::counter!(telemetry::SOCIAL_POSTS_TOTAL, "action" => action).absolute(0);
+            }
+            for timeline in ["home", "profile"] {
+                metrics::counter!(telemetry::SOCIAL_TIMELINE_READS_TOTAL, "timeline" => timeline).absolute(0);
             }
         });
     }
@@ -77,6 +93,21 @@ delegate!(Block => bool, |store, m| store.block(m.blocker, m.blocked, m.on, &m.a
 delegate!(Mute => bool, |store, m| store.mute(m.muter, m.muted, m.on, m.at));
 delegate!(ListEdges => Vec<Edge>, |store, m| store.edges(m.profile, m.side, (m.before, m.limit), m.viewer));
 delegate!(EraseProfile => Option<Profile>, |store, m| store.erase(&m.owner, m.at));
+delegate!(GetProfileById => Option<Profile>, |store, m| store.by_id(m.id));
+delegate!(CreatePost => Post, |store, m| store.create_post(m.author, &m.draft, &m.act));
+delegate!(GetPost => Option<Post>, |store, m| store.post(m.id));
+delegate!(EditPost => Post, |store, m| store.edit_post(m.author, m.id, &m.body, &m.act));
+delegate!(DeletePost => (), |store, m| store.delete_post(m.author, m.id, &m.act));
+delegate!(React => Post, |store, m| store.react(m.post, m.reactor, m.kind, &m.act));
+delegate!(Unreact => (Post, Option<Reaction>), |store, m| store.unreact(m.post, m.reactor, &m.act));
+delegate!(GetReactions => BTreeMap<Uuid, Reaction>, |store, m| store.reactions_of(m.reactor, &m.posts));
+delegate!(AddComment => Comment, |store, m| store.comment((m.post, m.parent), (m.id, m.author), &m.body, &m.act));
+delegate!(GetComment => Option<Comment>, |store, m| store.comment_by_id(m.id));
+delegate!(DeleteComment => (), |store, m| store.delete_comment(m.id, &m.act));
+delegate!(ListComments => Vec<Comment>, |store, m| store.comments(m.post, m.after, m.limit));
+delegate!(ListPosts => Vec<Post>, |store, m| store.posts_by(m.author, &m.shown, m.before, m.limit));
+delegate!(GetHome => Vec<Post>, |store, m| store.home(m.viewer, m.before, m.limit));
+delegate!(messages::GetContributions => crate::adapters::social::Contributions, |store, m| store.contributions(m.author));
 
 impl Handle<GetProfile> for SocialDomain {
     fn handle(&mut self, msg: GetProfile, _: &mut Ctx<Self>) -> Reply<Self, Answer<Option<Profile>>> {

@@ -74,6 +74,10 @@ impl Holder for SocialHolder {
                 let listed = edges.into_iter().map(|(handle, since)| json!({ "handle": handle, "since": since }));
                 out[name] = Value::Array(listed.collect());
             }
+            let written = client.contributions_of(&subject.id).await.map_err(failed)?;
+            for part in ["posts", "comments", "reactions"] {
+                out[part] = written[part].clone();
+            }
             Ok(out)
         }
         .boxed_local()

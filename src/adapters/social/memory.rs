@@ -21,15 +21,21 @@ use crate::{
 /// The embedded store's contents.
 #[derive(Default)]
 pub struct Memory {
-    profiles: HashMap<Uuid, Profile>,
+    pub(super) profiles: HashMap<Uuid, Profile>,
     by_owner: HashMap<BlindIndex, Uuid>,
     by_handle: HashMap<BlindIndex, Uuid>,
     /// (follower, followee) → state, since.
-    follows: BTreeMap<(Uuid, Uuid), (FollowState, DateTime<Utc>)>,
+    pub(super) follows: BTreeMap<(Uuid, Uuid), (FollowState, DateTime<Utc>)>,
     /// (blocker, blocked) → since.
     blocks: BTreeMap<(Uuid, Uuid), DateTime<Utc>>,
     /// (muter, muted) → since.
-    mutes: BTreeMap<(Uuid, Uuid), DateTime<Utc>>,
+    pub(super) mutes: BTreeMap<(Uuid, Uuid), DateTime<Utc>>,
+    /// Posts by id.
+    pub(super) posts: HashMap<Uuid, super::Post>,
+    /// (post, reactor) → reaction, when.
+    pub(super) reactions: BTreeMap<(Uuid, Uuid), (crate::domain::social::Reaction, DateTime<Utc>)>,
+    /// Comments by id.
+    pub(super) comments: HashMap<Uuid, super::Comment>,
 }
 
 impl Memory {
@@ -320,6 +326,7 @@ impl Memory {
         }
         self.blocks.retain(|(a, b), _| *a != id && *b != id);
         self.mutes.retain(|(a, b), _| *a != id && *b != id);
+        self.erase_posts_of(id);
         let profile = self.profiles.remove(&id)?;
         self.by_handle.remove(&profile.handle_index);
         outbox.append(at, vec![events::profile_deleted(id, profile.version + 1, at)]);

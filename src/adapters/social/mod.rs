@@ -6,7 +6,10 @@
 //! twice or follow across a block made meanwhile.
 
 mod memory;
+mod memory_posts;
+mod pg_posts;
 mod postgres;
+mod posts;
 
 use std::{sync::Arc, time::Duration};
 
@@ -15,6 +18,7 @@ use parking_lot::Mutex;
 use uuid::Uuid;
 
 pub use memory::Memory;
+pub use posts::{Comment, Contributions, Post, PostDraft};
 
 use super::{
     outbox::MemOutbox,

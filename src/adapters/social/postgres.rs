@@ -19,14 +19,15 @@ use crate::{
     },
 };
 
-const COLUMNS: &str = "id, owner_index, handle, handle_index, display_name, bio, avatar_url, visibility, followers, \
+pub(super) const COLUMNS: &str =
+    "id, owner_index, handle, handle_index, display_name, bio, avatar_url, visibility, followers, \
                        following, version, created_at, updated_at";
 
-fn u(v: i64) -> u64 {
+pub(super) fn u(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
-fn profile_of(row: &Row) -> Result<Profile, SocialStoreError> {
+pub(super) fn profile_of(row: &Row) -> Result<Profile, SocialStoreError> {
     Ok(Profile {
         id: row.get("id"),
         owner: BlindIndex::from_slice(row.get::<_, &[u8]>("owner_index")).ok_or(SocialStoreError::Corrupt("owner"))?,
@@ -45,7 +46,11 @@ fn profile_of(row: &Row) -> Result<Profile, SocialStoreError> {
     })
 }
 
-async fn queue(tx: &Transaction<'_>, at: DateTime<Utc>, events: &[DomainEvent]) -> Result<(), SocialStoreError> {
+pub(super) async fn queue(
+    tx: &Transaction<'_>,
+    at: DateTime<Utc>,
+    events: &[DomainEvent],
+) -> Result<(), SocialStoreError> {
     if events.is_empty() {
         return Ok(());
     }
@@ -489,6 +494,23 @@ pub(super) async fn erase(
     tx.execute(
         "UPDATE social_profiles p SET following = p.following - 1 FROM social_follows f \
          WHERE f.followee = $1 AND f.state = 'active' AND p.id = f.follower",
+        &[&profile.id],
+    )
+    .await?;
+    // Others' posts lose this profile's reactions and comments, and the replies to its comments.
+    tx.execute(
+        "UPDATE social_posts p SET reactions = jsonb_set(p.reactions, ARRAY[r.kind], \
+         to_jsonb((p.reactions->>r.kind)::bigint - 1)) FROM social_reactions r \
+         WHERE r.reactor = $1 AND p.id = r.post AND p.author <> $1",
+        &[&profile.id],
+    )
+    .await?;
+    tx.execute(
+        "WITH gone AS (SELECT id, post FROM social_comments WHERE author = $1 \
+           UNION SELECT c.id, c.post FROM social_comments c JOIN social_comments t ON c.parent = t.id \
+           WHERE t.author = $1), \
+         n AS (SELECT post, count(*) AS k FROM gone GROUP BY post) \
+         UPDATE social_posts p SET comments = p.comments - n.k FROM n WHERE p.id = n.post AND p.author <> $1",
         &[&profile.id],
     )
     .await?;

@@ -121,3 +121,43 @@ pub fn block(
     let kind = if on { BLOCK_CREATED } else { BLOCK_REMOVED };
     event(kind, blocker, seq, request_id, at, json!({ "blocker": blocker, "blocked": blocked }))
 }
+
+/// A post was made.
+pub const POST_CREATED: &str = "social.post.created";
+/// A post's text was edited.
+pub const POST_UPDATED: &str = "social.post.updated";
+/// A post was deleted.
+pub const POST_DELETED: &str = "social.post.deleted";
+/// Someone reacted to a post.
+pub const REACTION_CREATED: &str = "social.reaction.created";
+/// Someone took their reaction back.
+pub const REACTION_REMOVED: &str = "social.reaction.removed";
+/// Someone commented on a post, or replied to a comment.
+pub const COMMENT_CREATED: &str = "social.comment.created";
+/// A comment was deleted, with its replies.
+pub const COMMENT_DELETED: &str = "social.comment.deleted";
+
+/// An event of the post `post` (its text is never in it), keyed by the post, at its version
+/// `seq`; `data` says what happened besides the post's id.
+pub fn on_post(
+    kind: &str,
+    post: Uuid,
+    mut data: serde_json::Map<String, Value>,
+    seq: i64,
+    request_id: Option<String>,
+    at: DateTime<Utc>,
+) -> DomainEvent {
+    data.insert("post".into(), json!(post));
+    event(kind, post, seq, request_id, at, Value::Object(data))
+}
+
+/// What a post's creation says of it: its author, visibility and link.
+pub fn post_data(author: Uuid, visibility: Visibility, link: Option<&super::Link>) -> serde_json::Map<String, Value> {
+    let mut data = serde_json::Map::new();
+    data.insert("author".into(), json!(author));
+    data.insert("visibility".into(), json!(visibility.as_str()));
+    if let Some(link) = link {
+        data.insert("link".into(), json!({ "kind": link.kind(), "ref": link.reference() }));
+    }
+    data
+}

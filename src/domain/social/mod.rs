@@ -4,10 +4,12 @@
 
 pub mod events;
 pub mod graph;
+pub mod post;
 pub mod profile;
 pub mod text;
 
 pub use graph::{Change, FollowState, Relation};
+pub use post::{Link, Reaction};
 pub use profile::{Handle, ProfileDraft, Visibility};
 
 /// Why a social operation is refused.
@@ -48,6 +50,27 @@ pub enum SocialError {
     /// No request to follow the caller from this profile.
     #[error("no request from `{0}` to follow you")]
     RequestNotFound(String),
+    /// No post (or comment) of this id, or the caller may not see it.
+    #[error("no post or comment {0}")]
+    PostNotFound(uuid::Uuid),
+    /// The link names nothing a post can link to, or nothing of the caller's.
+    #[error("the link is refused: {0}")]
+    InvalidLink(String),
+    /// The post is older than its edit window.
+    #[error("a post can be edited for 15 minutes; this one's window closed at {closed_at}")]
+    EditWindowClosed {
+        /// When the window closed.
+        closed_at: chrono::DateTime<chrono::Utc>,
+    },
+    /// The caller reacted to the post already.
+    #[error("you reacted to this post already; remove your reaction first")]
+    AlreadyReacted,
+    /// A reply to a reply: comments are threaded one level deep.
+    #[error("comments are threaded one level deep: reply to the comment this one answers")]
+    ThreadTooDeep,
+    /// Only the author may do this.
+    #[error("only the author may do this")]
+    NotAuthor,
 }
 
 impl crate::error::code::Coded for SocialError {
@@ -64,6 +87,12 @@ impl crate::error::code::Coded for SocialError {
             Self::Blocked => ErrorCode::Blocked,
             Self::NotVisible => ErrorCode::NotVisible,
             Self::RequestNotFound(_) => ErrorCode::FollowRequestNotFound,
+            Self::PostNotFound(_) => ErrorCode::PostNotFound,
+            Self::InvalidLink(_) => ErrorCode::InvalidLink,
+            Self::EditWindowClosed { .. } => ErrorCode::EditWindowClosed,
+            Self::AlreadyReacted => ErrorCode::AlreadyReacted,
+            Self::ThreadTooDeep => ErrorCode::ThreadTooDeep,
+            Self::NotAuthor => ErrorCode::NotOwner,
         }
     }
 
@@ -73,8 +102,14 @@ impl crate::error::code::Coded for SocialError {
             Self::InvalidHandle(_) | Self::HandleTaken(_) => Some("handle"),
             Self::InvalidText { field, .. } => Some(*field),
             Self::InvalidUrl(_) => Some("avatar_url"),
+            Self::InvalidLink(_) => Some("link"),
             _ => None,
         };
-        field.map(|f| serde_json::Map::from_iter([("field".to_owned(), f.into())])).unwrap_or_default()
+        let mut map: serde_json::Map<String, serde_json::Value> =
+            field.map(|f| serde_json::Map::from_iter([("field".to_owned(), f.into())])).unwrap_or_default();
+        if let Self::EditWindowClosed { closed_at } = self {
+            map.insert("closed_at".into(), closed_at.to_rfc3339().into());
+        }
+        map
     }
 }

@@ -1,0 +1,421 @@
+//! Posts through the [`SocialClient`]: text checked and sealed under the author's key, links
+//! checked against the domains they name (a ride the author took or drove and that completed; an
+//! ESG milestone the author reached), who sees a post applied on every read, reactions and
+//! comments, and the profile and home timelines.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{
+    client::{act, ProfileView},
+    messages::{
+        AddComment, CreatePost, DeleteComment, DeletePost, EditPost, GetComment, GetHome, GetPost, GetProfileById,
+        GetReactions, GetRelation, ListComments, ListPosts, React, Unreact,
+    },
+    Answer, SocialClient,
+};
+use crate::{
+    adapters::social::{Comment, Post, PostDraft, Profile, PAGE_MAX},
+    domain::{
+        mobility::RideState,
+        privacy::{Personal, Place},
+        social::{graph, post, Link, Reaction, Relation, SocialError, Visibility},
+    },
+    telemetry,
+};
+
+/// Where a post's and a comment's sealed text is kept (the row is the post's or comment's id).
+pub mod fields {
+    /// A post's text.
+    pub const POST_BODY: &str = "social.post.body";
+    /// A comment's text.
+    pub const COMMENT_BODY: &str = "social.comment.body";
+}
+
+/// A post as a reader gets it.
+#[derive(Debug, Clone)]
+pub struct PostView {
+    /// Its id.
+    pub id: Uuid,
+    /// Its author's profile.
+    pub author: ProfileView,
+    /// The text (erased with its author).
+    pub text: Personal<String>,
+    /// What it links to.
+    pub link: Option<Link>,
+    /// Who sees it.
+    pub visibility: Visibility,
+    /// Reactions by kind.
+    pub reactions: BTreeMap<Reaction, u64>,
+    /// The reader's own reaction.
+    pub my_reaction: Option<Reaction>,
+    /// Comments and replies.
+    pub comments: u64,
+    /// Made.
+    pub created_at: DateTime<Utc>,
+    /// Last edited.
+    pub edited_at: Option<DateTime<Utc>>,
+}
+
+/// A comment as a reader gets it.
+#[derive(Debug, Clone)]
+pub struct CommentView {
+    /// Its id.
+    pub id: Uuid,
+    /// The post.
+    pub post: Uuid,
+    /// The comment it replies to.
+    pub parent: Option<Uuid>,
+    /// Its author's profile.
+    pub author: ProfileView,
+    /// The text.
+    pub text: Personal<String>,
+    /// Made.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A post as its author writes it.
+#[derive(Debug, Clone)]
+pub struct PostInput {
+    /// 1 to 500 characters.
+    pub text: String,
+    /// `(kind, ref)`: `ride` and a ride's id, or `esg_milestone` and a milestone's name.
+    pub link: Option<(String, String)>,
+    /// Who sees it.
+    pub visibility: Visibility,
+}
+
+/// Which posts of a profile the viewer related to it by `relation` sees, for a profile of
+/// `visibility`: none when it does not share with them.
+fn shown(visibility: Visibility, relation: &Relation) -> Vec<Visibility> {
+    Visibility::ALL.into_iter().filter(|v| post::sees_post(visibility, *v, relation)).collect()
+}
+
+impl SocialClient {
+    fn count_post(&self, action: &'static str) {
+        self.metrics.with(|| metrics::counter!(telemetry::SOCIAL_POSTS_TOTAL, "action" => action).increment(1));
+    }
+
+    async fn seal_text(&self, subject: &str, field: &str, row: Uuid, text: &str) -> Answer<String> {
+        let row = row.to_string();
+        Ok(self.vault.seal(subject, Place::new(field, &row), text).await?.to_text())
+    }
+
+    async fn open_text(&self, field: &str, row: Uuid, sealed: &str) -> Answer<Personal<String>> {
+        let row = row.to_string();
+        Ok(self.vault.open_text(sealed, Place::new(field, &row)).await?)
+    }
+
+    /// The link `(kind, ref)`, checked: a ride `subject` took or drove and that completed, or an
+    /// ESG milestone they reached.
+    async fn checked_link(&self, subject: &str, (kind, reference): (&str, &str)) -> Answer<Link> {
+        let link = Link::parse(kind, reference)?;
+        let refused = |why: &str| SocialError::InvalidLink(format!("{kind} {reference}: {why}"));
+        match &link {
+            Link::Ride(id) => match self.links.0.ride(subject, *id).await {
+                Ok(stored) if stored.ride.state == RideState::Completed => {}
+                Ok(_) => return Err(refused("the ride has not completed").into()),
+                Err(_) => return Err(refused("not a ride of yours").into()),
+            },
+            Link::EsgMilestone(name) => {
+                let kg = Link::milestone_kg(name).unwrap_or(u64::MAX);
+                let overview = self.links.1.overview(subject).await.map_err(|_| refused("ESG did not answer"))?;
+                let avoided = overview.state.map_or(0, |s| s.totals.avoided_g);
+                if avoided < kg.saturating_mul(1000) {
+                    return Err(refused("a milestone you have not reached").into());
+                }
+            }
+        }
+        Ok(link)
+    }
+
+    /// `subject` posts: the post as they see it.
+    pub async fn create_post(&self, subject: &str, input: PostInput, request_id: Option<String>) -> Answer<PostView> {
+        post::check_text("text", &input.text)?;
+        let me = self.required(subject).await?;
+        let link = match &input.link {
+            Some((kind, reference)) => Some(self.checked_link(subject, (kind, reference)).await?),
+            None => None,
+        };
+        let id = Uuid::now_v7();
+        let body = self.seal_text(subject, fields::POST_BODY, id, &input.text).await?;
+        let draft = PostDraft { id, body, link, visibility: input.visibility };
+        let post = self.domain.ask(CreatePost { author: me.id, draft, act: act(request_id) }).await??;
+        self.count_post("created");
+        let author = self.view(&me, None).await?;
+        Ok(self.post_view(&post, author, Personal::Value(input.text), None))
+    }
+
+    fn post_view(&self, post: &Post, author: ProfileView, text: Personal<String>, mine: Option<Reaction>) -> PostView {
+        PostView {
+            id: post.id,
+            author,
+            text,
+            link: post.link.clone(),
+            visibility: post.visibility,
+            reactions: post.reactions.clone(),
+            my_reaction: mine,
+            comments: post.comments,
+            created_at: post.created_at,
+            edited_at: post.edited_at,
+        }
+    }
+
+    /// Posts as `viewer` (a profile, if they have one) reads them, their authors opened once each.
+    async fn post_views(&self, viewer: Option<&Profile>, posts: Vec<Post>) -> Answer<Vec<PostView>> {
+        let ids: Vec<Uuid> = posts.iter().map(|p| p.id).collect();
+        let mine = match viewer {
+            Some(v) if !ids.is_empty() => self.domain.ask(GetReactions { reactor: v.id, posts: ids }).await??,
+            _ => BTreeMap::new(),
+        };
+        let mut authors: HashMap<Uuid, ProfileView> = HashMap::new();
+        let mut out = Vec::with_capacity(posts.len());
+        for post in posts {
+            let author = match authors.get(&post.author) {
+                Some(a) => a.clone(),
+                None => {
+                    let profile = self.domain.ask(GetProfileById { id: post.author }).await??;
+                    let Some(profile) = profile else { continue };
+                    let view = self.view(&profile, None).await?;
+                    authors.insert(post.author, view.clone());
+                    view
+                }
+            };
+            let text = self.open_text(fields::POST_BODY, post.id, &post.body).await?;
+            out.push(self.post_view(&post, author, text, mine.get(&post.id).copied()));
+        }
+        Ok(out)
+    }
+
+    /// The post `id` if `subject` sees it, with its author's profile and the viewer's profile.
+    async fn visible_post(&self, subject: &str, id: Uuid) -> Answer<(Post, Profile, Option<Profile>)> {
+        let not_found = || SocialError::PostNotFound(id);
+        let post = self.domain.ask(GetPost { id }).await??.ok_or_else(not_found)?;
+        let author = self.domain.ask(GetProfileById { id: post.author }).await??.ok_or_else(not_found)?;
+        let me = self.own(subject).await?;
+        let relation = match &me {
+            Some(me) => self.domain.ask(GetRelation { viewer: me.id, target: author.id }).await??,
+            None => Relation::default(),
+        };
+        if !post::sees_post(author.visibility, post.visibility, &relation) {
+            return Err(not_found().into());
+        }
+        Ok((post, author, me))
+    }
+
+    /// The post `id` as `subject` sees it (not found when they may not).
+    pub async fn post(&self, subject: &str, id: Uuid) -> Answer<PostView> {
+        let (post, _, me) = self.visible_post(subject, id).await?;
+        let mut views = self.post_views(me.as_ref(), vec![post]).await?;
+        views.pop().ok_or_else(|| SocialError::PostNotFound(id).into())
+    }
+
+    /// `subject` edits their post `id` within its edit window.
+    pub async fn edit_post(&self, subject: &str, id: Uuid, text: &str, request_id: Option<String>) -> Answer<PostView> {
+        post::check_text("text", text)?;
+        let me = self.required(subject).await?;
+        let body = self.seal_text(subject, fields::POST_BODY, id, text).await?;
+        let post = self.domain.ask(EditPost { author: me.id, id, body, act: act(request_id) }).await??;
+        self.count_post("edited");
+        let mut views = self.post_views(Some(&me), vec![post]).await?;
+        views.pop().ok_or_else(|| SocialError::PostNotFound(id).into())
+    }
+
+    /// `subject` deletes their post `id`.
+    pub async fn delete_post(&self, subject: &str, id: Uuid, request_id: Option<String>) -> Answer<()> {
+        let me = self.required(subject).await?;
+        self.domain.ask(DeletePost { author: me.id, id, act: act(request_id) }).await??;
+        self.count_post("deleted");
+        Ok(())
+    }
+
+    /// `subject` reacts to the post `id`, which they see.
+    pub async fn react(&self, subject: &str, id: Uuid, kind: Reaction, request_id: Option<String>) -> Answer<PostView> {
+        let (_, _, me) = self.visible_post(subject, id).await?;
+        let me = me.ok_or(SocialError::ProfileRequired)?;
+        let post = self.domain.ask(React { post: id, reactor: me.id, kind, act: act(request_id) }).await??;
+        self.count_post("reacted");
+        let mut views = self.post_views(Some(&me), vec![post]).await?;
+        views.pop().ok_or_else(|| SocialError::PostNotFound(id).into())
+    }
+
+    /// `subject` takes their reaction to the post `id` back: what it was.
+    pub async fn unreact(&self, subject: &str, id: Uuid, request_id: Option<String>) -> Answer<Option<Reaction>> {
+        let (_, _, me) = self.visible_post(subject, id).await?;
+        let me = me.ok_or(SocialError::ProfileRequired)?;
+        let (_, was) = self.domain.ask(Unreact { post: id, reactor: me.id, act: act(request_id) }).await??;
+        if was.is_some() {
+            self.count_post("unreacted");
+        }
+        Ok(was)
+    }
+
+    /// `subject` comments on the post `id`, which they see, or replies to its comment `parent`.
+    pub async fn comment(
+        &self,
+        subject: &str,
+        (id, parent): (Uuid, Option<Uuid>),
+        text: &str,
+        request_id: Option<String>,
+    ) -> Answer<CommentView> {
+        post::check_text("text", text)?;
+        let (_, _, me) = self.visible_post(subject, id).await?;
+        let me = me.ok_or(SocialError::ProfileRequired)?;
+        let comment_id = Uuid::now_v7();
+        let body = self.seal_text(subject, fields::COMMENT_BODY, comment_id, text).await?;
+        let msg = AddComment { post: id, parent, id: comment_id, author: me.id, body, act: act(request_id) };
+        let comment = self.domain.ask(msg).await??;
+        self.count_post("commented");
+        let author = self.view(&me, None).await?;
+        Ok(comment_view(&comment, author, Personal::Value(text.to_owned())))
+    }
+
+    /// `subject` deletes the comment `id`: theirs, or one on their post.
+    pub async fn delete_comment(&self, subject: &str, id: Uuid, request_id: Option<String>) -> Answer<()> {
+        let me = self.required(subject).await?;
+        let not_found = || SocialError::PostNotFound(id);
+        let comment: Comment = self.domain.ask(GetComment { id }).await??.ok_or_else(not_found)?;
+        let post = self.domain.ask(GetPost { id: comment.post }).await??.ok_or_else(not_found)?;
+        if comment.author != me.id && post.author != me.id {
+            return Err(SocialError::NotAuthor.into());
+        }
+        self.domain.ask(DeleteComment { id, act: act(request_id) }).await??;
+        self.count_post("comment_deleted");
+        Ok(())
+    }
+
+    /// A page of the comments on the post `id`, which `subject` sees, oldest first.
+    pub async fn comments(
+        &self,
+        subject: &str,
+        id: Uuid,
+        after: Option<(DateTime<Utc>, Uuid)>,
+        limit: usize,
+    ) -> Answer<Vec<CommentView>> {
+        let (_, _, me) = self.visible_post(subject, id).await?;
+        let found = self.domain.ask(ListComments { post: id, after, limit }).await??;
+        let mut authors: HashMap<Uuid, Option<(Profile, ProfileView)>> = HashMap::new();
+        let mut out = Vec::with_capacity(found.len());
+        for comment in found {
+            if let std::collections::hash_map::Entry::Vacant(slot) = authors.entry(comment.author) {
+                let profile = self.domain.ask(GetProfileById { id: comment.author }).await??;
+                let entry = match profile {
+                    Some(p) => {
+                        let view = self.view(&p, None).await?;
+                        Some((p, view))
+                    }
+                    None => None,
+                };
+                slot.insert(entry);
+            }
+            let Some(Some((author, view))) = authors.get(&comment.author) else { continue };
+            // A comment by someone a block stands between with the reader is left out.
+            if let Some(me) = &me {
+                let relation = self.domain.ask(GetRelation { viewer: me.id, target: author.id }).await??;
+                if !graph::sees_profile(&relation) {
+                    continue;
+                }
+            }
+            let text = self.open_text(fields::COMMENT_BODY, comment.id, &comment.body).await?;
+            out.push(comment_view(&comment, view.clone(), text));
+        }
+        Ok(out)
+    }
+
+    /// A page of the posts of the profile of `handle` that `subject` sees, newest first.
+    pub async fn profile_posts(
+        &self,
+        subject: &str,
+        handle: &str,
+        before: Option<(DateTime<Utc>, Uuid)>,
+        limit: usize,
+    ) -> Answer<Vec<PostView>> {
+        let me = self.own(subject).await?;
+        let (profile, relation) = self.target(me.as_ref(), handle).await?;
+        if !graph::sees_shared(profile.visibility, &relation) {
+            return Err(SocialError::NotVisible.into());
+        }
+        let shown = shown(profile.visibility, &relation);
+        let posts = self.domain.ask(ListPosts { author: profile.id, shown, before, limit }).await??;
+        self.count_read("profile");
+        self.post_views(me.as_ref(), posts).await
+    }
+
+    /// A page of `subject`'s home timeline, newest first: their own posts and those of the
+    /// profiles they follow that they see, without the profiles they mute.
+    pub async fn home(
+        &self,
+        subject: &str,
+        before: Option<(DateTime<Utc>, Uuid)>,
+        limit: usize,
+    ) -> Answer<Vec<PostView>> {
+        let me = self.required(subject).await?;
+        let posts = self.domain.ask(GetHome { viewer: me.id, before, limit }).await??;
+        self.count_read("home");
+        self.post_views(Some(&me), posts).await
+    }
+
+    /// Everything `subject` wrote and gave, for an export: their posts (all of them, their text
+    /// opened), their comments and their reactions.
+    pub async fn contributions_of(&self, subject: &str) -> Answer<serde_json::Value> {
+        use serde_json::json;
+        let Some(me) = self.own(subject).await? else { return Ok(json!({})) };
+        let mut posts = Vec::new();
+        let mut before = None;
+        loop {
+            let page = self
+                .domain
+                .ask(ListPosts { author: me.id, shown: Visibility::ALL.to_vec(), before, limit: PAGE_MAX })
+                .await??;
+            let full = page.len() == PAGE_MAX;
+            before = page.last().map(|p| (p.created_at, p.id));
+            for post in page {
+                let text = self.open_text(fields::POST_BODY, post.id, &post.body).await?;
+                posts.push(json!({
+                    "id": post.id,
+                    "text": text,
+                    "link": post.link,
+                    "visibility": post.visibility,
+                    "reactions": post.reactions.iter().map(|(k, n)| (k.as_str(), *n)).collect::<BTreeMap<_, _>>(),
+                    "comments": post.comments,
+                    "created_at": post.created_at,
+                    "edited_at": post.edited_at,
+                }));
+            }
+            if !full {
+                break;
+            }
+        }
+        let (comments, reactions) = self.domain.ask(super::messages::GetContributions { author: me.id }).await??;
+        let mut written = Vec::with_capacity(comments.len());
+        for c in comments {
+            let text = self.open_text(fields::COMMENT_BODY, c.id, &c.body).await?;
+            written.push(
+                json!({ "id": c.id, "post": c.post, "parent": c.parent, "text": text, "created_at": c.created_at }),
+            );
+        }
+        let given: Vec<serde_json::Value> = reactions
+            .into_iter()
+            .map(|(post, kind, at)| json!({ "post": post, "kind": kind.as_str(), "created_at": at }))
+            .collect();
+        Ok(json!({ "posts": posts, "comments": written, "reactions": given }))
+    }
+
+    fn count_read(&self, timeline: &'static str) {
+        self.metrics
+            .with(|| metrics::counter!(telemetry::SOCIAL_TIMELINE_READS_TOTAL, "timeline" => timeline).increment(1));
+    }
+}
+
+fn comment_view(comment: &Comment, author: ProfileView, text: Personal<String>) -> CommentView {
+    CommentView {
+        id: comment.id,
+        post: comment.post,
+        parent: comment.parent,
+        author,
+        text,
+        created_at: comment.created_at,
+    }
+}

@@ -1,0 +1,227 @@
+//! Posts, reactions and comments in the social store: the types, and the store's methods that
+//! dispatch to PostgreSQL ([`super::pg_posts`]) or the embedded store. A post's changes lock its
+//! row; its counts (reactions by kind, comments) move with the rows they count, in the same
+//! transaction, with the post's events.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{pg_posts, Act, Profile, SocialStore, SocialStoreError};
+use crate::domain::social::{Link, Reaction, Visibility};
+
+/// A post as stored: its text sealed under its author's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Post {
+    /// Its id.
+    pub id: Uuid,
+    /// The author's profile.
+    pub author: Uuid,
+    /// Sealed text.
+    pub body: String,
+    /// What it links to.
+    pub link: Option<Link>,
+    /// Who sees it (within what its author's profile shares).
+    pub visibility: Visibility,
+    /// Reactions by kind.
+    pub reactions: BTreeMap<Reaction, u64>,
+    /// Comments and replies.
+    pub comments: u64,
+    /// Events keyed by it so far.
+    pub version: i64,
+    /// Made.
+    pub created_at: DateTime<Utc>,
+    /// Last edited.
+    pub edited_at: Option<DateTime<Utc>>,
+}
+
+/// A post as its author writes it, the text sealed.
+#[derive(Debug, Clone)]
+pub struct PostDraft {
+    /// Its id (chosen before, since the text is sealed for it).
+    pub id: Uuid,
+    /// Sealed text.
+    pub body: String,
+    /// What it links to.
+    pub link: Option<Link>,
+    /// Who sees it.
+    pub visibility: Visibility,
+}
+
+/// Every comment a profile wrote, and every reaction it gave (post, kind, when).
+pub type Contributions = (Vec<Comment>, Vec<(Uuid, Reaction, DateTime<Utc>)>);
+
+/// A comment, or a reply to one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Comment {
+    /// Its id.
+    pub id: Uuid,
+    /// The post.
+    pub post: Uuid,
+    /// The comment it replies to, if it is a reply.
+    pub parent: Option<Uuid>,
+    /// The author's profile.
+    pub author: Uuid,
+    /// Sealed text.
+    pub body: String,
+    /// Made.
+    pub created_at: DateTime<Utc>,
+}
+
+impl SocialStore {
+    /// The profile of id `id`.
+    pub async fn by_id(&self, id: Uuid) -> Result<Option<Profile>, SocialStoreError> {
+        match self {
+            Self::Postgres(pool) => pg_posts::by_id(pool, id).await,
+            Self::Memory(m, _) => Ok(m.lock().by_id(id)),
+        }
+    }
+
+    /// Make a post by `author`.
+    pub async fn create_post(&self, author: Uuid, draft: &PostDraft, act: &Act) -> Result<Post, SocialStoreError> {
+        match self {
+            Self::Postgres(pool) => pg_posts::create_post(pool, author, draft, act).await,
+            Self::Memory(m, outbox) => m.lock().create_post(author, draft, act, outbox),
+        }
+    }
+
+    /// The post `id`.
+    pub async fn post(&self, id: Uuid) -> Result<Option<Post>, SocialStoreError> {
+        match self {
+            Self::Postgres(pool) => pg_posts::post(pool, id).await,
+            Self::Memory(m, _) => Ok(m.lock().post(id)),
+        }
+    }
+
+    /// Replace the text of `author`'s post `id` within its edit window.
+    pub async fn edit_post(&self, author: Uuid, id: Uuid, body: &str, act: &Act) -> Result<Post, SocialStoreError> {
+        match self {
+            Self::Postgres(pool) => pg_posts::edit_post(pool, author, id, body, act).await,
+            Self::Memory(m, outbox) => m.lock().edit_post(author, id, body, act, outbox),
+        }
+    }
+
+    /// Delete `author`'s post `id`, its reactions and comments.
+    pub async fn delete_post(&self, author: Uuid, id: Uuid, act: &Act) -> Result<(), SocialStoreError> {
+        match self {
+            Self::Postgres(pool) => pg_posts::delete_post(pool, author, id, act).await,
+            Self::Memory(m, outbox) => m.lock().delete_post(author, id, act, outbox),
+        }
+    }
+
+    /// `reactor` reacts to `post` with `kind`: refused when they reacted already.
+    pub async fn react(&self, post: Uuid, reactor: Uuid, kind: Reaction, act: &Act) -> Result<Post, SocialStoreError> {
+        match self {
+            Self::Postgres(pool) => pg_posts::react(pool, post, reactor, kind, act).await,
+            Self::Memory(m, outbox) => m.lock().react(post, reactor, kind, act, outbox),
+        }
+    }
+
+    /// `reactor` takes their reaction to `post` back: what it was.
+    pub async fn unreact(
+        &self,
+        post: Uuid,
+        reactor: Uuid,
+        act: &Act,
+    ) -> Result<(Post, Option<Reaction>), SocialStoreError> {
+        match self {
+            Self::Postgres(pool) => pg_posts::unreact(pool, post, reactor, act).await,
+            Self::Memory(m, outbox) => m.lock().unreact(post, reactor, act, outbox),
+        }
+    }
+
+    /// The reactions `reactor` gave to `posts`.
+    pub async fn reactions_of(
+        &self,
+        reactor: Uuid,
+        posts: &[Uuid],
+    ) -> Result<BTreeMap<Uuid, Reaction>, SocialStoreError> {
+        match self {
+            Self::Postgres(pool) => pg_posts::reactions_of(pool, reactor, posts).await,
+            Self::Memory(m, _) => Ok(m.lock().reactions_of(reactor, posts)),
+        }
+    }
+
+    /// `author` comments on `post`, or replies to its comment `parent` (one level deep), as the
+    /// comment `id` with the sealed text `body`.
+    pub async fn comment(
+        &self,
+        (post, parent): (Uuid, Option<Uuid>),
+        (id, author): (Uuid, Uuid),
+        body: &str,
+        act: &Act,
+    ) -> Result<Comment, SocialStoreError> {
+        match self {
+            Self::Postgres(pool) => pg_posts::comment(pool, (post, parent), (id, author), body, act).await,
+            Self::Memory(m, outbox) => m.lock().comment((post, parent), (id, author), body, act, outbox),
+        }
+    }
+
+    /// The comment `id`.
+    pub async fn comment_by_id(&self, id: Uuid) -> Result<Option<Comment>, SocialStoreError> {
+        match self {
+            Self::Postgres(pool) => pg_posts::comment_by_id(pool, id).await,
+            Self::Memory(m, _) => Ok(m.lock().comment_by_id(id)),
+        }
+    }
+
+    /// Delete the comment `id` (and its replies).
+    pub async fn delete_comment(&self, id: Uuid, act: &Act) -> Result<(), SocialStoreError> {
+        match self {
+            Self::Postgres(pool) => pg_posts::delete_comment(pool, id, act).await,
+            Self::Memory(m, outbox) => m.lock().delete_comment(id, act, outbox),
+        }
+    }
+
+    /// Every comment `author` wrote, oldest first, and every reaction they gave (post, kind,
+    /// when): what an export holds besides their posts.
+    pub async fn contributions(&self, author: Uuid) -> Result<Contributions, SocialStoreError> {
+        match self {
+            Self::Postgres(pool) => pg_posts::contributions(pool, author).await,
+            Self::Memory(m, _) => Ok(m.lock().contributions(author)),
+        }
+    }
+
+    /// A page of `post`'s comments and replies, oldest first, after `after`, at most `limit`.
+    pub async fn comments(
+        &self,
+        post: Uuid,
+        after: Option<(DateTime<Utc>, Uuid)>,
+        limit: usize,
+    ) -> Result<Vec<Comment>, SocialStoreError> {
+        match self {
+            Self::Postgres(pool) => pg_posts::comments(pool, post, after, limit).await,
+            Self::Memory(m, _) => Ok(m.lock().comments(post, after, limit)),
+        }
+    }
+
+    /// A page of `author`'s posts of the visibilities `shown`, newest first, after `before`.
+    pub async fn posts_by(
+        &self,
+        author: Uuid,
+        shown: &[Visibility],
+        before: Option<(DateTime<Utc>, Uuid)>,
+        limit: usize,
+    ) -> Result<Vec<Post>, SocialStoreError> {
+        match self {
+            Self::Postgres(pool) => pg_posts::posts_by(pool, author, shown, before, limit).await,
+            Self::Memory(m, _) => Ok(m.lock().posts_by(author, shown, before, limit)),
+        }
+    }
+
+    /// A page of `viewer`'s home timeline, newest first, after `before`: their own posts, and
+    /// those the profiles they follow share with followers or everyone, without the profiles
+    /// they mute.
+    pub async fn home(
+        &self,
+        viewer: Uuid,
+        before: Option<(DateTime<Utc>, Uuid)>,
+        limit: usize,
+    ) -> Result<Vec<Post>, SocialStoreError> {
+        match self {
+            Self::Postgres(pool) => pg_posts::home(pool, viewer, before, limit).await,
+            Self::Memory(m, _) => Ok(m.lock().home(viewer, before, limit)),
+        }
+    }
+}
