@@ -13,6 +13,10 @@ CREATE TABLE social_posts (
     -- Reactions by kind: {"like": 3, ...}.
     reactions      jsonb       NOT NULL DEFAULT '{}',
     comments       bigint      NOT NULL DEFAULT 0 CHECK (comments >= 0),
+    -- Written into the followers' cached timelines: its author had at most
+    -- social.fanout_max_followers active followers when it was made. Readers merge the posts
+    -- that were not from here.
+    fanned_out     boolean     NOT NULL,
     -- The events keyed by this post so far.
     version        bigint      NOT NULL CHECK (version >= 1),
     created_at     timestamptz NOT NULL,
@@ -20,6 +24,7 @@ CREATE TABLE social_posts (
     CHECK ((link_kind IS NULL) = (link_ref IS NULL))
 );
 CREATE INDEX social_posts_author_idx ON social_posts (author, created_at DESC, id DESC);
+CREATE INDEX social_posts_unfanned_idx ON social_posts (author, created_at DESC, id DESC) WHERE NOT fanned_out;
 
 CREATE TABLE social_reactions (
     post        uuid        NOT NULL REFERENCES social_posts (id) ON DELETE CASCADE,

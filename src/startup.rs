@@ -36,7 +36,7 @@ use crate::{
         payments::PaymentsStore,
         postgres::PgPool,
         privacy::Vault,
-        social::SocialStore,
+        social::{SocialStore, Timelines},
     },
     auth::{self, rate_limit::Limiter, KeySet, Revocations},
     config::{CorsSettings, Secret, Settings},
@@ -117,7 +117,7 @@ impl Application {
         let esg =
             spawn_esg(&supervision, &settings, &metrics, &connections, &outbox, &vault, adapters.emissions.clone())?;
         let links = (mobility.client.clone(), esg.client.clone());
-        let social = spawn_social(&supervision, &metrics, &connections, &outbox, (&vault, links))?;
+        let social = spawn_social(&supervision, &settings, &metrics, &connections, &outbox, (&vault, links))?;
         let holders =
             register_holders(&settings, &vault, &fintech, &ledger, &payments_store, (&mobility, &esg, &social));
         spawn_retention(&supervision, &settings, &metrics, &vault, &holders)?;
@@ -444,6 +444,7 @@ fn register_holders(
 /// Social's store (PostgreSQL or memory) and domain actor.
 fn spawn_social(
     supervision: &Supervision,
+    settings: &Settings,
     metrics: &Metrics,
     connections: &Connections,
     outbox: &OutboxSource,
@@ -458,7 +459,18 @@ fn spawn_social(
     let domain = supervision.spawn(ActorSpec::new(social::NAME, ActorKind::Domain, true), move || {
         SocialDomain::new(store.clone(), domain_metrics.clone())
     })?;
-    Ok(SocialClient::new(domain, vault.clone(), metrics.clone(), links))
+    let timelines = match &connections.redis {
+        Some(connection) => Timelines::Redis {
+            connection: connection.clone(),
+            prefix: format!("{}social:tl:", settings.redis.key_prefix).into(),
+            timeout: settings.social.timeline_timeout(),
+            length: settings.social.timeline_length,
+            ttl: Duration::from_secs(settings.social.timeline_ttl_secs),
+        },
+        None => Timelines::memory(settings.social.timeline_length),
+    };
+    let feeds = social::client::Feeds { timelines, fanout_max_followers: settings.social.fanout_max_followers };
+    Ok(SocialClient::new((domain, vault.clone(), metrics.clone()), links, feeds))
 }
 
 /// What the ESG domain is reached through.

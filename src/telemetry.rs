@@ -149,6 +149,11 @@ pub const SOCIAL_GRAPH_CHANGES_TOTAL: &str = "beryl_social_graph_changes_total";
 /// Posts, reactions and comments, by action (created, edited, deleted, reacted, unreacted,
 /// commented, comment_deleted).
 pub const SOCIAL_POSTS_TOTAL: &str = "beryl_social_posts_total";
+/// Timelines a post was written into when it was made (its author's followers and the author).
+pub const SOCIAL_FANOUT_SIZE: &str = "beryl_social_fanout_size";
+/// Home timeline reads by what the cache gave: hit, miss (rebuilt from PostgreSQL) or error
+/// (read from PostgreSQL).
+pub const SOCIAL_TIMELINE_CACHE_TOTAL: &str = "beryl_social_timeline_cache_total";
 /// Timeline pages read, by timeline (home, profile).
 pub const SOCIAL_TIMELINE_READS_TOTAL: &str = "beryl_social_timeline_reads_total";
 /// Events published to the broker and acknowledged, by topic.
@@ -318,6 +323,12 @@ pub fn describe_metrics() {
         SOCIAL_POSTS_TOTAL,
         Unit::Count,
         "Posts, reactions and comments (created, edited, deleted, reacted, unreacted, commented, comment_deleted)."
+    );
+    describe_histogram!(SOCIAL_FANOUT_SIZE, Unit::Count, "Timelines a post was written into when it was made.");
+    describe_counter!(
+        SOCIAL_TIMELINE_CACHE_TOTAL,
+        Unit::Count,
+        "Home timeline reads by what the cache gave (hit, miss: rebuilt, error: read from PostgreSQL)."
     );
     describe_counter!(SOCIAL_TIMELINE_READS_TOTAL, Unit::Count, "Timeline pages read, by timeline (home, profile).");
     describe_counter!(SOCIAL_PROFILES_WRITTEN_TOTAL, Unit::Count, "Social profiles written, by result.");

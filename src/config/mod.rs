@@ -27,6 +27,7 @@ mod rate_limit;
 mod redis;
 mod secret;
 mod server;
+mod social;
 mod supervision;
 mod tracing;
 mod validate;
@@ -53,6 +54,7 @@ pub use rate_limit::{IpNetwork, RateLimitGroup, RateLimitSettings};
 pub use redis::RedisSettings;
 pub use secret::{Secret, SecretUrl};
 pub use server::ServerSettings;
+pub use social::SocialSettings;
 pub use supervision::SupervisionSettings;
 pub use tracing::TracingSettings;
 pub use validate::{Section, SettingsProblem, SettingsProblems, ValidationContext};
@@ -103,6 +105,8 @@ pub struct Settings {
     pub mobility: MobilitySettings,
     /// ESG: how activities are priced, and the subjects' actors.
     pub esg: EsgSettings,
+    /// Social: the cached home timelines.
+    pub social: SocialSettings,
 }
 
 /// Where the process runs; changes defaults (log format) and what validation allows.
@@ -200,6 +204,7 @@ impl Settings {
             &self.privacy,
             &self.mobility,
             &self.esg,
+            &self.social,
         ];
         let mut problems = SettingsProblems::default();
         for section in sections {

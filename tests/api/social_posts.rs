@@ -365,3 +365,112 @@ async fn posting_is_limited_per_user() {
     let (_, page) = get(&app, &ivy, "/api/v1/social/profiles/ivy_p/posts").await;
     assert_eq!(texts(&page), ["one"], "the refused post was not made");
 }
+
+/// Every page of `token`'s home timeline, through the service, three posts at a time.
+async fn whole_timeline(app: &TestApp, token: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut path = "/api/v1/social/timeline?limit=3".to_owned();
+    loop {
+        let (status, page) = get(app, token, &path).await;
+        assert_eq!(status, 200, "{page}");
+        ids.extend(page["items"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap().to_owned()));
+        match page["next_cursor"].as_str() {
+            Some(c) => path = format!("/api/v1/social/timeline?limit=3&cursor={c}"),
+            None => return ids,
+        }
+    }
+}
+
+/// The same timeline read straight from PostgreSQL, the source of truth.
+async fn from_postgres(
+    store: &beryl_core_api::adapters::social::SocialStore,
+    app: &TestApp,
+    token: &str,
+) -> Vec<String> {
+    let (_, me) = get(app, token, "/api/v1/social/me/profile").await;
+    let id = uuid::Uuid::parse_str(me["id"].as_str().unwrap()).unwrap();
+    store.home(id, None, 100).await.unwrap().iter().map(|p| p.id.to_string()).collect()
+}
+
+async fn flush_timelines(app: &TestApp) -> usize {
+    let redis = redis::Client::open(crate::helpers::redis_url()).unwrap();
+    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
+    let pattern = format!("{}social:tl:*", app.state.settings.redis.key_prefix);
+    let keys: Vec<String> = redis::cmd("KEYS").arg(&pattern).query_async(&mut conn).await.unwrap();
+    if !keys.is_empty() {
+        let _: () = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await.unwrap();
+    }
+    keys.len()
+}
+
+/// Fan-out on write for authors with few followers, merge on read for those with many (above
+/// `social.fanout_max_followers`, here 2): every reader's timeline, cached in Redis, equals the
+/// one PostgreSQL gives, before and after follows, mutes and deletions change it, and after
+/// Redis lost every timeline.
+#[actix_web::test]
+async fn cached_timelines_agree_with_postgres_and_redis_is_only_a_cache() {
+    let app = spawn_with(|s| s.social.fanout_max_followers = 2).await;
+    let settings = app.state.settings.database.clone();
+    let store = beryl_core_api::adapters::social::SocialStore::Postgres(
+        beryl_core_api::adapters::postgres::build_pool(&settings).unwrap().unwrap(),
+    );
+    let handles = ["star", "sam", "sue", "sid", "sol"];
+    let mut tokens = Vec::new();
+    for h in handles {
+        tokens.push(user(&app, h, "public").await);
+    }
+    let follow = |i: usize, h: &str| {
+        let (app, token, path) = (&app, tokens[i].clone(), format!("/api/v1/social/profiles/{h}/follow"));
+        async move { call(app, reqwest::Method::PUT, &path, &token, None).await }
+    };
+    // Everyone follows star (4 followers: merged on read); sam and sue follow each other (1
+    // follower each: fanned out); sid follows sam.
+    for i in 1..5 {
+        assert_eq!(follow(i, "star").await.0, 200);
+    }
+    assert_eq!(follow(1, "sue").await.0, 200);
+    assert_eq!(follow(2, "sam").await.0, 200);
+    assert_eq!(follow(3, "sam").await.0, 200);
+    // The timelines are read once, so that they are cached before the posts fan out.
+    for t in &tokens {
+        whole_timeline(&app, t).await;
+    }
+    let mut posted = Vec::new();
+    for round in 0..4 {
+        for (i, visibility) in
+            [(0, "public"), (1, "followers"), (2, "public"), (0, "followers"), (3, "private"), (1, "public")]
+        {
+            posted.push(made(&app, &tokens[i], &format!("{} {round}", handles[i]), visibility).await);
+        }
+    }
+    for (t, h) in tokens.iter().zip(handles) {
+        let cached = whole_timeline(&app, t).await;
+        assert_eq!(cached, from_postgres(&store, &app, t).await, "{h}");
+        assert!(!cached.is_empty() || h == "sol", "{h}");
+    }
+    // Changes after the fan-out: an unfollow, a mute, a deletion, a new follow.
+    assert_eq!(
+        call(&app, reqwest::Method::DELETE, "/api/v1/social/profiles/sue/follow", &tokens[1], None).await.0,
+        200
+    );
+    assert_eq!(call(&app, reqwest::Method::PUT, "/api/v1/social/profiles/star/mute", &tokens[2], None).await.0, 200);
+    assert_eq!(
+        call(&app, reqwest::Method::DELETE, &format!("/api/v1/social/posts/{}", posted[2]), &tokens[2], None).await.0,
+        200
+    );
+    assert_eq!(follow(4, "sam").await.0, 200);
+    for (t, h) in tokens.iter().zip(handles) {
+        assert_eq!(whole_timeline(&app, t).await, from_postgres(&store, &app, t).await, "{h} after changes");
+    }
+    // Redis loses every timeline: each is rebuilt from PostgreSQL on its next read.
+    assert!(flush_timelines(&app).await >= 4);
+    let before = sample(&app.metrics().await, r#"beryl_social_timeline_cache_total{result="miss"}"#).unwrap_or(0.0);
+    for (t, h) in tokens.iter().zip(handles) {
+        assert_eq!(whole_timeline(&app, t).await, from_postgres(&store, &app, t).await, "{h} after the flush");
+    }
+    let metrics = app.metrics().await;
+    let after = sample(&metrics, r#"beryl_social_timeline_cache_total{result="miss"}"#).unwrap();
+    assert_eq!(after - before, 5.0, "one rebuild per reader");
+    assert!(sample(&metrics, r#"beryl_social_timeline_cache_total{result="hit"}"#).unwrap() > 0.0);
+    assert!(metrics.contains("beryl_social_fanout_size_count"), "fan-out sizes are recorded");
+}

@@ -16,7 +16,7 @@ use crate::{
     actors::{esg::EsgClient, mobility::MobilityClient, runtime::ActorRef},
     adapters::{
         privacy::Vault,
-        social::{Act, Edge, Profile, SealedDraft, Side},
+        social::{Act, Edge, Profile, SealedDraft, Side, Timelines},
     },
     domain::{
         privacy::{BlindIndex, Personal, Place},
@@ -97,6 +97,17 @@ pub struct SocialClient {
     pub(super) metrics: Metrics,
     /// The domains whose rides and milestones posts link to: a link is checked against them.
     pub(super) links: (MobilityClient, EsgClient),
+    /// The cached home timelines, and who is fanned out to.
+    pub(super) feeds: Feeds,
+}
+
+/// The cached home timelines and fan-out on write.
+#[derive(Clone)]
+pub struct Feeds {
+    /// Where the timelines are.
+    pub timelines: Timelines,
+    /// A post by an author with more active followers is merged on read instead.
+    pub fanout_max_followers: u64,
 }
 
 /// A profile's personal fields, opened: handle, display name, bio, avatar URL.
@@ -130,12 +141,18 @@ impl SocialClient {
     /// A client of `domain`, sealing and opening personal fields through `vault`, checking the
     /// rides and milestones posts link to with `links`.
     pub fn new(
-        domain: ActorRef<SocialDomain>,
-        vault: Vault,
-        metrics: Metrics,
+        (domain, vault, metrics): (ActorRef<SocialDomain>, Vault, Metrics),
         links: (MobilityClient, EsgClient),
+        feeds: Feeds,
     ) -> Self {
-        Self { domain, vault, metrics, links }
+        Self { domain, vault, metrics, links, feeds }
+    }
+
+    /// Drop the cached timelines of `readers` (what they follow changed): rebuilt when next read.
+    pub(super) async fn forget_timelines(&self, readers: &[Uuid]) {
+        if let Err(e) = self.feeds.timelines.forget(readers).await {
+            tracing::warn!(error = %e, "cannot drop cached timelines; they are rebuilt when they expire");
+        }
     }
 
     /// The domain actor.
@@ -198,12 +215,15 @@ impl SocialClient {
             visibility: draft.visibility,
         };
         let written = self.domain.ask(PutProfile { owner, draft: sealed, act: act(request_id) }).await??;
+        if !written.accepted.is_empty() {
+            self.forget_timelines(&written.accepted).await;
+        }
         let (profile, created) = (written.profile, written.created);
         self.metrics.with(|| {
             let result = if created { "created" } else { "updated" };
             metrics::counter!(telemetry::SOCIAL_PROFILES_WRITTEN_TOTAL, "result" => result).increment(1);
             metrics::counter!(telemetry::SOCIAL_GRAPH_CHANGES_TOTAL, "change" => "accepted")
-                .increment(written.accepted);
+                .increment(written.accepted.len() as u64);
         });
         // What the owner just wrote, rather than opening it again.
         let some = |s: &str| (!s.is_empty()).then(|| Personal::Value(s.to_owned()));
@@ -270,6 +290,9 @@ impl SocialClient {
         let change = self.domain.ask(Follow { follower: me.id, followee: target.id, act: act(request_id) }).await??;
         if let Change::New(state) = change {
             self.count(if state == FollowState::Active { "followed" } else { "requested" });
+            if state == FollowState::Active {
+                self.forget_timelines(&[me.id]).await;
+            }
         }
         Ok(change)
     }
@@ -312,6 +335,9 @@ impl SocialClient {
         if !self.domain.ask(msg).await?? {
             return Err(SocialError::RequestNotFound(handle.to_owned()).into());
         }
+        if accept {
+            self.forget_timelines(&[requester.id]).await;
+        }
         self.count(if accept { "accepted" } else { "declined" });
         Ok(())
     }
@@ -323,6 +349,7 @@ impl SocialClient {
         let changed = self.domain.ask(Block { blocker: me.id, blocked: other.id, on, act: act(request_id) }).await??;
         if changed {
             self.count(if on { "blocked" } else { "unblocked" });
+            self.forget_timelines(&[me.id, other.id]).await;
         }
         Ok(changed)
     }
@@ -405,6 +432,10 @@ impl SocialClient {
     /// Delete `subject`'s profile and its edges (erasure): the profile deleted, if any.
     pub async fn erase(&self, subject: &str) -> Answer<Option<Profile>> {
         let owner = self.vault.subject_index(subject);
-        self.domain.ask(EraseProfile { owner, at: Utc::now() }).await?
+        let erased = self.domain.ask(EraseProfile { owner, at: Utc::now() }).await??;
+        if let Some(profile) = &erased {
+            self.forget_timelines(&[profile.id]).await;
+        }
+        Ok(erased)
     }
 }

@@ -414,3 +414,39 @@ message! {
         author: Uuid,
     } -> crate::adapters::social::Contributions
 }
+
+message! {
+    /// The active followers of a profile.
+    GetFollowerIds {
+        /// The profile.
+        author: Uuid,
+    } -> Vec<Uuid>
+}
+
+message! {
+    /// Whom a profile follows (with their counts of followers) and mutes.
+    GetHomeRelations {
+        /// The reader.
+        viewer: Uuid,
+    } -> crate::adapters::social::HomeRelations
+}
+
+message! {
+    /// The posts of these ids that still exist.
+    GetPostsByIds {
+        /// The ids.
+        ids: Vec<Uuid>,
+    } -> Vec<Post>
+}
+
+message! {
+    /// A page of the posts of some authors that were not fanned out, newest first.
+    GetUnfanned {
+        /// The authors.
+        authors: Vec<Uuid>,
+        /// The last of the previous page.
+        before: Option<(DateTime<Utc>, Uuid)>,
+        /// At most this many.
+        limit: usize,
+    } -> Vec<Post>
+}

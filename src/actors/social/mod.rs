@@ -67,6 +67,10 @@ impl Managed for SocialDomain {
             for timeline in ["home", "profile"] {
                 metrics::counter!(telemetry::SOCIAL_TIMELINE_READS_TOTAL, "timeline" => timeline).absolute(0);
             }
+            for result in ["hit", "miss", "error"] {
+                metrics::counter!(telemetry::SOCIAL_TIMELINE_CACHE_TOTAL, "result" => result).absolute(0);
+            }
+            let _ = metrics::histogram!(telemetry::SOCIAL_FANOUT_SIZE);
         });
     }
 }
@@ -107,6 +111,10 @@ delegate!(DeleteComment => (), |store, m| store.delete_comment(m.id, &m.act));
 delegate!(ListComments => Vec<Comment>, |store, m| store.comments(m.post, m.after, m.limit));
 delegate!(ListPosts => Vec<Post>, |store, m| store.posts_by(m.author, &m.shown, m.before, m.limit));
 delegate!(GetHome => Vec<Post>, |store, m| store.home(m.viewer, m.before, m.limit));
+delegate!(messages::GetFollowerIds => Vec<Uuid>, |store, m| store.follower_ids(m.author));
+delegate!(messages::GetHomeRelations => crate::adapters::social::HomeRelations, |store, m| store.home_relations(m.viewer));
+delegate!(messages::GetPostsByIds => Vec<Post>, |store, m| store.posts_by_ids(&m.ids));
+delegate!(messages::GetUnfanned => Vec<Post>, |store, m| store.unfanned_posts(&m.authors, m.before, m.limit));
 delegate!(messages::GetContributions => crate::adapters::social::Contributions, |store, m| store.contributions(m.author));
 
 impl Handle<GetProfile> for SocialDomain {

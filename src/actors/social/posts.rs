@@ -11,13 +11,14 @@ use uuid::Uuid;
 use super::{
     client::{act, ProfileView},
     messages::{
-        AddComment, CreatePost, DeleteComment, DeletePost, EditPost, GetComment, GetHome, GetPost, GetProfileById,
-        GetReactions, GetRelation, ListComments, ListPosts, React, Unreact,
+        AddComment, CreatePost, DeleteComment, DeletePost, EditPost, GetComment, GetFollowerIds, GetHome,
+        GetHomeRelations, GetPost, GetPostsByIds, GetProfileById, GetReactions, GetRelation, GetUnfanned, ListComments,
+        ListPosts, React, Unreact,
     },
     Answer, SocialClient,
 };
 use crate::{
-    adapters::social::{Comment, Post, PostDraft, Profile, PAGE_MAX},
+    adapters::social::{timelines::Entry, Comment, Post, PostDraft, Profile, PAGE_MAX},
     domain::{
         mobility::RideState,
         privacy::{Personal, Place},
@@ -141,9 +142,16 @@ impl SocialClient {
         };
         let id = Uuid::now_v7();
         let body = self.seal_text(subject, fields::POST_BODY, id, &input.text).await?;
-        let draft = PostDraft { id, body, link, visibility: input.visibility };
+        let draft = PostDraft {
+            id,
+            body,
+            link,
+            visibility: input.visibility,
+            fanout_max_followers: self.feeds.fanout_max_followers,
+        };
         let post = self.domain.ask(CreatePost { author: me.id, draft, act: act(request_id) }).await??;
         self.count_post("created");
+        self.fan_out(&post).await;
         let author = self.view(&me, None).await?;
         Ok(self.post_view(&post, author, Personal::Value(input.text), None))
     }
@@ -343,6 +351,26 @@ impl SocialClient {
         self.post_views(me.as_ref(), posts).await
     }
 
+    /// Write `post` into the cached timelines of its author and, when it was fanned out and its
+    /// author's followers see it, of their active followers. A timeline Redis could not take is
+    /// dropped, to be rebuilt from PostgreSQL when next read.
+    async fn fan_out(&self, post: &Post) {
+        let mut readers = vec![post.author];
+        if post.fanned_out && post.visibility != Visibility::Private {
+            match self.domain.ask(GetFollowerIds { author: post.author }).await {
+                Ok(Ok(followers)) => readers.extend(followers),
+                Ok(Err(e)) => tracing::warn!(error = %e, "cannot list the followers to fan a post out to"),
+                Err(e) => tracing::warn!(error = %e, "cannot list the followers to fan a post out to"),
+            }
+        }
+        let entry = (post.created_at.timestamp_micros(), post.id);
+        self.metrics.with(|| metrics::histogram!(telemetry::SOCIAL_FANOUT_SIZE).record(readers.len() as f64));
+        if let Err(e) = self.feeds.timelines.push(&readers, entry).await {
+            tracing::warn!(error = %e, timelines = readers.len(), "fan-out failed; the timelines are dropped");
+            self.forget_timelines(&readers).await;
+        }
+    }
+
     /// A page of `subject`'s home timeline, newest first: their own posts and those of the
     /// profiles they follow that they see, without the profiles they mute.
     pub async fn home(
@@ -352,9 +380,133 @@ impl SocialClient {
         limit: usize,
     ) -> Answer<Vec<PostView>> {
         let me = self.required(subject).await?;
-        let posts = self.domain.ask(GetHome { viewer: me.id, before, limit }).await??;
+        let posts = self.home_posts(&me, before, limit).await?;
         self.count_read("home");
         self.post_views(Some(&me), posts).await
+    }
+
+    fn count_cache(&self, result: &'static str) {
+        self.metrics
+            .with(|| metrics::counter!(telemetry::SOCIAL_TIMELINE_CACHE_TOTAL, "result" => result).increment(1));
+    }
+
+    /// The posts of a page of `me`'s home timeline: the cached timeline (rebuilt from PostgreSQL
+    /// when missing) merged with the posts of the followed authors that were not fanned out, each
+    /// checked against what PostgreSQL holds now; past the cached length, or when Redis fails,
+    /// straight from PostgreSQL.
+    async fn home_posts(&self, me: &Profile, before: Option<(DateTime<Utc>, Uuid)>, limit: usize) -> Answer<Vec<Post>> {
+        let from_store = |before, limit| GetHome { viewer: me.id, before, limit };
+        let relations = self.domain.ask(GetHomeRelations { viewer: me.id }).await??;
+        let big: Vec<Uuid> = relations
+            .followed
+            .iter()
+            .filter(|(author, followers)| {
+                **followers > self.feeds.fanout_max_followers && !relations.muted.contains(author)
+            })
+            .map(|(author, _)| *author)
+            .collect();
+        let sees = |p: &Post| {
+            p.author == me.id
+                || (p.visibility != Visibility::Private
+                    && relations.followed.contains_key(&p.author)
+                    && !relations.muted.contains(&p.author))
+        };
+        let to_entry = |at: DateTime<Utc>, id: Uuid| (at.timestamp_micros(), id);
+        let timelines = &self.feeds.timelines;
+        // The cached entries, or those of a timeline rebuilt now.
+        let mut rebuilt: Option<Vec<Entry>> = None;
+        match timelines.read(me.id, None, 0).await {
+            Ok(Some(_)) => self.count_cache("hit"),
+            Ok(None) => {
+                self.count_cache("miss");
+                let length = timelines.length();
+                let posts = self.domain.ask(from_store(None, length)).await??;
+                let entries: Vec<Entry> = posts.iter().map(|p| to_entry(p.created_at, p.id)).collect();
+                if let Err(e) = timelines.rebuild(me.id, &entries).await {
+                    tracing::warn!(error = %e, "cannot cache a rebuilt timeline");
+                }
+                rebuilt = Some(entries);
+            }
+            Err(_) => {
+                self.count_cache("error");
+                return self.domain.ask(from_store(before, limit)).await?;
+            }
+        }
+        let mut out: Vec<Post> = Vec::with_capacity(limit);
+        let mut cursor: Option<Entry> = before.map(|(at, id)| to_entry(at, id));
+        let mut cursor_at = before;
+        loop {
+            let n = limit - out.len() + 8;
+            let cached: Vec<Entry> = match &rebuilt {
+                Some(entries) => entries.iter().filter(|e| cursor.is_none_or(|c| **e < c)).take(n).copied().collect(),
+                None => match timelines.read(me.id, cursor, n).await {
+                    Ok(Some(entries)) => entries,
+                    // Dropped or failing meanwhile: the rest from PostgreSQL.
+                    _ => Vec::new(),
+                },
+            };
+            let unfanned = self.domain.ask(GetUnfanned { authors: big.clone(), before: cursor_at, limit: n }).await??;
+            let cache_done = cached.len() < n;
+            let unfanned_done = unfanned.len() < n;
+            // Complete down to the higher of the two streams' last entries.
+            let frontier = [
+                (!cache_done).then(|| cached.last().copied()).flatten(),
+                (!unfanned_done).then(|| unfanned.last().map(|p| to_entry(p.created_at, p.id))).flatten(),
+            ]
+            .into_iter()
+            .flatten()
+            .max();
+            let mut merged: BTreeMap<Entry, Option<Post>> = BTreeMap::new();
+            for e in &cached {
+                merged.insert(*e, None);
+            }
+            for p in unfanned {
+                merged.insert(to_entry(p.created_at, p.id), Some(p));
+            }
+            let kept: Vec<(Entry, Option<Post>)> =
+                merged.into_iter().rev().filter(|(e, _)| frontier.is_none_or(|f| *e >= f)).collect();
+            let wanted: Vec<Uuid> = kept.iter().filter(|(_, p)| p.is_none()).map(|(e, _)| e.1).collect();
+            let mut fetched: HashMap<Uuid, Post> = if wanted.is_empty() {
+                HashMap::new()
+            } else {
+                self.domain.ask(GetPostsByIds { ids: wanted }).await??.into_iter().map(|p| (p.id, p)).collect()
+            };
+            for (entry, post) in kept {
+                cursor = Some(entry);
+                let post = post.or_else(|| fetched.remove(&entry.1));
+                if let Some(post) = post {
+                    cursor_at = Some((post.created_at, post.id));
+                    if sees(&post) {
+                        out.push(post);
+                        if out.len() == limit {
+                            return Ok(out);
+                        }
+                    }
+                }
+            }
+            if let Some((micros, id)) = cursor {
+                if cursor_at.is_none_or(|(at, pid)| (at.timestamp_micros(), pid) != (micros, id)) {
+                    cursor_at = chrono::TimeZone::timestamp_micros(&Utc, micros).single().map(|at| (at, id));
+                }
+            }
+            if cache_done && unfanned_done {
+                // A timeline at its full length may have lost older posts: the rest from PostgreSQL.
+                let full = match &rebuilt {
+                    Some(entries) => entries.len() >= timelines.length(),
+                    None => timelines
+                        .read(me.id, None, timelines.length())
+                        .await
+                        .ok()
+                        .flatten()
+                        .is_none_or(|all| all.len() >= timelines.length()),
+                };
+                if full {
+                    let rest = self.domain.ask(from_store(cursor_at, limit - out.len())).await??;
+                    out.extend(rest);
+                }
+                return Ok(out);
+            }
+        }
     }
 
     /// Everything `subject` wrote and gave, for an export: their posts (all of them, their text

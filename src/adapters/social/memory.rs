@@ -76,7 +76,7 @@ impl Memory {
             }
         }
         let mut events = Vec::new();
-        let mut accepted = 0;
+        let mut accepted = Vec::new();
         let (id, created) = match existing {
             Some(id) => {
                 let p = self.profile_mut(id)?;
@@ -93,8 +93,8 @@ impl Memory {
                 let seq = self.bump(id);
                 events.push(events::profile_written(id, draft.visibility, false, seq, act.request_id.clone(), act.at));
                 if was_private && draft.visibility != Visibility::Private {
-                    let followed = self.accept_all(id, act);
-                    accepted = followed.len() as u64;
+                    let (followers, followed) = self.accept_all(id, act);
+                    accepted = followers;
                     events.extend(followed);
                 }
                 (id, false)
@@ -128,7 +128,7 @@ impl Memory {
     }
 
     /// Accept every request waiting on `owner`: their events.
-    fn accept_all(&mut self, owner: Uuid, act: &Act) -> Vec<DomainEvent> {
+    fn accept_all(&mut self, owner: Uuid, act: &Act) -> (Vec<Uuid>, Vec<DomainEvent>) {
         let waiting: Vec<Uuid> = self
             .follows
             .iter()
@@ -136,13 +136,14 @@ impl Memory {
             .map(|((follower, _), _)| *follower)
             .collect();
         let mut out = Vec::new();
+        let waiting_ids = waiting.clone();
         for follower in waiting {
             self.follows.insert((follower, owner), (FollowState::Active, act.at));
             self.count(follower, owner, 1);
             let seq = self.bump(owner);
             out.push(events::followed(follower, owner, FollowState::Active, seq, act.request_id.clone(), act.at));
         }
-        out
+        (waiting_ids, out)
     }
 
     pub(super) fn by_owner(&self, owner: &BlindIndex) -> Option<Profile> {

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{Act, Comment, Contributions, Memory, Post, PostDraft, Profile, SocialStoreError};
+use super::{Act, Comment, Contributions, HomeRelations, Memory, Post, PostDraft, Profile, SocialStoreError};
 use crate::{
     adapters::outbox::MemOutbox,
     domain::social::{events, post, FollowState, Reaction, SocialError, Visibility},
@@ -38,9 +38,9 @@ impl Memory {
         act: &Act,
         outbox: &MemOutbox,
     ) -> Result<Post, SocialStoreError> {
-        if !self.profiles.contains_key(&author) {
+        let Some(followers) = self.profiles.get(&author).map(|p| p.followers) else {
             return Err(SocialStoreError::Gone);
-        }
+        };
         if self.posts.contains_key(&draft.id) {
             return Err(SocialStoreError::Corrupt("post id used twice"));
         }
@@ -52,6 +52,7 @@ impl Memory {
             visibility: draft.visibility,
             reactions: BTreeMap::new(),
             comments: 0,
+            fanned_out: followers <= draft.fanout_max_followers,
             version: 1,
             created_at: act.at,
             edited_at: None,
@@ -228,6 +229,40 @@ impl Memory {
             .collect();
         reactions.sort_by_key(|(post, _, at)| (*at, *post));
         (comments, reactions)
+    }
+
+    pub(super) fn unfanned_posts(
+        &self,
+        authors: &[Uuid],
+        before: Option<(DateTime<Utc>, Uuid)>,
+        limit: usize,
+    ) -> Vec<Post> {
+        let posts = self
+            .posts
+            .values()
+            .filter(|p| authors.contains(&p.author) && !p.fanned_out && p.visibility != Visibility::Private)
+            .cloned()
+            .collect();
+        page(posts, before, limit)
+    }
+
+    pub(super) fn follower_ids(&self, author: Uuid) -> Vec<Uuid> {
+        self.follows
+            .iter()
+            .filter(|((_, followee), (state, _))| *followee == author && *state == FollowState::Active)
+            .map(|((follower, _), _)| *follower)
+            .collect()
+    }
+
+    pub(super) fn home_relations(&self, viewer: Uuid) -> HomeRelations {
+        let followed = self
+            .follows
+            .iter()
+            .filter(|((follower, _), (state, _))| *follower == viewer && *state == FollowState::Active)
+            .map(|((_, followee), _)| (*followee, self.profiles.get(followee).map_or(0, |p| p.followers)))
+            .collect();
+        let muted = self.mutes.keys().filter(|(m, _)| *m == viewer).map(|(_, muted)| *muted).collect();
+        HomeRelations { followed, muted }
     }
 
     pub(super) fn comment_by_id(&self, id: Uuid) -> Option<Comment> {

@@ -10,6 +10,7 @@ mod memory_posts;
 mod pg_posts;
 mod postgres;
 mod posts;
+pub mod timelines;
 
 use std::{sync::Arc, time::Duration};
 
@@ -18,7 +19,8 @@ use parking_lot::Mutex;
 use uuid::Uuid;
 
 pub use memory::Memory;
-pub use posts::{Comment, Contributions, Post, PostDraft};
+pub use posts::{Comment, Contributions, HomeRelations, Post, PostDraft};
+pub use timelines::Timelines;
 
 use super::{
     outbox::MemOutbox,
@@ -147,8 +149,8 @@ pub struct Written {
     pub profile: Profile,
     /// Whether it was made now.
     pub created: bool,
-    /// Requests accepted because a private profile stopped being private.
-    pub accepted: u64,
+    /// The profiles whose requests were accepted because a private profile stopped being private.
+    pub accepted: Vec<Uuid>,
 }
 
 /// Which edges of a profile a listing walks.

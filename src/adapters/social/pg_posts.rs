@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::{
     postgres::{profile_of, queue, u, COLUMNS},
-    Act, Comment, Contributions, Post, PostDraft, Profile, SocialStoreError,
+    Act, Comment, Contributions, HomeRelations, Post, PostDraft, Profile, SocialStoreError,
 };
 use crate::{
     adapters::postgres::PgPool,
@@ -19,7 +19,7 @@ use crate::{
 };
 
 const POST_COLUMNS: &str =
-    "id, author, body, link_kind, link_ref, visibility, reactions, comments, version, created_at, edited_at";
+    "id, author, body, link_kind, link_ref, visibility, reactions, comments, fanned_out, version, created_at, edited_at";
 const COMMENT_COLUMNS: &str = "id, post, parent, author, body, created_at";
 
 fn post_of(row: &Row) -> Result<Post, SocialStoreError> {
@@ -48,6 +48,7 @@ fn post_of(row: &Row) -> Result<Post, SocialStoreError> {
         visibility: Visibility::parse(row.get("visibility")).ok_or(SocialStoreError::Corrupt("visibility"))?,
         reactions,
         comments: u(row.get("comments")),
+        fanned_out: row.get("fanned_out"),
         version: row.get("version"),
         created_at: row.get("created_at"),
         edited_at: row.get("edited_at"),
@@ -82,15 +83,17 @@ pub(super) async fn create_post(
     let id = draft.id;
     let (kind, reference) = (draft.link.as_ref().map(Link::kind), draft.link.as_ref().map(Link::reference));
     let sql = format!(
-        "INSERT INTO social_posts (id, author, body, link_kind, link_ref, visibility, version, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, 1, $7) RETURNING {POST_COLUMNS}"
+        "INSERT INTO social_posts (id, author, body, link_kind, link_ref, visibility, version, created_at, fanned_out) \
+         SELECT $1, $2, $3, $4, $5, $6, 1, $7, p.followers <= $8 FROM social_profiles p WHERE p.id = $2 \
+         RETURNING {POST_COLUMNS}"
     );
+    let most = i64::try_from(draft.fanout_max_followers).unwrap_or(i64::MAX);
     let row = match tx
-        .query_one(&sql, &[&id, &author, &draft.body, &kind, &reference, &draft.visibility.as_str(), &act.at])
+        .query_opt(&sql, &[&id, &author, &draft.body, &kind, &reference, &draft.visibility.as_str(), &act.at, &most])
         .await
     {
-        Ok(row) => row,
-        Err(e) if e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) => return Err(SocialStoreError::Gone),
+        Ok(Some(row)) => row,
+        Ok(None) => return Err(SocialStoreError::Gone),
         Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
             return Err(SocialStoreError::Corrupt("post id used twice"))
         }
@@ -381,4 +384,49 @@ pub(super) async fn contributions(pool: &PgPool, author: Uuid) -> Result<Contrib
         .map(|r| Ok((r.get(0), Reaction::parse(r.get(1)).ok_or(SocialStoreError::Corrupt("reaction"))?, r.get(2))))
         .collect::<Result<_, SocialStoreError>>()?;
     Ok((comments, reactions))
+}
+
+pub(super) async fn follower_ids(pool: &PgPool, author: Uuid) -> Result<Vec<Uuid>, SocialStoreError> {
+    let conn = pool.get().await?;
+    let rows =
+        conn.query("SELECT follower FROM social_follows WHERE followee = $1 AND state = 'active'", &[&author]).await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+pub(super) async fn posts_by_ids(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<Post>, SocialStoreError> {
+    let conn = pool.get().await?;
+    let sql = format!("SELECT {POST_COLUMNS} FROM social_posts WHERE id = ANY($1)");
+    conn.query(&sql, &[&ids]).await?.iter().map(post_of).collect()
+}
+
+pub(super) async fn home_relations(pool: &PgPool, viewer: Uuid) -> Result<HomeRelations, SocialStoreError> {
+    let conn = pool.get().await?;
+    let followed = conn
+        .query(
+            "SELECT p.id, p.followers FROM social_follows f JOIN social_profiles p ON p.id = f.followee \
+             WHERE f.follower = $1 AND f.state = 'active'",
+            &[&viewer],
+        )
+        .await?;
+    let muted = conn.query("SELECT muted FROM social_mutes WHERE muter = $1", &[&viewer]).await?;
+    Ok(HomeRelations {
+        followed: followed.iter().map(|r| (r.get(0), u(r.get(1)))).collect(),
+        muted: muted.iter().map(|r| r.get(0)).collect(),
+    })
+}
+
+pub(super) async fn unfanned_posts(
+    pool: &PgPool,
+    authors: &[Uuid],
+    before: Option<(DateTime<Utc>, Uuid)>,
+    limit: usize,
+) -> Result<Vec<Post>, SocialStoreError> {
+    let conn = pool.get().await?;
+    let sql = format!(
+        "SELECT {POST_COLUMNS} FROM social_posts WHERE author = ANY($1) AND NOT fanned_out AND visibility <> 'private' \
+         AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3)) ORDER BY created_at DESC, id DESC LIMIT $4"
+    );
+    let (at, last) = (before.map(|b| b.0), before.map_or(Uuid::nil(), |b| b.1));
+    let limit = i64::try_from(limit).unwrap_or(100);
+    conn.query(&sql, &[&authors, &at, &last, &limit]).await?.iter().map(post_of).collect()
 }

@@ -147,7 +147,7 @@ pub(super) async fn put_profile(
             .query_opt("SELECT id, visibility FROM social_profiles WHERE owner_index = $1 FOR UPDATE", &[&owner_bytes])
             .await?;
         let mut events = Vec::new();
-        let mut accepted = 0;
+        let mut accepted = Vec::new();
         let written = match &existing {
             Some(row) => {
                 let id: Uuid = row.get(0);
@@ -181,8 +181,8 @@ pub(super) async fn put_profile(
                     act.at,
                 ));
                 if was_private && draft.visibility != Visibility::Private {
-                    let followed = accept_all(&tx, id, act).await?;
-                    accepted = followed.len() as u64;
+                    let (followers, followed) = accept_all(&tx, id, act).await?;
+                    accepted = followers;
                     events.extend(followed);
                 }
                 Some((profile.id, false))
@@ -236,7 +236,11 @@ pub(super) async fn put_profile(
 }
 
 /// Accept every request waiting on `owner` (locked): their events.
-async fn accept_all(tx: &Transaction<'_>, owner: Uuid, act: &Act) -> Result<Vec<DomainEvent>, SocialStoreError> {
+async fn accept_all(
+    tx: &Transaction<'_>,
+    owner: Uuid,
+    act: &Act,
+) -> Result<(Vec<Uuid>, Vec<DomainEvent>), SocialStoreError> {
     // The followers' rows, in id order, before their counts change.
     tx.query(
         "SELECT id FROM social_profiles WHERE id IN \
@@ -252,13 +256,15 @@ async fn accept_all(tx: &Transaction<'_>, owner: Uuid, act: &Act) -> Result<Vec<
         )
         .await?;
     let mut out = Vec::with_capacity(rows.len());
+    let mut accepted = Vec::with_capacity(rows.len());
     for row in rows {
         let follower: Uuid = row.get(0);
+        accepted.push(follower);
         count(tx, follower, owner, 1).await?;
         let seq = bump(tx, owner).await?;
         out.push(events::followed(follower, owner, FollowState::Active, seq, act.request_id.clone(), act.at));
     }
-    Ok(out)
+    Ok((accepted, out))
 }
 
 pub(super) async fn follow(

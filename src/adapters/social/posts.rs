@@ -28,6 +28,9 @@ pub struct Post {
     pub reactions: BTreeMap<Reaction, u64>,
     /// Comments and replies.
     pub comments: u64,
+    /// Written into its author's followers' cached timelines (the author had at most the
+    /// fan-out's most followers when it was made).
+    pub fanned_out: bool,
     /// Events keyed by it so far.
     pub version: i64,
     /// Made.
@@ -47,6 +50,19 @@ pub struct PostDraft {
     pub link: Option<Link>,
     /// Who sees it.
     pub visibility: Visibility,
+    /// Above this many active followers of its author, it is not written into their cached
+    /// timelines.
+    pub fanout_max_followers: u64,
+}
+
+/// Whom a reader follows (active), with each one's count of active followers, and whom they
+/// mute.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HomeRelations {
+    /// Followed profiles and their counts of followers.
+    pub followed: std::collections::HashMap<Uuid, u64>,
+    /// Muted profiles.
+    pub muted: std::collections::HashSet<Uuid>,
 }
 
 /// Every comment a profile wrote, and every reaction it gave (post, kind, when).
@@ -207,6 +223,48 @@ impl SocialStore {
         match self {
             Self::Postgres(pool) => pg_posts::posts_by(pool, author, shown, before, limit).await,
             Self::Memory(m, _) => Ok(m.lock().posts_by(author, shown, before, limit)),
+        }
+    }
+
+    /// A page of the posts of `authors` that were not written into their followers' cached
+    /// timelines and that followers see (not private), newest first, after `before`.
+    pub async fn unfanned_posts(
+        &self,
+        authors: &[Uuid],
+        before: Option<(DateTime<Utc>, Uuid)>,
+        limit: usize,
+    ) -> Result<Vec<Post>, SocialStoreError> {
+        if authors.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self {
+            Self::Postgres(pool) => pg_posts::unfanned_posts(pool, authors, before, limit).await,
+            Self::Memory(m, _) => Ok(m.lock().unfanned_posts(authors, before, limit)),
+        }
+    }
+
+    /// The active followers of `author`.
+    pub async fn follower_ids(&self, author: Uuid) -> Result<Vec<Uuid>, SocialStoreError> {
+        match self {
+            Self::Postgres(pool) => pg_posts::follower_ids(pool, author).await,
+            Self::Memory(m, _) => Ok(m.lock().follower_ids(author)),
+        }
+    }
+
+    /// The posts of these ids that still exist.
+    pub async fn posts_by_ids(&self, ids: &[Uuid]) -> Result<Vec<Post>, SocialStoreError> {
+        match self {
+            Self::Postgres(pool) => pg_posts::posts_by_ids(pool, ids).await,
+            Self::Memory(m, _) => Ok(ids.iter().filter_map(|id| m.lock().post(*id)).collect()),
+        }
+    }
+
+    /// Whom `viewer` follows (active) and whom they mute: what decides which posts of their home
+    /// timeline they see.
+    pub async fn home_relations(&self, viewer: Uuid) -> Result<HomeRelations, SocialStoreError> {
+        match self {
+            Self::Postgres(pool) => pg_posts::home_relations(pool, viewer).await,
+            Self::Memory(m, _) => Ok(m.lock().home_relations(viewer)),
         }
     }
 
