@@ -130,6 +130,10 @@ async fn connection(
         }
         let mut filled = 0;
         let complete = loop {
+            // Answers larger than the buffer grow it.
+            if filled == buf.len() {
+                buf.resize(buf.len() * 2, 0);
+            }
             let Ok(n) = stream.read(&mut buf[filled..]).await else { break false };
             if n == 0 {
                 break false;
