@@ -205,6 +205,9 @@ const LATENCY_BUCKETS: &[f64] = &[
 /// Buckets of ESG scores: tens from 10 to 100.
 const SCORE_BUCKETS: &[f64] = &[10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 100.0];
 
+/// Buckets of the fan-out's size: timelines a post is written into.
+const FANOUT_BUCKETS: &[f64] = &[1.0, 10.0, 100.0, 1_000.0, 5_000.0, 10_000.0, 50_000.0, 100_000.0];
+
 /// Waiting for a driver takes seconds to minutes: an offer may time out (15 s by default) and go
 /// to the next driver several times within the dispatch window.
 const DISPATCH_BUCKETS: &[f64] =
@@ -459,6 +462,8 @@ impl Metrics {
             .context("dispatch buckets")?
             .set_buckets_for_metric(Matcher::Full(ESG_SCORE.into()), SCORE_BUCKETS)
             .context("score buckets")?
+            .set_buckets_for_metric(Matcher::Full(SOCIAL_FANOUT_SIZE.into()), FANOUT_BUCKETS)
+            .context("fan-out buckets")?
             .build_recorder();
         let handle = recorder.handle();
         let process = metrics_process::Collector::new(PROCESS_PREFIX);
