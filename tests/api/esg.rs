@@ -218,8 +218,9 @@ async fn milestones_are_reached_once_and_published() {
     let app = spawn_app().await;
     let token = app.token("cy", &["esg:read", "esg:write"]);
     // 90 km by train avoid 90 × (0.176 − 0.041) = 12.15 kg: past 1 kg and 10 kg at once.
-    let (status, _) = report(&app, &token, json!({"type": "train", "date": today(), "distance_km": 90.0}), None).await;
-    assert_eq!(status, 201);
+    let (status, body) =
+        report(&app, &token, json!({"type": "train", "date": today(), "distance_km": 90.0}), None).await;
+    assert_eq!(status, 201, "{body}");
     let yesterday = (Utc::now().date_naive() - chrono::Days::new(1)).to_string();
     let (status, _) = report(&app, &token, json!({"type": "train", "date": yesterday, "distance_km": 9.0}), None).await;
     assert_eq!(status, 201);
