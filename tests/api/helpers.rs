@@ -163,13 +163,14 @@ pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     TestApp { address, client: reqwest::Client::new(), state, keys }
 }
 
-/// Logs only when TEST_LOG is set.
+/// The service's errors, and with TEST_LOG set everything from info.
 fn init_test_logs() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        if std::env::var("TEST_LOG").is_ok() {
-            let _ = tracing_subscriber::fmt().with_env_filter("info").with_test_writer().try_init();
-        }
+        // The service's errors always, everything from info with TEST_LOG: captured per test and
+        // shown with a failing test's output.
+        let filter = if std::env::var("TEST_LOG").is_ok() { "info" } else { "error" };
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
     });
 }
 

@@ -64,19 +64,21 @@ pub(in crate::adapters::esg) async fn record_batch(
         "SELECT {UNSCORED_COLUMNS} FROM esg_subjects WHERE subject_index = ANY($1) ORDER BY subject_index FOR UPDATE"
     );
     let kept_sql = format!("SELECT {ACTIVITY_COLUMNS} FROM esg_activities WHERE id = ANY($1)");
-    // Sent together (one round trip), run in this order: the rows, then what the batch reads
-    // under their locks: the ids recorded before, the reports kept on the days of the batch's
-    // reports (for the duplicate rule) and the window's daily totals as stored before the batch.
-    let (_, rows, kept_rows, report_rows, day_rows) = futures::try_join!(
-        async {
-            tx.execute(
-            "INSERT INTO esg_subjects (subject_index, activities, distance_m, co2e_g, avoided_g, version, updated_at)
-             SELECT i, 0, 0, 0, 0, 0, t FROM unnest($1::bytea[], $2::timestamptz[]) AS v(i, t)
-             ON CONFLICT (subject_index) DO NOTHING",
-            &[&indexes, &created],
-        ).await
-        },
-        async { tx.query(&lock_sql, &[&indexes]).await },
+    // The rows first, on their own: a statement is prepared before it runs, and a statement
+    // sent with it could run before it.
+    tx.execute(
+        "INSERT INTO esg_subjects (subject_index, activities, distance_m, co2e_g, avoided_g, version, updated_at)
+         SELECT i, 0, 0, 0, 0, 0, t FROM unnest($1::bytea[], $2::timestamptz[]) AS v(i, t)
+         ON CONFLICT (subject_index) DO NOTHING",
+        &[&indexes, &created],
+    )
+    .await?;
+    let rows = tx.query(&lock_sql, &[&indexes]).await?;
+    // Then, sent together (one round trip), what the batch reads under their locks: the ids
+    // recorded before, the reports kept on the days of the batch's reports (for the duplicate
+    // rule) and the window's daily totals as stored before the batch. None of them writes, so
+    // their order does not matter.
+    let (kept_rows, report_rows, day_rows) = futures::try_join!(
         async { tx.query(&kept_sql, &[&ids]).await },
         async {
             tx.query(
@@ -184,26 +186,25 @@ pub(in crate::adapters::esg) async fn record_batch(
     let (bytes, count) = outbox::encode(&events, 512 * events.len()).map_err(|_| EsgStoreError::Corrupt("event"))?;
     let count = i32::try_from(count).unwrap_or(i32::MAX);
     let months: Vec<NaiveDate> = recorded.iter().map(|a| month_of(a.report.date)).collect();
-    // Sent together, run in this order: the activities, their months, the subjects, the events,
-    // and where each leaderboard member now stands in the months of their activities.
-    let (_, _, _, _, rows) = futures::try_join!(
+    // Sent together: the activities, their months, the subjects and the events (each writes
+    // rows of its own, so their order does not matter)...
+    futures::try_join!(
         insert_activities(&tx, &recorded_for, &recorded),
         add_to_months(&tx, &recorded_for, &recorded),
         write_subjects(&tx, &changed),
         async { Ok(tx.execute(outbox::sql::INSERT, &[&at, &count, &bytes]).await?) },
-        async {
-            let rows = tx
-                .query(
-                    "SELECT m.subject_index, m.community, x.month, sum(x.avoided_g)::bigint
-                     FROM esg_leaderboard_members m JOIN esg_monthly x ON x.subject_index = m.subject_index
-                     WHERE m.subject_index = ANY($1) AND x.month = ANY($2)
-                     GROUP BY m.subject_index, m.community, x.month",
-                    &[&recorded_for, &months],
-                )
-                .await?;
-            Ok::<_, EsgStoreError>(rows)
-        },
     )?;
+    // ...then, once the months are written, where each leaderboard member now stands in the
+    // months of their activities.
+    let rows = tx
+        .query(
+            "SELECT m.subject_index, m.community, x.month, sum(x.avoided_g)::bigint
+             FROM esg_leaderboard_members m JOIN esg_monthly x ON x.subject_index = m.subject_index
+             WHERE m.subject_index = ANY($1) AND x.month = ANY($2)
+             GROUP BY m.subject_index, m.community, x.month",
+            &[&recorded_for, &months],
+        )
+        .await?;
     tx.commit().await?;
     let mut standings: HashMap<([u8; 32], NaiveDate), Standing> = HashMap::new();
     for row in rows {
