@@ -413,10 +413,18 @@ impl SocialClient {
         };
         let to_entry = |at: DateTime<Utc>, id: Uuid| (at.timestamp_micros(), id);
         let timelines = &self.feeds.timelines;
-        // The cached entries, or those of a timeline rebuilt now.
+        let mut cursor: Option<Entry> = before.map(|(at, id)| to_entry(at, id));
+        // The first cached entries (the read also says whether the timeline exists and is at its
+        // full length), or the whole of a timeline rebuilt now.
         let mut rebuilt: Option<Vec<Entry>> = None;
-        match timelines.read(me.id, None, 0).await {
-            Ok(Some(_)) => self.count_cache("hit"),
+        let mut first: Option<Vec<Entry>> = None;
+        let mut full;
+        match timelines.read(me.id, cursor, limit + 8).await {
+            Ok(Some((entries, at_length))) => {
+                self.count_cache("hit");
+                first = Some(entries);
+                full = at_length;
+            }
             Ok(None) => {
                 self.count_cache("miss");
                 let length = timelines.length();
@@ -425,6 +433,7 @@ impl SocialClient {
                 if let Err(e) = timelines.rebuild(me.id, &entries).await {
                     tracing::warn!(error = %e, "cannot cache a rebuilt timeline");
                 }
+                full = entries.len() >= length;
                 rebuilt = Some(entries);
             }
             Err(_) => {
@@ -433,16 +442,21 @@ impl SocialClient {
             }
         }
         let mut out: Vec<Post> = Vec::with_capacity(limit);
-        let mut cursor: Option<Entry> = before.map(|(at, id)| to_entry(at, id));
         let mut cursor_at = before;
         loop {
             let n = limit - out.len() + 8;
-            let cached: Vec<Entry> = match &rebuilt {
-                Some(entries) => entries.iter().filter(|e| cursor.is_none_or(|c| **e < c)).take(n).copied().collect(),
-                None => match timelines.read(me.id, cursor, n).await {
-                    Ok(Some(entries)) => entries,
+            let cached: Vec<Entry> = match (&rebuilt, first.take()) {
+                (Some(entries), _) => {
+                    entries.iter().filter(|e| cursor.is_none_or(|c| **e < c)).take(n).copied().collect()
+                }
+                (None, Some(entries)) => entries,
+                (None, None) => match timelines.read(me.id, cursor, n).await {
+                    Ok(Some((entries, _))) => entries,
                     // Dropped or failing meanwhile: the rest from PostgreSQL.
-                    _ => Vec::new(),
+                    _ => {
+                        full = true;
+                        Vec::new()
+                    }
                 },
             };
             let unfanned = self.domain.ask(GetUnfanned { authors: big.clone(), before: cursor_at, limit: n }).await??;
@@ -491,15 +505,6 @@ impl SocialClient {
             }
             if cache_done && unfanned_done {
                 // A timeline at its full length may have lost older posts: the rest from PostgreSQL.
-                let full = match &rebuilt {
-                    Some(entries) => entries.len() >= timelines.length(),
-                    None => timelines
-                        .read(me.id, None, timelines.length())
-                        .await
-                        .ok()
-                        .flatten()
-                        .is_none_or(|all| all.len() >= timelines.length()),
-                };
                 if full {
                     let rest = self.domain.ask(from_store(cursor_at, limit - out.len())).await??;
                     out.extend(rest);

@@ -126,27 +126,28 @@ impl Timelines {
         }
     }
 
-    /// Up to `limit` entries of `reader`'s timeline before `before`, newest first; `None` when the
+    /// Up to `limit` entries of `reader`'s timeline before `before`, newest first, and whether the
+    /// timeline is at its full length (older posts may have been trimmed from it); `None` when the
     /// timeline is missing (never built, expired, or lost with Redis).
     pub async fn read(
         &self,
         reader: Uuid,
         before: Option<Entry>,
         limit: usize,
-    ) -> Result<Option<Vec<Entry>>, SocialStoreError> {
+    ) -> Result<Option<(Vec<Entry>, bool)>, SocialStoreError> {
         match self {
-            Self::Memory(m, _) => Ok(m
-                .lock()
-                .get(&reader)
-                .map(|t| t.iter().rev().filter(|e| before.is_none_or(|b| **e < b)).take(limit).copied().collect())),
-            Self::Redis { connection, prefix, timeout, .. } => {
+            Self::Memory(m, length) => Ok(m.lock().get(&reader).map(|t| {
+                let entries = t.iter().rev().filter(|e| before.is_none_or(|b| **e < b)).take(limit).copied().collect();
+                (entries, t.len() >= *length)
+            })),
+            Self::Redis { connection, prefix, timeout, length, .. } => {
                 let key = Self::key(prefix, reader);
                 // Entries at the cursor's own time are read too and those not before it dropped,
                 // since members of one score are ordered by id, as the cursor is.
                 let max = before.map_or_else(|| "+inf".to_owned(), |b| b.0.to_string());
                 let extra = 8;
                 let mut pipe = redis::pipe();
-                pipe.exists(&key)
+                pipe.zcard(&key)
                     .cmd("ZREVRANGEBYSCORE")
                     .arg(&key)
                     .arg(&max)
@@ -155,8 +156,9 @@ impl Timelines {
                     .arg("LIMIT")
                     .arg(0)
                     .arg(limit + extra);
-                let (exists, found): (bool, Vec<(String, i64)>) = Self::run(connection, *timeout, pipe).await?;
-                if !exists {
+                // A timeline that exists holds at least its marker.
+                let (card, found): (usize, Vec<(String, i64)>) = Self::run(connection, *timeout, pipe).await?;
+                if card == 0 {
                     return Ok(None);
                 }
                 let mut entries: Vec<Entry> = found
@@ -166,7 +168,7 @@ impl Timelines {
                     .collect();
                 entries.sort_by(|a, b| b.cmp(a));
                 entries.truncate(limit);
-                Ok(Some(entries))
+                Ok(Some((entries, card > *length)))
             }
         }
     }
