@@ -140,7 +140,7 @@ impl Application {
         }
         let broker = MemoryBroker::new();
         if settings.server.role.runs_worker() {
-            let routes = register_events(&fintech, &esg.client);
+            let routes = register_events(&fintech, &esg.client, &social);
             spawn_event_bus(&supervision, &settings, &metrics, &outbox, &broker, Arc::new(routes))?;
         }
         supervision.start_watchdog();
@@ -588,12 +588,12 @@ fn spawn_mobility(
 }
 
 /// Every domain's event registrations: the one place a new domain adds a line.
-fn register_events(fintech: &FintechClient, esg: &EsgClient) -> EventRoutes {
+fn register_events(fintech: &FintechClient, esg: &EsgClient, social: &SocialClient) -> EventRoutes {
     let mut routes = EventRoutes::default();
     fintech::events::register(&mut routes, fintech);
     mobility::events::register(&mut routes);
     esg::events::register(&mut routes, esg);
-    social::events::register(&mut routes);
+    social::events::register(&mut routes, social);
     routes
 }
 

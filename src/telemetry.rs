@@ -156,6 +156,10 @@ pub const SOCIAL_FANOUT_SIZE: &str = "beryl_social_fanout_size";
 pub const SOCIAL_TIMELINE_CACHE_TOTAL: &str = "beryl_social_timeline_cache_total";
 /// Timeline pages read, by timeline (home, profile).
 pub const SOCIAL_TIMELINE_READS_TOTAL: &str = "beryl_social_timeline_reads_total";
+/// Activities consumed from other domains' events, by kind (ride, milestone) and result (made
+/// into a post, duplicate: made before, not_shared: the user has no profile or does not share
+/// that kind).
+pub const SOCIAL_ACTIVITY_POSTS_TOTAL: &str = "beryl_social_activity_posts_total";
 /// Events published to the broker and acknowledged, by topic.
 pub const EVENTS_PUBLISHED_TOTAL: &str = "beryl_events_published_total";
 /// Inbound events received, by topic and partition.
@@ -334,6 +338,11 @@ pub fn describe_metrics() {
         "Home timeline reads by what the cache gave (hit, miss: rebuilt, error: read from PostgreSQL)."
     );
     describe_counter!(SOCIAL_TIMELINE_READS_TOTAL, Unit::Count, "Timeline pages read, by timeline (home, profile).");
+    describe_counter!(
+        SOCIAL_ACTIVITY_POSTS_TOTAL,
+        Unit::Count,
+        "Activities consumed from other domains' events, by kind and result (made, duplicate, not_shared)."
+    );
     describe_counter!(SOCIAL_PROFILES_WRITTEN_TOTAL, Unit::Count, "Social profiles written, by result.");
     describe_counter!(
         SOCIAL_GRAPH_CHANGES_TOTAL,

@@ -74,7 +74,11 @@ impl Default for EventBusSettings {
             kind: None,
             kafka_bootstrap_servers: None,
             events_topic: "beryl.{domain}.events".into(),
-            inbound_topics: vec!["beryl.fintech.payments".into(), "beryl.mobility.events".into()],
+            inbound_topics: vec![
+                "beryl.fintech.payments".into(),
+                "beryl.mobility.events".into(),
+                "beryl.esg.events".into(),
+            ],
             consumer_group: "beryl-core-api".into(),
             dead_letter_suffix: ".dlq".into(),
             create_topic_partitions: 6,

@@ -9,7 +9,7 @@ use super::caller::Caller;
 use crate::{
     actors::social::client::{EdgeView, ProfileInput, ProfileView},
     adapters::social::{Side, PAGE_MAX},
-    domain::social::{Change, Relation, Visibility},
+    domain::social::{Change, Relation, Sharing, Visibility},
     error::AppError,
     http::{
         guard::Group,
@@ -72,6 +72,21 @@ pub struct SocialProfileInput {
     pub avatar_url: Option<String>,
     /// Who sees what the caller shares.
     pub visibility: VisibilityValue,
+    /// Which of the caller's activities become posts, seen by their followers; nothing when
+    /// absent.
+    pub sharing: Option<ActivitySharingInput>,
+}
+
+/// Which of a user's activities become posts by them, once per activity.
+#[derive(InputObject, SimpleObject, Clone, Copy, Default)]
+#[graphql(name = "ActivitySharing", input_name = "ActivitySharingInput")]
+pub struct ActivitySharingInput {
+    /// Completed rides they took.
+    #[graphql(default)]
+    pub rides: bool,
+    /// ESG milestones they reach.
+    #[graphql(default)]
+    pub milestones: bool,
 }
 
 /// What links the caller to a profile.
@@ -123,6 +138,8 @@ pub struct SocialProfile {
     pub created_at: DateTime<Utc>,
     /// Last written by its owner.
     pub updated_at: DateTime<Utc>,
+    /// Which of its owner's activities become posts: in the owner's own view only.
+    pub sharing: Option<ActivitySharingInput>,
     /// What links the caller to it; null for the caller's own.
     pub relation: Option<SocialRelation>,
 }
@@ -141,6 +158,7 @@ impl From<&ProfileView> for SocialProfile {
             following: i64::try_from(p.following).unwrap_or(i64::MAX),
             created_at: p.created_at,
             updated_at: p.updated_at,
+            sharing: p.sharing.map(|s| ActivitySharingInput { rides: s.rides, milestones: s.milestones }),
             relation: p.relation.as_ref().map(SocialRelation::from),
         }
     }
@@ -329,8 +347,10 @@ impl SocialMutation {
         let caller = Caller::of(ctx)?;
         let state = state(ctx)?;
         let run = async {
-            let SocialProfileInput { handle, display_name, bio, avatar_url, visibility } = input;
-            let input = ProfileInput { handle, display_name, bio, avatar_url, visibility: visibility.into() };
+            let SocialProfileInput { handle, display_name, bio, avatar_url, visibility, sharing } = input;
+            let sharing = sharing.unwrap_or_default();
+            let sharing = Sharing { rides: sharing.rides, milestones: sharing.milestones };
+            let input = ProfileInput { handle, display_name, bio, avatar_url, visibility: visibility.into(), sharing };
             Ok::<_, AppError>(state.actors.social.put_profile(&caller.principal.subject, input, request_id()).await?)
         };
         let resource = "/api/v1/social/me/profile".to_owned();

@@ -22,7 +22,7 @@ use crate::{
     auth::Principal,
     domain::{
         privacy::Personal,
-        social::{Change, FollowState, Relation, Visibility},
+        social::{Change, FollowState, Relation, Sharing, Visibility},
     },
     error::{AppError, ErrorCode},
 };
@@ -154,6 +154,36 @@ pub struct ProfileRequest {
     pub avatar_url: Option<String>,
     /// Who sees what the caller shares (their followers and following).
     pub visibility: VisibilityBody,
+    /// Which of the caller's activities become posts, seen by their followers; nothing when
+    /// absent.
+    #[serde(default)]
+    pub sharing: Option<SharingBody>,
+}
+
+/// Which of a user's activities the service makes into posts by them, once per activity, seen
+/// by their followers: rides they took when completed, ESG milestones they reach.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema)]
+#[schema(as = ActivitySharing)]
+#[serde(deny_unknown_fields)]
+pub struct SharingBody {
+    /// Completed rides they took.
+    #[serde(default)]
+    pub rides: bool,
+    /// ESG milestones they reach.
+    #[serde(default)]
+    pub milestones: bool,
+}
+
+impl From<SharingBody> for Sharing {
+    fn from(s: SharingBody) -> Self {
+        Self { rides: s.rides, milestones: s.milestones }
+    }
+}
+
+impl From<Sharing> for SharingBody {
+    fn from(s: Sharing) -> Self {
+        Self { rides: s.rides, milestones: s.milestones }
+    }
 }
 
 /// What links the caller to a profile.
@@ -205,6 +235,9 @@ pub struct ProfileBody {
     pub created_at: DateTime<Utc>,
     /// Last written by its owner.
     pub updated_at: DateTime<Utc>,
+    /// Which of its owner's activities become posts: in the owner's own view only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sharing: Option<SharingBody>,
     /// What links the caller to it; `null` for the caller's own.
     pub relation: Option<RelationBody>,
 }
@@ -226,6 +259,7 @@ impl From<&ProfileView> for ProfileBody {
             following: p.following,
             created_at: p.created_at,
             updated_at: p.updated_at,
+            sharing: p.sharing.map(SharingBody::from),
             relation: p.relation.as_ref().map(RelationBody::from),
         }
     }
@@ -249,8 +283,9 @@ pub async fn put_mine(
     principal: Principal,
     body: Json<ProfileRequest>,
 ) -> Result<HttpResponse, AppError> {
-    let ProfileRequest { handle, display_name, bio, avatar_url, visibility } = body.into_inner();
-    let input = ProfileInput { handle, display_name, bio, avatar_url, visibility: visibility.into() };
+    let ProfileRequest { handle, display_name, bio, avatar_url, visibility, sharing } = body.into_inner();
+    let sharing = sharing.unwrap_or_default().into();
+    let input = ProfileInput { handle, display_name, bio, avatar_url, visibility: visibility.into(), sharing };
     let (view, created) = state.actors.social.put_profile(&principal.subject, input, request_id()).await?;
     let body = ProfileBody::from(&view);
     Ok(if created { HttpResponse::Created().json(body) } else { HttpResponse::Ok().json(body) })

@@ -27,6 +27,7 @@ mod ratelimit;
 mod ride_store;
 mod rides;
 mod social;
+mod social_activity;
 mod social_posts;
 mod social_store;
 mod supervision;

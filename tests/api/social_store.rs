@@ -9,7 +9,7 @@ use beryl_core_api::{
     },
     domain::{
         privacy::BlindIndex,
-        social::{Change, FollowState, Handle, Reaction, SocialError, Visibility},
+        social::{Change, FollowState, Handle, Reaction, Sharing, SocialError, Visibility},
     },
 };
 use chrono::{Duration, SubsecRound, Utc};
@@ -29,6 +29,7 @@ contract!(
     a_handle_is_unique_whatever_its_case_and_freed_when_changed_or_erased,
     listings_page_latest_first_without_profiles_blocked_with_the_viewer,
     posts_keep_their_counts_through_reactions_comments_and_erasure,
+    activity_posts_are_made_once_per_event_and_what_a_profile_shares_reads_back,
 );
 
 fn index(n: u8) -> BlindIndex {
@@ -52,6 +53,7 @@ fn draft(handle: &str, visibility: Visibility) -> SealedDraft {
         bio: String::new(),
         avatar_url: String::new(),
         visibility,
+        sharing: Sharing::default(),
     }
 }
 
@@ -240,4 +242,38 @@ async fn posts_keep_their_counts_through_reactions_comments_and_erasure(store: S
     ));
     store.delete_post(a.id, p1.id, &act(18)).await.unwrap();
     assert!(store.post(p1.id).await.unwrap().is_none());
+}
+
+async fn activity_posts_are_made_once_per_event_and_what_a_profile_shares_reads_back(store: SocialStore) {
+    let a = make(&store, 1, "ann", Visibility::Public).await;
+    assert_eq!(a.sharing, Sharing::default(), "nothing is shared by default");
+    let sharing = Sharing { rides: true, milestones: false };
+    let rewritten = SealedDraft { sharing, ..draft("ann", Visibility::Public) };
+    let written = store.put_profile(&index(1), &rewritten, &act(1)).await.unwrap();
+    assert_eq!(written.profile.sharing, sharing);
+    assert_eq!(read(&store, 1).await.sharing, sharing);
+
+    let (event, other) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    let draft = |id: uuid::Uuid| PostDraft {
+        id,
+        body: "sealed".into(),
+        link: Some(beryl_core_api::domain::social::Link::Ride(event)),
+        visibility: Visibility::Followers,
+        fanout_max_followers: 10,
+    };
+    let first = uuid::Uuid::now_v7();
+    let made = store.create_activity_post(a.id, event, &draft(first), &act(2)).await.unwrap();
+    assert_eq!(made.map(|p| p.id), Some(first));
+    let again = store.create_activity_post(a.id, event, &draft(uuid::Uuid::now_v7()), &act(3)).await.unwrap();
+    assert_eq!(again, None, "an event is made into a post once");
+    store.delete_post(a.id, first, &act(4)).await.unwrap();
+    let after = store.create_activity_post(a.id, event, &draft(uuid::Uuid::now_v7()), &act(5)).await.unwrap();
+    assert_eq!(after, None, "a deleted activity post does not come back");
+    assert!(store.create_activity_post(a.id, other, &draft(uuid::Uuid::now_v7()), &act(6)).await.unwrap().is_some());
+    assert!(matches!(
+        store
+            .create_activity_post(uuid::Uuid::now_v7(), uuid::Uuid::now_v7(), &draft(uuid::Uuid::now_v7()), &act(7))
+            .await,
+        Err(SocialStoreError::Gone)
+    ));
 }

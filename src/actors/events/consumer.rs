@@ -240,14 +240,23 @@ impl Managed for EventConsumer {
                     }
                 };
                 tracker.lock().start(&record.topic, record.partition, record.offset);
-                let route = deps.routes.route(&record).cloned();
-                let domain = route.as_ref().map_or(UNROUTED, |r| r.domain);
-                let meters = meters.of(&deps.metrics, &record.topic, record.partition, domain);
-                meters.consumed.increment(1);
-                if let Some(ts) = record.timestamp_ms {
-                    meters.age.set((Utc::now().timestamp_millis() - ts).max(0) as f64 / 1000.0);
+                let routes = deps.routes.route(&record);
+                let domains: Vec<&'static str> = match &routes {
+                    Ok(routes) => routes.iter().map(|r| r.domain).collect(),
+                    Err(_) => vec![UNROUTED],
+                };
+                // One set of meters per consuming domain; the partition's own are in each.
+                let meters: Vec<PartitionMeters> = domains
+                    .iter()
+                    .map(|domain| meters.of(&deps.metrics, &record.topic, record.partition, domain).clone())
+                    .collect();
+                if let Some(first) = meters.first() {
+                    first.consumed.increment(1);
+                    if let Some(ts) = record.timestamp_ms {
+                        first.age.set((Utc::now().timestamp_millis() - ts).max(0) as f64 / 1000.0);
+                    }
                 }
-                let (deps, tracker, meters, holds) = (deps.clone(), tracker.clone(), meters.clone(), holds.clone());
+                let (deps, tracker, holds) = (deps.clone(), tracker.clone(), holds.clone());
                 let turn = turns.take(&record, settings.max_in_flight);
                 // One key's messages go to one thread, where waiting for the previous one of the
                 // key wakes no other thread.
@@ -257,7 +266,7 @@ impl Managed for EventConsumer {
                 });
                 let worker = &workers[pick % workers.len()];
                 worker.spawn(async move {
-                    handle_record(&deps, &holds, &meters, &record, route, turn).await;
+                    handle_record(&deps, &holds, &meters, &record, routes, turn).await;
                     tracker.lock().finish(&record.topic, record.partition, record.offset);
                     drop(slot);
                 });
@@ -420,39 +429,48 @@ fn key_hash(key: &[u8]) -> usize {
     hasher.finish() as usize
 }
 
-/// Apply one message, retrying transient failures, and dead-letter it when it cannot be applied.
+/// Apply one message in every domain that consumes it (`meters` are theirs, in the order of
+/// `routes`), retrying transient failures, and dead-letter it, once, when a domain cannot apply
+/// it (the others' changes stand: each domain applies an event once, so a replay of the dead
+/// letter changes nothing where it was applied).
 async fn handle_record(
     deps: &ConsumerDeps,
     holds: &Holds,
-    meters: &PartitionMeters,
+    meters: &[PartitionMeters],
     record: &InRecord,
-    route: Result<Route, InboundError>,
+    routes: Result<Vec<Route>, InboundError>,
     mut turn: Turn,
 ) {
-    let verdict = match route {
-        Ok(route) => apply_with_retries(deps, holds, &route, record, &mut turn).await,
-        Err(InboundError::UnknownType(t)) if deps.routes.ignores(&t) => Verdict::Ignored,
-        Err(e) => Verdict::DeadLetter { reason: e.reason(), detail: e.to_string() },
+    let verdicts = match routes {
+        Ok(routes) => apply_with_retries(deps, holds, &routes, record, &mut turn).await,
+        Err(InboundError::UnknownType(t)) if deps.routes.ignores(&t) => vec![Verdict::Ignored],
+        Err(e) => vec![Verdict::DeadLetter { reason: e.reason(), detail: e.to_string() }],
     };
     drop(turn);
-    match verdict {
-        Verdict::Applied => meters.applied.increment(1),
-        Verdict::Duplicate => meters.duplicate.increment(1),
-        Verdict::Ignored => meters.ignored.increment(1),
-        Verdict::DeadLetter { reason, detail } => {
-            tracing::warn!(topic = %record.topic, partition = record.partition, offset = record.offset, reason, detail = %detail, "event dead-lettered");
-            let letter = dead_letter(record, &deps.settings.dead_letter_suffix, reason, &detail);
-            let mut backoff = Duration::from_millis(deps.settings.retry_backoff_ms.max(1));
-            while let Err(e) = deps.publisher.send(letter.clone()).await {
-                tracing::warn!(error = %e, "cannot publish a dead letter; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+    let mut refused = None;
+    for (verdict, meters) in verdicts.into_iter().zip(meters) {
+        match verdict {
+            Verdict::Applied => meters.applied.increment(1),
+            Verdict::Duplicate => meters.duplicate.increment(1),
+            Verdict::Ignored => meters.ignored.increment(1),
+            Verdict::DeadLetter { reason, detail } => {
+                refused.get_or_insert((reason, detail));
             }
-            deps.metrics.with(|| {
-                metrics::counter!(telemetry::EVENTS_DEAD_LETTERED_TOTAL, "topic" => record.topic.clone(), "reason" => reason)
-                    .increment(1)
-            });
         }
+    }
+    if let Some((reason, detail)) = refused {
+        tracing::warn!(topic = %record.topic, partition = record.partition, offset = record.offset, reason, detail = %detail, "event dead-lettered");
+        let letter = dead_letter(record, &deps.settings.dead_letter_suffix, reason, &detail);
+        let mut backoff = Duration::from_millis(deps.settings.retry_backoff_ms.max(1));
+        while let Err(e) = deps.publisher.send(letter.clone()).await {
+            tracing::warn!(error = %e, "cannot publish a dead letter; retrying");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+        deps.metrics.with(|| {
+            metrics::counter!(telemetry::EVENTS_DEAD_LETTERED_TOTAL, "topic" => record.topic.clone(), "reason" => reason)
+                .increment(1)
+        });
     }
 }
 
@@ -475,49 +493,63 @@ pub fn dead_letter(record: &InRecord, suffix: &str, reason: &str, detail: &str) 
     }
 }
 
+/// How each of `routes` ended with `record`, in their order.
 async fn apply_with_retries(
     deps: &ConsumerDeps,
     holds: &Holds,
-    route: &Route,
+    routes: &[Route],
     record: &InRecord,
     turn: &mut Turn,
-) -> Verdict {
-    let attempt = match route.handler.prepare(record) {
-        Ok(attempt) => attempt,
-        Err(e) => return Verdict::DeadLetter { reason: e.reason(), detail: e.to_string() },
-    };
+) -> Vec<Verdict> {
+    let mut verdicts: Vec<Option<Verdict>> = routes.iter().map(|_| None).collect();
+    let mut pending = Vec::with_capacity(routes.len());
+    for (i, route) in routes.iter().enumerate() {
+        match route.handler.prepare(record) {
+            Ok(attempt) => pending.push((i, attempt)),
+            Err(e) => verdicts[i] = Some(Verdict::DeadLetter { reason: e.reason(), detail: e.to_string() }),
+        }
+    }
     let mut backoff = Duration::from_millis(deps.settings.retry_backoff_ms.max(1));
     let most = Duration::from_millis(deps.settings.retry_backoff_max_ms).max(backoff);
     let mut held = false;
-    let verdict = loop {
-        // Queued in the order the messages of this key were received (the first attempt only:
-        // a retry keeps the place its first attempt took).
+    while !pending.is_empty() {
+        // Queued in the order the messages of this key were received, in every domain (the
+        // first attempt only: a retry keeps the place its first attempt took).
         turn.wait().await;
-        let answer = attempt();
+        let answers: Vec<_> = pending.iter().map(|(_, attempt)| attempt()).collect();
         turn.queued();
-        match answer.await {
-            Ok(Applied::Applied) => break Verdict::Applied,
-            Ok(Applied::Duplicate) => break Verdict::Duplicate,
-            Ok(Applied::Ignored) => break Verdict::Ignored,
-            Ok(Applied::Refused(e)) => break Verdict::DeadLetter { reason: e.reason(), detail: e.to_string() },
-            Err(failure) => {
-                // Transient: retried until applied, however long the ledger takes to answer,
-                // with the partition paused so that nothing after it is fetched meanwhile.
-                deps.metrics.with(|| {
-                    metrics::counter!(telemetry::EVENTS_FAILED_TOTAL, "topic" => record.topic.clone(), "reason" => failure)
-                        .increment(1)
-                });
-                if !held {
-                    holds.hold(record);
-                    held = true;
+        let answers = futures::future::join_all(answers).await;
+        let mut failing = Vec::new();
+        for ((i, attempt), answer) in pending.into_iter().zip(answers) {
+            verdicts[i] = match answer {
+                Ok(Applied::Applied) => Some(Verdict::Applied),
+                Ok(Applied::Duplicate) => Some(Verdict::Duplicate),
+                Ok(Applied::Ignored) => Some(Verdict::Ignored),
+                Ok(Applied::Refused(e)) => Some(Verdict::DeadLetter { reason: e.reason(), detail: e.to_string() }),
+                Err(failure) => {
+                    deps.metrics.with(|| {
+                        metrics::counter!(telemetry::EVENTS_FAILED_TOTAL, "topic" => record.topic.clone(), "reason" => failure)
+                            .increment(1)
+                    });
+                    failing.push((i, attempt));
+                    None
                 }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(most);
-            }
+            };
         }
-    };
+        pending = failing;
+        if !pending.is_empty() {
+            // Transient: retried until applied, however long the store takes to answer, with
+            // the partition paused so that nothing after it is fetched meanwhile.
+            if !held {
+                holds.hold(record);
+                held = true;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(most);
+        }
+    }
     if held {
         holds.release(record);
     }
-    verdict
+    verdicts.into_iter().map(|v| v.unwrap_or(Verdict::Ignored)).collect()
 }

@@ -1,6 +1,7 @@
 //! Event routing: each domain registers, in one place, the inbound event types it consumes
 //! (type -> handler) and that it publishes events through the outbox. The consumer hands every
-//! inbound message to the handler of its type; a type nobody registered goes to the dead-letter
+//! inbound message to the handlers of its type (one per domain that consumes it: mobility's
+//! completed rides go to ESG and to social); a type nobody registered goes to the dead-letter
 //! topic. The relay creates and publishes to the topic of every domain that publishes.
 
 use std::sync::Arc;
@@ -89,17 +90,22 @@ impl EventRoutes {
         &self.routes
     }
 
-    /// The route of `record`: by its `event-type` header, or the `type` field of its JSON body.
-    /// With a single route nothing is read here: its handler checks the type as it decodes.
-    pub fn route(&self, record: &InRecord) -> Result<&Route, InboundError> {
+    /// The routes of `record`, in the order the domains registered: by its `event-type` header,
+    /// or the `type` field of its JSON body. With a single route nothing is read here: its
+    /// handler checks the type as it decodes.
+    pub fn route(&self, record: &InRecord) -> Result<Vec<Route>, InboundError> {
         if let [only] = self.routes.as_slice() {
-            return Ok(only);
+            return Ok(vec![only.clone()]);
         }
         let event_type = match record.header("event-type") {
             Some(t) => t.to_owned(),
             None => peek_type(record.payload.as_deref().unwrap_or_default())?,
         };
-        self.routes.iter().find(|r| r.event_type == event_type).ok_or(InboundError::UnknownType(event_type))
+        let routes: Vec<Route> = self.routes.iter().filter(|r| r.event_type == event_type).cloned().collect();
+        if routes.is_empty() {
+            return Err(InboundError::UnknownType(event_type));
+        }
+        Ok(routes)
     }
 }
 
@@ -144,9 +150,9 @@ mod tests {
         let mut routes = EventRoutes::default();
         routes.consume("a.done", "a", Refuses("a"));
         routes.consume("b.done", "b", Refuses("b"));
-        let domain = |r: &InRecord| routes.route(r).map(|r| r.domain);
-        assert_eq!(domain(&record(r#"{"type": "b.done", "x": 1}"#, None)), Ok("b"));
-        assert_eq!(domain(&record("{}", Some("a.done"))), Ok("a"));
+        let domain = |r: &InRecord| routes.route(r).map(|r| r.iter().map(|r| r.domain).collect::<Vec<_>>().join(","));
+        assert_eq!(domain(&record(r#"{"type": "b.done", "x": 1}"#, None)), Ok("b".into()));
+        assert_eq!(domain(&record("{}", Some("a.done"))), Ok("a".into()));
         assert_eq!(domain(&record(r#"{"type": "c.done"}"#, None)), Err(InboundError::UnknownType("c.done".into())));
         assert_eq!(domain(&record("not json", None)).map_err(|e| e.reason()), Err("malformed"));
     }
@@ -159,7 +165,17 @@ mod tests {
         routes.ignore("b.");
         assert!(routes.ignores("b.y.started") && !routes.ignores("c.done") && !routes.ignores("bx.done"));
         let route = routes.route(&record(r#"{"type": "b.y.started"}"#, None));
-        assert_eq!(route.map(|r| r.domain), Err(InboundError::UnknownType("b.y.started".into())));
+        assert_eq!(route.map(|r| r.len()), Err(InboundError::UnknownType("b.y.started".into())));
+    }
+
+    #[test]
+    fn a_type_two_domains_consume_goes_to_both_in_the_order_they_registered() {
+        let mut routes = EventRoutes::default();
+        routes.consume("a.done", "b", Refuses("b"));
+        routes.consume("c.done", "c", Refuses("c"));
+        routes.consume("a.done", "a", Refuses("a"));
+        let found = routes.route(&record(r#"{"type": "a.done"}"#, None)).unwrap();
+        assert_eq!(found.iter().map(|r| r.domain).collect::<Vec<_>>(), ["b", "a"]);
     }
 
     #[test]

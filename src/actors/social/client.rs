@@ -20,7 +20,7 @@ use crate::{
     },
     domain::{
         privacy::{BlindIndex, Personal, Place},
-        social::{graph, Change, FollowState, Handle, ProfileDraft, Relation, SocialError, Visibility},
+        social::{graph, Change, FollowState, Handle, ProfileDraft, Relation, Sharing, SocialError, Visibility},
     },
     telemetry::{self, Metrics},
 };
@@ -51,6 +51,8 @@ pub struct ProfileInput {
     pub avatar_url: Option<String>,
     /// Who sees what they share.
     pub visibility: Visibility,
+    /// Which of their activities become posts.
+    pub sharing: Sharing,
 }
 
 /// A profile as a reader gets it: its personal fields opened (or erased).
@@ -76,6 +78,8 @@ pub struct ProfileView {
     pub created_at: DateTime<Utc>,
     /// Last written by its owner.
     pub updated_at: DateTime<Utc>,
+    /// Which of its owner's activities become posts: shown to the owner only.
+    pub sharing: Option<Sharing>,
     /// What links the reader to it; `None` for the reader's own.
     pub relation: Option<Relation>,
 }
@@ -129,6 +133,7 @@ fn view_of(
         following: profile.following,
         created_at: profile.created_at,
         updated_at: profile.updated_at,
+        sharing: None,
         relation,
     }
 }
@@ -213,6 +218,7 @@ impl SocialClient {
             bio: self.seal(subject, &owner, fields::BIO, &draft.bio).await?,
             avatar_url: self.seal(subject, &owner, fields::AVATAR_URL, &draft.avatar_url).await?,
             visibility: draft.visibility,
+            sharing: input.sharing,
         };
         let written = self.domain.ask(PutProfile { owner, draft: sealed, act: act(request_id) }).await??;
         if !written.accepted.is_empty() {
@@ -233,7 +239,7 @@ impl SocialClient {
             some(&draft.bio),
             some(&draft.avatar_url),
         );
-        let view = view_of(&profile, opened, None);
+        let view = ProfileView { sharing: Some(profile.sharing), ..view_of(&profile, opened, None) };
         Ok((view, created))
     }
 
@@ -256,7 +262,8 @@ impl SocialClient {
     /// `subject`'s own profile.
     pub async fn my_profile(&self, subject: &str) -> Answer<ProfileView> {
         let profile = self.required(subject).await?;
-        self.view(&profile, None).await
+        let view = self.view(&profile, None).await?;
+        Ok(ProfileView { sharing: Some(profile.sharing), ..view })
     }
 
     /// The profile of `handle`, and what links `viewer` (if they have a profile) to it: not found

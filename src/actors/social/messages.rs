@@ -264,6 +264,21 @@ message! {
 }
 
 message! {
+    /// Make the post of an activity, once per event: `None` when the event was made into a post
+    /// before.
+    CreateActivityPost {
+        /// The author's profile.
+        author: Uuid,
+        /// The event that told of the activity.
+        source: Uuid,
+        /// The post, its text sealed.
+        draft: PostDraft,
+        /// When, and for which request.
+        act: Act,
+    } -> Option<Post>
+}
+
+message! {
     /// A post.
     GetPost {
         /// Its id.

@@ -70,6 +70,12 @@ impl Managed for SocialDomain {
             for result in ["hit", "miss", "error"] {
                 metrics::counter!(telemetry::SOCIAL_TIMELINE_CACHE_TOTAL, "result" => result).absolute(0);
             }
+            for kind in ["ride", "milestone"] {
+                for result in ["made", "duplicate", "not_shared"] {
+                    metrics::counter!(telemetry::SOCIAL_ACTIVITY_POSTS_TOTAL, "kind" => kind, "result" => result)
+                        .absolute(0);
+                }
+            }
             let _ = metrics::histogram!(telemetry::SOCIAL_FANOUT_SIZE);
         });
     }
@@ -99,6 +105,7 @@ delegate!(ListEdges => Vec<Edge>, |store, m| store.edges(m.profile, m.side, (m.b
 delegate!(EraseProfile => Option<Profile>, |store, m| store.erase(&m.owner, m.at));
 delegate!(GetProfileById => Option<Profile>, |store, m| store.by_id(m.id));
 delegate!(CreatePost => Post, |store, m| store.create_post(m.author, &m.draft, &m.act));
+delegate!(messages::CreateActivityPost => Option<Post>, |store, m| store.create_activity_post(m.author, m.source, &m.draft, &m.act));
 delegate!(GetPost => Option<Post>, |store, m| store.post(m.id));
 delegate!(EditPost => Post, |store, m| store.edit_post(m.author, m.id, &m.body, &m.act));
 delegate!(DeletePost => (), |store, m| store.delete_post(m.author, m.id, &m.act));

@@ -11,9 +11,9 @@ use uuid::Uuid;
 use super::{
     client::{act, ProfileView},
     messages::{
-        AddComment, CreatePost, DeleteComment, DeletePost, EditPost, GetComment, GetFollowerIds, GetHome,
-        GetHomeRelations, GetPost, GetPostsByIds, GetProfileById, GetReactions, GetRelation, GetUnfanned, ListComments,
-        ListPosts, React, Unreact,
+        AddComment, CreateActivityPost, CreatePost, DeleteComment, DeletePost, EditPost, GetComment, GetFollowerIds,
+        GetHome, GetHomeRelations, GetPost, GetPostsByIds, GetProfileById, GetReactions, GetRelation, GetUnfanned,
+        ListComments, ListPosts, React, Unreact,
     },
     Answer, SocialClient,
 };
@@ -22,7 +22,9 @@ use crate::{
     domain::{
         mobility::RideState,
         privacy::{Personal, Place},
-        social::{graph, post, Link, Reaction, Relation, SocialError, Visibility},
+        social::{
+            activity::ACTIVITY_VISIBILITY, graph, post, Activity, Link, Reaction, Relation, SocialError, Visibility,
+        },
     },
     telemetry,
 };
@@ -34,6 +36,9 @@ pub mod fields {
     /// A comment's text.
     pub const COMMENT_BODY: &str = "social.comment.body";
 }
+
+/// The namespace of activity posts' ids (each the UUIDv5 of its event's id).
+const ACTIVITY_NAMESPACE: Uuid = Uuid::from_u128(0x6b1f_43a2_9c0e_4d57_8a31_52e4_c0d9_7f18);
 
 /// A post as a reader gets it.
 #[derive(Debug, Clone)]
@@ -86,6 +91,17 @@ pub struct PostInput {
     pub link: Option<(String, String)>,
     /// Who sees it.
     pub visibility: Visibility,
+}
+
+/// What became of an activity consumed from another domain's events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Posted {
+    /// Made into a post now.
+    Made,
+    /// Made into a post before (that post may have been deleted since).
+    Before,
+    /// Not a post: its user has no profile, was erased, or does not share that kind.
+    NotShared,
 }
 
 /// Which posts of a profile the viewer related to it by `relation` sees, for a profile of
@@ -154,6 +170,57 @@ impl SocialClient {
         self.fan_out(&post).await;
         let author = self.view(&me, None).await?;
         Ok(self.post_view(&post, author, Personal::Value(input.text), None))
+    }
+
+    /// Make `activity` into a post by its user, when their profile shares that kind: once per
+    /// event, however many times it is delivered.
+    pub async fn activity_post(&self, activity: &Activity, request_id: Option<String>) -> Answer<Posted> {
+        let posted = self.make_activity_post(activity, request_id).await?;
+        let result = match posted {
+            Posted::Made => "made",
+            Posted::Before => "duplicate",
+            Posted::NotShared => "not_shared",
+        };
+        let kind = activity.kind.as_str();
+        self.metrics.with(|| {
+            metrics::counter!(telemetry::SOCIAL_ACTIVITY_POSTS_TOTAL, "kind" => kind, "result" => result).increment(1)
+        });
+        Ok(posted)
+    }
+
+    async fn make_activity_post(&self, activity: &Activity, request_id: Option<String>) -> Answer<Posted> {
+        if activity.subject_sealed.is_empty() {
+            return Ok(Posted::NotShared);
+        }
+        let (field, row) = (activity.sealed_at.0, activity.sealed_at.1.as_str());
+        let subject = match self.vault.open_text(&activity.subject_sealed, Place::new(field, row)).await? {
+            Personal::Value(subject) => subject,
+            Personal::Erased => return Ok(Posted::NotShared),
+        };
+        let Some(me) = self.own(&subject).await? else { return Ok(Posted::NotShared) };
+        if !activity.kind.shared(me.sharing) {
+            return Ok(Posted::NotShared);
+        }
+        // The post's id is derived from the event's, so that its sealed text names the same row
+        // however many times the event comes.
+        let id = Uuid::new_v5(&ACTIVITY_NAMESPACE, activity.event_id.as_bytes());
+        let body = self.seal_text(&subject, fields::POST_BODY, id, &activity.text).await?;
+        let draft = PostDraft {
+            id,
+            body,
+            link: Some(activity.link.clone()),
+            visibility: ACTIVITY_VISIBILITY,
+            fanout_max_followers: self.feeds.fanout_max_followers,
+        };
+        let msg = CreateActivityPost { author: me.id, source: activity.event_id, draft, act: act(request_id) };
+        match self.domain.ask(msg).await?? {
+            Some(post) => {
+                self.count_post("created");
+                self.fan_out(&post).await;
+                Ok(Posted::Made)
+            }
+            None => Ok(Posted::Before),
+        }
     }
 
     fn post_view(&self, post: &Post, author: ProfileView, text: Personal<String>, mine: Option<Reaction>) -> PostView {

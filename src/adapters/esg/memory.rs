@@ -64,7 +64,7 @@ impl Memory {
             updated_at: subject.state.as_ref().map_or(activity.recorded_at, |s| s.updated_at.max(activity.recorded_at)),
         };
         let milestones = esg::milestones_passed(before.avoided_g, totals.avoided_g);
-        outbox.append(state.updated_at, events_of(credit, &state, &milestones));
+        outbox.append(state.updated_at, events_of(credit, activity.id, &state, &milestones));
         subject.state = Some(state.clone());
         self.ids.insert(activity.id, credit.index);
         let month = month_of(activity.report.date);

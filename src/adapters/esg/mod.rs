@@ -230,7 +230,7 @@ pub struct Credit {
 pub type Entry = (Credit, Activity);
 
 /// The events of one recorded change.
-fn events_of(credit: &Credit, state: &SubjectState, milestones: &[u64]) -> Vec<DomainEvent> {
+fn events_of(credit: &Credit, activity: Uuid, state: &SubjectState, milestones: &[u64]) -> Vec<DomainEvent> {
     let key = credit.index.hex();
     let mut events = Vec::new();
     let at = state.updated_at;
@@ -238,7 +238,7 @@ fn events_of(credit: &Credit, state: &SubjectState, milestones: &[u64]) -> Vec<D
         let (avoided, co2e) = (state.totals.avoided_g, state.totals.co2e_g);
         events.push(esg::events::score_updated(
             &key,
-            &credit.sealed,
+            (&credit.sealed, activity),
             score,
             avoided,
             co2e,
@@ -250,7 +250,7 @@ fn events_of(credit: &Credit, state: &SubjectState, milestones: &[u64]) -> Vec<D
     for kg in milestones {
         events.push(esg::events::milestone_reached(
             &key,
-            &credit.sealed,
+            (&credit.sealed, activity),
             *kg,
             state.version,
             credit.request_id.clone(),

@@ -36,6 +36,8 @@ pub struct Memory {
     pub(super) reactions: BTreeMap<(Uuid, Uuid), (crate::domain::social::Reaction, DateTime<Utc>)>,
     /// Comments by id.
     pub(super) comments: HashMap<Uuid, super::Comment>,
+    /// Events made into posts → the author's profile.
+    pub(super) activity_sources: HashMap<Uuid, Uuid>,
 }
 
 impl Memory {
@@ -87,6 +89,7 @@ impl Memory {
                 p.bio.clone_from(&draft.bio);
                 p.avatar_url.clone_from(&draft.avatar_url);
                 p.visibility = draft.visibility;
+                p.sharing = draft.sharing;
                 p.updated_at = act.at;
                 self.by_handle.remove(&old_key);
                 self.by_handle.insert(key, id);
@@ -110,6 +113,7 @@ impl Memory {
                     bio: draft.bio.clone(),
                     avatar_url: draft.avatar_url.clone(),
                     visibility: draft.visibility,
+                    sharing: draft.sharing,
                     followers: 0,
                     following: 0,
                     version: 1,
@@ -328,6 +332,7 @@ impl Memory {
         self.blocks.retain(|(a, b), _| *a != id && *b != id);
         self.mutes.retain(|(a, b), _| *a != id && *b != id);
         self.erase_posts_of(id);
+        self.activity_sources.retain(|_, author| *author != id);
         let profile = self.profiles.remove(&id)?;
         self.by_handle.remove(&profile.handle_index);
         outbox.append(at, vec![events::profile_deleted(id, profile.version + 1, at)]);

@@ -66,6 +66,22 @@ impl Memory {
         Ok(post)
     }
 
+    pub(super) fn create_activity_post(
+        &mut self,
+        author: Uuid,
+        source: Uuid,
+        draft: &PostDraft,
+        act: &Act,
+        outbox: &MemOutbox,
+    ) -> Result<Option<Post>, SocialStoreError> {
+        if self.activity_sources.contains_key(&source) {
+            return Ok(None);
+        }
+        let post = self.create_post(author, draft, act, outbox)?;
+        self.activity_sources.insert(source, author);
+        Ok(Some(post))
+    }
+
     pub(super) fn post(&self, id: Uuid) -> Option<Post> {
         self.posts.get(&id).cloned()
     }

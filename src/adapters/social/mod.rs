@@ -29,7 +29,7 @@ use super::{
 use crate::{
     domain::{
         privacy::BlindIndex,
-        social::{Change, FollowState, Handle, Relation, SocialError, Visibility},
+        social::{Change, FollowState, Handle, Relation, Sharing, SocialError, Visibility},
     },
     error::code::{Coded, ErrorCode},
 };
@@ -111,6 +111,8 @@ pub struct Profile {
     pub avatar_url: String,
     /// Who sees what its owner shares.
     pub visibility: Visibility,
+    /// Which of its owner's activities become posts.
+    pub sharing: Sharing,
     /// Active followers.
     pub followers: u64,
     /// Profiles it follows (active).
@@ -140,6 +142,8 @@ pub struct SealedDraft {
     pub avatar_url: String,
     /// Visibility.
     pub visibility: Visibility,
+    /// Which of the owner's activities become posts.
+    pub sharing: Sharing,
 }
 
 /// A profile written.

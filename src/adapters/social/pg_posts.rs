@@ -80,6 +80,40 @@ pub(super) async fn create_post(
 ) -> Result<Post, SocialStoreError> {
     let mut conn = pool.get().await?;
     let tx = conn.transaction().await?;
+    let post = insert_post(&tx, author, draft, act).await?;
+    tx.commit().await?;
+    Ok(post)
+}
+
+pub(super) async fn create_activity_post(
+    pool: &PgPool,
+    author: Uuid,
+    source: Uuid,
+    draft: &PostDraft,
+    act: &Act,
+) -> Result<Option<Post>, SocialStoreError> {
+    let mut conn = pool.get().await?;
+    let tx = conn.transaction().await?;
+    let sql = "INSERT INTO social_activity_sources (event_id, author, post, created_at) VALUES ($1, $2, $3, $4) \
+               ON CONFLICT (event_id) DO NOTHING";
+    match tx.execute(sql, &[&source, &author, &draft.id, &act.at]).await {
+        Ok(0) => return Ok(None),
+        Ok(_) => {}
+        Err(e) if e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) => return Err(SocialStoreError::Gone),
+        Err(e) => return Err(e.into()),
+    }
+    let post = insert_post(&tx, author, draft, act).await?;
+    tx.commit().await?;
+    Ok(Some(post))
+}
+
+/// Insert the post `draft` by `author` and queue its event.
+async fn insert_post(
+    tx: &Transaction<'_>,
+    author: Uuid,
+    draft: &PostDraft,
+    act: &Act,
+) -> Result<Post, SocialStoreError> {
     let id = draft.id;
     let (kind, reference) = (draft.link.as_ref().map(Link::kind), draft.link.as_ref().map(Link::reference));
     let sql = format!(
@@ -101,8 +135,7 @@ pub(super) async fn create_post(
     };
     let post = post_of(&row)?;
     let data = events::post_data(author, draft.visibility, draft.link.as_ref());
-    queue(&tx, act.at, &[events::on_post(events::POST_CREATED, id, data, 1, act.request_id.clone(), act.at)]).await?;
-    tx.commit().await?;
+    queue(tx, act.at, &[events::on_post(events::POST_CREATED, id, data, 1, act.request_id.clone(), act.at)]).await?;
     Ok(post)
 }
 

@@ -14,14 +14,14 @@ use crate::{
         privacy::BlindIndex,
         social::{
             events::{self, Ended},
-            graph, Change, FollowState, Relation, SocialError, Visibility,
+            graph, Change, FollowState, Relation, Sharing, SocialError, Visibility,
         },
     },
 };
 
 pub(super) const COLUMNS: &str =
-    "id, owner_index, handle, handle_index, display_name, bio, avatar_url, visibility, followers, \
-                       following, version, created_at, updated_at";
+    "id, owner_index, handle, handle_index, display_name, bio, avatar_url, visibility, share_rides, \
+                       share_milestones, followers, following, version, created_at, updated_at";
 
 pub(super) fn u(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
@@ -38,6 +38,7 @@ pub(super) fn profile_of(row: &Row) -> Result<Profile, SocialStoreError> {
         bio: row.get("bio"),
         avatar_url: row.get("avatar_url"),
         visibility: Visibility::parse(row.get("visibility")).ok_or(SocialStoreError::Corrupt("visibility"))?,
+        sharing: Sharing { rides: row.get("share_rides"), milestones: row.get("share_milestones") },
         followers: u(row.get("followers")),
         following: u(row.get("following")),
         version: row.get("version"),
@@ -154,10 +155,10 @@ pub(super) async fn put_profile(
                 let was_private = row.get::<_, &str>(1) == Visibility::Private.as_str();
                 let sql = format!(
                     "UPDATE social_profiles SET handle = $2, handle_index = $3, display_name = $4, bio = $5, \
-                     avatar_url = $6, visibility = $7, updated_at = $8, version = version + 1 WHERE id = $1 \
-                     RETURNING {COLUMNS}"
+                     avatar_url = $6, visibility = $7, updated_at = $8, share_rides = $9, share_milestones = $10, \
+                     version = version + 1 WHERE id = $1 RETURNING {COLUMNS}"
                 );
-                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 8] = [
+                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 10] = [
                     &id,
                     &draft.handle_sealed,
                     &key,
@@ -166,6 +167,8 @@ pub(super) async fn put_profile(
                     &draft.avatar_url,
                     &visibility,
                     &act.at,
+                    &draft.sharing.rides,
+                    &draft.sharing.milestones,
                 ];
                 let row = match tx.query_one(&sql, &params).await {
                     Ok(row) => row,
@@ -190,11 +193,12 @@ pub(super) async fn put_profile(
             None => {
                 let sql = format!(
                     "INSERT INTO social_profiles (id, owner_index, handle, handle_index, display_name, bio, avatar_url, \
-                     visibility, version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9) \
+                     visibility, version, created_at, updated_at, share_rides, share_milestones) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9, $10, $11) \
                      ON CONFLICT (owner_index) DO NOTHING RETURNING {COLUMNS}"
                 );
                 let id = Uuid::now_v7();
-                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 9] = [
+                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 11] = [
                     &id,
                     &owner_bytes,
                     &draft.handle_sealed,
@@ -204,6 +208,8 @@ pub(super) async fn put_profile(
                     &draft.avatar_url,
                     &visibility,
                     &act.at,
+                    &draft.sharing.rides,
+                    &draft.sharing.milestones,
                 ];
                 match tx.query_opt(&sql, &params).await {
                     Ok(Some(_)) => {

@@ -102,6 +102,21 @@ impl SocialStore {
         }
     }
 
+    /// Make the post of an activity by `author`, once per event `source`: `None` when that event
+    /// was made into a post before (one since deleted included).
+    pub async fn create_activity_post(
+        &self,
+        author: Uuid,
+        source: Uuid,
+        draft: &PostDraft,
+        act: &Act,
+    ) -> Result<Option<Post>, SocialStoreError> {
+        match self {
+            Self::Postgres(pool) => pg_posts::create_activity_post(pool, author, source, draft, act).await,
+            Self::Memory(m, outbox) => m.lock().create_activity_post(author, source, draft, act, outbox),
+        }
+    }
+
     /// The post `id`.
     pub async fn post(&self, id: Uuid) -> Result<Option<Post>, SocialStoreError> {
         match self {

@@ -99,6 +99,7 @@ impl RideCompleted {
 #[derive(Debug, Clone, Serialize)]
 struct ScoreData<'a> {
     subject: &'a str,
+    activity: Uuid,
     method_version: &'a str,
     as_of: chrono::NaiveDate,
     total: u8,
@@ -107,12 +108,13 @@ struct ScoreData<'a> {
     co2e_g: u64,
 }
 
-/// The event of a subject's new score; `subject_sealed` names them sealed under their key,
-/// `key` is their blind index in hex (the message key), `seq` the subject's version.
+/// The event of a subject's new score; `subject_sealed` names them sealed under their key for
+/// the activity that made the change (field `esg.subject`, row `activity`), `key` is their blind
+/// index in hex (the message key), `seq` the subject's version.
 #[allow(clippy::too_many_arguments)]
 pub fn score_updated(
     key: &str,
-    subject_sealed: &str,
+    (subject_sealed, activity): (&str, Uuid),
     score: &Score,
     avoided_g: u64,
     co2e_g: u64,
@@ -122,6 +124,7 @@ pub fn score_updated(
 ) -> DomainEvent {
     let data = ScoreData {
         subject: subject_sealed,
+        activity,
         method_version: &score.method_version,
         as_of: score.as_of,
         total: score.total,
@@ -132,10 +135,11 @@ pub fn score_updated(
     event(SCORE_UPDATED, key, seq, request_id, at, serde_json::to_value(data).unwrap_or_else(|_| json!({})))
 }
 
-/// The event of a subject passing the milestone of `kg` avoided.
+/// The event of a subject passing the milestone of `kg` avoided with the activity `activity`
+/// (for which the subject is sealed).
 pub fn milestone_reached(
     key: &str,
-    subject_sealed: &str,
+    (subject_sealed, activity): (&str, Uuid),
     kg: u64,
     seq: i64,
     request_id: Option<String>,
@@ -143,6 +147,7 @@ pub fn milestone_reached(
 ) -> DomainEvent {
     let data = json!({
         "subject": subject_sealed,
+        "activity": activity,
         "milestone": format!("avoided_{kg}_kg"),
         "avoided_kg": kg,
     });

@@ -2,12 +2,14 @@
 //! handles and texts are checked here, and the graph's rules decide from a [`Relation`] that the
 //! stores read under their locks.
 
+pub mod activity;
 pub mod events;
 pub mod graph;
 pub mod post;
 pub mod profile;
 pub mod text;
 
+pub use activity::{Activity, ActivityKind, Sharing};
 pub use graph::{Change, FollowState, Relation};
 pub use post::{Link, Reaction};
 pub use profile::{Handle, ProfileDraft, Visibility};

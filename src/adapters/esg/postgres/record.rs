@@ -167,7 +167,7 @@ pub(in crate::adapters::esg) async fn record_batch(
             updated_at: a.recorded_at.max(p.state.updated_at),
         };
         let milestones = esg::milestones_passed(p.state.totals.avoided_g, totals.avoided_g);
-        events.extend(events_of(credit, &state, &milestones));
+        events.extend(events_of(credit, a.id, &state, &milestones));
         p.state = state.clone();
         p.changed = true;
         batch_ids.insert(a.id, recorded.len());
