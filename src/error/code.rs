@@ -293,6 +293,40 @@ pub trait Coded: std::error::Error {
     }
 }
 
+/// The [`Coded`] impl of a failure enum that wraps the errors of the layers below it: each
+/// variant renders as the error it wraps (`$type::inner`, `Some` for a coded one); a variant
+/// wrapping nothing coded (a race lost again and again...) is 503 `service_unavailable`, retried
+/// after a second.
+macro_rules! coded_by_inner {
+    ($type:ty) => {
+        impl $crate::error::code::Coded for $type {
+            fn code(&self) -> $crate::error::code::ErrorCode {
+                self.inner().map_or($crate::error::code::ErrorCode::ServiceUnavailable, |e| e.code())
+            }
+
+            fn detail(&self) -> String {
+                self.inner().map_or_else(|| self.to_string(), |e| e.detail())
+            }
+
+            fn extensions(&self) -> serde_json::Map<String, serde_json::Value> {
+                self.inner().map(|e| e.extensions()).unwrap_or_default()
+            }
+
+            fn headers(&self) -> Vec<(&'static str, String)> {
+                self.inner().map(|e| e.headers()).unwrap_or_default()
+            }
+
+            fn retry_after(&self) -> Option<std::time::Duration> {
+                match self.inner() {
+                    Some(e) => e.retry_after(),
+                    None => Some(std::time::Duration::from_secs(1)),
+                }
+            }
+        }
+    };
+}
+pub(crate) use coded_by_inner;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -38,12 +38,12 @@ impl EventHandler for RidesCompleted {
                     Ok(Credited::Ignored) => Ok(Applied::Ignored),
                     Err(EsgFailure::Store(_)) => Err("esg_unavailable"),
                     Err(EsgFailure::Adapter(_)) => Err("emissions_unavailable"),
-                    Err(EsgFailure::Vault(_, ErrorCode::PrivacyUnavailable)) => Err("privacy_unavailable"),
+                    Err(EsgFailure::Vault(v)) if v.code == ErrorCode::PrivacyUnavailable => Err("privacy_unavailable"),
                     // A rider field that does not open (not sealed by mobility, or damaged) never
                     // will: the event goes to the dead-letter topic rather than holding its
                     // partition.
-                    Err(EsgFailure::Vault(detail, _)) => {
-                        Ok(Applied::Refused(InboundError::Refused { reason: "rider_unreadable", detail }))
+                    Err(EsgFailure::Vault(v)) => {
+                        Ok(Applied::Refused(InboundError::Refused { reason: "rider_unreadable", detail: v.detail }))
                     }
                     Err(EsgFailure::Rule(e)) => {
                         Ok(Applied::Refused(InboundError::Refused { reason: "esg_refused", detail: e.to_string() }))

@@ -1,20 +1,17 @@
 //! The ESG domain's protocol: one message per intent, answered with the store's types or an
 //! [`EsgFailure`].
 
-use std::time::Duration;
-
 use actix::Message;
-use serde_json::{Map, Value};
 
 use crate::{
     actors::runtime::AskError,
     adapters::{
         esg::{Activity, Entry, EsgStoreError, Recorded, SubjectState},
         external::AdapterError,
-        privacy::VaultError,
+        privacy::{VaultError, VaultFailure},
     },
     domain::{esg::EsgError, idempotency::IdempotencyError, privacy::BlindIndex},
-    error::code::{Coded, ErrorCode},
+    error::code::Coded,
 };
 
 /// Why an ESG call got no answer it could use.
@@ -33,8 +30,8 @@ pub enum EsgFailure {
     #[error(transparent)]
     Ask(#[from] AskError),
     /// The privacy vault failed.
-    #[error("the privacy vault failed: {0}")]
-    Vault(String, ErrorCode),
+    #[error(transparent)]
+    Vault(VaultFailure),
     /// The idempotency key names another report.
     #[error(transparent)]
     Idempotency(#[from] IdempotencyError),
@@ -42,7 +39,7 @@ pub enum EsgFailure {
 
 impl From<VaultError> for EsgFailure {
     fn from(e: VaultError) -> Self {
-        Self::Vault(e.to_string(), e.code())
+        Self::Vault(e.into())
     }
 }
 
@@ -54,38 +51,12 @@ impl EsgFailure {
             Self::Adapter(e) => Some(e),
             Self::Ask(e) => Some(e),
             Self::Idempotency(e) => Some(e),
-            Self::Vault(..) => None,
+            Self::Vault(e) => Some(e),
         }
     }
 }
 
-impl Coded for EsgFailure {
-    fn code(&self) -> ErrorCode {
-        match self {
-            Self::Vault(_, code) => *code,
-            other => other.inner().map_or(ErrorCode::ServiceUnavailable, Coded::code),
-        }
-    }
-
-    fn detail(&self) -> String {
-        self.inner().map_or_else(|| self.to_string(), Coded::detail)
-    }
-
-    fn extensions(&self) -> Map<String, Value> {
-        self.inner().map(Coded::extensions).unwrap_or_default()
-    }
-
-    fn headers(&self) -> Vec<(&'static str, String)> {
-        self.inner().map(Coded::headers).unwrap_or_default()
-    }
-
-    fn retry_after(&self) -> Option<Duration> {
-        match self.inner() {
-            Some(e) => e.retry_after(),
-            None => Some(Duration::from_secs(1)),
-        }
-    }
-}
+crate::error::code::coded_by_inner!(EsgFailure);
 
 /// What an ESG message answers.
 pub type Answer<T> = Result<T, EsgFailure>;

@@ -1,10 +1,6 @@
 //! The mobility domain's protocol: one message per intent, answered with the domain's types or a
 //! [`MobilityFailure`].
 
-use std::time::Duration;
-
-use serde_json::{Map, Value};
-
 use crate::{
     actors::{fintech::CallError, runtime::AskError},
     adapters::{external::AdapterError, mobility::StoreError},
@@ -12,7 +8,7 @@ use crate::{
         fintech::{Currency, FintechError, WalletId},
         mobility::{Availability, Driver, DriverId, Fix, MobilityError, Mode, Point, Quote, Vehicle},
     },
-    error::code::{Coded, ErrorCode},
+    error::code::Coded,
 };
 
 /// Why a mobility call got no answer it could use.
@@ -59,30 +55,7 @@ impl MobilityFailure {
     }
 }
 
-impl Coded for MobilityFailure {
-    fn code(&self) -> ErrorCode {
-        self.inner().map_or(ErrorCode::ServiceUnavailable, Coded::code)
-    }
-
-    fn detail(&self) -> String {
-        self.inner().map_or_else(|| self.to_string(), Coded::detail)
-    }
-
-    fn extensions(&self) -> Map<String, Value> {
-        self.inner().map(Coded::extensions).unwrap_or_default()
-    }
-
-    fn headers(&self) -> Vec<(&'static str, String)> {
-        self.inner().map(Coded::headers).unwrap_or_default()
-    }
-
-    fn retry_after(&self) -> Option<Duration> {
-        match self.inner() {
-            Some(e) => e.retry_after(),
-            None => Some(Duration::from_secs(1)),
-        }
-    }
-}
+crate::error::code::coded_by_inner!(MobilityFailure);
 
 /// What a mobility message answers.
 pub type Answer<T> = Result<T, MobilityFailure>;

@@ -42,11 +42,13 @@ impl EventHandler for ActivityPosts {
                     Ok(Posted::Before) => Ok(Applied::Duplicate),
                     Ok(Posted::NotShared) => Ok(Applied::Ignored),
                     Err(SocialFailure::Store(_)) => Err("social_unavailable"),
-                    Err(SocialFailure::Vault(_, ErrorCode::PrivacyUnavailable)) => Err("privacy_unavailable"),
+                    Err(SocialFailure::Vault(v)) if v.code == ErrorCode::PrivacyUnavailable => {
+                        Err("privacy_unavailable")
+                    }
                     // A user field that does not open (damaged, or not sealed where the event
                     // says) never will: the event goes to the dead-letter topic.
-                    Err(SocialFailure::Vault(detail, _)) => {
-                        Ok(Applied::Refused(InboundError::Refused { reason: "subject_unreadable", detail }))
+                    Err(SocialFailure::Vault(v)) => {
+                        Ok(Applied::Refused(InboundError::Refused { reason: "subject_unreadable", detail: v.detail }))
                     }
                     Err(SocialFailure::Rule(e)) => {
                         Ok(Applied::Refused(InboundError::Refused { reason: "social_refused", detail: e.to_string() }))

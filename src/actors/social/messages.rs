@@ -1,24 +1,21 @@
 //! The social domain's protocol: one message per intent, answered with the store's types or a
 //! [`SocialFailure`].
 
-use std::time::Duration;
-
 use actix::Message;
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::{
     actors::runtime::AskError,
     adapters::{
-        privacy::VaultError,
+        privacy::{VaultError, VaultFailure},
         social::{Act, Edge, SealedDraft, Side, SocialStoreError, Written},
     },
     domain::{
         privacy::BlindIndex,
         social::{Change, FollowState, Relation, SocialError},
     },
-    error::code::{Coded, ErrorCode},
+    error::code::Coded,
 };
 
 /// Why a social call got no answer it could use.
@@ -34,8 +31,8 @@ pub enum SocialFailure {
     #[error(transparent)]
     Ask(#[from] AskError),
     /// The privacy vault failed.
-    #[error("the privacy vault failed: {0}")]
-    Vault(String, ErrorCode),
+    #[error(transparent)]
+    Vault(VaultFailure),
 }
 
 impl From<SocialStoreError> for SocialFailure {
@@ -49,7 +46,7 @@ impl From<SocialStoreError> for SocialFailure {
 
 impl From<VaultError> for SocialFailure {
     fn from(e: VaultError) -> Self {
-        Self::Vault(e.to_string(), e.code())
+        Self::Vault(e.into())
     }
 }
 
@@ -59,38 +56,12 @@ impl SocialFailure {
             Self::Rule(e) => Some(e),
             Self::Store(e) => Some(e),
             Self::Ask(e) => Some(e),
-            Self::Vault(..) => None,
+            Self::Vault(e) => Some(e),
         }
     }
 }
 
-impl Coded for SocialFailure {
-    fn code(&self) -> ErrorCode {
-        match self {
-            Self::Vault(_, code) => *code,
-            other => other.inner().map_or(ErrorCode::ServiceUnavailable, Coded::code),
-        }
-    }
-
-    fn detail(&self) -> String {
-        self.inner().map_or_else(|| self.to_string(), Coded::detail)
-    }
-
-    fn extensions(&self) -> Map<String, Value> {
-        self.inner().map(Coded::extensions).unwrap_or_default()
-    }
-
-    fn headers(&self) -> Vec<(&'static str, String)> {
-        self.inner().map(Coded::headers).unwrap_or_default()
-    }
-
-    fn retry_after(&self) -> Option<Duration> {
-        match self.inner() {
-            Some(e) => e.retry_after(),
-            None => Some(Duration::from_secs(1)),
-        }
-    }
-}
+crate::error::code::coded_by_inner!(SocialFailure);
 
 /// What a social message answers.
 pub type Answer<T> = Result<T, SocialFailure>;

@@ -20,7 +20,7 @@ use crate::{
     adapters::{
         outbox::MemOutbox,
         postgres::{PgPool, PostgresError},
-        privacy::{Vault, VaultError},
+        privacy::{Vault, VaultError, VaultFailure},
     },
     domain::{
         events::DomainEvent,
@@ -41,8 +41,8 @@ pub enum StoreError {
     #[error("a stored {0} does not read back")]
     Corrupt(&'static str),
     /// The privacy vault failed.
-    #[error("the privacy vault failed: {0}")]
-    Vault(String, ErrorCode),
+    #[error(transparent)]
+    Vault(VaultFailure),
 }
 
 impl From<PostgresError> for StoreError {
@@ -66,7 +66,7 @@ impl From<tokio_postgres::Error> for StoreError {
 
 impl From<VaultError> for StoreError {
     fn from(e: VaultError) -> Self {
-        Self::Vault(e.to_string(), e.code())
+        Self::Vault(e.into())
     }
 }
 
@@ -75,7 +75,7 @@ impl Coded for StoreError {
         match self {
             Self::Unavailable(_) => ErrorCode::ServiceUnavailable,
             Self::Corrupt(_) => ErrorCode::Internal,
-            Self::Vault(_, code) => *code,
+            Self::Vault(e) => e.code,
         }
     }
 

@@ -64,6 +64,34 @@ impl Coded for VaultError {
     }
 }
 
+/// A [`VaultError`] as the layers above keep it (cloneable, as their answers are): its code and
+/// what it said.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the privacy vault failed: {detail}")]
+pub struct VaultFailure {
+    /// What the vault said.
+    pub detail: String,
+    /// Its code: `privacy_unavailable` when the key store did not answer, `internal` when a key or
+    /// a field does not open.
+    pub code: ErrorCode,
+}
+
+impl From<VaultError> for VaultFailure {
+    fn from(e: VaultError) -> Self {
+        Self { detail: e.to_string(), code: e.code() }
+    }
+}
+
+impl Coded for VaultFailure {
+    fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        (self.code == ErrorCode::PrivacyUnavailable).then_some(Duration::from_secs(1))
+    }
+}
+
 /// What the cache holds for a key id: the key, or that it is gone (key ids are never reused, so
 /// a key found erased stays erased).
 #[derive(Clone)]
