@@ -124,32 +124,6 @@ async fn applied_rate(database: &str, count: usize, deadline: Duration) -> f64 {
     (count - 1) as f64 / row.get::<_, f64>(0)
 }
 
-/// The bare handler: a fixed body of the size the service answers.
-async fn bare_me(body: actix_web::web::Data<String>) -> actix_web::HttpResponse {
-    actix_web::HttpResponse::Ok().content_type("application/json").body(body.get_ref().clone())
-}
-
-fn bare_server(body: String) -> u16 {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        actix_rt::System::new().block_on(async move {
-            let body = actix_web::web::Data::new(body);
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            tx.send(listener.local_addr().unwrap().port()).unwrap();
-            actix_web::HttpServer::new(move || {
-                actix_web::App::new().app_data(body.clone()).route("/api/v1/esg/me", actix_web::web::get().to(bare_me))
-            })
-            .workers(2)
-            .listen(listener)
-            .unwrap()
-            .run()
-            .await
-            .unwrap();
-        });
-    });
-    rx.recv().unwrap()
-}
-
 fn main() {
     let events = arg("--events", 20_000) as usize;
     let args = load::Args::parse();
@@ -227,7 +201,7 @@ fn main() {
         assert_eq!(res.status(), 200);
         res.text().await.unwrap()
     });
-    let bare_port = bare_server(sample.clone());
+    let bare_port = load::bare_json_server("/api/v1/esg/me", sample.clone());
     let make: load::MakeRequest = {
         let tokens = tokens.clone();
         Arc::new(move |c: usize, n: u64| {
@@ -236,17 +210,8 @@ fn main() {
         })
     };
     let target = load::Target::dynamic("GET /esg/me", make);
-    let one = load::Args { rounds: 1, ..args.clone() };
-    let (mut svc, mut bare_http) = (Vec::new(), Vec::new());
-    for round in 0..args.rounds {
-        let r = load::run_rounds(port, std::slice::from_ref(&target), &one).remove(0);
-        let b = load::run_rounds(bare_port, std::slice::from_ref(&target), &one).remove(0);
-        eprintln!("round {}: service {:.0}/s ({} errors), bare handler {:.0}/s", round + 1, r.rps, r.errors, b.rps);
-        svc.push(r);
-        bare_http.push(b);
-    }
-    let mean = |rs: &[load::RouteResult]| rs.iter().map(|r| r.rps).sum::<f64>() / rs.len() as f64;
-    let p99 = |rs: &[load::RouteResult]| rs.iter().map(|r| r.p99_us).max().unwrap_or(0);
+    let (svc, bare_http) = load::versus_bare(port, bare_port, &target, &args);
+    let (mean, p99) = (load::mean_rps, load::max_p99);
     let errors: u64 = svc.iter().map(|r| r.errors).sum();
     println!("{:<52} {:>10} {:>9}", "", "per s", "p99 us");
     println!("{:<52} {:>10.0} {:>9}", "GET /esg/me through the service", mean(&svc), p99(&svc));

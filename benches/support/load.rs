@@ -259,3 +259,56 @@ pub fn print_table(results: &[RouteResult], baseline: &str) {
         );
     }
 }
+
+async fn fixed_json(body: actix_web::web::Data<String>) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok().content_type("application/json").body(body.get_ref().clone())
+}
+
+/// A bare actix-web server, on a thread of its own with two workers, answering `GET path` with
+/// the JSON `body` and doing nothing else: the baseline a route through the service is compared
+/// with. Its port.
+pub fn bare_json_server(path: &'static str, body: String) -> u16 {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        actix_rt::System::new().block_on(async move {
+            let body = actix_web::web::Data::new(body);
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            tx.send(listener.local_addr().unwrap().port()).unwrap();
+            actix_web::HttpServer::new(move || {
+                actix_web::App::new().app_data(body.clone()).route(path, actix_web::web::get().to(fixed_json))
+            })
+            .workers(2)
+            .listen(listener)
+            .unwrap()
+            .run()
+            .await
+            .unwrap();
+        });
+    });
+    rx.recv().unwrap()
+}
+
+/// `target` through the service on `port` and through the bare handler on `bare_port`, in
+/// alternating rounds of `args.seconds`: each side's results, one per round.
+pub fn versus_bare(port: u16, bare_port: u16, target: &Target, args: &Args) -> (Vec<RouteResult>, Vec<RouteResult>) {
+    let one = Args { rounds: 1, ..args.clone() };
+    let (mut service, mut bare) = (Vec::new(), Vec::new());
+    for round in 0..args.rounds {
+        let r = run_rounds(port, std::slice::from_ref(target), &one).remove(0);
+        let b = run_rounds(bare_port, std::slice::from_ref(target), &one).remove(0);
+        eprintln!("round {}: service {:.0}/s ({} errors), bare handler {:.0}/s", round + 1, r.rps, r.errors, b.rps);
+        service.push(r);
+        bare.push(b);
+    }
+    (service, bare)
+}
+
+/// The mean rate of rounds.
+pub fn mean_rps(rounds: &[RouteResult]) -> f64 {
+    rounds.iter().map(|r| r.rps).sum::<f64>() / rounds.len().max(1) as f64
+}
+
+/// The highest p99 of rounds, µs.
+pub fn max_p99(rounds: &[RouteResult]) -> u64 {
+    rounds.iter().map(|r| r.p99_us).max().unwrap_or(0)
+}
