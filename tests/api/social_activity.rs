@@ -15,21 +15,11 @@ use uuid::Uuid;
 
 use crate::{
     events::on_kafka,
-    helpers::{eventually, spawn_app, spawn_with, TestApp},
+    helpers::{call, eventually, spawn_app, spawn_with, TestApp},
     kafka,
 };
 
 const SCOPES: &[&str] = &["social:read", "social:write"];
-
-async fn call(app: &TestApp, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-    let mut req = app.client.request(method, app.url(path)).bearer_auth(token);
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
 
 /// A profile for the subject `sub-<handle>`, sharing what `sharing` says: its token.
 async fn user(app: &TestApp, handle: &str, sharing: Option<Value>) -> String {

@@ -5,19 +5,9 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{sample, spawn_app, spawn_with, TestApp};
+use crate::helpers::{call, sample, spawn_app, spawn_with, TestApp};
 
 const SCOPES: &[&str] = &["social:read", "social:write"];
-
-async fn call(app: &TestApp, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-    let mut req = app.client.request(method, app.url(path)).bearer_auth(token);
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
 
 async fn user(app: &TestApp, handle: &str, visibility: &str) -> String {
     let token = app.token(&format!("sub-{handle}"), SCOPES);
