@@ -199,6 +199,7 @@ impl Application {
             },
             live_stall: Duration::from_secs(settings.health.live_stall_secs),
             guard,
+            cursors: http::paging::Cursors::new(settings.privacy.blind_index_secret()),
         });
         let schema = graphql::schema(state.clone());
 

@@ -160,6 +160,10 @@ pub const SOCIAL_TIMELINE_READS_TOTAL: &str = "beryl_social_timeline_reads_total
 /// into a post, duplicate: made before, not_shared: the user has no profile or does not share
 /// that kind).
 pub const SOCIAL_ACTIVITY_POSTS_TOTAL: &str = "beryl_social_activity_posts_total";
+/// Reports filed by users, by target (post, profile).
+pub const SOCIAL_REPORTS_TOTAL: &str = "beryl_social_reports_total";
+/// Moderation actions by administrators, by action (hidden, unhidden, actioned, dismissed).
+pub const SOCIAL_MODERATION_ACTIONS_TOTAL: &str = "beryl_social_moderation_actions_total";
 /// Events published to the broker and acknowledged, by topic.
 pub const EVENTS_PUBLISHED_TOTAL: &str = "beryl_events_published_total";
 /// Inbound events received, by topic and partition.
@@ -342,6 +346,12 @@ pub fn describe_metrics() {
         SOCIAL_ACTIVITY_POSTS_TOTAL,
         Unit::Count,
         "Activities consumed from other domains' events, by kind and result (made, duplicate, not_shared)."
+    );
+    describe_counter!(SOCIAL_REPORTS_TOTAL, Unit::Count, "Reports filed by users, by target (post, profile).");
+    describe_counter!(
+        SOCIAL_MODERATION_ACTIONS_TOTAL,
+        Unit::Count,
+        "Moderation actions by administrators, by action (hidden, unhidden, actioned, dismissed)."
     );
     describe_counter!(SOCIAL_PROFILES_WRITTEN_TOTAL, Unit::Count, "Social profiles written, by result.");
     describe_counter!(

@@ -49,6 +49,11 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 14, name: "social", sql: include_str!("../../migrations/0014_social.sql") },
     Migration { version: 15, name: "social_posts", sql: include_str!("../../migrations/0015_social_posts.sql") },
     Migration { version: 16, name: "social_activity", sql: include_str!("../../migrations/0016_social_activity.sql") },
+    Migration {
+        version: 17,
+        name: "social_moderation",
+        sql: include_str!("../../migrations/0017_social_moderation.sql"),
+    },
 ];
 
 /// Arbitrary key of the advisory lock held while migrating.

@@ -91,8 +91,11 @@ error_codes! {
     ReasonRequired => ("reason_required", 403, "Reason required"),
     /// A page larger than allowed was asked for.
     PageTooLarge => ("page_too_large", 400, "Page too large"),
-    /// The pagination cursor is not one this service issued.
+    /// The pagination cursor is not one this listing issued to the caller (altered, or carried
+    /// to another listing or caller).
     InvalidCursor => ("invalid_cursor", 400, "Invalid cursor"),
+    /// Nothing follows a genuine cursor any more (the items after it were deleted or hidden).
+    PageBeyondEnd => ("page_beyond_end", 404, "Page beyond the end"),
     /// A GraphQL operation is deeper, taller or larger than allowed; `limit` names the limit.
     OperationLimitExceeded => ("operation_limit_exceeded", 400, "Operation limit exceeded"),
     /// A payments webhook without a usable `Stripe-Signature` header.
@@ -203,6 +206,14 @@ error_codes! {
     InvalidUrl => ("invalid_url", 400, "Invalid URL"),
     /// Following, blocking or muting one's own profile.
     OwnProfile => ("own_profile", 422, "Own profile"),
+    /// Reporting one's own profile or post.
+    OwnContent => ("own_content", 422, "Own content"),
+    /// The caller's report of this post or profile is still open; `report` names it.
+    AlreadyReported => ("already_reported", 409, "Already reported"),
+    /// No moderation report of this id.
+    ReportNotFound => ("report_not_found", 404, "Report not found"),
+    /// The report was resolved already; `status` says how.
+    ReportClosed => ("report_closed", 409, "Report closed"),
     /// A block stands between the caller and the profile.
     Blocked => ("blocked", 403, "Blocked"),
     /// The profile shares this with its followers only.

@@ -20,7 +20,6 @@ use crate::{
     error::{AppError, ErrorCode},
     http::{
         esg::{ActivityBody, OverviewBody},
-        paging::{encode_cursor, page},
         privacy::checked_subject,
         state::AppState,
     },
@@ -370,18 +369,20 @@ impl EsgQuery {
     ) -> Result<EsgActivityPage> {
         let caller = Caller::of(ctx)?;
         caller.read("esgActivities", "esg:read").await.map_err(|e| e.extend())?;
-        let (limit, before) =
-            page(first.map(i64::from), ("first", 20, PAGE_MAX), after.as_deref(), "after").map_err(|e| e.extend())?;
-        let found = state(ctx)?
+        let state = state(ctx)?;
+        let scope = ["esg.activities", &caller.principal.subject];
+        let page = state
+            .cursors
+            .page(&scope, first.map(i64::from), ("first", 20, PAGE_MAX), after.as_deref(), "after")
+            .map_err(|e| e.extend())?;
+        let found = state
             .actors
             .esg
-            .activities(&caller.principal.subject, before, limit + 1)
+            .activities(&caller.principal.subject, page.after, page.fetch())
             .await
             .map_err(|e| AppError::from(e).extend())?;
-        let more = found.len() > limit;
-        let page: Vec<&Activity> = found.iter().take(limit).collect();
-        let next_cursor = more.then(|| page.last().map(|a| encode_cursor(a.recorded_at, a.id))).flatten();
-        Ok(EsgActivityPage { items: page.into_iter().map(EsgActivity::from).collect(), next_cursor })
+        let (found, next_cursor) = page.finish(found, |a| (a.recorded_at, a.id)).map_err(|e| e.extend())?;
+        Ok(EsgActivityPage { items: found.iter().map(EsgActivity::from).collect(), next_cursor })
     }
 }
 

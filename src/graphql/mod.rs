@@ -9,6 +9,7 @@ pub mod fintech;
 pub mod limits;
 pub mod mobility;
 pub mod social;
+pub mod social_moderation;
 pub mod social_posts;
 pub mod system;
 
@@ -42,6 +43,7 @@ pub struct Query(
     esg::EsgQuery,
     social::SocialQuery,
     social_posts::SocialPostQuery,
+    social_moderation::SocialModerationQuery,
 );
 
 /// Every mutation root.
@@ -53,6 +55,7 @@ pub struct Mutation(
     esg::EsgMutation,
     social::SocialMutation,
     social_posts::SocialPostMutation,
+    social_moderation::SocialModerationMutation,
 );
 
 /// The schema.

@@ -11,11 +11,7 @@ use crate::{
     adapters::social::{Side, PAGE_MAX},
     domain::social::{Change, Relation, Sharing, Visibility},
     error::AppError,
-    http::{
-        guard::Group,
-        paging::{encode_cursor, page},
-        state::AppState,
-    },
+    http::{guard::Group, state::AppState},
 };
 
 fn state<'a>(ctx: &'a Context<'_>) -> Result<&'a web::Data<AppState>> {
@@ -233,21 +229,20 @@ async fn list(
 ) -> Result<SocialEdgePage> {
     let caller = Caller::of(ctx)?;
     caller.read(field, "social:read").await.map_err(|e| e.extend())?;
-    let (limit, before) =
-        page(first.map(i64::from), ("first", 20, PAGE_MAX), after.as_deref(), "after").map_err(|e| e.extend())?;
-    let found: Vec<EdgeView> = state(ctx)?
+    let state = state(ctx)?;
+    let scope = ["social.edges", side.name(), &caller.principal.subject, handle.unwrap_or("")];
+    let page = state
+        .cursors
+        .page(&scope, first.map(i64::from), ("first", 20, PAGE_MAX), after.as_deref(), "after")
+        .map_err(|e| e.extend())?;
+    let found: Vec<EdgeView> = state
         .actors
         .social
-        .edges(&caller.principal.subject, handle, side, before, limit + 1)
+        .edges(&caller.principal.subject, handle, side, page.after, page.fetch())
         .await
         .map_err(|e| AppError::from(e).extend())?;
-    let more = found.len() > limit;
-    let items: Vec<SocialEdge> = found
-        .iter()
-        .take(limit)
-        .map(|e| SocialEdge { profile: SocialProfile::from(&e.profile), since: e.since })
-        .collect();
-    let next_cursor = more.then(|| found.get(limit - 1).map(|e| encode_cursor(e.since, e.profile.id))).flatten();
+    let (found, next_cursor) = page.finish(found, |e| (e.since, e.profile.id)).map_err(|e| e.extend())?;
+    let items = found.iter().map(|e| SocialEdge { profile: SocialProfile::from(&e.profile), since: e.since }).collect();
     Ok(SocialEdgePage { items, next_cursor })
 }
 

@@ -12,25 +12,21 @@ use super::{
 };
 use crate::{
     actors::social::posts::{CommentView, PostInput, PostView},
-    adapters::social::PAGE_MAX,
-    domain::social::{Link, Reaction},
+    adapters::social::{Hidden, PAGE_MAX},
+    domain::social::{moderation::Reason, Link, Reaction},
     error::{AppError, ErrorCode},
-    http::{
-        guard::Group,
-        paging::{encode_cursor, page},
-        state::AppState,
-    },
+    http::{guard::Group, paging::Page, state::AppState},
 };
 
 fn state<'a>(ctx: &'a Context<'_>) -> Result<&'a web::Data<AppState>> {
     ctx.data::<web::Data<AppState>>()
 }
 
-fn request_id() -> Option<String> {
+pub(super) fn request_id() -> Option<String> {
     crate::telemetry::current_request_id().map(|r| r.as_str().to_owned())
 }
 
-fn id_of(raw: &str, field: &'static str) -> Result<Uuid, AppError> {
+pub(super) fn id_of(raw: &str, field: &'static str) -> Result<Uuid, AppError> {
     Uuid::parse_str(raw).ok().ok_or_else(|| {
         AppError::client(ErrorCode::InvalidParameter, format!("{field} is not a UUID")).with("field", field)
     })
@@ -139,6 +135,8 @@ pub struct PostObject {
     pub created_at: DateTime<Utc>,
     /// Last edited.
     pub edited_at: Option<DateTime<Utc>>,
+    /// Hidden by a moderator, when it is: then only its author sees it.
+    pub hidden: Option<PostHidden>,
 }
 
 impl From<&PostView> for PostObject {
@@ -161,6 +159,7 @@ impl From<&PostView> for PostObject {
             comments: i64::try_from(p.comments).unwrap_or(i64::MAX),
             created_at: p.created_at,
             edited_at: p.edited_at,
+            hidden: p.hidden.as_ref().map(PostHidden::from),
         }
     }
 }
@@ -216,10 +215,9 @@ pub struct CommentPage {
     pub next_cursor: Option<String>,
 }
 
-fn post_page(found: Vec<PostView>, limit: usize) -> PostPage {
-    let more = found.len() > limit;
-    let next_cursor = more.then(|| found.get(limit - 1).map(|p| encode_cursor(p.created_at, p.id))).flatten();
-    PostPage { items: found.iter().take(limit).map(PostObject::from).collect(), next_cursor }
+fn post_page(page: &Page, found: Vec<PostView>) -> Result<PostPage> {
+    let (found, next_cursor) = page.finish(found, |p| (p.created_at, p.id)).map_err(|e| e.extend())?;
+    Ok(PostPage { items: found.iter().map(PostObject::from).collect(), next_cursor })
 }
 
 /// Social posts' queries.
@@ -253,17 +251,21 @@ impl SocialPostQuery {
         let caller = Caller::of(ctx)?;
         caller.read("postComments", "social:read").await.map_err(|e| e.extend())?;
         let id = id_of(&id, "id").map_err(|e| e.extend())?;
-        let (limit, after) =
-            page(first.map(i64::from), ("first", 20, PAGE_MAX), after.as_deref(), "after").map_err(|e| e.extend())?;
-        let found = state(ctx)?
+        let state = state(ctx)?;
+        let post = id.to_string();
+        let scope = ["social.comments", &caller.principal.subject, &post];
+        let page = state
+            .cursors
+            .page(&scope, first.map(i64::from), ("first", 20, PAGE_MAX), after.as_deref(), "after")
+            .map_err(|e| e.extend())?;
+        let found = state
             .actors
             .social
-            .comments(&caller.principal.subject, id, after, limit + 1)
+            .comments(&caller.principal.subject, id, page.after, page.fetch())
             .await
             .map_err(|e| AppError::from(e).extend())?;
-        let more = found.len() > limit;
-        let next_cursor = more.then(|| found.get(limit - 1).map(|c| encode_cursor(c.created_at, c.id))).flatten();
-        Ok(CommentPage { items: found.iter().take(limit).map(CommentObject::from).collect(), next_cursor })
+        let (found, next_cursor) = page.finish(found, |c| (c.created_at, c.id)).map_err(|e| e.extend())?;
+        Ok(CommentPage { items: found.iter().map(CommentObject::from).collect(), next_cursor })
     }
 
     /// The posts of the profile of `handle` the caller sees, newest first (scope `social:read`).
@@ -276,30 +278,38 @@ impl SocialPostQuery {
     ) -> Result<PostPage> {
         let caller = Caller::of(ctx)?;
         caller.read("profilePosts", "social:read").await.map_err(|e| e.extend())?;
-        let (limit, before) =
-            page(first.map(i64::from), ("first", 20, PAGE_MAX), after.as_deref(), "after").map_err(|e| e.extend())?;
-        let found = state(ctx)?
+        let state = state(ctx)?;
+        let scope = ["social.posts", &caller.principal.subject, &handle];
+        let page = state
+            .cursors
+            .page(&scope, first.map(i64::from), ("first", 20, PAGE_MAX), after.as_deref(), "after")
+            .map_err(|e| e.extend())?;
+        let found = state
             .actors
             .social
-            .profile_posts(&caller.principal.subject, &handle, before, limit + 1)
+            .profile_posts(&caller.principal.subject, &handle, page.after, page.fetch())
             .await
             .map_err(|e| AppError::from(e).extend())?;
-        Ok(post_page(found, limit))
+        post_page(&page, found)
     }
 
     /// The caller's home timeline, newest first (scope `social:read`).
     async fn home_timeline(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> Result<PostPage> {
         let caller = Caller::of(ctx)?;
         caller.read("homeTimeline", "social:read").await.map_err(|e| e.extend())?;
-        let (limit, before) =
-            page(first.map(i64::from), ("first", 20, PAGE_MAX), after.as_deref(), "after").map_err(|e| e.extend())?;
-        let found = state(ctx)?
+        let state = state(ctx)?;
+        let scope = ["social.timeline", &caller.principal.subject];
+        let page = state
+            .cursors
+            .page(&scope, first.map(i64::from), ("first", 20, PAGE_MAX), after.as_deref(), "after")
+            .map_err(|e| e.extend())?;
+        let found = state
             .actors
             .social
-            .home(&caller.principal.subject, before, limit + 1)
+            .home(&caller.principal.subject, page.after, page.fetch())
             .await
             .map_err(|e| AppError::from(e).extend())?;
-        Ok(post_page(found, limit))
+        post_page(&page, found)
     }
 }
 
@@ -417,5 +427,69 @@ impl SocialPostMutation {
         };
         caller.write("deleteComment", resource, "social:write", 200, |_| None, run).await.map_err(|e| e.extend())?;
         Ok(true)
+    }
+}
+
+/// Why something is reported, or a post hidden.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(name = "ModerationReason")]
+pub enum ReasonValue {
+    /// Unsolicited advertising, or repeated content.
+    Spam,
+    /// Targeted abuse or intimidation.
+    Harassment,
+    /// Attacks on people for who they are.
+    Hate,
+    /// Threats or glorification of violence.
+    Violence,
+    /// Sexual content.
+    Sexual,
+    /// Deliberately false information.
+    Misinformation,
+    /// Anything else against the rules.
+    Other,
+}
+
+impl From<ReasonValue> for Reason {
+    fn from(r: ReasonValue) -> Self {
+        match r {
+            ReasonValue::Spam => Reason::Spam,
+            ReasonValue::Harassment => Reason::Harassment,
+            ReasonValue::Hate => Reason::Hate,
+            ReasonValue::Violence => Reason::Violence,
+            ReasonValue::Sexual => Reason::Sexual,
+            ReasonValue::Misinformation => Reason::Misinformation,
+            ReasonValue::Other => Reason::Other,
+        }
+    }
+}
+
+impl From<Reason> for ReasonValue {
+    fn from(r: Reason) -> Self {
+        match r {
+            Reason::Spam => ReasonValue::Spam,
+            Reason::Harassment => ReasonValue::Harassment,
+            Reason::Hate => ReasonValue::Hate,
+            Reason::Violence => ReasonValue::Violence,
+            Reason::Sexual => ReasonValue::Sexual,
+            Reason::Misinformation => ReasonValue::Misinformation,
+            Reason::Other => ReasonValue::Other,
+        }
+    }
+}
+
+/// When and why a post was hidden.
+#[derive(SimpleObject)]
+#[graphql(name = "PostHidden")]
+pub struct PostHidden {
+    /// Hidden since.
+    pub at: DateTime<Utc>,
+    /// Why.
+    pub reason: ReasonValue,
+}
+
+impl From<&Hidden> for PostHidden {
+    fn from(h: &Hidden) -> Self {
+        Self { at: h.at, reason: h.reason.into() }
     }
 }

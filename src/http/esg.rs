@@ -13,7 +13,6 @@ use uuid::Uuid;
 
 use super::{
     json::Json,
-    paging::{encode_cursor, page},
     privacy::{may_read_personal_data_of, SubjectPath},
     state::AppState,
 };
@@ -49,7 +48,7 @@ pub const REFUSALS: &[(&str, &[ErrorCode])] = {
             ],
         ),
         ("getMyEsg", &[PrivacyUnavailable]),
-        ("listMyActivities", &[PageTooLarge, InvalidCursor, PrivacyUnavailable]),
+        ("listMyActivities", &[PageTooLarge, InvalidCursor, PageBeyondEnd, PrivacyUnavailable]),
         ("getSubjectEsg", &[InvalidParameter, NotOwner, ReasonRequired, PrivacyUnavailable, AuditUnavailable]),
         ("setLeaderboardMembership", &[InvalidParameter]),
         ("getLeaderboardMembership", &[]),
@@ -367,7 +366,9 @@ pub struct ActivitiesQuery {
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<usize>,
     /// `next_cursor` of the previous page.
-    #[param(pattern = r"^[0-9]{1,18}_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
+    #[param(
+        pattern = r"^[0-9]{1,18}_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.[A-Za-z0-9_-]{22}$"
+    )]
     pub cursor: Option<String>,
 }
 
@@ -397,12 +398,11 @@ pub async fn list_mine(
 ) -> Result<HttpResponse, AppError> {
     let ActivitiesQuery { limit, cursor } = query.into_inner();
     let limit = limit.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
-    let (limit, before) = page(limit, ("limit", 20, PAGE_MAX), cursor.as_deref(), "cursor")?;
-    let found = state.actors.esg.activities(&principal.subject, before, limit + 1).await?;
-    let more = found.len() > limit;
-    let items: Vec<ActivityBody> = found.iter().take(limit).map(ActivityBody::from).collect();
-    let next_cursor = more.then(|| items.last().map(|a| encode_cursor(a.recorded_at, a.id))).flatten();
-    Ok(HttpResponse::Ok().json(ActivityPage { items, next_cursor }))
+    let scope = ["esg.activities", &principal.subject];
+    let page = state.cursors.page(&scope, limit, ("limit", 20, PAGE_MAX), cursor.as_deref(), "cursor")?;
+    let found = state.actors.esg.activities(&principal.subject, page.after, page.fetch()).await?;
+    let (found, next_cursor) = page.finish(found, |a| (a.recorded_at, a.id))?;
+    Ok(HttpResponse::Ok().json(ActivityPage { items: found.iter().map(ActivityBody::from).collect(), next_cursor }))
 }
 
 /// Another subject's overview (`admin`, with a reason in `X-Access-Reason`; audited).

@@ -20,6 +20,7 @@ pub mod privacy;
 pub mod problem;
 pub mod request_context;
 pub mod social;
+pub mod social_moderation;
 pub mod social_posts;
 pub mod state;
 pub mod system;
@@ -67,6 +68,7 @@ pub fn routes(settings: &Settings) -> impl FnOnce(&mut web::ServiceConfig) {
                     .configure(esg::routes)
                     .configure(social::routes)
                     .configure(social_posts::routes)
+                    .configure(social_moderation::routes)
                     .configure(privacy::routes)
                     .service(web::resource("/system/actors").route(web::get().to(system::actors)))
                     .service(web::resource("/system/actors/{name}/restart").route(web::post().to(system::restart)))

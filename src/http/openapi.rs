@@ -20,7 +20,8 @@ use utoipa::{
 };
 
 use super::{
-    admin, esg, fintech, health, me, mobility, payments, privacy, problem::ProblemSchema, social, social_posts, system,
+    admin, esg, fintech, health, me, mobility, payments, privacy, problem::ProblemSchema, social, social_moderation,
+    social_posts, system,
 };
 use crate::{
     auth::policy,
@@ -105,6 +106,12 @@ pub const BEARER: &str = "bearer";
         social_posts::delete_comment,
         social_posts::profile_posts,
         social_posts::home,
+        social_moderation::report_post,
+        social_moderation::report_profile,
+        social_moderation::list_reports,
+        social_moderation::resolve_report,
+        social_moderation::hide_post,
+        social_moderation::unhide_post,
         payments::webhook,
         privacy::request_erasure,
         privacy::export_mine,
@@ -186,6 +193,7 @@ fn refusals(operation_id: &str) -> &'static [ErrorCode] {
         esg::REFUSALS,
         social::REFUSALS,
         social_posts::REFUSALS,
+        social_moderation::REFUSALS,
     ]
     .into_iter()
     .flatten()
@@ -396,6 +404,7 @@ mod tests {
             .chain(esg::REFUSALS)
             .chain(social::REFUSALS)
             .chain(social_posts::REFUSALS)
+            .chain(social_moderation::REFUSALS)
         {
             assert!(ids.contains(id), "{id} is not an operation of the document");
         }
@@ -413,6 +422,7 @@ mod tests {
             .chain(esg::REFUSALS)
             .chain(social::REFUSALS)
             .chain(social_posts::REFUSALS)
+            .chain(social_moderation::REFUSALS)
         {
             let op = doc["paths"]
                 .as_object()

@@ -13,7 +13,6 @@ use uuid::Uuid;
 use super::{
     guard::{client_ip, Group},
     json::Json,
-    paging::{encode_cursor, page},
     state::AppState,
 };
 use crate::{
@@ -33,8 +32,8 @@ pub const REFUSALS: &[(&str, &[ErrorCode])] = {
     use ErrorCode::*;
     const TARGET: &[ErrorCode] = &[InvalidHandle, ProfileRequired, ProfileNotFound, PrivacyUnavailable];
     const LIST: &[ErrorCode] =
-        &[InvalidHandle, ProfileNotFound, NotVisible, PageTooLarge, InvalidCursor, PrivacyUnavailable];
-    const MINE: &[ErrorCode] = &[ProfileRequired, PageTooLarge, InvalidCursor, PrivacyUnavailable];
+        &[InvalidHandle, ProfileNotFound, NotVisible, PageTooLarge, InvalidCursor, PageBeyondEnd, PrivacyUnavailable];
+    const MINE: &[ErrorCode] = &[ProfileRequired, PageTooLarge, InvalidCursor, PageBeyondEnd, PrivacyUnavailable];
     &[
         ("putMyProfile", &[InvalidHandle, InvalidText, InvalidUrl, HandleTaken, PrivacyUnavailable]),
         ("getMyProfile", &[ProfileRequired, PrivacyUnavailable]),
@@ -487,7 +486,9 @@ pub struct ListQuery {
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<usize>,
     /// `next_cursor` of the previous page.
-    #[param(pattern = r"^[0-9]{1,18}_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
+    #[param(
+        pattern = r"^[0-9]{1,18}_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.[A-Za-z0-9_-]{22}$"
+    )]
     pub cursor: Option<String>,
 }
 
@@ -520,12 +521,12 @@ async fn list(
 ) -> Result<HttpResponse, AppError> {
     let ListQuery { limit, cursor } = query;
     let limit = limit.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
-    let (limit, before) = page(limit, ("limit", 20, PAGE_MAX), cursor.as_deref(), "cursor")?;
-    let found: Vec<EdgeView> = state.actors.social.edges(&principal.subject, handle, side, before, limit + 1).await?;
-    let more = found.len() > limit;
-    let items: Vec<EdgeBody> =
-        found.iter().take(limit).map(|e| EdgeBody { profile: ProfileBody::from(&e.profile), since: e.since }).collect();
-    let next_cursor = more.then(|| items.last().map(|e| encode_cursor(e.since, e.profile.id))).flatten();
+    let scope = ["social.edges", side.name(), &principal.subject, handle.unwrap_or("")];
+    let page = state.cursors.page(&scope, limit, ("limit", 20, PAGE_MAX), cursor.as_deref(), "cursor")?;
+    let found: Vec<EdgeView> =
+        state.actors.social.edges(&principal.subject, handle, side, page.after, page.fetch()).await?;
+    let (found, next_cursor) = page.finish(found, |e| (e.since, e.profile.id))?;
+    let items = found.iter().map(|e| EdgeBody { profile: ProfileBody::from(&e.profile), since: e.since }).collect();
     Ok(HttpResponse::Ok().json(EdgePage { items, next_cursor }))
 }
 

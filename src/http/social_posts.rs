@@ -15,15 +15,15 @@ use uuid::Uuid;
 use super::{
     guard::{client_ip, Group},
     json::Json,
-    paging::{encode_cursor, page},
+    paging::Page,
     social::{HandlePath, ListQuery, ProfileBody, VisibilityBody},
     state::AppState,
 };
 use crate::{
     actors::social::posts::{CommentView, PostInput, PostView},
-    adapters::social::PAGE_MAX,
+    adapters::social::{Hidden, PAGE_MAX},
     auth::Principal,
-    domain::social::{Link, Reaction},
+    domain::social::{moderation::Reason, Link, Reaction},
     error::{AppError, ErrorCode},
 };
 
@@ -53,13 +53,24 @@ pub const REFUSALS: &[(&str, &[ErrorCode])] = {
             "commentOnPost",
             &[InvalidParameter, InvalidText, PostNotFound, ThreadTooDeep, ProfileRequired, PrivacyUnavailable],
         ),
-        ("listComments", &[InvalidParameter, PostNotFound, PageTooLarge, InvalidCursor, PrivacyUnavailable]),
+        (
+            "listComments",
+            &[InvalidParameter, PostNotFound, PageTooLarge, InvalidCursor, PageBeyondEnd, PrivacyUnavailable],
+        ),
         ("deleteComment", &[InvalidParameter, PostNotFound, NotOwner, ProfileRequired]),
         (
             "listProfilePosts",
-            &[InvalidHandle, ProfileNotFound, NotVisible, PageTooLarge, InvalidCursor, PrivacyUnavailable],
+            &[
+                InvalidHandle,
+                ProfileNotFound,
+                NotVisible,
+                PageTooLarge,
+                InvalidCursor,
+                PageBeyondEnd,
+                PrivacyUnavailable,
+            ],
         ),
-        ("homeTimeline", &[ProfileRequired, PageTooLarge, InvalidCursor, PrivacyUnavailable]),
+        ("homeTimeline", &[ProfileRequired, PageTooLarge, InvalidCursor, PageBeyondEnd, PrivacyUnavailable]),
     ]
 };
 
@@ -85,11 +96,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/social/timeline").route(web::get().to(home)));
 }
 
-fn request_id() -> Option<String> {
+pub(super) fn request_id() -> Option<String> {
     crate::telemetry::current_request_id().map(|r| r.as_str().to_owned())
 }
 
-fn id_of(raw: &str) -> Result<Uuid, AppError> {
+pub(super) fn id_of(raw: &str) -> Result<Uuid, AppError> {
     Uuid::parse_str(raw)
         .ok()
         .filter(|u| u.hyphenated().to_string() == raw)
@@ -200,6 +211,8 @@ pub struct PostBody {
     pub created_at: DateTime<Utc>,
     /// Last edited (within 15 minutes of being made).
     pub edited_at: Option<DateTime<Utc>>,
+    /// Hidden by a moderator, when it is: then only its author sees it.
+    pub hidden: Option<HiddenBody>,
 }
 
 impl From<&PostView> for PostBody {
@@ -215,6 +228,7 @@ impl From<&PostView> for PostBody {
             comments: p.comments,
             created_at: p.created_at,
             edited_at: p.edited_at,
+            hidden: p.hidden.as_ref().map(HiddenBody::from),
         }
     }
 }
@@ -509,12 +523,12 @@ pub async fn list_comments(
     let id = id_of(&path.into_inner().id)?;
     let ListQuery { limit, cursor } = query.into_inner();
     let limit = limit.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
-    let (limit, after) = page(limit, ("limit", 20, PAGE_MAX), cursor.as_deref(), "cursor")?;
-    let found = state.actors.social.comments(&principal.subject, id, after, limit + 1).await?;
-    let more = found.len() > limit;
-    let items: Vec<CommentBody> = found.iter().take(limit).map(CommentBody::from).collect();
-    let next_cursor = more.then(|| items.last().map(|c| encode_cursor(c.created_at, c.id))).flatten();
-    Ok(HttpResponse::Ok().json(CommentPage { items, next_cursor }))
+    let post = id.to_string();
+    let scope = ["social.comments", &principal.subject, &post];
+    let page = state.cursors.page(&scope, limit, ("limit", 20, PAGE_MAX), cursor.as_deref(), "cursor")?;
+    let found = state.actors.social.comments(&principal.subject, id, page.after, page.fetch()).await?;
+    let (found, next_cursor) = page.finish(found, |c| (c.created_at, c.id))?;
+    Ok(HttpResponse::Ok().json(CommentPage { items: found.iter().map(CommentBody::from).collect(), next_cursor }))
 }
 
 /// Delete a comment (the caller's, or one on the caller's post), with its replies.
@@ -546,11 +560,9 @@ pub struct PostPage {
     pub next_cursor: Option<String>,
 }
 
-fn post_page(found: Vec<PostView>, limit: usize) -> PostPage {
-    let more = found.len() > limit;
-    let items: Vec<PostBody> = found.iter().take(limit).map(PostBody::from).collect();
-    let next_cursor = more.then(|| items.last().map(|p| encode_cursor(p.created_at, p.id))).flatten();
-    PostPage { items, next_cursor }
+fn post_page(page: &Page, found: Vec<PostView>) -> Result<PostPage, AppError> {
+    let (found, next_cursor) = page.finish(found, |p| (p.created_at, p.id))?;
+    Ok(PostPage { items: found.iter().map(PostBody::from).collect(), next_cursor })
 }
 
 /// The posts of a profile the caller sees, newest first (403 `not_visible` when the profile
@@ -571,10 +583,11 @@ pub async fn profile_posts(
 ) -> Result<HttpResponse, AppError> {
     let ListQuery { limit, cursor } = query.into_inner();
     let limit = limit.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
-    let (limit, before) = page(limit, ("limit", 20, PAGE_MAX), cursor.as_deref(), "cursor")?;
     let handle = path.into_inner().handle;
-    let found = state.actors.social.profile_posts(&principal.subject, &handle, before, limit + 1).await?;
-    Ok(HttpResponse::Ok().json(post_page(found, limit)))
+    let scope = ["social.posts", &principal.subject, &handle];
+    let page = state.cursors.page(&scope, limit, ("limit", 20, PAGE_MAX), cursor.as_deref(), "cursor")?;
+    let found = state.actors.social.profile_posts(&principal.subject, &handle, page.after, page.fetch()).await?;
+    Ok(HttpResponse::Ok().json(post_page(&page, found)?))
 }
 
 /// The caller's home timeline, newest first: their own posts and those of the profiles they
@@ -594,7 +607,73 @@ pub async fn home(
 ) -> Result<HttpResponse, AppError> {
     let ListQuery { limit, cursor } = query.into_inner();
     let limit = limit.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
-    let (limit, before) = page(limit, ("limit", 20, PAGE_MAX), cursor.as_deref(), "cursor")?;
-    let found = state.actors.social.home(&principal.subject, before, limit + 1).await?;
-    Ok(HttpResponse::Ok().json(post_page(found, limit)))
+    let scope = ["social.timeline", &principal.subject];
+    let page = state.cursors.page(&scope, limit, ("limit", 20, PAGE_MAX), cursor.as_deref(), "cursor")?;
+    let found = state.actors.social.home(&principal.subject, page.after, page.fetch()).await?;
+    Ok(HttpResponse::Ok().json(post_page(&page, found)?))
+}
+
+/// Why something is reported, or a post hidden.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = ModerationReason)]
+pub enum ReasonBody {
+    /// Unsolicited advertising, or repeated content.
+    Spam,
+    /// Targeted abuse or intimidation.
+    Harassment,
+    /// Attacks on people for who they are.
+    Hate,
+    /// Threats or glorification of violence.
+    Violence,
+    /// Sexual content.
+    Sexual,
+    /// Deliberately false information.
+    Misinformation,
+    /// Anything else against the rules.
+    Other,
+}
+
+impl From<ReasonBody> for Reason {
+    fn from(r: ReasonBody) -> Self {
+        match r {
+            ReasonBody::Spam => Reason::Spam,
+            ReasonBody::Harassment => Reason::Harassment,
+            ReasonBody::Hate => Reason::Hate,
+            ReasonBody::Violence => Reason::Violence,
+            ReasonBody::Sexual => Reason::Sexual,
+            ReasonBody::Misinformation => Reason::Misinformation,
+            ReasonBody::Other => Reason::Other,
+        }
+    }
+}
+
+impl From<Reason> for ReasonBody {
+    fn from(r: Reason) -> Self {
+        match r {
+            Reason::Spam => ReasonBody::Spam,
+            Reason::Harassment => ReasonBody::Harassment,
+            Reason::Hate => ReasonBody::Hate,
+            Reason::Violence => ReasonBody::Violence,
+            Reason::Sexual => ReasonBody::Sexual,
+            Reason::Misinformation => ReasonBody::Misinformation,
+            Reason::Other => ReasonBody::Other,
+        }
+    }
+}
+
+/// When and why a post was hidden.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = PostHidden)]
+pub struct HiddenBody {
+    /// Hidden since.
+    pub at: DateTime<Utc>,
+    /// Why.
+    pub reason: ReasonBody,
+}
+
+impl From<&Hidden> for HiddenBody {
+    fn from(h: &Hidden) -> Self {
+        Self { at: h.at, reason: h.reason.into() }
+    }
 }

@@ -4,7 +4,7 @@ use std::{sync::Arc, time::Duration};
 
 use actix_web::web;
 
-use super::guard::Guard;
+use super::{guard::Guard, paging::Cursors};
 use crate::{
     actors::{
         runtime::{Registry, Supervision},
@@ -31,4 +31,6 @@ pub struct AppState {
     /// Authentication, authorization, rate limits and audit; also app data of its own, which the
     /// guard's middleware reads.
     pub guard: web::Data<Guard>,
+    /// Signs and reads the cursors of the time-ordered listings.
+    pub cursors: Cursors,
 }

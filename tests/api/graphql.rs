@@ -221,7 +221,7 @@ async fn production_answers_no_introspection_and_serves_no_graphiql_unless_turne
 }
 
 /// Every audit record written so far, once the writer has made them durable.
-async fn audit_records(app: &TestApp, live: &Path) -> Vec<Value> {
+pub(crate) async fn audit_records(app: &TestApp, live: &Path) -> Vec<Value> {
     let writer = app.state.actors.audit.clone().expect("auditing is on").writer;
     eventually("the audit writer to run", Duration::from_secs(10), || async {
         (writer.entry().state() == ActorState::Running).then_some(())

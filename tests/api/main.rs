@@ -28,6 +28,7 @@ mod ride_store;
 mod rides;
 mod social;
 mod social_activity;
+mod social_moderation;
 mod social_posts;
 mod social_store;
 mod supervision;

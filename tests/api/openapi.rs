@@ -87,6 +87,8 @@ async fn every_documented_operation_answers_as_documented() {
     let mut social_ready = false;
     // A post to read, edit, react to and comment on, one to delete, and a comment to delete.
     let (mut post_a, mut post_b, mut comment) = (String::new(), String::new(), String::new());
+    // A post by another to report, and a report to resolve.
+    let (mut post_c, mut report) = (String::new(), String::new());
     for (path, item) in doc["paths"].as_object().unwrap() {
         if path.starts_with("/api/v1/social/") && !social_ready {
             social_ready = true;
@@ -113,6 +115,12 @@ async fn every_documented_operation_answers_as_documented() {
             let path = format!("/api/v1/social/posts/{post_a}/comments");
             let made: Value = app.post_as(&path, &token, &json!({"text": "OA"})).await.json().await.unwrap();
             comment = made["id"].as_str().unwrap().to_owned();
+            let made: Value =
+                app.post_as("/api/v1/social/posts", &friend, &json!({"text": "OA"})).await.json().await.unwrap();
+            post_c = made["id"].as_str().unwrap().to_owned();
+            let path = "/api/v1/social/profiles/oa_root/reports";
+            let made: Value = app.post_as(path, &friend, &json!({"reason": "other"})).await.json().await.unwrap();
+            report = made["id"].as_str().unwrap().to_owned();
         }
         for (method, op) in item.as_object().unwrap() {
             // The restart goes to an optional actor: restarting a critical one would make the
@@ -121,8 +129,14 @@ async fn every_documented_operation_answers_as_documented() {
                 &ride_id
             } else if path.starts_with("/api/v1/social/comments/") {
                 &comment
+            } else if path.starts_with("/api/v1/social/moderation/reports/") {
+                &report
+            } else if path.starts_with("/api/v1/social/moderation/posts/") {
+                &post_a
             } else if path.starts_with("/api/v1/social/posts/") {
-                if op["operationId"] == "deletePost" {
+                if op["operationId"] == "reportPost" {
+                    &post_c
+                } else if op["operationId"] == "deletePost" {
                     &post_b
                 } else {
                     &post_a
@@ -207,7 +221,7 @@ async fn every_documented_operation_answers_as_documented() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 70, "every documented operation was called");
+    assert_eq!(checked, 76, "every documented operation was called");
 }
 
 #[actix_web::test]

@@ -385,9 +385,11 @@ async fn who_sees_a_profiles_network_is_a_table_of_viewers_and_visibilities() {
 async fn lists_page_by_cursor_and_refuse_bad_pages() {
     let app = spawn_app().await;
     let star = user(&app, "star", "public").await;
+    let mut fans = Vec::new();
     for i in 0..5 {
         let fan = user(&app, &format!("fan_{i}"), "public").await;
         assert_eq!(put(&app, &fan, "/api/v1/social/profiles/star/follow").await.0, 200);
+        fans.push(fan);
     }
     let mut seen = Vec::new();
     let mut path = "/api/v1/social/profiles/star/followers?limit=2".to_owned();
@@ -407,6 +409,36 @@ async fn lists_page_by_cursor_and_refuse_bad_pages() {
     assert_eq!((status, code(&body)), (400, "page_too_large"));
     let (status, body) = get(&app, &star, "/api/v1/social/profiles/star/followers?cursor=nope").await;
     assert_eq!((status, code(&body)), (400, "invalid_cursor"));
+
+    // A cursor pages only the listing and the caller it was issued for, exactly as issued.
+    let (_, first) = get(&app, &star, "/api/v1/social/profiles/star/followers?limit=4").await;
+    let cursor = first["next_cursor"].as_str().unwrap().to_owned();
+    let (time, rest) = cursor.split_once('_').unwrap();
+    let earlier = format!("{}_{rest}", time.parse::<i64>().unwrap() - 1);
+    let mut flipped = cursor.clone().into_bytes();
+    let last = flipped.len() - 2;
+    flipped[last] = if flipped[last] == b'A' { b'B' } else { b'A' };
+    let flipped = String::from_utf8(flipped).unwrap();
+    for (who, path) in [
+        (&star, format!("/api/v1/social/profiles/star/followers?cursor={earlier}")),
+        (&star, format!("/api/v1/social/profiles/star/followers?cursor={flipped}")),
+        (&fans[0], format!("/api/v1/social/profiles/star/followers?cursor={cursor}")),
+        (&star, format!("/api/v1/social/profiles/fan_0/followers?cursor={cursor}")),
+        (&star, format!("/api/v1/social/me/blocks?cursor={cursor}")),
+    ] {
+        let (status, body) = get(&app, who, &path).await;
+        assert_eq!((status, code(&body)), (400, "invalid_cursor"), "{path}: {body}");
+        assert_eq!(body["field"], "cursor");
+    }
+    let (status, page) = get(&app, &star, &format!("/api/v1/social/profiles/star/followers?cursor={cursor}")).await;
+    assert_eq!((status, page["items"].as_array().unwrap().len()), (200, 1), "{page}");
+
+    // When what followed the cursor is gone, the page is beyond the end.
+    assert_eq!(call(&app, reqwest::Method::DELETE, "/api/v1/social/profiles/star/follow", &fans[0], None).await.0, 200);
+    let (status, body) = get(&app, &star, &format!("/api/v1/social/profiles/star/followers?cursor={cursor}")).await;
+    assert_eq!((status, code(&body)), (404, "page_beyond_end"), "{body}");
+    let (status, page) = get(&app, &star, "/api/v1/social/profiles/star/followers").await;
+    assert_eq!((status, page["items"].as_array().unwrap().len()), (200, 4));
 }
 
 #[actix_web::test]

@@ -379,7 +379,7 @@ async fn from_postgres(
 ) -> Vec<String> {
     let (_, me) = get(app, token, "/api/v1/social/me/profile").await;
     let id = uuid::Uuid::parse_str(me["id"].as_str().unwrap()).unwrap();
-    store.home(id, None, 100).await.unwrap().iter().map(|p| p.id.to_string()).collect()
+    store.home((id, false), None, 100).await.unwrap().iter().map(|p| p.id.to_string()).collect()
 }
 
 async fn flush_timelines(app: &TestApp) -> usize {

@@ -30,6 +30,7 @@ contract!(
     listings_page_latest_first_without_profiles_blocked_with_the_viewer,
     posts_keep_their_counts_through_reactions_comments_and_erasure,
     activity_posts_are_made_once_per_event_and_what_a_profile_shares_reads_back,
+    reports_open_once_and_a_hidden_post_leaves_every_listing_but_its_authors,
 );
 
 fn index(n: u8) -> BlindIndex {
@@ -219,9 +220,13 @@ async fn posts_keep_their_counts_through_reactions_comments_and_erasure(store: S
     // The home timelines, and a profile's posts of some visibilities, newest first.
     let ids =
         |posts: Vec<beryl_core_api::adapters::social::Post>| posts.iter().map(|p| p.id.as_u128()).collect::<Vec<_>>();
-    assert_eq!(ids(store.home(b.id, None, 10).await.unwrap()), [4, 1], "b follows a: a's public post, and b's own");
-    assert_eq!(ids(store.home(a.id, None, 10).await.unwrap()), [2, 1]);
-    let shown = store.posts_by(a.id, &[Visibility::Public, Visibility::Followers], None, 10).await.unwrap();
+    assert_eq!(
+        ids(store.home((b.id, false), None, 10).await.unwrap()),
+        [4, 1],
+        "b follows a: a's public post, and b's own"
+    );
+    assert_eq!(ids(store.home((a.id, false), None, 10).await.unwrap()), [2, 1]);
+    let shown = store.posts_by((a.id, &[Visibility::Public, Visibility::Followers], false), None, 10).await.unwrap();
     assert_eq!(shown.iter().map(|p| p.id.as_u128()).collect::<Vec<_>>(), [1]);
 
     // Erasing c takes its reaction, its reply and its comment off a's post; its own post goes.
@@ -276,4 +281,102 @@ async fn activity_posts_are_made_once_per_event_and_what_a_profile_shares_reads_
             .await,
         Err(SocialStoreError::Gone)
     ));
+}
+
+async fn reports_open_once_and_a_hidden_post_leaves_every_listing_but_its_authors(store: SocialStore) {
+    use beryl_core_api::{
+        adapters::social::Report,
+        domain::social::moderation::{Reason, Resolution, Status},
+    };
+    let a = make(&store, 1, "ann", Visibility::Public).await;
+    let b = make(&store, 2, "ben", Visibility::Public).await;
+    let c = make(&store, 3, "cid", Visibility::Public).await;
+    assert_eq!(store.follow(b.id, a.id, &act(1)).await.unwrap(), Change::New(FollowState::Active));
+    let draft = |n: u128| PostDraft {
+        id: uuid::Uuid::from_u128(n),
+        body: format!("sealed-{n}"),
+        link: None,
+        visibility: Visibility::Public,
+        // Post 2 is by an author above the fan-out threshold: the merge on read reads it.
+        fanout_max_followers: if n == 2 { 0 } else { 10 },
+    };
+    let p1 = store.create_post(a.id, &draft(1), &act(2)).await.unwrap();
+    let p2 = store.create_post(a.id, &draft(2), &act(3)).await.unwrap();
+    let report = |n: u128, reporter, target_post: Option<uuid::Uuid>, at: i64| Report {
+        id: uuid::Uuid::from_u128(100 + n),
+        reporter,
+        target_profile: a.id,
+        target_post,
+        reason: Reason::Spam,
+        status: Status::Dismissed,
+        created_at: act(at).at,
+        resolved_at: None,
+    };
+    let filed = store.report(&report(1, b.id, Some(p1.id), 4)).await.unwrap();
+    assert_eq!((filed.status, filed.resolved_at), (Status::Open, None), "a report opens, whatever it says");
+    assert!(matches!(
+        store.report(&report(2, b.id, Some(p1.id), 5)).await,
+        Err(SocialStoreError::Rule(SocialError::AlreadyReported(id))) if id == filed.id
+    ));
+    store.report(&report(3, c.id, Some(p1.id), 6)).await.unwrap();
+    store.report(&report(4, b.id, None, 7)).await.unwrap();
+    store.report(&report(5, b.id, Some(p2.id), 8)).await.unwrap();
+    assert!(matches!(store.report(&report(6, b.id, Some(uuid::Uuid::now_v7()), 9)).await, Err(SocialStoreError::Gone)));
+    let ids = |reports: Vec<Report>| reports.iter().map(|r| r.id.as_u128() - 100).collect::<Vec<_>>();
+    assert_eq!(ids(store.reports(Status::Open, None, 10).await.unwrap()), [1, 3, 4, 5], "oldest first");
+    let after = Some((filed.created_at, filed.id));
+    assert_eq!(ids(store.reports(Status::Open, after, 2).await.unwrap()), [3, 4]);
+
+    // Hiding closes the post's open reports only, once; the author alone lists it.
+    let hidden = store.moderate_post(p1.id, Some(Reason::Spam), &act(10)).await.unwrap();
+    assert_eq!((hidden.changed, hidden.reports_closed, hidden.post.version), (true, 2, p1.version + 1));
+    assert_eq!(hidden.post.hidden.map(|h| h.reason), Some(Reason::Spam));
+    let again = store.moderate_post(p1.id, Some(Reason::Hate), &act(11)).await.unwrap();
+    assert_eq!(
+        (again.changed, again.reports_closed, again.post.hidden.map(|h| h.reason)),
+        (false, 0, Some(Reason::Spam))
+    );
+    assert_eq!(ids(store.reports(Status::Open, None, 10).await.unwrap()), [4, 5]);
+    assert_eq!(ids(store.reports(Status::Actioned, None, 10).await.unwrap()), [1, 3]);
+    store.moderate_post(p2.id, Some(Reason::Other), &act(12)).await.unwrap();
+    assert_eq!(ids(store.reports(Status::Open, None, 10).await.unwrap()), [4]);
+    assert_eq!(ids(store.reports(Status::Actioned, None, 10).await.unwrap()), [1, 3, 5]);
+    let posts =
+        |found: Vec<beryl_core_api::adapters::social::Post>| found.iter().map(|p| p.id.as_u128()).collect::<Vec<_>>();
+    assert_eq!(posts(store.home((b.id, false), None, 10).await.unwrap()), Vec::<u128>::new(), "hidden from a follower");
+    assert_eq!(posts(store.home((b.id, true), None, 10).await.unwrap()), [2, 1], "kept for the cached entries");
+    assert_eq!(posts(store.home((a.id, false), None, 10).await.unwrap()), [2, 1], "not from the author");
+    let public = [Visibility::Public];
+    assert_eq!(posts(store.posts_by((a.id, &public, false), None, 10).await.unwrap()), Vec::<u128>::new());
+    assert_eq!(posts(store.posts_by((a.id, &public, true), None, 10).await.unwrap()), [2, 1]);
+    assert_eq!(posts(store.unfanned_posts(&[a.id], None, 10).await.unwrap()), Vec::<u128>::new());
+    let shown = store.moderate_post(p2.id, None, &act(13)).await.unwrap();
+    assert_eq!((shown.changed, shown.post.hidden), (true, None));
+    assert_eq!(posts(store.unfanned_posts(&[a.id], None, 10).await.unwrap()), [2]);
+    assert_eq!(posts(store.home((b.id, false), None, 10).await.unwrap()), [2]);
+    assert!(!store.moderate_post(p2.id, None, &act(14)).await.unwrap().changed);
+
+    // Resolving: an open report, once.
+    let report4 = uuid::Uuid::from_u128(104);
+    let resolved = store.resolve_report(report4, Resolution::Dismissed, act(15).at).await.unwrap();
+    assert_eq!(resolved.status, Status::Dismissed);
+    assert!(resolved.resolved_at.is_some());
+    assert!(matches!(
+        store.resolve_report(report4, Resolution::Actioned, act(16).at).await,
+        Err(SocialStoreError::Rule(SocialError::ReportClosed { status: Status::Dismissed, .. }))
+    ));
+    assert!(matches!(
+        store.resolve_report(uuid::Uuid::now_v7(), Resolution::Actioned, act(16).at).await,
+        Err(SocialStoreError::Rule(SocialError::ReportNotFound(_)))
+    ));
+    // A closed report leaves room for a new one; a deleted post and an erased profile take
+    // their reports with them.
+    store.report(&report(7, b.id, Some(p1.id), 17)).await.unwrap();
+    assert_eq!(ids(store.reports(Status::Open, None, 10).await.unwrap()), [7]);
+    store.delete_post(a.id, p1.id, &act(18)).await.unwrap();
+    assert!(store.reports(Status::Open, None, 10).await.unwrap().is_empty());
+    assert_eq!(ids(store.reports(Status::Actioned, None, 10).await.unwrap()), [5]);
+    store.erase(&index(2), act(19).at).await.unwrap();
+    assert!(store.reports(Status::Actioned, None, 10).await.unwrap().is_empty());
+    assert!(store.reports(Status::Dismissed, None, 10).await.unwrap().is_empty());
 }

@@ -322,7 +322,7 @@ impl SocialClient {
     }
 
     /// The profile of `handle`, whatever stands between it and the caller (to undo an edge).
-    async fn by_handle(&self, handle: &str) -> Answer<Profile> {
+    pub(super) async fn by_handle(&self, handle: &str) -> Answer<Profile> {
         let index = self.handle_index(&Handle::parse(handle)?);
         let not_found = || SocialError::ProfileNotFound(handle.to_owned());
         Ok(self.domain.ask(GetProfile { by: Lookup::Handle(index) }).await??.ok_or_else(not_found)?)

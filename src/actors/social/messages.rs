@@ -374,6 +374,8 @@ message! {
         author: Uuid,
         /// The visibilities shown.
         shown: Vec<Visibility>,
+        /// Whether hidden posts are shown (to their author).
+        with_hidden: bool,
         /// The last of the previous page.
         before: Option<(DateTime<Utc>, Uuid)>,
         /// At most this many.
@@ -386,6 +388,9 @@ message! {
     GetHome {
         /// Whose.
         viewer: Uuid,
+        /// Whether the posts others' hide are kept (to cache their entries: a reader leaves
+        /// them out, and they come back when shown again).
+        with_hidden: bool,
         /// The last of the previous page.
         before: Option<(DateTime<Utc>, Uuid)>,
         /// At most this many.
@@ -435,4 +440,56 @@ message! {
         /// At most this many.
         limit: usize,
     } -> Vec<Post>
+}
+
+message! {
+    /// Open a report (its status is ignored).
+    FileReport {
+        /// The report.
+        report: crate::adapters::social::Report,
+    } -> crate::adapters::social::Report
+}
+
+message! {
+    /// A page of the reports in a status, oldest first.
+    ListReports {
+        /// Which.
+        status: crate::domain::social::moderation::Status,
+        /// The last of the previous page.
+        after: Option<(DateTime<Utc>, Uuid)>,
+        /// At most this many.
+        limit: usize,
+    } -> Vec<crate::adapters::social::Report>
+}
+
+message! {
+    /// Resolve an open report.
+    ResolveReport {
+        /// The report.
+        id: Uuid,
+        /// How.
+        resolution: crate::domain::social::moderation::Resolution,
+        /// When.
+        at: DateTime<Utc>,
+    } -> crate::adapters::social::Report
+}
+
+message! {
+    /// Hide a post for a reason, or show it again.
+    ModeratePost {
+        /// The post.
+        id: Uuid,
+        /// Why it is hidden; `None` shows it again.
+        hide: Option<crate::domain::social::moderation::Reason>,
+        /// When, and for which request.
+        act: Act,
+    } -> crate::adapters::social::Moderated
+}
+
+message! {
+    /// Every report a profile filed, oldest first.
+    GetReportsBy {
+        /// The reporter's profile.
+        reporter: Uuid,
+    } -> Vec<crate::adapters::social::Report>
 }

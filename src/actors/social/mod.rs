@@ -5,6 +5,7 @@
 pub mod client;
 pub mod events;
 pub mod messages;
+pub mod moderation;
 pub mod posts;
 pub mod privacy;
 
@@ -76,6 +77,12 @@ impl Managed for SocialDomain {
                         .absolute(0);
                 }
             }
+            for target in moderation::TARGETS {
+                metrics::counter!(telemetry::SOCIAL_REPORTS_TOTAL, "target" => target).absolute(0);
+            }
+            for action in moderation::ACTIONS {
+                metrics::counter!(telemetry::SOCIAL_MODERATION_ACTIONS_TOTAL, "action" => action).absolute(0);
+            }
             let _ = metrics::histogram!(telemetry::SOCIAL_FANOUT_SIZE);
         });
     }
@@ -116,13 +123,18 @@ delegate!(AddComment => Comment, |store, m| store.comment((m.post, m.parent), (m
 delegate!(GetComment => Option<Comment>, |store, m| store.comment_by_id(m.id));
 delegate!(DeleteComment => (), |store, m| store.delete_comment(m.id, &m.act));
 delegate!(ListComments => Vec<Comment>, |store, m| store.comments(m.post, m.after, m.limit));
-delegate!(ListPosts => Vec<Post>, |store, m| store.posts_by(m.author, &m.shown, m.before, m.limit));
-delegate!(GetHome => Vec<Post>, |store, m| store.home(m.viewer, m.before, m.limit));
+delegate!(ListPosts => Vec<Post>, |store, m| store.posts_by((m.author, &m.shown, m.with_hidden), m.before, m.limit));
+delegate!(GetHome => Vec<Post>, |store, m| store.home((m.viewer, m.with_hidden), m.before, m.limit));
 delegate!(messages::GetFollowerIds => Vec<Uuid>, |store, m| store.follower_ids(m.author));
 delegate!(messages::GetHomeRelations => crate::adapters::social::HomeRelations, |store, m| store.home_relations(m.viewer));
 delegate!(messages::GetPostsByIds => Vec<Post>, |store, m| store.posts_by_ids(&m.ids));
 delegate!(messages::GetUnfanned => Vec<Post>, |store, m| store.unfanned_posts(&m.authors, m.before, m.limit));
 delegate!(messages::GetContributions => crate::adapters::social::Contributions, |store, m| store.contributions(m.author));
+delegate!(messages::FileReport => crate::adapters::social::Report, |store, m| store.report(&m.report));
+delegate!(messages::ListReports => Vec<crate::adapters::social::Report>, |store, m| store.reports(m.status, m.after, m.limit));
+delegate!(messages::GetReportsBy => Vec<crate::adapters::social::Report>, |store, m| store.reports_by(m.reporter));
+delegate!(messages::ResolveReport => crate::adapters::social::Report, |store, m| store.resolve_report(m.id, m.resolution, m.at));
+delegate!(messages::ModeratePost => crate::adapters::social::Moderated, |store, m| store.moderate_post(m.id, m.hide, &m.act));
 
 impl Handle<GetProfile> for SocialDomain {
     fn handle(&mut self, msg: GetProfile, _: &mut Ctx<Self>) -> Reply<Self, Answer<Option<Profile>>> {

@@ -18,12 +18,13 @@ use super::{
     Answer, SocialClient,
 };
 use crate::{
-    adapters::social::{timelines::Entry, Comment, Post, PostDraft, Profile, PAGE_MAX},
+    adapters::social::{timelines::Entry, Comment, Hidden, Post, PostDraft, Profile, PAGE_MAX},
     domain::{
         mobility::RideState,
         privacy::{Personal, Place},
         social::{
-            activity::ACTIVITY_VISIBILITY, graph, post, Activity, Link, Reaction, Relation, SocialError, Visibility,
+            activity::ACTIVITY_VISIBILITY, graph, moderation, post, Activity, Link, Reaction, Relation, SocialError,
+            Visibility,
         },
     },
     telemetry,
@@ -63,6 +64,8 @@ pub struct PostView {
     pub created_at: DateTime<Utc>,
     /// Last edited.
     pub edited_at: Option<DateTime<Utc>>,
+    /// Hidden by an administrator (only its author, and administrators, see it).
+    pub hidden: Option<Hidden>,
 }
 
 /// A comment as a reader gets it.
@@ -120,7 +123,7 @@ impl SocialClient {
         Ok(self.vault.seal(subject, Place::new(field, &row), text).await?.to_text())
     }
 
-    async fn open_text(&self, field: &str, row: Uuid, sealed: &str) -> Answer<Personal<String>> {
+    pub(super) async fn open_text(&self, field: &str, row: Uuid, sealed: &str) -> Answer<Personal<String>> {
         let row = row.to_string();
         Ok(self.vault.open_text(sealed, Place::new(field, &row)).await?)
     }
@@ -235,6 +238,7 @@ impl SocialClient {
             comments: post.comments,
             created_at: post.created_at,
             edited_at: post.edited_at,
+            hidden: post.hidden,
         }
     }
 
@@ -265,7 +269,7 @@ impl SocialClient {
     }
 
     /// The post `id` if `subject` sees it, with its author's profile and the viewer's profile.
-    async fn visible_post(&self, subject: &str, id: Uuid) -> Answer<(Post, Profile, Option<Profile>)> {
+    pub(super) async fn visible_post(&self, subject: &str, id: Uuid) -> Answer<(Post, Profile, Option<Profile>)> {
         let not_found = || SocialError::PostNotFound(id);
         let post = self.domain.ask(GetPost { id }).await??.ok_or_else(not_found)?;
         let author = self.domain.ask(GetProfileById { id: post.author }).await??.ok_or_else(not_found)?;
@@ -274,7 +278,9 @@ impl SocialClient {
             Some(me) => self.domain.ask(GetRelation { viewer: me.id, target: author.id }).await??,
             None => Relation::default(),
         };
-        if !post::sees_post(author.visibility, post.visibility, &relation) {
+        if !post::sees_post(author.visibility, post.visibility, &relation)
+            || !moderation::sees_hidden(post.hidden.is_some(), relation.own)
+        {
             return Err(not_found().into());
         }
         Ok((post, author, me))
@@ -413,7 +419,8 @@ impl SocialClient {
             return Err(SocialError::NotVisible.into());
         }
         let shown = shown(profile.visibility, &relation);
-        let posts = self.domain.ask(ListPosts { author: profile.id, shown, before, limit }).await??;
+        let msg = ListPosts { author: profile.id, shown, with_hidden: relation.own, before, limit };
+        let posts = self.domain.ask(msg).await??;
         self.count_read("profile");
         self.post_views(me.as_ref(), posts).await
     }
@@ -462,7 +469,7 @@ impl SocialClient {
     /// checked against what PostgreSQL holds now; past the cached length, or when Redis fails,
     /// straight from PostgreSQL.
     async fn home_posts(&self, me: &Profile, before: Option<(DateTime<Utc>, Uuid)>, limit: usize) -> Answer<Vec<Post>> {
-        let from_store = |before, limit| GetHome { viewer: me.id, before, limit };
+        let from_store = |before, limit| GetHome { viewer: me.id, with_hidden: false, before, limit };
         let relations = self.domain.ask(GetHomeRelations { viewer: me.id }).await??;
         let big: Vec<Uuid> = relations
             .followed
@@ -475,6 +482,7 @@ impl SocialClient {
         let sees = |p: &Post| {
             p.author == me.id
                 || (p.visibility != Visibility::Private
+                    && p.hidden.is_none()
                     && relations.followed.contains_key(&p.author)
                     && !relations.muted.contains(&p.author))
         };
@@ -495,7 +503,9 @@ impl SocialClient {
             Ok(None) => {
                 self.count_cache("miss");
                 let length = timelines.length();
-                let posts = self.domain.ask(from_store(None, length)).await??;
+                // Hidden posts keep their entries: readers leave them out until they are shown.
+                let rebuild = GetHome { viewer: me.id, with_hidden: true, before: None, limit: length };
+                let posts = self.domain.ask(rebuild).await??;
                 let entries: Vec<Entry> = posts.iter().map(|p| to_entry(p.created_at, p.id)).collect();
                 if let Err(e) = timelines.rebuild(me.id, &entries).await {
                     tracing::warn!(error = %e, "cannot cache a rebuilt timeline");
@@ -582,7 +592,7 @@ impl SocialClient {
     }
 
     /// Everything `subject` wrote and gave, for an export: their posts (all of them, their text
-    /// opened), their comments and their reactions.
+    /// opened, hidden ones marked), their comments, their reactions and the reports they filed.
     pub async fn contributions_of(&self, subject: &str) -> Answer<serde_json::Value> {
         use serde_json::json;
         let Some(me) = self.own(subject).await? else { return Ok(json!({})) };
@@ -591,7 +601,13 @@ impl SocialClient {
         loop {
             let page = self
                 .domain
-                .ask(ListPosts { author: me.id, shown: Visibility::ALL.to_vec(), before, limit: PAGE_MAX })
+                .ask(ListPosts {
+                    author: me.id,
+                    shown: Visibility::ALL.to_vec(),
+                    with_hidden: true,
+                    before,
+                    limit: PAGE_MAX,
+                })
                 .await??;
             let full = page.len() == PAGE_MAX;
             before = page.last().map(|p| (p.created_at, p.id));
@@ -606,6 +622,7 @@ impl SocialClient {
                     "comments": post.comments,
                     "created_at": post.created_at,
                     "edited_at": post.edited_at,
+                    "hidden": post.hidden.map(|h| json!({ "at": h.at, "reason": h.reason.as_str() })),
                 }));
             }
             if !full {
@@ -624,7 +641,24 @@ impl SocialClient {
             .into_iter()
             .map(|(post, kind, at)| json!({ "post": post, "kind": kind.as_str(), "created_at": at }))
             .collect();
-        Ok(json!({ "posts": posts, "comments": written, "reactions": given }))
+        let filed: Vec<serde_json::Value> = self
+            .domain
+            .ask(super::messages::GetReportsBy { reporter: me.id })
+            .await??
+            .into_iter()
+            .map(|r| {
+                json!({
+                    "id": r.id,
+                    "profile": r.target_profile,
+                    "post": r.target_post,
+                    "reason": r.reason.as_str(),
+                    "status": r.status.as_str(),
+                    "created_at": r.created_at,
+                    "resolved_at": r.resolved_at,
+                })
+            })
+            .collect();
+        Ok(json!({ "posts": posts, "comments": written, "reactions": given, "reports": filed }))
     }
 
     fn count_read(&self, timeline: &'static str) {

@@ -1,6 +1,7 @@
 //! What social holds about a data subject, for the privacy module: their profile (its personal
 //! fields opened) and their edges (whom they follow, who follows them, the requests waiting on
-//! them, whom they block and mute, by handle). On erasure the profile and every edge go, and the
+//! them, whom they block and mute, by handle), their posts, comments and reactions, and the
+//! reports they filed. On erasure the profile and every edge go, and the
 //! counts of the profiles at the other ends are made right.
 
 use std::collections::BTreeMap;
@@ -75,7 +76,7 @@ impl Holder for SocialHolder {
                 out[name] = Value::Array(listed.collect());
             }
             let written = client.contributions_of(&subject.id).await.map_err(failed)?;
-            for part in ["posts", "comments", "reactions"] {
+            for part in ["posts", "comments", "reactions", "reports"] {
                 out[part] = written[part].clone();
             }
             Ok(out)

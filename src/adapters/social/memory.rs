@@ -38,6 +38,8 @@ pub struct Memory {
     pub(super) comments: HashMap<Uuid, super::Comment>,
     /// Events made into posts → the author's profile.
     pub(super) activity_sources: HashMap<Uuid, Uuid>,
+    /// Moderation reports by id.
+    pub(super) reports: HashMap<Uuid, super::Report>,
 }
 
 impl Memory {
@@ -332,6 +334,7 @@ impl Memory {
         self.blocks.retain(|(a, b), _| *a != id && *b != id);
         self.mutes.retain(|(a, b), _| *a != id && *b != id);
         self.erase_posts_of(id);
+        self.erase_reports_of(id);
         self.activity_sources.retain(|_, author| *author != id);
         let profile = self.profiles.remove(&id)?;
         self.by_handle.remove(&profile.handle_index);

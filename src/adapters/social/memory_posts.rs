@@ -27,7 +27,7 @@ impl Memory {
         self.profiles.get(&id).cloned()
     }
 
-    fn post_mut(&mut self, id: Uuid) -> Result<&mut Post, SocialStoreError> {
+    pub(super) fn post_mut(&mut self, id: Uuid) -> Result<&mut Post, SocialStoreError> {
         self.posts.get_mut(&id).ok_or_else(|| SocialError::PostNotFound(id).into())
     }
 
@@ -56,6 +56,7 @@ impl Memory {
             version: 1,
             created_at: act.at,
             edited_at: None,
+            hidden: None,
         };
         let data = events::post_data(author, draft.visibility, draft.link.as_ref());
         outbox.append(
@@ -124,6 +125,7 @@ impl Memory {
         self.posts.remove(&id);
         self.reactions.retain(|(post, _), _| *post != id);
         self.comments.retain(|_, c| c.post != id);
+        self.reports.retain(|_, r| r.target_post != Some(id));
         let data = serde_json::Map::from_iter([("author".to_owned(), json!(author))]);
         outbox.append(
             act.at,
@@ -257,6 +259,7 @@ impl Memory {
             .posts
             .values()
             .filter(|p| authors.contains(&p.author) && !p.fanned_out && p.visibility != Visibility::Private)
+            .filter(|p| p.hidden.is_none())
             .cloned()
             .collect();
         page(posts, before, limit)
@@ -316,23 +319,34 @@ impl Memory {
 
     pub(super) fn posts_by(
         &self,
-        author: Uuid,
-        shown: &[Visibility],
+        (author, shown, with_hidden): (Uuid, &[Visibility], bool),
         before: Option<(DateTime<Utc>, Uuid)>,
         limit: usize,
     ) -> Vec<Post> {
-        let posts =
-            self.posts.values().filter(|p| p.author == author && shown.contains(&p.visibility)).cloned().collect();
+        let posts = self
+            .posts
+            .values()
+            .filter(|p| p.author == author && shown.contains(&p.visibility) && (with_hidden || p.hidden.is_none()))
+            .cloned()
+            .collect();
         page(posts, before, limit)
     }
 
-    pub(super) fn home(&self, viewer: Uuid, before: Option<(DateTime<Utc>, Uuid)>, limit: usize) -> Vec<Post> {
+    pub(super) fn home(
+        &self,
+        (viewer, with_hidden): (Uuid, bool),
+        before: Option<(DateTime<Utc>, Uuid)>,
+        limit: usize,
+    ) -> Vec<Post> {
         let follows =
             |author: Uuid| self.follows.get(&(viewer, author)).is_some_and(|(s, _)| *s == FollowState::Active);
         let posts = self
             .posts
             .values()
-            .filter(|p| p.author == viewer || (p.visibility != Visibility::Private && follows(p.author)))
+            .filter(|p| {
+                p.author == viewer
+                    || (p.visibility != Visibility::Private && (with_hidden || p.hidden.is_none()) && follows(p.author))
+            })
             .filter(|p| !self.mutes.contains_key(&(viewer, p.author)))
             .cloned()
             .collect();

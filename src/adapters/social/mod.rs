@@ -6,7 +6,10 @@
 //! twice or follow across a block made meanwhile.
 
 mod memory;
+mod memory_moderation;
 mod memory_posts;
+pub mod moderation;
+mod pg_moderation;
 mod pg_posts;
 mod postgres;
 mod posts;
@@ -19,7 +22,8 @@ use parking_lot::Mutex;
 use uuid::Uuid;
 
 pub use memory::Memory;
-pub use posts::{Comment, Contributions, HomeRelations, Post, PostDraft};
+pub use moderation::{Moderated, Report};
+pub use posts::{Comment, Contributions, Hidden, HomeRelations, Post, PostDraft};
 pub use timelines::Timelines;
 
 use super::{
@@ -170,6 +174,19 @@ pub enum Side {
     Blocked,
     /// Whom it mutes.
     Muted,
+}
+
+impl Side {
+    /// The listing's name, as scopes and logs name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::Followers => "followers",
+            Side::Following => "following",
+            Side::Requests => "requests",
+            Side::Blocked => "blocked",
+            Side::Muted => "muted",
+        }
+    }
 }
 
 /// One edge of a listing: the profile at its other end, and since when.

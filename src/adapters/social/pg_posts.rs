@@ -11,18 +11,18 @@ use uuid::Uuid;
 
 use super::{
     postgres::{profile_of, queue, u, COLUMNS},
-    Act, Comment, Contributions, HomeRelations, Post, PostDraft, Profile, SocialStoreError,
+    Act, Comment, Contributions, Hidden, HomeRelations, Post, PostDraft, Profile, SocialStoreError,
 };
 use crate::{
     adapters::postgres::PgPool,
-    domain::social::{events, post, Link, Reaction, SocialError, Visibility},
+    domain::social::{events, moderation::Reason, post, Link, Reaction, SocialError, Visibility},
 };
 
-const POST_COLUMNS: &str =
-    "id, author, body, link_kind, link_ref, visibility, reactions, comments, fanned_out, version, created_at, edited_at";
+pub(super) const POST_COLUMNS: &str = "id, author, body, link_kind, link_ref, visibility, reactions, comments, \
+                                       fanned_out, version, created_at, edited_at, hidden_at, hidden_reason";
 const COMMENT_COLUMNS: &str = "id, post, parent, author, body, created_at";
 
-fn post_of(row: &Row) -> Result<Post, SocialStoreError> {
+pub(super) fn post_of(row: &Row) -> Result<Post, SocialStoreError> {
     let link = match (row.get::<_, Option<&str>>("link_kind"), row.get::<_, Option<&str>>("link_ref")) {
         (Some(kind), Some(reference)) => {
             Some(Link::parse(kind, reference).map_err(|_| SocialStoreError::Corrupt("post link"))?)
@@ -52,6 +52,12 @@ fn post_of(row: &Row) -> Result<Post, SocialStoreError> {
         version: row.get("version"),
         created_at: row.get("created_at"),
         edited_at: row.get("edited_at"),
+        hidden: match (row.get::<_, Option<DateTime<Utc>>>("hidden_at"), row.get::<_, Option<&str>>("hidden_reason")) {
+            (Some(at), Some(reason)) => {
+                Some(Hidden { at, reason: Reason::parse(reason).ok_or(SocialStoreError::Corrupt("hidden reason"))? })
+            }
+            _ => None,
+        },
     })
 }
 
@@ -146,7 +152,7 @@ pub(super) async fn post(pool: &PgPool, id: Uuid) -> Result<Option<Post>, Social
 }
 
 /// Lock the post `id`: it, or not found.
-async fn locked(tx: &Transaction<'_>, id: Uuid) -> Result<Post, SocialStoreError> {
+pub(super) async fn locked(tx: &Transaction<'_>, id: Uuid) -> Result<Post, SocialStoreError> {
     let sql = format!("SELECT {POST_COLUMNS} FROM social_posts WHERE id = $1 FOR UPDATE");
     let row = tx.query_opt(&sql, &[&id]).await?.ok_or(SocialError::PostNotFound(id))?;
     post_of(&row)
@@ -367,8 +373,7 @@ pub(super) async fn comments(
 
 pub(super) async fn posts_by(
     pool: &PgPool,
-    author: Uuid,
-    shown: &[Visibility],
+    (author, shown, with_hidden): (Uuid, &[Visibility], bool),
     before: Option<(DateTime<Utc>, Uuid)>,
     limit: usize,
 ) -> Result<Vec<Post>, SocialStoreError> {
@@ -376,30 +381,31 @@ pub(super) async fn posts_by(
     let shown: Vec<&str> = shown.iter().map(|v| v.as_str()).collect();
     let sql = format!(
         "SELECT {POST_COLUMNS} FROM social_posts WHERE author = $1 AND visibility = ANY($2) \
+         AND ($6 OR hidden_at IS NULL) \
          AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4)) ORDER BY created_at DESC, id DESC LIMIT $5"
     );
     let (at, last) = (before.map(|b| b.0), before.map_or(Uuid::nil(), |b| b.1));
     let limit = i64::try_from(limit).unwrap_or(100);
-    conn.query(&sql, &[&author, &shown, &at, &last, &limit]).await?.iter().map(post_of).collect()
+    conn.query(&sql, &[&author, &shown, &at, &last, &limit, &with_hidden]).await?.iter().map(post_of).collect()
 }
 
 pub(super) async fn home(
     pool: &PgPool,
-    viewer: Uuid,
+    (viewer, with_hidden): (Uuid, bool),
     before: Option<(DateTime<Utc>, Uuid)>,
     limit: usize,
 ) -> Result<Vec<Post>, SocialStoreError> {
     let conn = pool.get().await?;
     let sql = format!(
         "SELECT {POST_COLUMNS} FROM social_posts WHERE \
-         (author = $1 OR (visibility <> 'private' AND author IN \
+         (author = $1 OR (visibility <> 'private' AND ($5 OR hidden_at IS NULL) AND author IN \
             (SELECT followee FROM social_follows WHERE follower = $1 AND state = 'active'))) \
          AND author NOT IN (SELECT muted FROM social_mutes WHERE muter = $1) \
          AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3)) ORDER BY created_at DESC, id DESC LIMIT $4"
     );
     let (at, last) = (before.map(|b| b.0), before.map_or(Uuid::nil(), |b| b.1));
     let limit = i64::try_from(limit).unwrap_or(100);
-    conn.query(&sql, &[&viewer, &at, &last, &limit]).await?.iter().map(post_of).collect()
+    conn.query(&sql, &[&viewer, &at, &last, &limit, &with_hidden]).await?.iter().map(post_of).collect()
 }
 
 pub(super) async fn contributions(pool: &PgPool, author: Uuid) -> Result<Contributions, SocialStoreError> {
@@ -456,7 +462,7 @@ pub(super) async fn unfanned_posts(
 ) -> Result<Vec<Post>, SocialStoreError> {
     let conn = pool.get().await?;
     let sql = format!(
-        "SELECT {POST_COLUMNS} FROM social_posts WHERE author = ANY($1) AND NOT fanned_out AND visibility <> 'private' \
+        "SELECT {POST_COLUMNS} FROM social_posts WHERE author = ANY($1) AND NOT fanned_out AND visibility <> 'private' AND hidden_at IS NULL \
          AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3)) ORDER BY created_at DESC, id DESC LIMIT $4"
     );
     let (at, last) = (before.map(|b| b.0), before.map_or(Uuid::nil(), |b| b.1));

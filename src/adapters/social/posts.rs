@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{pg_posts, Act, Profile, SocialStore, SocialStoreError};
-use crate::domain::social::{Link, Reaction, Visibility};
+use crate::domain::social::{moderation::Reason, Link, Reaction, Visibility};
 
 /// A post as stored: its text sealed under its author's key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +37,17 @@ pub struct Post {
     pub created_at: DateTime<Utc>,
     /// Last edited.
     pub edited_at: Option<DateTime<Utc>>,
+    /// Hidden by an administrator: seen by its author only.
+    pub hidden: Option<Hidden>,
+}
+
+/// When and why an administrator hid a post.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hidden {
+    /// Hidden since.
+    pub at: DateTime<Utc>,
+    /// Why.
+    pub reason: Reason,
 }
 
 /// A post as its author writes it, the text sealed.
@@ -227,22 +238,22 @@ impl SocialStore {
         }
     }
 
-    /// A page of `author`'s posts of the visibilities `shown`, newest first, after `before`.
+    /// A page of `author`'s posts of the visibilities `shown`, hidden ones only `with_hidden`,
+    /// newest first, after `before`.
     pub async fn posts_by(
         &self,
-        author: Uuid,
-        shown: &[Visibility],
+        (author, shown, with_hidden): (Uuid, &[Visibility], bool),
         before: Option<(DateTime<Utc>, Uuid)>,
         limit: usize,
     ) -> Result<Vec<Post>, SocialStoreError> {
         match self {
-            Self::Postgres(pool) => pg_posts::posts_by(pool, author, shown, before, limit).await,
-            Self::Memory(m, _) => Ok(m.lock().posts_by(author, shown, before, limit)),
+            Self::Postgres(pool) => pg_posts::posts_by(pool, (author, shown, with_hidden), before, limit).await,
+            Self::Memory(m, _) => Ok(m.lock().posts_by((author, shown, with_hidden), before, limit)),
         }
     }
 
     /// A page of the posts of `authors` that were not written into their followers' cached
-    /// timelines and that followers see (not private), newest first, after `before`.
+    /// timelines and that followers see (not private, not hidden), newest first, after `before`.
     pub async fn unfanned_posts(
         &self,
         authors: &[Uuid],
@@ -284,17 +295,17 @@ impl SocialStore {
     }
 
     /// A page of `viewer`'s home timeline, newest first, after `before`: their own posts, and
-    /// those the profiles they follow share with followers or everyone, without the profiles
-    /// they mute.
+    /// those the profiles they follow share with followers or everyone and that are not hidden
+    /// (unless `with_hidden`), without the profiles they mute.
     pub async fn home(
         &self,
-        viewer: Uuid,
+        (viewer, with_hidden): (Uuid, bool),
         before: Option<(DateTime<Utc>, Uuid)>,
         limit: usize,
     ) -> Result<Vec<Post>, SocialStoreError> {
         match self {
-            Self::Postgres(pool) => pg_posts::home(pool, viewer, before, limit).await,
-            Self::Memory(m, _) => Ok(m.lock().home(viewer, before, limit)),
+            Self::Postgres(pool) => pg_posts::home(pool, (viewer, with_hidden), before, limit).await,
+            Self::Memory(m, _) => Ok(m.lock().home((viewer, with_hidden), before, limit)),
         }
     }
 }

@@ -136,6 +136,10 @@ pub const REACTION_REMOVED: &str = "social.reaction.removed";
 pub const COMMENT_CREATED: &str = "social.comment.created";
 /// A comment was deleted, with its replies.
 pub const COMMENT_DELETED: &str = "social.comment.deleted";
+/// An administrator hid a post (`reason` says why): only its author sees it now.
+pub const POST_HIDDEN: &str = "social.post.hidden";
+/// An administrator showed a hidden post again.
+pub const POST_UNHIDDEN: &str = "social.post.unhidden";
 
 /// An event of the post `post` (its text is never in it), keyed by the post, at its version
 /// `seq`; `data` says what happened besides the post's id.

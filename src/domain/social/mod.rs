@@ -5,6 +5,7 @@
 pub mod activity;
 pub mod events;
 pub mod graph;
+pub mod moderation;
 pub mod post;
 pub mod profile;
 pub mod text;
@@ -73,6 +74,23 @@ pub enum SocialError {
     /// Only the author may do this.
     #[error("only the author may do this")]
     NotAuthor,
+    /// Reporting one's own profile or post.
+    #[error("you cannot report your own profile or posts")]
+    OwnContent,
+    /// The caller's report of this post or profile is still open.
+    #[error("you reported this already; your report {0} is still open")]
+    AlreadyReported(uuid::Uuid),
+    /// No report of this id.
+    #[error("no report {0}")]
+    ReportNotFound(uuid::Uuid),
+    /// The report was resolved already.
+    #[error("report {id} is {} already", status.as_str())]
+    ReportClosed {
+        /// The report.
+        id: uuid::Uuid,
+        /// How it was resolved.
+        status: moderation::Status,
+    },
 }
 
 impl crate::error::code::Coded for SocialError {
@@ -95,6 +113,10 @@ impl crate::error::code::Coded for SocialError {
             Self::AlreadyReacted => ErrorCode::AlreadyReacted,
             Self::ThreadTooDeep => ErrorCode::ThreadTooDeep,
             Self::NotAuthor => ErrorCode::NotOwner,
+            Self::OwnContent => ErrorCode::OwnContent,
+            Self::AlreadyReported(_) => ErrorCode::AlreadyReported,
+            Self::ReportNotFound(_) => ErrorCode::ReportNotFound,
+            Self::ReportClosed { .. } => ErrorCode::ReportClosed,
         }
     }
 
@@ -109,8 +131,17 @@ impl crate::error::code::Coded for SocialError {
         };
         let mut map: serde_json::Map<String, serde_json::Value> =
             field.map(|f| serde_json::Map::from_iter([("field".to_owned(), f.into())])).unwrap_or_default();
-        if let Self::EditWindowClosed { closed_at } = self {
-            map.insert("closed_at".into(), closed_at.to_rfc3339().into());
+        match self {
+            Self::EditWindowClosed { closed_at } => {
+                map.insert("closed_at".into(), closed_at.to_rfc3339().into());
+            }
+            Self::AlreadyReported(report) => {
+                map.insert("report".into(), report.to_string().into());
+            }
+            Self::ReportClosed { status, .. } => {
+                map.insert("status".into(), status.as_str().into());
+            }
+            _ => {}
         }
         map
     }

@@ -68,7 +68,7 @@ pub const REFUSALS: &[(&str, &[ErrorCode])] = {
             ],
         ),
         ("getRide", &[InvalidParameter, RideNotFound, PrivacyUnavailable]),
-        ("listRides", &[PageTooLarge, InvalidCursor, DriverNotFound, PrivacyUnavailable]),
+        ("listRides", &[PageTooLarge, InvalidCursor, PageBeyondEnd, DriverNotFound, PrivacyUnavailable]),
         (
             "acceptRide",
             &[

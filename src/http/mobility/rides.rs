@@ -22,15 +22,12 @@ use crate::{
     http::{
         fintech::{CurrencyCode, IdempotencyKeyHeader},
         json::{self, Json},
-        paging::page,
         state::AppState,
     },
 };
 
 /// Page size when the query names none.
 pub const PAGE_DEFAULT: usize = 20;
-
-pub use crate::http::paging::{decode_cursor, encode_cursor, CURSOR_PATTERN};
 
 /// A ride to request.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -108,7 +105,9 @@ pub struct RidesQuery {
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<usize>,
     /// `next_cursor` of the previous page.
-    #[param(pattern = r"^[0-9]{1,18}_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
+    #[param(
+        pattern = r"^[0-9]{1,18}_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.[A-Za-z0-9_-]{22}$"
+    )]
     pub cursor: Option<String>,
 }
 
@@ -353,19 +352,18 @@ pub async fn list_rides(
 ) -> Result<HttpResponse, AppError> {
     let RidesQuery { role, limit, cursor } = query.into_inner();
     let limit = limit.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
-    let (limit, before) = page(limit, ("limit", PAGE_DEFAULT, PAGE_MAX), cursor.as_deref(), "cursor")?;
-    let role = match role.unwrap_or(RoleParam::Rider) {
-        RoleParam::Rider => Role::Rider,
-        RoleParam::Driver => {
-            let driver = state.actors.mobility.driver_id(&principal.subject).await?;
-            Role::Driver(driver.ok_or(MobilityError::DriverNotFound)?)
-        }
+    let as_driver = matches!(role, Some(RoleParam::Driver));
+    let scope = ["mobility.rides", &principal.subject, if as_driver { "driver" } else { "rider" }];
+    let page = state.cursors.page(&scope, limit, ("limit", PAGE_DEFAULT, PAGE_MAX), cursor.as_deref(), "cursor")?;
+    let role = if as_driver {
+        let driver = state.actors.mobility.driver_id(&principal.subject).await?;
+        Role::Driver(driver.ok_or(MobilityError::DriverNotFound)?)
+    } else {
+        Role::Rider
     };
-    let rides = state.actors.mobility.rides(&principal.subject, role, before, limit + 1).await?;
-    let more = rides.len() > limit;
-    let items: Vec<RideBody> = rides.iter().take(limit).map(RideBody::from).collect();
-    let next_cursor = more.then(|| items.last().map(|r| encode_cursor(r.requested_at, r.id))).flatten();
-    Ok(HttpResponse::Ok().json(RidePage { items, next_cursor }))
+    let rides = state.actors.mobility.rides(&principal.subject, role, page.after, page.fetch()).await?;
+    let (rides, next_cursor) = page.finish(rides, |r| (r.ride.requested_at, r.ride.id))?;
+    Ok(HttpResponse::Ok().json(RidePage { items: rides.iter().map(RideBody::from).collect(), next_cursor }))
 }
 
 async fn act(
