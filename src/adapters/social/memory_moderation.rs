@@ -1,7 +1,6 @@
 //! Moderation in the embedded store: the same rules as PostgreSQL's, under the store's one lock.
 
 use chrono::{DateTime, Utc};
-use serde_json::json;
 use uuid::Uuid;
 
 use super::{
@@ -90,15 +89,8 @@ impl Memory {
         post.hidden = hide.map(|reason| Hidden { at: act.at, reason });
         post.version += 1;
         let after = post.clone();
-        let mut data = serde_json::Map::from_iter([("author".to_owned(), json!(after.author))]);
-        let kind = match hide {
-            Some(reason) => {
-                data.insert("reason".into(), json!(reason.as_str()));
-                events::POST_HIDDEN
-            }
-            None => events::POST_UNHIDDEN,
-        };
-        outbox.append(act.at, vec![events::on_post(kind, id, data, after.version, act.request_id.clone(), act.at)]);
+        let event = events::post_moderated((id, after.author), hide, after.version, act.request_id.clone(), act.at);
+        outbox.append(act.at, vec![event]);
         Ok(Moderated { post: after, changed: true, reports_closed: closed })
     }
 

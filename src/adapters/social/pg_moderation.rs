@@ -2,7 +2,6 @@
 //! by status oldest first, and a post hidden or shown under its row lock.
 
 use chrono::{DateTime, Utc};
-use serde_json::json;
 use tokio_postgres::{error::SqlState, Row};
 use uuid::Uuid;
 
@@ -132,15 +131,7 @@ pub(super) async fn moderate_post(
          RETURNING {POST_COLUMNS}"
     );
     let after = post_of(&tx.query_one(&sql, &[&id, &at, &reason]).await?)?;
-    let mut data = serde_json::Map::from_iter([("author".to_owned(), json!(after.author))]);
-    let kind = match hide {
-        Some(reason) => {
-            data.insert("reason".into(), json!(reason.as_str()));
-            events::POST_HIDDEN
-        }
-        None => events::POST_UNHIDDEN,
-    };
-    let event = events::on_post(kind, id, data, after.version, act.request_id.clone(), act.at);
+    let event = events::post_moderated((id, after.author), hide, after.version, act.request_id.clone(), act.at);
     queue(&tx, act.at, &[event]).await?;
     tx.commit().await?;
     Ok(Moderated { post: after, changed: true, reports_closed: closed })

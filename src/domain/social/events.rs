@@ -155,6 +155,26 @@ pub fn on_post(
     event(kind, post, seq, request_id, at, Value::Object(data))
 }
 
+/// The event of a moderator hiding (`hide`: why) or showing again the post `post` of `author`, at
+/// the post's version `seq`.
+pub fn post_moderated(
+    (post, author): (Uuid, Uuid),
+    hide: Option<super::moderation::Reason>,
+    seq: i64,
+    request_id: Option<String>,
+    at: DateTime<Utc>,
+) -> DomainEvent {
+    let mut data = serde_json::Map::from_iter([("author".to_owned(), json!(author))]);
+    let kind = match hide {
+        Some(reason) => {
+            data.insert("reason".into(), json!(reason.as_str()));
+            POST_HIDDEN
+        }
+        None => POST_UNHIDDEN,
+    };
+    on_post(kind, post, data, seq, request_id, at)
+}
+
 /// What a post's creation says of it: its author, visibility and link.
 pub fn post_data(author: Uuid, visibility: Visibility, link: Option<&super::Link>) -> serde_json::Map<String, Value> {
     let mut data = serde_json::Map::new();
