@@ -493,3 +493,11 @@ message! {
         reporter: Uuid,
     } -> Vec<crate::adapters::social::Report>
 }
+
+message! {
+    /// The profiles of these ids that still exist.
+    GetProfilesByIds {
+        /// Their ids.
+        ids: Vec<Uuid>,
+    } -> Vec<crate::adapters::social::Profile>
+}

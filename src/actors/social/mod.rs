@@ -111,6 +111,7 @@ delegate!(Mute => bool, |store, m| store.mute(m.muter, m.muted, m.on, m.at));
 delegate!(ListEdges => Vec<Edge>, |store, m| store.edges(m.profile, m.side, (m.before, m.limit), m.viewer));
 delegate!(EraseProfile => Option<Profile>, |store, m| store.erase(&m.owner, m.at));
 delegate!(GetProfileById => Option<Profile>, |store, m| store.by_id(m.id));
+delegate!(messages::GetProfilesByIds => Vec<Profile>, |store, m| store.by_ids(&m.ids));
 delegate!(CreatePost => Post, |store, m| store.create_post(m.author, &m.draft, &m.act));
 delegate!(messages::CreateActivityPost => Option<Post>, |store, m| store.create_activity_post(m.author, m.source, &m.draft, &m.act));
 delegate!(GetPost => Option<Post>, |store, m| store.post(m.id));

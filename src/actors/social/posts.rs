@@ -249,19 +249,19 @@ impl SocialClient {
             Some(v) if !ids.is_empty() => self.domain.ask(GetReactions { reactor: v.id, posts: ids }).await??,
             _ => BTreeMap::new(),
         };
-        let mut authors: HashMap<Uuid, ProfileView> = HashMap::new();
+        // Every author of the page in one read, each opened once.
+        let mut ids: Vec<Uuid> = posts.iter().map(|p| p.author).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut authors: HashMap<Uuid, ProfileView> = HashMap::with_capacity(ids.len());
+        for profile in self.domain.ask(super::messages::GetProfilesByIds { ids }).await?? {
+            let view = self.view(&profile, None).await?;
+            authors.insert(profile.id, view);
+        }
         let mut out = Vec::with_capacity(posts.len());
         for post in posts {
-            let author = match authors.get(&post.author) {
-                Some(a) => a.clone(),
-                None => {
-                    let profile = self.domain.ask(GetProfileById { id: post.author }).await??;
-                    let Some(profile) = profile else { continue };
-                    let view = self.view(&profile, None).await?;
-                    authors.insert(post.author, view.clone());
-                    view
-                }
-            };
+            // An author erased meanwhile takes their posts along.
+            let Some(author) = authors.get(&post.author).cloned() else { continue };
             let text = self.open_text(fields::POST_BODY, post.id, &post.body).await?;
             out.push(self.post_view(&post, author, text, mine.get(&post.id).copied()));
         }

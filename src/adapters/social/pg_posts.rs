@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use tokio_postgres::{error::SqlState, Row, Transaction};
+use tokio_postgres::{error::SqlState, types::Type, Row, Transaction};
 use uuid::Uuid;
 
 use super::{
@@ -75,7 +75,15 @@ fn comment_of(row: &Row) -> Comment {
 pub(super) async fn by_id(pool: &PgPool, id: Uuid) -> Result<Option<Profile>, SocialStoreError> {
     let conn = pool.get().await?;
     let sql = format!("SELECT {COLUMNS} FROM social_profiles WHERE id = $1");
-    conn.query_opt(&sql, &[&id]).await?.as_ref().map(profile_of).transpose()
+    conn.query_typed(&sql, &[(&id, Type::UUID)]).await?.first().map(profile_of).transpose()
+}
+
+// The reads of a page of posts are typed: one round trip each, with no statement described first.
+
+pub(super) async fn by_ids(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<Profile>, SocialStoreError> {
+    let conn = pool.get().await?;
+    let sql = format!("SELECT {COLUMNS} FROM social_profiles WHERE id = ANY($1)");
+    conn.query_typed(&sql, &[(&ids, Type::UUID_ARRAY)]).await?.iter().map(profile_of).collect()
 }
 
 pub(super) async fn create_post(
@@ -280,7 +288,10 @@ pub(super) async fn reactions_of(
 ) -> Result<BTreeMap<Uuid, Reaction>, SocialStoreError> {
     let conn = pool.get().await?;
     let rows = conn
-        .query("SELECT post, kind FROM social_reactions WHERE reactor = $1 AND post = ANY($2)", &[&reactor, &posts])
+        .query_typed(
+            "SELECT post, kind FROM social_reactions WHERE reactor = $1 AND post = ANY($2)",
+            &[(&reactor, Type::UUID), (&posts, Type::UUID_ARRAY)],
+        )
         .await?;
     rows.iter()
         .map(|r| Ok((r.get(0), Reaction::parse(r.get(1)).ok_or(SocialStoreError::Corrupt("reaction"))?)))
@@ -435,23 +446,29 @@ pub(super) async fn follower_ids(pool: &PgPool, author: Uuid) -> Result<Vec<Uuid
 pub(super) async fn posts_by_ids(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<Post>, SocialStoreError> {
     let conn = pool.get().await?;
     let sql = format!("SELECT {POST_COLUMNS} FROM social_posts WHERE id = ANY($1)");
-    conn.query(&sql, &[&ids]).await?.iter().map(post_of).collect()
+    conn.query_typed(&sql, &[(&ids, Type::UUID_ARRAY)]).await?.iter().map(post_of).collect()
 }
 
 pub(super) async fn home_relations(pool: &PgPool, viewer: Uuid) -> Result<HomeRelations, SocialStoreError> {
     let conn = pool.get().await?;
-    let followed = conn
-        .query(
-            "SELECT p.id, p.followers FROM social_follows f JOIN social_profiles p ON p.id = f.followee \
-             WHERE f.follower = $1 AND f.state = 'active'",
-            &[&viewer],
+    // Both in one statement: followed profiles with their counts of followers, then the muted.
+    let rows = conn
+        .query_typed(
+            "SELECT p.id, p.followers, false FROM social_follows f JOIN social_profiles p ON p.id = f.followee \
+             WHERE f.follower = $1 AND f.state = 'active' \
+             UNION ALL SELECT muted, 0, true FROM social_mutes WHERE muter = $1",
+            &[(&viewer, Type::UUID)],
         )
         .await?;
-    let muted = conn.query("SELECT muted FROM social_mutes WHERE muter = $1", &[&viewer]).await?;
-    Ok(HomeRelations {
-        followed: followed.iter().map(|r| (r.get(0), u(r.get(1)))).collect(),
-        muted: muted.iter().map(|r| r.get(0)).collect(),
-    })
+    let mut relations = HomeRelations::default();
+    for r in &rows {
+        if r.get::<_, bool>(2) {
+            relations.muted.insert(r.get(0));
+        } else {
+            relations.followed.insert(r.get(0), u(r.get(1)));
+        }
+    }
+    Ok(relations)
 }
 
 pub(super) async fn unfanned_posts(

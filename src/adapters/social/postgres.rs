@@ -3,7 +3,7 @@
 //! outbox row together.
 
 use chrono::{DateTime, Utc};
-use tokio_postgres::{error::SqlState, Row, Transaction};
+use tokio_postgres::{error::SqlState, types::Type, Row, Transaction};
 use uuid::Uuid;
 
 use super::{Act, Edge, Profile, SealedDraft, Side, SocialStoreError, Written};
@@ -116,7 +116,10 @@ pub(super) async fn relation(pool: &PgPool, viewer: Uuid, target: Uuid) -> Resul
 pub(super) async fn by_owner(pool: &PgPool, owner: &BlindIndex) -> Result<Option<Profile>, SocialStoreError> {
     let conn = pool.get().await?;
     let sql = format!("SELECT {COLUMNS} FROM social_profiles WHERE owner_index = $1");
-    conn.query_opt(&sql, &[&owner.as_bytes()]).await?.as_ref().map(profile_of).transpose()
+    // Typed: one round trip, with no statement described first (every read of a timeline or a
+    // post starts with the reader's profile).
+    let rows = conn.query_typed(&sql, &[(&owner.as_bytes(), Type::BYTEA)]).await?;
+    rows.first().map(profile_of).transpose()
 }
 
 pub(super) async fn by_handle(pool: &PgPool, index: &BlindIndex) -> Result<Option<Profile>, SocialStoreError> {

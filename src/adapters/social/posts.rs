@@ -105,6 +105,17 @@ impl SocialStore {
         }
     }
 
+    /// The profiles of these ids that still exist.
+    pub async fn by_ids(&self, ids: &[Uuid]) -> Result<Vec<Profile>, SocialStoreError> {
+        match self {
+            Self::Postgres(pool) => pg_posts::by_ids(pool, ids).await,
+            Self::Memory(m, _) => {
+                let m = m.lock();
+                Ok(ids.iter().filter_map(|id| m.by_id(*id)).collect())
+            }
+        }
+    }
+
     /// Make a post by `author`.
     pub async fn create_post(&self, author: Uuid, draft: &PostDraft, act: &Act) -> Result<Post, SocialStoreError> {
         match self {
