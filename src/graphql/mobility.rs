@@ -416,28 +416,47 @@ impl RideQuery {
         Ok(Ride::from(&run.await.map_err(|e| e.extend())?))
     }
 
-    /// The caller's rides (as driver when `asDriver`), newest first, at most `limit` (1 to 100).
-    async fn rides(&self, ctx: &Context<'_>, as_driver: Option<bool>, limit: Option<i32>) -> Result<Vec<Ride>> {
+    /// The caller's rides (as driver when `asDriver`), newest first, `first` at a time (1 to 100,
+    /// 20 by default), after the cursor `after` (a page's `nextCursor`).
+    async fn rides(
+        &self,
+        ctx: &Context<'_>,
+        as_driver: Option<bool>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<RidePage> {
         let caller = Caller::of(ctx)?;
         let state = state(ctx)?;
         caller.read("rides", "mobility:read").await.map_err(|e| e.extend())?;
+        let as_driver = as_driver.unwrap_or(false);
         let run = async {
-            let limit =
-                usize::try_from(limit.unwrap_or(20)).ok().filter(|l| (1..=100).contains(l)).ok_or_else(|| {
-                    AppError::client(crate::error::ErrorCode::PageTooLarge, "limit must be between 1 and 100")
-                        .with("field", "limit")
-                })?;
+            let scope =
+                ["mobility.rides", caller.principal.subject.as_str(), if as_driver { "driver" } else { "rider" }];
+            let page =
+                state.cursors.page(&scope, first.map(i64::from), ("first", 20, 100), after.as_deref(), "after")?;
             let mobility = &state.actors.mobility;
-            let role = if as_driver.unwrap_or(false) {
+            let role = if as_driver {
                 let driver = mobility.driver_id(&caller.principal.subject).await?;
                 Role::Driver(driver.ok_or(MobilityError::DriverNotFound)?)
             } else {
                 Role::Rider
             };
-            Ok::<_, AppError>(mobility.rides(&caller.principal.subject, role, None, limit).await?)
+            let found = mobility.rides(&caller.principal.subject, role, page.after, page.fetch()).await?;
+            page.finish(found, |r| (r.ride.requested_at, r.ride.id))
         };
-        Ok(run.await.map_err(|e| e.extend())?.iter().map(Ride::from).collect())
+        let (found, next_cursor) = run.await.map_err(|e| e.extend())?;
+        Ok(RidePage { items: found.iter().map(Ride::from).collect(), next_cursor })
     }
+}
+
+/// A page of rides.
+#[derive(SimpleObject)]
+#[graphql(name = "RidePage")]
+pub struct RidePage {
+    /// Newest first.
+    pub items: Vec<Ride>,
+    /// Pass as `after` for the next page; null on the last.
+    pub next_cursor: Option<String>,
 }
 
 /// Rides' mutations.

@@ -426,10 +426,16 @@ async fn graphql_requests_reads_and_acts_on_rides_with_the_same_codes() {
     );
     let answer = app.graphql(&driver, &accept).await;
     assert_eq!(answer["data"]["rideAction"]["state"], "driver_assigned", "{answer}");
-    let read = format!("{{ ride(id: \"{id}\") {{ state timeline {{ state by }} }} rides {{ id }} }}");
+    let read =
+        format!("{{ ride(id: \"{id}\") {{ state timeline {{ state by }} }} rides {{ items {{ id }} nextCursor }} }}");
     let answer = app.graphql(&rider, &read).await;
     assert_eq!(answer["data"]["ride"]["timeline"].as_array().unwrap().len(), 2, "{answer}");
-    assert_eq!(answer["data"]["rides"][0]["id"], id.as_str());
+    assert_eq!(answer["data"]["rides"]["items"][0]["id"], id.as_str());
+    assert_eq!(answer["data"]["rides"]["nextCursor"], serde_json::Value::Null, "one ride, one page");
+    for (args, code) in [("first: 0", "page_too_large"), ("after: \"1_x.y\"", "invalid_cursor")] {
+        let answer = app.graphql(&rider, &format!("{{ rides({args}) {{ nextCursor }} }}")).await;
+        assert_eq!(answer["errors"][0]["extensions"]["code"], code, "{answer}");
+    }
     let stranger = rider_token(&app, "gwen");
     let answer = app.graphql(&stranger, &read).await;
     assert_eq!(answer["errors"][0]["extensions"]["code"], "ride_not_found", "{answer}");
