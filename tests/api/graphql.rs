@@ -237,14 +237,7 @@ pub(crate) async fn audit_records(app: &TestApp, live: &Path) -> Vec<Value> {
 
 #[actix_web::test]
 async fn graphql_writes_and_denials_are_audited_like_rest_ones_with_the_client_ip() {
-    let dir = tempfile::tempdir().unwrap();
-    let live = dir.path().join("audit.log");
-    let file = live.clone();
-    let app = spawn_with(move |s| {
-        s.audit.enabled = true;
-        s.audit.log_file = file;
-    })
-    .await;
+    let crate::helpers::Audited { app, dir: _dir, log: live } = crate::helpers::audited().await;
     let (a, b) = two_wallets(&app, 1_000).await;
     let transfer = |k: &str| {
         format!(

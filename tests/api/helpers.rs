@@ -360,3 +360,26 @@ macro_rules! contract {
     };
 }
 pub(crate) use contract;
+
+/// An application auditing into a file of its own.
+pub struct Audited {
+    /// The application.
+    pub app: TestApp,
+    /// Holds the audit file's directory for the test's length.
+    pub dir: tempfile::TempDir,
+    /// The live audit file.
+    pub log: std::path::PathBuf,
+}
+
+/// An application auditing into a file of its own, in a directory of its own.
+pub async fn audited() -> Audited {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let file = log.clone();
+    let app = spawn_with(move |s| {
+        s.audit.enabled = true;
+        s.audit.log_file = file;
+    })
+    .await;
+    Audited { app, dir, log }
+}

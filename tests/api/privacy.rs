@@ -25,7 +25,7 @@ use beryl_core_api::{
 };
 use serde_json::{json, Value};
 
-use crate::helpers::{create_database, spawn_with, TestApp};
+use crate::helpers::{audited, create_database, spawn_with, Audited, TestApp};
 
 /// The key test applications seal their audit chain with.
 const AUDIT_KEY: &str = "privacy-audit-chain-key-0123456789abcdef0123";
@@ -216,26 +216,6 @@ async fn erasure_leaves_nothing_readable_keeps_the_ledger_balanced_and_readers_s
     assert_eq!(status, 200, "{archive}");
     assert_eq!(archive["domains"]["fintech"]["wallets"], json!([]));
     assert_eq!(archive["domains"]["privacy"]["erasures"][0]["id"], json!(record.id));
-}
-
-/// An application auditing into a file of its own.
-struct Audited {
-    app: TestApp,
-    /// Holds the audit file's directory for the test's length.
-    dir: tempfile::TempDir,
-    log: std::path::PathBuf,
-}
-
-async fn audited() -> Audited {
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("audit.log");
-    let file = log.clone();
-    let app = spawn_with(move |s| {
-        s.audit.enabled = true;
-        s.audit.log_file = file;
-    })
-    .await;
-    Audited { app, dir, log }
 }
 
 /// The audit file's records, once the writer flushed what it holds.

@@ -50,14 +50,7 @@ fn texts(page: &Value) -> Vec<String> {
 
 #[actix_web::test]
 async fn reports_reach_the_queue_and_a_hidden_post_is_its_authors_alone() {
-    let dir = tempfile::tempdir().unwrap();
-    let live = dir.path().join("audit.log");
-    let file = live.clone();
-    let app = spawn_with(move |s| {
-        s.audit.enabled = true;
-        s.audit.log_file = file;
-    })
-    .await;
+    let crate::helpers::Audited { app, dir: _dir, log: live } = crate::helpers::audited().await;
     let (spammer, reader, other) = (user(&app, "spammer").await, user(&app, "reader").await, user(&app, "other").await);
     let admin = app.token("moderator", &["admin"]);
     assert_eq!(call(&app, reqwest::Method::PUT, "/api/v1/social/profiles/spammer/follow", &reader, None).await.0, 200);
