@@ -199,7 +199,8 @@ impl Application {
             },
             live_stall: Duration::from_secs(settings.health.live_stall_secs),
             guard,
-            cursors: http::paging::Cursors::new(settings.privacy.blind_index_secret()),
+            cursors: http::paging::Cursors::new(settings.privacy.blind_index_secret())
+                .context("key the paging cursors")?,
         });
         let schema = graphql::schema(state.clone());
 

@@ -373,7 +373,7 @@ impl EsgQuery {
         let scope = ["esg.activities", &caller.principal.subject];
         let page = state
             .cursors
-            .page(&scope, first.map(i64::from), ("first", 20, PAGE_MAX), after.as_deref(), "after")
+            .page(&scope, first, ("first", 20, PAGE_MAX), after.as_deref(), "after")
             .map_err(|e| e.extend())?;
         let found = state
             .actors

@@ -432,8 +432,7 @@ impl RideQuery {
         let run = async {
             let scope =
                 ["mobility.rides", caller.principal.subject.as_str(), if as_driver { "driver" } else { "rider" }];
-            let page =
-                state.cursors.page(&scope, first.map(i64::from), ("first", 20, 100), after.as_deref(), "after")?;
+            let page = state.cursors.page(&scope, first, ("first", 20, 100), after.as_deref(), "after")?;
             let mobility = &state.actors.mobility;
             let role = if as_driver {
                 let driver = mobility.driver_id(&caller.principal.subject).await?;

@@ -233,7 +233,7 @@ async fn list(
     let scope = ["social.edges", side.name(), &caller.principal.subject, handle.unwrap_or("")];
     let page = state
         .cursors
-        .page(&scope, first.map(i64::from), ("first", 20, PAGE_MAX), after.as_deref(), "after")
+        .page(&scope, first, ("first", 20, PAGE_MAX), after.as_deref(), "after")
         .map_err(|e| e.extend())?;
     let found: Vec<EdgeView> = state
         .actors

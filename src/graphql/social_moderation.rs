@@ -204,7 +204,7 @@ impl SocialModerationQuery {
         let scope = ["social.reports", status.as_str()];
         let page = state
             .cursors
-            .page(&scope, first.map(i64::from), ("first", 20, PAGE_MAX), after.as_deref(), "after")
+            .page(&scope, first, ("first", 20, PAGE_MAX), after.as_deref(), "after")
             .map_err(|e| e.extend())?;
         caller
             .read_of_another("moderationReports", "/api/v1/social/moderation/reports".into(), reason)

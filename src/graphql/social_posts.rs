@@ -256,7 +256,7 @@ impl SocialPostQuery {
         let scope = ["social.comments", &caller.principal.subject, &post];
         let page = state
             .cursors
-            .page(&scope, first.map(i64::from), ("first", 20, PAGE_MAX), after.as_deref(), "after")
+            .page(&scope, first, ("first", 20, PAGE_MAX), after.as_deref(), "after")
             .map_err(|e| e.extend())?;
         let found = state
             .actors
@@ -282,7 +282,7 @@ impl SocialPostQuery {
         let scope = ["social.posts", &caller.principal.subject, &handle];
         let page = state
             .cursors
-            .page(&scope, first.map(i64::from), ("first", 20, PAGE_MAX), after.as_deref(), "after")
+            .page(&scope, first, ("first", 20, PAGE_MAX), after.as_deref(), "after")
             .map_err(|e| e.extend())?;
         let found = state
             .actors
@@ -301,7 +301,7 @@ impl SocialPostQuery {
         let scope = ["social.timeline", &caller.principal.subject];
         let page = state
             .cursors
-            .page(&scope, first.map(i64::from), ("first", 20, PAGE_MAX), after.as_deref(), "after")
+            .page(&scope, first, ("first", 20, PAGE_MAX), after.as_deref(), "after")
             .map_err(|e| e.extend())?;
         let found = state
             .actors

@@ -397,7 +397,6 @@ pub async fn list_mine(
     query: web::Query<ActivitiesQuery>,
 ) -> Result<HttpResponse, AppError> {
     let ActivitiesQuery { limit, cursor } = query.into_inner();
-    let limit = limit.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
     let scope = ["esg.activities", &principal.subject];
     let page = state.cursors.page(&scope, limit, ("limit", 20, PAGE_MAX), cursor.as_deref(), "cursor")?;
     let found = state.actors.esg.activities(&principal.subject, page.after, page.fetch()).await?;

@@ -13,7 +13,10 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use uuid::Uuid;
 
-use crate::error::{AppError, ErrorCode};
+use crate::{
+    domain::privacy::mac,
+    error::{AppError, ErrorCode},
+};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -31,7 +34,8 @@ pub type After = (DateTime<Utc>, Uuid);
 /// replica issues and accepts the same cursors and no extra secret has to be deployed.
 #[derive(Clone)]
 pub struct Cursors {
-    key: [u8; 32],
+    /// Keyed once; each page clones it and feeds it its scope.
+    keyed: HmacSha256,
 }
 
 impl std::fmt::Debug for Cursors {
@@ -42,10 +46,9 @@ impl std::fmt::Debug for Cursors {
 
 impl Cursors {
     /// Cursors signed with a key derived from `secret`.
-    pub fn new(secret: &str) -> Self {
-        let mut mac = keyed(secret.as_bytes());
-        mac.update(b"beryl-core-api/paging-cursor/v1");
-        Self { key: mac.finalize().into_bytes().into() }
+    pub fn new(secret: &str) -> Result<Self, hmac::digest::InvalidLength> {
+        let key = mac(secret.as_bytes(), &[b"beryl-core-api/paging-cursor/v1"]);
+        Ok(Self { keyed: HmacSha256::new_from_slice(&key)? })
     }
 
     /// A page asked for in `scope`: its size (`default` when none is given; 400 `page_too_large`
@@ -57,19 +60,19 @@ impl Cursors {
     pub fn page(
         &self,
         scope: &[&str],
-        limit: Option<i64>,
+        limit: Option<impl TryInto<usize>>,
         (limit_field, default, max): (&'static str, usize, usize),
         cursor: Option<&str>,
         cursor_field: &'static str,
     ) -> Result<Page, AppError> {
         let limit = match limit {
             None => default,
-            Some(n) => usize::try_from(n).ok().filter(|n| (1..=max).contains(n)).ok_or_else(|| {
+            Some(n) => n.try_into().ok().filter(|n| (1..=max).contains(n)).ok_or_else(|| {
                 AppError::client(ErrorCode::PageTooLarge, format!("{limit_field} must be between 1 and {max}"))
                     .with("field", limit_field)
             })?,
         };
-        let mut mac = keyed(&self.key);
+        let mut mac = self.keyed.clone();
         for part in scope {
             // Length-prefixed, so that no two scopes feed the same bytes.
             mac.update(&(part.len() as u64).to_be_bytes());
@@ -83,14 +86,6 @@ impl Cursors {
             None => None,
         };
         Ok(Page { mac, limit, after })
-    }
-}
-
-fn keyed(key: &[u8]) -> HmacSha256 {
-    // HMAC takes a key of any length.
-    match HmacSha256::new_from_slice(key) {
-        Ok(mac) => mac,
-        Err(_) => unreachable!("HMAC accepts keys of every length"),
     }
 }
 
@@ -168,7 +163,7 @@ mod tests {
 
     #[test]
     fn a_cursor_pages_its_own_scope_only() {
-        let cursors = Cursors::new("secret");
+        let cursors = Cursors::new("secret").unwrap();
         let first = cursors.page(&["social.timeline", "alice"], Some(2), LIMITS, None, "cursor").unwrap();
         let found = items(3);
         let (page, next) = first.finish(found.clone(), |a| *a).unwrap();
@@ -186,14 +181,14 @@ mod tests {
             ("other", &["social.timeline", "alice"][..]),
             ("secret", &["social.timelinea", "lice"][..]),
         ] {
-            let e = Cursors::new(secret).page(scope, None, LIMITS, Some(&next), "cursor").unwrap_err();
+            let e = Cursors::new(secret).unwrap().page(scope, None::<i32>, LIMITS, Some(&next), "cursor").unwrap_err();
             assert_eq!(e.code(), ErrorCode::InvalidCursor, "{secret} {scope:?}");
         }
     }
 
     #[test]
     fn every_changed_character_is_refused() {
-        let cursors = Cursors::new("secret");
+        let cursors = Cursors::new("secret").unwrap();
         let scope = ["mobility.rides", "alice", "rider"];
         let page = cursors.page(&scope, Some(1), LIMITS, None, "cursor").unwrap();
         let next = page.finish(items(2), |a| *a).unwrap().1.unwrap();
@@ -210,20 +205,20 @@ mod tests {
                 let same = URL_SAFE_NO_PAD.decode(&changed[changed.len() - 22..]).ok()
                     == URL_SAFE_NO_PAD.decode(&next[next.len() - 22..]).ok()
                     && changed[..changed.len() - 22] == next[..next.len() - 22];
-                let read = cursors.page(&scope, None, LIMITS, Some(&changed), "cursor");
+                let read = cursors.page(&scope, None::<i32>, LIMITS, Some(&changed), "cursor");
                 assert_eq!(read.is_ok(), same, "{changed}");
             }
         }
         for bad in ["", ".", "_", "12_x.AAAAAAAAAAAAAAAAAAAAAA", &next[..next.len() - 1], &format!("{next}A")] {
-            let e = cursors.page(&scope, None, LIMITS, Some(bad), "cursor").unwrap_err();
+            let e = cursors.page(&scope, None::<i32>, LIMITS, Some(bad), "cursor").unwrap_err();
             assert_eq!(e.code(), ErrorCode::InvalidCursor, "{bad}");
         }
     }
 
     #[test]
     fn sizes_are_checked_and_the_last_page_has_no_cursor() {
-        let cursors = Cursors::new("secret");
-        assert_eq!(cursors.page(&["x"], None, LIMITS, None, "cursor").unwrap().limit, 20);
+        let cursors = Cursors::new("secret").unwrap();
+        assert_eq!(cursors.page(&["x"], None::<i32>, LIMITS, None, "cursor").unwrap().limit, 20);
         assert_eq!(cursors.page(&["x"], Some(100), LIMITS, None, "cursor").unwrap().fetch(), 101);
         for n in [0, -1, 101] {
             let e = cursors.page(&["x"], Some(n), ("first", 20, 100), None, "after").unwrap_err();
@@ -237,7 +232,7 @@ mod tests {
 
     #[test]
     fn nothing_after_a_genuine_cursor_is_beyond_the_end() {
-        let cursors = Cursors::new("secret");
+        let cursors = Cursors::new("secret").unwrap();
         let next = cursors.page(&["x"], Some(1), LIMITS, None, "c").unwrap().finish(items(2), |a| *a).unwrap().1;
         let page = cursors.page(&["x"], Some(1), LIMITS, next.as_deref(), "c").unwrap();
         let e = page.finish(Vec::<After>::new(), |a| *a).unwrap_err();

@@ -520,7 +520,6 @@ async fn list(
     query: ListQuery,
 ) -> Result<HttpResponse, AppError> {
     let ListQuery { limit, cursor } = query;
-    let limit = limit.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
     let scope = ["social.edges", side.name(), &principal.subject, handle.unwrap_or("")];
     let page = state.cursors.page(&scope, limit, ("limit", 20, PAGE_MAX), cursor.as_deref(), "cursor")?;
     let found: Vec<EdgeView> =

@@ -341,7 +341,6 @@ pub async fn list_reports(
     let given = given_reason(&req)?;
     let ReportsQuery { status, limit, cursor } = query.into_inner();
     let status: Status = status.unwrap_or(StatusBody::Open).into();
-    let limit = limit.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
     let scope = ["social.reports", status.as_str()];
     let page = state.cursors.page(&scope, limit, ("limit", 20, PAGE_MAX), cursor.as_deref(), "cursor")?;
     audited_reason(&state, &req, &principal, given).await?;

@@ -522,7 +522,6 @@ pub async fn list_comments(
 ) -> Result<HttpResponse, AppError> {
     let id = id_of(&path.into_inner().id)?;
     let ListQuery { limit, cursor } = query.into_inner();
-    let limit = limit.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
     let post = id.to_string();
     let scope = ["social.comments", &principal.subject, &post];
     let page = state.cursors.page(&scope, limit, ("limit", 20, PAGE_MAX), cursor.as_deref(), "cursor")?;
@@ -582,7 +581,6 @@ pub async fn profile_posts(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, AppError> {
     let ListQuery { limit, cursor } = query.into_inner();
-    let limit = limit.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
     let handle = path.into_inner().handle;
     let scope = ["social.posts", &principal.subject, &handle];
     let page = state.cursors.page(&scope, limit, ("limit", 20, PAGE_MAX), cursor.as_deref(), "cursor")?;
@@ -606,7 +604,6 @@ pub async fn home(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, AppError> {
     let ListQuery { limit, cursor } = query.into_inner();
-    let limit = limit.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
     let scope = ["social.timeline", &principal.subject];
     let page = state.cursors.page(&scope, limit, ("limit", 20, PAGE_MAX), cursor.as_deref(), "cursor")?;
     let found = state.actors.social.home(&principal.subject, page.after, page.fetch()).await?;

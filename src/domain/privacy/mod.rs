@@ -10,6 +10,7 @@ mod keys;
 mod record;
 
 pub use envelope::{Place, Sealed, VERSION};
+pub(crate) use keys::mac;
 pub use keys::{BlindIndex, BlindIndexKey, MasterKey, MasterKeys, SubjectKey, KEY_BYTES, NONCE_BYTES};
 pub use record::{ErasureRecord, Requester};
 

@@ -351,7 +351,6 @@ pub async fn list_rides(
     query: web::Query<RidesQuery>,
 ) -> Result<HttpResponse, AppError> {
     let RidesQuery { role, limit, cursor } = query.into_inner();
-    let limit = limit.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
     let as_driver = matches!(role, Some(RoleParam::Driver));
     let scope = ["mobility.rides", &principal.subject, if as_driver { "driver" } else { "rider" }];
     let page = state.cursors.page(&scope, limit, ("limit", PAGE_DEFAULT, PAGE_MAX), cursor.as_deref(), "cursor")?;
