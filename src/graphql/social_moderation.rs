@@ -13,7 +13,7 @@ use super::{
 };
 use crate::{
     actors::social::moderation::{ModeratedView, ReportView, Target},
-    adapters::social::PAGE_MAX,
+    adapters::social::{Report, PAGE_MAX},
     auth::policy::ADMIN,
     domain::social::moderation::{Reason, Resolution, Status},
     error::AppError,
@@ -80,8 +80,8 @@ pub struct ReportReceipt {
     pub created_at: DateTime<Utc>,
 }
 
-impl From<&ReportView> for ReportReceipt {
-    fn from(r: &ReportView) -> Self {
+impl From<&Report> for ReportReceipt {
+    fn from(r: &Report) -> Self {
         Self { id: ID(r.id.to_string()), reason: r.reason.into(), status: r.status.into(), created_at: r.created_at }
     }
 }
@@ -237,10 +237,27 @@ impl SocialModerationMutation {
         let run = async {
             caller.charge(Group::SocialPost).await?;
             let target = target?;
-            Ok::<_, AppError>(social.report(&caller.principal.subject, target, reason.into(), request_id()).await?)
+            Ok::<_, AppError>(social.report(&caller.principal.subject, target, reason.into()).await?)
         };
         let filed = caller.write(field, resource, "social:write", 201, |_| None, run).await.map_err(|e| e.extend())?;
         Ok(ReportReceipt::from(&filed))
+    }
+
+    async fn moderate(
+        ctx: &Context<'_>,
+        (field, action): (&str, &str),
+        id: ID,
+        hide: Option<Reason>,
+    ) -> Result<ModeratedPost> {
+        let caller = Caller::of(ctx)?;
+        let social = &state(ctx)?.actors.social;
+        let resource = format!("/api/v1/social/moderation/posts/{}/{action}", id.as_str());
+        let run = async {
+            let id = id_of(&id, "id")?;
+            Ok::<_, AppError>(social.moderate_post(id, hide, request_id()).await?)
+        };
+        let moderated = caller.write(field, resource, ADMIN, 200, |_| None, run).await.map_err(|e| e.extend())?;
+        Ok(ModeratedPost::from(&moderated))
     }
 }
 
@@ -287,24 +304,5 @@ impl SocialModerationMutation {
     /// Show a hidden post again (scope `admin`).
     async fn unhide_post(&self, ctx: &Context<'_>, id: ID) -> Result<ModeratedPost> {
         Self::moderate(ctx, ("unhidePost", "unhide"), id, None).await
-    }
-}
-
-impl SocialModerationMutation {
-    async fn moderate(
-        ctx: &Context<'_>,
-        (field, action): (&str, &str),
-        id: ID,
-        hide: Option<Reason>,
-    ) -> Result<ModeratedPost> {
-        let caller = Caller::of(ctx)?;
-        let social = &state(ctx)?.actors.social;
-        let resource = format!("/api/v1/social/moderation/posts/{}/{action}", id.as_str());
-        let run = async {
-            let id = id_of(&id, "id")?;
-            Ok::<_, AppError>(social.moderate_post(id, hide, request_id()).await?)
-        };
-        let moderated = caller.write(field, resource, ADMIN, 200, |_| None, run).await.map_err(|e| e.extend())?;
-        Ok(ModeratedPost::from(&moderated))
     }
 }

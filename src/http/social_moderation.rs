@@ -19,7 +19,7 @@ use super::{
 };
 use crate::{
     actors::social::moderation::{ModeratedView, ReportView, Target},
-    adapters::social::PAGE_MAX,
+    adapters::social::{Report, PAGE_MAX},
     auth::{policy::ADMIN, Principal},
     domain::social::moderation::{Resolution, Status},
     error::{AppError, ErrorCode},
@@ -118,8 +118,8 @@ pub struct ReceiptBody {
     pub created_at: DateTime<Utc>,
 }
 
-impl From<&ReportView> for ReceiptBody {
-    fn from(r: &ReportView) -> Self {
+impl From<&Report> for ReceiptBody {
+    fn from(r: &Report) -> Self {
         Self { id: r.id, reason: r.reason.into(), status: r.status.into(), created_at: r.created_at }
     }
 }
@@ -273,7 +273,7 @@ async fn report(
 ) -> Result<HttpResponse, AppError> {
     let ip = client_ip(req, &state.guard.limits.trusted_proxies);
     state.guard.charge(Group::SocialPost, ip, Some(&principal.subject)).await?;
-    let filed = state.actors.social.report(&principal.subject, target, reason.into(), request_id()).await?;
+    let filed = state.actors.social.report(&principal.subject, target, reason.into()).await?;
     Ok(HttpResponse::Created().json(ReceiptBody::from(&filed)))
 }
 

@@ -95,14 +95,9 @@ impl SocialClient {
     }
 
     /// `subject` reports `target` for `reason`: a post they see (not their own), or a profile
-    /// (not their own, found across blocks too). One open report per reporter and target.
-    pub async fn report(
-        &self,
-        subject: &str,
-        target: Target<'_>,
-        reason: Reason,
-        request_id: Option<String>,
-    ) -> Answer<ReportView> {
+    /// (not their own, found across blocks too). One open report per reporter and target. The
+    /// report as filed: the reporter gets back nothing of the profiles or post it names.
+    pub async fn report(&self, subject: &str, target: Target<'_>, reason: Reason) -> Answer<Report> {
         let me = self.required(subject).await?;
         let (target_profile, target_post, counted) = match target {
             Target::Post(id) => {
@@ -112,7 +107,6 @@ impl SocialClient {
             Target::Profile(handle) => (self.by_handle(handle).await?.id, None, "profile"),
         };
         moderation::may_report(me.id, target_profile)?;
-        let at = act(request_id).at;
         let report = Report {
             id: Uuid::now_v7(),
             reporter: me.id,
@@ -120,12 +114,12 @@ impl SocialClient {
             target_post,
             reason,
             status: Status::Open,
-            created_at: at,
+            created_at: Utc::now(),
             resolved_at: None,
         };
         let filed = self.domain.ask(FileReport { report }).await??;
         self.metrics.with(|| metrics::counter!(telemetry::SOCIAL_REPORTS_TOTAL, "target" => counted).increment(1));
-        self.report_view(filed).await?.ok_or_else(|| SocialError::ReportNotFound(Uuid::nil()).into())
+        Ok(filed)
     }
 
     /// A page of the reports in `status`, oldest first (for a moderator).
