@@ -5,10 +5,7 @@
 
 use std::time::Duration;
 
-use beryl_core_api::{
-    adapters::bus::OutRecord,
-    domain::{events::DomainEvent, privacy::Place},
-};
+use beryl_core_api::{adapters::bus::OutRecord, domain::privacy::Place};
 use chrono::Utc;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -127,23 +124,7 @@ async fn completed(app: &TestApp, rider: &str, mode: &str, distance_m: u64, even
 }
 
 fn event_record(id: Uuid, kind: &str, key: &str, data: Value) -> OutRecord {
-    let event = DomainEvent {
-        id,
-        event_type: kind.into(),
-        schema_version: 1,
-        domain: "mobility".into(),
-        aggregate_id: key.into(),
-        seq: 7,
-        request_id: None,
-        occurred_at: Utc::now(),
-        data,
-    };
-    OutRecord {
-        topic: TOPIC.into(),
-        key: Some(key.as_bytes().to_vec()),
-        payload: serde_json::to_vec(&event).unwrap(),
-        headers: vec![("event-type".into(), kind.as_bytes().to_vec())],
-    }
+    crate::helpers::event_record(TOPIC, (id, kind, key), 7, data)
 }
 
 #[actix_web::test]

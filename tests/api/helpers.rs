@@ -383,3 +383,30 @@ pub async fn audited() -> Audited {
     .await;
     Audited { app, dir, log }
 }
+
+/// A broker record of the domain event `kind` (its domain the kind's first part) of id `id`,
+/// keyed by `key` at version `seq`, on `topic`, with the `event-type` header consumers route by.
+pub fn event_record(
+    topic: &str,
+    (id, kind, key): (uuid::Uuid, &str, &str),
+    seq: i64,
+    data: serde_json::Value,
+) -> beryl_core_api::adapters::bus::OutRecord {
+    let event = beryl_core_api::domain::events::DomainEvent {
+        id,
+        event_type: kind.into(),
+        schema_version: 1,
+        domain: kind.split('.').next().unwrap_or_default().into(),
+        aggregate_id: key.into(),
+        seq,
+        request_id: None,
+        occurred_at: chrono::Utc::now(),
+        data,
+    };
+    beryl_core_api::adapters::bus::OutRecord {
+        topic: topic.into(),
+        key: Some(key.as_bytes().to_vec()),
+        payload: serde_json::to_vec(&event).unwrap(),
+        headers: vec![("event-type".into(), kind.as_bytes().to_vec())],
+    }
+}

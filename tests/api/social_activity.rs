@@ -5,11 +5,7 @@
 
 use std::time::Duration;
 
-use beryl_core_api::{
-    adapters::bus::OutRecord,
-    domain::{events::DomainEvent, privacy::Place},
-};
-use chrono::Utc;
+use beryl_core_api::{adapters::bus::OutRecord, domain::privacy::Place};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -47,23 +43,7 @@ async fn posts_of(app: &TestApp, token: &str, handle: &str) -> Vec<(String, Stri
 }
 
 fn record(id: Uuid, kind: &str, topic: &str, key: &str, data: Value) -> OutRecord {
-    let event = DomainEvent {
-        id,
-        event_type: kind.into(),
-        schema_version: 1,
-        domain: kind.split('.').next().unwrap().into(),
-        aggregate_id: key.into(),
-        seq: 3,
-        request_id: None,
-        occurred_at: Utc::now(),
-        data,
-    };
-    OutRecord {
-        topic: topic.into(),
-        key: Some(key.as_bytes().to_vec()),
-        payload: serde_json::to_vec(&event).unwrap(),
-        headers: vec![("event-type".into(), kind.as_bytes().to_vec())],
-    }
+    crate::helpers::event_record(topic, (id, kind, key), 3, data)
 }
 
 /// `mobility.ride.completed` of a ride `rider` took, on `topic`.
