@@ -196,12 +196,14 @@ async fn a_top_up_sends_its_key_and_the_webhook_credits_the_wallet_exactly_once(
     assert!(form.contains(&format!("metadata%5Bwallet_id%5D={wallet}")), "{form}");
 
     let event = intent_succeeded("evt_topup_1", "pi_test_1", 1250, "eur", &wallet);
-    let (status, body) = deliver_signed(&app, &event, SECRET, now()).await;
+    let signed_at = now();
+    let (status, body) = deliver_signed(&app, &event, SECRET, signed_at).await;
     assert_eq!((status, body["outcome"].as_str()), (200, Some("applied")), "{body}");
     assert_eq!(balance(&app, &wallet).await, 1250);
 
-    // The provider delivers the same event again, signed anew: taken, nothing changes.
-    let (status, body) = deliver_signed(&app, &event, SECRET, now() - 1).await;
+    // The provider delivers the same event again, signed anew (at another second, however long
+    // the first took): taken, nothing changes.
+    let (status, body) = deliver_signed(&app, &event, SECRET, signed_at - 1).await;
     assert_eq!((status, body["outcome"].as_str()), (200, Some("duplicate")), "{body}");
     // The same event id through the Kafka path's application: nothing changes either.
     let again = PaymentSettled {
