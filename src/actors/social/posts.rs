@@ -377,28 +377,26 @@ impl SocialClient {
     ) -> Answer<Vec<CommentView>> {
         let (_, _, me) = self.visible_post(subject, id).await?;
         let found = self.domain.ask(ListComments { post: id, after, limit }).await??;
-        let mut authors: HashMap<Uuid, Option<(Profile, ProfileView)>> = HashMap::new();
-        let mut out = Vec::with_capacity(found.len());
-        for comment in found {
-            if let std::collections::hash_map::Entry::Vacant(slot) = authors.entry(comment.author) {
-                let profile = self.domain.ask(GetProfileById { id: comment.author }).await??;
-                let entry = match profile {
-                    Some(p) => {
-                        let view = self.view(&p, None).await?;
-                        Some((p, view))
-                    }
-                    None => None,
-                };
-                slot.insert(entry);
-            }
-            let Some(Some((author, view))) = authors.get(&comment.author) else { continue };
-            // A comment by someone a block stands between with the reader is left out.
+        // Every author of the page in one read, each opened, and their relation to the reader
+        // asked, once: a comment by someone a block stands between with the reader is left out.
+        let mut ids: Vec<Uuid> = found.iter().map(|c| c.author).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut authors: HashMap<Uuid, ProfileView> = HashMap::with_capacity(ids.len());
+        for author in self.domain.ask(super::messages::GetProfilesByIds { ids }).await?? {
             if let Some(me) = &me {
                 let relation = self.domain.ask(GetRelation { viewer: me.id, target: author.id }).await??;
                 if !graph::sees_profile(&relation) {
                     continue;
                 }
             }
+            let view = self.view(&author, None).await?;
+            authors.insert(author.id, view);
+        }
+        let mut out = Vec::with_capacity(found.len());
+        for comment in found {
+            // An author erased meanwhile, or one the reader does not see, takes their comments along.
+            let Some(view) = authors.get(&comment.author) else { continue };
             let text = self.open_text(fields::COMMENT_BODY, comment.id, &comment.body).await?;
             out.push(comment_view(&comment, view.clone(), text));
         }
