@@ -14,6 +14,11 @@ pub struct DatabaseSettings {
     pub password: Option<Secret>,
     /// Largest number of pooled connections.
     pub max_connections: u32,
+    /// Prepared statements each pooled connection keeps, by text, so that a statement is parsed
+    /// and planned once per connection rather than on every use; 0 prepares every statement
+    /// afresh (for a connection pooler that does not keep prepared statements between
+    /// transactions).
+    pub statement_cache: usize,
     /// Seconds to wait for a connection before giving up.
     pub connect_timeout_secs: u64,
     /// Whether PostgreSQL must be up for the process to be ready.
@@ -38,6 +43,7 @@ impl Default for DatabaseSettings {
             url: None,
             password: None,
             max_connections: 16,
+            statement_cache: 256,
             connect_timeout_secs: 5,
             required: true,
             migrate_on_start: true,

@@ -20,6 +20,7 @@ mod mobility;
 mod openapi;
 mod outage;
 mod payments;
+mod postgres;
 mod privacy;
 mod process;
 mod proxy;

@@ -377,10 +377,10 @@ impl PgLedger {
     async fn wallet_now(&self, id: WalletId) -> Result<Option<Wallet>, StoreError> {
         let conn = self.pool.get().await.map_err(|e| StoreError::Postgres(e.into()))?;
         let rows = conn
-            .query_typed(
+            .query(
                 "SELECT id, COALESCE(owner_sealed, owner), currency, balance, status, version, created_at
                  FROM wallets WHERE id = $1",
-                &[(&id.0, Type::UUID)],
+                &[&id.0],
             )
             .await
             .map_err(pg_err)?;
@@ -400,10 +400,7 @@ impl PgLedger {
 
     async fn version_now(&self, id: WalletId) -> Result<Option<i64>, StoreError> {
         let conn = self.pool.get().await.map_err(|e| StoreError::Postgres(e.into()))?;
-        let rows = conn
-            .query_typed("SELECT version FROM wallets WHERE id = $1", &[(&id.0, Type::UUID)])
-            .await
-            .map_err(pg_err)?;
+        let rows = conn.query("SELECT version FROM wallets WHERE id = $1", &[&id.0]).await.map_err(pg_err)?;
         Ok(rows.first().map(|r| r.get(0)))
     }
 
@@ -416,12 +413,12 @@ impl PgLedger {
         let conn = self.pool.get().await.map_err(|e| StoreError::Postgres(e.into()))?;
         let fetch = (limit + 1) as i64;
         let rows = conn
-            .query_typed(
+            .query(
                 "SELECT wallet_id, seq, transaction_id, kind, amount, balance_after, counterparty, reference, created_at
                  FROM wallet_journal
                  WHERE wallet_id = $1 AND amount <> 0 AND ($2::bigint IS NULL OR seq < $2)
                  ORDER BY seq DESC LIMIT $3",
-                &[(&id.0, Type::UUID), (&before, Type::INT8), (&fetch, Type::INT8)],
+                &[&id.0, &before, &fetch],
             )
             .await
             .map_err(pg_err)?;
@@ -458,9 +455,9 @@ impl PgLedger {
         let scope = self.vault.subject_index(scope).hex();
         let conn = self.pool.get().await.map_err(|e| StoreError::Postgres(e.into()))?;
         let rows = conn
-            .query_typed(
+            .query(
                 "SELECT request_hash, request_body, receipt FROM idempotency_keys WHERE scope = $1 AND key = $2",
-                &[(&scope, Type::TEXT), (&key, Type::TEXT)],
+                &[&scope, &key],
             )
             .await
             .map_err(pg_err)?;
@@ -1165,10 +1162,10 @@ impl PgLedger {
         self.timed(async {
             let conn = self.pool.get().await.map_err(|e| StoreError::Postgres(e.into()))?;
             let rows = conn
-                .query_typed(
+                .query(
                     "SELECT id, wallet_id, amount, currency, kind, status, posted, expires_at, created_at
                      FROM holds WHERE id = $1",
-                    &[(&id, Type::UUID)],
+                    &[&id],
                 )
                 .await
                 .map_err(pg_err)?;

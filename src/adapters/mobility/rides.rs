@@ -7,12 +7,15 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, SubsecRound, Utc};
-use tokio_postgres::{error::SqlState, types::ToSql, Row, Transaction};
+use tokio_postgres::{error::SqlState, types::ToSql, Row};
 use uuid::Uuid;
 
 use super::{DriverRow, Rows, StoreError};
 use crate::{
-    adapters::{outbox, postgres::PgPool},
+    adapters::{
+        outbox,
+        postgres::{PgPool, PgTransaction},
+    },
     domain::{events::DomainEvent, privacy::BlindIndex},
 };
 
@@ -289,7 +292,7 @@ fn key_from(row: &Row) -> Result<KeyRow, StoreError> {
     })
 }
 
-async fn execute_ride(tx: &Transaction<'_>, statement: &str, r: &RideRow) -> Result<u64, tokio_postgres::Error> {
+async fn execute_ride(tx: &PgTransaction<'_>, statement: &str, r: &RideRow) -> Result<u64, tokio_postgres::Error> {
     let rider = r.rider_index.as_bytes();
     tx.execute(
         statement,
@@ -314,7 +317,7 @@ async fn execute_ride(tx: &Transaction<'_>, statement: &str, r: &RideRow) -> Res
 }
 
 /// Claim `k` in `tx`; the kept key when it is taken (and not expired at `now`).
-async fn claim_key(tx: &Transaction<'_>, k: &KeyRow, now: DateTime<Utc>) -> Result<Option<KeyRow>, StoreError> {
+async fn claim_key(tx: &PgTransaction<'_>, k: &KeyRow, now: DateTime<Utc>) -> Result<Option<KeyRow>, StoreError> {
     let scope = k.scope.as_bytes();
     let n = tx
         .execute(sql::CLAIM_KEY, &[&scope, &k.key, &k.fingerprint, &k.ride_id, &k.version, &k.expires_at, &now])
@@ -326,7 +329,7 @@ async fn claim_key(tx: &Transaction<'_>, k: &KeyRow, now: DateTime<Utc>) -> Resu
     Ok(Some(key_from(&tx.query_one(&sql, &[&scope, &k.key]).await?)?))
 }
 
-async fn append_events(tx: &Transaction<'_>, at: DateTime<Utc>, events: &[DomainEvent]) -> Result<(), StoreError> {
+async fn append_events(tx: &PgTransaction<'_>, at: DateTime<Utc>, events: &[DomainEvent]) -> Result<(), StoreError> {
     if events.is_empty() {
         return Ok(());
     }

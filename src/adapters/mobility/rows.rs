@@ -12,7 +12,7 @@ use super::{rides::RideMemory, StoreError};
 use crate::{
     adapters::{
         outbox::{self, MemOutbox},
-        postgres::PgPool,
+        postgres::{PgPool, PgTransaction},
     },
     domain::{events::DomainEvent, privacy::BlindIndex},
 };
@@ -89,10 +89,7 @@ const UPDATE_DRIVER: &str = "UPDATE mobility_drivers SET mode = $2, plate_sealed
        AND NOT EXISTS (SELECT 1 FROM mobility_drivers o WHERE o.ride_id = $7 AND o.id <> $1)";
 
 /// Write `row` in `tx` ([`UPDATE_DRIVER`]): how many rows changed (0 or 1).
-pub(super) async fn write_driver(
-    tx: &tokio_postgres::Transaction<'_>,
-    row: &DriverRow,
-) -> Result<u64, tokio_postgres::Error> {
+pub(super) async fn write_driver(tx: &PgTransaction<'_>, row: &DriverRow) -> Result<u64, tokio_postgres::Error> {
     tx.execute(
         UPDATE_DRIVER,
         &[

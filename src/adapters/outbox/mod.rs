@@ -14,9 +14,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tokio_postgres::Client;
 
-use super::postgres::{self as pg, PostgresError};
+use super::postgres::{self as pg, PgConnection, PostgresError};
 use crate::domain::events::DomainEvent;
 
 /// What the writers of the outbox execute in their own transaction.
@@ -82,6 +81,9 @@ pub fn encode<E: Serialize>(
 /// Key of the advisory lock the publishing relay holds.
 const RELAY_LOCK: i64 = 0x0bee_7101_0000_0002;
 
+/// Statements the relay's connection keeps prepared (it runs four).
+const RELAY_STATEMENTS: usize = 8;
+
 fn pg_err(e: tokio_postgres::Error) -> OutboxError {
     OutboxError::Postgres(PostgresError::Query(e))
 }
@@ -93,7 +95,7 @@ pub enum Outbox {
         /// Connection settings.
         config: Arc<tokio_postgres::Config>,
         /// The connection, while open.
-        client: Option<Client>,
+        client: Option<Box<PgConnection>>,
         /// Whether this connection holds the relay lock.
         leader: bool,
     },
@@ -124,14 +126,14 @@ impl OutboxSource {
 /// taken the lock.
 async fn connected<'a>(
     config: &tokio_postgres::Config,
-    client: &'a mut Option<Client>,
+    client: &'a mut Option<Box<PgConnection>>,
     leader: &mut bool,
-) -> Result<&'a Client, OutboxError> {
-    if client.as_ref().is_none_or(Client::is_closed) {
+) -> Result<&'a PgConnection, OutboxError> {
+    if client.as_ref().is_none_or(|c| c.is_closed()) {
         *leader = false;
-        *client = Some(pg::connect(config).await?);
+        *client = Some(Box::new(PgConnection::new(pg::connect(config).await?, RELAY_STATEMENTS)));
     }
-    client.as_ref().ok_or_else(|| OutboxError::Unreachable("no outbox connection".into()))
+    client.as_deref().ok_or_else(|| OutboxError::Unreachable("no outbox connection".into()))
 }
 
 impl Outbox {
@@ -153,7 +155,7 @@ impl Outbox {
         Ok(*leader)
     }
 
-    async fn client(&mut self) -> Result<&Client, OutboxError> {
+    async fn client(&mut self) -> Result<&PgConnection, OutboxError> {
         match self {
             Self::Postgres { config, client, leader } => connected(config, client, leader).await,
             Self::Memory(_) => Err(OutboxError::Unreachable("the in-memory outbox has no connection".into())),

@@ -2,13 +2,16 @@
 
 use std::time::{Duration, Instant};
 
-use bb8_postgres::PostgresConnectionManager;
 use tokio_postgres::NoTls;
 
 use crate::config::DatabaseSettings;
 
+mod cached;
+
+pub use cached::{Manager, Params, PgConnection, PgTransaction, Statements};
+
 /// A pool of PostgreSQL connections.
-pub type PgPool = bb8::Pool<PostgresConnectionManager<NoTls>>;
+pub type PgPool = bb8::Pool<Manager>;
 
 /// What can go wrong talking to PostgreSQL.
 #[derive(Debug, thiserror::Error)]
@@ -79,7 +82,7 @@ pub async fn connect(config: &tokio_postgres::Config) -> Result<tokio_postgres::
 /// building succeeds while the server is down.
 pub fn build_pool(settings: &DatabaseSettings) -> Result<Option<PgPool>, PostgresError> {
     let Some(config) = connect_config(settings)? else { return Ok(None) };
-    let manager = PostgresConnectionManager::new(config, NoTls);
+    let manager = Manager::new(config, settings.statement_cache);
     Ok(Some(
         bb8::Pool::builder()
             .max_size(settings.max_connections)

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use tokio_postgres::{error::SqlState, types::Type, Row, Transaction};
+use tokio_postgres::{error::SqlState, Row};
 use uuid::Uuid;
 
 use super::{
@@ -14,7 +14,7 @@ use super::{
     Act, Comment, Contributions, Hidden, HomeRelations, Post, PostDraft, Profile, SocialStoreError,
 };
 use crate::{
-    adapters::postgres::PgPool,
+    adapters::postgres::{PgPool, PgTransaction},
     domain::social::{events, moderation::Reason, post, Link, Reaction, SocialError, Visibility},
 };
 
@@ -75,15 +75,13 @@ fn comment_of(row: &Row) -> Comment {
 pub(super) async fn by_id(pool: &PgPool, id: Uuid) -> Result<Option<Profile>, SocialStoreError> {
     let conn = pool.get().await?;
     let sql = format!("SELECT {COLUMNS} FROM social_profiles WHERE id = $1");
-    conn.query_typed(&sql, &[(&id, Type::UUID)]).await?.first().map(profile_of).transpose()
+    conn.query(&sql, &[&id]).await?.first().map(profile_of).transpose()
 }
-
-// The reads of a page of posts are typed: one round trip each, with no statement described first.
 
 pub(super) async fn by_ids(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<Profile>, SocialStoreError> {
     let conn = pool.get().await?;
     let sql = format!("SELECT {COLUMNS} FROM social_profiles WHERE id = ANY($1)");
-    conn.query_typed(&sql, &[(&ids, Type::UUID_ARRAY)]).await?.iter().map(profile_of).collect()
+    conn.query(&sql, &[&ids]).await?.iter().map(profile_of).collect()
 }
 
 pub(super) async fn create_post(
@@ -123,7 +121,7 @@ pub(super) async fn create_activity_post(
 
 /// Insert the post `draft` by `author` and queue its event.
 async fn insert_post(
-    tx: &Transaction<'_>,
+    tx: &PgTransaction<'_>,
     author: Uuid,
     draft: &PostDraft,
     act: &Act,
@@ -160,14 +158,14 @@ pub(super) async fn post(pool: &PgPool, id: Uuid) -> Result<Option<Post>, Social
 }
 
 /// Lock the post `id`: it, or not found.
-pub(super) async fn locked(tx: &Transaction<'_>, id: Uuid) -> Result<Post, SocialStoreError> {
+pub(super) async fn locked(tx: &PgTransaction<'_>, id: Uuid) -> Result<Post, SocialStoreError> {
     let sql = format!("SELECT {POST_COLUMNS} FROM social_posts WHERE id = $1 FOR UPDATE");
     let row = tx.query_opt(&sql, &[&id]).await?.ok_or(SocialError::PostNotFound(id))?;
     post_of(&row)
 }
 
 /// Bump the post's version and apply `set` (an SQL assignment list, or empty): the post after.
-async fn bump(tx: &Transaction<'_>, id: Uuid, set: &str) -> Result<Post, SocialStoreError> {
+async fn bump(tx: &PgTransaction<'_>, id: Uuid, set: &str) -> Result<Post, SocialStoreError> {
     let sql = format!("UPDATE social_posts SET version = version + 1{set} WHERE id = $1 RETURNING {POST_COLUMNS}");
     post_of(&tx.query_one(&sql, &[&id]).await?)
 }
@@ -288,10 +286,7 @@ pub(super) async fn reactions_of(
 ) -> Result<BTreeMap<Uuid, Reaction>, SocialStoreError> {
     let conn = pool.get().await?;
     let rows = conn
-        .query_typed(
-            "SELECT post, kind FROM social_reactions WHERE reactor = $1 AND post = ANY($2)",
-            &[(&reactor, Type::UUID), (&posts, Type::UUID_ARRAY)],
-        )
+        .query("SELECT post, kind FROM social_reactions WHERE reactor = $1 AND post = ANY($2)", &[&reactor, &posts])
         .await?;
     rows.iter()
         .map(|r| Ok((r.get(0), Reaction::parse(r.get(1)).ok_or(SocialStoreError::Corrupt("reaction"))?)))
@@ -446,18 +441,18 @@ pub(super) async fn follower_ids(pool: &PgPool, author: Uuid) -> Result<Vec<Uuid
 pub(super) async fn posts_by_ids(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<Post>, SocialStoreError> {
     let conn = pool.get().await?;
     let sql = format!("SELECT {POST_COLUMNS} FROM social_posts WHERE id = ANY($1)");
-    conn.query_typed(&sql, &[(&ids, Type::UUID_ARRAY)]).await?.iter().map(post_of).collect()
+    conn.query(&sql, &[&ids]).await?.iter().map(post_of).collect()
 }
 
 pub(super) async fn home_relations(pool: &PgPool, viewer: Uuid) -> Result<HomeRelations, SocialStoreError> {
     let conn = pool.get().await?;
     // Both in one statement: followed profiles with their counts of followers, then the muted.
     let rows = conn
-        .query_typed(
+        .query(
             "SELECT p.id, p.followers, false FROM social_follows f JOIN social_profiles p ON p.id = f.followee \
              WHERE f.follower = $1 AND f.state = 'active' \
              UNION ALL SELECT muted, 0, true FROM social_mutes WHERE muter = $1",
-            &[(&viewer, Type::UUID)],
+            &[&viewer],
         )
         .await?;
     let mut relations = HomeRelations::default();

@@ -3,12 +3,15 @@
 //! outbox row together.
 
 use chrono::{DateTime, Utc};
-use tokio_postgres::{error::SqlState, types::Type, Row, Transaction};
+use tokio_postgres::{error::SqlState, Row};
 use uuid::Uuid;
 
 use super::{Act, Edge, Profile, SealedDraft, Side, SocialStoreError, Written};
 use crate::{
-    adapters::{outbox, postgres::PgPool},
+    adapters::{
+        outbox,
+        postgres::{PgPool, PgTransaction},
+    },
     domain::{
         events::DomainEvent,
         privacy::BlindIndex,
@@ -48,7 +51,7 @@ pub(super) fn profile_of(row: &Row) -> Result<Profile, SocialStoreError> {
 }
 
 pub(super) async fn queue(
-    tx: &Transaction<'_>,
+    tx: &PgTransaction<'_>,
     at: DateTime<Utc>,
     events: &[DomainEvent],
 ) -> Result<(), SocialStoreError> {
@@ -62,7 +65,7 @@ pub(super) async fn queue(
 }
 
 /// The next version of `id`, taken.
-async fn bump(tx: &Transaction<'_>, id: Uuid) -> Result<i64, SocialStoreError> {
+async fn bump(tx: &PgTransaction<'_>, id: Uuid) -> Result<i64, SocialStoreError> {
     let row = tx
         .query_opt("UPDATE social_profiles SET version = version + 1 WHERE id = $1 RETURNING version", &[&id])
         .await?;
@@ -70,14 +73,14 @@ async fn bump(tx: &Transaction<'_>, id: Uuid) -> Result<i64, SocialStoreError> {
 }
 
 /// Count a follow of `follower` to `followee` made (`by` 1) or ended (-1).
-async fn count(tx: &Transaction<'_>, follower: Uuid, followee: Uuid, by: i64) -> Result<(), SocialStoreError> {
+async fn count(tx: &PgTransaction<'_>, follower: Uuid, followee: Uuid, by: i64) -> Result<(), SocialStoreError> {
     tx.execute("UPDATE social_profiles SET followers = followers + $2 WHERE id = $1", &[&followee, &by]).await?;
     tx.execute("UPDATE social_profiles SET following = following + $2 WHERE id = $1", &[&follower, &by]).await?;
     Ok(())
 }
 
 /// Lock both profiles' rows, in id order: the visibility of `b`. Gone when either is.
-async fn lock_pair(tx: &Transaction<'_>, a: Uuid, b: Uuid) -> Result<Visibility, SocialStoreError> {
+async fn lock_pair(tx: &PgTransaction<'_>, a: Uuid, b: Uuid) -> Result<Visibility, SocialStoreError> {
     let rows = tx
         .query("SELECT id, visibility FROM social_profiles WHERE id = ANY($1) ORDER BY id FOR UPDATE", &[&vec![a, b]])
         .await?;
@@ -118,7 +121,7 @@ pub(super) async fn by_owner(pool: &PgPool, owner: &BlindIndex) -> Result<Option
     let sql = format!("SELECT {COLUMNS} FROM social_profiles WHERE owner_index = $1");
     // Typed: one round trip, with no statement described first (every read of a timeline or a
     // post starts with the reader's profile).
-    let rows = conn.query_typed(&sql, &[(&owner.as_bytes(), Type::BYTEA)]).await?;
+    let rows = conn.query(&sql, &[&owner.as_bytes()]).await?;
     rows.first().map(profile_of).transpose()
 }
 
@@ -246,7 +249,7 @@ pub(super) async fn put_profile(
 
 /// Accept every request waiting on `owner` (locked): their events.
 async fn accept_all(
-    tx: &Transaction<'_>,
+    tx: &PgTransaction<'_>,
     owner: Uuid,
     act: &Act,
 ) -> Result<(Vec<Uuid>, Vec<DomainEvent>), SocialStoreError> {
@@ -305,7 +308,7 @@ pub(super) async fn follow(
 
 /// End the follow of `follower` to `followee`, if any: its event.
 async fn end(
-    tx: &Transaction<'_>,
+    tx: &PgTransaction<'_>,
     (follower, followee): (Uuid, Uuid),
     why: Ended,
     act: &Act,

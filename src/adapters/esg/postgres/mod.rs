@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::{score_of, window_start, Activity, EsgStoreError, FactorUsed, Month, Origin, SubjectState, Totals};
 use crate::{
-    adapters::postgres::PgPool,
+    adapters::postgres::{PgPool, PgTransaction},
     domain::{
         esg::{ActivityType, DayTotal, Footprint, Report},
         privacy::BlindIndex,
@@ -85,9 +85,12 @@ pub(super) fn unscored_state_of(row: &Row) -> SubjectState {
 pub(super) const UNSCORED_COLUMNS: &str =
     "subject_index, activities, distance_m, co2e_g, avoided_g, version, updated_at";
 
+/// A subject's row with its score: [`state_of`].
+const SUBJECT_COLUMNS: &str = "subject_index, activities, distance_m, co2e_g, avoided_g, version, updated_at, score";
+
 /// Write each subject's state to their row (locked by the caller).
 pub(super) async fn write_subjects(
-    tx: &tokio_postgres::Transaction<'_>,
+    tx: &PgTransaction<'_>,
     states: &[(&[u8], &SubjectState)],
 ) -> Result<(), EsgStoreError> {
     let mut indexes: Vec<&[u8]> = Vec::with_capacity(states.len());
@@ -124,11 +127,7 @@ pub(super) async fn write_subjects(
     Ok(())
 }
 /// The subject's daily totals per type over the window ending on `as_of`.
-async fn window(
-    tx: &tokio_postgres::Transaction<'_>,
-    index: &[u8],
-    as_of: NaiveDate,
-) -> Result<Vec<DayTotal>, EsgStoreError> {
+async fn window(tx: &PgTransaction<'_>, index: &[u8], as_of: NaiveDate) -> Result<Vec<DayTotal>, EsgStoreError> {
     let rows = tx
         .query(
             "SELECT day, kind, sum(distance_m)::bigint, sum(baseline_g)::bigint, sum(avoided_g)::bigint
@@ -151,9 +150,8 @@ async fn window(
 
 pub(super) async fn subject(pool: &PgPool, index: &BlindIndex) -> Result<Option<SubjectState>, EsgStoreError> {
     let conn = pool.get().await?;
-    let row = conn
-        .query_opt("SELECT * FROM esg_subjects WHERE subject_index = $1 AND version > 0", &[&index.as_bytes()])
-        .await?;
+    let sql = format!("SELECT {SUBJECT_COLUMNS} FROM esg_subjects WHERE subject_index = $1 AND version > 0");
+    let row = conn.query_opt(&sql, &[&index.as_bytes()]).await?;
     row.as_ref().map(state_of).transpose()
 }
 
@@ -276,7 +274,8 @@ pub(super) async fn rebuild(pool: &PgPool, index: &BlindIndex, as_of: NaiveDate)
         &[&index, &updated_at],
     )
     .await?;
-    let row = tx.query_one("SELECT * FROM esg_subjects WHERE subject_index = $1 FOR UPDATE", &[&index]).await?;
+    let sql = format!("SELECT {SUBJECT_COLUMNS} FROM esg_subjects WHERE subject_index = $1 FOR UPDATE");
+    let row = tx.query_one(&sql, &[&index]).await?;
     let before = state_of(&row)?;
     let months_before = tx
         .query("SELECT month, kind, activities, distance_m, co2e_g, avoided_g FROM esg_monthly WHERE subject_index = $1 ORDER BY month, kind", &[&index])

@@ -15,7 +15,7 @@ use crate::{
             Standing, SubjectState,
         },
         outbox,
-        postgres::PgPool,
+        postgres::{PgPool, PgTransaction},
     },
     domain::{
         esg::{self, ActivityType, DayTotal, DuplicateRule, EsgError, Report},
@@ -223,7 +223,7 @@ pub(in crate::adapters::esg) async fn record_batch(
 
 /// Insert `activities`, each for the subject beside it.
 async fn insert_activities(
-    tx: &tokio_postgres::Transaction<'_>,
+    tx: &PgTransaction<'_>,
     who: &[&[u8]],
     activities: &[&Activity],
 ) -> Result<(), EsgStoreError> {
@@ -267,11 +267,7 @@ async fn insert_activities(
 }
 
 /// Add `activities` to their subjects' monthly aggregates (one row per subject, month and type).
-async fn add_to_months(
-    tx: &tokio_postgres::Transaction<'_>,
-    who: &[&[u8]],
-    activities: &[&Activity],
-) -> Result<(), EsgStoreError> {
+async fn add_to_months(tx: &PgTransaction<'_>, who: &[&[u8]], activities: &[&Activity]) -> Result<(), EsgStoreError> {
     // (activities, distance, emitted, avoided) per (subject, month, type).
     type Sums = (i64, i64, i64, i64);
     let mut sums: BTreeMap<(&[u8], NaiveDate, &str), Sums> = BTreeMap::new();
