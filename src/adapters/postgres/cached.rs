@@ -66,6 +66,36 @@ impl Statements {
     }
 }
 
+/// `query`, `query_one`, `query_opt` and `execute` taking the statement's text, run on the field
+/// `$on` with the statement prepared once through `self.statements`.
+macro_rules! by_text {
+    ($on:ident) => {
+        /// Run `sql` (prepared once on the connection) and return its rows.
+        pub async fn query(&self, sql: &str, params: &Params<'_>) -> Result<Vec<Row>, Error> {
+            let statement = self.statements.get(&self.$on, sql).await?;
+            self.$on.query(&statement, params).await.inspect_err(|e| self.statements.after(e))
+        }
+
+        /// Run `sql` and return its one row, or fail.
+        pub async fn query_one(&self, sql: &str, params: &Params<'_>) -> Result<Row, Error> {
+            let statement = self.statements.get(&self.$on, sql).await?;
+            self.$on.query_one(&statement, params).await.inspect_err(|e| self.statements.after(e))
+        }
+
+        /// Run `sql` and return its row, if any.
+        pub async fn query_opt(&self, sql: &str, params: &Params<'_>) -> Result<Option<Row>, Error> {
+            let statement = self.statements.get(&self.$on, sql).await?;
+            self.$on.query_opt(&statement, params).await.inspect_err(|e| self.statements.after(e))
+        }
+
+        /// Run `sql` and return the number of rows it changed.
+        pub async fn execute(&self, sql: &str, params: &Params<'_>) -> Result<u64, Error> {
+            let statement = self.statements.get(&self.$on, sql).await?;
+            self.$on.execute(&statement, params).await.inspect_err(|e| self.statements.after(e))
+        }
+    };
+}
+
 /// One PostgreSQL connection of the pool, with the statements it prepared.
 pub struct PgConnection {
     client: Client,
@@ -83,29 +113,7 @@ impl PgConnection {
         &self.statements
     }
 
-    /// Run `sql` (prepared once on this connection) and return its rows.
-    pub async fn query(&self, sql: &str, params: &Params<'_>) -> Result<Vec<Row>, Error> {
-        let statement = self.statements.get(&self.client, sql).await?;
-        self.client.query(&statement, params).await.inspect_err(|e| self.statements.after(e))
-    }
-
-    /// Run `sql` and return its one row, or fail.
-    pub async fn query_one(&self, sql: &str, params: &Params<'_>) -> Result<Row, Error> {
-        let statement = self.statements.get(&self.client, sql).await?;
-        self.client.query_one(&statement, params).await.inspect_err(|e| self.statements.after(e))
-    }
-
-    /// Run `sql` and return its row, if any.
-    pub async fn query_opt(&self, sql: &str, params: &Params<'_>) -> Result<Option<Row>, Error> {
-        let statement = self.statements.get(&self.client, sql).await?;
-        self.client.query_opt(&statement, params).await.inspect_err(|e| self.statements.after(e))
-    }
-
-    /// Run `sql` and return the number of rows it changed.
-    pub async fn execute(&self, sql: &str, params: &Params<'_>) -> Result<u64, Error> {
-        let statement = self.statements.get(&self.client, sql).await?;
-        self.client.execute(&statement, params).await.inspect_err(|e| self.statements.after(e))
-    }
+    by_text!(client);
 
     /// Begin a transaction that runs its statements prepared on this connection.
     pub async fn transaction(&mut self) -> Result<PgTransaction<'_>, Error> {
@@ -135,29 +143,7 @@ pub struct PgTransaction<'a> {
 }
 
 impl PgTransaction<'_> {
-    /// Run `sql` (prepared once on the connection) and return its rows.
-    pub async fn query(&self, sql: &str, params: &Params<'_>) -> Result<Vec<Row>, Error> {
-        let statement = self.statements.get(&self.tx, sql).await?;
-        self.tx.query(&statement, params).await.inspect_err(|e| self.statements.after(e))
-    }
-
-    /// Run `sql` and return its one row, or fail.
-    pub async fn query_one(&self, sql: &str, params: &Params<'_>) -> Result<Row, Error> {
-        let statement = self.statements.get(&self.tx, sql).await?;
-        self.tx.query_one(&statement, params).await.inspect_err(|e| self.statements.after(e))
-    }
-
-    /// Run `sql` and return its row, if any.
-    pub async fn query_opt(&self, sql: &str, params: &Params<'_>) -> Result<Option<Row>, Error> {
-        let statement = self.statements.get(&self.tx, sql).await?;
-        self.tx.query_opt(&statement, params).await.inspect_err(|e| self.statements.after(e))
-    }
-
-    /// Run `sql` and return the number of rows it changed.
-    pub async fn execute(&self, sql: &str, params: &Params<'_>) -> Result<u64, Error> {
-        let statement = self.statements.get(&self.tx, sql).await?;
-        self.tx.execute(&statement, params).await.inspect_err(|e| self.statements.after(e))
-    }
+    by_text!(tx);
 
     /// Commit.
     pub async fn commit(self) -> Result<(), Error> {
