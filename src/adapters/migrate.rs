@@ -54,6 +54,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "social_moderation",
         sql: include_str!("../../migrations/0017_social_moderation.sql"),
     },
+    Migration {
+        version: 18,
+        name: "esg_participation",
+        sql: include_str!("../../migrations/0018_esg_participation.sql"),
+    },
 ];
 
 /// Arbitrary key of the advisory lock held while migrating.

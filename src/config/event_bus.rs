@@ -78,6 +78,7 @@ impl Default for EventBusSettings {
                 "beryl.fintech.payments".into(),
                 "beryl.mobility.events".into(),
                 "beryl.esg.events".into(),
+                "beryl.social.events".into(),
             ],
             consumer_group: "beryl-core-api".into(),
             dead_letter_suffix: ".dlq".into(),

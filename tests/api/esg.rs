@@ -13,7 +13,7 @@ use wiremock::{matchers::method, Mock, MockServer, ResponseTemplate};
 
 use crate::{
     events::on_kafka,
-    helpers::{eventually, sample, spawn_app, spawn_with, TestApp},
+    helpers::{call, eventually, sample, spawn_app, spawn_with, TestApp},
     kafka,
 };
 
@@ -65,7 +65,7 @@ async fn a_report_is_priced_and_scored_and_every_refusal_records_nothing() {
     // ⌊100 × 5737 × 42500 / (7480 × 100000)⌋ = 32: most of a car's emissions avoided, over less
     // than the 100 km of full credit.
     assert_eq!(body["score"]["total"], 32);
-    assert_eq!(body["score"]["method_version"], "esg-score/1");
+    assert_eq!(body["score"]["method_version"], "esg-score/2");
 
     let refusals = [
         (json!({"type": "ride_car", "date": today(), "distance_km": 5.0}), 400, "unknown_activity_type"),
@@ -284,6 +284,98 @@ async fn one_subject_never_reads_anothers_data_and_erasure_removes_it() {
     assert_eq!(overview(&app, &eve).await["totals"]["activities"], 0);
 }
 
+/// `who` with a public social profile: a token for social and ESG.
+async fn social_user(app: &TestApp, who: &str) -> String {
+    let token = app.token(who, &["social:read", "social:write", "esg:read", "esg:write"]);
+    let body = json!({"handle": format!("{who}_esg"), "display_name": who, "visibility": "public"});
+    let (status, answer) = call(app, reqwest::Method::PUT, "/api/v1/social/me/profile", &token, Some(body)).await;
+    assert_eq!(status, 201, "{answer}");
+    token
+}
+
+/// `token`'s user writes a post and comments on it: the post's id.
+async fn post_and_comment(app: &TestApp, token: &str) -> String {
+    let body = json!({"text": "Cycled to work today", "visibility": "public"});
+    let (status, post) = call(app, reqwest::Method::POST, "/api/v1/social/posts", token, Some(body)).await;
+    assert_eq!(status, 201, "{post}");
+    let id = post["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/social/posts/{id}/comments");
+    let (status, comment) = call(app, reqwest::Method::POST, &path, token, Some(json!({"text": "And back"}))).await;
+    assert_eq!(status, 201, "{comment}");
+    id
+}
+
+/// The value of the score's component `part`.
+fn component(me: &Value, part: &str) -> Value {
+    let found = me["score"]["components"].as_array().and_then(|c| c.iter().find(|c| c["part"] == part));
+    found.map(|c| c["value"].clone()).unwrap_or(Value::Null)
+}
+
+async fn participations(app: &TestApp, result: &str) -> f64 {
+    let series = format!("beryl_esg_activities_total{{source=\"participation\",result=\"{result}\"}}");
+    sample(&app.metrics().await, &series).unwrap_or(0.0)
+}
+
+#[actix_web::test]
+async fn posts_and_comments_make_the_social_component_once_per_event() {
+    let app = spawn_app().await;
+    let lea = social_user(&app, "lea").await;
+    post_and_comment(&app, &lea).await;
+    eventually("the post and the comment counted", Duration::from_secs(20), || async {
+        (participations(&app, "recorded").await == 2.0).then_some(())
+    })
+    .await;
+    let me = overview(&app, &lea).await;
+    // One day of participation of the twelve that earn it all, ⌊100 / 12⌋ = 8, and no travel
+    // (environmental 0): (0·60 + 8·20) / 80 = 2.
+    assert_eq!(me["score"]["method_version"], "esg-score/2");
+    assert_eq!((component(&me, "environmental"), component(&me, "social")), (json!(0), json!(8)), "{me}");
+    assert_eq!((me["score"]["total"].as_u64(), me["totals"]["activities"].as_u64()), (Some(2), Some(0)));
+    assert_eq!(component(&me, "governance"), Value::Null);
+    // Delivered again: nothing changes.
+    let published = app.state.actors.broker.records("beryl.social.events");
+    let created: Vec<_> = published
+        .iter()
+        .filter(|r| {
+            let v: Value = serde_json::from_slice(r.payload.as_deref().unwrap()).unwrap();
+            v["type"] == "social.post.created" || v["type"] == "social.comment.created"
+        })
+        .collect();
+    assert_eq!(created.len(), 2);
+    for r in created {
+        let again = OutRecord {
+            topic: r.topic.clone(),
+            key: r.key.clone(),
+            payload: r.payload.clone().unwrap(),
+            headers: r.headers.clone(),
+        };
+        app.state.actors.broker.append(again);
+    }
+    eventually("the redeliveries seen", Duration::from_secs(20), || async {
+        (participations(&app, "duplicate").await == 2.0).then_some(())
+    })
+    .await;
+    assert_eq!(participations(&app, "recorded").await, 2.0);
+    let scores = app.published("beryl.esg.events");
+    let updates = scores.iter().filter(|e| e["type"] == "esg.score.updated").count();
+    assert_eq!(updates, 2, "one score update per participation, none for a redelivery");
+    // With 100 km by bike the environmental component is full: (100·60 + 8·20) / 80 = 77.
+    let (status, _) = report(&app, &lea, json!({"type": "bike", "date": today(), "distance_km": 100.0}), None).await;
+    assert_eq!(status, 201);
+    let me = overview(&app, &lea).await;
+    assert_eq!((me["score"]["total"].as_u64(), component(&me, "social")), (Some(77), json!(8)), "{me}");
+    // The export holds the participations; erasure removes them.
+    let privacy = app.token("lea", &["privacy:write", "privacy:read", "esg:read"]);
+    let export: Value = app.get_as("/api/v1/privacy/export", &privacy).await.json().await.unwrap();
+    let took = export["domains"]["esg"]["participations"].as_array().cloned().unwrap_or_default();
+    assert_eq!(took.iter().map(|p| p["kind"].as_str().unwrap()).collect::<Vec<_>>(), ["post", "comment"], "{export}");
+    let res = app.post_as("/api/v1/privacy/erasure-requests", &privacy, &json!({})).await;
+    assert_eq!(res.status(), 201);
+    let record: Value = res.json().await.unwrap();
+    assert_eq!(record["removed"]["esg.participations"], 2, "{record}");
+    assert_eq!(overview(&app, &lea).await["score"], Value::Null);
+}
+
 #[actix_web::test]
 async fn rides_flow_into_scores_through_a_real_broker() {
     let (brokers, ns) = (kafka::broker(), kafka::unique("esg"));
@@ -292,6 +384,7 @@ async fn rides_flow_into_scores_through_a_real_broker() {
     let app = spawn_with(|s| {
         on_kafka(s, &brokers, &ns);
         s.event_bus.inbound_topics.push(inbound);
+        s.event_bus.inbound_topics.push(format!("{ns}.social.events"));
     })
     .await;
     kafka::create_topics(&brokers, &[&topic], 3).await;
@@ -319,6 +412,16 @@ async fn rides_flow_into_scores_through_a_real_broker() {
     let updates: Vec<&kafka::Read> = published.iter().filter(|r| r.value["type"] == "esg.score.updated").collect();
     assert_eq!(updates.len(), 3, "one score update per ride credited, none for the redelivery");
     assert_eq!(updates.last().unwrap().value["data"]["total"], 12);
+    // Her post and comment go through the broker too, and make the social component:
+    // (12·60 + 8·20) / 80 = 11.
+    let social = social_user(&app, "fay").await;
+    post_and_comment(&app, &social).await;
+    let me = eventually("the participation counted", Duration::from_secs(30), || async {
+        let me = overview(&app, &token).await;
+        (component(&me, "social") == json!(8)).then_some(me)
+    })
+    .await;
+    assert_eq!((me["score"]["total"].as_u64(), me["totals"]["activities"].as_u64()), (Some(11), Some(3)));
 }
 
 #[actix_web::test]
@@ -394,16 +497,22 @@ async fn a_rebuild_gives_byte_identical_projections_while_the_service_serves() {
         }
         app.state.actors.broker.append(completed(&app, who, "car", 9_000, Uuid::now_v7()).await);
     }
+    // Jo also took part in the community, and Lu only did.
+    for who in ["jo", "lu"] {
+        let token = social_user(&app, who).await;
+        post_and_comment(&app, &token).await;
+    }
     let kim = app.token("kim", &["esg:read"]);
-    eventually("the rides credited", Duration::from_secs(20), || async {
-        (overview(&app, &kim).await["totals"]["activities"] == 4).then_some(())
+    eventually("the rides and participations credited", Duration::from_secs(20), || async {
+        let rides = overview(&app, &kim).await["totals"]["activities"] == 4;
+        (rides && participations(&app, "recorded").await == 4.0).then_some(())
     })
     .await;
     let url = app.state.settings.database.url.as_ref().unwrap().expose().to_string();
     let (db, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
     actix_rt::spawn(connection);
     let built = projections(&db).await;
-    assert_eq!(built.1.lines().count(), 3);
+    assert_eq!(built.1.lines().count(), 4);
     // Damage both projections, then rebuild them from the activities.
     db.batch_execute("DELETE FROM esg_monthly WHERE kind = 'bike'; UPDATE esg_subjects SET total = 0, score = NULL, activities = 1, version = 9")
         .await
@@ -412,15 +521,15 @@ async fn a_rebuild_gives_byte_identical_projections_while_the_service_serves() {
     let (code, stdout, stderr) =
         crate::helpers::run_cli(&["esg", "rebuild", "--batch", "2"], &[("DATABASE_URL", &url)]);
     assert_eq!(code, 0, "{stdout}{stderr}");
-    assert!(stdout.contains("esg rebuild: 3 subjects"), "{stdout}");
+    assert!(stdout.contains("esg rebuild: 4 subjects"), "{stdout}");
     assert!(
-        stdout.contains("esg rebuild: 2 of 3 subjects") && stdout.contains("3 of 3 subjects (3 changed)"),
+        stdout.contains("esg rebuild: 2 of 4 subjects") && stdout.contains("4 of 4 subjects (4 changed)"),
         "{stdout}"
     );
     assert_eq!(projections(&db).await, built, "the rebuilt projections are the ones built event by event");
     let (code, stdout, _) = crate::helpers::run_cli(&["esg", "rebuild"], &[("DATABASE_URL", &url)]);
     assert_eq!(code, 0);
-    assert!(stdout.contains("3 subjects rebuilt, 0 of them changed"), "{stdout}");
+    assert!(stdout.contains("4 subjects rebuilt, 0 of them changed"), "{stdout}");
     // The service kept serving, and reads the rebuilt state once its cache expires.
     assert_eq!(overview(&app, &kim).await["totals"]["activities"], 4);
 }

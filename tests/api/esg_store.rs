@@ -4,11 +4,11 @@
 
 use beryl_core_api::{
     adapters::{
-        esg::{Activity, Credit, Entry, EsgStore, FactorUsed, Origin, Recorded, Standing},
+        esg::{Activity, Credit, Entry, EsgStore, FactorUsed, Origin, Participated, Participation, Recorded, Standing},
         outbox::MemOutbox,
     },
     domain::{
-        esg::{ActivityType, EsgError, Footprint, Report},
+        esg::{method::Part, ActivityType, EsgError, Footprint, Report, Took},
         privacy::BlindIndex,
     },
 };
@@ -32,6 +32,7 @@ contract!(
     a_rebuild_reproduces_what_recording_built,
     a_members_standing_comes_with_each_recording,
     a_batch_records_what_its_entries_would_one_by_one,
+    a_participation_counts_once_is_rebuilt_and_erased,
 );
 
 fn index(n: u8) -> BlindIndex {
@@ -231,4 +232,56 @@ async fn a_batch_records_what_its_entries_would_one_by_one(store: EsgStore) {
     let again = store.record_batch(&batch[..1]).await.unwrap();
     assert_eq!(again, vec![Recorded::Duplicate(Box::new(bike.clone()))]);
     assert_eq!(store.subject(&p).await.unwrap().unwrap(), p_state);
+}
+
+fn took(kind: Took, days_ago: u64) -> Participation {
+    let recorded_at = Utc::now().trunc_subsecs(6);
+    Participation { id: Uuid::now_v7(), kind, day: today() - Days::new(days_ago), recorded_at }
+}
+
+async fn participate(store: &EsgStore, who: &BlindIndex, p: &Participation) -> Participated {
+    store.participate(&credit(who), p).await.unwrap()
+}
+
+fn social(p: &Participated) -> (i64, Option<u8>) {
+    match p {
+        Participated::New(state) => (state.version, state.score.as_ref().and_then(|s| s.value(Part::Social))),
+        Participated::Duplicate => panic!("not recorded"),
+    }
+}
+
+async fn a_participation_counts_once_is_rebuilt_and_erased(store: EsgStore) {
+    let (who, only) = (index(20), index(21));
+    let post = took(Took::Post, 0);
+    // One day of the twelve that earn the full component: ⌊100 / 12⌋.
+    assert_eq!(social(&participate(&store, &who, &post).await), (1, Some(8)));
+    assert_eq!(participate(&store, &who, &post).await, Participated::Duplicate);
+    assert_eq!(social(&participate(&store, &who, &took(Took::Comment, 0)).await), (2, Some(8)), "the same day");
+    assert_eq!(social(&participate(&store, &who, &took(Took::Post, 3)).await), (3, Some(16)));
+    let state = store.subject(&who).await.unwrap().unwrap();
+    assert_eq!((state.totals.activities, state.score.unwrap().value(Part::Environmental)), (0, Some(0)));
+    // Recording an activity keeps the social component; a day out of the window adds nothing.
+    let bike = activity(Origin::Report, ActivityType::Bike, 0, 5_000, 880, Utc::now());
+    match record(&store, &who, &bike).await {
+        Recorded::New { state, .. } => {
+            assert_eq!((state.version, state.score.unwrap().value(Part::Social)), (4, Some(16)));
+        }
+        other => panic!("not recorded: {other:?}"),
+    }
+    assert_eq!(social(&participate(&store, &who, &took(Took::Post, 200)).await), (5, Some(16)));
+    participate(&store, &only, &took(Took::Comment, 1)).await;
+    assert_eq!(store.count_subjects().await.unwrap(), 2, "a subject known only by participation counts");
+    let kept = store.participations(&who).await.unwrap();
+    assert_eq!(kept.len(), 4);
+    assert!(kept.windows(2).all(|w| w[0].day <= w[1].day), "oldest day first");
+    // A rebuild finds what recording built.
+    for subject in [who, only] {
+        let state = store.subject(&subject).await.unwrap();
+        assert!(!store.rebuild(&subject, today()).await.unwrap(), "nothing to change");
+        assert_eq!(store.subject(&subject).await.unwrap(), state);
+    }
+    assert_eq!(store.erase(&who).await.unwrap(), 1);
+    assert!(store.participations(&who).await.unwrap().is_empty());
+    assert_eq!(store.subject(&who).await.unwrap(), None);
+    assert_eq!(store.count_subjects().await.unwrap(), 1);
 }

@@ -189,6 +189,7 @@ async fn posts_keep_their_counts_through_reactions_comments_and_erasure(store: S
         id: uuid::Uuid::from_u128(n),
         body: format!("sealed-{n}"),
         link: None,
+        participant: Some(format!("participant-{n}")),
         visibility,
         fanout_max_followers: 10,
     };
@@ -205,13 +206,14 @@ async fn posts_keep_their_counts_through_reactions_comments_and_erasure(store: S
     ));
     let after = store.react(p1.id, c.id, Reaction::Love, &act(9)).await.unwrap();
     assert_eq!(after.reactions.get(&Reaction::Love), Some(&2));
-    let top = store.comment((p1.id, None), (uuid::Uuid::from_u128(10), b.id), "s", &act(10)).await.unwrap();
-    let reply = store.comment((p1.id, Some(top.id)), (uuid::Uuid::from_u128(11), c.id), "s", &act(11)).await.unwrap();
+    let top = store.comment((p1.id, None), (uuid::Uuid::from_u128(10), b.id), ("s", "p"), &act(10)).await.unwrap();
+    let reply =
+        store.comment((p1.id, Some(top.id)), (uuid::Uuid::from_u128(11), c.id), ("s", "p"), &act(11)).await.unwrap();
     assert!(matches!(
-        store.comment((p1.id, Some(reply.id)), (uuid::Uuid::from_u128(12), a.id), "s", &act(12)).await,
+        store.comment((p1.id, Some(reply.id)), (uuid::Uuid::from_u128(12), a.id), ("s", "p"), &act(12)).await,
         Err(SocialStoreError::Rule(SocialError::ThreadTooDeep))
     ));
-    store.comment((p1.id, None), (uuid::Uuid::from_u128(13), c.id), "s", &act(13)).await.unwrap();
+    store.comment((p1.id, None), (uuid::Uuid::from_u128(13), c.id), ("s", "p"), &act(13)).await.unwrap();
     let read = store.post(p1.id).await.unwrap().unwrap();
     assert_eq!((read.comments, read.version), (3, 6), "created, two reactions, three comments");
     let listed: Vec<u128> = store.comments(p1.id, None, 10).await.unwrap().iter().map(|c| c.id.as_u128()).collect();
@@ -235,7 +237,8 @@ async fn posts_keep_their_counts_through_reactions_comments_and_erasure(store: S
     assert_eq!((read.comments, read.reactions.get(&Reaction::Love).copied()), (1, Some(1)), "{read:?}");
     assert!(store.post(uuid::Uuid::from_u128(3)).await.unwrap().is_none());
     // Deleting a comment takes its replies.
-    let r2 = store.comment((p1.id, Some(top.id)), (uuid::Uuid::from_u128(15), a.id), "s", &act(15)).await.unwrap();
+    let r2 =
+        store.comment((p1.id, Some(top.id)), (uuid::Uuid::from_u128(15), a.id), ("s", "p"), &act(15)).await.unwrap();
     assert_eq!(store.post(p1.id).await.unwrap().unwrap().comments, 2);
     store.delete_comment(top.id, &act(16)).await.unwrap();
     assert_eq!(store.post(p1.id).await.unwrap().unwrap().comments, 0);
@@ -263,6 +266,7 @@ async fn activity_posts_are_made_once_per_event_and_what_a_profile_shares_reads_
         id,
         body: "sealed".into(),
         link: Some(beryl_core_api::domain::social::Link::Ride(event)),
+        participant: None,
         visibility: Visibility::Followers,
         fanout_max_followers: 10,
     };
@@ -296,6 +300,7 @@ async fn reports_open_once_and_a_hidden_post_leaves_every_listing_but_its_author
         id: uuid::Uuid::from_u128(n),
         body: format!("sealed-{n}"),
         link: None,
+        participant: None,
         visibility: Visibility::Public,
         // Post 2 is by an author above the fan-out threshold: the merge on read reads it.
         fanout_max_followers: if n == 2 { 0 } else { 10 },

@@ -8,20 +8,24 @@ use std::{collections::HashMap, sync::Arc};
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
-use super::{Answer, EsgDomain, EsgFailure, EsgWriter, ForgetSubject, GetSubject, Record};
+use super::{Answer, EsgDomain, EsgFailure, EsgWriter, ForgetSubject, GetSubject, Participate, Record};
 use crate::{
     actors::{adapters::EmissionsClient, runtime::ActorRef},
     adapters::{
         emissions::EstimateRequest,
-        esg::{Activity, Boards, Credit, EsgStore, FactorUsed, Month, Origin, Recorded, SubjectState},
+        esg::{
+            Activity, Boards, Credit, EsgStore, FactorUsed, Month, Origin, Participated, Participation, Recorded,
+            SubjectState,
+        },
         external::Source,
         privacy::Vault,
     },
     config::EsgSettings,
     domain::{
-        esg::{ActivityType, Footprint, Report, RideCompleted, DISTANCE_MAX_M},
+        esg::{ActivityType, Footprint, Report, RideCompleted, TookPart, DISTANCE_MAX_M},
         idempotency::{IdempotencyError, IdempotencyKey},
         privacy::{BlindIndex, Personal, Place},
+        social::events::PARTICIPANT_FIELD,
     },
     telemetry::{self, Metrics},
 };
@@ -283,6 +287,53 @@ impl EsgClient {
             }
         };
         Ok(credited)
+    }
+
+    /// Count a post or a comment for its author: their score's social component is recomputed.
+    /// Once per event, however many times it is delivered; nothing for a post the service made
+    /// itself (it names no participant) or an author since erased.
+    pub async fn participate(&self, took: &TookPart, request_id: Option<String>) -> Answer<Credited> {
+        let subject = if took.participant_sealed.is_empty() {
+            None
+        } else {
+            let row = took.row.to_string();
+            match self.vault.open_text(&took.participant_sealed, Place::new(PARTICIPANT_FIELD, &row)).await? {
+                Personal::Value(subject) => Some(subject),
+                Personal::Erased => None,
+            }
+        };
+        let count = |result: &'static str| {
+            self.metrics.with(|| {
+                metrics::counter!(telemetry::ESG_ACTIVITIES_TOTAL, "source" => "participation", "result" => result)
+                    .increment(1);
+            });
+        };
+        let Some(subject) = subject else {
+            count("ignored");
+            return Ok(Credited::Ignored);
+        };
+        let index = self.index(&subject);
+        let now = Utc::now();
+        let p = Participation { id: took.event_id, kind: took.kind, day: took.at.date_naive(), recorded_at: now };
+        let row = p.id.to_string();
+        let sealed = self.vault.seal(&subject, Place::new(SUBJECT_FIELD, &row), &subject).await?.to_text();
+        let credit = Credit { index, sealed, as_of: now.date_naive(), request_id };
+        match self.writer.ask(Participate(credit, p)).await?? {
+            Participated::New(state) => {
+                self.domain.tell(ForgetSubject { subject });
+                self.metrics.with(|| {
+                    if let Some(score) = &state.score {
+                        metrics::histogram!(telemetry::ESG_SCORE).record(f64::from(score.total));
+                    }
+                });
+                count("recorded");
+                Ok(Credited::Recorded)
+            }
+            Participated::Duplicate => {
+                count("duplicate");
+                Ok(Credited::Duplicate)
+            }
+        }
     }
 
     /// `subject`'s totals, latest score and the monthly aggregates of the last twelve months.

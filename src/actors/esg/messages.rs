@@ -6,7 +6,7 @@ use actix::Message;
 use crate::{
     actors::runtime::AskError,
     adapters::{
-        esg::{Activity, Entry, EsgStoreError, Recorded, SubjectState},
+        esg::{Activity, Credit, Entry, EsgStoreError, Participated, Participation, Recorded, SubjectState},
         external::AdapterError,
         privacy::{VaultError, VaultFailure},
     },
@@ -67,6 +67,14 @@ pub struct Record(pub Entry);
 
 impl Message for Record {
     type Result = Answer<Recorded>;
+}
+
+/// Record that a subject took part in the community, recompute their score and publish it.
+#[derive(Debug, Clone)]
+pub struct Participate(pub Credit, pub Participation);
+
+impl Message for Participate {
+    type Result = Answer<Participated>;
 }
 
 /// The subject's totals and latest score, and their monthly aggregates from `since` on.

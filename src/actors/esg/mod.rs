@@ -1,7 +1,8 @@
 //! ESG actors. The supervised domain actor `esg` owns the subjects' entity actors (one
 //! [`SubjectActor`] per subject being read, keyed by the subject), which keep what was read of
 //! their subject. The supervised `esg-writer` records activities, many subjects' in one
-//! transaction, in the order they reach it. Activities are priced by the [`EsgClient`] before
+//! transaction, in the order they reach it, and each participation in the community in one
+//! transaction of its own. Activities are priced by the [`EsgClient`] before
 //! they reach the writer, so that no call to the emissions adapter holds a batch.
 
 pub mod client;
@@ -15,7 +16,7 @@ pub mod writer;
 use std::time::Duration;
 
 pub use client::{EsgClient, Pricing};
-pub use messages::{Answer, EsgFailure, ForgetSubject, GetSubject, ListActivities, Record, SubjectRead};
+pub use messages::{Answer, EsgFailure, ForgetSubject, GetSubject, ListActivities, Participate, Record, SubjectRead};
 pub use subject::SubjectActor;
 pub use writer::EsgWriter;
 
@@ -61,6 +62,9 @@ impl Managed for EsgDomain {
                 ("ride", "recorded"),
                 ("ride", "duplicate"),
                 ("ride", "ignored"),
+                ("participation", "recorded"),
+                ("participation", "duplicate"),
+                ("participation", "ignored"),
             ]);
             for (source, result) in results {
                 metrics::counter!(telemetry::ESG_ACTIVITIES_TOTAL, "source" => source, "result" => result).absolute(0);

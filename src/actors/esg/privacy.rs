@@ -59,12 +59,14 @@ impl Holder for EsgHolder {
             let since = chrono::NaiveDate::from_ymd_opt(2000, 1, 1).unwrap_or_default();
             let months = holder.store.months(&subject.index, since).await.map_err(failed)?;
             let leaderboard = holder.store.member(&subject.index).await.map_err(failed)?;
+            let participations = holder.store.participations(&subject.index).await.map_err(failed)?;
             Ok(json!({
                 "leaderboard": leaderboard.map(|community| json!({ "community": community })),
                 "totals": state.as_ref().map(|s| s.totals),
                 "score": state.as_ref().and_then(|s| s.score.clone()),
                 "activities": activities,
                 "months": months,
+                "participations": participations,
             }))
         }
         .boxed_local()
@@ -74,9 +76,10 @@ impl Holder for EsgHolder {
         let holder = self.clone();
         async move {
             holder.client.leave_boards(&subject.id).await.map_err(failed)?;
+            let participations = holder.store.participations(&subject.index).await.map_err(failed)?.len() as u64;
             let activities = holder.store.erase(&subject.index).await.map_err(failed)?;
             holder.client.forget(&subject.id).await.map_err(failed)?;
-            Ok(BTreeMap::from([("activities".to_owned(), activities)]))
+            Ok(BTreeMap::from([("activities".to_owned(), activities), ("participations".to_owned(), participations)]))
         }
         .boxed_local()
     }

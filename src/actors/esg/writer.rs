@@ -11,10 +11,10 @@ use actix::fut::{wrap_future, ActorFutureExt};
 use actix::AsyncContext;
 use tokio::sync::oneshot;
 
-use super::messages::{Answer, EsgFailure, Record};
+use super::messages::{Answer, EsgFailure, Participate, Record};
 use crate::{
     actors::runtime::{Ctx, Handle, Host, Managed, Reply},
-    adapters::esg::{Entry, EsgStore, EsgStoreError, Recorded},
+    adapters::esg::{Entry, EsgStore, EsgStoreError, Participated, Recorded},
     telemetry::{self, Metrics},
 };
 
@@ -107,5 +107,14 @@ impl Handle<Record> for EsgWriter {
         Reply::later(async move {
             rx.await.unwrap_or_else(|_| Err(EsgStoreError::Unavailable("the ESG writer restarted".into()).into()))
         })
+    }
+}
+
+impl Handle<Participate> for EsgWriter {
+    /// One transaction of its own: participations are few beside activities, and the subject's
+    /// row lock orders it with the batches that credit the same subject.
+    fn handle(&mut self, Participate(credit, p): Participate, _: &mut Ctx<Self>) -> Reply<Self, Answer<Participated>> {
+        let store = self.store.clone();
+        Reply::later(async move { Ok(store.participate(&credit, &p).await?) })
     }
 }

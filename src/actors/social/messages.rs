@@ -332,6 +332,8 @@ message! {
         author: Uuid,
         /// The text, sealed.
         body: String,
+        /// The author's subject, sealed for the event (`social.participant`).
+        participant: String,
         /// When, and for which request.
         act: Act,
     } -> Comment

@@ -23,8 +23,8 @@ use crate::{
         mobility::RideState,
         privacy::{Personal, Place},
         social::{
-            activity::ACTIVITY_VISIBILITY, graph, moderation, post, Activity, Link, Reaction, Relation, SocialError,
-            Visibility,
+            activity::ACTIVITY_VISIBILITY, events::PARTICIPANT_FIELD, graph, moderation, post, Activity, Link,
+            Reaction, Relation, SocialError, Visibility,
         },
     },
     telemetry,
@@ -161,10 +161,12 @@ impl SocialClient {
         };
         let id = Uuid::now_v7();
         let body = self.seal_text(subject, fields::POST_BODY, id, &input.text).await?;
+        let participant = self.seal_text(subject, PARTICIPANT_FIELD, id, subject).await?;
         let draft = PostDraft {
             id,
             body,
             link,
+            participant: Some(participant),
             visibility: input.visibility,
             fanout_max_followers: self.feeds.fanout_max_followers,
         };
@@ -212,6 +214,7 @@ impl SocialClient {
             id,
             body,
             link: Some(activity.link.clone()),
+            participant: None,
             visibility: ACTIVITY_VISIBILITY,
             fanout_max_followers: self.feeds.fanout_max_followers,
         };
@@ -346,7 +349,9 @@ impl SocialClient {
         let me = me.ok_or(SocialError::ProfileRequired)?;
         let comment_id = Uuid::now_v7();
         let body = self.seal_text(subject, fields::COMMENT_BODY, comment_id, text).await?;
-        let msg = AddComment { post: id, parent, id: comment_id, author: me.id, body, act: act(request_id) };
+        let participant = self.seal_text(subject, PARTICIPANT_FIELD, comment_id, subject).await?;
+        let msg =
+            AddComment { post: id, parent, id: comment_id, author: me.id, body, participant, act: act(request_id) };
         let comment = self.domain.ask(msg).await??;
         self.count_post("commented");
         let author = self.view(&me, None).await?;

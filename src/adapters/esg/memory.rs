@@ -6,8 +6,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
 use super::{
-    day_total, events_of, month_of, score_of, window_start, Activity, Credit, Month, Origin, Recorded, Standing,
-    SubjectState,
+    day_total, events_of, month_of, score_of, window_start, Activity, Credit, Month, Origin, Participated,
+    Participation, Recorded, Standing, SubjectState,
 };
 use crate::{
     adapters::outbox::MemOutbox,
@@ -21,7 +21,23 @@ use crate::{
 struct Subject {
     state: Option<SubjectState>,
     activities: Vec<Activity>,
+    took_part: Vec<Participation>,
     months: BTreeMap<(NaiveDate, ActivityType), Month>,
+}
+
+impl Subject {
+    /// Whether anything was recorded for them.
+    fn recorded(&self) -> bool {
+        !self.activities.is_empty() || !self.took_part.is_empty()
+    }
+
+    /// Their score on `as_of` from what they recorded.
+    fn score(&self, as_of: NaiveDate) -> esg::Score {
+        let first = window_start(as_of);
+        let took: Vec<NaiveDate> =
+            self.took_part.iter().map(|p| p.day).filter(|d| *d >= first && *d <= as_of).collect();
+        score_of(&window_days(&self.activities, as_of), &took, as_of)
+    }
 }
 
 /// The embedded store's contents.
@@ -30,6 +46,8 @@ pub struct Memory {
     subjects: HashMap<BlindIndex, Subject>,
     /// Who each activity id was recorded for.
     ids: HashMap<Uuid, BlindIndex>,
+    /// The participations recorded, by id.
+    participations: HashMap<Uuid, BlindIndex>,
     /// Leaderboard members and their community.
     members: HashMap<BlindIndex, Option<String>>,
 }
@@ -56,10 +74,9 @@ impl Memory {
         totals.add(activity);
         subject.activities.push(activity.clone());
         add_to_month(&mut subject.months, activity);
-        let days = window_days(&subject.activities, credit.as_of);
         let state = SubjectState {
             totals,
-            score: Some(score_of(&days, credit.as_of)),
+            score: Some(subject.score(credit.as_of)),
             version: subject.state.as_ref().map_or(0, |s| s.version) + 1,
             updated_at: subject.state.as_ref().map_or(activity.recorded_at, |s| s.updated_at.max(activity.recorded_at)),
         };
@@ -76,11 +93,35 @@ impl Memory {
         Recorded::New { state, milestones, standing }
     }
 
+    pub(super) fn participate(&mut self, credit: &Credit, p: &Participation, outbox: &MemOutbox) -> Participated {
+        if self.participations.contains_key(&p.id) {
+            return Participated::Duplicate;
+        }
+        let subject = self.subjects.entry(credit.index).or_default();
+        subject.took_part.push(p.clone());
+        let state = SubjectState {
+            totals: subject.state.as_ref().map(|s| s.totals).unwrap_or_default(),
+            score: Some(subject.score(credit.as_of)),
+            version: subject.state.as_ref().map_or(0, |s| s.version) + 1,
+            updated_at: subject.state.as_ref().map_or(p.recorded_at, |s| s.updated_at.max(p.recorded_at)),
+        };
+        outbox.append(state.updated_at, events_of(credit, p.id, &state, &[]));
+        subject.state = Some(state.clone());
+        self.participations.insert(p.id, credit.index);
+        Participated::New(state)
+    }
+
+    pub(super) fn participations(&self, index: &BlindIndex) -> Vec<Participation> {
+        let mut all = self.subjects.get(index).map(|s| s.took_part.clone()).unwrap_or_default();
+        all.sort_by_key(|p| (p.day, p.id));
+        all
+    }
+
     pub(super) fn subjects_after(&self, after: Option<&BlindIndex>, limit: usize) -> Vec<BlindIndex> {
         let mut all: Vec<BlindIndex> = self
             .subjects
             .iter()
-            .filter(|(i, s)| !s.activities.is_empty() && after.is_none_or(|a| i.as_bytes() > a.as_bytes()))
+            .filter(|(i, s)| s.recorded() && after.is_none_or(|a| i.as_bytes() > a.as_bytes()))
             .map(|(i, _)| *i)
             .collect();
         all.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
@@ -89,13 +130,15 @@ impl Memory {
     }
 
     pub(super) fn count_subjects(&self) -> u64 {
-        self.subjects.values().filter(|s| !s.activities.is_empty()).count() as u64
+        self.subjects.values().filter(|s| s.recorded()).count() as u64
     }
 
-    /// Months, totals and score recomputed from the subject's activities.
+    /// Months, totals and score recomputed from the subject's activities and participations.
     pub(super) fn rebuild(&mut self, index: &BlindIndex, as_of: NaiveDate) -> bool {
         let Some(subject) = self.subjects.get_mut(index) else { return false };
-        let Some(updated_at) = subject.activities.iter().map(|a| a.recorded_at).max() else { return false };
+        let times =
+            subject.activities.iter().map(|a| a.recorded_at).chain(subject.took_part.iter().map(|p| p.recorded_at));
+        let Some(updated_at) = times.max() else { return false };
         let mut totals = super::Totals::default();
         let mut months: BTreeMap<(NaiveDate, ActivityType), Month> = BTreeMap::new();
         for a in &subject.activities {
@@ -104,8 +147,8 @@ impl Memory {
         }
         let state = SubjectState {
             totals,
-            score: Some(score_of(&window_days(&subject.activities, as_of), as_of)),
-            version: subject.activities.len() as i64,
+            score: Some(subject.score(as_of)),
+            version: (subject.activities.len() + subject.took_part.len()) as i64,
             updated_at,
         };
         let changed = subject.state.as_ref() != Some(&state) || subject.months != months;
@@ -169,6 +212,9 @@ impl Memory {
         let Some(subject) = self.subjects.remove(index) else { return 0 };
         for a in &subject.activities {
             self.ids.remove(&a.id);
+        }
+        for p in &subject.took_part {
+            self.participations.remove(&p.id);
         }
         subject.activities.len() as u64
     }

@@ -24,7 +24,7 @@ use super::{
 };
 use crate::{
     domain::{
-        esg::{self, ActivityType, DayTotal, EsgError, Footprint, Report, Score, Signals},
+        esg::{self, ActivityType, DayTotal, EsgError, Footprint, Report, Score, Signals, Took},
         events::DomainEvent,
         privacy::BlindIndex,
     },
@@ -260,9 +260,32 @@ fn events_of(credit: &Credit, activity: Uuid, state: &SubjectState, milestones: 
     events
 }
 
-/// The score of `days` on `as_of` (no signals beyond activities yet).
-fn score_of(days: &[DayTotal], as_of: NaiveDate) -> Score {
-    esg::score(days, as_of, &Signals::default())
+/// The score on `as_of` of the daily totals `days` and the days of community participation
+/// `took_part` (both in any order).
+fn score_of(days: &[DayTotal], took_part: &[NaiveDate], as_of: NaiveDate) -> Score {
+    esg::score(days, as_of, &Signals::from_participation(took_part, as_of))
+}
+
+/// One participation in the community, from the social domain's event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Participation {
+    /// The source event's id: recorded once however many times it is delivered.
+    pub id: Uuid,
+    /// Post or comment.
+    pub kind: Took,
+    /// The day it happened (UTC).
+    pub day: NaiveDate,
+    /// When it was recorded.
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// What recording a participation did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Participated {
+    /// Recorded: the subject's new state.
+    New(SubjectState),
+    /// A participation of this id was recorded before: nothing changed.
+    Duplicate,
 }
 
 /// Either store, chosen at start-up.
@@ -301,6 +324,27 @@ impl EsgStore {
                 let mut memory = memory.lock();
                 Ok(entries.iter().map(|(credit, activity)| memory.record(credit, activity, outbox)).collect())
             }
+        }
+    }
+
+    /// Record that `credit`'s subject took part in the community, recompute their score and queue
+    /// its event, all or nothing; an id recorded before changes nothing.
+    pub async fn participate(
+        &self,
+        credit: &Credit,
+        participation: &Participation,
+    ) -> Result<Participated, EsgStoreError> {
+        match self {
+            Self::Postgres(pool) => postgres::participate(pool, credit, participation).await,
+            Self::Memory(memory, outbox) => Ok(memory.lock().participate(credit, participation, outbox)),
+        }
+    }
+
+    /// Every participation recorded for the subject of `index`, oldest day first.
+    pub async fn participations(&self, index: &BlindIndex) -> Result<Vec<Participation>, EsgStoreError> {
+        match self {
+            Self::Postgres(pool) => postgres::participations(pool, index).await,
+            Self::Memory(memory, _) => Ok(memory.lock().participations(index)),
         }
     }
 
@@ -343,7 +387,7 @@ impl EsgStore {
         }
     }
 
-    /// The subjects with activities, in blind-index order after `after`, at most `limit`.
+    /// The subjects with activities or participations, in blind-index order after `after`, at most `limit`.
     pub async fn subjects_after(
         &self,
         after: Option<&BlindIndex>,
@@ -355,7 +399,7 @@ impl EsgStore {
         }
     }
 
-    /// How many subjects have activities.
+    /// How many subjects have activities or participations.
     pub async fn count_subjects(&self) -> Result<u64, EsgStoreError> {
         match self {
             Self::Postgres(pool) => postgres::count_subjects(pool).await,
@@ -364,7 +408,7 @@ impl EsgStore {
     }
 
     /// Recompute the subject's monthly aggregates, totals and score (as of `as_of`, by the
-    /// current method) from their stored activities, under the lock that recording takes;
+    /// current method) from their stored activities and participations, under the lock that recording takes;
     /// whether anything differed. Publishes nothing.
     pub async fn rebuild(&self, index: &BlindIndex, as_of: NaiveDate) -> Result<bool, EsgStoreError> {
         match self {
@@ -415,7 +459,8 @@ impl EsgStore {
         }
     }
 
-    /// Delete everything kept about the subject of `index`: how many activities went.
+    /// Delete everything kept about the subject of `index` (activities, participations, totals,
+    /// membership): how many activities went.
     pub async fn erase(&self, index: &BlindIndex) -> Result<u64, EsgStoreError> {
         match self {
             Self::Postgres(pool) => postgres::erase(pool, index).await,

@@ -58,7 +58,7 @@ impl Memory {
             edited_at: None,
             hidden: None,
         };
-        let data = events::post_data(author, draft.visibility, draft.link.as_ref());
+        let data = events::post_data((author, draft.participant.as_deref()), draft.visibility, draft.link.as_ref());
         outbox.append(
             act.at,
             vec![events::on_post(events::POST_CREATED, post.id, data, 1, act.request_id.clone(), act.at)],
@@ -199,7 +199,7 @@ impl Memory {
         &mut self,
         (post, parent): (Uuid, Option<Uuid>),
         (id, author): (Uuid, Uuid),
-        body: &str,
+        (body, participant): (&str, &str),
         act: &Act,
         outbox: &MemOutbox,
     ) -> Result<Comment, SocialStoreError> {
@@ -225,6 +225,7 @@ impl Memory {
         let mut data = serde_json::Map::from_iter([
             ("comment".to_owned(), json!(comment.id)),
             ("author".to_owned(), json!(author)),
+            ("participant".to_owned(), json!(participant)),
         ]);
         if let Some(parent) = parent {
             data.insert("parent".into(), json!(parent));

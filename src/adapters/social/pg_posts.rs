@@ -146,7 +146,7 @@ async fn insert_post(
         Err(e) => return Err(e.into()),
     };
     let post = post_of(&row)?;
-    let data = events::post_data(author, draft.visibility, draft.link.as_ref());
+    let data = events::post_data((author, draft.participant.as_deref()), draft.visibility, draft.link.as_ref());
     queue(tx, act.at, &[events::on_post(events::POST_CREATED, id, data, 1, act.request_id.clone(), act.at)]).await?;
     Ok(post)
 }
@@ -297,7 +297,7 @@ pub(super) async fn comment(
     pool: &PgPool,
     (post, parent): (Uuid, Option<Uuid>),
     (id, author): (Uuid, Uuid),
-    body: &str,
+    (body, participant): (&str, &str),
     act: &Act,
 ) -> Result<Comment, SocialStoreError> {
     let mut conn = pool.get().await?;
@@ -323,8 +323,11 @@ pub(super) async fn comment(
         Err(e) => return Err(e.into()),
     };
     let after = bump(&tx, post, ", comments = comments + 1").await?;
-    let mut data =
-        serde_json::Map::from_iter([("comment".to_owned(), json!(id)), ("author".to_owned(), json!(author))]);
+    let mut data = serde_json::Map::from_iter([
+        ("comment".to_owned(), json!(id)),
+        ("author".to_owned(), json!(author)),
+        ("participant".to_owned(), json!(participant)),
+    ]);
     if let Some(parent) = parent {
         data.insert("parent".into(), json!(parent));
     }

@@ -59,6 +59,11 @@ pub struct PostDraft {
     pub body: String,
     /// What it links to.
     pub link: Option<Link>,
+    /// Its author's subject sealed for its creation event ([`PARTICIPANT_FIELD`]), when they
+    /// wrote it: none for a post made of their activity.
+    ///
+    /// [`PARTICIPANT_FIELD`]: crate::domain::social::events::PARTICIPANT_FIELD
+    pub participant: Option<String>,
     /// Who sees it.
     pub visibility: Visibility,
     /// Above this many active followers of its author, it is not written into their cached
@@ -197,17 +202,18 @@ impl SocialStore {
     }
 
     /// `author` comments on `post`, or replies to its comment `parent` (one level deep), as the
-    /// comment `id` with the sealed text `body`.
+    /// comment `id` with the sealed text `body`; its event names the author's subject sealed as
+    /// `participant`.
     pub async fn comment(
         &self,
         (post, parent): (Uuid, Option<Uuid>),
         (id, author): (Uuid, Uuid),
-        body: &str,
+        sealed: (&str, &str),
         act: &Act,
     ) -> Result<Comment, SocialStoreError> {
         match self {
-            Self::Postgres(pool) => pg_posts::comment(pool, (post, parent), (id, author), body, act).await,
-            Self::Memory(m, outbox) => m.lock().comment((post, parent), (id, author), body, act, outbox),
+            Self::Postgres(pool) => pg_posts::comment(pool, (post, parent), (id, author), sealed, act).await,
+            Self::Memory(m, outbox) => m.lock().comment((post, parent), (id, author), sealed, act, outbox),
         }
     }
 

@@ -95,6 +95,77 @@ impl RideCompleted {
     }
 }
 
+/// How a subject took part in the community.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Took {
+    /// Wrote a post.
+    Post,
+    /// Wrote a comment.
+    Comment,
+}
+
+impl Took {
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Post => "post",
+            Self::Comment => "comment",
+        }
+    }
+}
+
+/// A post or a comment someone wrote, from the social domain's events, as ESG counts it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TookPart {
+    /// The event's id: the participation's id, so that a redelivered event is recorded once.
+    pub event_id: Uuid,
+    /// Post or comment.
+    pub kind: Took,
+    /// The post's or the comment's id: the row the author's subject is sealed for.
+    pub row: Uuid,
+    /// The author's subject, sealed under their key (empty when not given: nothing to count).
+    pub participant_sealed: String,
+    /// When they wrote it.
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Deserialize)]
+struct TookPartWire {
+    post: Uuid,
+    #[serde(default)]
+    comment: Option<Uuid>,
+    #[serde(default)]
+    participant: String,
+}
+
+impl TookPart {
+    /// Decode one of social's events of the schema version this service reads: only those
+    /// `kind_of` names (a post's or a comment's creation; social's types are its own).
+    pub fn decode(payload: &[u8], kind_of: impl Fn(&str) -> Option<Took>) -> Result<Self, InboundError> {
+        let event: DomainEvent =
+            serde_json::from_slice(payload).map_err(|e| InboundError::Malformed(format!("not an event: {e}")))?;
+        let Some(kind) = kind_of(&event.event_type) else {
+            return Err(InboundError::UnknownType(event.event_type));
+        };
+        if event.schema_version != SCHEMA_VERSION {
+            return Err(InboundError::SchemaVersion {
+                got: u64::from(event.schema_version),
+                reads: u64::from(SCHEMA_VERSION),
+            });
+        }
+        let wire: TookPartWire =
+            serde_json::from_value(event.data).map_err(|e| InboundError::Malformed(format!("{kind:?}: {e}")))?;
+        let row = match kind {
+            Took::Post => wire.post,
+            Took::Comment => {
+                wire.comment.ok_or_else(|| InboundError::Malformed("a created comment without its id".into()))?
+            }
+        };
+        Ok(Self { event_id: event.id, kind, row, participant_sealed: wire.participant, at: event.occurred_at })
+    }
+}
+
 /// The body of `esg.score.updated`.
 #[derive(Debug, Clone, Serialize)]
 struct ScoreData<'a> {
@@ -185,6 +256,31 @@ mod tests {
             data,
         };
         serde_json::to_vec(&e).unwrap()
+    }
+
+    #[test]
+    fn a_post_or_a_comment_decodes_with_its_row_and_anything_else_says_why_not() {
+        let kind_of = |t: &str| match t {
+            "s.post" => Some(Took::Post),
+            "s.comment" => Some(Took::Comment),
+            _ => None,
+        };
+        let (post, comment) = (Uuid::now_v7(), Uuid::now_v7());
+        let data = json!({"post": post, "author": Uuid::nil(), "participant": "sealed", "visibility": "public"});
+        let p = TookPart::decode(&completed(data.clone(), "s.post", 1), kind_of).unwrap();
+        assert_eq!((p.kind, p.row, p.participant_sealed.as_str()), (Took::Post, post, "sealed"));
+        let data = json!({"post": post, "comment": comment, "author": Uuid::nil(), "participant": "sealed"});
+        let c = TookPart::decode(&completed(data, "s.comment", 1), kind_of).unwrap();
+        assert_eq!((c.kind, c.row), (Took::Comment, comment));
+        // An activity post names no participant: decoded, with nothing to count.
+        let auto = TookPart::decode(&completed(json!({"post": post}), "s.post", 1), kind_of).unwrap();
+        assert!(auto.participant_sealed.is_empty());
+        let other = TookPart::decode(&completed(json!({"post": post}), "s.reaction", 1), kind_of);
+        assert_eq!(other, Err(InboundError::UnknownType("s.reaction".into())));
+        let no_id = TookPart::decode(&completed(json!({"post": post}), "s.comment", 1), kind_of).unwrap_err();
+        assert_eq!(no_id.reason(), "malformed");
+        let version = TookPart::decode(&completed(json!({"post": post}), "s.post", 2), kind_of).unwrap_err();
+        assert_eq!(version.reason(), "schema_version");
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The score method, `esg-score/1` (documented in `docs/esg-method.md`): integers only, from
-//! daily totals, so that the same activities give the same score whatever order they arrived in.
+//! The score method, `esg-score/2` (documented in `docs/esg-method.md`): integers only, from
+//! daily totals and the days the subject took part in the community, so that the same inputs
+//! give the same score whatever order they arrived in.
 
 use std::collections::BTreeMap;
 
@@ -9,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::ActivityType;
 
 /// The method's version, stored with every score it makes; a new one recomputes them all.
-pub const METHOD_VERSION: &str = "esg-score/1";
+pub const METHOD_VERSION: &str = "esg-score/2";
 
 /// The environmental component looks at this many days, ending on the day scored.
 pub const WINDOW_DAYS: u32 = 90;
@@ -17,6 +18,10 @@ pub const WINDOW_DAYS: u32 = 90;
 /// Below this much travel in the window (100 km), the environmental component is scaled down:
 /// a single short bike ride is not a perfect score.
 pub const FULL_CREDIT_M: u64 = 100_000;
+
+/// Days of community participation in the window that earn the full social component (about one
+/// a week).
+pub const PARTICIPATION_FULL_DAYS: u64 = 12;
 
 /// Weights of the environmental, social and governance components in the total.
 pub const WEIGHTS: [(Part, u64); 3] = [(Part::Environmental, 60), (Part::Social, 20), (Part::Governance, 20)];
@@ -85,6 +90,22 @@ pub struct Score {
     pub total: u8,
     /// Environmental, social and governance, in that order.
     pub components: Vec<Component>,
+}
+
+impl Signals {
+    /// The signals known from the days the subject took part in the community (posted or
+    /// commented, in any order, repeated days counted once): none before their first
+    /// participation, then ⌊100 · active days in the window ending on `as_of` / 12⌋, at most 100.
+    pub fn from_participation(days: &[NaiveDate], as_of: NaiveDate) -> Self {
+        if days.is_empty() {
+            return Self::default();
+        }
+        let first = as_of - chrono::Days::new(u64::from(WINDOW_DAYS - 1));
+        let active: std::collections::BTreeSet<&NaiveDate> =
+            days.iter().filter(|d| **d >= first && **d <= as_of).collect();
+        let value = (active.len() as u64 * 100 / PARTICIPATION_FULL_DAYS).min(100) as u8;
+        Self { community_participation: Some(value), ..Self::default() }
+    }
 }
 
 impl Score {
@@ -290,6 +311,28 @@ mod tests {
             shuffled.reverse();
             assert_eq!(score(&shuffled, day(AS_OF), &Signals::default()), expected);
         }
+    }
+
+    #[test]
+    fn participation_counts_distinct_days_in_the_window_and_nothing_before_the_first() {
+        assert_eq!(Signals::from_participation(&[], day(AS_OF)), Signals::default());
+        // Three posts on one day and a comment on another: two days of twelve.
+        let days = [day("2026-12-01"), day("2026-12-01"), day("2026-12-01"), day("2026-11-20")];
+        assert_eq!(Signals::from_participation(&days, day(AS_OF)).community_participation, Some(16));
+        // Out of the window (as_of − 90, and tomorrow): known, but worth nothing now.
+        let old = [day("2026-09-07"), day("2026-12-07")];
+        assert_eq!(Signals::from_participation(&old, day(AS_OF)).community_participation, Some(0));
+        // Twelve days or more earn the full component.
+        let busy: Vec<NaiveDate> = (0..20).map(|n| day(AS_OF) - chrono::Days::new(n * 4)).collect();
+        assert_eq!(Signals::from_participation(&busy, day(AS_OF)).community_participation, Some(100));
+        let mut reversed = busy.clone();
+        reversed.reverse();
+        assert_eq!(Signals::from_participation(&reversed, day(AS_OF)), Signals::from_participation(&busy, day(AS_OF)));
+        // With travel: (60·100 + 20·16) / 80 = 79.
+        let bike = [total("2026-12-01", ActivityType::Bike, 100, 0.0)];
+        let s = score(&bike, day(AS_OF), &Signals::from_participation(&days, day(AS_OF)));
+        assert_eq!((s.value(Part::Social), s.total), (Some(16), 79));
+        assert_eq!(s.components[1].inputs["community_participation"], 16);
     }
 
     #[test]

@@ -9,6 +9,10 @@ use uuid::Uuid;
 use super::{FollowState, Visibility};
 use crate::domain::events::{DomainEvent, SCHEMA_VERSION};
 
+/// Where the author's subject is sealed in a post's or a comment's creation event (`participant`,
+/// the row being the post's or the comment's id), for ESG to count their participation.
+pub const PARTICIPANT_FIELD: &str = "social.participant";
+
 /// The domain, and so the topic, of social's events.
 pub const DOMAIN: &str = "social";
 /// A profile was made.
@@ -175,10 +179,18 @@ pub fn post_moderated(
     on_post(kind, post, data, seq, request_id, at)
 }
 
-/// What a post's creation says of it: its author, visibility and link.
-pub fn post_data(author: Uuid, visibility: Visibility, link: Option<&super::Link>) -> serde_json::Map<String, Value> {
+/// What a post's creation says of it: its author (and, for a post they wrote rather than one made
+/// of their activity, their subject sealed under their key), visibility and link.
+pub fn post_data(
+    (author, participant): (Uuid, Option<&str>),
+    visibility: Visibility,
+    link: Option<&super::Link>,
+) -> serde_json::Map<String, Value> {
     let mut data = serde_json::Map::new();
     data.insert("author".into(), json!(author));
+    if let Some(sealed) = participant {
+        data.insert("participant".into(), json!(sealed));
+    }
     data.insert("visibility".into(), json!(visibility.as_str()));
     if let Some(link) = link {
         data.insert("link".into(), json!({ "kind": link.kind(), "ref": link.reference() }));

@@ -3,17 +3,19 @@
 
 mod record;
 
-pub(super) use record::record_batch;
+pub(super) use record::{participate, record_batch};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::{score_of, window_start, Activity, EsgStoreError, FactorUsed, Month, Origin, SubjectState, Totals};
+use super::{
+    score_of, window_start, Activity, EsgStoreError, FactorUsed, Month, Origin, Participation, SubjectState, Totals,
+};
 use crate::{
     adapters::postgres::{PgPool, PgTransaction},
     domain::{
-        esg::{ActivityType, DayTotal, Footprint, Report},
+        esg::{ActivityType, DayTotal, Footprint, Report, Took},
         privacy::BlindIndex,
     },
 };
@@ -216,11 +218,32 @@ pub(super) async fn months(pool: &PgPool, index: &BlindIndex, since: NaiveDate) 
     Ok(months)
 }
 
+pub(super) async fn participations(pool: &PgPool, index: &BlindIndex) -> Result<Vec<Participation>, EsgStoreError> {
+    let conn = pool.get().await?;
+    let rows = conn
+        .query(
+            "SELECT id, kind, day, recorded_at FROM esg_participation WHERE subject_index = $1 ORDER BY day, id",
+            &[&index.as_bytes()],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let kind = match r.get::<_, &str>(1) {
+                "post" => Took::Post,
+                "comment" => Took::Comment,
+                _ => return Err(EsgStoreError::Corrupt("participation kind")),
+            };
+            Ok(Participation { id: r.get(0), kind, day: r.get(2), recorded_at: r.get(3) })
+        })
+        .collect()
+}
+
 pub(super) async fn erase(pool: &PgPool, index: &BlindIndex) -> Result<u64, EsgStoreError> {
     let mut conn = pool.get().await?;
     let tx = conn.transaction().await?;
     let index = index.as_bytes();
     let n = tx.execute("DELETE FROM esg_activities WHERE subject_index = $1", &[&index]).await?;
+    tx.execute("DELETE FROM esg_participation WHERE subject_index = $1", &[&index]).await?;
     tx.execute("DELETE FROM esg_leaderboard_members WHERE subject_index = $1", &[&index]).await?;
     tx.execute("DELETE FROM esg_monthly WHERE subject_index = $1", &[&index]).await?;
     tx.execute("DELETE FROM esg_subjects WHERE subject_index = $1", &[&index]).await?;
@@ -238,7 +261,9 @@ pub(super) async fn subjects_after(
     let limit = i64::try_from(limit).unwrap_or(1000);
     let rows = conn
         .query(
-            "SELECT DISTINCT subject_index FROM esg_activities WHERE subject_index > $1 ORDER BY subject_index LIMIT $2",
+            "SELECT subject_index FROM esg_activities WHERE subject_index > $1
+             UNION SELECT subject_index FROM esg_participation WHERE subject_index > $1
+             ORDER BY subject_index LIMIT $2",
             &[&after, &limit],
         )
         .await?;
@@ -249,7 +274,13 @@ pub(super) async fn subjects_after(
 
 pub(super) async fn count_subjects(pool: &PgPool) -> Result<u64, EsgStoreError> {
     let conn = pool.get().await?;
-    let row = conn.query_one("SELECT count(DISTINCT subject_index) FROM esg_activities", &[]).await?;
+    let row = conn
+        .query_one(
+            "SELECT count(*) FROM (SELECT subject_index FROM esg_activities
+                                   UNION SELECT subject_index FROM esg_participation) s",
+            &[],
+        )
+        .await?;
     Ok(u(row.get(0)))
 }
 
@@ -265,7 +296,13 @@ pub(super) async fn rebuild(pool: &PgPool, index: &BlindIndex, as_of: NaiveDate)
             &[&index],
         )
         .await?;
-    let Some(updated_at) = totals.get::<_, Option<DateTime<Utc>>>(4) else {
+    let took = tx
+        .query_one("SELECT count(*), max(recorded_at) FROM esg_participation WHERE subject_index = $1", &[&index])
+        .await?;
+    // Each activity and each participation recorded made one version.
+    let versions = totals.get::<_, i64>(0) + took.get::<_, i64>(0);
+    let last = [totals.get::<_, Option<DateTime<Utc>>>(4), took.get::<_, Option<DateTime<Utc>>>(1)];
+    let Some(updated_at) = last.into_iter().flatten().max() else {
         return Ok(false);
     };
     tx.execute(
@@ -292,6 +329,11 @@ pub(super) async fn rebuild(pool: &PgPool, index: &BlindIndex, as_of: NaiveDate)
         .query("SELECT month, kind, activities, distance_m, co2e_g, avoided_g FROM esg_monthly WHERE subject_index = $1 ORDER BY month, kind", &[&index])
         .await?;
     let days = window(&tx, index, as_of).await?;
+    let took_part: Vec<NaiveDate> = record::participation_days(&tx, &[index], (window_start(as_of), as_of))
+        .await?
+        .into_iter()
+        .map(|(_, day)| day)
+        .collect();
     let state = SubjectState {
         totals: Totals {
             activities: u(totals.get(0)),
@@ -299,8 +341,8 @@ pub(super) async fn rebuild(pool: &PgPool, index: &BlindIndex, as_of: NaiveDate)
             co2e_g: u(totals.get(2)),
             avoided_g: u(totals.get(3)),
         },
-        score: Some(score_of(&days, as_of)),
-        version: totals.get(0),
+        score: Some(score_of(&days, &took_part, as_of)),
+        version: versions,
         updated_at,
     };
     write_subjects(&tx, &[(index, &state)]).await?;

@@ -11,8 +11,8 @@ use super::{activity_of, i, kind_of, u, unscored_state_of, write_subjects, ACTIV
 use crate::{
     adapters::{
         esg::{
-            day_total, events_of, month_of, score_of, window_start, Activity, Entry, EsgStoreError, Origin, Recorded,
-            Standing, SubjectState,
+            day_total, events_of, month_of, score_of, window_start, Activity, Credit, Entry, EsgStoreError, Origin,
+            Participated, Participation, Recorded, Standing, SubjectState,
         },
         outbox,
         postgres::{PgPool, PgTransaction},
@@ -29,6 +29,8 @@ struct Pending {
     state: SubjectState,
     /// Their daily totals in the batch's window, the batch's activities added as recorded.
     days: Vec<DayTotal>,
+    /// The days they took part in the community, in the batch's window.
+    took_part: Vec<NaiveDate>,
     /// Their reports kept on the days of the batch's reports: (type, day, distance).
     reports: Vec<(ActivityType, NaiveDate, u32)>,
     /// Whether the batch recorded anything for them.
@@ -78,7 +80,7 @@ pub(in crate::adapters::esg) async fn record_batch(
     // recorded before, the reports kept on the days of the batch's reports (for the duplicate
     // rule) and the window's daily totals as stored before the batch. None of them writes, so
     // their order does not matter.
-    let (kept_rows, report_rows, day_rows) = futures::try_join!(
+    let (kept_rows, report_rows, day_rows, part_rows) = futures::try_join!(
         async { tx.query(&kept_sql, &[&ids]).await },
         async {
             tx.query(
@@ -96,11 +98,18 @@ pub(in crate::adapters::esg) async fn record_batch(
             &[&indexes, &first, &last],
         ).await
         },
+        async { participation_days(&tx, &indexes, (first, last)).await },
     )?;
     let mut subjects: HashMap<[u8; 32], Pending> = HashMap::with_capacity(rows.len());
     for row in &rows {
         let index = BlindIndex::from_slice(row.get("subject_index")).ok_or(EsgStoreError::Corrupt("subject index"))?;
-        let pending = Pending { state: unscored_state_of(row), days: Vec::new(), reports: Vec::new(), changed: false };
+        let pending = Pending {
+            state: unscored_state_of(row),
+            days: Vec::new(),
+            took_part: Vec::new(),
+            reports: Vec::new(),
+            changed: false,
+        };
         subjects.insert(index.0, pending);
     }
     let mut kept: HashMap<Uuid, Activity> = HashMap::new();
@@ -126,6 +135,11 @@ pub(in crate::adapters::esg) async fn record_batch(
         };
         if let Some(p) = subjects.get_mut(&index.0) {
             p.days.push(day);
+        }
+    }
+    for (index, day) in part_rows {
+        if let Some(p) = subjects.get_mut(&index.0) {
+            p.took_part.push(day);
         }
     }
     // Each entry in its turn, as if recorded alone.
@@ -161,7 +175,7 @@ pub(in crate::adapters::esg) async fn record_batch(
         totals.add(a);
         let state = SubjectState {
             totals,
-            score: Some(score_of(&p.days, credit.as_of)),
+            score: Some(score_of(&p.days, &p.took_part, credit.as_of)),
             version: p.state.version + 1,
             // The latest of its activities' times, whatever order they were recorded in.
             updated_at: a.recorded_at.max(p.state.updated_at),
@@ -297,4 +311,71 @@ async fn add_to_months(tx: &PgTransaction<'_>, who: &[&[u8]], activities: &[&Act
     )
     .await?;
     Ok(())
+}
+
+/// The days the subjects of `indexes` took part in the community between `first` and `last`
+/// (one per day and subject).
+pub(in crate::adapters::esg) async fn participation_days(
+    tx: &PgTransaction<'_>,
+    indexes: &[&[u8]],
+    (first, last): (NaiveDate, NaiveDate),
+) -> Result<Vec<(BlindIndex, NaiveDate)>, tokio_postgres::Error> {
+    let rows = tx
+        .query(
+            "SELECT DISTINCT subject_index, day FROM esg_participation
+             WHERE subject_index = ANY($1) AND day BETWEEN $2 AND $3",
+            &[&indexes, &first, &last],
+        )
+        .await?;
+    Ok(rows.iter().filter_map(|r| Some((BlindIndex::from_slice(r.get(0))?, r.get(1)))).collect())
+}
+
+/// Record `p` for `credit`'s subject: their row created and locked as recording an activity does,
+/// the participation inserted once, and their score recomputed and its event queued.
+pub(in crate::adapters::esg) async fn participate(
+    pool: &PgPool,
+    credit: &Credit,
+    p: &Participation,
+) -> Result<Participated, EsgStoreError> {
+    let mut conn = pool.get().await?;
+    let tx = conn.transaction().await?;
+    let index = credit.index.as_bytes();
+    tx.execute(
+        "INSERT INTO esg_subjects (subject_index, activities, distance_m, co2e_g, avoided_g, version, updated_at)
+         VALUES ($1, 0, 0, 0, 0, 0, $2) ON CONFLICT (subject_index) DO NOTHING",
+        &[&index, &p.recorded_at],
+    )
+    .await?;
+    let lock_sql = format!("SELECT {UNSCORED_COLUMNS} FROM esg_subjects WHERE subject_index = $1 FOR UPDATE");
+    let before = unscored_state_of(&tx.query_one(&lock_sql, &[&index]).await?);
+    let inserted = tx
+        .execute(
+            "INSERT INTO esg_participation (id, subject_index, kind, day, recorded_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (id) DO NOTHING",
+            &[&p.id, &index, &p.kind.as_str(), &p.day, &p.recorded_at],
+        )
+        .await?;
+    if inserted == 0 {
+        // Nothing to write: the transaction rolls back (with the row it may have created).
+        return Ok(Participated::Duplicate);
+    }
+    let days = super::window(&tx, index, credit.as_of).await?;
+    let window = (window_start(credit.as_of), credit.as_of);
+    let took_part: Vec<NaiveDate> =
+        participation_days(&tx, &[index], window).await?.into_iter().map(|(_, day)| day).collect();
+    let state = SubjectState {
+        totals: before.totals,
+        score: Some(score_of(&days, &took_part, credit.as_of)),
+        version: before.version + 1,
+        updated_at: p.recorded_at.max(before.updated_at),
+    };
+    let events = events_of(credit, p.id, &state, &[]);
+    let (bytes, count) = outbox::encode(&events, 512 * events.len()).map_err(|_| EsgStoreError::Corrupt("event"))?;
+    let count = i32::try_from(count).unwrap_or(i32::MAX);
+    let changed = [(index, &state)];
+    futures::try_join!(write_subjects(&tx, &changed), async {
+        Ok(tx.execute(outbox::sql::INSERT, &[&state.updated_at, &count, &bytes]).await?)
+    },)?;
+    tx.commit().await?;
+    Ok(Participated::New(state))
 }
