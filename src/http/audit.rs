@@ -19,14 +19,11 @@ use actix_web::{
 };
 
 use super::{
-    guard::{is_read, outcome, AlreadyAudited, RequestFacts},
+    guard::{is_read, outcome, AlreadyAudited, RequestFacts, UNAUDITED},
+    request_context::route_of,
     state::AppState,
 };
 use crate::{auth::Principal, domain::audit::MoneyMovement};
-
-/// Writes that change no one's account and are not audited: a driver's position reports (one a
-/// second per driver, kept in the geo index for as long as they are current).
-const UNAUDITED: &[&str] = &[super::mobility::LOCATION_ROUTE];
 
 /// The middleware function.
 pub async fn audit_layer(
@@ -36,7 +33,7 @@ pub async fn audit_layer(
     let state = req.app_data::<web::Data<AppState>>().filter(|s| s.guard.audit.is_some()).cloned();
     let route = match &state {
         Some(_) if !is_read(req.method()) && req.path() != "/graphql" => {
-            req.match_pattern().filter(|route| !UNAUDITED.contains(&route.as_str()))
+            route_of(&req).filter(|route| !UNAUDITED.contains(&route.as_str()))
         }
         _ => None,
     };

@@ -32,6 +32,7 @@ use crate::{
     domain::audit::{AuditEvent, OUTCOME_DENIED, OUTCOME_FAILURE, OUTCOME_SUCCESS},
     domain::privacy::{BlindIndex, Place, Sealed, SubjectKey},
     error::{AppError, ErrorCode},
+    http::request_context::route_of,
     telemetry::{self, Metrics},
 };
 
@@ -451,7 +452,7 @@ pub struct RequestFacts {
 impl RequestFacts {
     /// The facts of `req`.
     pub fn of(req: &ServiceRequest, trusted_proxies: &[IpNetwork]) -> Self {
-        Self::with_route(req, req.match_pattern().unwrap_or_else(|| "unmatched".into()), trusted_proxies)
+        Self::with_route(req, route_of(req).unwrap_or_else(|| "unmatched".into()), trusted_proxies)
     }
 
     /// The facts of `req`, whose route template is already known.
@@ -502,6 +503,18 @@ impl RequestFacts {
     }
 }
 
+/// Writes that change no one's account and are not audited, by route template: a driver's
+/// position reports (one a second per driver, kept in the geo index for as long as they are
+/// current, 30 s).
+pub const UNAUDITED: &[&str] = &["/api/v1/mobility/drivers/me/location"];
+
+/// Whether a request that passes the guard may leave audit records: a write (but a position
+/// report), and every GraphQL request (its mutations, and its reads of another's data, are
+/// audited by field).
+fn may_be_audited(req: &ServiceRequest, route: &str) -> bool {
+    req.path() == "/graphql" || (!is_read(req.method()) && !UNAUDITED.contains(&route))
+}
+
 /// Marks a request whose audit record the guard already wrote (a denial).
 pub struct AlreadyAudited;
 
@@ -533,7 +546,12 @@ pub async fn protect(
         Ok(decision) => decision,
         Err(err) => return Ok(refuse(req, err)),
     };
-    facts.sealing = guard.audit_sealing(subject).await;
+    // The keys that seal the records of a request that may leave one; a read or a position
+    // report leaves none unless it is refused (found then) or reads another's data with a reason
+    // (found by `privacy::audited_reason`).
+    if may_be_audited(&req, &facts.route) {
+        facts.sealing = guard.audit_sealing(subject).await;
+    }
 
     let principal: Principal = match verified {
         Ok(p) => p,
@@ -541,6 +559,9 @@ pub async fn protect(
             let err = AppError::from(e);
             let code = err.code().as_str();
             guard.metrics.with(|| metrics::counter!(telemetry::AUTH_FAILURES_TOTAL, "code" => code).increment(1));
+            if facts.sealing.is_none() {
+                facts.sealing = guard.audit_sealing(None).await;
+            }
             guard.audit_denial(facts.event(None, 401, "denied"));
             return Ok(refuse(req, err));
         }
@@ -548,6 +569,9 @@ pub async fn protect(
 
     if let Some(scope) = required_scope(&facts.method, &facts.route) {
         if let Err(err) = principal.require(scope.as_str()) {
+            if facts.sealing.is_none() {
+                facts.sealing = guard.audit_sealing(Some(&principal.subject)).await;
+            }
             let _ = guard.audit(facts.event(Some(&principal.subject), 403, "denied"));
             return Ok(refuse(req, err.into()));
         }

@@ -178,7 +178,11 @@ pub async fn audited_reason(
     given: Option<String>,
 ) -> Result<String, AppError> {
     let reason = required_reason(given)?;
-    let Some(facts) = req.extensions().get::<RequestFacts>().cloned() else { return Ok(reason) };
+    let Some(mut facts) = req.extensions().get::<RequestFacts>().cloned() else { return Ok(reason) };
+    if facts.sealing.is_none() {
+        // A read: the guard left the keys to be found when a record is made.
+        facts.sealing = state.guard.audit_sealing(Some(principal.subject.as_str())).await;
+    }
     let event = facts.event(Some(principal.subject.as_str()), 200, crate::domain::audit::OUTCOME_SUCCESS);
     state.guard.settle_read_of_another(event, reason.clone()).await?;
     Ok(reason)

@@ -1,8 +1,11 @@
 //! Per-request context: the request id (taken or generated, echoed, in scope for every log line
-//! and actor message), the request span, and the HTTP RED metrics labelled by route template.
+//! and actor message), the request span, the HTTP RED metrics labelled by route template, and
+//! that template, found once and kept in the request's extensions ([`route_of`]) for the guard
+//! and the audit layer.
 
 use std::time::Instant;
 
+use actix_web::HttpMessage;
 use actix_web::{
     body::{BoxBody, MessageBody},
     dev::{ServiceRequest, ServiceResponse},
@@ -27,6 +30,19 @@ fn incoming_id(req: &ServiceRequest) -> RequestId {
         .iter()
         .find_map(|name| req.headers().get(*name).and_then(|v| v.to_str().ok()).and_then(RequestId::parse))
         .unwrap_or_else(RequestId::generate)
+}
+
+/// The route template a request matched, as found by [`request_context`].
+#[derive(Debug, Clone)]
+pub struct RoutePattern(pub Option<String>);
+
+/// The route template of `req` (`None`: no route matched): the one [`request_context`] kept, or
+/// found now. Finding it walks the application's routes and matches their patterns again.
+pub fn route_of(req: &ServiceRequest) -> Option<String> {
+    match req.extensions().get::<RoutePattern>() {
+        Some(RoutePattern(route)) => route.clone(),
+        None => req.match_pattern(),
+    }
 }
 
 fn method_label(method: &Method) -> &'static str {
@@ -63,15 +79,19 @@ pub async fn request_context(
     if let Some(m) = &metrics {
         m.started();
     }
+    // The routes are the application's from the start: the template is the same before and after
+    // routing, found once here.
+    let pattern = req.match_pattern();
+    req.extensions_mut().insert(RoutePattern(pattern.clone()));
     let result = REQUEST_ID.scope(id.clone(), next.call(req).instrument(span.clone())).await;
     let elapsed = started.elapsed();
     // Handler errors arrive here as responses; an `Err` only comes from a failing middleware and
     // is rendered by actix after this point, so it is counted without a route.
     let (route, status) = match &result {
-        Ok(res) => (res.request().match_pattern(), res.status().as_u16()),
+        Ok(res) => (pattern.as_deref(), res.status().as_u16()),
         Err(err) => (None, err.as_response_error().status_code().as_u16()),
     };
-    let route = route.as_deref().unwrap_or("unmatched");
+    let route = route.unwrap_or("unmatched");
     if let Some(m) = &metrics {
         m.finished(method, route, status, elapsed.as_secs_f64());
     }

@@ -108,10 +108,6 @@ pub const REFUSALS: &[(&str, &[ErrorCode])] = {
     ]
 };
 
-/// The route of position reports: not audited (a position is kept for 30 s, not as a change of
-/// anyone's account), limited to one a second per driver.
-pub const LOCATION_ROUTE: &str = "/api/v1/mobility/drivers/me/location";
-
 /// Mount the routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
