@@ -316,3 +316,16 @@ async fn a_drivers_and_riders_data_is_exported_then_erased_out_of_the_index() {
     })
     .await;
 }
+
+#[actix_rt::test]
+async fn position_reports_leave_no_audit_record_and_the_drivers_other_writes_do() {
+    let crate::helpers::Audited { app, dir: _dir, log } = crate::helpers::audited().await;
+    let (token, _) = online_driver(&app, "ona", "car").await;
+    let here = json!({"lat": 48.8566, "lon": 2.3522, "heading": 90.0, "speed": 8.0});
+    let res = app.post_as("/api/v1/mobility/drivers/me/location", &token, &here).await;
+    assert_eq!(res.status(), 200);
+    let records = crate::graphql::audit_records(&app, &log).await;
+    let actions: Vec<&str> = records.iter().filter_map(|r| r["action"].as_str()).collect();
+    assert!(actions.contains(&"PUT /api/v1/mobility/drivers/me/availability"), "{actions:?}");
+    assert!(actions.iter().all(|a| !a.contains("/location")), "{actions:?}");
+}

@@ -64,21 +64,28 @@ struct RideWire {
     distance_m: Option<u64>,
 }
 
+/// The envelope of an inbound event of a type `accepts` reads (what it makes of the type), of
+/// the schema version this service reads.
+fn envelope<T>(payload: &[u8], accepts: impl Fn(&str) -> Option<T>) -> Result<(DomainEvent, T), InboundError> {
+    let event: DomainEvent =
+        serde_json::from_slice(payload).map_err(|e| InboundError::Malformed(format!("not an event: {e}")))?;
+    let Some(kind) = accepts(&event.event_type) else {
+        return Err(InboundError::UnknownType(event.event_type));
+    };
+    if event.schema_version != SCHEMA_VERSION {
+        return Err(InboundError::SchemaVersion {
+            got: u64::from(event.schema_version),
+            reads: u64::from(SCHEMA_VERSION),
+        });
+    }
+    Ok((event, kind))
+}
+
 impl RideCompleted {
     /// Decode one of mobility's events: only `mobility.ride.completed` of the schema version
     /// this service reads, with a distance.
     pub fn decode(payload: &[u8]) -> Result<Self, InboundError> {
-        let event: DomainEvent =
-            serde_json::from_slice(payload).map_err(|e| InboundError::Malformed(format!("not an event: {e}")))?;
-        if event.event_type != RIDE_COMPLETED {
-            return Err(InboundError::UnknownType(event.event_type));
-        }
-        if event.schema_version != SCHEMA_VERSION {
-            return Err(InboundError::SchemaVersion {
-                got: u64::from(event.schema_version),
-                reads: u64::from(SCHEMA_VERSION),
-            });
-        }
+        let (event, ()) = envelope(payload, |t| (t == RIDE_COMPLETED).then_some(()))?;
         let wire: RideWire =
             serde_json::from_value(event.data).map_err(|e| InboundError::Malformed(format!("ride: {e}")))?;
         let mode = Mode::parse(&wire.mode).map_err(|e| InboundError::Malformed(e.to_string()))?;
@@ -143,17 +150,7 @@ impl TookPart {
     /// Decode one of social's events of the schema version this service reads: only those
     /// `kind_of` names (a post's or a comment's creation; social's types are its own).
     pub fn decode(payload: &[u8], kind_of: impl Fn(&str) -> Option<Took>) -> Result<Self, InboundError> {
-        let event: DomainEvent =
-            serde_json::from_slice(payload).map_err(|e| InboundError::Malformed(format!("not an event: {e}")))?;
-        let Some(kind) = kind_of(&event.event_type) else {
-            return Err(InboundError::UnknownType(event.event_type));
-        };
-        if event.schema_version != SCHEMA_VERSION {
-            return Err(InboundError::SchemaVersion {
-                got: u64::from(event.schema_version),
-                reads: u64::from(SCHEMA_VERSION),
-            });
-        }
+        let (event, kind) = envelope(payload, kind_of)?;
         let wire: TookPartWire =
             serde_json::from_value(event.data).map_err(|e| InboundError::Malformed(format!("{kind:?}: {e}")))?;
         let row = match kind {
