@@ -120,6 +120,11 @@ impl Took {
             Self::Comment => "comment",
         }
     }
+
+    /// The kind stored as `s`.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Post, Self::Comment].into_iter().find(|t| t.as_str() == s)
+    }
 }
 
 /// A post or a comment someone wrote, from the social domain's events, as ESG counts it.

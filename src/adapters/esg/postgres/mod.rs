@@ -228,11 +228,7 @@ pub(super) async fn participations(pool: &PgPool, index: &BlindIndex) -> Result<
         .await?;
     rows.iter()
         .map(|r| {
-            let kind = match r.get::<_, &str>(1) {
-                "post" => Took::Post,
-                "comment" => Took::Comment,
-                _ => return Err(EsgStoreError::Corrupt("participation kind")),
-            };
+            let kind = Took::parse(r.get(1)).ok_or(EsgStoreError::Corrupt("participation kind"))?;
             Ok(Participation { id: r.get(0), kind, day: r.get(2), recorded_at: r.get(3) })
         })
         .collect()

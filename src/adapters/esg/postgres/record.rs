@@ -359,10 +359,11 @@ pub(in crate::adapters::esg) async fn participate(
         // Nothing to write: the transaction rolls back (with the row it may have created).
         return Ok(Participated::Duplicate);
     }
-    let days = super::window(&tx, index, credit.as_of).await?;
+    // Both read under the lock, sent together.
     let window = (window_start(credit.as_of), credit.as_of);
-    let took_part: Vec<NaiveDate> =
-        participation_days(&tx, &[index], window).await?.into_iter().map(|(_, day)| day).collect();
+    let (days, took_part) = futures::try_join!(super::window(&tx, index, credit.as_of), async {
+        Ok(participation_days(&tx, &[index], window).await?.into_iter().map(|(_, day)| day).collect::<Vec<_>>())
+    })?;
     let state = SubjectState {
         totals: before.totals,
         score: Some(score_of(&days, &took_part, credit.as_of)),
