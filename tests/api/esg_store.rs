@@ -284,4 +284,6 @@ async fn a_participation_counts_once_is_rebuilt_and_erased(store: EsgStore) {
     assert!(store.participations(&who).await.unwrap().is_empty());
     assert_eq!(store.subject(&who).await.unwrap(), None);
     assert_eq!(store.count_subjects().await.unwrap(), 1);
+    // Someone who took part, but not within the window: known, worth 0 now.
+    assert_eq!(social(&participate(&store, &index(22), &took(Took::Comment, 120)).await), (1, Some(0)));
 }

@@ -33,9 +33,7 @@ impl Subject {
 
     /// Their score on `as_of` from what they recorded.
     fn score(&self, as_of: NaiveDate) -> esg::Score {
-        let first = window_start(as_of);
-        let took: Vec<NaiveDate> =
-            self.took_part.iter().map(|p| p.day).filter(|d| *d >= first && *d <= as_of).collect();
+        let took: Vec<NaiveDate> = self.took_part.iter().map(|p| p.day).collect();
         score_of(&window_days(&self.activities, as_of), &took, as_of)
     }
 }

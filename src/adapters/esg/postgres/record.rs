@@ -314,7 +314,8 @@ async fn add_to_months(tx: &PgTransaction<'_>, who: &[&[u8]], activities: &[&Act
 }
 
 /// The days the subjects of `indexes` took part in the community between `first` and `last`
-/// (one per day and subject).
+/// (one per day and subject), and each one's latest day before `first`: the score counts the
+/// days in its window, and the one before says that they took part, if not lately.
 pub(in crate::adapters::esg) async fn participation_days(
     tx: &PgTransaction<'_>,
     indexes: &[&[u8]],
@@ -322,8 +323,10 @@ pub(in crate::adapters::esg) async fn participation_days(
 ) -> Result<Vec<(BlindIndex, NaiveDate)>, tokio_postgres::Error> {
     let rows = tx
         .query(
-            "SELECT DISTINCT subject_index, day FROM esg_participation
-             WHERE subject_index = ANY($1) AND day BETWEEN $2 AND $3",
+            "SELECT subject_index, day FROM esg_participation
+             WHERE subject_index = ANY($1) AND day BETWEEN $2 AND $3
+             UNION SELECT subject_index, max(day) FROM esg_participation
+             WHERE subject_index = ANY($1) AND day < $2 GROUP BY subject_index",
             &[&indexes, &first, &last],
         )
         .await?;
