@@ -1,5 +1,5 @@
 //! Every state-changing request is audited (a driver's position reports aside, see
-//! [`UNAUDITED`]): before the handler runs, a fail-closed policy refuses it when the audit writer
+//! [`layer_audits`]): before the handler runs, a fail-closed policy refuses it when the audit writer
 //! cannot take its record; after, the record (who, what, on which resource, with what outcome, and for a money movement what moved, which the handler
 //! leaves in the response's extensions as a [`MoneyMovement`]) goes to the audit writer through
 //! [`Guard::settle`](super::guard::Guard::settle): under fail_closed a successful change is
@@ -19,7 +19,7 @@ use actix_web::{
 };
 
 use super::{
-    guard::{is_read, outcome, AlreadyAudited, RequestFacts, UNAUDITED},
+    guard::{layer_audits, outcome, AlreadyAudited, RequestFacts},
     request_context::route_of,
     state::AppState,
 };
@@ -31,12 +31,7 @@ pub async fn audit_layer(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let state = req.app_data::<web::Data<AppState>>().filter(|s| s.guard.audit.is_some()).cloned();
-    let route = match &state {
-        Some(_) if !is_read(req.method()) && req.path() != "/graphql" => {
-            route_of(&req).filter(|route| !UNAUDITED.contains(&route.as_str()))
-        }
-        _ => None,
-    };
+    let route = state.as_ref().and_then(|_| route_of(&req)).filter(|route| layer_audits(&req, route));
     let (Some(state), Some(route)) = (state, route) else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };

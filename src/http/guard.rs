@@ -506,13 +506,18 @@ impl RequestFacts {
 /// Writes that change no one's account and are not audited, by route template: a driver's
 /// position reports (one a second per driver, kept in the geo index for as long as they are
 /// current, 30 s).
-pub const UNAUDITED: &[&str] = &["/api/v1/mobility/drivers/me/location"];
+const UNAUDITED: &[&str] = &["/api/v1/mobility/drivers/me/location"];
 
-/// Whether a request that passes the guard may leave audit records: a write (but a position
-/// report), and every GraphQL request (its mutations, and its reads of another's data, are
-/// audited by field).
+/// Whether the audit layer records `req`, of route template `route`: a write, but a GraphQL
+/// request (audited by field, from its resolvers) and a position report.
+pub fn layer_audits(req: &ServiceRequest, route: &str) -> bool {
+    !is_read(req.method()) && req.path() != "/graphql" && !UNAUDITED.contains(&route)
+}
+
+/// Whether a request that passes the guard may leave audit records: one the audit layer records,
+/// and every GraphQL request (its mutations, and its reads of another's data).
 fn may_be_audited(req: &ServiceRequest, route: &str) -> bool {
-    req.path() == "/graphql" || (!is_read(req.method()) && !UNAUDITED.contains(&route))
+    req.path() == "/graphql" || layer_audits(req, route)
 }
 
 /// Marks a request whose audit record the guard already wrote (a denial).
