@@ -356,7 +356,10 @@ async fn spawn_fintech(
         }
         None => {
             let outbox = MemOutbox::new();
-            (LedgerStore::Memory(MemLedger::new(outbox.clone())), OutboxSource::Memory(outbox))
+            (
+                LedgerStore::Memory(MemLedger::new(outbox.clone()).with_vault(vault.clone())),
+                OutboxSource::Memory(outbox),
+            )
         }
     };
     let writer_store = store.clone();

@@ -7,14 +7,16 @@ use beryl_core_api::{
         migrate,
         outbox::{MemOutbox, OutboxSource},
         postgres,
+        privacy::Vault,
     },
-    config::DatabaseSettings,
+    config::{DatabaseSettings, PrivacySettings},
     domain::{
         fintech::{
             Amount, Currency, FintechError, HoldStatus, LedgerCommand as Command, LedgerOp, LedgerOutcome as Outcome,
-            MovementKind, Receipt, Wallet, WalletId, WalletStatus,
+            MovementKind, Receipt, Wallet, WalletId, WalletStatus, OWNER_FIELD,
         },
         idempotency::Claim,
+        privacy::{Personal, Place},
     },
 };
 use std::sync::Arc;
@@ -92,7 +94,7 @@ async fn refused(store: &LedgerStore, command: Command) -> FintechError {
     }
 }
 
-async fn contract(store: LedgerStore, outbox: OutboxSource) {
+async fn contract(store: LedgerStore, outbox: OutboxSource, vault: Vault) {
     let a = open(&store, "alice", "EUR").await;
     let b = open(&store, "bob", "EUR").await;
     let y = open(&store, "yuki", "JPY").await;
@@ -245,6 +247,20 @@ async fn contract(store: LedgerStore, outbox: OutboxSource) {
     assert_eq!(seqs, (1..=balance(&store, a).await.1).collect::<Vec<_>>());
     assert!(events.iter().any(|e| e.event_type == "fintech.wallet.transfer_in" && e.aggregate_id == b.to_string()));
     assert!(batches.windows(2).all(|w| w[0].id < w[1].id));
+    // A lifecycle event carries its wallet's owner sealed for the wallet; a movement of money
+    // names nobody.
+    for e in events.iter().filter(|e| e.aggregate_id == a.to_string()) {
+        let owner = e.data.get("owner").and_then(|o| o.as_str());
+        if e.event_type == "fintech.wallet.opened" {
+            let row = a.to_string();
+            let opened = vault.open_text(owner.unwrap(), Place::new(OWNER_FIELD, &row)).await.unwrap();
+            assert_eq!(opened, Personal::Value("alice".to_owned()));
+            let elsewhere = vault.open_text(owner.unwrap(), Place::new(OWNER_FIELD, &b.to_string())).await;
+            assert!(elsewhere.is_err(), "bound to its wallet");
+        } else {
+            assert_eq!(owner, None, "{}", e.event_type);
+        }
+    }
     outbox.delete(&batches.iter().map(|b| b.id).collect::<Vec<_>>()).await.unwrap();
     assert_eq!(outbox.lag().await.unwrap().events, 0);
 
@@ -332,13 +348,19 @@ async fn contract(store: LedgerStore, outbox: OutboxSource) {
 #[actix_web::test]
 async fn the_contract_holds_in_memory() {
     let outbox = MemOutbox::new();
-    contract(LedgerStore::Memory(MemLedger::new(outbox.clone())), OutboxSource::Memory(outbox)).await;
+    let vault = Vault::for_pool(None, &PrivacySettings::default());
+    let store = LedgerStore::Memory(MemLedger::new(outbox.clone()).with_vault(vault.clone()));
+    contract(store, OutboxSource::Memory(outbox), vault).await;
 }
 
 #[actix_web::test]
 async fn the_contract_holds_on_postgres() {
     let (store, outbox) = postgres_store().await;
-    contract(store, outbox).await;
+    let vault = match &store {
+        LedgerStore::Postgres(pg) => pg.vault().clone(),
+        LedgerStore::Memory(_) => unreachable!(),
+    };
+    contract(store, outbox, vault).await;
 }
 
 #[actix_web::test]

@@ -6,14 +6,15 @@ use std::{collections::HashMap, sync::Arc};
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 
-use crate::adapters::outbox::MemOutbox;
+use super::StoreError;
+use crate::adapters::{outbox::MemOutbox, privacy::Vault};
 use crate::domain::{
     fintech::{
-        Book, FintechError, Hold, LedgerOp, LedgerOutcome as Outcome, Movement, Page, Totals, TransactionRecord,
-        Wallet, WalletId,
+        Book, FintechError, Hold, LedgerCommand, LedgerOp, LedgerOutcome as Outcome, Movement, Page, SealedOwners,
+        Totals, TransactionRecord, Wallet, WalletId,
     },
     idempotency::{self, Kept},
-    privacy::Personal,
+    privacy::{Personal, SubjectKey},
 };
 
 /// What a key keeps, when it expires and when it was kept.
@@ -35,15 +36,44 @@ struct State {
 pub struct MemLedger {
     state: Arc<Mutex<State>>,
     outbox: MemOutbox,
+    /// Seals the owners the lifecycle events carry; without one they carry none.
+    vault: Option<Vault>,
 }
 
 impl MemLedger {
     /// An empty ledger whose events go to `outbox`.
     pub fn new(outbox: MemOutbox) -> Self {
-        Self { state: Arc::default(), outbox }
+        Self { state: Arc::default(), outbox, vault: None }
     }
 
-    pub(super) fn commit(&self, ops: &[LedgerOp]) -> Vec<Outcome> {
+    /// The same, its lifecycle events carrying their wallet's owner sealed by `vault`.
+    pub fn with_vault(mut self, vault: Vault) -> Self {
+        self.vault = Some(vault);
+        self
+    }
+
+    /// The keys of the owners of the wallets `ops` open or change the status of, found before
+    /// the ledger is locked (the vault may wait on its store).
+    pub(super) async fn owner_keys(&self, ops: &[LedgerOp]) -> Result<HashMap<WalletId, SubjectKey>, StoreError> {
+        let mut keys = HashMap::new();
+        let Some(vault) = &self.vault else { return Ok(keys) };
+        for op in ops {
+            let (id, owner) = match &op.command {
+                LedgerCommand::Open(w) => (w.id, w.owner.value().cloned()),
+                LedgerCommand::SetStatus { wallet, .. } => {
+                    (*wallet, self.wallet(*wallet).and_then(|w| w.owner.value().cloned()))
+                }
+                _ => continue,
+            };
+            if let Some(owner) = owner {
+                keys.insert(id, vault.key_of(&owner).await?);
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Apply `ops` in order; the lifecycle events carry the owners sealed under `keys`.
+    pub(super) fn commit(&self, ops: &[LedgerOp], keys: &HashMap<WalletId, SubjectKey>) -> Vec<Outcome> {
         let mut state = self.state.lock();
         let outcomes: Vec<Outcome> = ops
             .iter()
@@ -78,9 +108,21 @@ impl MemLedger {
                 outcome
             })
             .collect();
+        let mut owners = SealedOwners::new();
+        for outcome in &outcomes {
+            if let Outcome::Applied { wallets, movements, .. } = outcome {
+                for m in movements.iter().filter(|m| m.kind.is_lifecycle()) {
+                    let Some(w) = wallets.iter().find(|w| w.id == m.wallet_id) else { continue };
+                    // A key that does not seal (never: the key is well formed) leaves the event without owner.
+                    if let Ok(Some(owner)) = super::seal_owner(keys.get(&w.id), w) {
+                        owners.insert(w.id, owner);
+                    }
+                }
+            }
+        }
         // Appended under the ledger's lock: batches reach the outbox in commit order.
         let created_at = ops.last().map(|op| op.at).unwrap_or_else(Utc::now);
-        self.outbox.append(created_at, super::events_of(ops, &outcomes));
+        self.outbox.append(created_at, super::events_of(ops, &outcomes, &owners));
         outcomes
     }
 

@@ -21,10 +21,10 @@ use uuid::Uuid;
 
 use crate::domain::{
     events::DomainEvent,
-    fintech::WalletEvent,
     fintech::{Hold, LedgerOp, LedgerOutcome, Movement, Page, Receipt, Totals, Wallet, WalletId},
+    fintech::{SealedOwners, WalletEvent, OWNER_FIELD},
     idempotency::{self, Kept},
-    privacy::Subject,
+    privacy::{Place, Sealed, Subject, SubjectKey},
 };
 
 /// The receipt an op's idempotency key keeps, encoded.
@@ -33,26 +33,49 @@ fn receipt_of(op: &LedgerOp, outcome: &LedgerOutcome) -> serde_json::Value {
 }
 
 /// The events a batch of commands produced, in commit order: what the outbox stores with it.
-fn batch_events<'a>(ops: &'a [LedgerOp], outcomes: &'a [LedgerOutcome]) -> impl Iterator<Item = WalletEvent<'a>> + 'a {
-    ops.iter().zip(outcomes).flat_map(|(op, outcome)| {
+/// Lifecycle entries carry their wallet's owner as `owners` has it sealed.
+fn batch_events<'a>(
+    ops: &'a [LedgerOp],
+    outcomes: &'a [LedgerOutcome],
+    owners: &'a SealedOwners,
+) -> impl Iterator<Item = WalletEvent<'a>> + 'a {
+    ops.iter().zip(outcomes).flat_map(move |(op, outcome)| {
         let (wallets, movements): (&[Wallet], &[Movement]) = match outcome {
             LedgerOutcome::Applied { wallets, movements, .. } => (wallets, movements),
             _ => (&[], &[]),
         };
-        WalletEvent::all(wallets, movements, op.request_id.as_deref())
+        WalletEvent::all(wallets, movements, op.request_id.as_deref(), owners)
     })
 }
 
 /// A batch's events, each under a new id.
-pub fn events_of(ops: &[LedgerOp], outcomes: &[LedgerOutcome]) -> Vec<DomainEvent> {
-    batch_events(ops, outcomes).map(|e| e.to_event(Uuid::now_v7())).collect()
+pub fn events_of(ops: &[LedgerOp], outcomes: &[LedgerOutcome], owners: &SealedOwners) -> Vec<DomainEvent> {
+    batch_events(ops, outcomes, owners).map(|e| e.to_event(Uuid::now_v7())).collect()
 }
 
 /// A batch's events as the outbox stores them, written straight from the outcomes, and how many
 /// there are.
-pub fn encode_events(ops: &[LedgerOp], outcomes: &[LedgerOutcome]) -> Result<(Vec<u8>, usize), serde_json::Error> {
+pub fn encode_events(
+    ops: &[LedgerOp],
+    outcomes: &[LedgerOutcome],
+    owners: &SealedOwners,
+) -> Result<(Vec<u8>, usize), serde_json::Error> {
     // About 450 bytes per event: room for the whole batch at once.
-    crate::adapters::outbox::encode(batch_events(ops, outcomes).map(|e| e.with_id(Uuid::now_v7())), 512 * ops.len())
+    crate::adapters::outbox::encode(
+        batch_events(ops, outcomes, owners).map(|e| e.with_id(Uuid::now_v7())),
+        512 * ops.len(),
+    )
+}
+
+/// The owner of `wallet` sealed for its lifecycle events under `key` (`None` without a key or an
+/// owner: erased).
+fn seal_owner(key: Option<&SubjectKey>, wallet: &Wallet) -> Result<Option<String>, StoreError> {
+    match (key, wallet.owner.value()) {
+        (Some(key), Some(owner)) => Sealed::seal(key, Place::new(OWNER_FIELD, &wallet.id.to_string()), owner)
+            .map(|s| Some(s.to_text()))
+            .map_err(|e| StoreError::Corrupt(e.to_string())),
+        _ => Ok(None),
+    }
 }
 
 /// What [`LedgerStore::erase`] removed.
@@ -93,7 +116,13 @@ impl LedgerStore {
     pub async fn commit(&self, ops: &[LedgerOp]) -> Vec<Result<LedgerOutcome, StoreError>> {
         match self {
             Self::Postgres(s) => s.commit(ops).await,
-            Self::Memory(s) => s.commit(ops).into_iter().map(Ok).collect(),
+            Self::Memory(s) => match s.owner_keys(ops).await {
+                Ok(keys) => s.commit(ops, &keys).into_iter().map(Ok).collect(),
+                Err(e) => {
+                    let reason = e.to_string();
+                    ops.iter().map(|_| Err(StoreError::Unreachable(reason.clone()))).collect()
+                }
+            },
         }
     }
 

@@ -41,7 +41,8 @@ use crate::{
     domain::{
         fintech::{
             Book, Currency, Hold, HoldStatus, LedgerCommand as Command, LedgerOp, LedgerOutcome as Outcome, Movement,
-            MovementKind, Page, Totals, TransactionKind, TransactionRecord, Wallet, WalletId, WalletStatus,
+            MovementKind, Page, SealedOwners, Totals, TransactionKind, TransactionRecord, Wallet, WalletId,
+            WalletStatus,
         },
         idempotency::{Claim, Kept},
         privacy::{BlindIndex, Personal, SubjectKey},
@@ -802,7 +803,7 @@ async fn batch(writer: &mut Writer, vault: &Vault, ops: &[LedgerOp]) -> Result<V
         })
         .collect();
     let (events, count) =
-        super::encode_events(ops, &sealed_outcomes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        super::encode_events(ops, &sealed_outcomes, &rows.owners).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let count = count as i32;
     let at = ops.last().map(|op| op.at).unwrap_or_else(Utc::now);
 
@@ -958,6 +959,8 @@ struct Rows {
     k_expires: Vec<DateTime<Utc>>,
     /// The sealed reference of each journal entry, for the events.
     sealed: HashMap<(WalletId, i64), Option<String>>,
+    /// The sealed owner of each wallet whose lifecycle changed, for its events.
+    owners: SealedOwners,
 }
 
 impl Rows {
@@ -984,6 +987,13 @@ impl Rows {
             };
             self.sealed.insert((m.wallet_id, m.seq), sealed.clone());
             self.j_reference.push(sealed);
+            if m.kind.is_lifecycle() {
+                if let Some(w) = wallets.iter().find(|w| w.id == m.wallet_id) {
+                    if let Some(owner) = super::seal_owner(key_of(&m.wallet_id), w)? {
+                        self.owners.insert(w.id, owner);
+                    }
+                }
+            }
             self.j_at.push(m.created_at);
         }
         let currency = wallets.first().map(|w| w.currency.code());

@@ -18,6 +18,15 @@ pub const PAYMENT_SCHEMA_VERSION: u64 = 1;
 /// The event type of a settled payment.
 pub const PAYMENT_SETTLED: &str = "payment.settled";
 
+/// Field under which a lifecycle event (opened, frozen, unfrozen, closed) carries its wallet's
+/// owner, sealed under the owner's key; the row is the wallet's id. Other domains open it to
+/// know whose wallet changed, and nobody can once the owner is erased.
+pub const OWNER_FIELD: &str = "fintech.wallet.owner";
+
+/// The sealed owners of the wallets whose lifecycle a batch changed, by wallet: what their
+/// lifecycle events carry under [`OWNER_FIELD`].
+pub type SealedOwners = std::collections::HashMap<WalletId, String>;
+
 /// One fintech wallet event, borrowed from the change that produced it: serialized as a
 /// [`DomainEvent`] without building its `data` as a JSON value first (the ledger writer encodes
 /// every event of a batch on its serial path).
@@ -29,19 +38,25 @@ pub struct WalletEvent<'a> {
     pub currency: Option<&'a str>,
     /// Request that caused it, if any.
     pub request_id: Option<&'a str>,
+    /// A lifecycle entry's wallet owner, sealed ([`OWNER_FIELD`]); none for money movements and
+    /// once the owner is erased.
+    pub owner: Option<&'a str>,
 }
 
 impl<'a> WalletEvent<'a> {
-    /// The events a committed fintech change produced: one per journal entry, in wallet order.
+    /// The events a committed fintech change produced: one per journal entry, in wallet order;
+    /// the lifecycle entries carry their wallet's sealed owner from `owners`.
     pub fn all(
         wallets: &'a [Wallet],
         movements: &'a [Movement],
         request_id: Option<&'a str>,
+        owners: &'a SealedOwners,
     ) -> impl Iterator<Item = WalletEvent<'a>> + 'a {
         movements.iter().map(move |m| WalletEvent {
             movement: m,
             currency: wallets.iter().find(|w| w.id == m.wallet_id).map(|w| w.currency.code()),
             request_id,
+            owner: if m.kind.is_lifecycle() { owners.get(&m.wallet_id).map(String::as_str) } else { None },
         })
     }
 
@@ -56,7 +71,7 @@ impl<'a> WalletEvent<'a> {
             seq: self.movement.seq,
             request_id: self.request_id,
             occurred_at: self.movement.created_at,
-            data: WalletEventData { movement: self.movement, currency: self.currency },
+            data: WalletEventData { movement: self.movement, currency: self.currency, owner: self.owner },
         }
     }
 
@@ -72,7 +87,8 @@ impl<'a> WalletEvent<'a> {
             seq: m.seq,
             request_id: self.request_id.map(str::to_owned),
             occurred_at: m.created_at,
-            data: serde_json::to_value(WalletEventData { movement: m, currency: self.currency }).unwrap_or(Value::Null),
+            data: serde_json::to_value(WalletEventData { movement: m, currency: self.currency, owner: self.owner })
+                .unwrap_or(Value::Null),
         }
     }
 }
@@ -110,13 +126,16 @@ impl Serialize for EventType {
     }
 }
 
-/// An event's body: the journal entry and its wallet's currency.
+/// An event's body: the journal entry, its wallet's currency and, for a lifecycle entry, the
+/// owner sealed.
 #[derive(Serialize)]
 struct WalletEventData<'a> {
     #[serde(flatten)]
     movement: &'a Movement,
     #[serde(skip_serializing_if = "Option::is_none")]
     currency: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    owner: Option<&'a str>,
 }
 
 /// A settled payment reported by the external payment provider: money to credit to a wallet.
@@ -267,17 +286,37 @@ mod tests {
             erased: false,
             created_at: Utc::now(),
         };
+        let frozen = Movement {
+            seq: 8,
+            transaction_id: None,
+            kind: crate::domain::fintech::MovementKind::Frozen,
+            amount: 0,
+            counterparty: None,
+            reference: None,
+            ..movement.clone()
+        };
+        let owners = SealedOwners::from([(wallet.id, "pd1.sealed-owner".to_owned())]);
         let wallets = [wallet];
+        let movements = [movement, frozen.clone()];
         for request in [Some("req-1"), None] {
-            let event = WalletEvent::all(&wallets, std::slice::from_ref(&movement), request).next().unwrap();
+            let events: Vec<_> = WalletEvent::all(&wallets, &movements, request, &owners).collect();
             let id = Uuid::now_v7();
-            let bytes = serde_json::to_vec(&event.with_id(id)).unwrap();
-            let read: DomainEvent = serde_json::from_slice(&bytes).unwrap();
-            assert_eq!(read, event.to_event(id));
-            assert_eq!(read.event_type, "fintech.wallet.transfer_out");
-            assert_eq!(read.data["currency"], "EUR");
-            assert_eq!(read.data["amount"], -250);
+            let read: Vec<DomainEvent> = events
+                .iter()
+                .map(|e| serde_json::from_slice(&serde_json::to_vec(&e.with_id(id)).unwrap()).unwrap())
+                .collect();
+            assert_eq!(read, events.iter().map(|e| e.to_event(id)).collect::<Vec<_>>());
+            assert_eq!(read[0].event_type, "fintech.wallet.transfer_out");
+            assert_eq!(read[0].data["currency"], "EUR");
+            assert_eq!(read[0].data["amount"], -250);
+            // A money movement names no owner; a lifecycle entry carries it sealed.
+            assert!(read[0].data.get("owner").is_none());
+            assert_eq!(read[1].event_type, "fintech.wallet.frozen");
+            assert_eq!(read[1].data["owner"], "pd1.sealed-owner");
         }
+        let none = SealedOwners::new();
+        let event = WalletEvent::all(&wallets, std::slice::from_ref(&frozen), None, &none).next().unwrap();
+        assert!(event.to_event(Uuid::now_v7()).data.get("owner").is_none(), "an erased owner is not carried");
     }
 
     #[test]

@@ -11,7 +11,7 @@ mod wallet;
 
 pub use book::{Book, Change};
 pub use currency::Currency;
-pub use events::{PaymentSettled, WalletEvent, PAYMENT_SCHEMA_VERSION, PAYMENT_SETTLED};
+pub use events::{PaymentSettled, SealedOwners, WalletEvent, OWNER_FIELD, PAYMENT_SCHEMA_VERSION, PAYMENT_SETTLED};
 pub use hold::{check_hold_kind, Hold, HoldStatus};
 pub use ledger::{
     LedgerCommand, LedgerOp, LedgerOutcome, Page, Receipt, Totals, Transaction, TransactionKind, TransactionRecord,

@@ -260,6 +260,12 @@ impl MovementKind {
         }
     }
 
+    /// Whether it changes the wallet's lifecycle (opened, frozen, unfrozen, closed) rather than
+    /// its money: the events other domains read a wallet's standing from.
+    pub fn is_lifecycle(self) -> bool {
+        matches!(self, Self::Opened | Self::Frozen | Self::Unfrozen | Self::Closed)
+    }
+
     /// Parse a stored name.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
