@@ -59,6 +59,7 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "esg_participation",
         sql: include_str!("../../migrations/0018_esg_participation.sql"),
     },
+    Migration { version: 19, name: "esg_wallets", sql: include_str!("../../migrations/0019_esg_wallets.sql") },
 ];
 
 /// Arbitrary key of the advisory lock held while migrating.

@@ -79,6 +79,7 @@ impl Default for EventBusSettings {
                 "beryl.mobility.events".into(),
                 "beryl.esg.events".into(),
                 "beryl.social.events".into(),
+                "beryl.fintech.events".into(),
             ],
             consumer_group: "beryl-core-api".into(),
             dead_letter_suffix: ".dlq".into(),

@@ -65,7 +65,7 @@ async fn a_report_is_priced_and_scored_and_every_refusal_records_nothing() {
     // ⌊100 × 5737 × 42500 / (7480 × 100000)⌋ = 32: most of a car's emissions avoided, over less
     // than the 100 km of full credit.
     assert_eq!(body["score"]["total"], 32);
-    assert_eq!(body["score"]["method_version"], "esg-score/2");
+    assert_eq!(body["score"]["method_version"], "esg-score/3");
 
     let refusals = [
         (json!({"type": "ride_car", "date": today(), "distance_km": 5.0}), 400, "unknown_activity_type"),
@@ -328,7 +328,7 @@ async fn posts_and_comments_make_the_social_component_once_per_event() {
     let me = overview(&app, &lea).await;
     // One day of participation of the twelve that earn it all, ⌊100 / 12⌋ = 8, and no travel
     // (environmental 0): (0·60 + 8·20) / 80 = 2.
-    assert_eq!(me["score"]["method_version"], "esg-score/2");
+    assert_eq!(me["score"]["method_version"], "esg-score/3");
     assert_eq!((component(&me, "environmental"), component(&me, "social")), (json!(0), json!(8)), "{me}");
     assert_eq!((me["score"]["total"].as_u64(), me["totals"]["activities"].as_u64()), (Some(2), Some(0)));
     assert_eq!(component(&me, "governance"), Value::Null);
@@ -374,6 +374,101 @@ async fn posts_and_comments_make_the_social_component_once_per_event() {
     let record: Value = res.json().await.unwrap();
     assert_eq!(record["removed"]["esg.participations"], 2, "{record}");
     assert_eq!(overview(&app, &lea).await["score"], Value::Null);
+}
+
+async fn wallet_changes(app: &TestApp, result: &str) -> f64 {
+    let series = format!("beryl_esg_activities_total{{source=\"wallet\",result=\"{result}\"}}");
+    sample(&app.metrics().await, &series).unwrap_or(0.0)
+}
+
+/// `POST path` as `token` with a fresh idempotency key: the status.
+async fn post_keyed(app: &TestApp, token: &str, path: &str, body: Value) -> (u16, Value) {
+    let res = app
+        .client
+        .post(app.url(path))
+        .bearer_auth(token)
+        .header("Idempotency-Key", Uuid::now_v7().to_string())
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+#[actix_web::test]
+async fn a_wallets_standing_makes_the_governance_component_once_per_change() {
+    let app = spawn_app().await;
+    let gus = app.token("gus", &["fintech:read", "fintech:write", "esg:read"]);
+    let compliance = app.token("compliance", &["admin"]);
+    let (status, wallet) = post_keyed(&app, &gus, "/api/v1/fintech/wallets", json!({"currency": "EUR"})).await;
+    assert_eq!(status, 201, "{wallet}");
+    let id = wallet["id"].as_str().unwrap().to_owned();
+    let counted = |n: f64| {
+        let app = &app;
+        async move { (wallet_changes(app, "recorded").await == n).then_some(()) }
+    };
+    eventually("the opening counted", Duration::from_secs(20), || counted(1.0)).await;
+    // A wallet in good standing and no travel: (0·60 + 100·20) / 80 = 25.
+    let me = overview(&app, &gus).await;
+    assert_eq!(me["score"]["method_version"], "esg-score/3");
+    assert_eq!((component(&me, "governance"), component(&me, "environmental")), (json!(100), json!(0)), "{me}");
+    assert_eq!((me["score"]["total"].as_u64(), component(&me, "social")), (Some(25), Value::Null));
+    // Frozen by compliance: governance 0 until unfrozen.
+    let (status, _) = post_keyed(&app, &compliance, &format!("/api/v1/fintech/wallets/{id}/freeze"), json!({})).await;
+    assert_eq!(status, 200);
+    eventually("the freeze counted", Duration::from_secs(20), || counted(2.0)).await;
+    let me = overview(&app, &gus).await;
+    assert_eq!((component(&me, "governance"), me["score"]["total"].as_u64()), (json!(0), Some(0)), "{me}");
+    let (status, _) = post_keyed(&app, &compliance, &format!("/api/v1/fintech/wallets/{id}/unfreeze"), json!({})).await;
+    assert_eq!(status, 200);
+    eventually("the unfreeze counted", Duration::from_secs(20), || counted(3.0)).await;
+    assert_eq!(component(&overview(&app, &gus).await, "governance"), json!(100));
+    // The lifecycle events carry the owner sealed, never in the clear; delivered again they
+    // change nothing.
+    let lifecycle: Vec<_> = app
+        .state
+        .actors
+        .broker
+        .records("beryl.fintech.events")
+        .into_iter()
+        .filter(|r| {
+            let v: Value = serde_json::from_slice(r.payload.as_deref().unwrap()).unwrap();
+            v["aggregate_id"] == id.as_str()
+        })
+        .collect();
+    assert_eq!(lifecycle.len(), 3);
+    for r in &lifecycle {
+        let v: Value = serde_json::from_slice(r.payload.as_deref().unwrap()).unwrap();
+        let owner = v["data"]["owner"].as_str().unwrap();
+        assert!(owner.starts_with("pd1.") && !owner.contains("gus"), "{v}");
+        let again = OutRecord {
+            topic: r.topic.clone(),
+            key: r.key.clone(),
+            payload: r.payload.clone().unwrap(),
+            headers: r.headers.clone(),
+        };
+        app.state.actors.broker.append(again);
+    }
+    eventually("the redeliveries seen", Duration::from_secs(20), || async {
+        (wallet_changes(&app, "duplicate").await == 3.0).then_some(())
+    })
+    .await;
+    assert_eq!(wallet_changes(&app, "recorded").await, 3.0);
+    let scores = app.published("beryl.esg.events");
+    let updates = scores.iter().filter(|e| e["type"] == "esg.score.updated").count();
+    assert_eq!(updates, 3, "one score update per change, none for a redelivery");
+    // The export lists the changes; erasure removes them.
+    let privacy = app.token("gus", &["privacy:write", "privacy:read", "esg:read"]);
+    let export: Value = app.get_as("/api/v1/privacy/export", &privacy).await.json().await.unwrap();
+    let changes = export["domains"]["esg"]["wallet_changes"].as_array().cloned().unwrap_or_default();
+    let kinds: Vec<&str> = changes.iter().map(|c| c["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["opened", "frozen", "unfrozen"], "{export}");
+    let res = app.post_as("/api/v1/privacy/erasure-requests", &privacy, &json!({})).await;
+    assert_eq!(res.status(), 201);
+    let record: Value = res.json().await.unwrap();
+    assert_eq!(record["removed"]["esg.wallet_changes"], 3, "{record}");
+    assert_eq!(overview(&app, &gus).await["score"], Value::Null);
 }
 
 #[actix_web::test]

@@ -4,11 +4,15 @@
 
 use beryl_core_api::{
     adapters::{
-        esg::{Activity, Credit, Entry, EsgStore, FactorUsed, Origin, Participated, Participation, Recorded, Standing},
+        esg::{
+            Activity, Credit, Entry, Erased, EsgStore, FactorUsed, Noted, Origin, Participation, Recorded, Signal,
+            Standing, WalletRecord,
+        },
         outbox::MemOutbox,
     },
     domain::{
-        esg::{method::Part, ActivityType, EsgError, Footprint, Report, Took},
+        esg::{method::Part, ActivityType, EsgError, Footprint, Report, Took, WalletChange},
+        fintech::MovementKind,
         privacy::BlindIndex,
     },
 };
@@ -33,6 +37,7 @@ contract!(
     a_members_standing_comes_with_each_recording,
     a_batch_records_what_its_entries_would_one_by_one,
     a_participation_counts_once_is_rebuilt_and_erased,
+    a_wallet_stands_as_its_latest_change_once_each_and_is_rebuilt_and_erased,
 );
 
 fn index(n: u8) -> BlindIndex {
@@ -130,11 +135,11 @@ async fn erasure_removes_everything(store: EsgStore) {
     }
     let kept = activity(Origin::Report, ActivityType::Bike, 0, 5_000, 880, Utc::now());
     record(&store, &other, &kept).await;
-    assert_eq!(store.erase(&who).await.unwrap(), 3);
+    assert_eq!(store.erase(&who).await.unwrap(), Erased { activities: 3, ..Erased::default() });
     assert_eq!(store.subject(&who).await.unwrap(), None);
     assert!(store.activities(&who, None, 10).await.unwrap().is_empty());
     assert!(store.months(&who, today() - Days::new(400)).await.unwrap().is_empty());
-    assert_eq!(store.erase(&who).await.unwrap(), 0);
+    assert_eq!(store.erase(&who).await.unwrap(), Erased::default());
     assert_eq!(store.subject(&other).await.unwrap().unwrap().totals.activities, 1, "another's stays");
 }
 
@@ -239,14 +244,14 @@ fn took(kind: Took, days_ago: u64) -> Participation {
     Participation { id: Uuid::now_v7(), kind, day: today() - Days::new(days_ago), recorded_at }
 }
 
-async fn participate(store: &EsgStore, who: &BlindIndex, p: &Participation) -> Participated {
-    store.participate(&credit(who), p).await.unwrap()
+async fn participate(store: &EsgStore, who: &BlindIndex, p: &Participation) -> Noted {
+    store.note(&credit(who), &Signal::TookPart(p.clone())).await.unwrap()
 }
 
-fn social(p: &Participated) -> (i64, Option<u8>) {
+fn social(p: &Noted) -> (i64, Option<u8>) {
     match p {
-        Participated::New(state) => (state.version, state.score.as_ref().and_then(|s| s.value(Part::Social))),
-        Participated::Duplicate => panic!("not recorded"),
+        Noted::New(state) => (state.version, state.score.as_ref().and_then(|s| s.value(Part::Social))),
+        Noted::Duplicate => panic!("not recorded"),
     }
 }
 
@@ -255,7 +260,7 @@ async fn a_participation_counts_once_is_rebuilt_and_erased(store: EsgStore) {
     let post = took(Took::Post, 0);
     // One day of the twelve that earn the full component: ⌊100 / 12⌋.
     assert_eq!(social(&participate(&store, &who, &post).await), (1, Some(8)));
-    assert_eq!(participate(&store, &who, &post).await, Participated::Duplicate);
+    assert_eq!(participate(&store, &who, &post).await, Noted::Duplicate);
     assert_eq!(social(&participate(&store, &who, &took(Took::Comment, 0)).await), (2, Some(8)), "the same day");
     assert_eq!(social(&participate(&store, &who, &took(Took::Post, 3)).await), (3, Some(16)));
     let state = store.subject(&who).await.unwrap().unwrap();
@@ -280,10 +285,65 @@ async fn a_participation_counts_once_is_rebuilt_and_erased(store: EsgStore) {
         assert!(!store.rebuild(&subject, today()).await.unwrap(), "nothing to change");
         assert_eq!(store.subject(&subject).await.unwrap(), state);
     }
-    assert_eq!(store.erase(&who).await.unwrap(), 1);
+    assert_eq!(store.erase(&who).await.unwrap(), Erased { activities: 1, participations: 4, wallet_changes: 0 });
     assert!(store.participations(&who).await.unwrap().is_empty());
     assert_eq!(store.subject(&who).await.unwrap(), None);
     assert_eq!(store.count_subjects().await.unwrap(), 1);
     // Someone who took part, but not within the window: known, worth 0 now.
     assert_eq!(social(&participate(&store, &index(22), &took(Took::Comment, 120)).await), (1, Some(0)));
+}
+
+fn changed(wallet: Uuid, seq: i64, kind: MovementKind) -> Signal {
+    let at = Utc::now().trunc_subsecs(6);
+    Signal::Wallet(WalletRecord { id: Uuid::now_v7(), change: WalletChange { wallet, seq, kind }, at, recorded_at: at })
+}
+
+/// (version, governance) of what noting a signal made.
+fn governance(n: &Noted) -> (i64, Option<u8>) {
+    match n {
+        Noted::New(state) => (state.version, state.score.as_ref().and_then(|s| s.value(Part::Governance))),
+        Noted::Duplicate => panic!("not recorded"),
+    }
+}
+
+async fn a_wallet_stands_as_its_latest_change_once_each_and_is_rebuilt_and_erased(store: EsgStore) {
+    let (who, late) = (index(30), index(31));
+    let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let note = |who: BlindIndex, s: Signal| {
+        let store = store.clone();
+        async move { store.note(&credit(&who), &s).await.unwrap() }
+    };
+    assert_eq!(governance(&note(who, changed(a, 1, MovementKind::Opened)).await), (1, Some(100)));
+    // The same change again, under another event id: nothing.
+    assert_eq!(note(who, changed(a, 1, MovementKind::Opened)).await, Noted::Duplicate);
+    assert_eq!(governance(&note(who, changed(a, 7, MovementKind::Frozen)).await), (2, Some(0)));
+    assert_eq!(governance(&note(who, changed(b, 1, MovementKind::Opened)).await), (3, Some(0)), "one frozen is enough");
+    // An unfreeze that arrives before the freeze it follows: the freeze, older, changes nothing.
+    assert_eq!(governance(&note(late, changed(c, 9, MovementKind::Unfrozen)).await), (1, Some(100)));
+    assert_eq!(governance(&note(late, changed(c, 8, MovementKind::Frozen)).await), (2, Some(100)));
+    // An activity keeps the component; 100 km by bike with governance 0: (60·100 + 20·0) / 80 = 75.
+    let bike = activity(Origin::Report, ActivityType::Bike, 0, 100_000, 17_600, Utc::now());
+    match record(&store, &who, &bike).await {
+        Recorded::New { state, .. } => {
+            let score = state.score.unwrap();
+            assert_eq!((state.version, score.value(Part::Governance), score.total), (4, Some(0), 75));
+        }
+        other => panic!("not recorded: {other:?}"),
+    }
+    assert_eq!(governance(&note(who, changed(a, 12, MovementKind::Unfrozen)).await), (5, Some(100)));
+    let kept = store.wallet_changes(&who).await.unwrap();
+    let seqs: Vec<(Uuid, i64)> = kept.iter().map(|w| (w.change.wallet, w.change.seq)).collect();
+    let mut sorted = seqs.clone();
+    sorted.sort();
+    assert_eq!((seqs.len(), seqs == sorted), (4, true), "by wallet and sequence");
+    assert_eq!(store.count_subjects().await.unwrap(), 2, "a subject known only by a wallet counts");
+    for subject in [who, late] {
+        let state = store.subject(&subject).await.unwrap();
+        assert!(!store.rebuild(&subject, today()).await.unwrap(), "nothing to change");
+        assert_eq!(store.subject(&subject).await.unwrap(), state);
+    }
+    assert_eq!(store.erase(&who).await.unwrap(), Erased { activities: 1, participations: 0, wallet_changes: 4 });
+    assert!(store.wallet_changes(&who).await.unwrap().is_empty());
+    // Erased, the same changes could be recorded again (for no one: the owner no longer opens).
+    assert_eq!(governance(&note(who, changed(b, 1, MovementKind::Opened)).await), (1, Some(100)));
 }

@@ -8,21 +8,22 @@ use std::{collections::HashMap, sync::Arc};
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
-use super::{Answer, EsgDomain, EsgFailure, EsgWriter, ForgetSubject, GetSubject, Participate, Record};
+use super::{Answer, EsgDomain, EsgFailure, EsgWriter, ForgetSubject, GetSubject, Note, Record};
 use crate::{
     actors::{adapters::EmissionsClient, runtime::ActorRef},
     adapters::{
         emissions::EstimateRequest,
         esg::{
-            Activity, Boards, Credit, EsgStore, FactorUsed, Month, Origin, Participated, Participation, Recorded,
-            SubjectState,
+            Activity, Boards, Credit, EsgStore, FactorUsed, Month, Noted, Origin, Participation, Recorded, Signal,
+            SubjectState, WalletRecord,
         },
         external::Source,
         privacy::Vault,
     },
     config::EsgSettings,
     domain::{
-        esg::{ActivityType, Footprint, Report, RideCompleted, TookPart, DISTANCE_MAX_M},
+        esg::{ActivityType, Footprint, Report, RideCompleted, TookPart, WalletChanged, DISTANCE_MAX_M},
+        fintech::OWNER_FIELD,
         idempotency::{IdempotencyError, IdempotencyKey},
         privacy::{BlindIndex, Personal, Place},
         social::events::PARTICIPANT_FIELD,
@@ -32,6 +33,11 @@ use crate::{
 
 /// Namespace of the ids of reports sent with an idempotency key.
 const NAMESPACE: Uuid = Uuid::from_u128(0x6b2f_41c3_9e0a_4d5b_8c7e_3f1a_2b9d_e5c4);
+
+/// The `source` label of the participations counted.
+const PARTICIPATION: &str = "participation";
+/// The `source` label of the wallet changes counted.
+const WALLET: &str = "wallet";
 
 /// Where the sealed subject of ESG's events is kept.
 pub const SUBJECT_FIELD: &str = "esg.subject";
@@ -293,47 +299,79 @@ impl EsgClient {
     /// Once per event, however many times it is delivered; nothing for a post the service made
     /// itself (it names no participant) or an author since erased.
     pub async fn participate(&self, took: &TookPart, request_id: Option<String>) -> Answer<Credited> {
-        let subject = if took.participant_sealed.is_empty() {
-            None
-        } else {
-            let row = took.row.to_string();
-            match self.vault.open_text(&took.participant_sealed, Place::new(PARTICIPANT_FIELD, &row)).await? {
-                Personal::Value(subject) => Some(subject),
-                Personal::Erased => None,
-            }
-        };
-        let count = |result: &'static str| {
-            self.metrics.with(|| {
-                metrics::counter!(telemetry::ESG_ACTIVITIES_TOTAL, "source" => "participation", "result" => result)
-                    .increment(1);
-            });
-        };
-        let Some(subject) = subject else {
-            count("ignored");
+        let row = took.row.to_string();
+        let Some(subject) = self.open_subject(&took.participant_sealed, Place::new(PARTICIPANT_FIELD, &row)).await?
+        else {
+            self.count_signal(PARTICIPATION, "ignored");
             return Ok(Credited::Ignored);
         };
+        let p =
+            Participation { id: took.event_id, kind: took.kind, day: took.at.date_naive(), recorded_at: Utc::now() };
+        self.note(subject, Signal::TookPart(p), PARTICIPATION, request_id).await
+    }
+
+    /// Count a change of a wallet's lifecycle (opened, frozen, unfrozen, closed) for its owner:
+    /// their score's governance component is recomputed. Once per wallet and change, however
+    /// many times it is delivered; nothing once the owner is erased (the event names nobody, or
+    /// what it names no longer opens).
+    pub async fn wallet_changed(&self, changed: &WalletChanged, request_id: Option<String>) -> Answer<Credited> {
+        let row = changed.change.wallet.to_string();
+        let Some(subject) = self.open_subject(&changed.owner_sealed, Place::new(OWNER_FIELD, &row)).await? else {
+            self.count_signal(WALLET, "ignored");
+            return Ok(Credited::Ignored);
+        };
+        let w = WalletRecord { id: changed.event_id, change: changed.change, at: changed.at, recorded_at: Utc::now() };
+        self.note(subject, Signal::Wallet(w), WALLET, request_id).await
+    }
+
+    /// The subject another domain sealed at `place`: `None` when nothing was sealed or its key is
+    /// erased.
+    async fn open_subject(&self, sealed: &str, place: Place<'_>) -> Answer<Option<String>> {
+        if sealed.is_empty() {
+            return Ok(None);
+        }
+        Ok(match self.vault.open_text(sealed, place).await? {
+            Personal::Value(subject) => Some(subject),
+            Personal::Erased => None,
+        })
+    }
+
+    /// Record `signal` for `subject` through the writer; `source` labels the count.
+    async fn note(
+        &self,
+        subject: String,
+        signal: Signal,
+        source: &'static str,
+        request_id: Option<String>,
+    ) -> Answer<Credited> {
         let index = self.index(&subject);
         let now = Utc::now();
-        let p = Participation { id: took.event_id, kind: took.kind, day: took.at.date_naive(), recorded_at: now };
-        let row = p.id.to_string();
+        let row = signal.id().to_string();
         let sealed = self.vault.seal(&subject, Place::new(SUBJECT_FIELD, &row), &subject).await?.to_text();
         let credit = Credit { index, sealed, as_of: now.date_naive(), request_id };
-        match self.writer.ask(Participate(credit, p)).await?? {
-            Participated::New(state) => {
+        match self.writer.ask(Note(credit, signal)).await?? {
+            Noted::New(state) => {
                 self.domain.tell(ForgetSubject { subject });
                 self.metrics.with(|| {
                     if let Some(score) = &state.score {
                         metrics::histogram!(telemetry::ESG_SCORE).record(f64::from(score.total));
                     }
                 });
-                count("recorded");
+                self.count_signal(source, "recorded");
                 Ok(Credited::Recorded)
             }
-            Participated::Duplicate => {
-                count("duplicate");
+            Noted::Duplicate => {
+                self.count_signal(source, "duplicate");
                 Ok(Credited::Duplicate)
             }
         }
+    }
+
+    /// Count one signal from `source` with `result`.
+    fn count_signal(&self, source: &'static str, result: &'static str) {
+        self.metrics.with(|| {
+            metrics::counter!(telemetry::ESG_ACTIVITIES_TOTAL, "source" => source, "result" => result).increment(1);
+        });
     }
 
     /// `subject`'s totals, latest score and the monthly aggregates of the last twelve months.

@@ -1,7 +1,8 @@
 //! What ESG takes from the event bus and gives to it: it consumes mobility's completed rides,
-//! each credited once to its rider, and social's created posts and comments, each counted once
-//! for its author, through the [`EsgClient`]; it leaves those domains' other events to whoever
-//! needs them, and publishes its own through the outbox.
+//! each credited once to its rider, social's created posts and comments, each counted once for
+//! its author, and fintech's wallet lifecycle changes, each counted once for the wallet's owner,
+//! through the [`EsgClient`]; it leaves those domains' other events to whoever needs them, and
+//! publishes its own through the outbox.
 
 use futures::future::BoxFuture;
 
@@ -10,7 +11,7 @@ use crate::{
     actors::events::{Applied, Attempt, EventHandler, EventRoutes},
     adapters::bus::InRecord,
     domain::{
-        esg::{RideCompleted, Took, TookPart},
+        esg::{events::WALLET_EVENT_PREFIX, RideCompleted, Took, TookPart, WalletChanged},
         events::InboundError,
         mobility::events::RIDE_COMPLETED,
         social::events::{COMMENT_CREATED, POST_CREATED},
@@ -25,6 +26,10 @@ pub fn register(routes: &mut EventRoutes, client: &EsgClient) {
     routes.consume(POST_CREATED, NAME, Participations { client: client.clone() });
     routes.consume(COMMENT_CREATED, NAME, Participations { client: client.clone() });
     routes.ignore("social.");
+    for kind in WALLET_LIFECYCLE {
+        routes.consume(kind, NAME, WalletChanges { client: client.clone() });
+    }
+    routes.ignore(WALLET_EVENT_PREFIX);
     routes.publish(NAME);
 }
 
@@ -55,6 +60,35 @@ impl EventHandler for Participations {
                     Ok(Credited::Duplicate) => Ok(Applied::Duplicate),
                     Ok(Credited::Ignored) => Ok(Applied::Ignored),
                     Err(e) => failed(e, "participant_unreadable"),
+                }
+            })
+        }))
+    }
+}
+
+/// The wallet events the governance component reads; fintech's other events (every movement of
+/// money) are acknowledged as ignored from their `event-type` header, unread.
+const WALLET_LIFECYCLE: [&str; 4] =
+    ["fintech.wallet.opened", "fintech.wallet.frozen", "fintech.wallet.unfrozen", "fintech.wallet.closed"];
+
+/// Counts wallets' lifecycle changes for their owners.
+struct WalletChanges {
+    client: EsgClient,
+}
+
+impl EventHandler for WalletChanges {
+    fn prepare(&self, record: &InRecord) -> Result<Attempt, InboundError> {
+        let changed = WalletChanged::decode(record.payload.as_deref().unwrap_or_default())?;
+        let request_id = record.header("request-id").map(str::to_owned);
+        let client = self.client.clone();
+        Ok(Box::new(move || -> BoxFuture<'static, Result<Applied, &'static str>> {
+            let (client, changed, request_id) = (client.clone(), changed.clone(), request_id.clone());
+            Box::pin(async move {
+                match client.wallet_changed(&changed, request_id).await {
+                    Ok(Credited::Recorded) => Ok(Applied::Applied),
+                    Ok(Credited::Duplicate) => Ok(Applied::Duplicate),
+                    Ok(Credited::Ignored) => Ok(Applied::Ignored),
+                    Err(e) => failed(e, "owner_unreadable"),
                 }
             })
         }))

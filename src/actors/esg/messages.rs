@@ -6,7 +6,7 @@ use actix::Message;
 use crate::{
     actors::runtime::AskError,
     adapters::{
-        esg::{Activity, Credit, Entry, EsgStoreError, Participated, Participation, Recorded, SubjectState},
+        esg::{Activity, Credit, Entry, EsgStoreError, Noted, Recorded, Signal, SubjectState},
         external::AdapterError,
         privacy::{VaultError, VaultFailure},
     },
@@ -69,12 +69,13 @@ impl Message for Record {
     type Result = Answer<Recorded>;
 }
 
-/// Record that a subject took part in the community, recompute their score and publish it.
+/// Record a signal for a subject (they took part in the community, or one of their wallets
+/// changed), recompute their score and publish it.
 #[derive(Debug, Clone)]
-pub struct Participate(pub Credit, pub Participation);
+pub struct Note(pub Credit, pub Signal);
 
-impl Message for Participate {
-    type Result = Answer<Participated>;
+impl Message for Note {
+    type Result = Answer<Noted>;
 }
 
 /// The subject's totals and latest score, and their monthly aggregates from `since` on.

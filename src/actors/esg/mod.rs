@@ -16,7 +16,7 @@ pub mod writer;
 use std::time::Duration;
 
 pub use client::{EsgClient, Pricing};
-pub use messages::{Answer, EsgFailure, ForgetSubject, GetSubject, ListActivities, Participate, Record, SubjectRead};
+pub use messages::{Answer, EsgFailure, ForgetSubject, GetSubject, ListActivities, Note, Record, SubjectRead};
 pub use subject::SubjectActor;
 pub use writer::EsgWriter;
 

@@ -1,6 +1,6 @@
 //! What ESG holds about a data subject, for the privacy module: their activities (with their
-//! footprints), monthly aggregates, totals, score and leaderboard membership, all under their
-//! blind index. On erasure every row goes, the boards that showed them are rebuilt without them,
+//! footprints), participations, wallet changes, monthly aggregates, totals, score and
+//! leaderboard membership, all under their blind index. On erasure every row goes, the boards that showed them are rebuilt without them,
 //! and the live subject actor forgets its state.
 
 use std::collections::BTreeMap;
@@ -60,6 +60,7 @@ impl Holder for EsgHolder {
             let months = holder.store.months(&subject.index, since).await.map_err(failed)?;
             let leaderboard = holder.store.member(&subject.index).await.map_err(failed)?;
             let participations = holder.store.participations(&subject.index).await.map_err(failed)?;
+            let wallet_changes = holder.store.wallet_changes(&subject.index).await.map_err(failed)?;
             Ok(json!({
                 "leaderboard": leaderboard.map(|community| json!({ "community": community })),
                 "totals": state.as_ref().map(|s| s.totals),
@@ -67,6 +68,7 @@ impl Holder for EsgHolder {
                 "activities": activities,
                 "months": months,
                 "participations": participations,
+                "wallet_changes": wallet_changes,
             }))
         }
         .boxed_local()
@@ -76,10 +78,13 @@ impl Holder for EsgHolder {
         let holder = self.clone();
         async move {
             holder.client.leave_boards(&subject.id).await.map_err(failed)?;
-            let participations = holder.store.participations(&subject.index).await.map_err(failed)?.len() as u64;
-            let activities = holder.store.erase(&subject.index).await.map_err(failed)?;
+            let erased = holder.store.erase(&subject.index).await.map_err(failed)?;
             holder.client.forget(&subject.id).await.map_err(failed)?;
-            Ok(BTreeMap::from([("activities".to_owned(), activities), ("participations".to_owned(), participations)]))
+            Ok(BTreeMap::from([
+                ("activities".to_owned(), erased.activities),
+                ("participations".to_owned(), erased.participations),
+                ("wallet_changes".to_owned(), erased.wallet_changes),
+            ]))
         }
         .boxed_local()
     }

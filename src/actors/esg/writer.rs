@@ -11,10 +11,10 @@ use actix::fut::{wrap_future, ActorFutureExt};
 use actix::AsyncContext;
 use tokio::sync::oneshot;
 
-use super::messages::{Answer, EsgFailure, Participate, Record};
+use super::messages::{Answer, EsgFailure, Note, Record};
 use crate::{
     actors::runtime::{Ctx, Handle, Host, Managed, Reply},
-    adapters::esg::{Entry, EsgStore, EsgStoreError, Participated, Recorded},
+    adapters::esg::{Entry, EsgStore, EsgStoreError, Noted, Recorded},
     telemetry::{self, Metrics},
 };
 
@@ -110,11 +110,11 @@ impl Handle<Record> for EsgWriter {
     }
 }
 
-impl Handle<Participate> for EsgWriter {
-    /// One transaction of its own: participations are few beside activities, and the subject's
-    /// row lock orders it with the batches that credit the same subject.
-    fn handle(&mut self, Participate(credit, p): Participate, _: &mut Ctx<Self>) -> Reply<Self, Answer<Participated>> {
+impl Handle<Note> for EsgWriter {
+    /// One transaction of its own: participations and wallet changes are few beside activities,
+    /// and the subject's row lock orders it with the batches that credit the same subject.
+    fn handle(&mut self, Note(credit, signal): Note, _: &mut Ctx<Self>) -> Reply<Self, Answer<Noted>> {
         let store = self.store.clone();
-        Reply::later(async move { Ok(store.participate(&credit, &p).await?) })
+        Reply::later(async move { Ok(store.note(&credit, &signal).await?) })
     }
 }

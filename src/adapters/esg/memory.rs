@@ -6,8 +6,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
 use super::{
-    day_total, events_of, month_of, score_of, window_start, Activity, Credit, Month, Origin, Participated,
-    Participation, Recorded, Standing, SubjectState,
+    day_total, events_of, month_of, score_of, window_start, Activity, Credit, Erased, Month, Noted, Origin,
+    Participation, Recorded, Signal, Standing, SubjectState, WalletRecord,
 };
 use crate::{
     adapters::outbox::MemOutbox,
@@ -22,19 +22,26 @@ struct Subject {
     state: Option<SubjectState>,
     activities: Vec<Activity>,
     took_part: Vec<Participation>,
+    wallets: Vec<WalletRecord>,
     months: BTreeMap<(NaiveDate, ActivityType), Month>,
 }
 
 impl Subject {
     /// Whether anything was recorded for them.
     fn recorded(&self) -> bool {
-        !self.activities.is_empty() || !self.took_part.is_empty()
+        !self.activities.is_empty() || !self.took_part.is_empty() || !self.wallets.is_empty()
+    }
+
+    /// How many source events were recorded for them: their version.
+    fn recorded_count(&self) -> usize {
+        self.activities.len() + self.took_part.len() + self.wallets.len()
     }
 
     /// Their score on `as_of` from what they recorded.
     fn score(&self, as_of: NaiveDate) -> esg::Score {
         let took: Vec<NaiveDate> = self.took_part.iter().map(|p| p.day).collect();
-        score_of(&window_days(&self.activities, as_of), &took, as_of)
+        let changes: Vec<esg::WalletChange> = self.wallets.iter().map(|w| w.change).collect();
+        score_of(&window_days(&self.activities, as_of), &took, esg::good_standing(&changes), as_of)
     }
 }
 
@@ -46,6 +53,8 @@ pub struct Memory {
     ids: HashMap<Uuid, BlindIndex>,
     /// The participations recorded, by id.
     participations: HashMap<Uuid, BlindIndex>,
+    /// The wallet changes recorded, by wallet and sequence number.
+    wallet_changes: HashMap<(Uuid, i64), BlindIndex>,
     /// Leaderboard members and their community.
     members: HashMap<BlindIndex, Option<String>>,
 }
@@ -91,22 +100,41 @@ impl Memory {
         Recorded::New { state, milestones, standing }
     }
 
-    pub(super) fn participate(&mut self, credit: &Credit, p: &Participation, outbox: &MemOutbox) -> Participated {
-        if self.participations.contains_key(&p.id) {
-            return Participated::Duplicate;
-        }
-        let subject = self.subjects.entry(credit.index).or_default();
-        subject.took_part.push(p.clone());
+    pub(super) fn note(&mut self, credit: &Credit, signal: &Signal, outbox: &MemOutbox) -> Noted {
+        let subject = match signal {
+            Signal::TookPart(p) => {
+                if self.participations.insert(p.id, credit.index).is_some() {
+                    return Noted::Duplicate;
+                }
+                let subject = self.subjects.entry(credit.index).or_default();
+                subject.took_part.push(p.clone());
+                subject
+            }
+            Signal::Wallet(w) => {
+                if self.wallet_changes.insert((w.change.wallet, w.change.seq), credit.index).is_some() {
+                    return Noted::Duplicate;
+                }
+                let subject = self.subjects.entry(credit.index).or_default();
+                subject.wallets.push(w.clone());
+                subject
+            }
+        };
+        let at = signal.recorded_at();
         let state = SubjectState {
             totals: subject.state.as_ref().map(|s| s.totals).unwrap_or_default(),
             score: Some(subject.score(credit.as_of)),
             version: subject.state.as_ref().map_or(0, |s| s.version) + 1,
-            updated_at: subject.state.as_ref().map_or(p.recorded_at, |s| s.updated_at.max(p.recorded_at)),
+            updated_at: subject.state.as_ref().map_or(at, |s| s.updated_at.max(at)),
         };
-        outbox.append(state.updated_at, events_of(credit, p.id, &state, &[]));
+        outbox.append(state.updated_at, events_of(credit, signal.id(), &state, &[]));
         subject.state = Some(state.clone());
-        self.participations.insert(p.id, credit.index);
-        Participated::New(state)
+        Noted::New(state)
+    }
+
+    pub(super) fn wallet_changes(&self, index: &BlindIndex) -> Vec<WalletRecord> {
+        let mut all = self.subjects.get(index).map(|s| s.wallets.clone()).unwrap_or_default();
+        all.sort_by_key(|w| (w.change.wallet, w.change.seq));
+        all
     }
 
     pub(super) fn participations(&self, index: &BlindIndex) -> Vec<Participation> {
@@ -134,8 +162,12 @@ impl Memory {
     /// Months, totals and score recomputed from the subject's activities and participations.
     pub(super) fn rebuild(&mut self, index: &BlindIndex, as_of: NaiveDate) -> bool {
         let Some(subject) = self.subjects.get_mut(index) else { return false };
-        let times =
-            subject.activities.iter().map(|a| a.recorded_at).chain(subject.took_part.iter().map(|p| p.recorded_at));
+        let times = subject
+            .activities
+            .iter()
+            .map(|a| a.recorded_at)
+            .chain(subject.took_part.iter().map(|p| p.recorded_at))
+            .chain(subject.wallets.iter().map(|w| w.recorded_at));
         let Some(updated_at) = times.max() else { return false };
         let mut totals = super::Totals::default();
         let mut months: BTreeMap<(NaiveDate, ActivityType), Month> = BTreeMap::new();
@@ -146,7 +178,7 @@ impl Memory {
         let state = SubjectState {
             totals,
             score: Some(subject.score(as_of)),
-            version: (subject.activities.len() + subject.took_part.len()) as i64,
+            version: subject.recorded_count() as i64,
             updated_at,
         };
         let changed = subject.state.as_ref() != Some(&state) || subject.months != months;
@@ -205,16 +237,23 @@ impl Memory {
             .collect()
     }
 
-    pub(super) fn erase(&mut self, index: &BlindIndex) -> u64 {
+    pub(super) fn erase(&mut self, index: &BlindIndex) -> Erased {
         self.members.remove(index);
-        let Some(subject) = self.subjects.remove(index) else { return 0 };
+        let Some(subject) = self.subjects.remove(index) else { return Erased::default() };
         for a in &subject.activities {
             self.ids.remove(&a.id);
         }
         for p in &subject.took_part {
             self.participations.remove(&p.id);
         }
-        subject.activities.len() as u64
+        for w in &subject.wallets {
+            self.wallet_changes.remove(&(w.change.wallet, w.change.seq));
+        }
+        Erased {
+            activities: subject.activities.len() as u64,
+            participations: subject.took_part.len() as u64,
+            wallet_changes: subject.wallets.len() as u64,
+        }
     }
 }
 

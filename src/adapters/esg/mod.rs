@@ -24,7 +24,7 @@ use super::{
 };
 use crate::{
     domain::{
-        esg::{self, ActivityType, DayTotal, EsgError, Footprint, Report, Score, Signals, Took},
+        esg::{self, ActivityType, DayTotal, EsgError, Footprint, Report, Score, Signals, Took, WalletChange},
         events::DomainEvent,
         privacy::BlindIndex,
     },
@@ -260,10 +260,10 @@ fn events_of(credit: &Credit, activity: Uuid, state: &SubjectState, milestones: 
     events
 }
 
-/// The score on `as_of` of the daily totals `days` and the days of community participation
-/// `took_part` (both in any order).
-fn score_of(days: &[DayTotal], took_part: &[NaiveDate], as_of: NaiveDate) -> Score {
-    esg::score(days, as_of, &Signals::from_participation(took_part, as_of))
+/// The score on `as_of` of the daily totals `days`, the days of community participation
+/// `took_part` (both in any order) and the standing of the subject's wallets.
+fn score_of(days: &[DayTotal], took_part: &[NaiveDate], good_standing: Option<bool>, as_of: NaiveDate) -> Score {
+    esg::score(days, as_of, &Signals::from_participation(took_part, as_of).with_standing(good_standing))
 }
 
 /// One participation in the community, from the social domain's event.
@@ -279,13 +279,68 @@ pub struct Participation {
     pub recorded_at: DateTime<Utc>,
 }
 
-/// What recording a participation did.
+/// A change of one of the subject's wallets' lifecycle, from fintech's event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WalletRecord {
+    /// The source event's id (the wallet and the change's sequence number name it for good: a
+    /// change is recorded once however many times, and under whatever id, it is delivered).
+    pub id: Uuid,
+    /// The wallet, the change's place in its journal, and what it did.
+    #[serde(flatten)]
+    pub change: WalletChange,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// When it was recorded.
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// What the score reads beyond activities, one source event each: a participation in the
+/// community, or a change of a wallet's lifecycle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signal {
+    /// A post or a comment the subject wrote.
+    TookPart(Participation),
+    /// A change of one of their wallets.
+    Wallet(WalletRecord),
+}
+
+impl Signal {
+    /// Its source event's id.
+    pub fn id(&self) -> Uuid {
+        match self {
+            Self::TookPart(p) => p.id,
+            Self::Wallet(w) => w.id,
+        }
+    }
+
+    /// When it was recorded.
+    pub fn recorded_at(&self) -> DateTime<Utc> {
+        match self {
+            Self::TookPart(p) => p.recorded_at,
+            Self::Wallet(w) => w.recorded_at,
+        }
+    }
+}
+
+/// What recording a signal did.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Participated {
+pub enum Noted {
     /// Recorded: the subject's new state.
     New(SubjectState),
-    /// A participation of this id was recorded before: nothing changed.
+    /// The same participation, or the same change of the same wallet, was recorded before:
+    /// nothing changed.
     Duplicate,
+}
+
+/// What erasing a subject deleted, by kind of source event.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Erased {
+    /// Activities reported or credited from rides.
+    pub activities: u64,
+    /// Posts and comments counted.
+    pub participations: u64,
+    /// Wallet lifecycle changes counted.
+    pub wallet_changes: u64,
 }
 
 /// Either store, chosen at start-up.
@@ -327,16 +382,22 @@ impl EsgStore {
         }
     }
 
-    /// Record that `credit`'s subject took part in the community, recompute their score and queue
-    /// its event, all or nothing; an id recorded before changes nothing.
-    pub async fn participate(
-        &self,
-        credit: &Credit,
-        participation: &Participation,
-    ) -> Result<Participated, EsgStoreError> {
+    /// Record `signal` for `credit`'s subject (they took part in the community, or one of their
+    /// wallets changed), recompute their score and queue its event, all or nothing; a signal
+    /// recorded before changes nothing.
+    pub async fn note(&self, credit: &Credit, signal: &Signal) -> Result<Noted, EsgStoreError> {
         match self {
-            Self::Postgres(pool) => postgres::participate(pool, credit, participation).await,
-            Self::Memory(memory, outbox) => Ok(memory.lock().participate(credit, participation, outbox)),
+            Self::Postgres(pool) => postgres::note(pool, credit, signal).await,
+            Self::Memory(memory, outbox) => Ok(memory.lock().note(credit, signal, outbox)),
+        }
+    }
+
+    /// Every change of the subject's wallets recorded for the subject of `index`, by wallet and
+    /// sequence.
+    pub async fn wallet_changes(&self, index: &BlindIndex) -> Result<Vec<WalletRecord>, EsgStoreError> {
+        match self {
+            Self::Postgres(pool) => postgres::wallet_changes(pool, index).await,
+            Self::Memory(memory, _) => Ok(memory.lock().wallet_changes(index)),
         }
     }
 
@@ -387,7 +448,8 @@ impl EsgStore {
         }
     }
 
-    /// The subjects with activities or participations, in blind-index order after `after`, at most `limit`.
+    /// The subjects with anything recorded (activities, participations, wallet changes), in
+    /// blind-index order after `after`, at most `limit`.
     pub async fn subjects_after(
         &self,
         after: Option<&BlindIndex>,
@@ -399,7 +461,7 @@ impl EsgStore {
         }
     }
 
-    /// How many subjects have activities or participations.
+    /// How many subjects have anything recorded.
     pub async fn count_subjects(&self) -> Result<u64, EsgStoreError> {
         match self {
             Self::Postgres(pool) => postgres::count_subjects(pool).await,
@@ -408,7 +470,7 @@ impl EsgStore {
     }
 
     /// Recompute the subject's monthly aggregates, totals and score (as of `as_of`, by the
-    /// current method) from their stored activities and participations, under the lock that recording takes;
+    /// current method) from everything recorded for them, under the lock that recording takes;
     /// whether anything differed. Publishes nothing.
     pub async fn rebuild(&self, index: &BlindIndex, as_of: NaiveDate) -> Result<bool, EsgStoreError> {
         match self {
@@ -459,9 +521,9 @@ impl EsgStore {
         }
     }
 
-    /// Delete everything kept about the subject of `index` (activities, participations, totals,
-    /// membership): how many activities went.
-    pub async fn erase(&self, index: &BlindIndex) -> Result<u64, EsgStoreError> {
+    /// Delete everything kept about the subject of `index` (activities, participations, wallet
+    /// changes, totals, membership): how many of each source event went.
+    pub async fn erase(&self, index: &BlindIndex) -> Result<Erased, EsgStoreError> {
         match self {
             Self::Postgres(pool) => postgres::erase(pool, index).await,
             Self::Memory(memory, _) => Ok(memory.lock().erase(index)),

@@ -7,9 +7,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::{ActivityType, Score};
+use super::{ActivityType, Score, WalletChange};
 use crate::domain::{
     events::{DomainEvent, InboundError, SCHEMA_VERSION},
+    fintech::MovementKind,
     mobility::{events::RIDE_COMPLETED, Mode},
 };
 
@@ -168,6 +169,49 @@ impl TookPart {
     }
 }
 
+/// A change of a wallet's lifecycle (opened, frozen, unfrozen, closed), from fintech's events, as
+/// the governance component counts it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WalletChanged {
+    /// The event's id.
+    pub event_id: Uuid,
+    /// The wallet, the change's place in its journal, and what it did: one change per wallet and
+    /// sequence number, however many times it is delivered.
+    pub change: WalletChange,
+    /// The wallet's owner, sealed under their key for the wallet
+    /// ([`OWNER_FIELD`](crate::domain::fintech::OWNER_FIELD)); empty when
+    /// the event carries none (the owner was erased): nothing to count.
+    pub owner_sealed: String,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+}
+
+impl WalletChanged {
+    /// Decode one of fintech's wallet events of the schema version this service reads: only the
+    /// lifecycle changes (`fintech.wallet.opened`, `.frozen`, `.unfrozen`, `.closed`).
+    pub fn decode(payload: &[u8]) -> Result<Self, InboundError> {
+        let (event, kind) = envelope(payload, |t| {
+            t.strip_prefix(WALLET_EVENT_PREFIX).and_then(MovementKind::parse).filter(|k| k.is_lifecycle())
+        })?;
+        let wallet = Uuid::parse_str(&event.aggregate_id)
+            .map_err(|_| InboundError::Malformed(format!("wallet id `{}`", event.aggregate_id)))?;
+        let owner_sealed = match event.data.get("owner") {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => return Err(InboundError::Malformed(format!("owner: {other}"))),
+        };
+        Ok(Self {
+            event_id: event.id,
+            change: WalletChange { wallet, seq: event.seq, kind },
+            owner_sealed,
+            at: event.occurred_at,
+        })
+    }
+}
+
+/// The type of every wallet event, before its kind.
+pub const WALLET_EVENT_PREFIX: &str = "fintech.wallet.";
+
 /// The body of `esg.score.updated`.
 #[derive(Debug, Clone, Serialize)]
 struct ScoreData<'a> {
@@ -283,6 +327,34 @@ mod tests {
         assert_eq!(no_id.reason(), "malformed");
         let version = TookPart::decode(&completed(json!({"post": post}), "s.post", 2), kind_of).unwrap_err();
         assert_eq!(version.reason(), "schema_version");
+    }
+
+    #[test]
+    fn a_wallet_lifecycle_change_decodes_and_a_money_movement_is_not_one() {
+        let wallet = Uuid::now_v7();
+        let event = |kind: &str, data: Value, version: u32| {
+            let e = DomainEvent {
+                id: Uuid::now_v7(),
+                event_type: format!("fintech.wallet.{kind}"),
+                schema_version: version,
+                domain: "fintech".into(),
+                aggregate_id: wallet.to_string(),
+                seq: 4,
+                request_id: None,
+                occurred_at: Utc::now(),
+                data,
+            };
+            serde_json::to_vec(&e).unwrap()
+        };
+        let frozen = WalletChanged::decode(&event("frozen", json!({"owner": "sealed", "amount": 0}), 1)).unwrap();
+        assert_eq!(frozen.change, WalletChange { wallet, seq: 4, kind: MovementKind::Frozen });
+        assert_eq!(frozen.owner_sealed, "sealed");
+        let erased = WalletChanged::decode(&event("closed", json!({"amount": 0}), 1)).unwrap();
+        assert!(erased.owner_sealed.is_empty());
+        let money = WalletChanged::decode(&event("transfer_out", json!({"amount": -5}), 1));
+        assert_eq!(money, Err(InboundError::UnknownType("fintech.wallet.transfer_out".into())));
+        assert_eq!(WalletChanged::decode(&event("opened", json!({}), 2)).unwrap_err().reason(), "schema_version");
+        assert_eq!(WalletChanged::decode(&event("opened", json!({"owner": 5}), 1)).unwrap_err().reason(), "malformed");
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! The score method, `esg-score/2` (documented in `docs/esg-method.md`): integers only, from
-//! daily totals and the days the subject took part in the community, so that the same inputs
-//! give the same score whatever order they arrived in.
+//! The score method, `esg-score/3` (documented in `docs/esg-method.md`): integers only, from
+//! daily totals, the days the subject took part in the community and their wallets' lifecycle,
+//! so that the same inputs give the same score whatever order they arrived in.
 
 use std::collections::BTreeMap;
 
@@ -8,9 +8,10 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use super::ActivityType;
+use crate::domain::fintech::MovementKind;
 
 /// The method's version, stored with every score it makes; a new one recomputes them all.
-pub const METHOD_VERSION: &str = "esg-score/2";
+pub const METHOD_VERSION: &str = "esg-score/3";
 
 /// The environmental component looks at this many days, ending on the day scored.
 pub const WINDOW_DAYS: u32 = 90;
@@ -108,6 +109,42 @@ impl Signals {
     }
 }
 
+/// One change of a wallet's lifecycle, as the governance component reads it: its wallet, its
+/// place in the wallet's journal, and what it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct WalletChange {
+    /// The wallet.
+    pub wallet: uuid::Uuid,
+    /// Its sequence number in the wallet's journal: the latest says how the wallet stands.
+    pub seq: i64,
+    /// Opened, frozen, unfrozen or closed.
+    pub kind: MovementKind,
+}
+
+/// Whether a subject's wallets are in good standing, from their lifecycle changes in any order
+/// (each wallet stands as its latest change left it): none without any wallet known, otherwise
+/// whether no wallet is frozen. A closed wallet is not held against anyone.
+pub fn good_standing(changes: &[WalletChange]) -> Option<bool> {
+    let mut latest: BTreeMap<uuid::Uuid, (i64, MovementKind)> = BTreeMap::new();
+    for c in changes {
+        let at = latest.entry(c.wallet).or_insert((c.seq, c.kind));
+        if c.seq > at.0 {
+            *at = (c.seq, c.kind);
+        }
+    }
+    if latest.is_empty() {
+        return None;
+    }
+    Some(latest.values().all(|(_, kind)| *kind != MovementKind::Frozen))
+}
+
+impl Signals {
+    /// The same, with the standing of the subject's wallets ([`good_standing`]).
+    pub fn with_standing(self, good_standing: Option<bool>) -> Self {
+        Self { good_standing, ..self }
+    }
+}
+
 impl Score {
     /// The value of `part`, if it has one.
     pub fn value(&self, part: Part) -> Option<u8> {
@@ -174,7 +211,7 @@ pub fn score(days: &[DayTotal], as_of: NaiveDate, signals: &Signals) -> Score {
             .filter_map(|(name, v)| v.map(|v| (name, v)))
             .collect();
     let governance = if known.is_empty() {
-        absent(Part::Governance, "neither identity verification nor standing known yet")
+        absent(Part::Governance, "no wallet known, and no identity verification yet")
     } else {
         let points: u64 = known.iter().map(|(_, v)| if *v { 100 } else { 0 }).sum();
         Component {
@@ -333,6 +370,32 @@ mod tests {
         let s = score(&bike, day(AS_OF), &Signals::from_participation(&days, day(AS_OF)));
         assert_eq!((s.value(Part::Social), s.total), (Some(16), 79));
         assert_eq!(s.components[1].inputs["community_participation"], 16);
+    }
+
+    #[test]
+    fn each_wallet_stands_as_its_latest_change_left_it_whatever_the_order() {
+        let (a, b) = (uuid::Uuid::from_u128(1), uuid::Uuid::from_u128(2));
+        let change = |wallet, seq, kind| WalletChange { wallet, seq, kind };
+        assert_eq!(good_standing(&[]), None);
+        let opened = [change(a, 1, MovementKind::Opened)];
+        assert_eq!(good_standing(&opened), Some(true));
+        let mut frozen = vec![change(a, 1, MovementKind::Opened), change(a, 5, MovementKind::Frozen)];
+        assert_eq!(good_standing(&frozen), Some(false));
+        frozen.reverse();
+        assert_eq!(good_standing(&frozen), Some(false), "order does not matter");
+        // Unfrozen later: good again; the unfreeze arriving before the freeze changes nothing.
+        let thawed = [change(a, 9, MovementKind::Unfrozen), change(a, 5, MovementKind::Frozen)];
+        assert_eq!(good_standing(&thawed), Some(true));
+        // One frozen wallet among several is enough; a closed one is not held against them.
+        let two = [change(a, 3, MovementKind::Closed), change(b, 2, MovementKind::Frozen)];
+        assert_eq!(good_standing(&two), Some(false));
+        assert_eq!(good_standing(&two[..1]), Some(true));
+        // Into the score: governance 0 with a frozen wallet, 100 otherwise.
+        let bike = [total("2026-12-01", ActivityType::Bike, 100, 0.0)];
+        let s = score(&bike, day(AS_OF), &Signals::default().with_standing(good_standing(&two)));
+        // (60·100 + 20·0) / 80 = 75.
+        assert_eq!((s.value(Part::Governance), s.total), (Some(0), 75));
+        assert_eq!(s.components[2].inputs["good_standing"], 0);
     }
 
     #[test]

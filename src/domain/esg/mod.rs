@@ -9,8 +9,10 @@ pub mod leaderboard;
 pub mod method;
 
 pub use activity::{duplicate, ActivityType, DuplicateRule, Footprint, Report, DISTANCE_MAX_M, HISTORY_DAYS};
-pub use events::{milestones_passed, RideCompleted, Took, TookPart, MILESTONES_KG};
-pub use method::{score, Component, DayTotal, Score, Signals, METHOD_VERSION, WINDOW_DAYS};
+pub use events::{milestones_passed, RideCompleted, Took, TookPart, WalletChanged, MILESTONES_KG};
+pub use method::{
+    good_standing, score, Component, DayTotal, Score, Signals, WalletChange, METHOD_VERSION, WINDOW_DAYS,
+};
 
 /// Why an activity or a score request is refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -3,19 +3,21 @@
 
 mod record;
 
-pub(super) use record::{participate, record_batch};
+pub(super) use record::{note, record_batch};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::{
-    score_of, window_start, Activity, EsgStoreError, FactorUsed, Month, Origin, Participation, SubjectState, Totals,
+    score_of, window_start, Activity, Erased, EsgStoreError, FactorUsed, Month, Origin, Participation, SubjectState,
+    Totals, WalletRecord,
 };
 use crate::{
     adapters::postgres::{PgPool, PgTransaction},
     domain::{
-        esg::{ActivityType, DayTotal, Footprint, Report, Took},
+        esg::{ActivityType, DayTotal, Footprint, Report, Took, WalletChange},
+        fintech::MovementKind,
         privacy::BlindIndex,
     },
 };
@@ -234,17 +236,40 @@ pub(super) async fn participations(pool: &PgPool, index: &BlindIndex) -> Result<
         .collect()
 }
 
-pub(super) async fn erase(pool: &PgPool, index: &BlindIndex) -> Result<u64, EsgStoreError> {
+pub(super) async fn wallet_changes(pool: &PgPool, index: &BlindIndex) -> Result<Vec<WalletRecord>, EsgStoreError> {
+    let conn = pool.get().await?;
+    let rows = conn
+        .query(
+            "SELECT id, wallet, seq, kind, at, recorded_at FROM esg_wallet_changes WHERE subject_index = $1
+             ORDER BY wallet, seq",
+            &[&index.as_bytes()],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let kind = MovementKind::parse(r.get(3))
+                .filter(|k| k.is_lifecycle())
+                .ok_or(EsgStoreError::Corrupt("wallet change kind"))?;
+            let change = WalletChange { wallet: r.get(1), seq: r.get(2), kind };
+            Ok(WalletRecord { id: r.get(0), change, at: r.get(4), recorded_at: r.get(5) })
+        })
+        .collect()
+}
+
+pub(super) async fn erase(pool: &PgPool, index: &BlindIndex) -> Result<Erased, EsgStoreError> {
     let mut conn = pool.get().await?;
     let tx = conn.transaction().await?;
     let index = index.as_bytes();
-    let n = tx.execute("DELETE FROM esg_activities WHERE subject_index = $1", &[&index]).await?;
-    tx.execute("DELETE FROM esg_participation WHERE subject_index = $1", &[&index]).await?;
+    let erased = Erased {
+        activities: tx.execute("DELETE FROM esg_activities WHERE subject_index = $1", &[&index]).await?,
+        participations: tx.execute("DELETE FROM esg_participation WHERE subject_index = $1", &[&index]).await?,
+        wallet_changes: tx.execute("DELETE FROM esg_wallet_changes WHERE subject_index = $1", &[&index]).await?,
+    };
     tx.execute("DELETE FROM esg_leaderboard_members WHERE subject_index = $1", &[&index]).await?;
     tx.execute("DELETE FROM esg_monthly WHERE subject_index = $1", &[&index]).await?;
     tx.execute("DELETE FROM esg_subjects WHERE subject_index = $1", &[&index]).await?;
     tx.commit().await?;
-    Ok(n)
+    Ok(erased)
 }
 
 pub(super) async fn subjects_after(
@@ -259,6 +284,7 @@ pub(super) async fn subjects_after(
         .query(
             "SELECT subject_index FROM esg_activities WHERE subject_index > $1
              UNION SELECT subject_index FROM esg_participation WHERE subject_index > $1
+             UNION SELECT subject_index FROM esg_wallet_changes WHERE subject_index > $1
              ORDER BY subject_index LIMIT $2",
             &[&after, &limit],
         )
@@ -273,7 +299,8 @@ pub(super) async fn count_subjects(pool: &PgPool) -> Result<u64, EsgStoreError> 
     let row = conn
         .query_one(
             "SELECT count(*) FROM (SELECT subject_index FROM esg_activities
-                                   UNION SELECT subject_index FROM esg_participation) s",
+                                   UNION SELECT subject_index FROM esg_participation
+                                   UNION SELECT subject_index FROM esg_wallet_changes) s",
             &[],
         )
         .await?;
@@ -295,9 +322,16 @@ pub(super) async fn rebuild(pool: &PgPool, index: &BlindIndex, as_of: NaiveDate)
     let took = tx
         .query_one("SELECT count(*), max(recorded_at) FROM esg_participation WHERE subject_index = $1", &[&index])
         .await?;
-    // Each activity and each participation recorded made one version.
-    let versions = totals.get::<_, i64>(0) + took.get::<_, i64>(0);
-    let last = [totals.get::<_, Option<DateTime<Utc>>>(4), took.get::<_, Option<DateTime<Utc>>>(1)];
+    let wallets = tx
+        .query_one("SELECT count(*), max(recorded_at) FROM esg_wallet_changes WHERE subject_index = $1", &[&index])
+        .await?;
+    // Each activity, participation and wallet change recorded made one version.
+    let versions = totals.get::<_, i64>(0) + took.get::<_, i64>(0) + wallets.get::<_, i64>(0);
+    let last = [
+        totals.get::<_, Option<DateTime<Utc>>>(4),
+        took.get::<_, Option<DateTime<Utc>>>(1),
+        wallets.get::<_, Option<DateTime<Utc>>>(1),
+    ];
     let Some(updated_at) = last.into_iter().flatten().max() else {
         return Ok(false);
     };
@@ -330,6 +364,7 @@ pub(super) async fn rebuild(pool: &PgPool, index: &BlindIndex, as_of: NaiveDate)
         .into_iter()
         .map(|(_, day)| day)
         .collect();
+    let standing = record::good_standing(&tx, &[index]).await?.into_values().next();
     let state = SubjectState {
         totals: Totals {
             activities: u(totals.get(0)),
@@ -337,7 +372,7 @@ pub(super) async fn rebuild(pool: &PgPool, index: &BlindIndex, as_of: NaiveDate)
             co2e_g: u(totals.get(2)),
             avoided_g: u(totals.get(3)),
         },
-        score: Some(score_of(&days, &took_part, as_of)),
+        score: Some(score_of(&days, &took_part, standing, as_of)),
         version: versions,
         updated_at,
     };

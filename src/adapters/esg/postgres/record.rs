@@ -11,8 +11,8 @@ use super::{activity_of, i, kind_of, u, unscored_state_of, write_subjects, ACTIV
 use crate::{
     adapters::{
         esg::{
-            day_total, events_of, month_of, score_of, window_start, Activity, Credit, Entry, EsgStoreError, Origin,
-            Participated, Participation, Recorded, Standing, SubjectState,
+            day_total, events_of, month_of, score_of, window_start, Activity, Credit, Entry, EsgStoreError, Noted,
+            Origin, Recorded, Signal, Standing, SubjectState,
         },
         outbox,
         postgres::{PgPool, PgTransaction},
@@ -31,6 +31,8 @@ struct Pending {
     days: Vec<DayTotal>,
     /// The days they took part in the community, in the batch's window.
     took_part: Vec<NaiveDate>,
+    /// Whether their wallets are in good standing (none known: `None`).
+    good_standing: Option<bool>,
     /// Their reports kept on the days of the batch's reports: (type, day, distance).
     reports: Vec<(ActivityType, NaiveDate, u32)>,
     /// Whether the batch recorded anything for them.
@@ -80,7 +82,7 @@ pub(in crate::adapters::esg) async fn record_batch(
     // recorded before, the reports kept on the days of the batch's reports (for the duplicate
     // rule) and the window's daily totals as stored before the batch. None of them writes, so
     // their order does not matter.
-    let (kept_rows, report_rows, day_rows, part_rows) = futures::try_join!(
+    let (kept_rows, report_rows, day_rows, part_rows, standing) = futures::try_join!(
         async { tx.query(&kept_sql, &[&ids]).await },
         async {
             tx.query(
@@ -99,6 +101,7 @@ pub(in crate::adapters::esg) async fn record_batch(
         ).await
         },
         async { participation_days(&tx, &indexes, (first, last)).await },
+        async { good_standing(&tx, &indexes).await },
     )?;
     let mut subjects: HashMap<[u8; 32], Pending> = HashMap::with_capacity(rows.len());
     for row in &rows {
@@ -107,6 +110,7 @@ pub(in crate::adapters::esg) async fn record_batch(
             state: unscored_state_of(row),
             days: Vec::new(),
             took_part: Vec::new(),
+            good_standing: standing.get(&index.0).copied(),
             reports: Vec::new(),
             changed: false,
         };
@@ -175,7 +179,7 @@ pub(in crate::adapters::esg) async fn record_batch(
         totals.add(a);
         let state = SubjectState {
             totals,
-            score: Some(score_of(&p.days, &p.took_part, credit.as_of)),
+            score: Some(score_of(&p.days, &p.took_part, p.good_standing, credit.as_of)),
             version: p.state.version + 1,
             // The latest of its activities' times, whatever order they were recorded in.
             updated_at: a.recorded_at.max(p.state.updated_at),
@@ -333,47 +337,81 @@ pub(in crate::adapters::esg) async fn participation_days(
     Ok(rows.iter().filter_map(|r| Some((BlindIndex::from_slice(r.get(0))?, r.get(1)))).collect())
 }
 
-/// Record `p` for `credit`'s subject: their row created and locked as recording an activity does,
-/// the participation inserted once, and their score recomputed and its event queued.
-pub(in crate::adapters::esg) async fn participate(
+/// Whether the wallets of each subject of `indexes` are in good standing, for those with any
+/// wallet known: each wallet as its latest change left it, none of them frozen.
+pub(in crate::adapters::esg) async fn good_standing(
+    tx: &PgTransaction<'_>,
+    indexes: &[&[u8]],
+) -> Result<HashMap<[u8; 32], bool>, tokio_postgres::Error> {
+    let rows = tx
+        .query(
+            "SELECT subject_index, bool_and(kind <> 'frozen') FROM (
+               SELECT DISTINCT ON (wallet) subject_index, kind FROM esg_wallet_changes
+               WHERE subject_index = ANY($1) ORDER BY wallet, seq DESC) latest
+             GROUP BY subject_index",
+            &[&indexes],
+        )
+        .await?;
+    Ok(rows.iter().filter_map(|r| Some((BlindIndex::from_slice(r.get(0))?.0, r.get(1)))).collect())
+}
+
+/// Record `signal` for `credit`'s subject: their row created and locked as recording an activity
+/// does, the signal inserted once, and their score recomputed and its event queued.
+pub(in crate::adapters::esg) async fn note(
     pool: &PgPool,
     credit: &Credit,
-    p: &Participation,
-) -> Result<Participated, EsgStoreError> {
+    signal: &Signal,
+) -> Result<Noted, EsgStoreError> {
     let mut conn = pool.get().await?;
     let tx = conn.transaction().await?;
     let index = credit.index.as_bytes();
+    let recorded_at = signal.recorded_at();
     tx.execute(
         "INSERT INTO esg_subjects (subject_index, activities, distance_m, co2e_g, avoided_g, version, updated_at)
          VALUES ($1, 0, 0, 0, 0, 0, $2) ON CONFLICT (subject_index) DO NOTHING",
-        &[&index, &p.recorded_at],
+        &[&index, &recorded_at],
     )
     .await?;
     let lock_sql = format!("SELECT {UNSCORED_COLUMNS} FROM esg_subjects WHERE subject_index = $1 FOR UPDATE");
     let before = unscored_state_of(&tx.query_one(&lock_sql, &[&index]).await?);
-    let inserted = tx
-        .execute(
-            "INSERT INTO esg_participation (id, subject_index, kind, day, recorded_at) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (id) DO NOTHING",
-            &[&p.id, &index, &p.kind.as_str(), &p.day, &p.recorded_at],
-        )
-        .await?;
+    let inserted = match signal {
+        Signal::TookPart(p) => {
+            tx.execute(
+                "INSERT INTO esg_participation (id, subject_index, kind, day, recorded_at) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (id) DO NOTHING",
+                &[&p.id, &index, &p.kind.as_str(), &p.day, &p.recorded_at],
+            )
+            .await?
+        }
+        Signal::Wallet(w) => {
+            tx.execute(
+                "INSERT INTO esg_wallet_changes (wallet, seq, id, subject_index, kind, at, recorded_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (wallet, seq) DO NOTHING",
+                &[&w.change.wallet, &w.change.seq, &w.id, &index, &w.change.kind.as_str(), &w.at, &w.recorded_at],
+            )
+            .await?
+        }
+    };
     if inserted == 0 {
         // Nothing to write: the transaction rolls back (with the row it may have created).
-        return Ok(Participated::Duplicate);
+        return Ok(Noted::Duplicate);
     }
-    // Both read under the lock, sent together.
+    // Read under the lock, sent together.
     let window = (window_start(credit.as_of), credit.as_of);
-    let (days, took_part) = futures::try_join!(super::window(&tx, index, credit.as_of), async {
-        Ok(participation_days(&tx, &[index], window).await?.into_iter().map(|(_, day)| day).collect::<Vec<_>>())
-    })?;
+    let (days, took_part, standing) = futures::try_join!(
+        super::window(&tx, index, credit.as_of),
+        async {
+            Ok(participation_days(&tx, &[index], window).await?.into_iter().map(|(_, day)| day).collect::<Vec<_>>())
+        },
+        async { Ok(good_standing(&tx, &[index]).await?.into_values().next()) },
+    )?;
     let state = SubjectState {
         totals: before.totals,
-        score: Some(score_of(&days, &took_part, credit.as_of)),
+        score: Some(score_of(&days, &took_part, standing, credit.as_of)),
         version: before.version + 1,
-        updated_at: p.recorded_at.max(before.updated_at),
+        updated_at: recorded_at.max(before.updated_at),
     };
-    let events = events_of(credit, p.id, &state, &[]);
+    let events = events_of(credit, signal.id(), &state, &[]);
     let (bytes, count) = outbox::encode(&events, 512 * events.len()).map_err(|_| EsgStoreError::Corrupt("event"))?;
     let count = i32::try_from(count).unwrap_or(i32::MAX);
     let changed = [(index, &state)];
@@ -381,5 +419,5 @@ pub(in crate::adapters::esg) async fn participate(
         Ok(tx.execute(outbox::sql::INSERT, &[&state.updated_at, &count, &bytes]).await?)
     },)?;
     tx.commit().await?;
-    Ok(Participated::New(state))
+    Ok(Noted::New(state))
 }
