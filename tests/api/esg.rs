@@ -5,7 +5,10 @@
 
 use std::time::Duration;
 
-use beryl_core_api::{adapters::bus::OutRecord, domain::privacy::Place};
+use beryl_core_api::{
+    adapters::bus::{InRecord, OutRecord},
+    domain::privacy::Place,
+};
 use chrono::Utc;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -13,7 +16,7 @@ use wiremock::{matchers::method, Mock, MockServer, ResponseTemplate};
 
 use crate::{
     events::on_kafka,
-    helpers::{call, eventually, sample, spawn_app, spawn_with, TestApp},
+    helpers::{call, eventually, post_keyed, sample, spawn_app, spawn_with, TestApp},
     kafka,
 };
 
@@ -311,9 +314,27 @@ fn component(me: &Value, part: &str) -> Value {
     found.map(|c| c["value"].clone()).unwrap_or(Value::Null)
 }
 
-async fn participations(app: &TestApp, result: &str) -> f64 {
-    let series = format!("beryl_esg_activities_total{{source=\"participation\",result=\"{result}\"}}");
+/// How many of ESG's inputs from `source` ended with `result`.
+async fn counted(app: &TestApp, source: &str, result: &str) -> f64 {
+    let series = format!("beryl_esg_activities_total{{source=\"{source}\",result=\"{result}\"}}");
     sample(&app.metrics().await, &series).unwrap_or(0.0)
+}
+
+async fn participations(app: &TestApp, result: &str) -> f64 {
+    counted(app, "participation", result).await
+}
+
+/// Deliver `records` again, as a producer's retry would.
+fn redeliver(app: &TestApp, records: &[InRecord]) {
+    for r in records {
+        let again = OutRecord {
+            topic: r.topic.clone(),
+            key: r.key.clone(),
+            payload: r.payload.clone().unwrap(),
+            headers: r.headers.clone(),
+        };
+        app.state.actors.broker.append(again);
+    }
 }
 
 #[actix_web::test]
@@ -333,24 +354,19 @@ async fn posts_and_comments_make_the_social_component_once_per_event() {
     assert_eq!((me["score"]["total"].as_u64(), me["totals"]["activities"].as_u64()), (Some(2), Some(0)));
     assert_eq!(component(&me, "governance"), Value::Null);
     // Delivered again: nothing changes.
-    let published = app.state.actors.broker.records("beryl.social.events");
-    let created: Vec<_> = published
-        .iter()
+    let created: Vec<_> = app
+        .state
+        .actors
+        .broker
+        .records("beryl.social.events")
+        .into_iter()
         .filter(|r| {
             let v: Value = serde_json::from_slice(r.payload.as_deref().unwrap()).unwrap();
             v["type"] == "social.post.created" || v["type"] == "social.comment.created"
         })
         .collect();
     assert_eq!(created.len(), 2);
-    for r in created {
-        let again = OutRecord {
-            topic: r.topic.clone(),
-            key: r.key.clone(),
-            payload: r.payload.clone().unwrap(),
-            headers: r.headers.clone(),
-        };
-        app.state.actors.broker.append(again);
-    }
+    redeliver(&app, &created);
     eventually("the redeliveries seen", Duration::from_secs(20), || async {
         (participations(&app, "duplicate").await == 2.0).then_some(())
     })
@@ -377,23 +393,12 @@ async fn posts_and_comments_make_the_social_component_once_per_event() {
 }
 
 async fn wallet_changes(app: &TestApp, result: &str) -> f64 {
-    let series = format!("beryl_esg_activities_total{{source=\"wallet\",result=\"{result}\"}}");
-    sample(&app.metrics().await, &series).unwrap_or(0.0)
+    counted(app, "wallet", result).await
 }
 
-/// `POST path` as `token` with a fresh idempotency key: the status.
-async fn post_keyed(app: &TestApp, token: &str, path: &str, body: Value) -> (u16, Value) {
-    let res = app
-        .client
-        .post(app.url(path))
-        .bearer_auth(token)
-        .header("Idempotency-Key", Uuid::now_v7().to_string())
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
+/// `POST path` as `token` with a fresh idempotency key: the status and the body.
+async fn post_once(app: &TestApp, token: &str, path: &str, body: Value) -> (u16, Value) {
+    post_keyed(app, token, path, body, &Uuid::now_v7().to_string()).await
 }
 
 #[actix_web::test]
@@ -401,28 +406,28 @@ async fn a_wallets_standing_makes_the_governance_component_once_per_change() {
     let app = spawn_app().await;
     let gus = app.token("gus", &["fintech:read", "fintech:write", "esg:read"]);
     let compliance = app.token("compliance", &["admin"]);
-    let (status, wallet) = post_keyed(&app, &gus, "/api/v1/fintech/wallets", json!({"currency": "EUR"})).await;
+    let (status, wallet) = post_once(&app, &gus, "/api/v1/fintech/wallets", json!({"currency": "EUR"})).await;
     assert_eq!(status, 201, "{wallet}");
     let id = wallet["id"].as_str().unwrap().to_owned();
-    let counted = |n: f64| {
+    let recorded = |n: f64| {
         let app = &app;
         async move { (wallet_changes(app, "recorded").await == n).then_some(()) }
     };
-    eventually("the opening counted", Duration::from_secs(20), || counted(1.0)).await;
+    eventually("the opening counted", Duration::from_secs(20), || recorded(1.0)).await;
     // A wallet in good standing and no travel: (0·60 + 100·20) / 80 = 25.
     let me = overview(&app, &gus).await;
     assert_eq!(me["score"]["method_version"], "esg-score/3");
     assert_eq!((component(&me, "governance"), component(&me, "environmental")), (json!(100), json!(0)), "{me}");
     assert_eq!((me["score"]["total"].as_u64(), component(&me, "social")), (Some(25), Value::Null));
     // Frozen by compliance: governance 0 until unfrozen.
-    let (status, _) = post_keyed(&app, &compliance, &format!("/api/v1/fintech/wallets/{id}/freeze"), json!({})).await;
+    let (status, _) = post_once(&app, &compliance, &format!("/api/v1/fintech/wallets/{id}/freeze"), json!({})).await;
     assert_eq!(status, 200);
-    eventually("the freeze counted", Duration::from_secs(20), || counted(2.0)).await;
+    eventually("the freeze counted", Duration::from_secs(20), || recorded(2.0)).await;
     let me = overview(&app, &gus).await;
     assert_eq!((component(&me, "governance"), me["score"]["total"].as_u64()), (json!(0), Some(0)), "{me}");
-    let (status, _) = post_keyed(&app, &compliance, &format!("/api/v1/fintech/wallets/{id}/unfreeze"), json!({})).await;
+    let (status, _) = post_once(&app, &compliance, &format!("/api/v1/fintech/wallets/{id}/unfreeze"), json!({})).await;
     assert_eq!(status, 200);
-    eventually("the unfreeze counted", Duration::from_secs(20), || counted(3.0)).await;
+    eventually("the unfreeze counted", Duration::from_secs(20), || recorded(3.0)).await;
     assert_eq!(component(&overview(&app, &gus).await, "governance"), json!(100));
     // The lifecycle events carry the owner sealed, never in the clear; delivered again they
     // change nothing.
@@ -442,14 +447,8 @@ async fn a_wallets_standing_makes_the_governance_component_once_per_change() {
         let v: Value = serde_json::from_slice(r.payload.as_deref().unwrap()).unwrap();
         let owner = v["data"]["owner"].as_str().unwrap();
         assert!(owner.starts_with("pd1.") && !owner.contains("gus"), "{v}");
-        let again = OutRecord {
-            topic: r.topic.clone(),
-            key: r.key.clone(),
-            payload: r.payload.clone().unwrap(),
-            headers: r.headers.clone(),
-        };
-        app.state.actors.broker.append(again);
     }
+    redeliver(&app, &lifecycle);
     eventually("the redeliveries seen", Duration::from_secs(20), || async {
         (wallet_changes(&app, "duplicate").await == 3.0).then_some(())
     })

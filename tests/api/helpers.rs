@@ -192,6 +192,20 @@ pub async fn call(
     (status, res.json().await.unwrap_or(serde_json::Value::Null))
 }
 
+/// `POST path` with `body` as `token` under the idempotency key `key`: the status and the body.
+pub async fn post_keyed(
+    app: &TestApp,
+    token: &str,
+    path: &str,
+    body: serde_json::Value,
+    key: &str,
+) -> (u16, serde_json::Value) {
+    let req = app.client.post(app.url(path)).bearer_auth(token).header("Idempotency-Key", key).json(&body);
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(serde_json::Value::Null))
+}
+
 /// Poll `check` until it returns `Some`, or panic after `deadline` naming `what`.
 pub async fn eventually<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
 where

@@ -25,7 +25,7 @@ use beryl_core_api::{
 };
 use serde_json::{json, Value};
 
-use crate::helpers::{audited, create_database, spawn_with, Audited, TestApp};
+use crate::helpers::{audited, create_database, post_keyed, spawn_with, Audited, TestApp};
 
 /// The key test applications seal their audit chain with.
 const AUDIT_KEY: &str = "privacy-audit-chain-key-0123456789abcdef0123";
@@ -37,17 +37,7 @@ fn key() -> String {
 }
 
 async fn post(app: &TestApp, token: &str, path: &str, body: Value) -> (u16, Value) {
-    let res = app
-        .client
-        .post(app.url(path))
-        .bearer_auth(token)
-        .header("Idempotency-Key", key())
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
+    post_keyed(app, token, path, body, &key()).await
 }
 
 async fn get(app: &TestApp, token: &str, path: &str, reason: Option<&str>) -> (u16, Value) {
