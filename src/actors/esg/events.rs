@@ -6,7 +6,7 @@
 
 use futures::future::BoxFuture;
 
-use super::{client::Credited, EsgClient, EsgFailure, NAME};
+use super::{client::Credited, Answer, EsgClient, EsgFailure, NAME};
 use crate::{
     actors::events::{Applied, Attempt, EventHandler, EventRoutes},
     adapters::bus::InRecord,
@@ -21,22 +21,42 @@ use crate::{
 
 /// Register ESG's events.
 pub fn register(routes: &mut EventRoutes, client: &EsgClient) {
-    routes.consume(RIDE_COMPLETED, NAME, RidesCompleted { client: client.clone() });
+    let rides = Credits {
+        client: client.clone(),
+        decode: RideCompleted::decode,
+        credit: |client, ride, request_id| Box::pin(async move { client.credit_ride(&ride, request_id).await }),
+        unreadable: "rider_unreadable",
+    };
+    routes.consume(RIDE_COMPLETED, NAME, rides);
     routes.ignore("mobility.");
-    routes.consume(POST_CREATED, NAME, Participations { client: client.clone() });
-    routes.consume(COMMENT_CREATED, NAME, Participations { client: client.clone() });
+    let participations = Credits {
+        client: client.clone(),
+        decode: |payload| TookPart::decode(payload, took),
+        credit: |client, part, request_id| Box::pin(async move { client.participate(&part, request_id).await }),
+        unreadable: "participant_unreadable",
+    };
+    routes.consume(POST_CREATED, NAME, participations.clone());
+    routes.consume(COMMENT_CREATED, NAME, participations);
     routes.ignore("social.");
+    let wallets = Credits {
+        client: client.clone(),
+        decode: WalletChanged::decode,
+        credit: |client, changed, request_id| {
+            Box::pin(async move { client.wallet_changed(&changed, request_id).await })
+        },
+        unreadable: "owner_unreadable",
+    };
     for kind in WALLET_LIFECYCLE {
-        routes.consume(kind, NAME, WalletChanges { client: client.clone() });
+        routes.consume(kind, NAME, wallets.clone());
     }
     routes.ignore(WALLET_EVENT_PREFIX);
     routes.publish(NAME);
 }
 
-/// Counts posts and comments for their authors.
-struct Participations {
-    client: EsgClient,
-}
+/// The wallet events the governance component reads; fintech's other events (every movement of
+/// money) are acknowledged as ignored from their `event-type` header, unread.
+const WALLET_LIFECYCLE: [&str; 4] =
+    ["fintech.wallet.opened", "fintech.wallet.frozen", "fintech.wallet.unfrozen", "fintech.wallet.closed"];
 
 /// The participation a social event type stands for.
 fn took(event_type: &str) -> Option<Took> {
@@ -47,48 +67,35 @@ fn took(event_type: &str) -> Option<Took> {
     }
 }
 
-impl EventHandler for Participations {
-    fn prepare(&self, record: &InRecord) -> Result<Attempt, InboundError> {
-        let part = TookPart::decode(record.payload.as_deref().unwrap_or_default(), took)?;
-        let request_id = record.header("request-id").map(str::to_owned);
-        let client = self.client.clone();
-        Ok(Box::new(move || -> BoxFuture<'static, Result<Applied, &'static str>> {
-            let (client, part, request_id) = (client.clone(), part.clone(), request_id.clone());
-            Box::pin(async move {
-                match client.participate(&part, request_id).await {
-                    Ok(Credited::Recorded) => Ok(Applied::Applied),
-                    Ok(Credited::Duplicate) => Ok(Applied::Duplicate),
-                    Ok(Credited::Ignored) => Ok(Applied::Ignored),
-                    Err(e) => failed(e, "participant_unreadable"),
-                }
-            })
-        }))
+/// Credits one kind of inbound event to the subject it names: `decode` reads the message,
+/// `credit` records what it read through the client, and a sealed subject that will never open
+/// is dead-lettered as `unreadable`.
+struct Credits<T> {
+    client: EsgClient,
+    decode: fn(&[u8]) -> Result<T, InboundError>,
+    credit: fn(EsgClient, T, Option<String>) -> BoxFuture<'static, Answer<Credited>>,
+    unreadable: &'static str,
+}
+
+impl<T> Clone for Credits<T> {
+    fn clone(&self) -> Self {
+        Self { client: self.client.clone(), decode: self.decode, credit: self.credit, unreadable: self.unreadable }
     }
 }
 
-/// The wallet events the governance component reads; fintech's other events (every movement of
-/// money) are acknowledged as ignored from their `event-type` header, unread.
-const WALLET_LIFECYCLE: [&str; 4] =
-    ["fintech.wallet.opened", "fintech.wallet.frozen", "fintech.wallet.unfrozen", "fintech.wallet.closed"];
-
-/// Counts wallets' lifecycle changes for their owners.
-struct WalletChanges {
-    client: EsgClient,
-}
-
-impl EventHandler for WalletChanges {
+impl<T: Clone + Send + Sync + 'static> EventHandler for Credits<T> {
     fn prepare(&self, record: &InRecord) -> Result<Attempt, InboundError> {
-        let changed = WalletChanged::decode(record.payload.as_deref().unwrap_or_default())?;
+        let input = (self.decode)(record.payload.as_deref().unwrap_or_default())?;
         let request_id = record.header("request-id").map(str::to_owned);
-        let client = self.client.clone();
+        let (client, credit, unreadable) = (self.client.clone(), self.credit, self.unreadable);
         Ok(Box::new(move || -> BoxFuture<'static, Result<Applied, &'static str>> {
-            let (client, changed, request_id) = (client.clone(), changed.clone(), request_id.clone());
+            let credited = credit(client.clone(), input.clone(), request_id.clone());
             Box::pin(async move {
-                match client.wallet_changed(&changed, request_id).await {
+                match credited.await {
                     Ok(Credited::Recorded) => Ok(Applied::Applied),
                     Ok(Credited::Duplicate) => Ok(Applied::Duplicate),
                     Ok(Credited::Ignored) => Ok(Applied::Ignored),
-                    Err(e) => failed(e, "owner_unreadable"),
+                    Err(e) => failed(e, unreadable),
                 }
             })
         }))
@@ -109,29 +116,5 @@ fn failed(e: EsgFailure, unreadable: &'static str) -> Result<Applied, &'static s
             Ok(Applied::Refused(InboundError::Refused { reason: "esg_refused", detail: e.to_string() }))
         }
         _ => Err("actor_unavailable"),
-    }
-}
-
-/// Credits completed rides.
-struct RidesCompleted {
-    client: EsgClient,
-}
-
-impl EventHandler for RidesCompleted {
-    fn prepare(&self, record: &InRecord) -> Result<Attempt, InboundError> {
-        let ride = RideCompleted::decode(record.payload.as_deref().unwrap_or_default())?;
-        let request_id = record.header("request-id").map(str::to_owned);
-        let client = self.client.clone();
-        Ok(Box::new(move || -> BoxFuture<'static, Result<Applied, &'static str>> {
-            let (client, ride, request_id) = (client.clone(), ride.clone(), request_id.clone());
-            Box::pin(async move {
-                match client.credit_ride(&ride, request_id).await {
-                    Ok(Credited::Recorded) => Ok(Applied::Applied),
-                    Ok(Credited::Duplicate) => Ok(Applied::Duplicate),
-                    Ok(Credited::Ignored) => Ok(Applied::Ignored),
-                    Err(e) => failed(e, "rider_unreadable"),
-                }
-            })
-        }))
     }
 }
