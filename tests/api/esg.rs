@@ -189,8 +189,7 @@ async fn completed_rides_are_credited_once_whatever_their_order_and_redelivery()
     assert_eq!(letters.len(), 1);
     assert!(letters[0].headers.iter().any(|(k, v)| k == "dlq-reason" && v == b"rider_unreadable"));
     // Each subject's score is published, naming them only sealed, keyed by their blind index.
-    let published = app.published("beryl.esg.events");
-    let updates: Vec<&Value> = published.iter().filter(|e| e["type"] == "esg.score.updated").collect();
+    let updates = score_updates(&app, 10).await;
     assert_eq!(updates.len(), 10);
     assert!(updates
         .iter()
@@ -324,6 +323,17 @@ async fn participations(app: &TestApp, result: &str) -> f64 {
     counted(app, "participation", result).await
 }
 
+/// The `esg.score.updated` events published, once the relay has published at least `n` (it
+/// publishes after the change commits, on its own schedule).
+async fn score_updates(app: &TestApp, n: usize) -> Vec<Value> {
+    eventually("the score updates published", Duration::from_secs(10), || async {
+        let updates: Vec<Value> =
+            app.published("beryl.esg.events").into_iter().filter(|e| e["type"] == "esg.score.updated").collect();
+        (updates.len() >= n).then_some(updates)
+    })
+    .await
+}
+
 /// Deliver `records` again, as a producer's retry would.
 fn redeliver(app: &TestApp, records: &[InRecord]) {
     for r in records {
@@ -372,8 +382,7 @@ async fn posts_and_comments_make_the_social_component_once_per_event() {
     })
     .await;
     assert_eq!(participations(&app, "recorded").await, 2.0);
-    let scores = app.published("beryl.esg.events");
-    let updates = scores.iter().filter(|e| e["type"] == "esg.score.updated").count();
+    let updates = score_updates(&app, 2).await.len();
     assert_eq!(updates, 2, "one score update per participation, none for a redelivery");
     // With 100 km by bike the environmental component is full: (100·60 + 8·20) / 80 = 77.
     let (status, _) = report(&app, &lea, json!({"type": "bike", "date": today(), "distance_km": 100.0}), None).await;
@@ -454,8 +463,29 @@ async fn a_wallets_standing_makes_the_governance_component_once_per_change() {
     })
     .await;
     assert_eq!(wallet_changes(&app, "recorded").await, 3.0);
-    let scores = app.published("beryl.esg.events");
-    let updates = scores.iter().filter(|e| e["type"] == "esg.score.updated").count();
+    // A freeze whose owner is not sealed by fintech never opens: dead-lettered, counted for no
+    // one. A movement of money on the topic is not ESG's: acknowledged, unread.
+    let topic = "beryl.fintech.events";
+    let forged = json!({"kind": "frozen", "amount": 0, "owner": "gus"});
+    let forged = crate::helpers::event_record(topic, (Uuid::now_v7(), "fintech.wallet.frozen", &id), 40, forged);
+    app.state.actors.broker.append(forged);
+    let deposit = json!({"kind": "deposit", "amount": 500});
+    let deposit = crate::helpers::event_record(topic, (Uuid::now_v7(), "fintech.wallet.deposit", &id), 41, deposit);
+    app.state.actors.broker.append(deposit);
+    let letters = eventually("the forged freeze dead-lettered", Duration::from_secs(10), || async {
+        let letters = app.state.actors.broker.records("beryl.fintech.events.dlq");
+        (!letters.is_empty()).then_some(letters)
+    })
+    .await;
+    assert_eq!(letters.len(), 1);
+    assert!(letters[0].headers.iter().any(|(k, v)| k == "dlq-reason" && v == b"owner_unreadable"));
+    let ignored = "beryl_events_applied_total{topic=\"beryl.fintech.events\",actor=\"none\",result=\"ignored\"}";
+    eventually("the deposit acknowledged as ignored", Duration::from_secs(10), || async {
+        (sample(&app.metrics().await, ignored) == Some(1.0)).then_some(())
+    })
+    .await;
+    assert_eq!(component(&overview(&app, &gus).await, "governance"), json!(100));
+    let updates = score_updates(&app, 3).await.len();
     assert_eq!(updates, 3, "one score update per change, none for a redelivery");
     // The export lists the changes; erasure removes them.
     let privacy = app.token("gus", &["privacy:write", "privacy:read", "esg:read"]);
