@@ -181,13 +181,7 @@ async fn completed_rides_are_credited_once_whatever_their_order_and_redelivery()
         (sample(&app.metrics().await, ignored) == Some(1.0)).then_some(())
     })
     .await;
-    let letters = eventually("the forged ride dead-lettered", Duration::from_secs(10), || async {
-        let letters = app.state.actors.broker.records("beryl.mobility.events.dlq");
-        (!letters.is_empty()).then_some(letters)
-    })
-    .await;
-    assert_eq!(letters.len(), 1);
-    assert!(letters[0].headers.iter().any(|(k, v)| k == "dlq-reason" && v == b"rider_unreadable"));
+    dead_lettered_once(&app, "beryl.mobility.events.dlq", "rider_unreadable").await;
     // Each subject's score is published, naming them only sealed, keyed by their blind index.
     let updates = score_updates(&app, 10).await;
     assert_eq!(updates.len(), 10);
@@ -334,6 +328,17 @@ async fn score_updates(app: &TestApp, n: usize) -> Vec<Value> {
     .await
 }
 
+/// Wait for one dead letter on `dlq`, and check it is the only one and says `reason`.
+async fn dead_lettered_once(app: &TestApp, dlq: &str, reason: &str) {
+    let letters = eventually("the event dead-lettered", Duration::from_secs(10), || async {
+        let letters = app.state.actors.broker.records(dlq);
+        (!letters.is_empty()).then_some(letters)
+    })
+    .await;
+    assert_eq!(letters.len(), 1);
+    assert!(letters[0].headers.iter().any(|(k, v)| k == "dlq-reason" && v == reason.as_bytes()));
+}
+
 /// Deliver `records` again, as a producer's retry would.
 fn redeliver(app: &TestApp, records: &[InRecord]) {
     for r in records {
@@ -472,13 +477,7 @@ async fn a_wallets_standing_makes_the_governance_component_once_per_change() {
     let deposit = json!({"kind": "deposit", "amount": 500});
     let deposit = crate::helpers::event_record(topic, (Uuid::now_v7(), "fintech.wallet.deposit", &id), 41, deposit);
     app.state.actors.broker.append(deposit);
-    let letters = eventually("the forged freeze dead-lettered", Duration::from_secs(10), || async {
-        let letters = app.state.actors.broker.records("beryl.fintech.events.dlq");
-        (!letters.is_empty()).then_some(letters)
-    })
-    .await;
-    assert_eq!(letters.len(), 1);
-    assert!(letters[0].headers.iter().any(|(k, v)| k == "dlq-reason" && v == b"owner_unreadable"));
+    dead_lettered_once(&app, "beryl.fintech.events.dlq", "owner_unreadable").await;
     let ignored = "beryl_events_applied_total{topic=\"beryl.fintech.events\",actor=\"none\",result=\"ignored\"}";
     eventually("the deposit acknowledged as ignored", Duration::from_secs(10), || async {
         (sample(&app.metrics().await, ignored) == Some(1.0)).then_some(())

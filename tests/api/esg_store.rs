@@ -248,11 +248,16 @@ async fn participate(store: &EsgStore, who: &BlindIndex, p: &Participation) -> N
     store.note(&credit(who), &Signal::TookPart(p.clone())).await.unwrap()
 }
 
-fn social(p: &Noted) -> (i64, Option<u8>) {
-    match p {
-        Noted::New(state) => (state.version, state.score.as_ref().and_then(|s| s.value(Part::Social))),
+/// (version, the value of `part`) of what noting a signal made.
+fn version_and(n: &Noted, part: Part) -> (i64, Option<u8>) {
+    match n {
+        Noted::New(state) => (state.version, state.score.as_ref().and_then(|s| s.value(part))),
         Noted::Duplicate => panic!("not recorded"),
     }
+}
+
+fn social(n: &Noted) -> (i64, Option<u8>) {
+    version_and(n, Part::Social)
 }
 
 async fn a_participation_counts_once_is_rebuilt_and_erased(store: EsgStore) {
@@ -298,12 +303,8 @@ fn changed(wallet: Uuid, seq: i64, kind: MovementKind) -> Signal {
     Signal::Wallet(WalletRecord { id: Uuid::now_v7(), change: WalletChange { wallet, seq, kind }, at, recorded_at: at })
 }
 
-/// (version, governance) of what noting a signal made.
 fn governance(n: &Noted) -> (i64, Option<u8>) {
-    match n {
-        Noted::New(state) => (state.version, state.score.as_ref().and_then(|s| s.value(Part::Governance))),
-        Noted::Duplicate => panic!("not recorded"),
-    }
+    version_and(n, Part::Governance)
 }
 
 async fn a_wallet_stands_as_its_latest_change_once_each_and_is_rebuilt_and_erased(store: EsgStore) {
