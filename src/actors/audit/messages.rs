@@ -6,8 +6,8 @@ use crate::domain::audit::{AuditError, AuditEvent};
 
 /// Queue a record for the audit log. Answered as soon as it is queued, not when it is durable;
 /// `Err(BacklogFull)` when too many records already wait and this one was dropped. On a request
-/// path, send it with `ActorRef::try_tell`, which never blocks, and call
-/// [`record_dropped`](super::record_dropped) when that returns false.
+/// path, use [`AuditSink::record`](super::AuditSink::record) instead, which never blocks and
+/// counts what it drops.
 #[derive(Debug, Clone)]
 pub struct Append(pub AuditEvent);
 

@@ -2,8 +2,9 @@
 //! [`crate::domain::audit`]) to AUDIT_LOG_FILE, in batches that are written once and fsynced,
 //! rotating the file by size with the chain continuing across files.
 //!
-//! - Request handling hands records over with `ActorRef::try_tell(Append(..))`, which never
-//!   blocks; [`record_dropped`] counts those the mailbox could not take.
+//! - Request handling hands records over with [`AuditSink::record`], which never blocks: it
+//!   queues the record and wakes the writer; a record beyond `backlog_max` is dropped and counted
+//!   in `beryl_audit_dropped_total{reason="backlog"}`.
 //! - A batch is written when `batch_max` records wait, or `flush_interval_ms` after the first of
 //!   them, whichever comes first, or at once when a caller waits for it to be durable
 //!   ([`AuditSink::durable`] sends [`Awaited`]): group commit, the records queued while one

@@ -1,5 +1,5 @@
 //! Moderation in the social store: reports and their queue, and posts hidden and unhidden, on
-//! PostgreSQL ([`super::pg_moderation`]) or the embedded store. Hiding a post locks its row,
+//! PostgreSQL (`pg_moderation`) or the embedded store. Hiding a post locks its row,
 //! closes its open reports as actioned and queues its event, in one transaction.
 
 use chrono::{DateTime, Utc};

@@ -84,7 +84,7 @@ impl DispatchPolicy {
     }
 
     /// How many nearest drivers round `round` (from 0) looks at: `candidates`, four times as many
-    /// each round, at most [`SEARCH_MAX`]. Drivers on a ride or with an offer pending stay in the
+    /// each round, at most `SEARCH_MAX`. Drivers on a ride or with an offer pending stay in the
     /// geo index, so near a busy place the nearest few may all be taken: a wider radius alone
     /// would find the same nearest drivers again.
     pub fn search_count(&self, round: usize) -> usize {
