@@ -111,13 +111,9 @@ impl MemLedger {
         let mut owners = SealedOwners::new();
         for outcome in &outcomes {
             if let Outcome::Applied { wallets, movements, .. } = outcome {
-                for m in movements.iter().filter(|m| m.kind.is_lifecycle()) {
-                    let Some(w) = wallets.iter().find(|w| w.id == m.wallet_id) else { continue };
-                    // A key that does not seal (never: the key is well formed) leaves the event without owner.
-                    if let Ok(Some(owner)) = super::seal_owner(keys.get(&w.id), w) {
-                        owners.insert(w.id, owner);
-                    }
-                }
+                // A key that does not seal (never: the vault's keys are well formed) leaves the
+                // events without owner rather than the committed change unanswered.
+                let _ = super::seal_owners(&mut owners, wallets, movements, |id| keys.get(id));
             }
         }
         // Appended under the ledger's lock: batches reach the outbox in commit order.

@@ -67,15 +67,23 @@ pub fn encode_events(
     )
 }
 
-/// The owner of `wallet` sealed for its lifecycle events under `key` (`None` without a key or an
-/// owner: erased).
-fn seal_owner(key: Option<&SubjectKey>, wallet: &Wallet) -> Result<Option<String>, StoreError> {
-    match (key, wallet.owner.value()) {
-        (Some(key), Some(owner)) => Sealed::seal(key, Place::new(OWNER_FIELD, &wallet.id.to_string()), owner)
-            .map(|s| Some(s.to_text()))
-            .map_err(|e| StoreError::Corrupt(e.to_string())),
-        _ => Ok(None),
+/// Add to `owners` the owner of each wallet whose lifecycle one of `movements` changed, sealed
+/// for its events under the key `key_of` gives (none without a key or an owner: erased).
+fn seal_owners<'k>(
+    owners: &mut SealedOwners,
+    wallets: &[Wallet],
+    movements: &[Movement],
+    key_of: impl Fn(&WalletId) -> Option<&'k SubjectKey>,
+) -> Result<(), StoreError> {
+    for m in movements.iter().filter(|m| m.kind.is_lifecycle()) {
+        let Some(w) = wallets.iter().find(|w| w.id == m.wallet_id) else { continue };
+        if let (Some(key), Some(owner)) = (key_of(&w.id), w.owner.value()) {
+            let sealed = Sealed::seal(key, Place::new(OWNER_FIELD, &w.id.to_string()), owner)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            owners.insert(w.id, sealed.to_text());
+        }
     }
+    Ok(())
 }
 
 /// What [`LedgerStore::erase`] removed.

@@ -987,15 +987,9 @@ impl Rows {
             };
             self.sealed.insert((m.wallet_id, m.seq), sealed.clone());
             self.j_reference.push(sealed);
-            if m.kind.is_lifecycle() {
-                if let Some(w) = wallets.iter().find(|w| w.id == m.wallet_id) {
-                    if let Some(owner) = super::seal_owner(key_of(&m.wallet_id), w)? {
-                        self.owners.insert(w.id, owner);
-                    }
-                }
-            }
             self.j_at.push(m.created_at);
         }
+        super::seal_owners(&mut self.owners, wallets, movements, key_of)?;
         let currency = wallets.first().map(|w| w.currency.code());
         let Some(record) = currency.and_then(|c| TransactionRecord::of(&op.command, c)) else { return Ok(()) };
         let reference = match (&record.reference, wallets.first()) {
