@@ -102,8 +102,9 @@ impl Handle<GetSubject> for EsgDomain {
 
 impl Handle<ForgetSubject> for EsgDomain {
     fn handle(&mut self, msg: ForgetSubject, _: &mut Ctx<Self>) -> Reply<Self, Result<(), std::convert::Infallible>> {
-        if let Some(live) = self.subjects.as_ref().and_then(|s| s.peek(&msg.subject)) {
-            live.tell(msg);
+        if let Some(subjects) = self.subjects.as_ref() {
+            let subject = msg.subject.clone();
+            subjects.tell_live(&subject, msg);
         }
         Reply::Now(Ok(()))
     }

@@ -72,7 +72,7 @@ impl FintechDomain {
     fn wallets(&mut self) -> Option<&mut Entities<WalletId, WalletActor>> {
         if self.wallets.is_none() {
             let domain = self.me.get()?.clone();
-            let (store, writer) = (self.store.clone(), self.writer.clone());
+            let (store, writer) = (Arc::new(self.store.clone()), self.writer.clone());
             self.wallets = Some(Entities::new(self.kind.clone(), self.policy.clone(), move |id: &WalletId| {
                 WalletActor::new(*id, store.clone(), writer.clone(), domain.clone())
             }));
@@ -177,8 +177,9 @@ impl Handle<GetKept> for FintechDomain {
 
 impl Handle<Refresh> for FintechDomain {
     fn handle(&mut self, msg: Refresh, _: &mut Ctx<Self>) -> Reply<Self, Result<(), Infallible>> {
-        if let Some(live) = self.wallets.as_ref().and_then(|w| w.peek(&msg.0.id)) {
-            live.tell(msg);
+        if let Some(wallets) = self.wallets.as_ref() {
+            let id = msg.0.id;
+            wallets.tell_live(&id, msg);
         }
         Reply::Now(Ok(()))
     }
@@ -188,9 +189,7 @@ impl Handle<ForgetOwners> for FintechDomain {
     fn handle(&mut self, msg: ForgetOwners, _: &mut Ctx<Self>) -> Reply<Self, Result<(), Infallible>> {
         if let Some(wallets) = self.wallets.as_ref() {
             for id in &msg.0 {
-                if let Some(live) = wallets.peek(id) {
-                    live.tell(ForgetState);
-                }
+                wallets.tell_live(id, ForgetState);
             }
         }
         Reply::Now(Ok(()))

@@ -2,7 +2,7 @@
 //! and answers reads from its state once a one-row version check shows the state is current
 //! (another replica may have written since).
 
-use std::convert::Infallible;
+use std::{convert::Infallible, sync::Arc};
 
 use super::{
     messages::{Commit, Execute, ForgetState, GetWallet, LedgerFailure, Refresh},
@@ -23,7 +23,8 @@ pub struct WalletActor {
     id: WalletId,
     /// The wallet as last committed; `None` until loaded (or if it does not exist).
     state: Option<Wallet>,
-    store: LedgerStore,
+    /// Shared by the wallets' actors: one pointer each, not a copy of the store's handles.
+    store: Arc<LedgerStore>,
     writer: ActorRef<LedgerWriter>,
     domain: ActorRef<FintechDomain>,
 }
@@ -32,7 +33,7 @@ impl WalletActor {
     /// An actor for `id`; its state loads on first use.
     pub fn new(
         id: WalletId,
-        store: LedgerStore,
+        store: Arc<LedgerStore>,
         writer: ActorRef<LedgerWriter>,
         domain: ActorRef<FintechDomain>,
     ) -> Self {

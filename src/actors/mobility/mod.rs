@@ -419,8 +419,9 @@ impl Handle<FindDriver> for MobilityDomain {
 
 impl Handle<ForgetDriver> for MobilityDomain {
     fn handle(&mut self, msg: ForgetDriver, _: &mut Ctx<Self>) -> Reply<Self, Result<(), std::convert::Infallible>> {
-        if let Some(live) = self.drivers.as_ref().and_then(|d| d.peek(&msg.subject)) {
-            live.tell(msg);
+        if let Some(drivers) = self.drivers.as_ref() {
+            let subject = msg.subject.clone();
+            drivers.tell_live(&subject, msg);
         }
         Reply::Now(Ok(()))
     }

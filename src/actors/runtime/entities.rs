@@ -24,7 +24,6 @@ use super::{
     registry::{ActorEntry, ActorKind},
     supervisor::AskError,
 };
-use crate::telemetry::Metrics;
 
 /// How the entities of a kind are kept.
 #[derive(Debug, Clone)]
@@ -43,8 +42,7 @@ pub struct EntityPolicy {
 #[derive(Clone)]
 pub struct EntityKind {
     pub(crate) entry: Arc<ActorEntry>,
-    pub(crate) metrics: Metrics,
-    /// Metric handles per message type, shared by all the entities of the kind.
+    /// The metrics, and handles per message type, shared by all the entities of the kind.
     pub(crate) messages: Arc<MessageMetricsCache>,
     pub(crate) ask_timeout: Duration,
 }
@@ -120,9 +118,17 @@ impl<E: Managed> EntityRef<E> {
     }
 }
 
+/// A live entity as its owner keeps it: a handle without the ask timeout, which is the kind's.
 struct Live<E: Managed> {
-    entity: EntityRef<E>,
+    addr: Addr<Host<E>>,
+    entry: Arc<ActorEntry>,
     used: Instant,
+}
+
+impl<E: Managed> Live<E> {
+    fn entity(&self, kind: &EntityKind) -> EntityRef<E> {
+        EntityRef { addr: self.addr.clone(), entry: self.entry.clone(), ask_timeout: kind.ask_timeout }
+    }
 }
 
 type Make<K, E> = Arc<dyn Fn(&K) -> E + Send + Sync>;
@@ -152,28 +158,41 @@ where
     pub fn get(&mut self, id: &K) -> EntityRef<E> {
         let now = Instant::now();
         if let Some(live) = self.live.get_mut(id) {
-            if live.entity.connected() {
+            if live.addr.connected() {
                 live.used = now;
-                return live.entity.clone();
+                return live.entity(&self.kind);
             }
         }
         if self.live.len() >= self.policy.max_live {
             self.evict_oldest();
         }
-        let entity = self.spawn(id);
-        self.live.insert(id.clone(), Live { entity: entity.clone(), used: now });
+        let live = self.spawn(id, now);
+        let entity = live.entity(&self.kind);
+        self.live.insert(id.clone(), live);
         entity
     }
 
-    /// The entity of `id` if it is alive.
-    pub fn peek(&self, id: &K) -> Option<&EntityRef<E>> {
-        self.live.get(id).map(|l| &l.entity).filter(|e| e.connected())
+    /// Queue `msg` for the entity of `id` if it is alive (without waiting for an answer); whether
+    /// it was.
+    pub fn tell_live<M>(&self, id: &K, msg: M) -> bool
+    where
+        E: Handle<M>,
+        M: Message + Send + 'static,
+        M::Result: Succeeded + Send + 'static,
+    {
+        match self.live.get(id).filter(|l| l.addr.connected()) {
+            Some(live) => {
+                live.addr.do_send(Envelope::new(msg, &live.entry));
+                true
+            }
+            None => false,
+        }
     }
 
     /// Stop the entities idle for longer than the policy allows.
     pub fn passivate(&mut self) {
         let idle = self.policy.idle;
-        self.live.retain(|_, live| live.used.elapsed() < idle && live.entity.connected());
+        self.live.retain(|_, live| live.used.elapsed() < idle && live.addr.connected());
     }
 
     /// Stop every entity and the threads they ran on.
@@ -191,12 +210,12 @@ where
         }
     }
 
-    fn spawn(&mut self, id: &K) -> EntityRef<E> {
+    fn spawn(&mut self, id: &K, now: Instant) -> Live<E> {
         let entry = Arc::new(ActorEntry::entity(&self.kind.entry));
         let (make, key) = (self.make.clone(), id.clone());
         let factory: Arc<dyn Fn() -> E + Send + Sync> = Arc::new(move || make(&key));
-        let (host_entry, metrics, messages) = (entry.clone(), self.kind.metrics.clone(), self.kind.messages.clone());
-        let host = move |_: &mut actix::Context<Host<E>>| Host::new(factory, host_entry, metrics, messages, None);
+        let (host_entry, messages) = (entry.clone(), self.kind.messages.clone());
+        let host = move |_: &mut actix::Context<Host<E>>| Host::new(factory, host_entry, messages, None);
         let addr = if self.policy.threads == 0 {
             // A message between the owner and its entities (and back) is then a queue push on
             // the same thread: no wake-up of another thread.
@@ -209,7 +228,7 @@ where
             self.next_thread = self.next_thread.wrapping_add(1);
             Supervisor::start_in_arbiter(thread, host)
         };
-        EntityRef { addr, entry, ask_timeout: self.kind.ask_timeout }
+        Live { addr, entry, used: now }
     }
 }
 

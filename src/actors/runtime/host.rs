@@ -174,23 +174,31 @@ impl MessageMetrics {
     }
 }
 
-/// The metric handles of each message type handled, looked up once for an actor, or once for
-/// all the entities of a kind (each entity then holds one pointer instead of its own set).
-#[derive(Default)]
-pub struct MessageMetricsCache(parking_lot::RwLock<Vec<(TypeId, Arc<MessageMetrics>)>>);
+/// The metrics of an actor, with the handles of each message type handled looked up once for
+/// the actor, or once for all the entities of a kind (each entity then holds one pointer instead
+/// of its own set).
+pub struct MessageMetricsCache {
+    metrics: Metrics,
+    per_message: parking_lot::RwLock<Vec<(TypeId, Arc<MessageMetrics>)>>,
+}
 
 impl MessageMetricsCache {
-    fn get<M: 'static>(&self, metrics: &Metrics, actor: &str) -> Arc<MessageMetrics> {
+    /// No handle looked up yet.
+    pub fn new(metrics: Metrics) -> Self {
+        Self { metrics, per_message: parking_lot::RwLock::default() }
+    }
+
+    fn get<M: 'static>(&self, actor: &str) -> Arc<MessageMetrics> {
         let id = TypeId::of::<M>();
         let find = |all: &[(TypeId, Arc<MessageMetrics>)]| all.iter().find(|(t, _)| *t == id).map(|(_, m)| m.clone());
-        if let Some(m) = find(&self.0.read()) {
+        if let Some(m) = find(&self.per_message.read()) {
             return m;
         }
-        let mut all = self.0.write();
+        let mut all = self.per_message.write();
         if let Some(m) = find(&all) {
             return m;
         }
-        let m = Arc::new(MessageMetrics::new(metrics, actor, short_type_name::<M>()));
+        let m = Arc::new(MessageMetrics::new(&self.metrics, actor, short_type_name::<M>()));
         all.push((id, m.clone()));
         m
     }
@@ -210,16 +218,16 @@ pub struct Host<A: Managed> {
     actor: A,
     factory: Factory<A>,
     entry: Arc<ActorEntry>,
-    metrics: Metrics,
-    per_message: Arc<MessageMetricsCache>,
+    /// Shared by the entities of a kind: each holds a pointer, not a set of metric handles.
+    metrics: Arc<MessageMetricsCache>,
     /// Delay before the next boot; set by a failure, consumed by `started`.
     pending_delay: Option<Duration>,
     /// Counts boots requested; a backoff timer only boots if no other boot came first (actix's
     /// future cancellation is not reliable across supervised restarts, so timers are never
     /// cancelled, only outdated).
-    boot_generation: u64,
+    boot_generation: u32,
     /// Counts the boots done: a late answer of an earlier incarnation cannot fail this one.
-    incarnation: u64,
+    incarnation: u32,
     accepting: bool,
     /// This host's own address, weak (cloned for every `Later` answer, which upgrades it only
     /// to report a panic).
@@ -230,8 +238,7 @@ impl<A: Managed> Host<A> {
     pub(crate) fn new(
         factory: Factory<A>,
         entry: Arc<ActorEntry>,
-        metrics: Metrics,
-        per_message: Arc<MessageMetricsCache>,
+        metrics: Arc<MessageMetricsCache>,
         delay: Option<Duration>,
     ) -> Self {
         Self {
@@ -239,7 +246,6 @@ impl<A: Managed> Host<A> {
             factory,
             entry,
             metrics,
-            per_message,
             pending_delay: delay,
             boot_generation: 0,
             incarnation: 0,
@@ -259,7 +265,7 @@ impl<A: Managed> Host<A> {
     }
 
     fn message_metrics<M: 'static>(&mut self) -> Arc<MessageMetrics> {
-        self.per_message.get::<M>(&self.metrics, &self.entry.name)
+        self.metrics.get::<M>(&self.entry.name)
     }
 
     fn boot(&mut self, ctx: &mut Ctx<A>) {
@@ -267,7 +273,7 @@ impl<A: Managed> Host<A> {
             return;
         }
         self.accepting = true;
-        self.incarnation += 1;
+        self.incarnation = self.incarnation.wrapping_add(1);
         self.entry.mark_running();
         tracing::info!(actor = %self.entry.name, restarts = self.entry.restarts(), "actor running");
         let actor = &mut self.actor;
@@ -280,7 +286,7 @@ impl<A: Managed> Host<A> {
     /// this host, `restarting` rebuilds the state and `started` waits out the backoff.
     fn fail(&mut self, reason: FailureReason, detail: String, ctx: &mut Ctx<A>) {
         self.accepting = false;
-        self.metrics.with(|| {
+        self.metrics.metrics.with(|| {
             metrics::counter!(telemetry::ACTOR_FAILURES_TOTAL, "actor" => self.entry.name.to_string(), "reason" => reason.as_str())
                 .increment(1)
         });
@@ -405,7 +411,7 @@ pub enum HostReply<A: Managed, R> {
         /// Correlation id to keep in scope.
         request_id: Option<RequestId>,
         /// The incarnation of the actor that answers.
-        incarnation: u64,
+        incarnation: u32,
         /// Where a panic of the future is reported.
         me: Option<actix::WeakAddr<Host<A>>>,
     },
@@ -550,7 +556,7 @@ impl<A: Managed> Handler<Drain> for Host<A> {
 /// had.
 struct LaterPanicked {
     detail: String,
-    incarnation: u64,
+    incarnation: u32,
 }
 
 impl Message for LaterPanicked {
@@ -590,7 +596,7 @@ impl<A: Managed> Handler<Restart> for Host<A> {
             self.pending_delay = None;
             ctx.stop();
         } else {
-            self.boot_generation += 1;
+            self.boot_generation = self.boot_generation.wrapping_add(1);
             self.boot(ctx);
         }
     }

@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 
 use super::{
     fault::{FaultKind, InjectFault},
-    host::{Drain, Envelope, Handle, Host, Managed, Restart, Succeeded},
+    host::{Drain, Envelope, Handle, Host, Managed, MessageMetricsCache, Restart, Succeeded},
     policy::RestartPolicy,
     registry::{ActorEntry, ActorKind, ActorState, FailureReason, Registry},
 };
@@ -105,7 +105,7 @@ impl<A: Managed> Slot<A> {
         let addr = Supervisor::start_in_arbiter(arbiter, move |ctx| {
             ctx.set_mailbox_capacity(capacity);
             let _ = ready_tx.send(());
-            Host::new(factory, entry, metrics, Arc::default(), delay)
+            Host::new(factory, entry, Arc::new(MessageMetricsCache::new(metrics)), delay)
         });
         // A dead arbiter never runs it: the watchdog replaces the actor then.
         let _ = ready_rx.recv_timeout(Duration::from_secs(5));
@@ -349,8 +349,7 @@ impl Supervision {
         self.registry.register(entry.clone()).map_err(anyhow::Error::msg)?;
         Ok(super::EntityKind {
             entry,
-            metrics: self.metrics.clone(),
-            messages: Arc::default(),
+            messages: Arc::new(MessageMetricsCache::new(self.metrics.clone())),
             ask_timeout: Duration::from_millis(self.settings.ask_timeout_ms),
         })
     }
