@@ -34,8 +34,8 @@ RUN apt-get update \
 RUN cargo install cargo-chef --locked --version "${CARGO_CHEF_VERSION}" \
     && cargo install cargo-auditable --locked --version "${CARGO_AUDITABLE_VERSION}"
 WORKDIR /build
-# Symbols stripped from the release binary without touching Cargo.toml.
-ENV CARGO_PROFILE_RELEASE_STRIP=symbols \
+# The `dist` profile (Cargo.toml: whole-program LTO, one code unit), its symbols stripped here.
+ENV CARGO_PROFILE_DIST_STRIP=symbols \
     CARGO_TERM_COLOR=never
 
 FROM chef AS planner
@@ -44,9 +44,9 @@ RUN cargo chef prepare --recipe-path recipe.json
 
 FROM chef AS builder
 COPY --from=planner /build/recipe.json recipe.json
-RUN cargo chef cook --release --locked --recipe-path recipe.json
+RUN cargo chef cook --profile dist --locked --recipe-path recipe.json
 COPY . .
-RUN cargo auditable build --release --locked --bin beryl-core-api
+RUN cargo auditable build --profile dist --locked --bin beryl-core-api
 
 # The runtime file tree: the binary, every shared library it links (as resolved here, the same
 # Debian release it was built on), the CA bundle, the default configuration and the user. The
@@ -57,7 +57,7 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # hadolint ignore=SC2086
 RUN set -eu; \
     root=/rootfs; \
-    bin=target/release/beryl-core-api; \
+    bin=target/dist/beryl-core-api; \
     install -D -m 0755 "$bin" "$root/usr/local/bin/beryl-core-api"; \
     if ldd "$bin" | grep -q 'not found'; then ldd "$bin"; exit 1; fi; \
     mkdir -p "$root/var/lib/dpkg/status.d"; \
