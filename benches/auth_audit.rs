@@ -20,6 +20,8 @@ use beryl_core_api::{
 mod bench_settings;
 #[path = "support/load.rs"]
 mod load;
+#[path = "support/logs.rs"]
+mod logs;
 
 async fn record() -> HttpResponse {
     HttpResponse::Created().json(serde_json::json!({ "recorded": true }))
@@ -27,7 +29,7 @@ async fn record() -> HttpResponse {
 
 fn main() {
     let args = load::Args::parse();
-    let _ = tracing_subscriber::fmt().json().with_max_level(tracing::Level::INFO).with_writer(std::io::sink).try_init();
+    let _logs = logs::production_logs();
     let audit_dir = tempfile::tempdir().expect("temp dir");
     let audit_file = audit_dir.path().join("audit.log");
     let (tx, rx) = std::sync::mpsc::channel();

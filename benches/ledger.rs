@@ -25,6 +25,8 @@ use tokio_postgres::NoTls;
 mod bench_settings;
 #[path = "support/load.rs"]
 mod load;
+#[path = "support/logs.rs"]
+mod logs;
 #[path = "support/pgbench.rs"]
 mod pgbench;
 #[path = "support/ledger_setup.rs"]
@@ -53,7 +55,7 @@ async fn bare() -> HttpResponse {
 
 fn main() {
     let args = load::Args::parse();
-    let _ = tracing_subscriber::fmt().json().with_max_level(tracing::Level::INFO).with_writer(std::io::sink).try_init();
+    let _logs = logs::production_logs();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let database = runtime.block_on(setup::create_database());
 
