@@ -2,6 +2,8 @@
 //! rider's wallet first), reads of one ride or a page of them, and the actions routed to the
 //! ride's entity actor.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -84,7 +86,7 @@ impl actix::Message for ListRides {
 
 impl MobilityDomain {
     pub(super) fn rides(&mut self) -> &mut Entities<Uuid, RideActor> {
-        let deps = self.ride_deps.clone();
+        let deps = Arc::new(self.ride_deps.clone());
         let (kind, policy) = (self.ride_kind.clone(), self.policy.clone());
         self.rides
             .get_or_insert_with(|| Entities::new(kind, policy, move |id: &Uuid| RideActor::new(*id, deps.clone())))

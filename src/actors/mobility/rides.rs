@@ -6,7 +6,7 @@
 //! replicas could otherwise both do: one driver per ride, one ride per driver. When the ride is
 //! over, the payment step it is due runs ([`super::saga`]).
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use chrono::Utc;
 use uuid::Uuid;
@@ -173,7 +173,7 @@ pub struct RideDeps {
     /// Where available drivers are.
     pub geo: GeoIndex,
     /// Tariffs and the rest of the rules.
-    pub rules: std::sync::Arc<Rules>,
+    pub rules: Arc<Rules>,
     /// The ledger side.
     pub payments: RidePayments,
     /// Metrics of this instance.
@@ -183,12 +183,13 @@ pub struct RideDeps {
 /// The actor of one ride.
 pub struct RideActor {
     id: Uuid,
-    deps: RideDeps,
+    /// Shared by the rides' actors: one pointer each, not a copy of the stores' handles.
+    deps: Arc<RideDeps>,
 }
 
 impl RideActor {
     /// The actor of ride `id`.
-    pub fn new(id: Uuid, deps: RideDeps) -> Self {
+    pub fn new(id: Uuid, deps: Arc<RideDeps>) -> Self {
         Self { id, deps }
     }
 }
@@ -342,7 +343,7 @@ impl RideActor {
     }
 
     /// Run `msg` against the stored ride, again on a fresh read while another write wins.
-    async fn act(deps: RideDeps, msg: ActOnRide) -> Answer<RideAnswer> {
+    async fn act(deps: Arc<RideDeps>, msg: ActOnRide) -> Answer<RideAnswer> {
         let scope = deps.store.index(&msg.subject);
         let claim = msg.key.as_ref().map(|k| {
             let print = fingerprint(msg.command.operation(), &msg.command.request(msg.ride));
@@ -433,7 +434,7 @@ async fn after_write(deps: &RideDeps, before: &Ride, change: &Change) {
 }
 
 /// Run `command` of the system on the stored ride `id`.
-async fn system(deps: RideDeps, id: Uuid, command: SystemCommand) -> Answer<Option<Ride>> {
+async fn system(deps: Arc<RideDeps>, id: Uuid, command: SystemCommand) -> Answer<Option<Ride>> {
     for _ in 0..ATTEMPTS {
         let Some(stored) = deps.store.ride(id).await? else { return Ok(None) };
         let ride = stored.ride;
