@@ -34,6 +34,8 @@ use uuid::Uuid;
 
 #[path = "support/settings.rs"]
 mod bench_settings;
+#[path = "support/cpu.rs"]
+mod cpu;
 #[path = "support/broker.rs"]
 mod kafka;
 #[path = "support/load.rs"]
@@ -115,7 +117,9 @@ async fn applied_rate(database: &str, count: usize, deadline: Duration) -> f64 {
             break;
         }
         assert!(started.elapsed() < deadline, "{n} of {count} rides credited in {deadline:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Seldom: each count reads the whole table, which PostgreSQL pays for on the cores the
+        // service is measured on (the rate itself comes from the recorded times).
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let row = db
         .query_one("SELECT extract(epoch FROM max(recorded_at) - min(recorded_at))::float8 FROM esg_activities", &[])
@@ -148,14 +152,17 @@ fn main() {
     runtime.block_on(produce(&brokers, &topic, &records));
     eprintln!("{events} completed rides sealed and produced in {:.1}s", made.elapsed().as_secs_f64());
 
+    let before_bare = cpu::Reading::now(cpu::own_seconds(), broker.pid());
     let mut bare: Vec<f64> = (0..3)
         .map(|i| runtime.block_on(kafka::bare_consume(&brokers, &topic, &format!("{ns}.bare{i}"), events)))
         .collect();
+    let bare_used = cpu::Reading::now(cpu::own_seconds(), broker.pid()).since(&before_bare, 3 * events);
     bare.sort_by(f64::total_cmp);
     eprintln!("bare consumer: {:.0}, {:.0}, {:.0} records/s", bare[0], bare[1], bare[2]);
 
     // The service: the event consumer on the topic, the relay off (ESG's own events stay in the
     // outbox), HTTP on two workers.
+    let before_service = cpu::Reading::now(cpu::own_seconds(), broker.pid());
     let (tx, rx) = std::sync::mpsc::channel();
     let (app_db, app_brokers, app_ns, app_topic) = (database.clone(), brokers.clone(), ns.clone(), topic.clone());
     std::thread::spawn(move || {
@@ -179,11 +186,27 @@ fn main() {
     });
     let (port, keys) = rx.recv().unwrap();
     let service = runtime.block_on(applied_rate(&database, events, Duration::from_secs(1800)));
+    let service_used = cpu::Reading::now(cpu::own_seconds(), broker.pid()).since(&before_service, events);
     let median = bare[1];
     println!("{:<52} {:>10}", "", "per s");
     println!("{:<52} {:>10.0}", "completed rides applied to ESG projections", service);
     println!("{:<52} {:>10.0}", "bare rdkafka consumer, same topic (median of 3)", median);
     println!("ratio ESG projections / bare consumer: {:.3}", service / median);
+    // What each record cost the machine, by party: the process (the service with every domain,
+    // or the bare consumer), the broker and PostgreSQL; and the rate the cores would allow at the
+    // service's cost if nothing waited, against the bare consumer's measured rate.
+    println!(
+        "{:<38} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "CPU us per record", "process", "broker", "postgres", "total", "busy"
+    );
+    println!("{:<38} {}", "bare rdkafka consumer (3 reads)", bare_used.line());
+    println!("{:<38} {}", "service, applying to the projections", service_used.line());
+    println!(
+        "rate the {} cores allow at the service's cost: {:.0}/s, {:.3} of the bare consumer",
+        cpu::cores(),
+        service_used.ceiling(),
+        service_used.ceiling() / median
+    );
 
     // GET /esg/me for the riders in turn, against the bare handler.
     let tokens: Arc<Vec<String>> = Arc::new(

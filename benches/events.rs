@@ -38,6 +38,8 @@ use tokio_postgres::NoTls;
 
 #[path = "support/settings.rs"]
 mod bench_settings;
+#[path = "support/cpu.rs"]
+mod cpu;
 #[path = "support/broker.rs"]
 mod kafka;
 #[path = "support/load.rs"]
@@ -124,25 +126,6 @@ fn serve(role: &str) {
     });
 }
 
-/// CPU seconds (user and system) a process has used so far.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields.get(11..13).map(|f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum()).unwrap_or(0.0);
-    ticks / 100.0
-}
-
-/// CPU seconds used so far by every process named `name` (PostgreSQL's backends, say).
-fn cpu_seconds_of(name: &str) -> f64 {
-    let Ok(dir) = std::fs::read_dir("/proc") else { return 0.0 };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == name))
-        .map(cpu_seconds)
-        .sum()
-}
-
 /// CPU used by the service, the broker and PostgreSQL between two readings.
 struct Cpu {
     service: f64,
@@ -153,9 +136,9 @@ struct Cpu {
 impl Cpu {
     fn read(service: &Service, broker: &kafka::Broker) -> Self {
         Self {
-            service: cpu_seconds(service.child.id()),
-            broker: broker.pid().map(cpu_seconds).unwrap_or(0.0),
-            postgres: cpu_seconds_of("postgres"),
+            service: cpu::seconds(service.child.id()),
+            broker: broker.pid().map(cpu::seconds).unwrap_or(0.0),
+            postgres: cpu::seconds_of("postgres"),
         }
     }
 
