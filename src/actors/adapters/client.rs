@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{AdapterActor, CreateIntent, CreatePayout, GetEmissionsEstimate, GetRoute};
+use super::{AdapterActor, CreateIntent, CreatePayout, GetEmissionsEstimate, GetEmissionsEstimates, GetRoute};
 use crate::{
     actors::runtime::{ActorRef, AskError},
     adapters::{
@@ -49,6 +49,12 @@ impl EmissionsClient {
     /// The emissions of `request`'s distance, with their provenance.
     pub async fn estimate(&self, request: EstimateRequest) -> Result<Estimate, AdapterError> {
         self.actor.ask(GetEmissionsEstimate(request)).await.map_err(|e| unavailable(emissions::NAME, &e))?
+    }
+
+    /// The emissions of each of `requests`' distances, in their order, asked in one message;
+    /// the first failure otherwise.
+    pub async fn estimate_all(&self, requests: Vec<EstimateRequest>) -> Result<Vec<Estimate>, AdapterError> {
+        self.actor.ask(GetEmissionsEstimates(requests)).await.map_err(|e| unavailable(emissions::NAME, &e))?
     }
 }
 

@@ -30,6 +30,16 @@ impl Message for GetEmissionsEstimate {
     type Result = Result<Estimate, AdapterError>;
 }
 
+/// Estimate the emissions of several distances at once (emissions adapter), asked together:
+/// one message and one answer, the provider's calls made concurrently; all of them, or the
+/// first failure.
+#[derive(Debug, Clone)]
+pub struct GetEmissionsEstimates(pub Vec<EstimateRequest>);
+
+impl Message for GetEmissionsEstimates {
+    type Result = Result<Vec<Estimate>, AdapterError>;
+}
+
 /// Create a payment intent with the provider (payments adapter).
 #[derive(Debug, Clone)]
 pub struct CreateIntent(pub IntentRequest);

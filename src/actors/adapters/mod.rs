@@ -18,7 +18,7 @@ use std::{
 use chrono::Utc;
 
 pub use client::{EmissionsClient, PaymentsClient, RoutingClient};
-pub use messages::{CreateIntent, CreatePayout, GetEmissionsEstimate, GetRoute, ReportCircuit};
+pub use messages::{CreateIntent, CreatePayout, GetEmissionsEstimate, GetEmissionsEstimates, GetRoute, ReportCircuit};
 
 use crate::{
     actors::runtime::{
@@ -132,6 +132,17 @@ impl Handle<GetEmissionsEstimate> for AdapterActor<EmissionsAdapter> {
     ) -> Reply<Self, <GetEmissionsEstimate as actix::Message>::Result> {
         let adapter = self.adapter.clone();
         Reply::later(async move { adapter.estimate(&msg.0).await })
+    }
+}
+
+impl Handle<GetEmissionsEstimates> for AdapterActor<EmissionsAdapter> {
+    fn handle(
+        &mut self,
+        msg: GetEmissionsEstimates,
+        _: &mut Ctx<Self>,
+    ) -> Reply<Self, <GetEmissionsEstimates as actix::Message>::Result> {
+        let adapter = self.adapter.clone();
+        Reply::later(async move { futures::future::try_join_all(msg.0.iter().map(|r| adapter.estimate(r))).await })
     }
 }
 

@@ -12,12 +12,12 @@ use super::{Answer, EsgDomain, EsgFailure, EsgWriter, ForgetSubject, GetSubject,
 use crate::{
     actors::{adapters::EmissionsClient, runtime::ActorRef},
     adapters::{
-        emissions::EstimateRequest,
+        emissions::{self, EstimateRequest},
         esg::{
             Activity, Boards, Credit, EsgStore, FactorUsed, Month, Noted, Origin, Participation, Recorded, Signal,
             SubjectState, WalletRecord,
         },
-        external::Source,
+        external::{AdapterError, Source},
         privacy::Vault,
     },
     config::EsgSettings,
@@ -99,9 +99,83 @@ pub struct EsgClient {
     emissions: EmissionsClient,
     vault: Vault,
     pricing: Arc<Pricing>,
-    metrics: Metrics,
+    meters: Arc<Meters>,
     pub(super) store: EsgStore,
     pub(super) boards: Boards,
+}
+
+/// The client's metric handles, registered once: a lookup by name and labels for each activity
+/// would cost more than the increment.
+struct Meters {
+    lag: metrics::Gauge,
+    score: metrics::Histogram,
+    emitted: metrics::Counter,
+    avoided: metrics::Counter,
+    /// Activities priced, by the route of their factor ([`Source`] in order).
+    factors: [metrics::Counter; 4],
+    /// Activities of a type that emits nothing in use (no factor asked).
+    unpriced: metrics::Counter,
+    /// Activities and signals counted, by source and result.
+    activities: HashMap<(&'static str, &'static str), metrics::Counter>,
+}
+
+/// The (source, result) pairs activities and signals are counted by.
+const COUNTED: [(&str, &str); 12] = [
+    ("report", "recorded"),
+    ("report", "duplicate"),
+    ("report", "refused"),
+    ("ride", "recorded"),
+    ("ride", "duplicate"),
+    ("ride", "ignored"),
+    (PARTICIPATION, "recorded"),
+    (PARTICIPATION, "duplicate"),
+    (PARTICIPATION, "ignored"),
+    (WALLET, "recorded"),
+    (WALLET, "duplicate"),
+    (WALLET, "ignored"),
+];
+
+impl Meters {
+    fn new(metrics: &Metrics) -> Self {
+        metrics.with(|| {
+            let factor = |route: &'static str| metrics::counter!(telemetry::ESG_FACTORS_TOTAL, "route" => route);
+            let activities = COUNTED
+                .into_iter()
+                .map(|(source, result)| {
+                    let counter =
+                        metrics::counter!(telemetry::ESG_ACTIVITIES_TOTAL, "source" => source, "result" => result);
+                    ((source, result), counter)
+                })
+                .collect();
+            Self {
+                lag: metrics::gauge!(telemetry::ESG_PROJECTION_LAG_SECONDS),
+                score: metrics::histogram!(telemetry::ESG_SCORE),
+                emitted: metrics::counter!(telemetry::ESG_CO2E_GRAMS_TOTAL, "flow" => "emitted"),
+                avoided: metrics::counter!(telemetry::ESG_CO2E_GRAMS_TOTAL, "flow" => "avoided"),
+                factors: [Source::Provider, Source::Cache, Source::Simulator, Source::Fallback]
+                    .map(|source| factor(route_name(source))),
+                unpriced: factor("none"),
+                activities,
+            }
+        })
+    }
+
+    fn factor(&self, source: Source) -> &metrics::Counter {
+        let i = match source {
+            Source::Provider => 0,
+            Source::Cache => 1,
+            Source::Simulator => 2,
+            Source::Fallback => 3,
+        };
+        &self.factors[i]
+    }
+
+    fn count(&self, source: &'static str, result: &'static str) {
+        // Every pair this client counts is in `COUNTED`.
+        if let Some(counter) = self.activities.get(&(source, result)) {
+            counter.increment(1);
+        }
+    }
 }
 
 fn route_name(source: Source) -> &'static str {
@@ -124,7 +198,8 @@ impl EsgClient {
         metrics: Metrics,
         (store, boards): (EsgStore, Boards),
     ) -> Self {
-        Self { domain, writer, emissions, vault, pricing: Arc::new(pricing), metrics, store, boards }
+        let meters = Arc::new(Meters::new(&metrics));
+        Self { domain, writer, emissions, vault, pricing: Arc::new(pricing), meters, store, boards }
     }
 
     /// The domain actor.
@@ -138,29 +213,40 @@ impl EsgClient {
     }
 
     /// The footprint of `report` and the factor it was priced with: the type's factor and the
-    /// petrol car's, from the emissions adapter.
+    /// petrol car's, from the emissions adapter, asked together in one message.
     async fn price(&self, report: &Report) -> Answer<(Footprint, FactorUsed)> {
         let distance_km = f64::from(report.distance_m) / 1000.0;
-        let baseline = EstimateRequest { activity_id: self.pricing.baseline.clone(), distance_km };
-        let baseline = self.emissions.estimate(baseline).await?;
-        let (kg_per_km, factor) = match self.pricing.activities.get(&report.kind) {
+        let mut asked = vec![EstimateRequest { activity_id: self.pricing.baseline.clone(), distance_km }];
+        let with_factor = match self.pricing.activities.get(&report.kind) {
             Some(activity) if !report.kind.zero_in_use() => {
-                let asked = EstimateRequest { activity_id: activity.clone(), distance_km };
-                let e = self.emissions.estimate(asked).await?;
-                let route = route_name(e.provenance.source).to_owned();
-                (e.factor_kg_per_km, FactorUsed { source: e.factor_source, version: e.factor_version, route })
+                asked.push(EstimateRequest { activity_id: activity.clone(), distance_km });
+                true
             }
-            _ => (
-                0.0,
-                FactorUsed {
-                    source: "no emissions in use".into(),
-                    version: crate::domain::esg::METHOD_VERSION.into(),
-                    route: "none".into(),
-                },
-            ),
+            _ => false,
         };
-        self.metrics
-            .with(|| metrics::counter!(telemetry::ESG_FACTORS_TOTAL, "route" => factor.route.clone()).increment(1));
+        let estimates = self.emissions.estimate_all(asked).await?;
+        let (baseline, priced) = match (estimates.as_slice(), with_factor) {
+            ([baseline], false) => (baseline, None),
+            ([baseline, estimate], true) => (baseline, Some(estimate)),
+            _ => {
+                let asked = 1 + usize::from(with_factor);
+                let reason = format!("{} estimates answered for the {asked} asked", estimates.len());
+                return Err(AdapterError::Failed { adapter: emissions::NAME, reason }.into());
+            }
+        };
+        let (kg_per_km, factor) = match priced {
+            Some(e) => {
+                self.meters.factor(e.provenance.source).increment(1);
+                let route = route_name(e.provenance.source).to_owned();
+                let (source, version) = (e.factor_source.clone(), e.factor_version.clone());
+                (e.factor_kg_per_km, FactorUsed { source, version, route })
+            }
+            None => {
+                self.meters.unpriced.increment(1);
+                let version = crate::domain::esg::METHOD_VERSION.into();
+                (0.0, FactorUsed { source: "no emissions in use".into(), version, route: "none".into() })
+            }
+        };
         Ok((Footprint::of(report.kind, report.distance_m, kg_per_km, baseline.factor_kg_per_km), factor))
     }
 
@@ -180,11 +266,9 @@ impl EsgClient {
             // What the subject's actor read before is stale now; told before the caller is
             // answered, so that their next read sees what they recorded.
             self.domain.tell(ForgetSubject { subject: subject.to_owned() });
-            self.metrics.with(|| {
-                if let Some(score) = &state.score {
-                    metrics::histogram!(telemetry::ESG_SCORE).record(f64::from(score.total));
-                }
-            });
+            if let Some(score) = &state.score {
+                self.meters.score.record(f64::from(score.total));
+            }
             if let Some(standing) = standing {
                 self.rank(&index, standing).await;
             }
@@ -193,15 +277,11 @@ impl EsgClient {
     }
 
     fn count(&self, origin: Origin, result: &'static str, activity: Option<&Activity>) {
-        self.metrics.with(|| {
-            metrics::counter!(telemetry::ESG_ACTIVITIES_TOTAL, "source" => origin.as_str(), "result" => result)
-                .increment(1);
-            if let Some(a) = activity {
-                metrics::counter!(telemetry::ESG_CO2E_GRAMS_TOTAL, "flow" => "emitted").increment(a.footprint.co2e_g);
-                metrics::counter!(telemetry::ESG_CO2E_GRAMS_TOTAL, "flow" => "avoided")
-                    .increment(a.footprint.avoided_g);
-            }
-        });
+        self.meters.count(origin.as_str(), result);
+        if let Some(a) = activity {
+            self.meters.emitted.increment(a.footprint.co2e_g);
+            self.meters.avoided.increment(a.footprint.avoided_g);
+        }
     }
 
     /// Record `subject`'s own report of `distance_km` by `kind` on `date`. With `key`, a retry
@@ -261,7 +341,7 @@ impl EsgClient {
     /// Credit a completed ride to its rider.
     pub async fn credit_ride(&self, ride: &RideCompleted, request_id: Option<String>) -> Answer<Credited> {
         let lag = (Utc::now() - ride.completed_at).num_milliseconds().max(0) as f64 / 1000.0;
-        self.metrics.with(|| metrics::gauge!(telemetry::ESG_PROJECTION_LAG_SECONDS).set(lag));
+        self.meters.lag.set(lag);
         let subject = if ride.rider_sealed.is_empty() || ride.distance_m == 0 {
             None
         } else {
@@ -352,11 +432,9 @@ impl EsgClient {
         match self.writer.ask(Note(credit, signal)).await?? {
             Noted::New(state) => {
                 self.domain.tell(ForgetSubject { subject });
-                self.metrics.with(|| {
-                    if let Some(score) = &state.score {
-                        metrics::histogram!(telemetry::ESG_SCORE).record(f64::from(score.total));
-                    }
-                });
+                if let Some(score) = &state.score {
+                    self.meters.score.record(f64::from(score.total));
+                }
                 self.count_signal(source, "recorded");
                 Ok(Credited::Recorded)
             }
@@ -369,9 +447,7 @@ impl EsgClient {
 
     /// Count one signal from `source` with `result`.
     fn count_signal(&self, source: &'static str, result: &'static str) {
-        self.metrics.with(|| {
-            metrics::counter!(telemetry::ESG_ACTIVITIES_TOTAL, "source" => source, "result" => result).increment(1);
-        });
+        self.meters.count(source, result);
     }
 
     /// `subject`'s totals, latest score and the monthly aggregates of the last twelve months.
