@@ -2,6 +2,8 @@
 //! [`SocialClient`], which checks what owners write, seals and opens their personal fields,
 //! finds the profiles named, applies who may see what, and counts what changed.
 
+use std::{collections::HashMap, sync::Arc};
+
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -103,6 +105,50 @@ pub struct SocialClient {
     pub(super) links: (MobilityClient, EsgClient),
     /// The cached home timelines, and who is fanned out to.
     pub(super) feeds: Feeds,
+    /// The owners found without a profile, and when (see [`Absent`]).
+    pub(super) absent: Arc<Absent>,
+}
+
+/// The owners found without a profile, each with when that was asked. An activity of theirs
+/// that happened before then, less [`Absent::SKEW`] for the producers' clocks, happened while
+/// they had no profile, so there was nothing to share it on: it is not shared, without asking
+/// the store again. A backlog of rides of riders without a profile (most riders) costs one
+/// lookup per rider instead of one per ride. A profile written through this process forgets
+/// its owner here; one written through another replica is found by any activity that happened
+/// after it, whose time is past the remembered one.
+#[derive(Default)]
+pub struct Absent {
+    owners: parking_lot::Mutex<HashMap<BlindIndex, DateTime<Utc>>>,
+}
+
+impl Absent {
+    /// How far the clock of an event's producer may be behind this process's.
+    pub const SKEW: chrono::Duration = chrono::Duration::seconds(2);
+    /// Most owners remembered; beyond it, the oldest half is forgotten.
+    pub const MAX: usize = 100_000;
+
+    /// Whether `owner` was known to have no profile when something that happened `at` happened.
+    pub fn at(&self, owner: &BlindIndex, at: DateTime<Utc>) -> bool {
+        self.owners.lock().get(owner).is_some_and(|asked| at < *asked - Self::SKEW)
+    }
+
+    /// `owner` had no profile when asked at `asked`.
+    pub fn remember(&self, owner: BlindIndex, asked: DateTime<Utc>) {
+        let mut owners = self.owners.lock();
+        if owners.len() >= Self::MAX {
+            let mut times: Vec<DateTime<Utc>> = owners.values().copied().collect();
+            let (_, median, _) = times.select_nth_unstable(owners.len() / 2);
+            let median = *median;
+            owners.retain(|_, t| *t > median);
+        }
+        let at = owners.entry(owner).or_insert(asked);
+        *at = (*at).max(asked);
+    }
+
+    /// `owner` has a profile now.
+    pub fn forget(&self, owner: &BlindIndex) {
+        self.owners.lock().remove(owner);
+    }
 }
 
 /// The cached home timelines and fan-out on write.
@@ -150,7 +196,7 @@ impl SocialClient {
         links: (MobilityClient, EsgClient),
         feeds: Feeds,
     ) -> Self {
-        Self { domain, vault, metrics, links, feeds }
+        Self { domain, vault, metrics, links, feeds, absent: Arc::default() }
     }
 
     /// Drop the cached timelines of `readers` (what they follow changed): rebuilt when next read.
@@ -221,6 +267,7 @@ impl SocialClient {
             sharing: input.sharing,
         };
         let written = self.domain.ask(PutProfile { owner, draft: sealed, act: act(request_id) }).await??;
+        self.absent.forget(&owner);
         if !written.accepted.is_empty() {
             self.forget_timelines(&written.accepted).await;
         }
@@ -444,5 +491,51 @@ impl SocialClient {
             self.forget_timelines(&[profile.id]).await;
         }
         Ok(erased)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owner(n: u8) -> BlindIndex {
+        BlindIndex([n; 32])
+    }
+
+    #[test]
+    fn an_owner_found_without_a_profile_answers_for_what_happened_before_then_less_the_skew() {
+        let absent = Absent::default();
+        let asked = Utc::now();
+        absent.remember(owner(1), asked);
+        assert!(absent.at(&owner(1), asked - Absent::SKEW - chrono::Duration::seconds(1)));
+        // Within the producers' clock skew of the question, or after it: asked again.
+        assert!(!absent.at(&owner(1), asked - Absent::SKEW + chrono::Duration::seconds(1)));
+        assert!(!absent.at(&owner(1), asked + chrono::Duration::seconds(1)));
+        assert!(!absent.at(&owner(2), asked - chrono::Duration::days(1)));
+        // A later answer moves the time on; an earlier one does not move it back.
+        absent.remember(owner(1), asked + chrono::Duration::minutes(1));
+        absent.remember(owner(1), asked - chrono::Duration::minutes(1));
+        assert!(absent.at(&owner(1), asked + chrono::Duration::seconds(30)));
+        // A profile written here: asked again, whenever the activity happened.
+        absent.forget(&owner(1));
+        assert!(!absent.at(&owner(1), asked - chrono::Duration::days(1)));
+    }
+
+    #[test]
+    fn beyond_its_bound_the_oldest_half_is_forgotten() {
+        let absent = Absent::default();
+        let start = Utc::now() - chrono::Duration::days(1);
+        for i in 0..Absent::MAX {
+            let mut index = [0u8; 32];
+            index[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            absent.remember(BlindIndex(index), start + chrono::Duration::seconds(i as i64));
+        }
+        absent.remember(owner(255), Utc::now());
+        let kept = absent.owners.lock().len();
+        assert!(kept <= Absent::MAX / 2 + 1, "{kept} kept");
+        assert!(absent.at(&owner(255), Utc::now() - chrono::Duration::hours(1)));
+        let mut oldest = [0u8; 32];
+        oldest[..8].copy_from_slice(&0u64.to_le_bytes());
+        assert!(!absent.at(&BlindIndex(oldest), start - chrono::Duration::hours(1)));
     }
 }

@@ -12,8 +12,8 @@ use super::{
     client::{act, ProfileView},
     messages::{
         AddComment, CreateActivityPost, CreatePost, DeleteComment, DeletePost, EditPost, GetComment, GetFollowerIds,
-        GetHome, GetHomeRelations, GetPost, GetPostsByIds, GetProfileById, GetReactions, GetRelation, GetUnfanned,
-        ListComments, ListPosts, React, Unreact,
+        GetHome, GetHomeRelations, GetPost, GetPostsByIds, GetProfile, GetProfileById, GetReactions, GetRelation,
+        GetUnfanned, ListComments, ListPosts, Lookup, React, Unreact,
     },
     Answer, SocialClient,
 };
@@ -202,7 +202,15 @@ impl SocialClient {
             Personal::Value(subject) => subject,
             Personal::Erased => return Ok(Posted::NotShared),
         };
-        let Some(me) = self.own(&subject).await? else { return Ok(Posted::NotShared) };
+        let owner = self.vault.subject_index(&subject);
+        if self.absent.at(&owner, activity.at) {
+            return Ok(Posted::NotShared);
+        }
+        let asked = Utc::now();
+        let Some(me) = self.domain.ask(GetProfile { by: Lookup::Owner(owner) }).await?? else {
+            self.absent.remember(owner, asked);
+            return Ok(Posted::NotShared);
+        };
         if !activity.kind.shared(me.sharing) {
             return Ok(Posted::NotShared);
         }
