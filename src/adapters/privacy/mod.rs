@@ -129,8 +129,38 @@ pub struct Vault {
     masters: Arc<MasterKeys>,
     index: Arc<BlindIndexKey>,
     cache: Arc<Mutex<Cache>>,
+    /// The store lookups in flight, by what they look up: callers missing the cache for the same
+    /// key wait for one lookup and then find it cached, instead of each reading the store (a
+    /// backlog of one subject's events, opened concurrently, read their key once).
+    lookups: Arc<Mutex<HashMap<Lookup, Arc<tokio::sync::Mutex<()>>>>>,
     ttl: Duration,
     max: usize,
+}
+
+/// What a store lookup is for: a key by its id, or a subject's key by their blind index.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Lookup {
+    Id(String),
+    Subject(BlindIndex),
+}
+
+/// One caller's turn at a lookup; the last to leave takes the lookup off the map.
+struct Turn<'a> {
+    lookups: &'a Mutex<HashMap<Lookup, Arc<tokio::sync::Mutex<()>>>>,
+    what: Lookup,
+    gate: Arc<tokio::sync::Mutex<()>>,
+    held: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.held.take();
+        let mut lookups = self.lookups.lock();
+        // The map's and this one: nobody else holds or waits for it.
+        if Arc::strong_count(&self.gate) <= 2 {
+            lookups.remove(&self.what);
+        }
+    }
 }
 
 impl Vault {
@@ -141,6 +171,7 @@ impl Vault {
             masters: Arc::new(master_keys(settings)),
             index: Arc::new(BlindIndexKey::new(settings.blind_index_secret().as_bytes())),
             cache: Arc::default(),
+            lookups: Arc::default(),
             ttl: settings.key_cache_ttl(),
             max: settings.key_cache_max,
         }
@@ -189,6 +220,25 @@ impl Vault {
         }
     }
 
+    /// Wait for the lookup of `what` in flight, if any, and take this caller's turn at it.
+    async fn turn(&self, what: Lookup) -> Turn<'_> {
+        let gate = self.lookups.lock().entry(what.clone()).or_default().clone();
+        let held = Some(gate.clone().lock_owned().await);
+        Turn { lookups: &self.lookups, what, gate, held }
+    }
+
+    /// The key of the subject of `index` if cached and fresh.
+    fn cached_for(&self, index: &BlindIndex) -> Option<SubjectKey> {
+        let known = {
+            let cache = self.cache.lock();
+            cache.by_subject.get(index).filter(|(_, at)| at.elapsed() < self.ttl).map(|(id, _)| id.clone())
+        };
+        match known.and_then(|id| self.cached(&id)) {
+            Some(Cached::Key(key)) => Some(key),
+            _ => None,
+        }
+    }
+
     fn cached(&self, key_id: &str) -> Option<Cached> {
         let cache = self.cache.lock();
         let (entry, at) = cache.by_id.get(key_id)?;
@@ -231,11 +281,12 @@ impl Vault {
 
     /// The key kept under `index`, made now if there is none.
     pub async fn key_for(&self, index: BlindIndex) -> Result<SubjectKey, VaultError> {
-        let known = {
-            let cache = self.cache.lock();
-            cache.by_subject.get(&index).filter(|(_, at)| at.elapsed() < self.ttl).map(|(id, _)| id.clone())
-        };
-        if let Some(Cached::Key(key)) = known.and_then(|id| self.cached(&id)) {
+        if let Some(key) = self.cached_for(&index) {
+            return Ok(key);
+        }
+        let _turn = self.turn(Lookup::Subject(index)).await;
+        // Found by the lookup this caller waited for.
+        if let Some(key) = self.cached_for(&index) {
             return Ok(key);
         }
         let stored = match self.store.by_subject(&index).await? {
@@ -259,6 +310,13 @@ impl Vault {
 
     /// The key `key_id`; `None` once its subject was erased.
     pub async fn key(&self, key_id: &str) -> Result<Option<SubjectKey>, VaultError> {
+        match self.cached(key_id) {
+            Some(Cached::Key(key)) => return Ok(Some(key)),
+            Some(Cached::Erased) => return Ok(None),
+            None => {}
+        }
+        let _turn = self.turn(Lookup::Id(key_id.to_owned())).await;
+        // Found (or found erased) by the lookup this caller waited for.
         match self.cached(key_id) {
             Some(Cached::Key(key)) => return Ok(Some(key)),
             Some(Cached::Erased) => return Ok(None),
@@ -377,6 +435,24 @@ mod tests {
         // The subject comes back: a new key, the old fields stay erased.
         assert_ne!(vault.key_of("alice").await.unwrap().id(), sealed.key_id());
         assert_eq!(vault.open(&sealed, place).await.unwrap(), Personal::Erased);
+    }
+
+    #[tokio::test]
+    async fn concurrent_callers_missing_the_cache_all_get_the_key_and_leave_no_lookup_behind() {
+        let store = KeyStore::memory();
+        let place = Place::new("wallets.owner", "w-1");
+        let sealed = Vault::new(store.clone(), &settings(A, None)).seal("alice", place, "alice").await.unwrap();
+        // Another replica's vault, its cache cold: many opens and seals of one subject at once.
+        let cold = Vault::new(store, &settings(A, None));
+        let opens = (0..32).map(|_| cold.open(&sealed, place));
+        for opened in futures::future::join_all(opens).await {
+            assert_eq!(opened.unwrap(), Personal::Value("alice".into()));
+        }
+        let keys = (0..32).map(|_| cold.key_of("alice"));
+        for key in futures::future::join_all(keys).await {
+            assert_eq!(key.unwrap().id(), sealed.key_id());
+        }
+        assert!(cold.lookups.lock().is_empty());
     }
 
     #[tokio::test]
