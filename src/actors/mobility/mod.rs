@@ -158,7 +158,7 @@ pub struct MobilityDomain {
     policy: EntityPolicy,
     kind: EntityKind,
     drivers: Option<Entities<String, DriverActor>>,
-    ride_deps: rides::RideDeps,
+    ride_deps: std::sync::Arc<rides::RideDeps>,
     ride_kind: EntityKind,
     rides: Option<Entities<Uuid, RideActor>>,
     dispatcher: dispatcher::DispatcherRef,
@@ -207,7 +207,7 @@ impl Parts {
 impl MobilityDomain {
     /// A domain actor from `parts`.
     pub fn new(parts: Parts) -> Self {
-        let ride_deps = parts.ride_deps();
+        let ride_deps = std::sync::Arc::new(parts.ride_deps());
         Self {
             ride_deps,
             ride_kind: parts.rides,

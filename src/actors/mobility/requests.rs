@@ -2,8 +2,6 @@
 //! rider's wallet first), reads of one ride or a page of them, and the actions routed to the
 //! ride's entity actor.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -86,10 +84,11 @@ impl actix::Message for ListRides {
 
 impl MobilityDomain {
     pub(super) fn rides(&mut self) -> &mut Entities<Uuid, RideActor> {
-        let deps = Arc::new(self.ride_deps.clone());
-        let (kind, policy) = (self.ride_kind.clone(), self.policy.clone());
-        self.rides
-            .get_or_insert_with(|| Entities::new(kind, policy, move |id: &Uuid| RideActor::new(*id, deps.clone())))
+        let (deps, kind, policy) = (&self.ride_deps, &self.ride_kind, &self.policy);
+        self.rides.get_or_insert_with(|| {
+            let deps = deps.clone();
+            Entities::new(kind.clone(), policy.clone(), move |id: &Uuid| RideActor::new(*id, deps.clone()))
+        })
     }
 }
 
