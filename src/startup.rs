@@ -516,9 +516,9 @@ fn spawn_esg(
         EntityPolicy { idle: settings.esg.entity_idle(), max_live: settings.esg.max_live_entities, threads: 0 };
     let kind = supervision.entity_kind(esg::subject::KIND)?;
     let owned = kind.clone();
-    let (domain_store, domain_metrics) = (store.clone(), metrics.clone());
+    let domain_store = store.clone();
     let domain = supervision.spawn(ActorSpec::new(esg::NAME, ActorKind::Domain, true), move || {
-        EsgDomain::new(domain_store.clone(), domain_metrics.clone(), policy.clone(), kind.clone())
+        EsgDomain::new(domain_store.clone(), policy.clone(), kind.clone())
     })?;
     supervision.own_entities(&owned, &domain);
     let (writer_store, writer_metrics) = (store.clone(), metrics.clone());

@@ -25,7 +25,6 @@ use crate::{
         Ctx, Entities, EntityFaultError, EntityKind, EntityPolicy, Handle, InjectEntityFault, Managed, Reply,
     },
     adapters::esg::{Activity, EsgStore},
-    telemetry::{self, Metrics},
 };
 
 /// Registered name of the ESG domain actor.
@@ -34,7 +33,6 @@ pub const NAME: &str = "esg";
 /// The ESG domain actor.
 pub struct EsgDomain {
     store: EsgStore,
-    metrics: Metrics,
     policy: EntityPolicy,
     kind: EntityKind,
     subjects: Option<Entities<String, SubjectActor>>,
@@ -42,8 +40,8 @@ pub struct EsgDomain {
 
 impl EsgDomain {
     /// A domain actor over `store`, keeping its subjects' actors as `policy` says.
-    pub fn new(store: EsgStore, metrics: Metrics, policy: EntityPolicy, kind: EntityKind) -> Self {
-        Self { store, metrics, policy, kind, subjects: None }
+    pub fn new(store: EsgStore, policy: EntityPolicy, kind: EntityKind) -> Self {
+        Self { store, policy, kind, subjects: None }
     }
 
     fn subjects(&mut self) -> &mut Entities<String, SubjectActor> {
@@ -56,28 +54,7 @@ impl EsgDomain {
 
 impl Managed for EsgDomain {
     fn started(&mut self, ctx: &mut Ctx<Self>) {
-        // Every series starts at 0, so that a rate over it is defined before the first event.
-        self.metrics.with(|| {
-            let results = [("report", "recorded"), ("report", "duplicate"), ("report", "refused")].into_iter().chain([
-                ("ride", "recorded"),
-                ("ride", "duplicate"),
-                ("ride", "ignored"),
-                ("participation", "recorded"),
-                ("participation", "duplicate"),
-                ("participation", "ignored"),
-            ]);
-            for (source, result) in results {
-                metrics::counter!(telemetry::ESG_ACTIVITIES_TOTAL, "source" => source, "result" => result).absolute(0);
-            }
-            for flow in ["emitted", "avoided"] {
-                metrics::counter!(telemetry::ESG_CO2E_GRAMS_TOTAL, "flow" => flow).absolute(0);
-            }
-            for route in ["provider", "cache", "simulator", "fallback", "none"] {
-                metrics::counter!(telemetry::ESG_FACTORS_TOTAL, "route" => route).absolute(0);
-            }
-            metrics::gauge!(telemetry::ESG_PROJECTION_LAG_SECONDS).set(0.0);
-            let _ = metrics::histogram!(telemetry::ESG_SCORE);
-        });
+        // ESG's series are registered, at 0, by the client (`client::Meters`) when it is built.
         let every = (self.policy.idle / 4).max(Duration::from_secs(1));
         actix::AsyncContext::run_interval(ctx, every, |host, _| {
             if let Some(subjects) = host.actor().subjects.as_mut() {
